@@ -1,0 +1,81 @@
+//! Read-only memory maps of feed files — the only place the crate maps memory.
+//!
+//! The decoder casts message structs straight over these bytes, so how the mapping is prepared
+//! decides the cost of a cold walk: [`MapOptions::populate`] pre-faults every page
+//! (`MAP_POPULATE`), [`MapOptions::sequential`] asks for aggressive read-ahead
+//! (`MADV_SEQUENTIAL` + `MADV_WILLNEED`), and [`MapOptions::huge_pages`] asks for transparent huge
+//! pages (`MADV_HUGEPAGE`; honoured by Linux only where file THP is enabled, a hint otherwise).
+
+use memmap2::{Advice, Mmap, MmapOptions};
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// How to prepare a mapping.
+#[derive(Clone, Copy, Debug)]
+pub struct MapOptions {
+    /// Pre-fault all pages at map time (`MAP_POPULATE`).
+    pub populate: bool,
+    /// `MADV_SEQUENTIAL` and `MADV_WILLNEED`.
+    pub sequential: bool,
+    /// `MADV_HUGEPAGE` (best effort).
+    pub huge_pages: bool,
+}
+
+impl Default for MapOptions {
+    fn default() -> Self {
+        MapOptions { populate: true, sequential: true, huge_pages: false }
+    }
+}
+
+/// A read-only file mapping; an empty file maps to an empty slice.
+#[derive(Debug)]
+pub struct MappedFile {
+    map: Option<Mmap>,
+    path: PathBuf,
+}
+
+impl MappedFile {
+    /// Maps `path` read-only.
+    ///
+    /// The file must not be modified or truncated while mapped: the bytes would change under the
+    /// decoder, and reading a page past a truncation raises `SIGBUS`. Feed captures are written
+    /// once and then only read, which is what this type assumes.
+    ///
+    /// # Errors
+    /// Any I/O error from opening or mapping the file.
+    pub fn open(path: &Path, opts: MapOptions) -> io::Result<MappedFile> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        if len == 0 {
+            return Ok(MappedFile { map: None, path: path.to_path_buf() });
+        }
+        let mut mo = MmapOptions::new();
+        if opts.populate {
+            mo.populate();
+        }
+        // SAFETY: the mapping is read-only and the documented contract of `open` is that the file
+        // is not modified while mapped (a truncation would raise SIGBUS, not undefined reads).
+        let map = unsafe { mo.map(&file)? };
+        if opts.sequential {
+            // Advice is a hint: failure to apply it changes speed, never results.
+            let _ = map.advise(Advice::Sequential);
+            let _ = map.advise(Advice::WillNeed);
+        }
+        if opts.huge_pages {
+            #[cfg(target_os = "linux")]
+            let _ = map.advise(Advice::HugePage);
+        }
+        Ok(MappedFile { map: Some(map), path: path.to_path_buf() })
+    }
+
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+
+    /// The path that was mapped.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
