@@ -11,6 +11,7 @@
 //! segments themselves. When the arena has no segment to give, the caller gets `None` and counts a
 //! level-capacity overflow — the arena never grows.
 
+use crate::mem::HugeArray;
 use bytemuck::{Pod, Zeroable};
 
 /// Slots in a ladder's first segment.
@@ -82,7 +83,7 @@ pub enum Slot {
 /// The arena all ladders live in.
 #[derive(Debug)]
 pub struct LevelArena {
-    levels: Box<[Level]>,
+    levels: HugeArray<Level>,
     top: usize,
     free: [u32; CLASSES],
 }
@@ -91,7 +92,7 @@ impl LevelArena {
     /// An arena of `capacity` level slots.
     pub fn new(capacity: usize) -> LevelArena {
         LevelArena {
-            levels: bytemuck::allocation::zeroed_slice_box(capacity.clamp(MIN_LADDER, u32::MAX as usize - 1)),
+            levels: HugeArray::zeroed(capacity.clamp(MIN_LADDER, u32::MAX as usize - 1)),
             top: 0,
             free: [NONE; CLASSES],
         }
@@ -117,6 +118,17 @@ impl LevelArena {
     #[inline(always)]
     pub fn best(&self, l: &Ladder) -> Option<&Level> {
         self.levels(l).last()
+    }
+
+    /// Hints the cache lines holding the ladder's touch (its best four levels, where most of a
+    /// real feed's changes land) toward the CPU.
+    #[inline(always)]
+    pub fn prefetch_touch(&self, l: &Ladder) {
+        let end = (l.start + l.len) as usize;
+        let base = self.levels.as_ptr();
+        // The best level and the three below it: one line, or two when they straddle a boundary.
+        crate::feed::frame::prefetch(base.wrapping_add(end.saturating_sub(1)) as *const u8);
+        crate::feed::frame::prefetch(base.wrapping_add(end.saturating_sub(4)) as *const u8);
     }
 
     /// Mutable level at an arena index from [`Slot::Found`].

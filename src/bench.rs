@@ -1,0 +1,289 @@
+//! Whole-file measurement kernels, shared by `tickwatch bench` and `benches/` (criterion).
+//!
+//! Four walks over the same mapped bytes, from the memory-bound floor up:
+//! [`naive_walk`] follows only the length prefixes; [`prefetch_walk`] does the same with a software
+//! prefetch ahead of the cursor; [`decode_fold`] decodes every message and folds **every field** into
+//! a checksum (so the compiler cannot skip any read); [`decode_book`] decodes and applies each
+//! message to the full-depth books. [`par_decode_fold`] splits the file across cores with the
+//! proven resynchronisation of [`split`](crate::feed::split). [`decode_book_latency`] times each
+//! message's decode + book update with the TSC and records it in an HdrHistogram.
+
+use crate::book::Books;
+use crate::feed::frame::{prefetch, PREFETCH_DISTANCE};
+use crate::feed::split::par_walk;
+use crate::feed::Frames;
+use crate::inspect::InspectError;
+use crate::itch::{decode, DecodeErrorKind, Message};
+use hdrhistogram::Histogram;
+
+/// Messages seen and a checksum of what was read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Walked {
+    /// Messages walked.
+    pub messages: u64,
+    /// Fold of what was read (compare across walks of the same kind only).
+    pub checksum: u64,
+}
+
+/// Follows the length prefixes only: the serial floor every decoder pays.
+pub fn naive_walk(buf: &[u8]) -> Walked {
+    let mut pos = 0usize;
+    let mut w = Walked::default();
+    while let Some(p) = buf.get(pos..pos + 2) {
+        let len = u16::from_be_bytes([p[0], p[1]]) as usize;
+        pos += 2 + len;
+        if pos > buf.len() {
+            break;
+        }
+        w.messages += 1;
+        w.checksum = w.checksum.wrapping_add(len as u64);
+    }
+    w
+}
+
+/// [`naive_walk`] with a software prefetch [`PREFETCH_DISTANCE`] bytes ahead.
+pub fn prefetch_walk(buf: &[u8]) -> Walked {
+    let mut pos = 0usize;
+    let mut w = Walked::default();
+    while let Some(p) = buf.get(pos..pos + 2) {
+        let len = u16::from_be_bytes([p[0], p[1]]) as usize;
+        prefetch(buf.as_ptr().wrapping_add(pos + PREFETCH_DISTANCE));
+        pos += 2 + len;
+        if pos > buf.len() {
+            break;
+        }
+        w.messages += 1;
+        w.checksum = w.checksum.wrapping_add(len as u64);
+    }
+    w
+}
+
+#[inline(always)]
+fn mix(acc: u64, v: u64) -> u64 {
+    acc.rotate_left(5) ^ v
+}
+
+/// Folds every field of a message into one value.
+#[inline(always)]
+pub fn fold(m: &Message<'_>) -> u64 {
+    let h = m.header();
+    let mut a = mix(h.msg_type as u64, h.stock_locate.get() as u64);
+    a = mix(a, h.tracking_number.get() as u64);
+    a = mix(a, h.timestamp.get());
+    let s = |x: &[u8; 8]| u64::from_ne_bytes(*x);
+    let m4 = |x: &[u8; 4]| u32::from_ne_bytes(*x) as u64;
+    match *m {
+        Message::SystemEvent(x) => mix(a, x.event_code as u64),
+        Message::StockDirectory(x) => {
+            let mut a = mix(a, s(&x.stock));
+            a = mix(a, x.market_category as u64 ^ (x.financial_status as u64) << 8);
+            a = mix(a, x.round_lot_size.get() as u64);
+            a = mix(a, (x.round_lots_only as u64) ^ (x.issue_classification as u64) << 8);
+            a = mix(a, u16::from_ne_bytes(x.issue_subtype) as u64);
+            a = mix(a, x.authenticity as u64 ^ (x.short_sale_threshold as u64) << 8 ^ (x.ipo_flag as u64) << 16);
+            a = mix(a, x.luld_tier as u64 ^ (x.etp_flag as u64) << 8);
+            a = mix(a, x.etp_leverage_factor.get() as u64);
+            mix(a, x.inverse_indicator as u64)
+        }
+        Message::StockTradingAction(x) => {
+            mix(mix(mix(a, s(&x.stock)), x.trading_state as u64 ^ (x.reserved as u64) << 8), m4(&x.reason))
+        }
+        Message::RegShoRestriction(x) => mix(mix(a, s(&x.stock)), x.reg_sho_action as u64),
+        Message::MarketParticipantPosition(x) => mix(
+            mix(mix(a, m4(&x.mpid)), s(&x.stock)),
+            x.primary_market_maker as u64 ^ (x.market_maker_mode as u64) << 8 ^ (x.market_participant_state as u64) << 16,
+        ),
+        Message::MwcbDeclineLevel(x) => mix(mix(mix(a, x.level1.get()), x.level2.get()), x.level3.get()),
+        Message::MwcbStatus(x) => mix(a, x.breached_level as u64),
+        Message::IpoQuotingPeriod(x) => mix(
+            mix(mix(a, s(&x.stock)), x.ipo_quotation_release_time.get() as u64),
+            x.ipo_quotation_release_qualifier as u64 ^ (x.ipo_price.get() as u64) << 8,
+        ),
+        Message::LuldAuctionCollar(x) => {
+            let a = mix(mix(a, s(&x.stock)), x.auction_collar_reference_price.get() as u64);
+            let a = mix(mix(a, x.upper_auction_collar_price.get() as u64), x.lower_auction_collar_price.get() as u64);
+            mix(a, x.auction_collar_extension.get() as u64)
+        }
+        Message::OperationalHalt(x) => {
+            mix(mix(a, s(&x.stock)), x.market_code as u64 ^ (x.operational_halt_action as u64) << 8)
+        }
+        Message::AddOrder(x) => {
+            let a = mix(mix(a, x.order_ref.get()), x.side as u64 ^ (x.shares.get() as u64) << 8);
+            mix(mix(a, s(&x.stock)), x.price.get() as u64)
+        }
+        Message::AddOrderMpid(x) => {
+            let a = mix(mix(a, x.order_ref.get()), x.side as u64 ^ (x.shares.get() as u64) << 8);
+            mix(mix(mix(a, s(&x.stock)), x.price.get() as u64), m4(&x.attribution))
+        }
+        Message::OrderExecuted(x) => {
+            mix(mix(mix(a, x.order_ref.get()), x.executed_shares.get() as u64), x.match_number.get())
+        }
+        Message::OrderExecutedWithPrice(x) => {
+            let a = mix(mix(mix(a, x.order_ref.get()), x.executed_shares.get() as u64), x.match_number.get());
+            mix(a, x.printable as u64 ^ (x.execution_price.get() as u64) << 8)
+        }
+        Message::OrderCancel(x) => mix(mix(a, x.order_ref.get()), x.cancelled_shares.get() as u64),
+        Message::OrderDelete(x) => mix(a, x.order_ref.get()),
+        Message::OrderReplace(x) => {
+            let a = mix(mix(a, x.original_order_ref.get()), x.new_order_ref.get());
+            mix(mix(a, x.shares.get() as u64), x.price.get() as u64)
+        }
+        Message::Trade(x) => {
+            let a = mix(mix(a, x.order_ref.get()), x.side as u64 ^ (x.shares.get() as u64) << 8);
+            mix(mix(mix(a, s(&x.stock)), x.price.get() as u64), x.match_number.get())
+        }
+        Message::CrossTrade(x) => {
+            let a = mix(mix(mix(a, x.shares.get()), s(&x.stock)), x.cross_price.get() as u64);
+            mix(mix(a, x.match_number.get()), x.cross_type as u64)
+        }
+        Message::BrokenTrade(x) => mix(a, x.match_number.get()),
+        Message::Noii(x) => {
+            let a = mix(mix(mix(a, x.paired_shares.get()), x.imbalance_shares.get()), x.imbalance_direction as u64);
+            let a = mix(mix(mix(a, s(&x.stock)), x.far_price.get() as u64), x.near_price.get() as u64);
+            mix(
+                mix(a, x.current_reference_price.get() as u64),
+                x.cross_type as u64 ^ (x.price_variation_indicator as u64) << 8,
+            )
+        }
+        Message::RetailInterest(x) => mix(mix(a, s(&x.stock)), x.interest_flag as u64),
+        Message::DirectListingCapitalRaise(x) => {
+            let a = mix(mix(a, s(&x.stock)), x.open_eligibility_status as u64);
+            let a = mix(mix(a, x.minimum_allowable_price.get() as u64), x.maximum_allowable_price.get() as u64);
+            let a = mix(mix(a, x.near_execution_price.get() as u64), x.near_execution_time.get());
+            mix(mix(a, x.lower_price_range_collar.get() as u64), x.upper_price_range_collar.get() as u64)
+        }
+    }
+}
+
+/// Decodes every message and folds every field; unknown types are counted in `checksum`'s stead
+/// by being skipped (they are not messages).
+///
+/// # Errors
+/// Framing errors and bad lengths, with their offsets.
+pub fn decode_fold(buf: &[u8]) -> Result<Walked, InspectError> {
+    let mut w = Walked::default();
+    fold_frames(&mut w, Frames::new(buf))?;
+    Ok(w)
+}
+
+#[inline(always)]
+fn fold_frames(w: &mut Walked, frames: Frames<'_>) -> Result<(), InspectError> {
+    for f in frames {
+        let f = f?;
+        fold_one(w, f.body, f.offset)?;
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn fold_one(w: &mut Walked, body: &[u8], offset: u64) -> Result<(), InspectError> {
+    match decode(body, offset) {
+        Ok(m) => {
+            w.messages += 1;
+            w.checksum = w.checksum.wrapping_add(fold(&m));
+            Ok(())
+        }
+        Err(e) if matches!(e.kind, DecodeErrorKind::UnknownType(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+
+/// [`decode_fold`] on `threads` threads; the checksum is the sum of the chunks' (a wrapping sum, so
+/// it equals the serial one).
+///
+/// # Errors
+/// As [`decode_fold`].
+pub fn par_decode_fold(buf: &[u8], threads: usize) -> Result<Walked, InspectError> {
+    let (parts, _) = par_walk(buf, threads, Walked::default, |w: &mut Walked, f| fold_one(w, f.body, f.offset))?;
+    Ok(parts.iter().fold(Walked::default(), |a, p| Walked {
+        messages: a.messages + p.messages,
+        checksum: a.checksum.wrapping_add(p.checksum),
+    }))
+}
+
+/// Decodes every message and applies it to `books` (the pipelined [`replay`](crate::replay)).
+///
+/// # Errors
+/// As [`decode_fold`].
+pub fn decode_book(buf: &[u8], books: &mut Books) -> Result<u64, InspectError> {
+    Ok(crate::replay::replay(buf, books, None, false)?.messages)
+}
+
+/// Decodes every message and applies it to `books` one at a time, with no look-ahead prefetch:
+/// what a live feed handler that has only the current message in hand pays.
+///
+/// # Errors
+/// As [`decode_fold`].
+pub fn decode_book_unpipelined(buf: &[u8], books: &mut Books) -> Result<u64, InspectError> {
+    let mut n = 0;
+    for f in Frames::new(buf) {
+        let f = f?;
+        match decode(f.body, f.offset) {
+            Ok(m) => {
+                books.apply(&m);
+                n += 1;
+            }
+            Err(e) if matches!(e.kind, DecodeErrorKind::UnknownType(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(n)
+}
+
+/// Reads the CPU's time-stamp counter (x86_64), or a monotonic nanosecond clock elsewhere.
+#[inline(always)]
+pub fn ticks() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: RDTSC is available on every x86_64 CPU and has no memory effects.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        use std::sync::OnceLock;
+        static START: OnceLock<std::time::Instant> = OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+    }
+}
+
+/// Ticks per nanosecond, measured against the OS clock over `ms` milliseconds.
+pub fn ticks_per_ns(ms: u64) -> f64 {
+    let t0 = std::time::Instant::now();
+    let c0 = ticks();
+    while t0.elapsed().as_millis() < ms as u128 {
+        std::hint::spin_loop();
+    }
+    let c1 = ticks();
+    (c1 - c0) as f64 / t0.elapsed().as_nanos() as f64
+}
+
+/// Per-message decode + book latency, in TSC ticks, into `hist` (preallocated by the caller with
+/// bounds; values past its top are saturated). Returns messages applied. The timer's own cost is in
+/// every sample: measure it with [`timer_overhead`] and report both.
+///
+/// # Errors
+/// As [`decode_fold`].
+pub fn decode_book_latency(buf: &[u8], books: &mut Books, hist: &mut Histogram<u64>) -> Result<u64, InspectError> {
+    let mut r = crate::replay::ReplayReport::default();
+    let mut t0 = ticks();
+    crate::replay::for_each_message(buf, books, false, &mut r, |books, m, _| {
+        books.apply(m);
+        // One timestamp per message: the interval covers this message's framing, look-ahead
+        // decode + prefetch, decode and book update.
+        let t1 = ticks();
+        hist.saturating_record(t1.wrapping_sub(t0));
+        t0 = t1;
+        true
+    })?;
+    Ok(r.messages)
+}
+
+/// The cost of a back-to-back pair of [`ticks`] reads, recorded `n` times into `hist`.
+pub fn timer_overhead(hist: &mut Histogram<u64>, n: usize) {
+    for _ in 0..n {
+        let t0 = ticks();
+        let t1 = ticks();
+        hist.saturating_record(t1.wrapping_sub(t0));
+    }
+}

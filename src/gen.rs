@@ -1,0 +1,631 @@
+//! Deterministic synthetic ITCH 5.0 feeds: a whole trading day, consistent with a real book.
+//!
+//! The generator keeps its own record of every live order (a slab, with per-stock per-side lists
+//! and a list of all live orders for uniform picks), so every delete, cancel, execution and replace
+//! it writes names a live order with enough shares, prices never cross the other side's best, and
+//! timestamps never go backwards. A pre-open session (04:00-09:30) builds the book up to
+//! `live_orders` with mostly adds (at most 40 % of the file), as resting orders accumulate before a
+//! real open. Continuous trading (09:30-16:00) then follows the mix of a NASDAQ day: ≈45 % adds (≈15 % of them 'F' with
+//! an MPID), ≈35 % deletes, replaces, partial cancels, executions at the touch (some 'C' with a
+//! price), hidden-order trades 'P', and opening/closing crosses 'Q' per stock. The live-order count
+//! is held at or below `live_orders` by turning adds into deletes, which is how the benchmarks
+//! reach ≈2 M live orders over ≈8,000 stocks. Order lifetimes are skewed short: half
+//! of all removals hit one of the 1,024 most recent live orders, the rest any live order.
+//!
+//! Randomness is a SplitMix64 stream from the seed: the same arguments give the same bytes on
+//! every platform and every version of this crate's dependencies.
+
+use crate::itch::be::{BeU32, BeU64};
+use crate::itch::encode::{header, FrameWriter};
+use crate::itch::wire::*;
+use anyhow::{bail, Result};
+use std::io::Write;
+
+/// Generator parameters.
+#[derive(Clone, Debug)]
+pub struct GenConfig {
+    /// Total messages in the file, system and directory messages included.
+    pub messages: u64,
+    /// Number of stocks (locates `1..=symbols`).
+    pub symbols: u32,
+    /// Live orders to ramp up to and then hold.
+    pub live_orders: u64,
+    /// RNG seed.
+    pub seed: u64,
+}
+
+/// What was written.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct GenReport {
+    /// Messages written.
+    pub messages: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Highest number of live orders reached.
+    pub peak_live_orders: u64,
+    /// Messages by type letter (index by the byte).
+    #[serde(skip)]
+    pub by_type: Vec<u64>,
+}
+
+/// SplitMix64: tiny, fast, and stable forever (the stream is part of the file format's contract).
+#[derive(Clone, Debug)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A stream from `seed`.
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+
+    /// Geometric count ≥ 1 with continuation probability `q`, capped at `max`.
+    pub fn geometric(&mut self, q: f64, max: u32) -> u32 {
+        let mut n = 1;
+        while n < max && self.chance(q) {
+            n += 1;
+        }
+        n
+    }
+}
+
+/// MPIDs used for attributed adds.
+pub const MPIDS: [&[u8; 4]; 10] = [b"GSCO", b"MSCO", b"UBSS", b"JPMS", b"CDRG", b"NITE", b"VIRT", b"SUSQ", b"XTXM", b"HRTF"];
+
+const TICK: u32 = 100; // one cent in Price(4)
+const PREOPEN_NS: u64 = 14_400_000_000_000; // 04:00
+const OPEN_NS: u64 = 34_200_000_000_000; // 09:30
+const CLOSE_NS: u64 = 57_600_000_000_000; // 16:00
+const NO_ORDER: u32 = u32::MAX;
+/// Size of the "recent orders" window that half of all removals pick from.
+const RECENT: u64 = 1024;
+
+#[derive(Clone, Copy, Debug)]
+struct GenOrder {
+    order_ref: u64,
+    locate: u16,
+    side: u8,
+    price: u32,
+    shares: u32,
+    pos_live: u32,
+    pos_side: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+struct StockState {
+    mid: u32,
+    /// Slab ids of live orders, `[bids, asks]`.
+    sides: [Vec<u32>; 2],
+    /// Cached best price per side; `None` when it must be recomputed.
+    best: [Option<u32>; 2],
+}
+
+struct Gen<W: Write> {
+    out: FrameWriter<W>,
+    rng: SplitMix64,
+    slab: Vec<GenOrder>,
+    free: Vec<u32>,
+    live: Vec<u32>,
+    stocks: Vec<StockState>,
+    ts: u64,
+    next_ref: u64,
+    next_match: u64,
+    by_type: Vec<u64>,
+    peak: u64,
+}
+
+fn symbol_for(i: u32) -> [u8; 8] {
+    // Base-26 names, 2..=5 letters: A0AA style avoided; deterministic and unique.
+    let mut s = [b' '; 8];
+    let mut n = i as u64 + 26 * 26; // start at three letters
+    let mut letters = Vec::new();
+    loop {
+        letters.push(b'A' + (n % 26) as u8);
+        n /= 26;
+        if n == 0 {
+            break;
+        }
+    }
+    letters.reverse();
+    s[..letters.len()].copy_from_slice(&letters);
+    s
+}
+
+/// The symbol the generator gives locate `locate` (1-based).
+pub fn symbol_of_locate(locate: u16) -> [u8; 8] {
+    symbol_for(locate as u32 - 1)
+}
+
+impl<W: Write> Gen<W> {
+    fn emit<M: bytemuck::Pod>(&mut self, msg: &M, t: u8) -> Result<()> {
+        self.out.write(msg)?;
+        self.by_type[t as usize] += 1;
+        Ok(())
+    }
+
+    fn system(&mut self, code: u8, ts: u64) -> Result<()> {
+        let m = SystemEvent { hdr: header(b'S', 0, 0, ts), event_code: code };
+        self.emit(&m, b'S')
+    }
+
+    fn best(&mut self, locate: usize, side: usize) -> Option<u32> {
+        if let Some(p) = self.stocks[locate].best[side] {
+            return Some(p);
+        }
+        let ids = &self.stocks[locate].sides[side];
+        let it = ids.iter().map(|&id| self.slab[id as usize].price);
+        let b = if side == 0 { it.max() } else { it.min() };
+        self.stocks[locate].best[side] = b;
+        b
+    }
+
+    /// Slab id of the best-priced, oldest order on a side.
+    fn best_order(&self, locate: usize, side: usize) -> Option<u32> {
+        let ids = &self.stocks[locate].sides[side];
+        let better = |a: &GenOrder, b: &GenOrder| {
+            let pa = if side == 0 { a.price } else { !a.price };
+            let pb = if side == 0 { b.price } else { !b.price };
+            pa > pb || (pa == pb && a.order_ref < b.order_ref)
+        };
+        let mut best: Option<u32> = None;
+        for &id in ids {
+            match best {
+                Some(b) if !better(&self.slab[id as usize], &self.slab[b as usize]) => {}
+                _ => best = Some(id),
+            }
+        }
+        best
+    }
+
+    fn insert(&mut self, o: GenOrder) -> u32 {
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.slab.push(o);
+                (self.slab.len() - 1) as u32
+            }
+        };
+        let si = (o.side == b'S') as usize;
+        let st = &mut self.stocks[o.locate as usize];
+        let pos_side = st.sides[si].len() as u32;
+        st.sides[si].push(id);
+        if let Some(b) = st.best[si] {
+            st.best[si] = Some(if si == 0 { b.max(o.price) } else { b.min(o.price) });
+        } else if st.sides[si].len() == 1 {
+            st.best[si] = Some(o.price);
+        }
+        let pos_live = self.live.len() as u32;
+        self.live.push(id);
+        self.slab[id as usize] = GenOrder { pos_live, pos_side, ..o };
+        self.peak = self.peak.max(self.live.len() as u64);
+        id
+    }
+
+    fn remove(&mut self, id: u32) {
+        let o = self.slab[id as usize];
+        let si = (o.side == b'S') as usize;
+        let st = &mut self.stocks[o.locate as usize];
+        let v = &mut st.sides[si];
+        v.swap_remove(o.pos_side as usize);
+        if let Some(&moved) = v.get(o.pos_side as usize) {
+            self.slab[moved as usize].pos_side = o.pos_side;
+        }
+        if st.best[si] == Some(o.price) {
+            st.best[si] = None;
+        }
+        self.live.swap_remove(o.pos_live as usize);
+        if let Some(&moved) = self.live.get(o.pos_live as usize) {
+            self.slab[moved as usize].pos_live = o.pos_live;
+        }
+        self.slab[id as usize].pos_live = NO_ORDER;
+        self.free.push(id);
+    }
+
+    fn pick_stock(&mut self) -> usize {
+        // Quadratic skew: low locates are busier, as real activity concentrates in few names.
+        let n = self.stocks.len() as u64 - 1;
+        let u = self.rng.unit();
+        1 + ((u * u * n as f64) as u64).min(n - 1) as usize
+    }
+
+    fn lot(&mut self) -> u32 {
+        if self.rng.chance(0.1) {
+            1 + self.rng.below(99) as u32 // odd lot
+        } else {
+            100 * self.rng.geometric(0.5, 50)
+        }
+    }
+
+    fn quote_price(&mut self, locate: usize, si: usize) -> u32 {
+        let d = self.rng.geometric(0.72, 200);
+        let mid = self.stocks[locate].mid;
+        if si == 0 {
+            let mut p = mid.saturating_sub(d * TICK).max(TICK);
+            if let Some(a) = self.best(locate, 1) {
+                p = p.min(a.saturating_sub(TICK));
+            }
+            p.max(TICK)
+        } else {
+            let mut p = mid + d * TICK;
+            if let Some(b) = self.best(locate, 0) {
+                p = p.max(b + TICK);
+            }
+            p
+        }
+    }
+
+    fn add(&mut self) -> Result<()> {
+        let locate = self.pick_stock();
+        let si = self.rng.below(2) as usize;
+        let mut price = self.quote_price(locate, si);
+        if si == 0 && self.best(locate, 1).is_some_and(|a| price >= a) {
+            // No room below the ask (ask at one tick): quote the other side instead.
+            let p = self.quote_price(locate, 1);
+            return self.add_at(locate, 1, p);
+        }
+        price = price.max(TICK);
+        self.add_at(locate, si, price)
+    }
+
+    fn add_at(&mut self, locate: usize, si: usize, price: u32) -> Result<()> {
+        let shares = self.lot();
+        let order_ref = self.next_ref;
+        self.next_ref += 1;
+        let side = if si == 0 { b'B' } else { b'S' };
+        let hdr_a = header(b'A', locate as u16, 0, self.ts);
+        let stock = symbol_for(locate as u32 - 1);
+        if self.rng.chance(0.15) {
+            let mpid = *MPIDS[self.rng.below(MPIDS.len() as u64) as usize];
+            let m = AddOrderMpid {
+                hdr: header(b'F', locate as u16, 0, self.ts),
+                order_ref: BeU64::new(order_ref),
+                side,
+                shares: BeU32::new(shares),
+                stock,
+                price: BeU32::new(price),
+                attribution: mpid,
+            };
+            self.emit(&m, b'F')?;
+        } else {
+            let m = AddOrder {
+                hdr: hdr_a,
+                order_ref: BeU64::new(order_ref),
+                side,
+                shares: BeU32::new(shares),
+                stock,
+                price: BeU32::new(price),
+            };
+            self.emit(&m, b'A')?;
+        }
+        self.insert(GenOrder { order_ref, locate: locate as u16, side, price, shares, pos_live: 0, pos_side: 0 });
+        Ok(())
+    }
+
+    /// A live order to delete, cancel or replace. Real order lifetimes are heavily skewed to the
+    /// short (most quotes are pulled within moments), so half the picks come from the most recent
+    /// [`RECENT`] entries of the live list, the rest uniformly from all live orders.
+    fn random_live(&mut self) -> Option<u32> {
+        let n = self.live.len() as u64;
+        if n == 0 {
+            return None;
+        }
+        let i = if self.rng.chance(0.5) { n - 1 - self.rng.below(n.min(RECENT)) } else { self.rng.below(n) };
+        Some(self.live[i as usize])
+    }
+
+    fn delete(&mut self, id: u32) -> Result<()> {
+        let o = self.slab[id as usize];
+        let m = OrderDelete { hdr: header(b'D', o.locate, 0, self.ts), order_ref: BeU64::new(o.order_ref) };
+        self.emit(&m, b'D')?;
+        self.remove(id);
+        Ok(())
+    }
+
+    fn cancel(&mut self, id: u32) -> Result<()> {
+        let o = self.slab[id as usize];
+        if o.shares < 2 {
+            return self.delete(id);
+        }
+        let n = 1 + self.rng.below(o.shares as u64 - 1) as u32;
+        let m = OrderCancel {
+            hdr: header(b'X', o.locate, 0, self.ts),
+            order_ref: BeU64::new(o.order_ref),
+            cancelled_shares: BeU32::new(n),
+        };
+        self.emit(&m, b'X')?;
+        self.slab[id as usize].shares -= n;
+        Ok(())
+    }
+
+    fn replace(&mut self, id: u32) -> Result<()> {
+        let o = self.slab[id as usize];
+        let si = (o.side == b'S') as usize;
+        self.remove(id);
+        let price = self.quote_price(o.locate as usize, si);
+        let crosses = match si {
+            0 => self.best(o.locate as usize, 1).is_some_and(|a| price >= a),
+            _ => self.best(o.locate as usize, 0).is_some_and(|b| price <= b),
+        };
+        let price = if crosses { o.price } else { price };
+        let shares = self.lot();
+        let new_ref = self.next_ref;
+        self.next_ref += 1;
+        let m = OrderReplace {
+            hdr: header(b'U', o.locate, 0, self.ts),
+            original_order_ref: BeU64::new(o.order_ref),
+            new_order_ref: BeU64::new(new_ref),
+            shares: BeU32::new(shares),
+            price: BeU32::new(price),
+        };
+        self.emit(&m, b'U')?;
+        self.insert(GenOrder { order_ref: new_ref, price, shares, ..o });
+        Ok(())
+    }
+
+    fn execute(&mut self) -> Result<()> {
+        let locate = self.pick_stock();
+        let si = self.rng.below(2) as usize;
+        let Some(id) = self.best_order(locate, si) else {
+            return self.add();
+        };
+        let o = self.slab[id as usize];
+        let n = self.lot().min(o.shares);
+        let match_number = self.next_match;
+        self.next_match += 1;
+        if self.rng.chance(0.1) {
+            let m = OrderExecutedWithPrice {
+                hdr: header(b'C', o.locate, 0, self.ts),
+                order_ref: BeU64::new(o.order_ref),
+                executed_shares: BeU32::new(n),
+                match_number: BeU64::new(match_number),
+                printable: if self.rng.chance(0.9) { b'Y' } else { b'N' },
+                execution_price: BeU32::new(o.price),
+            };
+            self.emit(&m, b'C')?;
+        } else {
+            let m = OrderExecuted {
+                hdr: header(b'E', o.locate, 0, self.ts),
+                order_ref: BeU64::new(o.order_ref),
+                executed_shares: BeU32::new(n),
+                match_number: BeU64::new(match_number),
+            };
+            self.emit(&m, b'E')?;
+        }
+        if n == o.shares {
+            self.remove(id);
+        } else {
+            self.slab[id as usize].shares -= n;
+        }
+        // The aggressor pushes the mid toward the side it took out.
+        let st = &mut self.stocks[locate];
+        if self.rng.chance(0.3) {
+            st.mid = if si == 1 { st.mid + TICK } else { st.mid.saturating_sub(TICK).max(2 * TICK) };
+        }
+        Ok(())
+    }
+
+    fn hidden_trade(&mut self) -> Result<()> {
+        let locate = self.pick_stock();
+        let match_number = self.next_match;
+        self.next_match += 1;
+        let shares = self.lot();
+        let m = Trade {
+            hdr: header(b'P', locate as u16, 0, self.ts),
+            order_ref: BeU64::new(0),
+            side: if self.rng.chance(0.5) { b'B' } else { b'S' },
+            shares: BeU32::new(shares),
+            stock: symbol_for(locate as u32 - 1),
+            price: BeU32::new(self.stocks[locate].mid),
+            match_number: BeU64::new(match_number),
+        };
+        self.emit(&m, b'P')
+    }
+
+    fn cross(&mut self, locate: usize, cross_type: u8) -> Result<()> {
+        let match_number = self.next_match;
+        self.next_match += 1;
+        let shares = 100 * (1 + self.rng.below(500));
+        let m = CrossTrade {
+            hdr: header(b'Q', locate as u16, 0, self.ts),
+            shares: BeU64::new(shares),
+            stock: symbol_for(locate as u32 - 1),
+            cross_price: BeU32::new(self.stocks[locate].mid),
+            match_number: BeU64::new(match_number),
+            cross_type,
+        };
+        self.emit(&m, b'Q')
+    }
+
+    fn step(&mut self, live_cap: u64) -> Result<()> {
+        let r = self.rng.unit();
+        let full = self.live.len() as u64 >= live_cap;
+        if r < 0.45 {
+            return if full { self.delete_random() } else { self.add() };
+        }
+        let Some(id) = self.random_live() else {
+            return self.add();
+        };
+        if r < 0.80 {
+            self.delete(id)
+        } else if r < 0.86 {
+            self.replace(id)
+        } else if r < 0.91 {
+            self.cancel(id)
+        } else if r < 0.985 {
+            self.execute()
+        } else if r < 0.9995 {
+            self.hidden_trade()
+        } else {
+            self.broken_trade()
+        }
+    }
+
+    fn delete_random(&mut self) -> Result<()> {
+        match self.random_live() {
+            Some(id) => self.delete(id),
+            None => self.add(),
+        }
+    }
+
+    fn broken_trade(&mut self) -> Result<()> {
+        if self.next_match == 1 {
+            return self.add();
+        }
+        let m = BrokenTrade {
+            hdr: header(b'B', self.pick_stock() as u16, 0, self.ts),
+            match_number: BeU64::new(1 + self.rng.below(self.next_match - 1)),
+        };
+        self.emit(&m, b'B')
+    }
+}
+
+/// Writes a synthetic feed to `out`.
+///
+/// # Errors
+/// Arguments that cannot make a valid day (no symbols, too few messages for the directory and
+/// crosses, more than 65,535 symbols) and I/O errors.
+pub fn generate<W: Write>(cfg: &GenConfig, out: W) -> Result<GenReport> {
+    if cfg.symbols == 0 || cfg.symbols > 65_535 {
+        bail!("--symbols must be 1..=65535, got {}", cfg.symbols);
+    }
+    let fixed = 6 + 3 * cfg.symbols as u64; // S events, R per stock, open and close cross per stock
+    if cfg.messages < fixed + 1 {
+        bail!(
+            "--messages {} is too few for {} symbols: the directory, the system events and the opening and closing crosses alone take {fixed}",
+            cfg.messages,
+            cfg.symbols
+        );
+    }
+    let mut g = Gen {
+        out: FrameWriter::new(out),
+        rng: SplitMix64::new(cfg.seed),
+        slab: Vec::new(),
+        free: Vec::new(),
+        live: Vec::new(),
+        stocks: vec![StockState::default(); cfg.symbols as usize + 1],
+        ts: 10_800_000_000_000, // 03:00
+        next_ref: 1,
+        next_match: 1,
+        by_type: vec![0; 256],
+        peak: 0,
+    };
+    g.system(b'O', g.ts)?;
+    for i in 0..cfg.symbols {
+        let locate = i as u16 + 1;
+        let ts = 10_800_000_001_000 + i as u64 * 1_000; // just after 03:00, before system hours
+        let m = StockDirectory {
+            hdr: header(b'R', locate, 0, ts),
+            stock: symbol_for(i),
+            market_category: b'Q',
+            financial_status: b'N',
+            round_lot_size: BeU32::new(100),
+            round_lots_only: b'N',
+            issue_classification: b'C',
+            issue_subtype: *b"Z ",
+            authenticity: b'P',
+            short_sale_threshold: b'N',
+            ipo_flag: b' ',
+            luld_tier: b'1',
+            etp_flag: b'N',
+            etp_leverage_factor: BeU32::new(0),
+            inverse_indicator: b'N',
+        };
+        g.emit(&m, b'R')?;
+        let mid = TICK * (500 + g.rng.below(49_500) as u32);
+        g.stocks[locate as usize].mid = mid;
+    }
+    g.system(b'S', 14_400_000_000_000)?; // 04:00, start of system hours
+    let flow = cfg.messages - fixed;
+    let live_cap = cfg.live_orders.max(1);
+    // Pre-open: the book builds up (90 % adds) to the live-order target, within at most 40 % of
+    // the flow, timestamps spread over 04:00-09:30 like a real pre-market session.
+    let preopen_budget = (live_cap + live_cap / 8).min(flow * 2 / 5);
+    let pre_gap = (OPEN_NS - PREOPEN_NS) as f64 / (preopen_budget as f64 + 1.0);
+    g.ts = PREOPEN_NS;
+    let mut used = 0;
+    while used < preopen_budget && (g.live.len() as u64) < live_cap {
+        g.ts = (g.ts + (-pre_gap * (1.0 - g.rng.unit()).ln()) as u64).min(OPEN_NS - 1);
+        if g.rng.chance(0.9) {
+            g.add()?;
+        } else {
+            g.delete_random()?;
+        }
+        used += 1;
+    }
+    g.ts = OPEN_NS;
+    g.system(b'Q', g.ts)?;
+    for locate in 1..=cfg.symbols as usize {
+        g.cross(locate, b'O')?;
+    }
+    let continuous = flow - used;
+    let mean_gap = ((CLOSE_NS - OPEN_NS - 1_000_000_000) as f64 / continuous as f64).max(1.0);
+    for _ in 0..continuous {
+        // Exponential inter-arrival times; clustered bursts, like a real feed.
+        let gap = -mean_gap * (1.0 - g.rng.unit()).ln();
+        g.ts = (g.ts + gap as u64).min(CLOSE_NS - 1);
+        g.step(live_cap)?;
+    }
+    g.ts = CLOSE_NS;
+    for locate in 1..=cfg.symbols as usize {
+        g.cross(locate, b'C')?;
+    }
+    g.system(b'M', CLOSE_NS)?;
+    g.system(b'E', 72_000_000_000_000)?;
+    g.system(b'C', 72_300_000_000_000)?;
+    let report = GenReport { messages: g.out.messages(), bytes: g.out.bytes(), peak_live_orders: g.peak, by_type: g.by_type };
+    g.out.finish()?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_are_unique_and_padded() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..20_000 {
+            let s = symbol_for(i);
+            assert!(s.iter().all(|&b| b.is_ascii_uppercase() || b == b' '));
+            assert!(seen.insert(s));
+        }
+    }
+
+    #[test]
+    fn deterministic_and_exact_count() {
+        let cfg = GenConfig { messages: 5_000, symbols: 20, live_orders: 500, seed: 7 };
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        let ra = generate(&cfg, &mut a).unwrap();
+        generate(&cfg, &mut b).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(ra.messages, 5_000);
+        assert_eq!(ra.bytes as usize, a.len());
+        let other = generate(&GenConfig { seed: 8, ..cfg.clone() }, Vec::new()).unwrap();
+        assert_eq!(other.messages, 5_000);
+        assert!(generate(&GenConfig { messages: 10, ..cfg }, Vec::new()).is_err());
+    }
+}

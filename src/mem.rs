@@ -1,0 +1,71 @@
+//! Preallocated, zero-filled, huge-page-backed arrays for the book's large tables.
+//!
+//! A 2 M-order book spans hundreds of megabytes touched at random; with 4 KiB pages nearly every
+//! access also misses the TLB. [`HugeArray`] takes its memory from an anonymous mapping (zero-filled
+//! by the kernel, so an untouched page costs nothing) and advises `MADV_HUGEPAGE`, which Linux
+//! honours in its default `madvise` THP mode: one TLB entry then covers 2 MiB instead of 4 KiB.
+//! The element type is `Pod`, so the byte mapping is viewed as `[T]` with a checked cast; the
+//! array never grows.
+
+use bytemuck::Pod;
+use memmap2::MmapMut;
+use std::marker::PhantomData;
+
+/// A fixed-length array of `T` in an anonymous, huge-page-advised mapping.
+pub struct HugeArray<T: Pod> {
+    map: MmapMut,
+    len: usize,
+    _t: PhantomData<T>,
+}
+
+impl<T: Pod> std::fmt::Debug for HugeArray<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HugeArray").field("len", &self.len).finish()
+    }
+}
+
+impl<T: Pod> HugeArray<T> {
+    /// `len` zeroed elements.
+    ///
+    /// # Panics
+    /// When the memory cannot be mapped (a construction-time resource error, like `Vec`'s).
+    pub fn zeroed(len: usize) -> Self {
+        let bytes = (len.max(1) * std::mem::size_of::<T>()).max(1);
+        let map = MmapMut::map_anon(bytes)
+            .unwrap_or_else(|e| panic!("could not map {bytes} bytes for a preallocated table: {e}"));
+        #[cfg(target_os = "linux")]
+        if bytes >= 2 << 20 {
+            // A hint: without THP the table still works, only with more TLB misses.
+            let _ = map.advise(memmap2::Advice::HugePage);
+        }
+        HugeArray { map, len, _t: PhantomData }
+    }
+
+    /// The elements.
+    #[inline(always)]
+    pub fn as_slice(&self) -> &[T] {
+        // Page-aligned, and sized as a whole number of `T`, so the cast cannot fail.
+        &bytemuck::cast_slice(&self.map[..])[..self.len]
+    }
+
+    /// The elements, mutably.
+    #[inline(always)]
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        &mut bytemuck::cast_slice_mut(&mut self.map[..])[..self.len]
+    }
+}
+
+impl<T: Pod> std::ops::Deref for HugeArray<T> {
+    type Target = [T];
+    #[inline(always)]
+    fn deref(&self) -> &[T] {
+        self.as_slice()
+    }
+}
+
+impl<T: Pod> std::ops::DerefMut for HugeArray<T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [T] {
+        self.as_mut_slice()
+    }
+}
