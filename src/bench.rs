@@ -76,51 +76,96 @@ pub fn fold(m: &Message<'_>) -> u64 {
         Message::SystemEvent(x) => mix(a, x.event_code as u64),
         Message::StockDirectory(x) => {
             let mut a = mix(a, s(&x.stock));
-            a = mix(a, x.market_category as u64 ^ (x.financial_status as u64) << 8);
+            a = mix(
+                a,
+                x.market_category as u64 ^ (x.financial_status as u64) << 8,
+            );
             a = mix(a, x.round_lot_size.get() as u64);
-            a = mix(a, (x.round_lots_only as u64) ^ (x.issue_classification as u64) << 8);
+            a = mix(
+                a,
+                (x.round_lots_only as u64) ^ (x.issue_classification as u64) << 8,
+            );
             a = mix(a, u16::from_ne_bytes(x.issue_subtype) as u64);
-            a = mix(a, x.authenticity as u64 ^ (x.short_sale_threshold as u64) << 8 ^ (x.ipo_flag as u64) << 16);
+            a = mix(
+                a,
+                x.authenticity as u64
+                    ^ (x.short_sale_threshold as u64) << 8
+                    ^ (x.ipo_flag as u64) << 16,
+            );
             a = mix(a, x.luld_tier as u64 ^ (x.etp_flag as u64) << 8);
             a = mix(a, x.etp_leverage_factor.get() as u64);
             mix(a, x.inverse_indicator as u64)
         }
-        Message::StockTradingAction(x) => {
-            mix(mix(mix(a, s(&x.stock)), x.trading_state as u64 ^ (x.reserved as u64) << 8), m4(&x.reason))
-        }
+        Message::StockTradingAction(x) => mix(
+            mix(
+                mix(a, s(&x.stock)),
+                x.trading_state as u64 ^ (x.reserved as u64) << 8,
+            ),
+            m4(&x.reason),
+        ),
         Message::RegShoRestriction(x) => mix(mix(a, s(&x.stock)), x.reg_sho_action as u64),
         Message::MarketParticipantPosition(x) => mix(
             mix(mix(a, m4(&x.mpid)), s(&x.stock)),
-            x.primary_market_maker as u64 ^ (x.market_maker_mode as u64) << 8 ^ (x.market_participant_state as u64) << 16,
+            x.primary_market_maker as u64
+                ^ (x.market_maker_mode as u64) << 8
+                ^ (x.market_participant_state as u64) << 16,
         ),
-        Message::MwcbDeclineLevel(x) => mix(mix(mix(a, x.level1.get()), x.level2.get()), x.level3.get()),
+        Message::MwcbDeclineLevel(x) => {
+            mix(mix(mix(a, x.level1.get()), x.level2.get()), x.level3.get())
+        }
         Message::MwcbStatus(x) => mix(a, x.breached_level as u64),
         Message::IpoQuotingPeriod(x) => mix(
-            mix(mix(a, s(&x.stock)), x.ipo_quotation_release_time.get() as u64),
+            mix(
+                mix(a, s(&x.stock)),
+                x.ipo_quotation_release_time.get() as u64,
+            ),
             x.ipo_quotation_release_qualifier as u64 ^ (x.ipo_price.get() as u64) << 8,
         ),
         Message::LuldAuctionCollar(x) => {
-            let a = mix(mix(a, s(&x.stock)), x.auction_collar_reference_price.get() as u64);
-            let a = mix(mix(a, x.upper_auction_collar_price.get() as u64), x.lower_auction_collar_price.get() as u64);
+            let a = mix(
+                mix(a, s(&x.stock)),
+                x.auction_collar_reference_price.get() as u64,
+            );
+            let a = mix(
+                mix(a, x.upper_auction_collar_price.get() as u64),
+                x.lower_auction_collar_price.get() as u64,
+            );
             mix(a, x.auction_collar_extension.get() as u64)
         }
-        Message::OperationalHalt(x) => {
-            mix(mix(a, s(&x.stock)), x.market_code as u64 ^ (x.operational_halt_action as u64) << 8)
-        }
+        Message::OperationalHalt(x) => mix(
+            mix(a, s(&x.stock)),
+            x.market_code as u64 ^ (x.operational_halt_action as u64) << 8,
+        ),
         Message::AddOrder(x) => {
-            let a = mix(mix(a, x.order_ref.get()), x.side as u64 ^ (x.shares.get() as u64) << 8);
+            let a = mix(
+                mix(a, x.order_ref.get()),
+                x.side as u64 ^ (x.shares.get() as u64) << 8,
+            );
             mix(mix(a, s(&x.stock)), x.price.get() as u64)
         }
         Message::AddOrderMpid(x) => {
-            let a = mix(mix(a, x.order_ref.get()), x.side as u64 ^ (x.shares.get() as u64) << 8);
-            mix(mix(mix(a, s(&x.stock)), x.price.get() as u64), m4(&x.attribution))
+            let a = mix(
+                mix(a, x.order_ref.get()),
+                x.side as u64 ^ (x.shares.get() as u64) << 8,
+            );
+            mix(
+                mix(mix(a, s(&x.stock)), x.price.get() as u64),
+                m4(&x.attribution),
+            )
         }
-        Message::OrderExecuted(x) => {
-            mix(mix(mix(a, x.order_ref.get()), x.executed_shares.get() as u64), x.match_number.get())
-        }
+        Message::OrderExecuted(x) => mix(
+            mix(mix(a, x.order_ref.get()), x.executed_shares.get() as u64),
+            x.match_number.get(),
+        ),
         Message::OrderExecutedWithPrice(x) => {
-            let a = mix(mix(mix(a, x.order_ref.get()), x.executed_shares.get() as u64), x.match_number.get());
-            mix(a, x.printable as u64 ^ (x.execution_price.get() as u64) << 8)
+            let a = mix(
+                mix(mix(a, x.order_ref.get()), x.executed_shares.get() as u64),
+                x.match_number.get(),
+            );
+            mix(
+                a,
+                x.printable as u64 ^ (x.execution_price.get() as u64) << 8,
+            )
         }
         Message::OrderCancel(x) => mix(mix(a, x.order_ref.get()), x.cancelled_shares.get() as u64),
         Message::OrderDelete(x) => mix(a, x.order_ref.get()),
@@ -129,17 +174,32 @@ pub fn fold(m: &Message<'_>) -> u64 {
             mix(mix(a, x.shares.get() as u64), x.price.get() as u64)
         }
         Message::Trade(x) => {
-            let a = mix(mix(a, x.order_ref.get()), x.side as u64 ^ (x.shares.get() as u64) << 8);
-            mix(mix(mix(a, s(&x.stock)), x.price.get() as u64), x.match_number.get())
+            let a = mix(
+                mix(a, x.order_ref.get()),
+                x.side as u64 ^ (x.shares.get() as u64) << 8,
+            );
+            mix(
+                mix(mix(a, s(&x.stock)), x.price.get() as u64),
+                x.match_number.get(),
+            )
         }
         Message::CrossTrade(x) => {
-            let a = mix(mix(mix(a, x.shares.get()), s(&x.stock)), x.cross_price.get() as u64);
+            let a = mix(
+                mix(mix(a, x.shares.get()), s(&x.stock)),
+                x.cross_price.get() as u64,
+            );
             mix(mix(a, x.match_number.get()), x.cross_type as u64)
         }
         Message::BrokenTrade(x) => mix(a, x.match_number.get()),
         Message::Noii(x) => {
-            let a = mix(mix(mix(a, x.paired_shares.get()), x.imbalance_shares.get()), x.imbalance_direction as u64);
-            let a = mix(mix(mix(a, s(&x.stock)), x.far_price.get() as u64), x.near_price.get() as u64);
+            let a = mix(
+                mix(mix(a, x.paired_shares.get()), x.imbalance_shares.get()),
+                x.imbalance_direction as u64,
+            );
+            let a = mix(
+                mix(mix(a, s(&x.stock)), x.far_price.get() as u64),
+                x.near_price.get() as u64,
+            );
             mix(
                 mix(a, x.current_reference_price.get() as u64),
                 x.cross_type as u64 ^ (x.price_variation_indicator as u64) << 8,
@@ -148,9 +208,18 @@ pub fn fold(m: &Message<'_>) -> u64 {
         Message::RetailInterest(x) => mix(mix(a, s(&x.stock)), x.interest_flag as u64),
         Message::DirectListingCapitalRaise(x) => {
             let a = mix(mix(a, s(&x.stock)), x.open_eligibility_status as u64);
-            let a = mix(mix(a, x.minimum_allowable_price.get() as u64), x.maximum_allowable_price.get() as u64);
-            let a = mix(mix(a, x.near_execution_price.get() as u64), x.near_execution_time.get());
-            mix(mix(a, x.lower_price_range_collar.get() as u64), x.upper_price_range_collar.get() as u64)
+            let a = mix(
+                mix(a, x.minimum_allowable_price.get() as u64),
+                x.maximum_allowable_price.get() as u64,
+            );
+            let a = mix(
+                mix(a, x.near_execution_price.get() as u64),
+                x.near_execution_time.get(),
+            );
+            mix(
+                mix(a, x.lower_price_range_collar.get() as u64),
+                x.upper_price_range_collar.get() as u64,
+            )
         }
     }
 }
@@ -188,14 +257,15 @@ fn fold_one(w: &mut Walked, body: &[u8], offset: u64) -> Result<(), InspectError
     }
 }
 
-
 /// [`decode_fold`] on `threads` threads; the checksum is the sum of the chunks' (a wrapping sum, so
 /// it equals the serial one).
 ///
 /// # Errors
 /// As [`decode_fold`].
 pub fn par_decode_fold(buf: &[u8], threads: usize) -> Result<Walked, InspectError> {
-    let (parts, _) = par_walk(buf, threads, Walked::default, |w: &mut Walked, f| fold_one(w, f.body, f.offset))?;
+    let (parts, _) = par_walk(buf, threads, Walked::default, |w: &mut Walked, f| {
+        fold_one(w, f.body, f.offset)
+    })?;
     Ok(parts.iter().fold(Walked::default(), |a, p| Walked {
         messages: a.messages + p.messages,
         checksum: a.checksum.wrapping_add(p.checksum),
@@ -243,7 +313,10 @@ pub fn ticks() -> u64 {
     {
         use std::sync::OnceLock;
         static START: OnceLock<std::time::Instant> = OnceLock::new();
-        START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_nanos() as u64
     }
 }
 
@@ -264,7 +337,11 @@ pub fn ticks_per_ns(ms: u64) -> f64 {
 ///
 /// # Errors
 /// As [`decode_fold`].
-pub fn decode_book_latency(buf: &[u8], books: &mut Books, hist: &mut Histogram<u64>) -> Result<u64, InspectError> {
+pub fn decode_book_latency(
+    buf: &[u8],
+    books: &mut Books,
+    hist: &mut Histogram<u64>,
+) -> Result<u64, InspectError> {
     let mut r = crate::replay::ReplayReport::default();
     let mut t0 = ticks();
     crate::replay::for_each_message(buf, books, false, &mut r, |books, m, _| {

@@ -93,7 +93,9 @@ impl SplitMix64 {
 }
 
 /// MPIDs used for attributed adds.
-pub const MPIDS: [&[u8; 4]; 10] = [b"GSCO", b"MSCO", b"UBSS", b"JPMS", b"CDRG", b"NITE", b"VIRT", b"SUSQ", b"XTXM", b"HRTF"];
+pub const MPIDS: [&[u8; 4]; 10] = [
+    b"GSCO", b"MSCO", b"UBSS", b"JPMS", b"CDRG", b"NITE", b"VIRT", b"SUSQ", b"XTXM", b"HRTF",
+];
 
 const TICK: u32 = 100; // one cent in Price(4)
 const PREOPEN_NS: u64 = 14_400_000_000_000; // 04:00
@@ -167,7 +169,10 @@ impl<W: Write> Gen<W> {
     }
 
     fn system(&mut self, code: u8, ts: u64) -> Result<()> {
-        let m = SystemEvent { hdr: header(b'S', 0, 0, ts), event_code: code };
+        let m = SystemEvent {
+            hdr: header(b'S', 0, 0, ts),
+            event_code: code,
+        };
         self.emit(&m, b'S')
     }
 
@@ -213,13 +218,21 @@ impl<W: Write> Gen<W> {
         let pos_side = st.sides[si].len() as u32;
         st.sides[si].push(id);
         if let Some(b) = st.best[si] {
-            st.best[si] = Some(if si == 0 { b.max(o.price) } else { b.min(o.price) });
+            st.best[si] = Some(if si == 0 {
+                b.max(o.price)
+            } else {
+                b.min(o.price)
+            });
         } else if st.sides[si].len() == 1 {
             st.best[si] = Some(o.price);
         }
         let pos_live = self.live.len() as u32;
         self.live.push(id);
-        self.slab[id as usize] = GenOrder { pos_live, pos_side, ..o };
+        self.slab[id as usize] = GenOrder {
+            pos_live,
+            pos_side,
+            ..o
+        };
         self.peak = self.peak.max(self.live.len() as u64);
         id
     }
@@ -320,7 +333,15 @@ impl<W: Write> Gen<W> {
             };
             self.emit(&m, b'A')?;
         }
-        self.insert(GenOrder { order_ref, locate: locate as u16, side, price, shares, pos_live: 0, pos_side: 0 });
+        self.insert(GenOrder {
+            order_ref,
+            locate: locate as u16,
+            side,
+            price,
+            shares,
+            pos_live: 0,
+            pos_side: 0,
+        });
         Ok(())
     }
 
@@ -332,13 +353,20 @@ impl<W: Write> Gen<W> {
         if n == 0 {
             return None;
         }
-        let i = if self.rng.chance(0.5) { n - 1 - self.rng.below(n.min(RECENT)) } else { self.rng.below(n) };
+        let i = if self.rng.chance(0.5) {
+            n - 1 - self.rng.below(n.min(RECENT))
+        } else {
+            self.rng.below(n)
+        };
         Some(self.live[i as usize])
     }
 
     fn delete(&mut self, id: u32) -> Result<()> {
         let o = self.slab[id as usize];
-        let m = OrderDelete { hdr: header(b'D', o.locate, 0, self.ts), order_ref: BeU64::new(o.order_ref) };
+        let m = OrderDelete {
+            hdr: header(b'D', o.locate, 0, self.ts),
+            order_ref: BeU64::new(o.order_ref),
+        };
         self.emit(&m, b'D')?;
         self.remove(id);
         Ok(())
@@ -381,7 +409,12 @@ impl<W: Write> Gen<W> {
             price: BeU32::new(price),
         };
         self.emit(&m, b'U')?;
-        self.insert(GenOrder { order_ref: new_ref, price, shares, ..o });
+        self.insert(GenOrder {
+            order_ref: new_ref,
+            price,
+            shares,
+            ..o
+        });
         Ok(())
     }
 
@@ -422,7 +455,11 @@ impl<W: Write> Gen<W> {
         // The aggressor pushes the mid toward the side it took out.
         let st = &mut self.stocks[locate];
         if self.rng.chance(0.3) {
-            st.mid = if si == 1 { st.mid + TICK } else { st.mid.saturating_sub(TICK).max(2 * TICK) };
+            st.mid = if si == 1 {
+                st.mid + TICK
+            } else {
+                st.mid.saturating_sub(TICK).max(2 * TICK)
+            };
         }
         Ok(())
     }
@@ -463,7 +500,11 @@ impl<W: Write> Gen<W> {
         let r = self.rng.unit();
         let full = self.live.len() as u64 >= live_cap;
         if r < 0.45 {
-            return if full { self.delete_random() } else { self.add() };
+            return if full {
+                self.delete_random()
+            } else {
+                self.add()
+            };
         }
         let Some(id) = self.random_live() else {
             return self.add();
@@ -595,7 +636,12 @@ pub fn generate<W: Write>(cfg: &GenConfig, out: W) -> Result<GenReport> {
     g.system(b'M', CLOSE_NS)?;
     g.system(b'E', 72_000_000_000_000)?;
     g.system(b'C', 72_300_000_000_000)?;
-    let report = GenReport { messages: g.out.messages(), bytes: g.out.bytes(), peak_live_orders: g.peak, by_type: g.by_type };
+    let report = GenReport {
+        messages: g.out.messages(),
+        bytes: g.out.bytes(),
+        peak_live_orders: g.peak,
+        by_type: g.by_type,
+    };
     g.out.finish()?;
     Ok(report)
 }
@@ -616,7 +662,12 @@ mod tests {
 
     #[test]
     fn deterministic_and_exact_count() {
-        let cfg = GenConfig { messages: 5_000, symbols: 20, live_orders: 500, seed: 7 };
+        let cfg = GenConfig {
+            messages: 5_000,
+            symbols: 20,
+            live_orders: 500,
+            seed: 7,
+        };
         let mut a = Vec::new();
         let mut b = Vec::new();
         let ra = generate(&cfg, &mut a).unwrap();
@@ -624,8 +675,22 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(ra.messages, 5_000);
         assert_eq!(ra.bytes as usize, a.len());
-        let other = generate(&GenConfig { seed: 8, ..cfg.clone() }, Vec::new()).unwrap();
+        let other = generate(
+            &GenConfig {
+                seed: 8,
+                ..cfg.clone()
+            },
+            Vec::new(),
+        )
+        .unwrap();
         assert_eq!(other.messages, 5_000);
-        assert!(generate(&GenConfig { messages: 10, ..cfg }, Vec::new()).is_err());
+        assert!(generate(
+            &GenConfig {
+                messages: 10,
+                ..cfg
+            },
+            Vec::new()
+        )
+        .is_err());
     }
 }

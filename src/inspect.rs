@@ -192,7 +192,9 @@ pub fn inspect(buf: &[u8], opts: InspectOptions) -> Result<Summary, InspectError
     }
     let lenient = opts.lenient;
     let (chunks, report): (Vec<Counts>, SplitReport) =
-        par_walk(buf, opts.threads, Counts::new, |c: &mut Counts, f| c.frame(f, lenient))?;
+        par_walk(buf, opts.threads, Counts::new, |c: &mut Counts, f| {
+            c.frame(f, lenient)
+        })?;
     let mut total = Counts::new();
     for c in chunks {
         total.merge(c);
@@ -211,7 +213,12 @@ pub fn inspect(buf: &[u8], opts: InspectOptions) -> Result<Summary, InspectError
         bytes: total.bytes,
         by_type,
         stocks: total.stocks.len(),
-        symbols_sample: total.stocks.iter().take(8).map(|(_, s)| symbol_str(s)).collect(),
+        symbols_sample: total
+            .stocks
+            .iter()
+            .take(8)
+            .map(|(_, s)| symbol_str(s))
+            .collect(),
         first_timestamp_ns: total.first_ts,
         last_timestamp_ns: total.first_ts.map(|_| total.last_ts),
         timestamp_regressions: total.regressions,

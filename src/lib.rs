@@ -1,10 +1,67 @@
-//! tickwatch (crate doc written below).
+//! # tickwatch
+//!
+//! A low-latency, single-node stream-processing engine for market data. This first stage is the
+//! **feed spine**: NASDAQ TotalView-ITCH 5.0 files are memory-mapped, every message is decoded
+//! without copying, and every stock's full-depth order book is rebuilt exactly.
+//!
+//! ## Guarantees
+//! - **Zero-copy decoding.** [`itch::decode`] returns a view (`&AddOrder`, …) laid over the mapped
+//!   bytes; fields are big-endian wrappers read on demand. No message is copied or allocated.
+//! - **Allocates on construction; after that, none.** [`book::Books`] takes every table from a
+//!   [`book::BookConfig`] up front (huge-page backed); the decode + book loop allocates nothing
+//!   (`tests/no_alloc.rs` proves it with a counting allocator). A full table is a counted
+//!   overflow, never a reallocation.
+//! - **Bad input never panics and is never silently lost.** Truncation, bad length prefixes,
+//!   lengths that disagree with the spec, and empty or non-ITCH files are errors that name the byte
+//!   offset; unknown types and references to orders never added are counted skips, reported.
+//! - **`unsafe` is confined** to the file mapping, the CPU prefetch hint, the TSC read and the
+//!   page-cache eviction of `tickwatch bench --cold`, each block justified where it stands.
+//!
+//! ## Pipeline (this stage)
+//! ```text
+//!  file.itch(.gz) ──gz::resolve──▶ MappedFile (MAP_POPULATE, MADV_SEQUENTIAL)
+//!        │
+//!        ▼
+//!  Frames: 2-byte BE length │ message   (offset of every frame known; prefetch 1 KiB ahead)
+//!        │                      split::par_walk — proven resync, one chunk per core
+//!        ▼
+//!  itch::decode ──▶ Message<'_> (borrowed #[repr(C)] Pod view, size checked against the spec)
+//!        │
+//!        ├──▶ inspect::Summary   (counts by type, directory, time span, skips)
+//!        ▼
+//!  replay: look-ahead cursors prefetch order slots (16 ahead) and ladder touches (4 ahead)
+//!        │
+//!        ▼
+//!  book::Books ── OrderTable (open addressing, fixed capacity)
+//!             └── LevelArena (per stock/side sorted ladders, best last, fixed arena)
+//! ```
+//! Later stages put pinned threads and SPSC rings between these boxes, then windows, joins and
+//! surveillance detectors behind the books.
+//!
+//! ## Example
+//! ```
+//! use tickwatch::{book::{BookConfig, Books}, gen::{generate, GenConfig}, itch::Side, replay::replay};
+//! let mut feed = Vec::new();
+//! generate(&GenConfig { messages: 20_000, symbols: 10, live_orders: 2_000, seed: 1 }, &mut feed)?;
+//! let mut books = Books::new(BookConfig::small());
+//! let report = replay(&feed, &mut books, None, false)?;
+//! assert_eq!(report.messages, 20_000);
+//! let (bid, ask) = (books.best(1, Side::Buy).unwrap(), books.best(1, Side::Sell).unwrap());
+//! assert!(bid.price < ask.price);
+//! books.check()?; // every level equals the sum of its orders
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![deny(missing_docs, missing_debug_implementations)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks, clippy::unnecessary_safety_comment)]
+
 pub mod bench;
 pub mod book;
 pub mod feed;
 pub mod gen;
 pub mod inspect;
 pub mod itch;
+pub mod lobster;
 pub mod mem;
 pub mod replay;
-pub mod lobster;

@@ -721,7 +721,9 @@ struct Seeds {
     /// One entry per (side, price) with a positive size.
     levels: [BTreeMap<u32, (u64, Origin)>; 2],
     /// Shares that events on ids the file never submitted remove at each price, in all.
-    pool_need: [HashMap<u32, u64>; 2],
+    consumed: [HashMap<u32, u64>; 2],
+    /// Which events name an id the file never submitted (before them).
+    unknown: Vec<bool>,
     inconsistencies: u64,
 }
 
@@ -743,7 +745,10 @@ fn derive_seeds(events: &[Event], book: &OrderBook) -> Seeds {
 
     let mut delta: [HashMap<u32, i64>; 2] = Default::default();
     let mut live: HashMap<u64, u64> = HashMap::new();
-    let mut seeds = Seeds::default();
+    let mut seeds = Seeds {
+        unknown: vec![false; events.len()],
+        ..Seeds::default()
+    };
     let mut settled: [BTreeMap<u32, (i64, usize)>; 2] = Default::default();
 
     for (k, (e, row)) in events.iter().zip(&book.rows).enumerate() {
@@ -764,7 +769,10 @@ fn derive_seeds(events: &[Event], book: &OrderBook) -> Seeds {
                             live.remove(&e.id);
                         }
                     }
-                    None => *seeds.pool_need[s].entry(p).or_default() += e.size,
+                    None => {
+                        seeds.unknown[k] = true;
+                        *seeds.consumed[s].entry(p).or_default() += e.size;
+                    }
                 }
             }
         }
@@ -808,13 +816,56 @@ fn derive_seeds(events: &[Event], book: &OrderBook) -> Seeds {
                 seeds.levels[s].insert(p, (size as u64, origin));
             }
         }
-        for (&p, &c) in &seeds.pool_need[s] {
+        for (&p, &c) in &seeds.consumed[s] {
             if !settled[s].contains_key(&p) {
                 seeds.levels[s].insert(p, (c, Origin::Unrevealed));
             }
         }
     }
     seeds
+}
+
+/// What each price's pool must hold when it comes back into view. For every price where events
+/// hit unknown ids, this lists the rows that newly cover it (row 0 first), each with the shares
+/// those events take there from that row until the next one. Past that row the price leaves view
+/// again, and the next row that brings it back settles its pool afresh.
+fn pool_needs(
+    events: &[Event],
+    book: &OrderBook,
+    unknown: &[bool],
+) -> [HashMap<u32, Vec<(usize, u64)>>; 2] {
+    let mut needs: [HashMap<u32, Vec<(usize, u64)>>; 2] = Default::default();
+    let mut prices: [BTreeSet<u32>; 2] = Default::default();
+    for (e, _) in events.iter().zip(unknown).filter(|(_, &u)| u) {
+        if let Some(side) = e.side {
+            prices[si(side)].insert(e.price4());
+            needs[si(side)].insert(e.price4(), vec![(0, 0)]);
+        }
+    }
+    for (k, (e, &u)) in events.iter().zip(unknown).enumerate() {
+        if k > 0 {
+            for side in SIDES {
+                let s = si(side);
+                let (prev, cur) = (book.rows[k - 1].side(side), book.rows[k].side(side));
+                if let Some((lo, hi)) = newly_covered(prev, cur, book.levels, side) {
+                    for p in prices[s].range(lo..=hi) {
+                        if let Some(v) = needs[s].get_mut(p) {
+                            v.push((k, 0));
+                        }
+                    }
+                }
+            }
+        }
+        if let (true, Some(side)) = (u, e.side) {
+            if let Some(last) = needs[si(side)]
+                .get_mut(&e.price4())
+                .and_then(|v| v.last_mut())
+            {
+                last.1 += e.size;
+            }
+        }
+    }
+    needs
 }
 
 /// An ITCH order the converter has written and not yet removed.
@@ -840,8 +891,9 @@ struct Emitter<W: Write> {
     at_price: [BTreeMap<u32, Vec<u64>>; 2],
     /// The pool order of each price.
     pool: [BTreeMap<u32, Live>; 2],
-    /// Shares later events on unknown ids will still take from each pool.
-    pool_need: [HashMap<u32, u64>; 2],
+    /// Per price, the rows that bring it back into view and what its pool must then hold
+    /// (see [`pool_needs`]).
+    needs: [HashMap<u32, Vec<(usize, u64)>>; 2],
     /// Shares later events (types 2 to 4) will still take from each id.
     future_use: HashMap<u64, u64>,
     /// Ids whose last event is a delete.
@@ -964,7 +1016,7 @@ impl<W: Write> Emitter<W> {
             Some(o) => {
                 let shares = o.remaining + add;
                 if shares > u32::MAX as u64 {
-                    self.report.inconsistencies += 1; eprintln!("INCONS site 1 line {}", line!());
+                    self.report.inconsistencies += 1;
                 }
                 let old = o.order_ref;
                 *o = Live {
@@ -1021,10 +1073,10 @@ impl<W: Write> Emitter<W> {
     /// leave untouched (orders newest first). Only after that does it come from the rest of the pool
     /// and of the orders. The cuts to submitted orders are written first, then one change to the
     /// pool order.
-    fn rebalance(&mut self, ts: u64, side: Side, p: u32, target: u64) -> io::Result<()> {
+    fn rebalance(&mut self, k: usize, ts: u64, side: Side, p: u32, target: u64) -> io::Result<()> {
         let s = si(side);
         let pool = self.pool[s].get(&p).map_or(0, |o| o.remaining);
-        let need = self.pool_need[s].get(&p).copied().unwrap_or(0);
+        let need = self.need(s, p, k);
         let orders = self.orders_at(s, p);
         let mut cut: Vec<u64> = orders
             .iter()
@@ -1056,8 +1108,8 @@ impl<W: Write> Emitter<W> {
         pool_final -= more;
         excess -= more;
         from_orders(&mut excess, &|rem, _| rem);
-        if excess > 0 || pool_final < need {
-            self.report.inconsistencies += 1; eprintln!("INCONS site 2 line {} ts {} side {:?} p {} excess {} pool_final {} need {} target {}", line!(), ts, side, p, excess, pool_final, need, target);
+        if excess > 0 {
+            self.report.inconsistencies += 1;
         }
 
         for (&(id, ..), take) in orders.iter().zip(cut) {
@@ -1071,9 +1123,25 @@ impl<W: Write> Emitter<W> {
         Ok(())
     }
 
-    /// Before event `e` (whose row is `cur`), brings every price that `cur` covers and `prev` did
+    /// Shares the pool at `p` must hold when row `k` brings the price back into view.
+    fn need(&self, s: usize, p: u32, k: usize) -> u64 {
+        let Some(v) = self.needs[s].get(&p) else {
+            return 0;
+        };
+        v.binary_search_by_key(&k, |&(row, _)| row)
+            .map_or(0, |i| v[i].1)
+    }
+
+    /// Before event `k` (whose row is `cur`), brings every price that `cur` covers and `prev` did
     /// not to what `cur` shows there, minus the event's own effect.
-    fn correct(&mut self, e: &Event, prev: &BookRow, cur: &BookRow, n: usize) -> io::Result<()> {
+    fn correct(
+        &mut self,
+        k: usize,
+        e: &Event,
+        prev: &BookRow,
+        cur: &BookRow,
+        n: usize,
+    ) -> io::Result<()> {
         for side in SIDES {
             let s = si(side);
             let Some((lo, hi)) = newly_covered(prev.side(side), cur.side(side), n, side) else {
@@ -1099,11 +1167,11 @@ impl<W: Write> Emitter<W> {
                 };
                 let target = now - own;
                 if target < 0 {
-                    self.report.inconsistencies += 1; eprintln!("INCONS site 3 line {}", line!());
+                    self.report.inconsistencies += 1;
                 }
                 let (target, total) = (target.max(0) as u64, self.total(s, p));
                 let pool = self.pool[s].get(&p).map_or(0, |o| o.remaining);
-                let need = self.pool_need[s].get(&p).copied().unwrap_or(0);
+                let need = self.need(s, p, k);
                 // A changed total, or a pool short of what later events take here, means orders
                 // came and went out of view.
                 let doomed = self.orders_at(s, p).iter().any(|o| o.3 && o.1 > o.2);
@@ -1111,7 +1179,7 @@ impl<W: Write> Emitter<W> {
                     continue;
                 }
                 let written = self.report.correction_messages;
-                self.rebalance(e.time_ns, side, p, target)?;
+                self.rebalance(k, e.time_ns, side, p, target)?;
                 if self.report.correction_messages > written {
                     self.report.corrected_levels += 1;
                     self.report.silent_shares_added += target.saturating_sub(total);
@@ -1137,7 +1205,7 @@ impl<W: Write> Emitter<W> {
                     remaining: e.size,
                 };
                 if self.live.contains_key(&e.id) {
-                    self.report.inconsistencies += 1; eprintln!("INCONS site 4 line {}", line!());
+                    self.report.inconsistencies += 1;
                     self.forget_live(e.id);
                 }
                 self.live.insert(e.id, order);
@@ -1152,7 +1220,7 @@ impl<W: Write> Emitter<W> {
                 let (order_ref, gone) = match target {
                     Some(o) => {
                         if o.price != p || o.side != side || o.remaining < e.size {
-                            self.report.inconsistencies += 1; eprintln!("INCONS site 5 line {}", line!());
+                            self.report.inconsistencies += 1;
                         }
                         o.remaining -= o.remaining.min(e.size);
                         (o.order_ref, o.remaining == 0)
@@ -1160,7 +1228,7 @@ impl<W: Write> Emitter<W> {
                     // Nothing rests there to take from: still one message, naming a reference
                     // no order has (0), so a replay counts it as unknown.
                     None => {
-                        self.report.inconsistencies += 1; eprintln!("INCONS site 6 line {}", line!());
+                        self.report.inconsistencies += 1;
                         (0, false)
                     }
                 };
@@ -1169,9 +1237,6 @@ impl<W: Write> Emitter<W> {
                 }
                 if pool {
                     self.report.presample_events += 1;
-                    if let Some(need) = self.pool_need[s].get_mut(&p) {
-                        *need = need.saturating_sub(e.size);
-                    }
                 }
                 match e.kind {
                     EventKind::VisibleExecution => {
@@ -1187,7 +1252,7 @@ impl<W: Write> Emitter<W> {
                     EventKind::Delete => {
                         // A total delete of a submitted order must remove all of it.
                         if !pool {
-                            self.report.inconsistencies += 1; eprintln!("INCONS site 7 line {}", line!());
+                            self.report.inconsistencies += 1;
                         }
                         self.report.deletes_as_cancels += 1;
                         self.cancel(ts, TRACKING_EVENT, order_ref, e.size)?;
@@ -1349,7 +1414,7 @@ pub fn convert_parsed<W: Write>(
         live: HashMap::new(),
         at_price: Default::default(),
         pool: Default::default(),
-        pool_need: seeds.pool_need,
+        needs: pool_needs(events, book, &seeds.unknown),
         future_use,
         closes,
         report,
@@ -1392,7 +1457,7 @@ pub fn convert_parsed<W: Write>(
             // An ITCH order holds at most u32::MAX shares.
             let shares = size.min(u32::MAX as u64);
             if shares < size {
-                em.report.inconsistencies += 1; eprintln!("INCONS site 8 line {}", line!());
+                em.report.inconsistencies += 1;
             }
             let r = em.next_ref;
             em.next_ref += 1;
@@ -1418,7 +1483,7 @@ pub fn convert_parsed<W: Write>(
     let mut halted = false;
     for (k, e) in events.iter().enumerate() {
         if k > 0 {
-            em.correct(e, &book.rows[k - 1], &book.rows[k], book.levels)?;
+            em.correct(k, e, &book.rows[k - 1], &book.rows[k], book.levels)?;
         }
         em.event(e, &mut halted)?;
     }

@@ -146,6 +146,9 @@ struct LobsterArgs {
     /// Output ITCH file.
     #[arg(long)]
     out: PathBuf,
+    /// Print the conversion report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -198,7 +201,10 @@ fn main() {
         Cmd::Bench(a) => cmd_bench(a),
     };
     if let Err(e) = result {
-        if e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)) {
+        if e.chain().any(|c| {
+            c.downcast_ref::<io::Error>()
+                .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+        }) {
             std::process::exit(0);
         }
         eprintln!("tickwatch: error: {e:#}");
@@ -207,7 +213,12 @@ fn main() {
 }
 
 fn threads_or_all(t: Option<usize>) -> usize {
-    t.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1)
+    t.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+    .max(1)
 }
 
 fn open_feed(input: &InputArgs, opts: MapOptions) -> Result<MappedFile> {
@@ -218,8 +229,14 @@ fn open_feed(input: &InputArgs, opts: MapOptions) -> Result<MappedFile> {
 fn cmd_inspect(a: InspectArgs) -> Result<()> {
     let map = open_feed(&a.input, MapOptions::default())?;
     let t0 = Instant::now();
-    let s = inspect(map.bytes(), InspectOptions { threads: threads_or_all(a.threads), lenient: a.input.lenient })
-        .with_context(|| format!("{}", a.input.file.display()))?;
+    let s = inspect(
+        map.bytes(),
+        InspectOptions {
+            threads: threads_or_all(a.threads),
+            lenient: a.input.lenient,
+        },
+    )
+    .with_context(|| format!("{}", a.input.file.display()))?;
     let secs = t0.elapsed().as_secs_f64();
     #[derive(Serialize)]
     struct Out<'a> {
@@ -232,7 +249,12 @@ fn cmd_inspect(a: InspectArgs) -> Result<()> {
     let rate = s.messages as f64 / secs.max(1e-9);
     let mut out = io::stdout().lock();
     if a.json {
-        let o = Out { file: a.input.file.display().to_string(), summary: &s, decode_seconds: secs, messages_per_second: rate };
+        let o = Out {
+            file: a.input.file.display().to_string(),
+            summary: &s,
+            decode_seconds: secs,
+            messages_per_second: rate,
+        };
         serde_json::to_writer_pretty(&mut out, &o)?;
         writeln!(out)?;
         return Ok(());
@@ -245,28 +267,54 @@ fn cmd_inspect(a: InspectArgs) -> Result<()> {
         _ => "-".into(),
     };
     writeln!(out, "time span   {span}")?;
-    writeln!(out, "stocks      {} in the directory (R){}", s.stocks, sample(&s.symbols_sample))?;
-    writeln!(out, "decode      {:.3} s, {:.1} M msg/s on {} chunk(s)", secs, rate / 1e6, s.chunks)?;
+    writeln!(
+        out,
+        "stocks      {} in the directory (R){}",
+        s.stocks,
+        sample(&s.symbols_sample)
+    )?;
+    writeln!(
+        out,
+        "decode      {:.3} s, {:.1} M msg/s on {} chunk(s)",
+        secs,
+        rate / 1e6,
+        s.chunks
+    )?;
     writeln!(out, "by type")?;
     for (t, n) in &s.by_type {
-        writeln!(out, "  {t}  {n:>12}  {:5.1} %", 100.0 * *n as f64 / s.messages.max(1) as f64)?;
+        writeln!(
+            out,
+            "  {t}  {n:>12}  {:5.1} %",
+            100.0 * *n as f64 / s.messages.max(1) as f64
+        )?;
     }
     let unknown: u64 = s.skipped_unknown_types.values().sum();
     writeln!(
         out,
         "skipped     {unknown} unknown-type frame(s){}; {} bad-length frame(s){}",
-        s.first_unknown_offset.map(|o| format!(" (first at byte {o})")).unwrap_or_default(),
+        s.first_unknown_offset
+            .map(|o| format!(" (first at byte {o})"))
+            .unwrap_or_default(),
         s.skipped_bad_lengths,
-        s.first_bad_length.as_ref().map(|e| format!(" (first: {e})")).unwrap_or_default()
+        s.first_bad_length
+            .as_ref()
+            .map(|e| format!(" (first: {e})"))
+            .unwrap_or_default()
     )?;
     writeln!(
         out,
         "timestamps  {} regression(s){}",
         s.timestamp_regressions,
-        s.first_regression_offset.map(|o| format!(" (first at byte {o})")).unwrap_or_default()
+        s.first_regression_offset
+            .map(|o| format!(" (first at byte {o})"))
+            .unwrap_or_default()
     )?;
     if s.resync_fallbacks > 0 {
-        writeln!(out, "note        {} chunk boundary guess(es) failed the proof and were re-walked serially", s.resync_fallbacks)?;
+        writeln!(
+            out,
+            "note        {} chunk boundary guess(es) failed the proof and were re-walked serially",
+            s.resync_fallbacks
+        )?;
     }
     Ok(())
 }
@@ -288,9 +336,12 @@ struct BookJson<'a> {
 }
 
 fn cmd_book(a: BookArgs) -> Result<()> {
-    let stock = symbol_field(&a.symbol).ok_or_else(|| anyhow!("--symbol must be 1 to 8 characters"))?;
+    let stock =
+        symbol_field(&a.symbol).ok_or_else(|| anyhow!("--symbol must be 1 to 8 characters"))?;
     let at = match &a.at {
-        Some(t) => Some(parse_time(t).ok_or_else(|| anyhow!("--at {t:?}: expected HH:MM:SS[.fffffffff]"))?),
+        Some(t) => Some(
+            parse_time(t).ok_or_else(|| anyhow!("--at {t:?}: expected HH:MM:SS[.fffffffff]"))?,
+        ),
         None => None,
     };
     let map = open_feed(&a.input, MapOptions::default())?;
@@ -305,7 +356,11 @@ fn cmd_book(a: BookArgs) -> Result<()> {
             "symbol {} not found in {}{}",
             a.symbol,
             a.input.file.display(),
-            if at.is_some() { " before that time" } else { "" }
+            if at.is_some() {
+                " before that time"
+            } else {
+                ""
+            }
         );
     };
     let ts = at.unwrap_or(books.last_timestamp());
@@ -323,16 +378,37 @@ fn cmd_book(a: BookArgs) -> Result<()> {
     }
     let mut out = io::stdout().lock();
     if a.json {
-        serde_json::to_writer(&mut out, &BookJson { symbol: &a.symbol, timestamp_ns: ts, bids, asks })?;
+        serde_json::to_writer(
+            &mut out,
+            &BookJson {
+                symbol: &a.symbol,
+                timestamp_ns: ts,
+                bids,
+                asks,
+            },
+        )?;
         writeln!(out)?;
         return Ok(());
     }
     writeln!(out, "{} (locate {}) at {}", a.symbol, locate, fmt_time(ts))?;
-    writeln!(out, "{:>8} {:>10} {:>12} | {:<12} {:<10} {:<8}", "orders", "shares", "bid", "ask", "shares", "orders")?;
+    writeln!(
+        out,
+        "{:>8} {:>10} {:>12} | {:<12} {:<10} {:<8}",
+        "orders", "shares", "bid", "ask", "shares", "orders"
+    )?;
     for i in 0..bids.len().max(asks.len()) {
-        let b = bids.get(i).map(|l| format!("{:>8} {:>10} {:>12}", l.orders, l.shares, price4(l.price)));
-        let s = asks.get(i).map(|l| format!("{:<12} {:<10} {:<8}", price4(l.price), l.shares, l.orders));
-        writeln!(out, "{} | {}", b.unwrap_or_else(|| " ".repeat(32)), s.unwrap_or_default())?;
+        let b = bids
+            .get(i)
+            .map(|l| format!("{:>8} {:>10} {:>12}", l.orders, l.shares, price4(l.price)));
+        let s = asks
+            .get(i)
+            .map(|l| format!("{:<12} {:<10} {:<8}", price4(l.price), l.shares, l.orders));
+        writeln!(
+            out,
+            "{} | {}",
+            b.unwrap_or_else(|| " ".repeat(32)),
+            s.unwrap_or_default()
+        )?;
     }
     Ok(())
 }
@@ -341,11 +417,14 @@ fn cmd_gen(a: GenArgs) -> Result<()> {
     let cfg = GenConfig {
         messages: a.messages,
         symbols: a.symbols,
-        live_orders: a.live_orders.unwrap_or((a.messages / 20).clamp(1, 2_000_000)),
+        live_orders: a
+            .live_orders
+            .unwrap_or((a.messages / 20).clamp(1, 2_000_000)),
         seed: a.seed,
     };
     let t0 = Instant::now();
-    let file = std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let file =
+        std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let rep = generate(&cfg, io::BufWriter::with_capacity(1 << 20, file))?;
     eprintln!(
         "wrote {} messages, {} bytes, {} symbols, peak {} live orders to {} in {:.2} s",
@@ -360,8 +439,32 @@ fn cmd_gen(a: GenArgs) -> Result<()> {
 }
 
 fn cmd_lobster(a: LobsterArgs) -> Result<()> {
-    let _ = a;
-    bail!("convert lobster: not wired yet")
+    let r = tickwatch::lobster::convert(&a.messages, &a.orderbook, &a.symbol, &a.date, &a.out)?;
+    if a.json {
+        serde_json::to_writer_pretty(io::stdout().lock(), &r)?;
+        println!();
+        return Ok(());
+    }
+    println!(
+        "wrote {}: {} ITCH messages for {} LOBSTER events ({} levels per side), {} .. {}",
+        a.out.display(),
+        r.messages_written,
+        r.events,
+        r.levels,
+        fmt_time(r.first_ns),
+        fmt_time(r.last_ns)
+    );
+    println!(
+        "seeded the resting book: {} levels from the first row, {} deeper levels revealed later, {} shares; {} events on pre-sample orders",
+        r.seeded_levels, r.deep_levels_seeded, r.seeded_shares, r.presample_events
+    );
+    if r.corrected_levels > 0 || r.inconsistencies > 0 {
+        println!(
+            "{} level change(s) LOBSTER did not record were corrected with {} message(s); {} inconsistency(ies) in the input",
+            r.corrected_levels, r.correction_messages, r.inconsistencies
+        );
+    }
+    Ok(())
 }
 
 fn cmd_demo(a: DemoArgs) -> Result<()> {
@@ -377,46 +480,103 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
         }
     };
     let path = dir.join("demo.itch");
-    println!("tickwatch demo: generating {} messages over {} stocks -> {}", a.messages, a.symbols, path.display());
-    let cfg = GenConfig { messages: a.messages, symbols: a.symbols, live_orders: (a.messages / 20).max(1), seed: 2026 };
+    println!(
+        "tickwatch demo: generating {} messages over {} stocks -> {}",
+        a.messages,
+        a.symbols,
+        path.display()
+    );
+    let cfg = GenConfig {
+        messages: a.messages,
+        symbols: a.symbols,
+        live_orders: (a.messages / 20).max(1),
+        seed: 2026,
+    };
     let t0 = Instant::now();
-    let rep = generate(&cfg, io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?))?;
-    println!("  generated {} bytes in {:.2} s (peak {} live orders)", rep.bytes, t0.elapsed().as_secs_f64(), rep.peak_live_orders);
+    let rep = generate(
+        &cfg,
+        io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?),
+    )?;
+    println!(
+        "  generated {} bytes in {:.2} s (peak {} live orders)",
+        rep.bytes,
+        t0.elapsed().as_secs_f64(),
+        rep.peak_live_orders
+    );
     let map = MappedFile::open(&path, MapOptions::default())?;
     let buf = map.bytes();
 
     let threads = threads_or_all(None);
     let t0 = Instant::now();
-    let s = inspect(buf, InspectOptions { threads, lenient: false })?;
+    let s = inspect(
+        buf,
+        InspectOptions {
+            threads,
+            lenient: false,
+        },
+    )?;
     let dt = t0.elapsed().as_secs_f64();
-    println!("  inspect: {} messages, {} stocks, {:.1} M msg/s on {} thread(s)", s.messages, s.stocks, s.messages as f64 / dt / 1e6, s.chunks);
-    let mix: Vec<String> =
-        s.by_type.iter().map(|(t, n)| format!("{t} {:.1}%", 100.0 * *n as f64 / s.messages as f64)).collect();
+    println!(
+        "  inspect: {} messages, {} stocks, {:.1} M msg/s on {} thread(s)",
+        s.messages,
+        s.stocks,
+        s.messages as f64 / dt / 1e6,
+        s.chunks
+    );
+    let mix: Vec<String> = s
+        .by_type
+        .iter()
+        .map(|(t, n)| format!("{t} {:.1}%", 100.0 * *n as f64 / s.messages as f64))
+        .collect();
     println!("  mix: {}", mix.join("  "));
 
     let t0 = Instant::now();
     let w = bench::decode_fold(buf)?;
     let dt = t0.elapsed().as_secs_f64();
-    println!("  decode (every field): {:.1} M msg/s, {:.1} ns/msg", w.messages as f64 / dt / 1e6, dt * 1e9 / w.messages as f64);
+    println!(
+        "  decode (every field): {:.1} M msg/s, {:.1} ns/msg",
+        w.messages as f64 / dt / 1e6,
+        dt * 1e9 / w.messages as f64
+    );
 
-    let mut books = Books::new(BookConfig::for_orders((rep.peak_live_orders as usize * 2).max(1024), a.symbols as usize + 1));
+    let mut books = Books::new(BookConfig::for_orders(
+        (rep.peak_live_orders as usize * 2).max(1024),
+        a.symbols as usize + 1,
+    ));
     let t0 = Instant::now();
     let n = bench::decode_book(buf, &mut books)?;
     let dt = t0.elapsed().as_secs_f64();
-    println!("  decode + full-depth books: {:.1} M msg/s, {:.1} ns/msg, {} live orders at the close", n as f64 / dt / 1e6, dt * 1e9 / n as f64, books.live_orders());
+    println!(
+        "  decode + full-depth books: {:.1} M msg/s, {:.1} ns/msg, {} live orders at the close",
+        n as f64 / dt / 1e6,
+        dt * 1e9 / n as f64,
+        books.live_orders()
+    );
     let st = books.stats();
-    println!("  book skips: {} (unknown refs {}, overflows {})", st.skipped(), st.unknown_refs, st.order_overflows + st.level_overflows);
+    println!(
+        "  book skips: {} (unknown refs {}, overflows {})",
+        st.skipped(),
+        st.unknown_refs,
+        st.order_overflows + st.level_overflows
+    );
     match books.check() {
-        Ok(()) => println!("  consistency: every level equals the sum of its orders; {} crossed books", books.crossed().len()),
+        Ok(()) => println!(
+            "  consistency: every level equals the sum of its orders; {} crossed books",
+            books.crossed().len()
+        ),
         Err(e) => bail!("book consistency check failed: {e}"),
     }
     println!("  top of book, busiest stocks:");
-    println!("    {:<6} {:>8} {:>10} {:>10} {:<8} {:>6}", "symbol", "bid size", "bid", "ask", "ask size", "levels");
+    println!(
+        "    {:<6} {:>8} {:>10} {:>10} {:<8} {:>6}",
+        "symbol", "bid size", "bid", "ask", "ask size", "levels"
+    );
     for locate in 1..=5u16.min(a.symbols as u16) {
         let sym = books.symbol(locate).map(symbol_str).unwrap_or_default();
         let b = books.best(locate, Side::Buy);
         let s = books.best(locate, Side::Sell);
-        let levels = books.depth(locate, Side::Buy).count() + books.depth(locate, Side::Sell).count();
+        let levels =
+            books.depth(locate, Side::Buy).count() + books.depth(locate, Side::Sell).count();
         println!(
             "    {:<6} {:>8} {:>10} {:>10} {:<8} {:>6}",
             sym,
@@ -427,7 +587,11 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
             levels
         );
     }
-    println!("  try: tickwatch book {} --symbol {} --depth 5", path.display(), books.symbol(1).map(symbol_str).unwrap_or_default());
+    println!(
+        "  try: tickwatch book {} --symbol {} --depth 5",
+        path.display(),
+        books.symbol(1).map(symbol_str).unwrap_or_default()
+    );
     if a.keep.is_none() {
         println!("  (temporary files removed; pass --keep DIR to keep the feed)");
     }
@@ -443,7 +607,11 @@ struct KernelResult {
     median_msgs_per_s: f64,
 }
 
-fn time_kernel(name: &str, repeat: usize, mut f: impl FnMut() -> Result<u64>) -> Result<KernelResult> {
+fn time_kernel(
+    name: &str,
+    repeat: usize,
+    mut f: impl FnMut() -> Result<u64>,
+) -> Result<KernelResult> {
     let mut samples = Vec::with_capacity(repeat);
     let mut messages = 0;
     for _ in 0..repeat.max(1) {
@@ -462,7 +630,12 @@ fn time_kernel(name: &str, repeat: usize, mut f: impl FnMut() -> Result<u64>) ->
     })
 }
 
-fn time_book_kernel(name: &str, repeat: usize, books: &mut Books, mut f: impl FnMut(&mut Books) -> Result<u64>) -> Result<KernelResult> {
+fn time_book_kernel(
+    name: &str,
+    repeat: usize,
+    books: &mut Books,
+    mut f: impl FnMut(&mut Books) -> Result<u64>,
+) -> Result<KernelResult> {
     let mut samples = Vec::with_capacity(repeat);
     let mut messages = 0;
     for _ in 0..repeat.max(1) {
@@ -473,7 +646,13 @@ fn time_book_kernel(name: &str, repeat: usize, books: &mut Books, mut f: impl Fn
     }
     samples.sort_by(|a, b| a.total_cmp(b));
     let med = samples[samples.len() / 2];
-    Ok(KernelResult { kernel: name.into(), messages, median_ns_per_msg: med, min_ns_per_msg: samples[0], median_msgs_per_s: 1e9 / med })
+    Ok(KernelResult {
+        kernel: name.into(),
+        messages,
+        median_ns_per_msg: med,
+        min_ns_per_msg: samples[0],
+        median_msgs_per_s: 1e9 / med,
+    })
 }
 
 fn cmd_bench(a: BenchArgs) -> Result<()> {
@@ -482,7 +661,14 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     if a.cold {
         evict(&path)?;
         let t0 = Instant::now();
-        let map = MappedFile::open(&path, MapOptions { populate: false, sequential: true, huge_pages: false })?;
+        let map = MappedFile::open(
+            &path,
+            MapOptions {
+                populate: false,
+                sequential: true,
+                huge_pages: false,
+            },
+        )?;
         let w = bench::decode_fold(map.bytes())?;
         let dt = t0.elapsed().as_nanos() as f64;
         cold = Some(KernelResult {
@@ -493,7 +679,11 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
             median_msgs_per_s: w.messages as f64 * 1e9 / dt,
         });
     }
-    let opts = MapOptions { populate: !a.no_populate, sequential: true, huge_pages: a.huge_pages };
+    let opts = MapOptions {
+        populate: !a.no_populate,
+        sequential: true,
+        huge_pages: a.huge_pages,
+    };
     let map = MappedFile::open(&path, opts)?;
     let buf = map.bytes();
     if buf.is_empty() {
@@ -503,27 +693,48 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     let reference = bench::decode_fold(buf)?; // also warms the cache
     let mut results = Vec::new();
     results.extend(cold);
-    results.push(time_kernel("naive length-prefix walk", a.repeat, || Ok(bench::naive_walk(buf).messages))?);
-    results.push(time_kernel("prefetching length-prefix walk", a.repeat, || Ok(bench::prefetch_walk(buf).messages))?);
+    results.push(time_kernel("naive length-prefix walk", a.repeat, || {
+        Ok(bench::naive_walk(buf).messages)
+    })?);
+    results.push(time_kernel(
+        "prefetching length-prefix walk",
+        a.repeat,
+        || Ok(bench::prefetch_walk(buf).messages),
+    )?);
     results.push(time_kernel("decode, every field folded", a.repeat, || {
         let w = bench::decode_fold(buf)?;
         anyhow::ensure!(w == reference, "decode checksum changed between runs");
         Ok(w.messages)
     })?);
-    results.push(time_kernel(&format!("parallel decode, {threads} threads"), a.repeat, || {
-        let w = bench::par_decode_fold(buf, threads)?;
-        anyhow::ensure!(w == reference, "parallel decode disagrees with the serial decode");
-        Ok(w.messages)
-    })?);
+    results.push(time_kernel(
+        &format!("parallel decode, {threads} threads"),
+        a.repeat,
+        || {
+            let w = bench::par_decode_fold(buf, threads)?;
+            anyhow::ensure!(
+                w == reference,
+                "parallel decode disagrees with the serial decode"
+            );
+            Ok(w.messages)
+        },
+    )?);
     let cfg = a.caps.config();
     // Book kernels: allocate (and fault in) the tables outside the timed region, then clear them
     // between runs, also untimed.
     let mut books = Books::new(cfg);
     bench::decode_book(buf, &mut books)?;
-    results.push(time_book_kernel("decode + books, no look-ahead", a.repeat.min(3), &mut books, |b| {
-        Ok(bench::decode_book_unpipelined(buf, b)?)
-    })?);
-    results.push(time_book_kernel("decode + books, pipelined", a.repeat.min(3), &mut books, |b| Ok(bench::decode_book(buf, b)?))?);
+    results.push(time_book_kernel(
+        "decode + books, no look-ahead",
+        a.repeat.min(3),
+        &mut books,
+        |b| Ok(bench::decode_book_unpipelined(buf, b)?),
+    )?);
+    results.push(time_book_kernel(
+        "decode + books, pipelined",
+        a.repeat.min(3),
+        &mut books,
+        |b| Ok(bench::decode_book(buf, b)?),
+    )?);
     books.clear();
     // Per-message latency of decode + book.
     let tpn = bench::ticks_per_ns(200);
@@ -553,7 +764,11 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         timer_overhead_p50: q(&over, 0.5),
     };
     let st = *books.stats();
-    let naive = results.iter().find(|r| r.kernel.starts_with("naive")).map(|r| r.median_ns_per_msg).unwrap_or(1.0);
+    let naive = results
+        .iter()
+        .find(|r| r.kernel.starts_with("naive"))
+        .map(|r| r.median_ns_per_msg)
+        .unwrap_or(1.0);
     if a.json {
         #[derive(Serialize)]
         struct Out {
@@ -582,8 +797,19 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         println!();
         return Ok(());
     }
-    println!("file {} ({} bytes, {} messages); map: populate={} huge_pages={}; median of {} runs", path.display(), buf.len(), reference.messages, opts.populate, opts.huge_pages, a.repeat);
-    println!("{:<40} {:>12} {:>10} {:>10} {:>9}", "kernel", "M msg/s", "ns/msg", "best", "vs naive");
+    println!(
+        "file {} ({} bytes, {} messages); map: populate={} huge_pages={}; median of {} runs",
+        path.display(),
+        buf.len(),
+        reference.messages,
+        opts.populate,
+        opts.huge_pages,
+        a.repeat
+    );
+    println!(
+        "{:<40} {:>12} {:>10} {:>10} {:>9}",
+        "kernel", "M msg/s", "ns/msg", "best", "vs naive"
+    );
     for r in &results {
         println!(
             "{:<40} {:>12.1} {:>10.2} {:>10.2} {:>8.2}x",
@@ -598,7 +824,12 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         "decode + book per message (ns, TSC at {:.3} GHz): p50 {:.0}  p90 {:.0}  p99 {:.0}  p99.9 {:.0}  p99.99 {:.0}  max {:.0}  (timer pair alone: p50 {:.0})",
         tpn, lat.p50, lat.p90, lat.p99, lat.p999, lat.p9999, lat.max, lat.timer_overhead_p50
     );
-    println!("book: {} live orders at end; skips {} (unknown refs {})", books.live_orders(), st.skipped(), st.unknown_refs);
+    println!(
+        "book: {} live orders at end; skips {} (unknown refs {})",
+        books.live_orders(),
+        st.skipped(),
+        st.unknown_refs
+    );
     Ok(())
 }
 

@@ -31,14 +31,19 @@ impl<T: Pod> HugeArray<T> {
     /// When the memory cannot be mapped (a construction-time resource error, like `Vec`'s).
     pub fn zeroed(len: usize) -> Self {
         let bytes = (len.max(1) * std::mem::size_of::<T>()).max(1);
-        let map = MmapMut::map_anon(bytes)
-            .unwrap_or_else(|e| panic!("could not map {bytes} bytes for a preallocated table: {e}"));
+        let map = MmapMut::map_anon(bytes).unwrap_or_else(|e| {
+            panic!("could not map {bytes} bytes for a preallocated table: {e}")
+        });
         #[cfg(target_os = "linux")]
         if bytes >= 2 << 20 {
             // A hint: without THP the table still works, only with more TLB misses.
             let _ = map.advise(memmap2::Advice::HugePage);
         }
-        HugeArray { map, len, _t: PhantomData }
+        HugeArray {
+            map,
+            len,
+            _t: PhantomData,
+        }
     }
 
     /// The elements.

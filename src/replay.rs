@@ -37,7 +37,12 @@ pub struct ReplayReport {
 /// # Errors
 /// The first framing error, or the first undecodable message unless `lenient` (unknown types are
 /// always counted and skipped).
-pub fn replay(buf: &[u8], books: &mut Books, until: Option<u64>, lenient: bool) -> Result<ReplayReport, InspectError> {
+pub fn replay(
+    buf: &[u8],
+    books: &mut Books,
+    until: Option<u64>,
+    lenient: bool,
+) -> Result<ReplayReport, InspectError> {
     let until = until.unwrap_or(u64::MAX);
     let mut r = ReplayReport::default();
     for_each_message(buf, books, lenient, &mut r, |books, m, r| {
@@ -57,7 +62,13 @@ pub fn replay(buf: &[u8], books: &mut Books, until: Option<u64>, lenient: bool) 
 /// # Errors
 /// As [`replay`].
 #[inline(always)]
-pub fn for_each_message<F>(buf: &[u8], books: &mut Books, lenient: bool, r: &mut ReplayReport, mut f: F) -> Result<(), InspectError>
+pub fn for_each_message<F>(
+    buf: &[u8],
+    books: &mut Books,
+    lenient: bool,
+    r: &mut ReplayReport,
+    mut f: F,
+) -> Result<(), InspectError>
 where
     F: FnMut(&mut Books, &Message<'_>, &mut ReplayReport) -> bool,
 {

@@ -721,97 +721,126 @@ fn write_pair(
     (mp, bp)
 }
 
+/// Totals over several synthetic files, to check that the generator exercised every path.
+#[derive(Debug, Default)]
+struct Totals {
+    rows: usize,
+    deep: u64,
+    unrevealed: u64,
+    unknown_id_events: u64,
+    corrected: u64,
+    deletes_as_x: u64,
+}
+
+/// Simulates, converts and replays one synthetic pair, checking every row, the seeds against the
+/// brute-force ones and the simulation's ground truth.
+fn check_synthetic(
+    seed: u64,
+    n: usize,
+    depth: i64,
+    events: usize,
+    lobster_view: bool,
+    t: &mut Totals,
+) {
+    let sim = simulate(seed, n, depth, events, lobster_view);
+    let dir = tempfile::tempdir().unwrap();
+    let (mp, bp) = write_pair(dir.path(), &sim.msgs, &sim.rows);
+    let out = dir.path().join("x.itch");
+    let report = convert(&mp, &bp, "SYN", "2020-02-29", &out).unwrap();
+    assert_eq!(report.levels, n);
+
+    // Read back from disk with the test's own parser, as for the real file.
+    let msgs = read_messages(&std::fs::read_to_string(&mp).unwrap());
+    let rows = read_rows(&std::fs::read_to_string(&bp).unwrap());
+    let c = replay_and_compare(&std::fs::read(&out).unwrap(), &msgs, &rows, "SYN");
+    check_counts(&msgs, &report, &c);
+
+    // The seeds are the brute-force ones, counted by origin.
+    let want = expected_seeds(&msgs, &rows);
+    let got: BTreeMap<(u8, u32), i64> =
+        c.seeds.iter().map(|(&k, s)| (k, s.shares as i64)).collect();
+    assert_eq!(
+        got,
+        want.iter().map(|(&k, &(size, _))| (k, size)).collect(),
+        "seed {seed}"
+    );
+    let count = |f: fn(Option<usize>) -> bool| want.values().filter(|v| f(v.1)).count() as u64;
+    assert_eq!(report.seeded_levels, count(|r| r == Some(0)));
+    assert_eq!(
+        report.deep_levels_seeded,
+        count(|r| r.is_some_and(|r| r > 0))
+    );
+    assert_eq!(report.unrevealed_levels_seeded, count(|r| r.is_none()));
+
+    // Against the simulation's ground truth. The starting book that row 1 covers is seeded exactly
+    // (row 1 with message 1 undone).
+    let row0 = snapshot(&sim.initial, n);
+    for side in [Side::Buy, Side::Sell] {
+        for (p, sz) in row_side(&row0, side)
+            .into_iter()
+            .filter(|&(p, _)| covers(&rows[0], side, p))
+        {
+            let got = c
+                .seeds
+                .get(&(side.as_byte(), p as u32))
+                .map(|s| s.shares as i64);
+            assert_eq!(got, Some(sz), "seed {seed}: starting level {side:?} {p}");
+        }
+    }
+    if lobster_view {
+        // Every level an event touches is in view, so each is revealed by some row.
+        assert_eq!(report.unrevealed_levels_seeded, 0);
+    } else {
+        // Every change is recorded: a seed is never a phantom level, never holds more than truly
+        // rested there, and nothing needs correcting.
+        for s in c.seeds.values() {
+            let dir = if s.side == Side::Buy { 1 } else { -1 };
+            let truth = sim.initial.get(&(dir, s.price as i64)).copied();
+            assert!(
+                truth.is_some_and(|t| s.shares as i64 <= t),
+                "seed {seed}: {s:?} vs truth {truth:?}"
+            );
+        }
+        assert_eq!(report.correction_messages, 0, "seed {seed}");
+    }
+    t.rows += c.rows;
+    t.deep += report.deep_levels_seeded;
+    t.unrevealed += report.unrevealed_levels_seeded;
+    t.unknown_id_events += report.presample_events;
+    t.corrected += report.corrected_levels;
+    t.deletes_as_x += report.deletes_as_cancels;
+}
+
 #[test]
 fn any_lobster_pair_replays_to_its_book() {
-    const N: usize = 5;
-    let mut total = [0u64; 6];
+    let mut t = Totals::default();
     for seed in 1..=16u64 {
         // Some books thinner than N (empty slots on show), most much deeper; half the files
         // record only what changes the top N, as LOBSTER's do.
         let depth = if seed % 4 == 0 { 3 } else { 40 };
-        let lobster_view = seed % 2 == 0;
-        eprintln!("seed {seed}");
-        let sim = simulate(seed, N, depth, 500, lobster_view);
-        let dir = tempfile::tempdir().unwrap();
-        let (mp, bp) = write_pair(dir.path(), &sim.msgs, &sim.rows);
-        if seed == 4 { let _ = std::fs::copy(&mp, "/tmp/dbg_m.csv"); let _ = std::fs::copy(&bp, "/tmp/dbg_b.csv"); }
-        let out = dir.path().join("x.itch");
-        let report = convert(&mp, &bp, "SYN", "2020-02-29", &out).unwrap();
-        assert_eq!(report.levels, N);
+        check_synthetic(seed, 5, depth, 500, seed % 2 == 0, &mut t);
+    }
+    eprintln!("synthetic, N = 5: {t:?}");
+    // The generator must exercise every path, or the checks above prove little.
+    assert!(
+        t.deep > 0
+            && t.unrevealed > 0
+            && t.unknown_id_events > 0
+            && t.corrected > 0
+            && t.deletes_as_x > 0,
+        "{t:?}"
+    );
+}
 
-        // Read back from disk with the test's own parser, as for the real file.
-        let msgs = read_messages(&std::fs::read_to_string(&mp).unwrap());
-        let rows = read_rows(&std::fs::read_to_string(&bp).unwrap());
-        let c = replay_and_compare(&std::fs::read(&out).unwrap(), &msgs, &rows, "SYN");
-        check_counts(&msgs, &report, &c);
-
-        // The seeds are the brute-force ones, counted by origin.
-        let want = expected_seeds(&msgs, &rows);
-        let got: BTreeMap<(u8, u32), i64> =
-            c.seeds.iter().map(|(&k, s)| (k, s.shares as i64)).collect();
-        assert_eq!(
-            got,
-            want.iter().map(|(&k, &(size, _))| (k, size)).collect(),
-            "seed {seed}"
-        );
-        let count = |f: fn(Option<usize>) -> bool| want.values().filter(|v| f(v.1)).count() as u64;
-        assert_eq!(report.seeded_levels, count(|r| r == Some(0)));
-        assert_eq!(
-            report.deep_levels_seeded,
-            count(|r| r.is_some_and(|r| r > 0))
-        );
-        assert_eq!(report.unrevealed_levels_seeded, count(|r| r.is_none()));
-
-        // Against the simulation's ground truth. The starting book that row 1 covers is seeded
-        // exactly (row 1 with message 1 undone).
-        let row0 = snapshot(&sim.initial, N);
-        for side in [Side::Buy, Side::Sell] {
-            for (p, sz) in row_side(&row0, side)
-                .into_iter()
-                .filter(|&(p, _)| covers(&rows[0], side, p))
-            {
-                let got = c
-                    .seeds
-                    .get(&(side.as_byte(), p as u32))
-                    .map(|s| s.shares as i64);
-                assert_eq!(got, Some(sz), "seed {seed}: starting level {side:?} {p}");
-            }
-        }
-        if lobster_view {
-            // Unrecorded changes are corrected, never seeded blindly.
-            assert_eq!(report.unrevealed_levels_seeded, 0);
-        } else {
-            // Every change is recorded: a seed is never a phantom level, never holds more than
-            // truly rested there, and nothing needs correcting.
-            for s in c.seeds.values() {
-                let dir = if s.side == Side::Buy { 1 } else { -1 };
-                let truth = sim.initial.get(&(dir, s.price as i64)).copied();
-                assert!(
-                    truth.is_some_and(|t| s.shares as i64 <= t),
-                    "seed {seed}: {s:?} vs truth {truth:?}"
-                );
-            }
-            assert_eq!(report.correction_messages, 0, "seed {seed}");
-        }
-        let r = &report;
-        for (t, v) in total.iter_mut().zip([
-            c.rows as u64,
-            r.deep_levels_seeded,
-            r.unrevealed_levels_seeded,
-            r.presample_events,
-            r.corrected_levels,
-            r.deletes_as_cancels,
-        ]) {
-            *t += v;
+#[test]
+fn other_level_counts_replay_too() {
+    let mut t = Totals::default();
+    for (i, n) in [1usize, 2, 10].into_iter().enumerate() {
+        for seed in 100..104u64 {
+            check_synthetic(seed + 10 * i as u64, n, 30, 300, seed % 2 == 0, &mut t);
         }
     }
-    // The generator must exercise every path, or the checks above prove little.
-    let [rows, deep, unrevealed, presample, corrected, as_cancels] = total;
-    eprintln!(
-        "synthetic: {rows} rows, {deep} deep levels, {unrevealed} unrevealed, {presample} events on \
-         unknown ids, {corrected} corrected levels, {as_cancels} deletes written as X"
-    );
-    assert!(deep > 0 && unrevealed > 0 && presample > 0 && corrected > 0 && as_cancels > 0);
+    assert!(t.corrected > 0 && t.deep > 0, "{t:?}");
 }
 
 fn convert_err(msg_text: &str, book_text: &str) -> String {

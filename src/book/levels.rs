@@ -47,7 +47,12 @@ pub struct Ladder {
 impl Ladder {
     /// An empty ladder for one side.
     pub fn new(bid: bool) -> Ladder {
-        Ladder { start: 0, len: 0, class: u8::MAX, bid }
+        Ladder {
+            start: 0,
+            len: 0,
+            class: u8::MAX,
+            bid,
+        }
     }
 
     /// Number of price levels.
@@ -164,7 +169,11 @@ impl LevelArena {
     /// or `None` when the arena cannot supply a larger segment.
     #[inline]
     pub fn insert(&mut self, l: &mut Ladder, pos: usize, level: Level) -> Option<usize> {
-        let cap = if l.class == u8::MAX { 0 } else { MIN_LADDER << l.class };
+        let cap = if l.class == u8::MAX {
+            0
+        } else {
+            MIN_LADDER << l.class
+        };
         if l.len as usize == cap {
             self.grow(l)?;
         }
@@ -189,7 +198,11 @@ impl LevelArena {
 
     #[cold]
     fn grow(&mut self, l: &mut Ladder) -> Option<()> {
-        let class = if l.class == u8::MAX { 0 } else { l.class as usize + 1 };
+        let class = if l.class == u8::MAX {
+            0
+        } else {
+            l.class as usize + 1
+        };
         if class >= CLASSES {
             return None;
         }
@@ -235,8 +248,19 @@ mod tests {
         let mut ask = Ladder::new(false);
         for p in [50u32, 10, 30, 20, 40, 60, 5, 45, 35, 25, 15, 55, 1, 100, 70] {
             for l in [&mut bid, &mut ask] {
-                let Slot::Vacant(pos) = a.find(l, p) else { panic!("dup {p}") };
-                a.insert(l, pos, Level { price: p, orders: 1, shares: p as u64 }).unwrap();
+                let Slot::Vacant(pos) = a.find(l, p) else {
+                    panic!("dup {p}")
+                };
+                a.insert(
+                    l,
+                    pos,
+                    Level {
+                        price: p,
+                        orders: 1,
+                        shares: p as u64,
+                    },
+                )
+                .unwrap();
             }
         }
         let bp: Vec<u32> = a.levels(&bid).iter().map(|l| l.price).collect();
@@ -245,10 +269,15 @@ mod tests {
         assert_eq!(bp, sorted);
         assert_eq!(a.best(&bid).unwrap().price, 100);
         assert_eq!(a.best(&ask).unwrap().price, 1);
-        let Slot::Found(i) = a.find(&ask, 35) else { panic!() };
+        let Slot::Found(i) = a.find(&ask, 35) else {
+            panic!()
+        };
         assert_eq!(a.at_mut(i).price, 35);
         a.remove(&mut ask, i);
-        assert_eq!(a.find(&ask, 35), Slot::Vacant(a.levels(&ask).iter().position(|l| l.price < 35).unwrap()));
+        assert_eq!(
+            a.find(&ask, 35),
+            Slot::Vacant(a.levels(&ask).iter().position(|l| l.price < 35).unwrap())
+        );
         assert_eq!(ask.len(), 14);
     }
 
@@ -257,9 +286,30 @@ mod tests {
         let mut a = LevelArena::new(8);
         let mut l = Ladder::new(true);
         for p in 0..8 {
-            assert!(a.insert(&mut l, p as usize, Level { price: p, orders: 1, shares: 1 }).is_some());
+            assert!(a
+                .insert(
+                    &mut l,
+                    p as usize,
+                    Level {
+                        price: p,
+                        orders: 1,
+                        shares: 1
+                    }
+                )
+                .is_some());
         }
-        assert_eq!(a.insert(&mut l, 8, Level { price: 9, orders: 1, shares: 1 }), None);
+        assert_eq!(
+            a.insert(
+                &mut l,
+                8,
+                Level {
+                    price: 9,
+                    orders: 1,
+                    shares: 1
+                }
+            ),
+            None
+        );
         assert_eq!(l.len(), 8);
     }
 }

@@ -48,19 +48,31 @@ impl BookConfig {
     /// A whole NASDAQ day: 4 M live orders, every locate, 4 M level slots (≈ 330 MB, touched
     /// lazily: untouched pages of the zeroed allocations cost nothing).
     pub fn full_day() -> BookConfig {
-        BookConfig { max_orders: 4 << 20, max_locates: 1 << 16, max_levels: 4 << 20 }
+        BookConfig {
+            max_orders: 4 << 20,
+            max_locates: 1 << 16,
+            max_levels: 4 << 20,
+        }
     }
 
     /// Small capacities for tests and examples.
     pub fn small() -> BookConfig {
-        BookConfig { max_orders: 1 << 16, max_locates: 1 << 16, max_levels: 1 << 18 }
+        BookConfig {
+            max_orders: 1 << 16,
+            max_locates: 1 << 16,
+            max_levels: 1 << 18,
+        }
     }
 
     /// Capacities sized for `max_orders` live orders: the level arena gets twice as many slots
     /// (ladders double, so up to half a segment can be slack) plus a first segment per stock side.
     pub fn for_orders(max_orders: usize, max_locates: usize) -> BookConfig {
         let max_locates = max_locates.clamp(1, 1 << 16);
-        BookConfig { max_orders, max_locates, max_levels: max_orders * 2 + max_locates * 2 * levels::MIN_LADDER }
+        BookConfig {
+            max_orders,
+            max_locates,
+            max_levels: max_orders * 2 + max_locates * 2 * levels::MIN_LADDER,
+        }
     }
 }
 
@@ -130,7 +142,11 @@ pub struct LevelView {
 
 impl From<&Level> for LevelView {
     fn from(l: &Level) -> Self {
-        LevelView { price: l.price, shares: l.shares, orders: l.orders }
+        LevelView {
+            price: l.price,
+            shares: l.shares,
+            orders: l.orders,
+        }
     }
 }
 
@@ -145,6 +161,13 @@ pub struct Books {
     stats: BookStats,
     last_ts: u64,
     cfg: BookConfig,
+}
+
+/// Why shares come off an order.
+#[derive(Clone, Copy, Debug)]
+enum Reduce {
+    Execute,
+    Cancel,
 }
 
 #[inline(always)]
@@ -167,7 +190,10 @@ impl Books {
             symbols: vec![[0u8; 8]; n].into_boxed_slice(),
             stats: BookStats::default(),
             last_ts: 0,
-            cfg: BookConfig { max_locates: n, ..cfg },
+            cfg: BookConfig {
+                max_locates: n,
+                ..cfg
+            },
         }
     }
 
@@ -286,19 +312,13 @@ impl Books {
                 &m.stock,
             ),
             Message::OrderExecuted(m) => {
-                if self.reduce(m.order_ref.get(), m.executed_shares.get()) {
-                    self.stats.executions += 1;
-                }
+                self.reduce(m.order_ref.get(), m.executed_shares.get(), Reduce::Execute)
             }
             Message::OrderExecutedWithPrice(m) => {
-                if self.reduce(m.order_ref.get(), m.executed_shares.get()) {
-                    self.stats.executions += 1;
-                }
+                self.reduce(m.order_ref.get(), m.executed_shares.get(), Reduce::Execute)
             }
             Message::OrderCancel(m) => {
-                if self.reduce(m.order_ref.get(), m.cancelled_shares.get()) {
-                    self.stats.cancels += 1;
-                }
+                self.reduce(m.order_ref.get(), m.cancelled_shares.get(), Reduce::Cancel)
             }
             Message::OrderDelete(m) => match self.orders.remove(m.order_ref.get()) {
                 Some(o) => {
@@ -311,7 +331,15 @@ impl Books {
                 Some(o) => {
                     self.unlevel(&o, o.shares, true);
                     self.stats.replaces += 1;
-                    self.add(o.locate, m.new_order_ref.get(), o.side, m.shares.get(), m.price.get(), o.mpid, &[0; 8]);
+                    self.add(
+                        o.locate,
+                        m.new_order_ref.get(),
+                        o.side,
+                        m.shares.get(),
+                        m.price.get(),
+                        o.mpid,
+                        &[0; 8],
+                    );
                 }
                 None => self.stats.unknown_refs += 1,
             },
@@ -330,7 +358,16 @@ impl Books {
 
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn add(&mut self, locate: u16, order_ref: u64, side: u8, shares: u32, price: u32, mpid: [u8; 4], stock: &[u8; 8]) {
+    fn add(
+        &mut self,
+        locate: u16,
+        order_ref: u64,
+        side: u8,
+        shares: u32,
+        price: u32,
+        mpid: [u8; 4],
+        stock: &[u8; 8],
+    ) {
         let l = locate as usize;
         if l >= self.ladders.len() {
             self.stats.locate_overflows += 1;
@@ -343,7 +380,10 @@ impl Books {
         if self.symbols[l][0] == 0 && stock[0] != 0 {
             self.symbols[l] = *stock;
         }
-        match self.orders.insert(Order::new(order_ref, locate, side, price, shares, mpid)) {
+        match self
+            .orders
+            .insert(Order::new(order_ref, locate, side, price, shares, mpid))
+        {
             Ok(()) => {}
             Err(InsertError::Duplicate) => {
                 self.stats.duplicate_refs += 1;
@@ -362,7 +402,19 @@ impl Books {
                 lv.shares += shares as u64;
             }
             Slot::Vacant(pos) => {
-                if self.arena.insert(ladder, pos, Level { price, orders: 1, shares: shares as u64 }).is_none() {
+                if self
+                    .arena
+                    .insert(
+                        ladder,
+                        pos,
+                        Level {
+                            price,
+                            orders: 1,
+                            shares: shares as u64,
+                        },
+                    )
+                    .is_none()
+                {
                     self.orders.remove(order_ref);
                     self.stats.level_overflows += 1;
                     return;
@@ -372,12 +424,12 @@ impl Books {
         self.stats.adds += 1;
     }
 
-    /// Takes `shares` off an order (execution or cancel); false when the reference is unknown.
+    /// Takes `shares` off an order (execution or cancel) and counts it by `kind`.
     #[inline(always)]
-    fn reduce(&mut self, order_ref: u64, shares: u32) -> bool {
+    fn reduce(&mut self, order_ref: u64, shares: u32, kind: Reduce) {
         let Some(o) = self.orders.get_mut(order_ref) else {
             self.stats.unknown_refs += 1;
-            return false;
+            return;
         };
         let take = if shares > o.shares {
             self.stats.overfills += 1;
@@ -392,7 +444,10 @@ impl Books {
             self.orders.remove(order_ref);
         }
         self.unlevel(&o, take, gone);
-        true
+        match kind {
+            Reduce::Execute => self.stats.executions += 1,
+            Reduce::Cancel => self.stats.cancels += 1,
+        }
     }
 
     /// Removes `shares` (and the order itself when `order_gone`) from the order's price level.
@@ -417,7 +472,9 @@ impl Books {
     #[inline]
     pub fn best(&self, locate: u16, side: Side) -> Option<LevelView> {
         let ladder = self.ladders.get(locate as usize)?;
-        self.arena.best(&ladder[(side == Side::Sell) as usize]).map(LevelView::from)
+        self.arena
+            .best(&ladder[(side == Side::Sell) as usize])
+            .map(LevelView::from)
     }
 
     /// The levels of a side, best first; `take(n)` for top-N in O(N).
@@ -436,21 +493,30 @@ impl Books {
 
     /// The locate whose symbol is `stock` (space-padded), if any.
     pub fn locate_of(&self, stock: &[u8; 8]) -> Option<u16> {
-        self.symbols.iter().position(|s| s == stock).map(|i| i as u16)
+        self.symbols
+            .iter()
+            .position(|s| s == stock)
+            .map(|i| i as u16)
     }
 
     /// Locates that have any levels, in order.
     pub fn active_locates(&self) -> impl Iterator<Item = u16> + '_ {
-        self.ladders.iter().enumerate().filter(|(_, l)| !l[0].is_empty() || !l[1].is_empty()).map(|(i, _)| i as u16)
+        self.ladders
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !l[0].is_empty() || !l[1].is_empty())
+            .map(|(i, _)| i as u16)
     }
 
     /// Locates whose best bid is at or above their best ask.
     pub fn crossed(&self) -> Vec<u16> {
         self.active_locates()
-            .filter(|&l| match (self.best(l, Side::Buy), self.best(l, Side::Sell)) {
-                (Some(b), Some(a)) => b.price >= a.price,
-                _ => false,
-            })
+            .filter(
+                |&l| match (self.best(l, Side::Buy), self.best(l, Side::Sell)) {
+                    (Some(b), Some(a)) => b.price >= a.price,
+                    _ => false,
+                },
+            )
             .collect()
     }
 
@@ -466,7 +532,9 @@ impl Books {
             if o.shares == 0 {
                 return Err(format!("order {} has zero shares", o.order_ref()));
             }
-            let e = want.entry((o.locate, (o.side == b'S') as usize, o.price)).or_default();
+            let e = want
+                .entry((o.locate, (o.side == b'S') as usize, o.price))
+                .or_default();
             e.0 += o.shares as u64;
             e.1 += 1;
         }
@@ -475,9 +543,16 @@ impl Books {
             for (si, ladder) in sides.iter().enumerate() {
                 let lv = self.arena.levels(ladder);
                 for w in lv.windows(2) {
-                    let ok = if si == 0 { w[0].price < w[1].price } else { w[0].price > w[1].price };
+                    let ok = if si == 0 {
+                        w[0].price < w[1].price
+                    } else {
+                        w[0].price > w[1].price
+                    };
                     if !ok {
-                        return Err(format!("locate {loc} side {si}: levels out of order {:?}", w));
+                        return Err(format!(
+                            "locate {loc} side {si}: levels out of order {:?}",
+                            w
+                        ));
                     }
                 }
                 for l in lv {
@@ -489,8 +564,13 @@ impl Books {
             }
         }
         if want != got {
-            let diff = want.iter().find(|(k, v)| got.get(k) != Some(v)).map(|(k, v)| (k, v, got.get(k)));
-            return Err(format!("levels disagree with orders: first difference {diff:?}"));
+            let diff = want
+                .iter()
+                .find(|(k, v)| got.get(k) != Some(v))
+                .map(|(k, v)| (k, v, got.get(k)));
+            return Err(format!(
+                "levels disagree with orders: first difference {diff:?}"
+            ));
         }
         Ok(())
     }
@@ -502,7 +582,11 @@ mod tests {
 
     #[test]
     fn level_arena_overflow_is_counted() {
-        let mut b = Books::new(BookConfig { max_orders: 100, max_locates: 4, max_levels: 8 });
+        let mut b = Books::new(BookConfig {
+            max_orders: 100,
+            max_locates: 4,
+            max_levels: 8,
+        });
         for i in 0..10u32 {
             b.add(1, i as u64, b'B', 10, 100 + i, [0; 4], b"X       ");
         }

@@ -37,8 +37,24 @@ const _: () = assert!(core::mem::size_of::<Order>() == 32);
 
 impl Order {
     /// A new order record.
-    pub fn new(order_ref: u64, locate: u16, side: u8, price: u32, shares: u32, mpid: [u8; 4]) -> Order {
-        Order { key: order_ref.wrapping_add(1), price, shares, locate, side, _pad: 0, mpid, _pad2: [0; 8] }
+    pub fn new(
+        order_ref: u64,
+        locate: u16,
+        side: u8,
+        price: u32,
+        shares: u32,
+        mpid: [u8; 4],
+    ) -> Order {
+        Order {
+            key: order_ref.wrapping_add(1),
+            price,
+            shares,
+            locate,
+            side,
+            _pad: 0,
+            mpid,
+            _pad2: [0; 8],
+        }
     }
 
     /// The order reference.
@@ -258,6 +274,9 @@ mod tests {
             assert_eq!(t.get(*r).unwrap().shares, *s);
         }
         assert_eq!(t.iter().count(), m.len());
-        assert_eq!(t.insert(Order::new(u64::MAX, 1, b'B', 1, 1, [0; 4])), Err(InsertError::Unrepresentable));
+        assert_eq!(
+            t.insert(Order::new(u64::MAX, 1, b'B', 1, 1, [0; 4])),
+            Err(InsertError::Unrepresentable)
+        );
     }
 }

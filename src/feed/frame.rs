@@ -25,7 +25,9 @@ pub struct Frame<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 pub enum FrameError {
     /// One byte is left where a 2-byte length prefix should be.
-    #[error("at byte offset {offset}: truncated length prefix (1 of 2 bytes present) — file cut short?")]
+    #[error(
+        "at byte offset {offset}: truncated length prefix (1 of 2 bytes present) — file cut short?"
+    )]
     TruncatedPrefix {
         /// Offset of the partial prefix.
         offset: u64,
@@ -46,7 +48,9 @@ impl FrameError {
     /// The offset the error names.
     pub fn offset(&self) -> u64 {
         match *self {
-            FrameError::TruncatedPrefix { offset } | FrameError::TruncatedBody { offset, .. } => offset,
+            FrameError::TruncatedPrefix { offset } | FrameError::TruncatedBody { offset, .. } => {
+                offset
+            }
         }
     }
 }
@@ -68,7 +72,12 @@ impl<'a> Frames<'a> {
 
     /// Frames of `buf`, whose first byte is at file offset `base` (for a chunk of a larger file).
     pub fn with_base(buf: &'a [u8], base: u64) -> Self {
-        Frames { buf, pos: 0, base, failed: false }
+        Frames {
+            buf,
+            pos: 0,
+            base,
+            failed: false,
+        }
     }
 
     /// Position of the next frame within `buf`.
@@ -111,7 +120,11 @@ impl<'a> Iterator for Frames<'a> {
         let end = start + len;
         let Some(body) = buf.get(start..end) else {
             self.failed = true;
-            return Some(Err(FrameError::TruncatedBody { offset, need: len, have: buf.len() - start }));
+            return Some(Err(FrameError::TruncatedBody {
+                offset,
+                need: len,
+                have: buf.len() - start,
+            }));
         };
         prefetch(buf.as_ptr().wrapping_add(end + PREFETCH_DISTANCE));
         self.pos = end;
@@ -127,13 +140,35 @@ mod tests {
     fn walks_and_reports_truncation() {
         let buf = [0, 1, b'x', 0, 2, b'a', b'b', 0];
         let mut f = Frames::new(&buf);
-        assert_eq!(f.next(), Some(Ok(Frame { offset: 0, body: b"x" })));
-        assert_eq!(f.next(), Some(Ok(Frame { offset: 3, body: b"ab" })));
-        assert_eq!(f.next(), Some(Err(FrameError::TruncatedPrefix { offset: 7 })));
+        assert_eq!(
+            f.next(),
+            Some(Ok(Frame {
+                offset: 0,
+                body: b"x"
+            }))
+        );
+        assert_eq!(
+            f.next(),
+            Some(Ok(Frame {
+                offset: 3,
+                body: b"ab"
+            }))
+        );
+        assert_eq!(
+            f.next(),
+            Some(Err(FrameError::TruncatedPrefix { offset: 7 }))
+        );
         assert_eq!(f.next(), None);
         let buf = [0, 5, 1, 2];
         let mut f = Frames::new(&buf);
-        assert_eq!(f.next(), Some(Err(FrameError::TruncatedBody { offset: 0, need: 5, have: 2 })));
+        assert_eq!(
+            f.next(),
+            Some(Err(FrameError::TruncatedBody {
+                offset: 0,
+                need: 5,
+                have: 2
+            }))
+        );
         assert_eq!(f.next(), None);
         assert_eq!(Frames::new(&[]).next(), None);
     }

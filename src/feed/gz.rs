@@ -34,7 +34,10 @@ pub fn resolve(path: &Path, cache: Option<&Path>) -> Result<PathBuf> {
         None => default_cache(path),
     };
     if target == path {
-        bail!("{}: gzip input and cache path are the same file", path.display());
+        bail!(
+            "{}: gzip input and cache path are the same file",
+            path.display()
+        );
     }
     if is_fresh(&target, path) {
         return Ok(target);
@@ -44,7 +47,8 @@ pub fn resolve(path: &Path, cache: Option<&Path>) -> Result<PathBuf> {
         let src = File::open(path)?;
         let mut dec = MultiGzDecoder::new(BufReader::with_capacity(1 << 20, src));
         let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-        io::copy(&mut dec, &mut out).with_context(|| format!("decompressing {}", path.display()))?;
+        io::copy(&mut dec, &mut out)
+            .with_context(|| format!("decompressing {}", path.display()))?;
         out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         fs::rename(&tmp, &target)?;
         Ok(())
@@ -57,7 +61,10 @@ pub fn resolve(path: &Path, cache: Option<&Path>) -> Result<PathBuf> {
 }
 
 fn default_cache(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     match name.strip_suffix(".gz") {
         Some(stem) if !stem.is_empty() => path.with_file_name(stem),
         _ => path.with_file_name(format!("{name}.raw")),

@@ -24,7 +24,11 @@ pub struct MapOptions {
 
 impl Default for MapOptions {
     fn default() -> Self {
-        MapOptions { populate: true, sequential: true, huge_pages: false }
+        MapOptions {
+            populate: true,
+            sequential: true,
+            huge_pages: false,
+        }
     }
 }
 
@@ -48,7 +52,10 @@ impl MappedFile {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
         if len == 0 {
-            return Ok(MappedFile { map: None, path: path.to_path_buf() });
+            return Ok(MappedFile {
+                map: None,
+                path: path.to_path_buf(),
+            });
         }
         let mut mo = MmapOptions::new();
         if opts.populate {
@@ -66,7 +73,10 @@ impl MappedFile {
             #[cfg(target_os = "linux")]
             let _ = map.advise(Advice::HugePage);
         }
-        Ok(MappedFile { map: Some(map), path: path.to_path_buf() })
+        Ok(MappedFile {
+            map: Some(map),
+            path: path.to_path_buf(),
+        })
     }
 
     /// The mapped bytes.

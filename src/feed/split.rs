@@ -57,7 +57,13 @@ pub fn resync(buf: &[u8], from: usize, limit: usize) -> Option<usize> {
 
 /// Walks frames of `buf[start..]` from `start` until the cursor reaches `stop` or beyond; returns
 /// where it stopped.
-fn walk_range<R, E, F>(buf: &[u8], start: usize, stop: usize, r: &mut R, on_frame: &F) -> Result<usize, E>
+fn walk_range<R, E, F>(
+    buf: &[u8],
+    start: usize,
+    stop: usize,
+    r: &mut R,
+    on_frame: &F,
+) -> Result<usize, E>
 where
     E: From<FrameError>,
     F: Fn(&mut R, Frame<'_>) -> Result<(), E>,
@@ -81,7 +87,12 @@ where
 /// # Errors
 /// The first framing error or error from `on_frame` in file order, exactly as a serial walk would
 /// report it.
-pub fn par_walk<R, E, I, F>(buf: &[u8], threads: usize, init: I, on_frame: F) -> Result<(Vec<R>, SplitReport), E>
+pub fn par_walk<R, E, I, F>(
+    buf: &[u8],
+    threads: usize,
+    init: I,
+    on_frame: F,
+) -> Result<(Vec<R>, SplitReport), E>
 where
     R: Send,
     E: Send + From<FrameError>,
@@ -92,7 +103,13 @@ where
     if threads == 1 || buf.len() < MIN_PARALLEL_BYTES {
         let mut r = init();
         walk_range(buf, 0, buf.len(), &mut r, &on_frame)?;
-        return Ok((vec![r], SplitReport { chunks: 1, fallbacks: 0 }));
+        return Ok((
+            vec![r],
+            SplitReport {
+                chunks: 1,
+                fallbacks: 0,
+            },
+        ));
     }
     // Candidate boundaries; a guess with no plausible offset before the next guess is dropped.
     let mut starts = vec![0usize];
@@ -119,10 +136,16 @@ where
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("walker thread panicked")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("walker thread panicked"))
+            .collect()
     });
 
-    let mut report = SplitReport { chunks: starts.len(), fallbacks: 0 };
+    let mut report = SplitReport {
+        chunks: starts.len(),
+        fallbacks: 0,
+    };
     let mut results = Vec::with_capacity(outcomes.len());
     let mut pos = 0usize; // proven boundary: everything before it is accounted for
     for (i, (r, end)) in outcomes.into_iter().enumerate() {
@@ -167,12 +190,21 @@ mod tests {
             n += 2;
         }
         for threads in [1, 2, 3, 8] {
-            let (counts, report) = par_walk::<u64, FrameError, _, _>(&buf, threads, || 0, |c, _| {
-                *c += 1;
-                Ok(())
-            })
+            let (counts, report) = par_walk::<u64, FrameError, _, _>(
+                &buf,
+                threads,
+                || 0,
+                |c, _| {
+                    *c += 1;
+                    Ok(())
+                },
+            )
             .unwrap();
-            assert_eq!(counts.iter().sum::<u64>(), n, "threads {threads}: {report:?}");
+            assert_eq!(
+                counts.iter().sum::<u64>(),
+                n,
+                "threads {threads}: {report:?}"
+            );
         }
     }
 }

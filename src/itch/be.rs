@@ -67,7 +67,10 @@ mod tests {
         assert_eq!(BeU16::new(0xABCD).0, [0xAB, 0xCD]);
         assert_eq!(BeU16([0x12, 0x34]).get(), 0x1234);
         assert_eq!(BeU32::new(0x0102_0304).get(), 0x0102_0304);
-        assert_eq!(BeU48::new(0x0000_1234_5678_9ABC).0, [0x12, 0x34, 0x56, 0x78, 0x9A, 0xBC]);
+        assert_eq!(
+            BeU48::new(0x0000_1234_5678_9ABC).0,
+            [0x12, 0x34, 0x56, 0x78, 0x9A, 0xBC]
+        );
         assert_eq!(BeU48([1, 2, 3, 4, 5, 6]).get(), 0x0102_0304_0506);
         assert_eq!(BeU64::new(u64::MAX - 1).get(), u64::MAX - 1);
         assert_eq!(core::mem::align_of::<BeU64>(), 1);

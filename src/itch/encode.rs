@@ -36,7 +36,11 @@ pub struct FrameWriter<W: Write> {
 impl<W: Write> FrameWriter<W> {
     /// Wraps a writer (wrap files in a `BufWriter`).
     pub fn new(inner: W) -> Self {
-        FrameWriter { inner, messages: 0, bytes: 0 }
+        FrameWriter {
+            inner,
+            messages: 0,
+            bytes: 0,
+        }
     }
 
     /// Writes one message with its length prefix.

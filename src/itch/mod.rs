@@ -113,7 +113,11 @@ pub fn decode(bytes: &[u8], offset: u64) -> Result<Message<'_>, DecodeError> {
         return Err(err(DecodeErrorKind::UnknownType(t)));
     }
     if bytes.len() != expected {
-        return Err(err(DecodeErrorKind::BadLength { msg_type: t, expected, got: bytes.len() }));
+        return Err(err(DecodeErrorKind::BadLength {
+            msg_type: t,
+            expected,
+            got: bytes.len(),
+        }));
     }
     // The length equals the struct's size (checked above against the same table the const
     // assertions tie to the structs) and every struct has alignment 1, so the casts cannot fail.
@@ -160,11 +164,29 @@ impl<'a> Message<'a> {
             };
         }
         h!(
-            SystemEvent, StockDirectory, StockTradingAction, RegShoRestriction,
-            MarketParticipantPosition, MwcbDeclineLevel, MwcbStatus, IpoQuotingPeriod,
-            LuldAuctionCollar, OperationalHalt, AddOrder, AddOrderMpid, OrderExecuted,
-            OrderExecutedWithPrice, OrderCancel, OrderDelete, OrderReplace, Trade, CrossTrade,
-            BrokenTrade, Noii, RetailInterest, DirectListingCapitalRaise
+            SystemEvent,
+            StockDirectory,
+            StockTradingAction,
+            RegShoRestriction,
+            MarketParticipantPosition,
+            MwcbDeclineLevel,
+            MwcbStatus,
+            IpoQuotingPeriod,
+            LuldAuctionCollar,
+            OperationalHalt,
+            AddOrder,
+            AddOrderMpid,
+            OrderExecuted,
+            OrderExecutedWithPrice,
+            OrderCancel,
+            OrderDelete,
+            OrderReplace,
+            Trade,
+            CrossTrade,
+            BrokenTrade,
+            Noii,
+            RetailInterest,
+            DirectListingCapitalRaise
         )
     }
 
@@ -263,7 +285,13 @@ pub fn price4(p: u32) -> String {
 /// Formats nanoseconds since midnight as `HH:MM:SS.fffffffff`.
 pub fn fmt_time(ns: u64) -> String {
     let s = ns / 1_000_000_000;
-    format!("{:02}:{:02}:{:02}.{:09}", s / 3600, (s / 60) % 60, s % 60, ns % 1_000_000_000)
+    format!(
+        "{:02}:{:02}:{:02}.{:09}",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60,
+        ns % 1_000_000_000
+    )
 }
 
 /// Parses `HH:MM:SS[.fffffffff]` into nanoseconds since midnight.

@@ -34,6 +34,7 @@ macro_rules! wire {
             $($(#[$fdoc])* pub $field: $ty,)*
         }
         const _: () = assert!(core::mem::size_of::<$name>() == $len);
+        #[allow(clippy::char_lit_as_u8)]
         impl $name {
             /// The message type letter.
             pub const TYPE: u8 = $letter as u8;
@@ -431,10 +432,29 @@ mod tests {
     fn lengths_match_the_spec_table() {
         // The table printed in the addendum, independent of the structs above.
         let spec = [
-            (b'S', 12), (b'R', 39), (b'H', 25), (b'Y', 20), (b'L', 26), (b'V', 35), (b'W', 12),
-            (b'K', 28), (b'J', 35), (b'h', 21), (b'A', 36), (b'F', 40), (b'E', 31), (b'C', 36),
-            (b'X', 23), (b'D', 19), (b'U', 35), (b'P', 44), (b'Q', 40), (b'B', 19), (b'I', 50),
-            (b'N', 20), (b'O', 48),
+            (b'S', 12),
+            (b'R', 39),
+            (b'H', 25),
+            (b'Y', 20),
+            (b'L', 26),
+            (b'V', 35),
+            (b'W', 12),
+            (b'K', 28),
+            (b'J', 35),
+            (b'h', 21),
+            (b'A', 36),
+            (b'F', 40),
+            (b'E', 31),
+            (b'C', 36),
+            (b'X', 23),
+            (b'D', 19),
+            (b'U', 35),
+            (b'P', 44),
+            (b'Q', 40),
+            (b'B', 19),
+            (b'I', 50),
+            (b'N', 20),
+            (b'O', 48),
         ];
         for (t, n) in spec {
             assert_eq!(spec_len(t), Some(n), "type {}", t as char);
