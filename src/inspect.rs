@@ -57,6 +57,8 @@ struct Counts {
     bad_lengths: u64,
     first_bad_length: Option<DecodeError>,
     stocks: Vec<(u16, [u8; 8])>,
+    /// Bitset of the stock locates seen in any message (64 Ki bits).
+    locates: Box<[u64; 1024]>,
     first_ts: Option<u64>,
     last_ts: u64,
     regressions: u64,
@@ -74,6 +76,7 @@ impl Counts {
             bad_lengths: 0,
             first_bad_length: None,
             stocks: Vec::new(),
+            locates: Box::new([0; 1024]),
             first_ts: None,
             last_ts: 0,
             regressions: 0,
@@ -102,6 +105,8 @@ impl Counts {
         };
         self.messages += 1;
         self.by_type[msg.msg_type() as usize] += 1;
+        let l = msg.stock_locate() as usize;
+        self.locates[l >> 6] |= 1 << (l & 63);
         let ts = msg.timestamp();
         match self.first_ts {
             None => self.first_ts = Some(ts),
@@ -133,6 +138,9 @@ impl Counts {
             self.first_bad_length = o.first_bad_length;
         }
         self.stocks.extend(o.stocks);
+        for (a, b) in self.locates.iter_mut().zip(o.locates.iter()) {
+            *a |= b;
+        }
         if let Some(f) = o.first_ts {
             if self.first_ts.is_some() && f < self.last_ts {
                 self.regressions += 1;
@@ -158,6 +166,9 @@ pub struct Summary {
     pub by_type: BTreeMap<String, u64>,
     /// Stock directory entries (R messages).
     pub stocks: usize,
+    /// Distinct non-zero stock locates named by any message (for files that start after the
+    /// directory was sent, where `stocks` is 0).
+    pub locates_seen: u64,
     /// The first few symbols from the directory.
     pub symbols_sample: Vec<String>,
     /// Timestamp of the first message, ns since midnight.
@@ -213,6 +224,8 @@ pub fn inspect(buf: &[u8], opts: InspectOptions) -> Result<Summary, InspectError
         bytes: total.bytes,
         by_type,
         stocks: total.stocks.len(),
+        locates_seen: total.locates.iter().map(|w| w.count_ones() as u64).sum::<u64>()
+            - (total.locates[0] & 1),
         symbols_sample: total
             .stocks
             .iter()

@@ -67,15 +67,21 @@
 //! are gone when row 13 brings that price back, and no message names that price.) Seeds at the start
 //! cannot express this, because the level was visible, with another size, earlier. So when row *k*
 //! covers a price that row *k − 1* did not, the converter compares its book there with row *k*
-//! (allowing for event *k*'s own change). If they differ, it writes [`TRACKING_CORRECTION`]
-//! messages just before event *k*'s message, at a time when that price is out of view:
-//! - shares gained go to the pool order, through a `U` replace to the larger size (keeping one pool
+//! (allowing for event *k*'s own change). Where needed it writes [`TRACKING_CORRECTION`] messages
+//! just before event *k*'s message, while that price is still out of view:
+//! - an order whose last event is a delete has lost, by then, whatever that delete will not find;
+//!   those shares are cut first;
+//! - the pool must hold what events on unknown ids will take there until the price next comes
+//!   back into view (an order entered out of view and executed later, say);
+//! - any other gain goes to the pool, through a `U` replace to the larger size (keeping one pool
 //!   order per price), or through an `A` when the price has no pool order;
-//! - shares lost come first from what no later event needs (pool shares beyond what later events
-//!   on unknown ids take, then submitted orders that no later event names, newest first), and only
-//!   then from the rest, by `X` or `D`.
+//! - any other loss comes first from what no later event needs: pool shares beyond that need,
+//!   submitted orders no later event names, then the part of other submitted orders that later
+//!   events leave untouched (newest first). Only after that does it come from the rest, by `X` or `D`.
 //!
-//! Corrections never touch a price that the previous row showed or covered. They are counted in
+//! The level totals are what the order-book file proves. Which order gained or lost the shares out of
+//! view is the reading the later events support best; LOBSTER does not record it. Corrections never
+//! touch a price the previous row covered. They are counted in
 //! [`corrected_levels`](ConvertReport::corrected_levels) and
 //! [`correction_messages`](ConvertReport::correction_messages).
 //!
@@ -251,6 +257,42 @@ impl Event {
     pub fn shares(&self) -> u32 {
         self.size.min(u32::MAX as u64) as u32
     }
+
+    /// Checks the ranges ITCH needs (the parser calls this; [`convert_parsed`] calls it again for
+    /// events built by hand).
+    ///
+    /// # Errors
+    /// What is out of range: a time past ITCH's 48 bits, a missing side on an order event or cross,
+    /// a halt state other than −1, 0, 1, a cross price outside `u32`, or an order price or size
+    /// outside `1..=u32::MAX`.
+    pub fn validate(&self) -> Result<(), String> {
+        let (price, size) = (self.price, self.size);
+        if self.time_ns >= 1 << 48 {
+            return Err(format!(
+                "time {} ns does not fit ITCH's 48-bit timestamp",
+                self.time_ns
+            ));
+        }
+        if self.kind != EventKind::Halt && self.side.is_none() {
+            return Err("direction is missing".into());
+        }
+        match self.kind {
+            EventKind::Halt if !(-1..=1).contains(&price) => Err(format!(
+                "halt state (price field) {price} is not -1, 0 or 1"
+            )),
+            EventKind::Cross if !(0..=u32::MAX as i64).contains(&price) => {
+                Err(format!("cross price {price} does not fit ITCH Price(4)"))
+            }
+            EventKind::Halt | EventKind::Cross => Ok(()),
+            _ if !(1..=u32::MAX as i64).contains(&price) => {
+                Err(format!("price {price} is outside 1..=4294967295"))
+            }
+            _ if !(1..=u32::MAX as u64).contains(&size) => {
+                Err(format!("size {size} is outside 1..=4294967295"))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A parsed LOBSTER message file.
@@ -332,8 +374,15 @@ impl TypeCounts {
 
     /// The count of one type.
     pub fn get(&self, kind: EventKind) -> u64 {
-        let mut c = *self;
-        *c.get_mut(kind)
+        match kind {
+            EventKind::Submit => self.submit,
+            EventKind::PartialCancel => self.partial_cancel,
+            EventKind::Delete => self.delete,
+            EventKind::VisibleExecution => self.visible_execution,
+            EventKind::HiddenExecution => self.hidden_execution,
+            EventKind::Cross => self.cross,
+            EventKind::Halt => self.halt,
+        }
     }
 
     fn get_mut(&mut self, kind: EventKind) -> &mut u64 {
@@ -549,36 +598,16 @@ fn parse_event(row: &str) -> Result<Event, String> {
         (_, -1) => Some(Side::Sell),
         (_, d) => return Err(format!("direction {d} is neither 1 (buy) nor -1 (sell)")),
     };
-    match kind {
-        EventKind::Halt => {
-            if !(-1..=1).contains(&price) {
-                return Err(format!(
-                    "halt state (price field) {price} is not -1, 0 or 1"
-                ));
-            }
-        }
-        EventKind::Cross => {
-            if !(0..=u32::MAX as i64).contains(&price) {
-                return Err(format!("cross price {price} does not fit ITCH Price(4)"));
-            }
-        }
-        _ => {
-            if !(1..=u32::MAX as i64).contains(&price) {
-                return Err(format!("price {price} is outside 1..=4294967295"));
-            }
-            if !(1..=u32::MAX as u64).contains(&size) {
-                return Err(format!("size {size} is outside 1..=4294967295"));
-            }
-        }
-    }
-    Ok(Event {
+    let e = Event {
         time_ns,
         kind,
         id,
         size,
         price,
         side,
-    })
+    };
+    e.validate()?;
+    Ok(e)
 }
 
 impl OrderBook {
@@ -757,10 +786,12 @@ fn derive_seeds(events: &[Event], book: &OrderBook) -> Seeds {
             let p = e.price4();
             let size = e.size as i64;
             if e.kind == EventKind::Submit {
-                *delta[s].entry(p).or_default() += size;
+                let d = delta[s].entry(p).or_default();
+                *d = d.saturating_add(size);
                 live.insert(e.id, e.size);
             } else {
-                *delta[s].entry(p).or_default() -= size;
+                let d = delta[s].entry(p).or_default();
+                *d = d.saturating_sub(size);
                 match live.get_mut(&e.id) {
                     Some(rem) => {
                         *rem = rem.saturating_sub(e.size);
@@ -797,14 +828,14 @@ fn derive_seeds(events: &[Event], book: &OrderBook) -> Seeds {
                     .iter()
                     .find(|l| l.price == p)
                     .map_or(0, |l| l.shares as i64);
-                let size = now - delta[s].get(&p).copied().unwrap_or(0);
+                let size = now.saturating_sub(delta[s].get(&p).copied().unwrap_or(0));
                 settled[s].insert(p, (size, k));
             }
         }
     }
 
-    for s in 0..2 {
-        for (&p, &(size, k)) in &settled[s] {
+    for (s, settled) in settled.iter().enumerate() {
+        for (&p, &(size, k)) in settled {
             if size < 0 {
                 seeds.inconsistencies += 1;
             } else if size > 0 {
@@ -817,7 +848,7 @@ fn derive_seeds(events: &[Event], book: &OrderBook) -> Seeds {
             }
         }
         for (&p, &c) in &seeds.consumed[s] {
-            if !settled[s].contains_key(&p) {
+            if !settled.contains_key(&p) {
                 seeds.levels[s].insert(p, (c, Origin::Unrevealed));
             }
         }
@@ -1165,7 +1196,7 @@ impl<W: Write> Emitter<W> {
                     (true, k) if k.changes_book() => -(e.size as i64),
                     _ => 0,
                 };
-                let target = now - own;
+                let target = now.saturating_sub(own);
                 if target < 0 {
                     self.report.inconsistencies += 1;
                 }
@@ -1360,6 +1391,13 @@ pub fn convert_parsed<W: Write>(
     let (Some(first), Some(last)) = (events.first(), events.last()) else {
         return Err(LobsterError::Empty(messages.file.clone()));
     };
+    for (k, e) in events.iter().enumerate() {
+        e.validate().map_err(|reason| LobsterError::Row {
+            file: messages.file.clone(),
+            line: k + 1,
+            reason,
+        })?;
+    }
     let t0 = first.time_ns;
 
     let seeds = derive_seeds(events, book);
@@ -1556,5 +1594,77 @@ mod tests {
         assert!(validate_date("2012-6-21").is_err());
         assert!(validate_date("2012-06-2x").is_err());
         assert!(validate_date("2012-06-00").is_err());
+    }
+
+    fn lv(prices: &[u32]) -> Vec<Level> {
+        prices
+            .iter()
+            .map(|&price| Level { price, shares: 1 })
+            .collect()
+    }
+
+    #[test]
+    fn newly_covered_ranges() {
+        // Bids, N = 2: the 2nd level drops from 98 to 95, so 95..=97 come into view.
+        assert_eq!(
+            newly_covered(&lv(&[99, 98]), &lv(&[98, 95]), 2, Side::Buy),
+            Some((95, 97))
+        );
+        // Moving the other way reveals nothing.
+        assert_eq!(
+            newly_covered(&lv(&[98, 95]), &lv(&[99, 98]), 2, Side::Buy),
+            None
+        );
+        // The side runs short of N levels: everything below the old 2nd level is in view.
+        assert_eq!(
+            newly_covered(&lv(&[99, 98]), &lv(&[99]), 2, Side::Buy),
+            Some((0, 97))
+        );
+        // A previous row short of N levels covered everything already.
+        assert_eq!(
+            newly_covered(&lv(&[99]), &lv(&[99, 90]), 2, Side::Buy),
+            None
+        );
+        // Asks mirror bids.
+        assert_eq!(
+            newly_covered(&lv(&[101, 102]), &lv(&[102, 105]), 2, Side::Sell),
+            Some((103, 105))
+        );
+        assert_eq!(
+            newly_covered(&lv(&[101, 102]), &[], 2, Side::Sell),
+            Some((103, u32::MAX))
+        );
+        assert_eq!(newly_covered(&[], &[], 0, Side::Sell), None);
+    }
+
+    #[test]
+    fn events_are_validated() {
+        let ok = Event {
+            time_ns: 1,
+            kind: EventKind::Submit,
+            id: 1,
+            size: 10,
+            price: 100,
+            side: Some(Side::Buy),
+        };
+        assert!(ok.validate().is_ok());
+        assert!(Event { size: 0, ..ok }.validate().is_err());
+        assert!(Event { price: -5, ..ok }.validate().is_err());
+        assert!(Event { side: None, ..ok }.validate().is_err());
+        assert!(Event {
+            time_ns: 1 << 48,
+            ..ok
+        }
+        .validate()
+        .is_err());
+        let halt = Event {
+            kind: EventKind::Halt,
+            side: None,
+            price: 1,
+            size: 0,
+            ..ok
+        };
+        assert!(halt.validate().is_ok());
+        assert!(Event { price: 2, ..halt }.validate().is_err());
     }
 }

@@ -5,6 +5,11 @@
 //! each event's ITCH message compares the book with that event's order-book row: the best bid and
 //! ask, and every one of the *N* level slots on each side (price and shares; LOBSTER has no order
 //! counts, and an empty slot must be empty in the replay too).
+//!
+//! The messages are told apart by tracking number: one `TRACKING_EVENT` message per LOBSTER event,
+//! `TRACKING_SEED` for the header and the seeded pre-sample book, and `TRACKING_CORRECTION` for
+//! changes LOBSTER did not record because they happened deeper than level N. Those corrections are
+//! applied before their event and must lie at prices the previous row did not cover.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -443,6 +448,64 @@ fn expected_seeds(msgs: &[Msg], rows: &[Vec<i64>]) -> BTreeMap<(u8, u32), (i64, 
     out
 }
 
+/// Level changes the messages do not explain, by brute force. At every row that covers a
+/// (side, price), the shares there that no message explains are its shown size (0 if none) minus the
+/// net effect of the messages so far. While the price stays covered, that must not change (LOBSTER
+/// records every change in view), and this is asserted. When it comes back into view after a gap,
+/// any difference happened out of view. Returns (levels that changed, shares gained, shares lost).
+fn silent_changes(msgs: &[Msg], rows: &[Vec<i64>]) -> (u64, u64, u64) {
+    let mut prices: HashSet<(Side, i64)> = msgs
+        .iter()
+        .filter(|m| (1..=4).contains(&m.typ))
+        .map(|m| (m.side(), m.price))
+        .collect();
+    for row in rows {
+        for side in [Side::Buy, Side::Sell] {
+            prices.extend(row_side(row, side).into_iter().map(|(p, _)| (side, p)));
+        }
+    }
+    let (mut changed, mut gained, mut lost) = (0, 0, 0);
+    for (side, price) in prices {
+        let (mut net, mut last, mut was_covered) = (0i64, None, false);
+        for (k, (m, row)) in msgs.iter().zip(rows).enumerate() {
+            if m.side() == side && m.price == price {
+                net += match m.typ {
+                    1 => m.size as i64,
+                    2..=4 => -(m.size as i64),
+                    _ => 0,
+                };
+            }
+            let covered = covers(row, side, price);
+            if covered {
+                let shown = row_side(row, side)
+                    .iter()
+                    .find(|l| l.0 == price)
+                    .map_or(0, |l| l.1);
+                let unexplained = shown - net;
+                match last {
+                    Some(before) if was_covered => {
+                        assert_eq!(
+                            unexplained,
+                            before,
+                            "row {}: {side:?} {price} changed in view",
+                            k + 1
+                        )
+                    }
+                    Some(before) if unexplained != before => {
+                        changed += 1;
+                        gained += (unexplained - before).max(0) as u64;
+                        lost += (before - unexplained).max(0) as u64;
+                    }
+                    _ => {}
+                }
+                last = Some(unexplained);
+            }
+            was_covered = covered;
+        }
+    }
+    (changed, gained, lost)
+}
+
 #[test]
 fn aapl_sample_replays_to_lobster_book() {
     let dir = tempfile::tempdir().unwrap();
@@ -478,6 +541,14 @@ fn aapl_sample_replays_to_lobster_book() {
     assert_eq!(report.unrevealed_levels_seeded, count(|r| r.is_none()));
     // LOBSTER records only events in view, so every level the sample touches is revealed by a row.
     assert_eq!(report.unrevealed_levels_seeded, 0);
+
+    // Changes made out of view (LOBSTER records none) are corrected, and only those.
+    let (changed, gained, lost) = silent_changes(&msgs, &rows);
+    assert_eq!(
+        (report.silent_shares_added, report.silent_shares_removed),
+        (gained, lost)
+    );
+    assert!(report.corrected_levels >= changed);
     eprintln!(
         "AAPL: {} rows compared, {} level slots ({} non-empty levels), {} seeds from row 1, \
          {} deep levels seeded, {} unrevealed, {} events on unknown ids, {} corrected levels \
@@ -493,6 +564,9 @@ fn aapl_sample_replays_to_lobster_book() {
         report.correction_messages,
         report.silent_shares_added,
         report.silent_shares_removed
+    );
+    eprintln!(
+        "AAPL: {changed} levels changed out of view (brute force), +{gained} / -{lost} shares"
     );
 }
 
@@ -727,7 +801,7 @@ struct Totals {
     rows: usize,
     deep: u64,
     unrevealed: u64,
-    unknown_id_events: u64,
+    presample_events: u64,
     corrected: u64,
     deletes_as_x: u64,
 }
@@ -754,6 +828,14 @@ fn check_synthetic(
     let rows = read_rows(&std::fs::read_to_string(&bp).unwrap());
     let c = replay_and_compare(&std::fs::read(&out).unwrap(), &msgs, &rows, "SYN");
     check_counts(&msgs, &report, &c);
+
+    let (changed, gained, lost) = silent_changes(&msgs, &rows);
+    assert_eq!(
+        (report.silent_shares_added, report.silent_shares_removed),
+        (gained, lost),
+        "seed {seed}"
+    );
+    assert!(report.corrected_levels >= changed, "seed {seed}");
 
     // The seeds are the brute-force ones, counted by origin.
     let want = expected_seeds(&msgs, &rows);
@@ -806,7 +888,7 @@ fn check_synthetic(
     t.rows += c.rows;
     t.deep += report.deep_levels_seeded;
     t.unrevealed += report.unrevealed_levels_seeded;
-    t.unknown_id_events += report.presample_events;
+    t.presample_events += report.presample_events;
     t.corrected += report.corrected_levels;
     t.deletes_as_x += report.deletes_as_cancels;
 }
@@ -825,7 +907,7 @@ fn any_lobster_pair_replays_to_its_book() {
     assert!(
         t.deep > 0
             && t.unrevealed > 0
-            && t.unknown_id_events > 0
+            && t.presample_events > 0
             && t.corrected > 0
             && t.deletes_as_x > 0,
         "{t:?}"
@@ -881,10 +963,7 @@ fn truncated_row_names_the_line() {
     let msgs = GOOD_MSGS.replacen("34200.2,1,11,50,5001000,-1", "34200.2,1,11", 1);
     let e = convert_err(&msgs, GOOD_BOOK);
     assert!(e.contains("m.csv:2:"), "{e}");
-    let book =
-        GOOD_BOOK
-            .to_string()
-            .replacen("5001000,50,5000000,100\n", "5001000,50,5000000\n", 1);
+    let book = GOOD_BOOK.replacen("5001000,50,5000000,100\n", "5001000,50,5000000\n", 1);
     let e = convert_err(GOOD_MSGS, &book);
     assert!(e.contains("b.csv:2:"), "{e}");
 }
@@ -900,9 +979,7 @@ fn non_numeric_field_names_the_line() {
     assert!(e.contains("m.csv:1:"), "{e}");
     let e = convert_err(
         GOOD_MSGS,
-        &GOOD_BOOK
-            .to_string()
-            .replacen("5001000,50,-9999999999,0", "5001000,5x,-9999999999,0", 1),
+        &GOOD_BOOK.replacen("5001000,50,-9999999999,0", "5001000,5x,-9999999999,0", 1),
     );
     assert!(e.contains("b.csv:3:") && e.contains("5x"), "{e}");
     // A real price with no size is not a LOBSTER level.
@@ -916,7 +993,6 @@ fn non_numeric_field_names_the_line() {
 #[test]
 fn mismatched_row_counts_name_the_line() {
     let short_book: String = GOOD_BOOK
-        .to_string()
         .lines()
         .take(2)
         .map(|l| format!("{l}\n"))
@@ -947,19 +1023,38 @@ fn bad_date_and_symbol_are_errors() {
 #[test]
 fn garbage_never_panics() {
     let mut rng = Rng::new(7);
-    let base = GOOD_MSGS.as_bytes();
-    for _ in 0..300 {
-        let mut m = base.to_vec();
+    let dir = tempfile::tempdir().unwrap();
+    let (mp, bp) = (dir.path().join("m.csv"), dir.path().join("b.csv"));
+    let out = dir.path().join("o.itch");
+    let mutate = |rng: &mut Rng, text: &str| -> Vec<u8> {
+        let mut b = text.as_bytes().to_vec();
         for _ in 0..rng.range(1, 4) {
-            let i = rng.range(0, m.len() as i64 - 1) as usize;
-            m[i] = b"0123456789,.-\nx"[rng.range(0, 14) as usize];
+            if b.is_empty() {
+                break;
+            }
+            let i = rng.range(0, b.len() as i64 - 1) as usize;
+            match rng.range(0, 2) {
+                0 => b[i] = b"0123456789,.-\nx"[rng.range(0, 14) as usize],
+                1 => b.truncate(i),
+                _ => b[i] = rng.next() as u8,
+            }
         }
-        let text = String::from_utf8(m).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let (mp, bp) = (dir.path().join("m.csv"), dir.path().join("b.csv"));
-        std::fs::write(&mp, &text).unwrap();
-        std::fs::write(&bp, GOOD_BOOK).unwrap();
+        b
+    };
+    // A real pair, mutated: either file, a few bytes at a time (text chars, cuts, raw bytes).
+    let real_m = std::fs::read_to_string(Path::new(DATA).join(AAPL_MSG)).unwrap();
+    let real_b = std::fs::read_to_string(Path::new(DATA).join(AAPL_BOOK)).unwrap();
+    let real_m: String = real_m.lines().take(40).map(|l| format!("{l}\n")).collect();
+    let real_b: String = real_b.lines().take(40).map(|l| format!("{l}\n")).collect();
+    for i in 0..400 {
+        let (m, b) = match i % 3 {
+            0 => (mutate(&mut rng, &real_m), real_b.clone().into_bytes()),
+            1 => (real_m.clone().into_bytes(), mutate(&mut rng, &real_b)),
+            _ => (mutate(&mut rng, GOOD_MSGS), mutate(&mut rng, GOOD_BOOK)),
+        };
+        std::fs::write(&mp, &m).unwrap();
+        std::fs::write(&bp, &b).unwrap();
         // Either an error or a conversion; never a panic.
-        let _ = convert(&mp, &bp, "AAPL", "2012-06-21", &dir.path().join("o.itch"));
+        let _ = convert(&mp, &bp, "AAPL", "2012-06-21", &out);
     }
 }
