@@ -137,6 +137,8 @@ struct Gen<W: Write> {
     next_match: u64,
     by_type: Vec<u64>,
     peak: u64,
+    /// Live orders are held at or below this.
+    live_cap: u64,
 }
 
 fn symbol_for(i: u32) -> [u8; 8] {
@@ -418,11 +420,21 @@ impl<W: Write> Gen<W> {
         Ok(())
     }
 
+    /// An add, unless the live-order cap is reached, then a delete: the fallback of events that
+    /// find nothing to act on.
+    fn add_within_cap(&mut self) -> Result<()> {
+        if self.live.len() as u64 >= self.live_cap {
+            self.delete_random()
+        } else {
+            self.add()
+        }
+    }
+
     fn execute(&mut self) -> Result<()> {
         let locate = self.pick_stock();
         let si = self.rng.below(2) as usize;
         let Some(id) = self.best_order(locate, si) else {
-            return self.add();
+            return self.add_within_cap();
         };
         let o = self.slab[id as usize];
         let n = self.lot().min(o.shares);
@@ -496,9 +508,9 @@ impl<W: Write> Gen<W> {
         self.emit(&m, b'Q')
     }
 
-    fn step(&mut self, live_cap: u64) -> Result<()> {
+    fn step(&mut self) -> Result<()> {
         let r = self.rng.unit();
-        let full = self.live.len() as u64 >= live_cap;
+        let full = self.live.len() as u64 >= self.live_cap;
         if r < 0.45 {
             return if full {
                 self.delete_random()
@@ -533,7 +545,7 @@ impl<W: Write> Gen<W> {
 
     fn broken_trade(&mut self) -> Result<()> {
         if self.next_match == 1 {
-            return self.add();
+            return self.add_within_cap();
         }
         let m = BrokenTrade {
             hdr: header(b'B', self.pick_stock() as u16, 0, self.ts),
@@ -572,6 +584,7 @@ pub fn generate<W: Write>(cfg: &GenConfig, out: W) -> Result<GenReport> {
         next_match: 1,
         by_type: vec![0; 256],
         peak: 0,
+        live_cap: cfg.live_orders.max(1),
     };
     g.system(b'O', g.ts)?;
     for i in 0..cfg.symbols {
@@ -600,7 +613,7 @@ pub fn generate<W: Write>(cfg: &GenConfig, out: W) -> Result<GenReport> {
     }
     g.system(b'S', 14_400_000_000_000)?; // 04:00, start of system hours
     let flow = cfg.messages - fixed;
-    let live_cap = cfg.live_orders.max(1);
+    let live_cap = g.live_cap;
     // Pre-open: the book builds up (90 % adds) to the live-order target, within at most 40 % of
     // the flow, timestamps spread over 04:00-09:30 like a real pre-market session.
     let preopen_budget = (live_cap + live_cap / 8).min(flow * 2 / 5);
@@ -627,7 +640,7 @@ pub fn generate<W: Write>(cfg: &GenConfig, out: W) -> Result<GenReport> {
         // Exponential inter-arrival times; clustered bursts, like a real feed.
         let gap = -mean_gap * (1.0 - g.rng.unit()).ln();
         g.ts = (g.ts + gap as u64).min(CLOSE_NS - 1);
-        g.step(live_cap)?;
+        g.step()?;
     }
     g.ts = CLOSE_NS;
     for locate in 1..=cfg.symbols as usize {

@@ -60,6 +60,8 @@ struct Counts {
     /// Bitset of the stock locates seen in any message (64 Ki bits).
     locates: Box<[u64; 1024]>,
     first_ts: Option<u64>,
+    /// File offset of the chunk's first decoded message (where a boundary regression would be).
+    first_msg_offset: u64,
     last_ts: u64,
     regressions: u64,
     first_regression_offset: Option<u64>,
@@ -78,6 +80,7 @@ impl Counts {
             stocks: Vec::new(),
             locates: Box::new([0; 1024]),
             first_ts: None,
+            first_msg_offset: 0,
             last_ts: 0,
             regressions: 0,
             first_regression_offset: None,
@@ -109,7 +112,10 @@ impl Counts {
         self.locates[l >> 6] |= 1 << (l & 63);
         let ts = msg.timestamp();
         match self.first_ts {
-            None => self.first_ts = Some(ts),
+            None => {
+                self.first_ts = Some(ts);
+                self.first_msg_offset = f.offset;
+            }
             Some(_) if ts < self.last_ts => {
                 self.regressions += 1;
                 self.first_regression_offset.get_or_insert(f.offset);
@@ -143,7 +149,10 @@ impl Counts {
         }
         if let Some(f) = o.first_ts {
             if self.first_ts.is_some() && f < self.last_ts {
+                // A regression across the boundary precedes every regression inside `o`.
                 self.regressions += 1;
+                self.first_regression_offset
+                    .get_or_insert(o.first_msg_offset);
             }
             self.first_ts.get_or_insert(f);
             self.last_ts = o.last_ts;
@@ -224,7 +233,11 @@ pub fn inspect(buf: &[u8], opts: InspectOptions) -> Result<Summary, InspectError
         bytes: total.bytes,
         by_type,
         stocks: total.stocks.len(),
-        locates_seen: total.locates.iter().map(|w| w.count_ones() as u64).sum::<u64>()
+        locates_seen: total
+            .locates
+            .iter()
+            .map(|w| w.count_ones() as u64)
+            .sum::<u64>()
             - (total.locates[0] & 1),
         symbols_sample: total
             .stocks

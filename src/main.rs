@@ -273,7 +273,11 @@ fn cmd_inspect(a: InspectArgs) -> Result<()> {
         s.stocks,
         sample(&s.symbols_sample)
     )?;
-    writeln!(out, "locates     {} distinct stock locates named by messages", s.locates_seen)?;
+    writeln!(
+        out,
+        "locates     {} distinct stock locates named by messages",
+        s.locates_seen
+    )?;
     writeln!(
         out,
         "decode      {:.3} s, {:.1} M msg/s on {} chunk(s)",

@@ -109,6 +109,9 @@ pub struct BookStats {
     pub overfills: u64,
     /// Adds with a side byte other than `B`/`S`.
     pub bad_sides: u64,
+    /// Adds (A, F, or the new half of U) with zero shares: no order can rest with nothing, so
+    /// they are refused (the replaced order of such a U is still removed).
+    pub zero_share_adds: u64,
     /// Order messages whose locate is at or past `max_locates`.
     pub locate_overflows: u64,
     /// Adds refused because `max_orders` orders were live.
@@ -123,6 +126,7 @@ impl BookStats {
         self.unknown_refs
             + self.duplicate_refs
             + self.bad_sides
+            + self.zero_share_adds
             + self.locate_overflows
             + self.order_overflows
             + self.level_overflows
@@ -377,6 +381,10 @@ impl Books {
             self.stats.bad_sides += 1;
             return;
         };
+        if shares == 0 {
+            self.stats.zero_share_adds += 1;
+            return;
+        }
         if self.symbols[l][0] == 0 && stock[0] != 0 {
             self.symbols[l] = *stock;
         }

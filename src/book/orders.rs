@@ -88,7 +88,8 @@ impl OrderTable {
     /// A table for up to `max_orders` live orders (at least 1).
     pub fn new(max_orders: usize) -> OrderTable {
         let max = max_orders.max(1);
-        let cap = (max * 2).next_power_of_two().max(16);
+        // At least four hash blocks, so the block hash always has bits to shift in.
+        let cap = (max * 2).next_power_of_two().max(4 * BLOCK);
         OrderTable {
             slots: HugeArray::zeroed(cap),
             mask: cap - 1,

@@ -1,0 +1,506 @@
+//! The `tickwatch` command line, run as a process: JSON output parsed and compared with the
+//! library and with the test's own reading of the files; error cases exit non-zero and name the
+//! byte offset; `gen` is deterministic; `demo`, `bench` and every `--help` work.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use tickwatch::book::{BookConfig, Books};
+use tickwatch::gen::symbol_of_locate;
+use tickwatch::itch::{parse_time, symbol_str, Side};
+use tickwatch::replay::replay;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tickwatch");
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
+const SAMPLE: &str = "12302019_SNIPPET.NASDAQ_ITCH50";
+
+fn sample_path() -> PathBuf {
+    Path::new(DATA).join(SAMPLE)
+}
+
+fn sample() -> Vec<u8> {
+    std::fs::read(sample_path()).unwrap()
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("running tickwatch")
+}
+
+fn ok(args: &[&str]) -> Output {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "tickwatch {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    o
+}
+
+/// Runs and expects failure; returns stderr.
+fn fails(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(
+        !o.status.success(),
+        "tickwatch {args:?} succeeded: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{args:?}: a clean error exit, not a crash"
+    );
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(err.starts_with("tickwatch: error:"), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// (offset, body) of every frame, from the test's own walk.
+fn frames(buf: &[u8]) -> Vec<(usize, &[u8])> {
+    let mut out = Vec::new();
+    let mut p = 0;
+    while p < buf.len() {
+        let n = u16::from_be_bytes([buf[p], buf[p + 1]]) as usize;
+        out.push((p, &buf[p + 2..p + 2 + n]));
+        p += 2 + n;
+    }
+    out
+}
+
+fn counts(buf: &[u8]) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for (_, b) in frames(buf) {
+        *m.entry((b[0] as char).to_string()).or_insert(0u64) += 1;
+    }
+    m
+}
+
+#[test]
+fn inspect_json_on_the_sample() {
+    let mine = counts(&sample());
+    assert_eq!(mine.values().sum::<u64>(), 1000);
+    let mut seen = Vec::new();
+    for threads in ["1", "3"] {
+        let o = ok(&["inspect", s(&sample_path()), "--json", "--threads", threads]);
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["messages"], 1000);
+        assert_eq!(v["bytes"], 35_570);
+        let by_type: BTreeMap<String, u64> = serde_json::from_value(v["by_type"].clone()).unwrap();
+        assert_eq!(by_type, mine);
+        assert_eq!(v["skipped_bad_lengths"], 0);
+        assert_eq!(v["first_unknown_offset"], Value::Null);
+        assert_eq!(v["timestamp_regressions"], 0);
+        let raw = sample();
+        let first = &frames(&raw)[0].1[5..11];
+        let ts = first.iter().fold(0u64, |a, &b| a << 8 | b as u64);
+        assert_eq!(v["first_timestamp_ns"], ts);
+        seen.push(by_type);
+    }
+    // Text output.
+    let text = stdout(&ok(&["inspect", s(&sample_path())]));
+    assert!(text.contains("messages    1000"), "{text}");
+    assert!(
+        text.contains("skipped     0 unknown-type frame(s); 0 bad-length frame(s)"),
+        "{text}"
+    );
+    for (t, n) in &seen[0] {
+        assert!(
+            text.lines().any(|l| l
+                .split_whitespace()
+                .take(2)
+                .eq([t.as_str(), &n.to_string()])),
+            "{t} {n}: {text}"
+        );
+    }
+}
+
+/// A generated file in a temp dir, written by the CLI.
+fn generated(dir: &Path, messages: u64, symbols: u32, seed: u64) -> PathBuf {
+    let p = dir.join(format!("gen-{messages}-{symbols}-{seed}.itch"));
+    let (m, k, sd) = (messages.to_string(), symbols.to_string(), seed.to_string());
+    let o = ok(&[
+        "gen",
+        "--messages",
+        &m,
+        "--symbols",
+        &k,
+        "--seed",
+        &sd,
+        "--out",
+        s(&p),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("wrote {messages} messages")), "{err}");
+    p
+}
+
+type Lv = (u64, u64, u64);
+
+fn levels(v: &Value) -> Vec<Lv> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let o = l.as_object().unwrap();
+            let mut keys: Vec<&str> = o.keys().map(String::as_str).collect();
+            keys.sort();
+            assert_eq!(keys, ["orders", "price", "shares"]);
+            (
+                l["price"].as_u64().unwrap(),
+                l["shares"].as_u64().unwrap(),
+                l["orders"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn lib_levels(books: &Books, loc: u16, side: Side, depth: usize) -> Vec<Lv> {
+    books
+        .depth(loc, side)
+        .take(depth)
+        .map(|l| (l.price as u64, l.shares, l.orders as u64))
+        .collect()
+}
+
+/// Runs `book --json` and checks the shape and ordering; returns (timestamp, bids, asks).
+fn book_json(file: &Path, symbol: &str, extra: &[&str]) -> (u64, Vec<Lv>, Vec<Lv>) {
+    let mut args = vec!["book", s(file), "--symbol", symbol, "--json"];
+    args.extend_from_slice(extra);
+    let v: Value = serde_json::from_slice(&ok(&args).stdout).unwrap();
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["asks", "bids", "symbol", "timestamp_ns"]);
+    assert_eq!(v["symbol"], symbol);
+    let (bids, asks) = (levels(&v["bids"]), levels(&v["asks"]));
+    assert!(
+        bids.windows(2).all(|w| w[0].0 > w[1].0),
+        "bids not strictly descending: {bids:?}"
+    );
+    assert!(
+        asks.windows(2).all(|w| w[0].0 < w[1].0),
+        "asks not strictly ascending: {asks:?}"
+    );
+    if let (Some(b), Some(a)) = (bids.first(), asks.first()) {
+        assert!(b.0 < a.0, "crossed: bid {b:?} ask {a:?}");
+    }
+    assert!(bids.iter().chain(&asks).all(|l| l.1 > 0 && l.2 > 0));
+    (v["timestamp_ns"].as_u64().unwrap(), bids, asks)
+}
+
+#[test]
+fn book_json_equals_the_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = generated(dir.path(), 30_000, 6, 5);
+    let buf = std::fs::read(&file).unwrap();
+    let mut books = Books::new(BookConfig::small());
+    replay(&buf, &mut books, None, false).unwrap();
+    for loc in 1..=3u16 {
+        let sym = symbol_str(&symbol_of_locate(loc));
+        let (ts, bids, asks) = book_json(&file, &sym, &[]);
+        assert_eq!(ts, books.last_timestamp());
+        assert_eq!(bids, lib_levels(&books, loc, Side::Buy, 10));
+        assert_eq!(asks, lib_levels(&books, loc, Side::Sell, 10));
+        assert!(
+            !bids.is_empty() && !asks.is_empty(),
+            "{sym}: a generated stock has both sides"
+        );
+        let (_, b3, a3) = book_json(&file, &sym, &["--depth", "3"]);
+        assert_eq!(
+            (b3.as_slice(), a3.as_slice()),
+            (&bids[..bids.len().min(3)], &asks[..asks.len().min(3)])
+        );
+    }
+    // At earlier times: the library's replay up to that time.
+    let sym = symbol_str(&symbol_of_locate(1));
+    let mut differs = false;
+    for at in ["09:45:00", "11:00:00.5", "13:15:30.123456789"] {
+        let t = parse_time(at).unwrap();
+        let (ts, bids, asks) = book_json(&file, &sym, &["--at", at, "--depth", "50"]);
+        assert_eq!(ts, t);
+        let mut then = Books::new(BookConfig::small());
+        let r = replay(&buf, &mut then, Some(t), false).unwrap();
+        assert!(r.stopped_early && then.last_timestamp() <= t);
+        assert_eq!(bids, lib_levels(&then, 1, Side::Buy, 50), "--at {at}");
+        assert_eq!(asks, lib_levels(&then, 1, Side::Sell, 50), "--at {at}");
+        differs |= bids != lib_levels(&books, 1, Side::Buy, 50);
+    }
+    assert!(
+        differs,
+        "the book at earlier times should not all equal the closing book"
+    );
+    // Text output names the stock and its locate.
+    let text = stdout(&ok(&["book", s(&file), "--symbol", &sym, "--depth", "2"]));
+    assert!(text.starts_with(&format!("{sym} (locate 1) at ")), "{text}");
+    assert_eq!(text.lines().count(), 2 + 2, "{text}");
+    // Unknown symbol, bad time.
+    assert!(fails(&["book", s(&file), "--symbol", "NOSUCH"]).contains("NOSUCH not found"));
+    assert!(fails(&["book", s(&file), "--symbol", &sym, "--at", "25:00:00"]).contains("--at"));
+    assert!(fails(&["book", s(&file), "--symbol", "WAYTOOLONGSYM"]).contains("--symbol"));
+}
+
+/// Writes `bytes` as a file in `dir`.
+fn file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn errors_name_the_byte_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = sample();
+    let fr = frames(&raw);
+
+    // Truncated: the last frame loses 5 bytes.
+    let last = fr.last().unwrap().0;
+    let cut = file(dir.path(), "cut.itch", &raw[..raw.len() - 5]);
+    for args in [
+        vec!["inspect", s(&cut)],
+        vec!["inspect", s(&cut), "--json"],
+        vec!["book", s(&cut), "--symbol", "VIXM"],
+    ] {
+        let e = fails(&args);
+        assert!(
+            e.contains(&format!("at byte offset {last}:")),
+            "{args:?}: {e}"
+        );
+        assert!(e.contains("cut short"), "{e}");
+    }
+    // Cut inside a length prefix.
+    let at = fr[500].0;
+    let cut2 = file(dir.path(), "cut2.itch", &raw[..at + 1]);
+    assert!(fails(&["inspect", s(&cut2)]).contains(&format!("at byte offset {at}:")));
+
+    // Bad length: the first ten frames, then an 'A' of 35 bytes, then the rest.
+    let at = fr[10].0;
+    let mut bad = raw[..at].to_vec();
+    let mut a = fr.iter().find(|(_, b)| b[0] == b'A').unwrap().1.to_vec();
+    a.pop();
+    bad.extend_from_slice(&(a.len() as u16).to_be_bytes());
+    bad.extend_from_slice(&a);
+    bad.extend_from_slice(&raw[at..]);
+    let badp = file(dir.path(), "badlen.itch", &bad);
+    for args in [
+        vec!["inspect", s(&badp)],
+        vec!["book", s(&badp), "--symbol", "VIXM"],
+    ] {
+        let e = fails(&args);
+        assert!(
+            e.contains(&format!("at byte offset {at}:")),
+            "{args:?}: {e}"
+        );
+        assert!(e.contains("'A' must be 36 bytes, frame holds 35"), "{e}");
+    }
+    // --lenient counts and skips it.
+    let v: Value =
+        serde_json::from_slice(&ok(&["inspect", s(&badp), "--json", "--lenient"]).stdout).unwrap();
+    assert_eq!(v["messages"], 1000);
+    assert_eq!(v["skipped_bad_lengths"], 1);
+    assert!(v["first_bad_length"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("byte offset {at}")));
+    ok(&["book", s(&badp), "--symbol", "VIXM", "--lenient"]);
+
+    // Not ITCH at all: text. Its first two bytes announce a frame longer than the file.
+    let text = file(
+        dir.path(),
+        "notes.txt",
+        b"This is a plain text file, not a market data feed.\n",
+    );
+    let e = fails(&["inspect", s(&text)]);
+    assert!(e.contains("at byte offset 0:"), "{e}");
+    assert!(e.contains("not an ITCH 5.0 BinaryFILE"), "{e}");
+    assert!(fails(&["book", s(&text), "--symbol", "AAPL"]).contains("at byte offset 0:"));
+
+    // Empty.
+    let empty = file(dir.path(), "empty.itch", b"");
+    assert!(fails(&["inspect", s(&empty)]).contains("empty file"));
+    assert!(fails(&["book", s(&empty), "--symbol", "AAPL"]).contains("empty file"));
+
+    // Missing.
+    let missing = dir.path().join("missing.itch");
+    assert!(fails(&["inspect", s(&missing)]).contains("missing.itch"));
+}
+
+#[test]
+fn unknown_types_are_reported_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = sample();
+    let at = frames(&raw)[100].0;
+    let mut buf = raw[..at].to_vec();
+    for body in [&b"Zzzz"[..], &[0xF0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]] {
+        buf.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        buf.extend_from_slice(body);
+    }
+    buf.extend_from_slice(&raw[at..]);
+    let p = file(dir.path(), "unknown.itch", &buf);
+    let text = stdout(&ok(&["inspect", s(&p)]));
+    assert!(
+        text.contains(&format!(
+            "skipped     2 unknown-type frame(s) (first at byte {at})"
+        )),
+        "{text}"
+    );
+    let v: Value = serde_json::from_slice(&ok(&["inspect", s(&p), "--json"]).stdout).unwrap();
+    assert_eq!(v["messages"], 1000);
+    assert_eq!(v["first_unknown_offset"], at);
+    assert_eq!(
+        v["skipped_unknown_types"],
+        serde_json::json!({"0x5a": 1, "0xf0": 1})
+    );
+    let o = ok(&["book", s(&p), "--symbol", "VIXM", "--json"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("2 unknown-type frame(s)"));
+}
+
+#[test]
+fn gen_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = generated(dir.path(), 20_000, 15, 3);
+    let a_bytes = std::fs::read(&a).unwrap();
+    std::fs::rename(&a, dir.path().join("first.itch")).unwrap();
+    let b = generated(dir.path(), 20_000, 15, 3);
+    assert_eq!(
+        std::fs::read(&b).unwrap(),
+        a_bytes,
+        "same seed, different bytes"
+    );
+    let c = generated(dir.path(), 20_000, 15, 4);
+    assert_ne!(
+        std::fs::read(&c).unwrap(),
+        a_bytes,
+        "different seed, same bytes"
+    );
+    assert_eq!(frames(&a_bytes).len(), 20_000);
+    // Arguments that cannot make a feed are refused.
+    let out = dir.path().join("x.itch");
+    let e = fails(&[
+        "gen",
+        "--messages",
+        "10",
+        "--symbols",
+        "50",
+        "--out",
+        s(&out),
+    ]);
+    assert!(e.contains("too few"), "{e}");
+    assert!(fails(&[
+        "gen",
+        "--messages",
+        "1000",
+        "--symbols",
+        "0",
+        "--out",
+        s(&out)
+    ])
+    .contains("--symbols"));
+}
+
+#[test]
+fn demo_runs_and_is_consistent() {
+    let o = ok(&["demo", "--messages", "50000", "--symbols", "20"]);
+    let text = stdout(&o);
+    assert!(
+        text.contains("inspect: 50000 messages, 20 stocks"),
+        "{text}"
+    );
+    assert!(
+        text.contains("consistency: every level equals the sum of its orders; 0 crossed books"),
+        "{text}"
+    );
+    assert!(text.contains("book skips: 0 "), "{text}");
+}
+
+#[test]
+fn bench_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = generated(dir.path(), 20_000, 10, 8);
+    let o = ok(&[
+        "bench",
+        s(&f),
+        "--repeat",
+        "1",
+        "--json",
+        "--threads",
+        "2",
+        "--max-orders",
+        "100000",
+    ]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["messages"], 20_000);
+    let kernels = v["kernels"].as_array().unwrap();
+    assert!(kernels.len() >= 5, "{kernels:?}");
+    for k in kernels {
+        assert_eq!(k["messages"], 20_000, "{k}");
+    }
+    assert_eq!(v["book_stats"]["unknown_refs"], 0);
+    // Text output too.
+    let text = stdout(&ok(&[
+        "bench",
+        s(&f),
+        "--repeat",
+        "1",
+        "--max-orders",
+        "100000",
+    ]));
+    assert!(text.contains("20000 messages"), "{text}");
+}
+
+#[test]
+fn help_works_for_every_subcommand() {
+    let subs: [&[&str]; 8] = [
+        &[],
+        &["inspect"],
+        &["book"],
+        &["gen"],
+        &["convert"],
+        &["convert", "lobster"],
+        &["demo"],
+        &["bench"],
+    ];
+    for sub in subs {
+        let mut args = sub.to_vec();
+        args.push("--help");
+        let text = stdout(&ok(&args));
+        assert!(text.contains("Usage: tickwatch"), "{args:?}: {text}");
+        if let Some(name) = sub.last() {
+            assert!(
+                text.contains(&format!("Usage: tickwatch {}", sub.join(" "))),
+                "{name}: {text}"
+            );
+        }
+    }
+    // The options the brief's users rely on are documented.
+    let book = stdout(&ok(&["book", "--help"]));
+    for opt in [
+        "--symbol",
+        "--at",
+        "--depth",
+        "--json",
+        "--lenient",
+        "--cache",
+    ] {
+        assert!(book.contains(opt), "book --help lacks {opt}");
+    }
+    let inspect = stdout(&ok(&["inspect", "--help"]));
+    for opt in ["--json", "--threads", "--lenient"] {
+        assert!(inspect.contains(opt), "inspect --help lacks {opt}");
+    }
+    // No subcommand, or an unknown one: a usage error.
+    assert!(!run(&[]).status.success());
+    assert!(!run(&["frobnicate"]).status.success());
+}

@@ -1,0 +1,260 @@
+//! The steady-state decode + book loop allocates nothing.
+//!
+//! This test binary installs a counting global allocator (the shape of rust-assert-no-alloc): a
+//! thread-local flag arms counting, and an RAII guard arms it for the current thread only, so the
+//! other test threads of the harness cannot disturb the count. Everything is built up front (the
+//! feed in memory, the books, one warm-up pass); then, inside the guard, whole-file walks run and
+//! must make zero allocations, reallocations or frees.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tickwatch::bench::decode_fold;
+use tickwatch::book::{BookConfig, Books};
+use tickwatch::feed::Frames;
+use tickwatch::gen::{generate, GenConfig};
+use tickwatch::itch::{decode, DecodeErrorKind, Side};
+use tickwatch::replay::{for_each_message, replay, ReplayReport};
+
+struct Counting;
+
+thread_local! {
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+    static EVENTS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note() {
+    // `try_with`: the allocator may be called while this thread's locals are being torn down.
+    if ARMED.try_with(Cell::get).unwrap_or(false) {
+        let _ = EVENTS.try_with(|e| e.set(e.get() + 1));
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to `System`; the counting touches only const-initialised
+// thread-locals, which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: the caller's contract is passed on unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note();
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Counts allocator calls on this thread while alive.
+struct NoAlloc {
+    start: u64,
+}
+
+impl NoAlloc {
+    fn new() -> NoAlloc {
+        assert!(!ARMED.with(Cell::get), "guards do not nest");
+        let start = EVENTS.with(Cell::get);
+        ARMED.with(|a| a.set(true));
+        NoAlloc { start }
+    }
+
+    /// Allocator calls since the guard was made.
+    fn count(&self) -> u64 {
+        EVENTS.with(Cell::get) - self.start
+    }
+}
+
+impl Drop for NoAlloc {
+    fn drop(&mut self) {
+        ARMED.with(|a| a.set(false));
+    }
+}
+
+/// Runs `f` under a guard and returns the allocator calls it made on this thread.
+fn allocations<R>(f: impl FnOnce() -> R) -> (R, u64) {
+    let g = NoAlloc::new();
+    let r = black_box(f());
+    let n = g.count();
+    drop(g);
+    (r, n)
+}
+
+fn feed() -> Vec<u8> {
+    let mut buf = Vec::new();
+    generate(
+        &GenConfig {
+            messages: 100_000,
+            symbols: 50,
+            live_orders: 5_000,
+            seed: 77,
+        },
+        &mut buf,
+    )
+    .unwrap();
+    buf
+}
+
+#[test]
+fn the_counter_counts() {
+    // Without this the zero-allocation tests below could pass against a broken counter.
+    let (_, n) = allocations(|| {
+        let v = Vec::<u64>::with_capacity(16);
+        black_box(&v);
+        drop(v);
+    });
+    assert_eq!(n, 2, "an allocation and a free inside the guard");
+    // A value allocated inside and returned: one allocation (its free comes after the guard).
+    let (b, n) = allocations(|| Box::new(5u8));
+    assert_eq!(n, 1);
+    drop(b);
+    let (_, n) = allocations(|| 2 + 2);
+    assert_eq!(n, 0);
+    // What was allocated before the guard is not counted.
+    let outside = Box::new([0u8; 64]);
+    let (_, n) = allocations(|| outside.len());
+    assert_eq!(n, 0);
+    // Another thread allocating while the guard is armed here is not counted here.
+    let (go, done) = (AtomicBool::new(false), AtomicBool::new(false));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !go.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            for i in 0..1000 {
+                black_box(vec![i as u8; 100]);
+            }
+            done.store(true, Ordering::Release);
+        });
+        let (_, n) = allocations(|| {
+            go.store(true, Ordering::Release);
+            while !done.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+        });
+        assert_eq!(n, 0, "counted another thread's allocations");
+    });
+}
+
+#[test]
+fn replay_allocates_nothing() {
+    let buf = feed();
+    let mut books = Books::new(BookConfig::for_orders(16_384, 51));
+    let warm = replay(&buf, &mut books, None, false).unwrap();
+    let want_stats = *books.stats();
+    for _ in 0..2 {
+        let (r, n) = allocations(|| {
+            books.clear();
+            replay(&buf, &mut books, None, false).unwrap()
+        });
+        assert_eq!(n, 0, "replay allocated {n} times");
+        assert_eq!(r, warm);
+        assert_eq!(*books.stats(), want_stats);
+    }
+    // Stopping early at a time, too.
+    let (r, n) = allocations(|| {
+        books.clear();
+        replay(&buf, &mut books, Some(40_000_000_000_000), false).unwrap()
+    });
+    assert_eq!(n, 0);
+    assert!(r.stopped_early && r.messages < warm.messages);
+    books.check().unwrap();
+}
+
+#[test]
+fn hand_written_loop_allocates_nothing() {
+    let buf = feed();
+    let mut books = Books::new(BookConfig::for_orders(16_384, 51));
+    let run = |books: &mut Books| -> (u64, u64) {
+        books.clear();
+        let (mut n, mut touch) = (0u64, 0u64);
+        for f in Frames::new(&buf) {
+            let f = f.unwrap();
+            match decode(f.body, f.offset) {
+                Ok(m) => {
+                    books.apply(&m);
+                    n += 1;
+                    // Queries in the loop: the touch and top five of the message's stock.
+                    let loc = m.stock_locate();
+                    if let Some(b) = books.best(loc, Side::Buy) {
+                        touch = touch.wrapping_add(b.price as u64);
+                    }
+                    for l in books.depth(loc, Side::Sell).take(5) {
+                        touch = touch.wrapping_add(l.shares);
+                    }
+                }
+                Err(e) => assert!(matches!(e.kind, DecodeErrorKind::UnknownType(_))),
+            }
+        }
+        (n, touch)
+    };
+    let warm = run(&mut books);
+    let (r, n) = allocations(|| run(&mut books));
+    assert_eq!(n, 0, "decode + apply allocated {n} times");
+    assert_eq!(r, warm);
+    assert_eq!(r.0, 100_000);
+}
+
+#[test]
+fn decode_fold_and_pipelined_walk_allocate_nothing() {
+    let buf = feed();
+    let warm = decode_fold(&buf).unwrap();
+    let (w, n) = allocations(|| decode_fold(&buf).unwrap());
+    assert_eq!(n, 0, "decode_fold allocated {n} times");
+    assert_eq!(w, warm);
+    assert_eq!(w.messages, 100_000);
+
+    let mut books = Books::new(BookConfig::for_orders(16_384, 51));
+    let mut rep = ReplayReport::default();
+    for_each_message(&buf, &mut books, false, &mut rep, |b, m, _| {
+        b.apply(m);
+        true
+    })
+    .unwrap();
+    let (live, n) = allocations(|| {
+        books.clear();
+        let mut rep = ReplayReport::default();
+        for_each_message(&buf, &mut books, false, &mut rep, |b, m, _| {
+            b.apply(m);
+            true
+        })
+        .unwrap();
+        books.live_orders()
+    });
+    assert_eq!(n, 0, "for_each_message allocated {n} times");
+    assert!(live > 0);
+}
+
+#[test]
+fn errors_allocate_nothing() {
+    // The error paths of the hot loop build their errors without allocating too.
+    let buf = feed();
+    let cut = &buf[..buf.len() - 3];
+    let mut books = Books::new(BookConfig::for_orders(16_384, 51));
+    replay(cut, &mut books, None, false).unwrap_err();
+    let (e, n) = allocations(|| {
+        books.clear();
+        replay(cut, &mut books, None, false).unwrap_err()
+    });
+    assert_eq!(n, 0);
+    assert!(e.offset().is_some());
+    let (_, n) = allocations(|| decode_fold(cut).unwrap_err());
+    assert_eq!(n, 0);
+}
