@@ -592,13 +592,12 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
             levels
         );
     }
-    println!(
-        "  try: tickwatch book {} --symbol {} --depth 5",
-        path.display(),
-        books.symbol(1).map(symbol_str).unwrap_or_default()
-    );
-    if a.keep.is_none() {
-        println!("  (temporary files removed; pass --keep DIR to keep the feed)");
+    let sym = books.symbol(1).map(symbol_str).unwrap_or_default();
+    match &a.keep {
+        Some(_) => println!("  try: tickwatch book {} --symbol {sym} --depth 5", path.display()),
+        None => println!(
+            "  (the feed was temporary; `tickwatch demo --keep DIR` keeps it for `tickwatch book DIR/demo.itch --symbol {sym}`)"
+        ),
     }
     Ok(())
 }

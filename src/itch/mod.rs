@@ -17,32 +17,45 @@ use thiserror::Error;
 pub use wire::*;
 
 /// One decoded ITCH 5.0 message, borrowing the bytes it was decoded from.
+///
+/// `#[repr(u8)]` with the specification's type letters as discriminants: the tag of a message *is*
+/// its type byte, which lets [`decode`] build it without a per-type branch (see there).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 #[allow(missing_docs)] // each variant is documented on its struct
 pub enum Message<'a> {
-    SystemEvent(&'a SystemEvent),
-    StockDirectory(&'a StockDirectory),
-    StockTradingAction(&'a StockTradingAction),
-    RegShoRestriction(&'a RegShoRestriction),
-    MarketParticipantPosition(&'a MarketParticipantPosition),
-    MwcbDeclineLevel(&'a MwcbDeclineLevel),
-    MwcbStatus(&'a MwcbStatus),
-    IpoQuotingPeriod(&'a IpoQuotingPeriod),
-    LuldAuctionCollar(&'a LuldAuctionCollar),
-    OperationalHalt(&'a OperationalHalt),
-    AddOrder(&'a AddOrder),
-    AddOrderMpid(&'a AddOrderMpid),
-    OrderExecuted(&'a OrderExecuted),
-    OrderExecutedWithPrice(&'a OrderExecutedWithPrice),
-    OrderCancel(&'a OrderCancel),
-    OrderDelete(&'a OrderDelete),
-    OrderReplace(&'a OrderReplace),
-    Trade(&'a Trade),
-    CrossTrade(&'a CrossTrade),
-    BrokenTrade(&'a BrokenTrade),
-    Noii(&'a Noii),
-    RetailInterest(&'a RetailInterest),
-    DirectListingCapitalRaise(&'a DirectListingCapitalRaise),
+    SystemEvent(&'a SystemEvent) = b'S',
+    StockDirectory(&'a StockDirectory) = b'R',
+    StockTradingAction(&'a StockTradingAction) = b'H',
+    RegShoRestriction(&'a RegShoRestriction) = b'Y',
+    MarketParticipantPosition(&'a MarketParticipantPosition) = b'L',
+    MwcbDeclineLevel(&'a MwcbDeclineLevel) = b'V',
+    MwcbStatus(&'a MwcbStatus) = b'W',
+    IpoQuotingPeriod(&'a IpoQuotingPeriod) = b'K',
+    LuldAuctionCollar(&'a LuldAuctionCollar) = b'J',
+    OperationalHalt(&'a OperationalHalt) = b'h',
+    AddOrder(&'a AddOrder) = b'A',
+    AddOrderMpid(&'a AddOrderMpid) = b'F',
+    OrderExecuted(&'a OrderExecuted) = b'E',
+    OrderExecutedWithPrice(&'a OrderExecutedWithPrice) = b'C',
+    OrderCancel(&'a OrderCancel) = b'X',
+    OrderDelete(&'a OrderDelete) = b'D',
+    OrderReplace(&'a OrderReplace) = b'U',
+    Trade(&'a Trade) = b'P',
+    CrossTrade(&'a CrossTrade) = b'Q',
+    BrokenTrade(&'a BrokenTrade) = b'B',
+    Noii(&'a Noii) = b'I',
+    RetailInterest(&'a RetailInterest) = b'N',
+    DirectListingCapitalRaise(&'a DirectListingCapitalRaise) = b'O',
+}
+
+/// The layout every variant of [`Message`] has (RFC 2195: a `#[repr(u8)]` enum with fields is a
+/// `#[repr(C)]` union of `#[repr(C)] struct { tag: u8, field }`), with the reference as a raw
+/// pointer that keeps the provenance of the whole message slice.
+#[repr(C)]
+struct RawMessage {
+    tag: u8,
+    ptr: *const u8,
 }
 
 /// Why a message could not be decoded.
@@ -119,11 +132,46 @@ pub fn decode(bytes: &[u8], offset: u64) -> Result<Message<'_>, DecodeError> {
             got: bytes.len(),
         }));
     }
-    // The length equals the struct's size (checked above against the same table the const
-    // assertions tie to the structs) and every struct has alignment 1, so the casts cannot fail.
+    let raw = RawMessage {
+        tag: t,
+        ptr: bytes.as_ptr(),
+    };
+    // SAFETY: `LEN_TABLE[t]` is non-zero exactly for the 23 letters that are `Message`'s
+    // discriminants, and equals `size_of` of that variant's struct (both built from the same
+    // `LEN` constants, which `wire` asserts against `size_of`; `tests::decode_matches_checked`
+    // compares every type with the safe `decode_checked`). So `t` is a valid tag, `ptr` points to
+    // `expected` initialized bytes that live for `'a` (borrowed from `bytes`), every struct is
+    // `Pod` with alignment 1 (any bytes, any address), and `RawMessage` has the variants' layout.
+    Ok(unsafe { core::mem::transmute::<RawMessage, Message<'_>>(raw) })
+}
+
+/// [`decode`] written with one safe, checked cast per type: the reference the fast path is tested
+/// against. Same results, a per-type branch slower.
+///
+/// # Errors
+/// As [`decode`].
+pub fn decode_checked(bytes: &[u8], offset: u64) -> Result<Message<'_>, DecodeError> {
+    let err = |kind| DecodeError { offset, kind };
+    let Some(&t) = bytes.first() else {
+        return Err(err(DecodeErrorKind::Empty));
+    };
+    let expected = wire::spec_len(t).ok_or(err(DecodeErrorKind::UnknownType(t)))?;
+    if bytes.len() != expected {
+        return Err(err(DecodeErrorKind::BadLength {
+            msg_type: t,
+            expected,
+            got: bytes.len(),
+        }));
+    }
     macro_rules! view {
         ($v:ident) => {
-            Message::$v(bytemuck::from_bytes(bytes))
+            Message::$v(bytemuck::try_from_bytes(bytes).map_err(|_| {
+                err(DecodeErrorKind::BadLength {
+                    msg_type: t,
+                    expected,
+                    got: bytes.len(),
+                })
+            })?)
         };
     }
     Ok(match t {
@@ -320,6 +368,38 @@ pub fn parse_time(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decode_matches_checked() {
+        // Every byte value as a type, at its spec length (when known) and at wrong lengths, with
+        // varied contents: the fast and the checked decoder agree on the variant, the view's
+        // address and bytes, and every error.
+        for t in 0..=255u8 {
+            for len in [0usize, 1, 11, 19, 20, 36, 40, 50, 51] {
+                let n = wire::spec_len(t).filter(|_| len == 0).unwrap_or(len);
+                let bytes: Vec<u8> = (0..n)
+                    .map(|i| {
+                        if i == 0 {
+                            t
+                        } else {
+                            (i * 37 + t as usize) as u8
+                        }
+                    })
+                    .collect();
+                let fast = decode(&bytes, 7);
+                let safe = decode_checked(&bytes, 7);
+                assert_eq!(fast, safe, "type {t:#04x} len {n}");
+                if let (Ok(f), Ok(s)) = (fast, safe) {
+                    assert_eq!(f.msg_type(), t);
+                    assert!(
+                        core::ptr::eq(f.header(), s.header()),
+                        "type {t:#04x} views the same bytes"
+                    );
+                    assert_eq!(f.stock(), s.stock());
+                }
+            }
+        }
+    }
 
     #[test]
     fn time_round_trip() {
