@@ -58,170 +58,136 @@ pub fn prefetch_walk(buf: &[u8]) -> Walked {
     w
 }
 
-#[inline(always)]
-fn mix(acc: u64, v: u64) -> u64 {
-    acc.rotate_left(5) ^ v
+/// XORs every value, each rotated by a different amount so that equal fields do not cancel. The
+/// rotations are independent of each other, so the fold's dependency chain is one XOR per field.
+macro_rules! fold {
+    ($($v:expr),+ $(,)?) => {{
+        let mut acc = 0u64;
+        let mut k = 0u32;
+        $(
+            acc ^= ($v as u64).rotate_left(k);
+            k += 7;
+        )+
+        let _ = k;
+        acc
+    }};
 }
 
 /// Folds every field of a message into one value.
 #[inline(always)]
 pub fn fold(m: &Message<'_>) -> u64 {
     let h = m.header();
-    let mut a = mix(h.msg_type as u64, h.stock_locate.get() as u64);
-    a = mix(a, h.tracking_number.get() as u64);
-    a = mix(a, h.timestamp.get());
+    let head = fold!(h.msg_type, h.stock_locate.get(), h.tracking_number.get(), h.timestamp.get());
     let s = |x: &[u8; 8]| u64::from_ne_bytes(*x);
-    let m4 = |x: &[u8; 4]| u32::from_ne_bytes(*x) as u64;
-    match *m {
-        Message::SystemEvent(x) => mix(a, x.event_code as u64),
-        Message::StockDirectory(x) => {
-            let mut a = mix(a, s(&x.stock));
-            a = mix(
-                a,
-                x.market_category as u64 ^ (x.financial_status as u64) << 8,
-            );
-            a = mix(a, x.round_lot_size.get() as u64);
-            a = mix(
-                a,
-                (x.round_lots_only as u64) ^ (x.issue_classification as u64) << 8,
-            );
-            a = mix(a, u16::from_ne_bytes(x.issue_subtype) as u64);
-            a = mix(
-                a,
-                x.authenticity as u64
-                    ^ (x.short_sale_threshold as u64) << 8
-                    ^ (x.ipo_flag as u64) << 16,
-            );
-            a = mix(a, x.luld_tier as u64 ^ (x.etp_flag as u64) << 8);
-            a = mix(a, x.etp_leverage_factor.get() as u64);
-            mix(a, x.inverse_indicator as u64)
-        }
-        Message::StockTradingAction(x) => mix(
-            mix(
-                mix(a, s(&x.stock)),
-                x.trading_state as u64 ^ (x.reserved as u64) << 8,
-            ),
-            m4(&x.reason),
+    let m4 = |x: &[u8; 4]| u32::from_ne_bytes(*x);
+    let body = match *m {
+        Message::SystemEvent(x) => fold!(x.event_code),
+        Message::StockDirectory(x) => fold!(
+            s(&x.stock),
+            x.market_category,
+            x.financial_status,
+            x.round_lot_size.get(),
+            x.round_lots_only,
+            x.issue_classification,
+            u16::from_ne_bytes(x.issue_subtype),
+            x.authenticity,
+            x.short_sale_threshold,
+            x.ipo_flag,
+            x.luld_tier,
+            x.etp_flag,
+            x.etp_leverage_factor.get(),
+            x.inverse_indicator,
         ),
-        Message::RegShoRestriction(x) => mix(mix(a, s(&x.stock)), x.reg_sho_action as u64),
-        Message::MarketParticipantPosition(x) => mix(
-            mix(mix(a, m4(&x.mpid)), s(&x.stock)),
-            x.primary_market_maker as u64
-                ^ (x.market_maker_mode as u64) << 8
-                ^ (x.market_participant_state as u64) << 16,
+        Message::StockTradingAction(x) => fold!(s(&x.stock), x.trading_state, x.reserved, m4(&x.reason)),
+        Message::RegShoRestriction(x) => fold!(s(&x.stock), x.reg_sho_action),
+        Message::MarketParticipantPosition(x) => fold!(
+            m4(&x.mpid),
+            s(&x.stock),
+            x.primary_market_maker,
+            x.market_maker_mode,
+            x.market_participant_state,
         ),
-        Message::MwcbDeclineLevel(x) => {
-            mix(mix(mix(a, x.level1.get()), x.level2.get()), x.level3.get())
-        }
-        Message::MwcbStatus(x) => mix(a, x.breached_level as u64),
-        Message::IpoQuotingPeriod(x) => mix(
-            mix(
-                mix(a, s(&x.stock)),
-                x.ipo_quotation_release_time.get() as u64,
-            ),
-            x.ipo_quotation_release_qualifier as u64 ^ (x.ipo_price.get() as u64) << 8,
+        Message::MwcbDeclineLevel(x) => fold!(x.level1.get(), x.level2.get(), x.level3.get()),
+        Message::MwcbStatus(x) => fold!(x.breached_level),
+        Message::IpoQuotingPeriod(x) => fold!(
+            s(&x.stock),
+            x.ipo_quotation_release_time.get(),
+            x.ipo_quotation_release_qualifier,
+            x.ipo_price.get(),
         ),
-        Message::LuldAuctionCollar(x) => {
-            let a = mix(
-                mix(a, s(&x.stock)),
-                x.auction_collar_reference_price.get() as u64,
-            );
-            let a = mix(
-                mix(a, x.upper_auction_collar_price.get() as u64),
-                x.lower_auction_collar_price.get() as u64,
-            );
-            mix(a, x.auction_collar_extension.get() as u64)
-        }
-        Message::OperationalHalt(x) => mix(
-            mix(a, s(&x.stock)),
-            x.market_code as u64 ^ (x.operational_halt_action as u64) << 8,
+        Message::LuldAuctionCollar(x) => fold!(
+            s(&x.stock),
+            x.auction_collar_reference_price.get(),
+            x.upper_auction_collar_price.get(),
+            x.lower_auction_collar_price.get(),
+            x.auction_collar_extension.get(),
         ),
-        Message::AddOrder(x) => {
-            let a = mix(
-                mix(a, x.order_ref.get()),
-                x.side as u64 ^ (x.shares.get() as u64) << 8,
-            );
-            mix(mix(a, s(&x.stock)), x.price.get() as u64)
-        }
-        Message::AddOrderMpid(x) => {
-            let a = mix(
-                mix(a, x.order_ref.get()),
-                x.side as u64 ^ (x.shares.get() as u64) << 8,
-            );
-            mix(
-                mix(mix(a, s(&x.stock)), x.price.get() as u64),
-                m4(&x.attribution),
-            )
-        }
-        Message::OrderExecuted(x) => mix(
-            mix(mix(a, x.order_ref.get()), x.executed_shares.get() as u64),
+        Message::OperationalHalt(x) => fold!(s(&x.stock), x.market_code, x.operational_halt_action),
+        Message::AddOrder(x) => fold!(x.order_ref.get(), x.side, x.shares.get(), s(&x.stock), x.price.get()),
+        Message::AddOrderMpid(x) => fold!(
+            x.order_ref.get(),
+            x.side,
+            x.shares.get(),
+            s(&x.stock),
+            x.price.get(),
+            m4(&x.attribution),
+        ),
+        Message::OrderExecuted(x) => fold!(x.order_ref.get(), x.executed_shares.get(), x.match_number.get()),
+        Message::OrderExecutedWithPrice(x) => fold!(
+            x.order_ref.get(),
+            x.executed_shares.get(),
+            x.match_number.get(),
+            x.printable,
+            x.execution_price.get(),
+        ),
+        Message::OrderCancel(x) => fold!(x.order_ref.get(), x.cancelled_shares.get()),
+        Message::OrderDelete(x) => fold!(x.order_ref.get()),
+        Message::OrderReplace(x) => fold!(
+            x.original_order_ref.get(),
+            x.new_order_ref.get(),
+            x.shares.get(),
+            x.price.get(),
+        ),
+        Message::Trade(x) => fold!(
+            x.order_ref.get(),
+            x.side,
+            x.shares.get(),
+            s(&x.stock),
+            x.price.get(),
             x.match_number.get(),
         ),
-        Message::OrderExecutedWithPrice(x) => {
-            let a = mix(
-                mix(mix(a, x.order_ref.get()), x.executed_shares.get() as u64),
-                x.match_number.get(),
-            );
-            mix(
-                a,
-                x.printable as u64 ^ (x.execution_price.get() as u64) << 8,
-            )
-        }
-        Message::OrderCancel(x) => mix(mix(a, x.order_ref.get()), x.cancelled_shares.get() as u64),
-        Message::OrderDelete(x) => mix(a, x.order_ref.get()),
-        Message::OrderReplace(x) => {
-            let a = mix(mix(a, x.original_order_ref.get()), x.new_order_ref.get());
-            mix(mix(a, x.shares.get() as u64), x.price.get() as u64)
-        }
-        Message::Trade(x) => {
-            let a = mix(
-                mix(a, x.order_ref.get()),
-                x.side as u64 ^ (x.shares.get() as u64) << 8,
-            );
-            mix(
-                mix(mix(a, s(&x.stock)), x.price.get() as u64),
-                x.match_number.get(),
-            )
-        }
-        Message::CrossTrade(x) => {
-            let a = mix(
-                mix(mix(a, x.shares.get()), s(&x.stock)),
-                x.cross_price.get() as u64,
-            );
-            mix(mix(a, x.match_number.get()), x.cross_type as u64)
-        }
-        Message::BrokenTrade(x) => mix(a, x.match_number.get()),
-        Message::Noii(x) => {
-            let a = mix(
-                mix(mix(a, x.paired_shares.get()), x.imbalance_shares.get()),
-                x.imbalance_direction as u64,
-            );
-            let a = mix(
-                mix(mix(a, s(&x.stock)), x.far_price.get() as u64),
-                x.near_price.get() as u64,
-            );
-            mix(
-                mix(a, x.current_reference_price.get() as u64),
-                x.cross_type as u64 ^ (x.price_variation_indicator as u64) << 8,
-            )
-        }
-        Message::RetailInterest(x) => mix(mix(a, s(&x.stock)), x.interest_flag as u64),
-        Message::DirectListingCapitalRaise(x) => {
-            let a = mix(mix(a, s(&x.stock)), x.open_eligibility_status as u64);
-            let a = mix(
-                mix(a, x.minimum_allowable_price.get() as u64),
-                x.maximum_allowable_price.get() as u64,
-            );
-            let a = mix(
-                mix(a, x.near_execution_price.get() as u64),
-                x.near_execution_time.get(),
-            );
-            mix(
-                mix(a, x.lower_price_range_collar.get() as u64),
-                x.upper_price_range_collar.get() as u64,
-            )
-        }
-    }
+        Message::CrossTrade(x) => fold!(
+            x.shares.get(),
+            s(&x.stock),
+            x.cross_price.get(),
+            x.match_number.get(),
+            x.cross_type,
+        ),
+        Message::BrokenTrade(x) => fold!(x.match_number.get()),
+        Message::Noii(x) => fold!(
+            x.paired_shares.get(),
+            x.imbalance_shares.get(),
+            x.imbalance_direction,
+            s(&x.stock),
+            x.far_price.get(),
+            x.near_price.get(),
+            x.current_reference_price.get(),
+            x.cross_type,
+            x.price_variation_indicator,
+        ),
+        Message::RetailInterest(x) => fold!(s(&x.stock), x.interest_flag),
+        Message::DirectListingCapitalRaise(x) => fold!(
+            s(&x.stock),
+            x.open_eligibility_status,
+            x.minimum_allowable_price.get(),
+            x.maximum_allowable_price.get(),
+            x.near_execution_price.get(),
+            x.near_execution_time.get(),
+            x.lower_price_range_collar.get(),
+            x.upper_price_range_collar.get(),
+        ),
+    };
+    head ^ body.rotate_left(32)
 }
 
 /// Decodes every message and folds every field; unknown types are counted in `checksum`'s stead
