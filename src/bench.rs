@@ -77,7 +77,12 @@ macro_rules! fold {
 #[inline(always)]
 pub fn fold(m: &Message<'_>) -> u64 {
     let h = m.header();
-    let head = fold!(h.msg_type, h.stock_locate.get(), h.tracking_number.get(), h.timestamp.get());
+    let head = fold!(
+        h.msg_type,
+        h.stock_locate.get(),
+        h.tracking_number.get(),
+        h.timestamp.get()
+    );
     let s = |x: &[u8; 8]| u64::from_ne_bytes(*x);
     let m4 = |x: &[u8; 4]| u32::from_ne_bytes(*x);
     let body = match *m {
@@ -98,7 +103,9 @@ pub fn fold(m: &Message<'_>) -> u64 {
             x.etp_leverage_factor.get(),
             x.inverse_indicator,
         ),
-        Message::StockTradingAction(x) => fold!(s(&x.stock), x.trading_state, x.reserved, m4(&x.reason)),
+        Message::StockTradingAction(x) => {
+            fold!(s(&x.stock), x.trading_state, x.reserved, m4(&x.reason))
+        }
         Message::RegShoRestriction(x) => fold!(s(&x.stock), x.reg_sho_action),
         Message::MarketParticipantPosition(x) => fold!(
             m4(&x.mpid),
@@ -123,7 +130,13 @@ pub fn fold(m: &Message<'_>) -> u64 {
             x.auction_collar_extension.get(),
         ),
         Message::OperationalHalt(x) => fold!(s(&x.stock), x.market_code, x.operational_halt_action),
-        Message::AddOrder(x) => fold!(x.order_ref.get(), x.side, x.shares.get(), s(&x.stock), x.price.get()),
+        Message::AddOrder(x) => fold!(
+            x.order_ref.get(),
+            x.side,
+            x.shares.get(),
+            s(&x.stock),
+            x.price.get()
+        ),
         Message::AddOrderMpid(x) => fold!(
             x.order_ref.get(),
             x.side,
@@ -132,7 +145,11 @@ pub fn fold(m: &Message<'_>) -> u64 {
             x.price.get(),
             m4(&x.attribution),
         ),
-        Message::OrderExecuted(x) => fold!(x.order_ref.get(), x.executed_shares.get(), x.match_number.get()),
+        Message::OrderExecuted(x) => fold!(
+            x.order_ref.get(),
+            x.executed_shares.get(),
+            x.match_number.get()
+        ),
         Message::OrderExecutedWithPrice(x) => fold!(
             x.order_ref.get(),
             x.executed_shares.get(),

@@ -1,6 +1,6 @@
 //! `tickwatch inspect`: what a feed file holds, counted on every core.
 //!
-//! The file is walked with [`par_walk`](crate::feed::split::par_walk); each chunk counts messages
+//! The file is walked with [`par_walk`]; each chunk counts messages
 //! by type, collects the stock directory, tracks first/last timestamps and timestamp regressions,
 //! and counts what it had to skip. Chunk summaries merge in file order, so the result is identical
 //! to a serial walk (a regression across a chunk boundary is caught at the merge).

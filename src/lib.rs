@@ -14,8 +14,10 @@
 //! - **Bad input never panics and is never silently lost.** Truncation, bad length prefixes,
 //!   lengths that disagree with the spec, and empty or non-ITCH files are errors that name the byte
 //!   offset; unknown types and references to orders never added are counted skips, reported.
-//! - **`unsafe` is confined** to the file mapping, the CPU prefetch hint, the TSC read and the
-//!   page-cache eviction of `tickwatch bench --cold`, each block justified where it stands.
+//! - **`unsafe` is confined** to five blocks, each justified where it stands: the file mapping,
+//!   the construction of a [`itch::Message`] from its validated type byte (checked against the safe
+//!   [`itch::decode_checked`] for every type), the CPU prefetch hint, the TSC read, and the
+//!   page-cache eviction of `tickwatch bench --cold`.
 //!
 //! ## Pipeline (this stage)
 //! ```text
