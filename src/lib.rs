@@ -61,6 +61,7 @@
 pub mod bench;
 pub mod book;
 pub mod feed;
+pub mod filebench;
 pub mod gen;
 pub mod inspect;
 pub mod itch;

@@ -2,13 +2,14 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tickwatch::book::{BookConfig, Books, LevelView};
+use tickwatch::feed::mmap::evict_page_cache;
 use tickwatch::feed::{gz, MapOptions, MappedFile};
+use tickwatch::filebench::{self, FileBenchOptions, KernelResult};
 use tickwatch::gen::{generate, GenConfig};
 use tickwatch::inspect::{inspect, InspectOptions};
 use tickwatch::itch::{fmt_time, parse_time, price4, symbol_field, symbol_str, Side};
@@ -602,86 +603,26 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
     Ok(())
 }
 
-#[derive(Serialize, Clone)]
-struct KernelResult {
-    kernel: String,
-    messages: u64,
-    median_ns_per_msg: f64,
-    min_ns_per_msg: f64,
-    median_msgs_per_s: f64,
-}
-
-fn time_kernel(
-    name: &str,
-    repeat: usize,
-    mut f: impl FnMut() -> Result<u64>,
-) -> Result<KernelResult> {
-    let mut samples = Vec::with_capacity(repeat);
-    let mut messages = 0;
-    for _ in 0..repeat.max(1) {
-        let t0 = Instant::now();
-        messages = f()?;
-        samples.push(t0.elapsed().as_nanos() as f64 / messages.max(1) as f64);
-    }
-    samples.sort_by(|a, b| a.total_cmp(b));
-    let med = samples[samples.len() / 2];
-    Ok(KernelResult {
-        kernel: name.into(),
-        messages,
-        median_ns_per_msg: med,
-        min_ns_per_msg: samples[0],
-        median_msgs_per_s: 1e9 / med,
-    })
-}
-
-fn time_book_kernel(
-    name: &str,
-    repeat: usize,
-    books: &mut Books,
-    mut f: impl FnMut(&mut Books) -> Result<u64>,
-) -> Result<KernelResult> {
-    let mut samples = Vec::with_capacity(repeat);
-    let mut messages = 0;
-    for _ in 0..repeat.max(1) {
-        books.clear();
-        let t0 = Instant::now();
-        messages = f(books)?;
-        samples.push(t0.elapsed().as_nanos() as f64 / messages.max(1) as f64);
-    }
-    samples.sort_by(|a, b| a.total_cmp(b));
-    let med = samples[samples.len() / 2];
-    Ok(KernelResult {
-        kernel: name.into(),
-        messages,
-        median_ns_per_msg: med,
-        min_ns_per_msg: samples[0],
-        median_msgs_per_s: 1e9 / med,
-    })
-}
-
 fn cmd_bench(a: BenchArgs) -> Result<()> {
     let path = gz::resolve(&a.input.file, a.input.cache.as_deref())?;
     let mut cold = None;
     if a.cold {
-        evict(&path)?;
+        evict_page_cache(&path)
+            .with_context(|| format!("evicting {} from the page cache", path.display()))?;
         let t0 = Instant::now();
-        let map = MappedFile::open(
-            &path,
-            MapOptions {
-                populate: false,
-                sequential: true,
-                huge_pages: false,
-            },
-        )?;
+        let lazy = MapOptions {
+            populate: false,
+            sequential: true,
+            huge_pages: false,
+        };
+        let map = MappedFile::open(&path, lazy)?;
         let w = bench::decode_fold(map.bytes())?;
         let dt = t0.elapsed().as_nanos() as f64;
-        cold = Some(KernelResult {
-            kernel: "decode (cold: evicted, lazy map)".into(),
-            messages: w.messages,
-            median_ns_per_msg: dt / w.messages.max(1) as f64,
-            min_ns_per_msg: dt / w.messages.max(1) as f64,
-            median_msgs_per_s: w.messages as f64 * 1e9 / dt,
-        });
+        cold = Some(KernelResult::single(
+            "decode (cold: evicted, lazy map)",
+            w.messages,
+            dt,
+        ));
     }
     let opts = MapOptions {
         populate: !a.no_populate,
@@ -689,113 +630,32 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         huge_pages: a.huge_pages,
     };
     let map = MappedFile::open(&path, opts)?;
-    let buf = map.bytes();
-    if buf.is_empty() {
+    if map.bytes().is_empty() {
         bail!("{}: empty file", path.display());
     }
-    let threads = threads_or_all(a.threads);
-    let reference = bench::decode_fold(buf)?; // also warms the cache
-    let mut results = Vec::new();
-    results.extend(cold);
-    results.push(time_kernel("naive length-prefix walk", a.repeat, || {
-        Ok(bench::naive_walk(buf).messages)
-    })?);
-    results.push(time_kernel(
-        "prefetching length-prefix walk",
-        a.repeat,
-        || Ok(bench::prefetch_walk(buf).messages),
-    )?);
-    results.push(time_kernel("decode, every field folded", a.repeat, || {
-        let w = bench::decode_fold(buf)?;
-        anyhow::ensure!(w == reference, "decode checksum changed between runs");
-        Ok(w.messages)
-    })?);
-    results.push(time_kernel(
-        &format!("parallel decode, {threads} threads"),
-        a.repeat,
-        || {
-            let w = bench::par_decode_fold(buf, threads)?;
-            anyhow::ensure!(
-                w == reference,
-                "parallel decode disagrees with the serial decode"
-            );
-            Ok(w.messages)
+    let mut rep = filebench::run(
+        map.bytes(),
+        FileBenchOptions {
+            repeat: a.repeat,
+            threads: threads_or_all(a.threads),
+            books: a.caps.config(),
         },
-    )?);
-    let cfg = a.caps.config();
-    // Book kernels: allocate (and fault in) the tables outside the timed region, then clear them
-    // between runs, also untimed.
-    let mut books = Books::new(cfg);
-    bench::decode_book(buf, &mut books)?;
-    results.push(time_book_kernel(
-        "decode + books, no look-ahead",
-        a.repeat.min(3),
-        &mut books,
-        |b| Ok(bench::decode_book_unpipelined(buf, b)?),
-    )?);
-    results.push(time_book_kernel(
-        "decode + books, pipelined",
-        a.repeat.min(3),
-        &mut books,
-        |b| Ok(bench::decode_book(buf, b)?),
-    )?);
-    books.clear();
-    // Per-message latency of decode + book.
-    let tpn = bench::ticks_per_ns(200);
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 1 << 40, 3)?;
-    bench::decode_book_latency(buf, &mut books, &mut hist)?;
-    let mut over = Histogram::<u64>::new_with_bounds(1, 1 << 40, 3)?;
-    bench::timer_overhead(&mut over, 1_000_000);
-    let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p) as f64 / tpn;
-    let pcts = [0.5, 0.9, 0.99, 0.999, 0.9999];
-    #[derive(Serialize)]
-    struct Lat {
-        p50: f64,
-        p90: f64,
-        p99: f64,
-        p999: f64,
-        p9999: f64,
-        max: f64,
-        timer_overhead_p50: f64,
-    }
-    let lat = Lat {
-        p50: q(&hist, pcts[0]),
-        p90: q(&hist, pcts[1]),
-        p99: q(&hist, pcts[2]),
-        p999: q(&hist, pcts[3]),
-        p9999: q(&hist, pcts[4]),
-        max: hist.max() as f64 / tpn,
-        timer_overhead_p50: q(&over, 0.5),
-    };
-    let st = *books.stats();
-    let naive = results
-        .iter()
-        .find(|r| r.kernel.starts_with("naive"))
-        .map(|r| r.median_ns_per_msg)
-        .unwrap_or(1.0);
+    )?;
+    rep.kernels.splice(0..0, cold);
     if a.json {
         #[derive(Serialize)]
-        struct Out {
+        struct Out<'a> {
             file: String,
-            bytes: usize,
-            messages: u64,
-            threads: usize,
             populate: bool,
-            kernels: Vec<KernelResult>,
-            book_latency_ns: Lat,
-            book_stats: tickwatch::book::BookStats,
-            peak_live_orders_at_end: usize,
+            huge_pages: bool,
+            #[serde(flatten)]
+            report: &'a filebench::FileBenchReport,
         }
         let o = Out {
             file: path.display().to_string(),
-            bytes: buf.len(),
-            messages: reference.messages,
-            threads,
             populate: opts.populate,
-            kernels: results,
-            book_latency_ns: lat,
-            book_stats: st,
-            peak_live_orders_at_end: books.live_orders(),
+            huge_pages: opts.huge_pages,
+            report: &rep,
         };
         serde_json::to_writer_pretty(io::stdout().lock(), &o)?;
         println!();
@@ -804,8 +664,8 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     println!(
         "file {} ({} bytes, {} messages); map: populate={} huge_pages={}; median of {} runs",
         path.display(),
-        buf.len(),
-        reference.messages,
+        rep.bytes,
+        rep.messages,
         opts.populate,
         opts.huge_pages,
         a.repeat
@@ -814,7 +674,13 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         "{:<40} {:>12} {:>10} {:>10} {:>9}",
         "kernel", "M msg/s", "ns/msg", "best", "vs naive"
     );
-    for r in &results {
+    let naive = rep
+        .kernels
+        .iter()
+        .find(|r| r.kernel.starts_with("naive"))
+        .map(|r| r.median_ns_per_msg)
+        .unwrap_or(1.0);
+    for r in &rep.kernels {
         println!(
             "{:<40} {:>12.1} {:>10.2} {:>10.2} {:>8.2}x",
             r.kernel,
@@ -824,32 +690,17 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
             naive / r.median_ns_per_msg
         );
     }
+    let l = rep.book_latency_ns;
     println!(
         "decode + book per message (ns, TSC at {:.3} GHz): p50 {:.0}  p90 {:.0}  p99 {:.0}  p99.9 {:.0}  p99.99 {:.0}  max {:.0}  (timer pair alone: p50 {:.0})",
-        tpn, lat.p50, lat.p90, lat.p99, lat.p999, lat.p9999, lat.max, lat.timer_overhead_p50
+        l.tsc_ghz, l.p50, l.p90, l.p99, l.p999, l.p9999, l.max, l.timer_overhead_p50
     );
+    let st = rep.book_stats;
     println!(
         "book: {} live orders at end; skips {} (unknown refs {})",
-        books.live_orders(),
+        rep.live_orders_at_end,
         st.skipped(),
         st.unknown_refs
     );
-    Ok(())
-}
-
-/// Drops a file's pages from the page cache (`POSIX_FADV_DONTNEED`), for cold-cache runs.
-fn evict(path: &Path) -> Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let f = std::fs::File::open(path)?;
-        f.sync_all().ok();
-        // SAFETY: posix_fadvise only reads the descriptor, which `f` keeps open for the call.
-        let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        if rc != 0 {
-            bail!("posix_fadvise(DONTNEED) failed: {rc}");
-        }
-    }
-    let _ = path;
     Ok(())
 }
