@@ -15,30 +15,19 @@
 //! Under `cargo test --benches` criterion runs each bench once; the generated input is then
 //! 50,000 messages.
 
+mod common;
+
+use common::{count_label, generated_input};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use std::hint::black_box;
-use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tickwatch::bench::{decode_book, decode_book_unpipelined, decode_fold};
 use tickwatch::book::{BookConfig, Books};
-use tickwatch::feed::{MapOptions, MappedFile};
-use tickwatch::gen::{generate, GenConfig};
 use tickwatch::itch::be::{BeU32, BeU64};
 use tickwatch::itch::encode::header;
 use tickwatch::itch::{AddOrder, Message, OrderDelete, Side};
 
-/// Generated messages by default (`TICKWATCH_BENCH_MESSAGES` overrides).
-const DEFAULT_MESSAGES: u64 = 1_000_000;
-/// Generated messages under `cargo test --benches`.
-const TEST_MODE_MESSAGES: u64 = 50_000;
-/// Stocks below [`LARGE_FROM`] messages (`TICKWATCH_BENCH_SYMBOLS` overrides).
-const DEFAULT_SYMBOLS: u32 = 500;
-/// Stocks from [`LARGE_FROM`] messages up: a full NASDAQ day's universe.
-const LARGE_SYMBOLS: u32 = 8_000;
-const LARGE_FROM: u64 = 10_000_000;
-/// Generator seed (the `tickwatch gen` default).
-const SEED: u64 = 1;
 /// Criterion settings for the whole-file group: short runs, the machine is small and shared.
 const FILE_SAMPLE_SIZE: usize = 10;
 const FILE_WARM_UP: Duration = Duration::from_secs(1);
@@ -247,95 +236,6 @@ fn ops_benches(c: &mut Criterion) {
         assert_eq!(now, before, "{id}: the book changed");
     }
     g.finish();
-}
-
-/// `1M`, `10M`, `50k`, or the plain count.
-fn count_label(n: u64) -> String {
-    if n % 1_000_000 == 0 {
-        format!("{}M", n / 1_000_000)
-    } else if n % 1_000 == 0 {
-        format!("{}k", n / 1_000)
-    } else {
-        n.to_string()
-    }
-}
-
-fn env_number<T: std::str::FromStr>(var: &str) -> Option<T> {
-    let v = std::env::var(var).ok()?;
-    match v.replace('_', "").parse() {
-        Ok(n) => Some(n),
-        Err(_) => panic!("{var}={v:?} is not a number"),
-    }
-}
-
-/// The generator arguments for this run: small under `cargo test --benches` (no `--bench` flag).
-/// Kept identical to `benches/decode.rs`, so both use the same file.
-fn gen_config() -> GenConfig {
-    let bench_mode = std::env::args().any(|a| a == "--bench");
-    let messages = if bench_mode {
-        env_number("TICKWATCH_BENCH_MESSAGES").unwrap_or(DEFAULT_MESSAGES)
-    } else {
-        TEST_MODE_MESSAGES
-    };
-    let symbols = env_number("TICKWATCH_BENCH_SYMBOLS").unwrap_or(if messages >= LARGE_FROM {
-        LARGE_SYMBOLS
-    } else {
-        DEFAULT_SYMBOLS
-    });
-    // As `tickwatch gen`: hold messages / 20 live orders, at most 2 M.
-    GenConfig {
-        messages,
-        symbols,
-        live_orders: (messages / 20).clamp(1, 2_000_000),
-        seed: SEED,
-    }
-}
-
-/// Maps the generated feed for this run, writing it first if `target/bench-data/` lacks it (or
-/// holds a file that no longer decodes to the expected count, e.g. after a generator change).
-fn generated_input(root: &Path) -> (GenConfig, MappedFile) {
-    let cfg = gen_config();
-    let dir = root.join("target").join("bench-data");
-    let path = dir.join(format!(
-        "gen-{}m-{}s-{}l-seed{}.itch",
-        cfg.messages, cfg.symbols, cfg.live_orders, cfg.seed
-    ));
-    if let Some(map) = map_if_valid(&path, cfg.messages) {
-        return (cfg, map);
-    }
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    write_feed(&cfg, &path);
-    let map = map_if_valid(&path, cfg.messages).unwrap_or_else(|| {
-        panic!(
-            "{}: freshly generated file does not decode to {} messages",
-            path.display(),
-            cfg.messages
-        )
-    });
-    (cfg, map)
-}
-
-fn map_if_valid(path: &Path, messages: u64) -> Option<MappedFile> {
-    let map = MappedFile::open(path, MapOptions::default()).ok()?;
-    (decode_fold(map.bytes()).ok()?.messages == messages).then_some(map)
-}
-
-/// Writes through a temporary name and renames, so a file under the final name is complete.
-fn write_feed(cfg: &GenConfig, path: &Path) {
-    eprintln!(
-        "generating {} messages over {} stocks -> {}",
-        cfg.messages,
-        cfg.symbols,
-        path.display()
-    );
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let file = std::fs::File::create(&tmp).unwrap_or_else(|e| panic!("{}: {e}", tmp.display()));
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    generate(cfg, &mut out).unwrap_or_else(|e| panic!("generating {}: {e}", tmp.display()));
-    out.flush()
-        .unwrap_or_else(|e| panic!("{}: {e}", tmp.display()));
-    drop(out);
-    std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
 criterion_group!(benches, file_benches, ops_benches);
