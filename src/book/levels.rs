@@ -14,6 +14,43 @@
 use crate::mem::HugeArray;
 use bytemuck::{Pod, Zeroable};
 
+/// Most price levels one side of one stock can hold.
+pub const MAX_LADDER: usize = u16::MAX as usize;
+
+/// A stock's bid and ask ladders, aligned so that they sit in one cache line.
+#[repr(C, align(16))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LadderPair(pub [Ladder; 2]);
+
+impl LadderPair {
+    /// Empty bid and ask ladders.
+    pub fn new() -> LadderPair {
+        LadderPair([Ladder::new(true), Ladder::new(false)])
+    }
+}
+
+impl std::ops::Index<usize> for LadderPair {
+    type Output = Ladder;
+    /// `0` is the bid ladder, `1` the ask ladder.
+    #[inline(always)]
+    fn index(&self, side: usize) -> &Ladder {
+        &self.0[side]
+    }
+}
+
+impl std::ops::IndexMut<usize> for LadderPair {
+    #[inline(always)]
+    fn index_mut(&mut self, side: usize) -> &mut Ladder {
+        &mut self.0[side]
+    }
+}
+
+impl Default for LadderPair {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Slots in a ladder's first segment.
 pub const MIN_LADDER: usize = 8;
 const CLASSES: usize = 28;
@@ -33,11 +70,13 @@ pub struct Level {
     pub shares: u64,
 }
 
-/// A stock side's ladder: where its segment is and how full it is.
+/// A stock side's ladder: where its segment is and how full it is. Eight bytes, so a stock's two
+/// ladders ([`LadderPair`]) share one 16-byte, never line-straddling slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ladder {
     start: u32,
-    len: u32,
+    /// Levels in use; at most [`MAX_LADDER`] (a side with more is a counted level overflow).
+    len: u16,
     /// Size class: capacity is `MIN_LADDER << class`; `u8::MAX` = no segment yet.
     class: u8,
     /// True for bids (ascending), false for asks (descending).
@@ -116,7 +155,8 @@ impl LevelArena {
     /// The ladder's levels, worst first, best last.
     #[inline(always)]
     pub fn levels(&self, l: &Ladder) -> &[Level] {
-        &self.levels[l.start as usize..(l.start + l.len) as usize]
+        let start = l.start as usize;
+        &self.levels[start..start + l.len as usize]
     }
 
     /// The best level.
@@ -129,7 +169,7 @@ impl LevelArena {
     /// real feed's changes land) toward the CPU.
     #[inline(always)]
     pub fn prefetch_touch(&self, l: &Ladder) {
-        let end = (l.start + l.len) as usize;
+        let end = l.start as usize + l.len as usize;
         let base = self.levels.as_ptr();
         // The best level and the three below it: one line, or two when they straddle a boundary.
         crate::feed::frame::prefetch(base.wrapping_add(end.saturating_sub(1)) as *const u8);
@@ -175,6 +215,9 @@ impl LevelArena {
             MIN_LADDER << l.class
         };
         if l.len as usize == cap {
+            if cap >= MAX_LADDER {
+                return None;
+            }
             self.grow(l)?;
         }
         let s = l.start as usize;

@@ -29,7 +29,7 @@ pub mod levels;
 pub mod orders;
 
 use crate::itch::{Message, Side};
-use levels::{Ladder, Level, LevelArena, Slot};
+use levels::{LadderPair, Level, LevelArena, Slot};
 use orders::{InsertError, Order, OrderTable};
 use serde::Serialize;
 
@@ -160,7 +160,7 @@ pub struct Books {
     orders: OrderTable,
     arena: LevelArena,
     /// `[bid, ask]` per locate.
-    ladders: Box<[[Ladder; 2]]>,
+    ladders: Box<[LadderPair]>,
     symbols: Box<[[u8; 8]]>,
     stats: BookStats,
     last_ts: u64,
@@ -190,7 +190,7 @@ impl Books {
         Books {
             orders: OrderTable::new(cfg.max_orders),
             arena: LevelArena::new(cfg.max_levels),
-            ladders: vec![[Ladder::new(true), Ladder::new(false)]; n].into_boxed_slice(),
+            ladders: vec![LadderPair::new(); n].into_boxed_slice(),
             symbols: vec![[0u8; 8]; n].into_boxed_slice(),
             stats: BookStats::default(),
             last_ts: 0,
@@ -206,7 +206,7 @@ impl Books {
         self.orders.clear();
         self.arena.clear();
         for l in self.ladders.iter_mut() {
-            *l = [Ladder::new(true), Ladder::new(false)];
+            *l = LadderPair::new();
         }
         self.symbols.fill([0; 8]);
         self.stats = BookStats::default();
@@ -244,23 +244,29 @@ impl Books {
     }
 
     /// Hints the memory this message will touch into cache: the order-table slot of every order
-    /// reference it names. Call it a few messages ahead of [`Books::apply`] (see
+    /// reference it names, and its stock's ladder headers. Call it a few messages ahead of [`Books::apply`] (see
     /// [`replay`](crate::replay)) so the random accesses of a large book overlap instead of
     /// queueing one after another. Changes nothing.
     #[inline(always)]
     pub fn prefetch(&self, msg: &Message<'_>) {
-        match *msg {
-            Message::AddOrder(m) => self.orders.prefetch(m.order_ref.get()),
-            Message::AddOrderMpid(m) => self.orders.prefetch(m.order_ref.get()),
-            Message::OrderExecuted(m) => self.orders.prefetch(m.order_ref.get()),
-            Message::OrderExecutedWithPrice(m) => self.orders.prefetch(m.order_ref.get()),
-            Message::OrderCancel(m) => self.orders.prefetch(m.order_ref.get()),
-            Message::OrderDelete(m) => self.orders.prefetch(m.order_ref.get()),
+        let order_ref = match *msg {
+            Message::AddOrder(m) => m.order_ref.get(),
+            Message::AddOrderMpid(m) => m.order_ref.get(),
+            Message::OrderExecuted(m) => m.order_ref.get(),
+            Message::OrderExecutedWithPrice(m) => m.order_ref.get(),
+            Message::OrderCancel(m) => m.order_ref.get(),
+            Message::OrderDelete(m) => m.order_ref.get(),
             Message::OrderReplace(m) => {
-                self.orders.prefetch(m.original_order_ref.get());
                 self.orders.prefetch(m.new_order_ref.get());
+                m.original_order_ref.get()
             }
-            _ => {}
+            _ => return,
+        };
+        self.orders.prefetch(order_ref);
+        // Every ITCH order message names its stock in the header, so the stock's ladder headers
+        // (read by the near stage and by `apply`) can be fetched now too.
+        if let Some(l) = self.ladders.get(msg.stock_locate() as usize) {
+            crate::feed::frame::prefetch(l as *const LadderPair as *const u8);
         }
     }
 
@@ -548,7 +554,7 @@ impl Books {
         }
         let mut got = BTreeMap::new();
         for (loc, sides) in self.ladders.iter().enumerate() {
-            for (si, ladder) in sides.iter().enumerate() {
+            for (si, ladder) in sides.0.iter().enumerate() {
                 let lv = self.arena.levels(ladder);
                 for w in lv.windows(2) {
                     let ok = if si == 0 {

@@ -1,7 +1,7 @@
 //! The live-order table: a fixed-capacity open-addressing hash map from order reference to order.
 //!
-//! Linear probing over a power-of-two array of 32-byte slots (two per cache line), block-wise
-//! Fibonacci hashing of the reference (see `OrderTable::home`), and backward-shift deletion, so there are no tombstones and a probe
+//! Linear probing over a power-of-two array of 32-byte slots (two per cache line), Fibonacci
+//! hashing of the reference, and backward-shift deletion, so there are no tombstones and a probe
 //! sequence never grows with churn. The array is allocated zeroed once, at construction; a zero key
 //! marks an empty slot, so references are stored plus one (reference `u64::MAX` is refused). The
 //! table accepts at most `max_orders` entries and keeps the load at or below one half; an insert
@@ -9,10 +9,6 @@
 
 use crate::mem::HugeArray;
 use bytemuck::{Pod, Zeroable};
-
-const BLOCK_BITS: u32 = 4;
-/// References per hash block (see `OrderTable::home`).
-const BLOCK: usize = 1 << BLOCK_BITS;
 
 /// One resting order.
 #[repr(C)]
@@ -88,12 +84,11 @@ impl OrderTable {
     /// A table for up to `max_orders` live orders (at least 1).
     pub fn new(max_orders: usize) -> OrderTable {
         let max = max_orders.max(1);
-        // At least four hash blocks, so the block hash always has bits to shift in.
-        let cap = (max * 2).next_power_of_two().max(4 * BLOCK);
+        let cap = (max * 2).next_power_of_two().max(16);
         OrderTable {
             slots: HugeArray::zeroed(cap),
             mask: cap - 1,
-            shift: 64 - (cap.trailing_zeros() - BLOCK_BITS),
+            shift: 64 - cap.trailing_zeros(),
             len: 0,
             max,
         }
@@ -114,15 +109,13 @@ impl OrderTable {
         self.max
     }
 
-    /// Home slot of a key: Fibonacci hashing of the key's block of [`BLOCK`] consecutive
-    /// references picks a block of slots, and the low bits pick the slot inside it. Exchanges hand
-    /// out references in a few increasing sequences (NASDAQ: interleaved runs with stride 4), so
-    /// the orders added together share cache lines, and a new order usually lands on a line a
-    /// recent one already brought in — while the blocks themselves still scatter uniformly.
+    /// Home slot of a key: Fibonacci hashing (multiply by 2^64/φ, keep the top bits), which
+    /// scatters the interleaved stride-4 reference sequences of a real feed evenly. (Hashing
+    /// blocks of 16 consecutive references to runs of slots was tried for locality and measured
+    /// slower: removals then scan whole runs. See PERF.md.)
     #[inline(always)]
     fn home(&self, key: u64) -> usize {
-        let block = (key >> BLOCK_BITS).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift;
-        ((block << BLOCK_BITS) as usize | (key as usize & (BLOCK - 1))) & self.mask
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
     }
 
     /// Starts loading the cache line where `order_ref`'s probe sequence begins, so that a later
