@@ -1,11 +1,13 @@
 //! Replaying a file into the books, single-threaded: the reference path every faster path (the
 //! pinned pipeline of later stages) must agree with.
 //!
-//! The loop is software-pipelined in two stages: a cursor [`LOOKAHEAD`] frames ahead decodes each
-//! frame it passes and calls [`Books::prefetch`] (the order-table slots it names), and a cursor
-//! [`NEAR_LOOKAHEAD`] frames ahead calls [`Books::prefetch_levels`] (reads those slots, now cached,
-//! and hints the touch of the order's ladder). A message's random accesses are thus on their way
-//! from memory while the messages before it are applied. Decoding twice costs a few
+//! The loop is software-pipelined in two stages: a cursor [`LOOKAHEAD`] frames ahead calls
+//! [`Books::prefetch_frame`] on each frame it passes (the order-table slots it names and its
+//! stock's ladder headers), and a cursor [`NEAR_LOOKAHEAD`] frames ahead calls
+//! [`Books::prefetch_frame_levels`] (the touch of both of that stock's ladders). A message's random
+//! accesses are thus on their way from memory while the messages before it are applied. Both
+//! stages read the raw bytes without decoding or dispatching on the type: a mispredicted dispatch
+//! flushes the very out-of-order window that would overlap the misses. Decoding twice costs a few
 //! nanoseconds (the bytes are in L1 by then); a cache miss costs a hundred.
 
 use crate::book::Books;
@@ -75,15 +77,15 @@ where
     let mut ahead = Frames::new(buf);
     let mut near = Frames::new(buf);
     for i in 0..LOOKAHEAD {
-        prefetch_next(&mut ahead, books, Books::prefetch);
+        prefetch_next(&mut ahead, books, Books::prefetch_frame);
         if i >= LOOKAHEAD - NEAR_LOOKAHEAD {
-            prefetch_next(&mut near, books, Books::prefetch_levels);
+            prefetch_next(&mut near, books, Books::prefetch_frame_levels);
         }
     }
     for frame in Frames::new(buf) {
         let Frame { offset, body } = frame?;
-        prefetch_next(&mut ahead, books, Books::prefetch);
-        prefetch_next(&mut near, books, Books::prefetch_levels);
+        prefetch_next(&mut ahead, books, Books::prefetch_frame);
+        prefetch_next(&mut near, books, Books::prefetch_frame_levels);
         match decode(body, offset) {
             Ok(m) => {
                 if !f(books, &m, r) {
@@ -102,11 +104,9 @@ where
 }
 
 #[inline(always)]
-fn prefetch_next(cursor: &mut Frames<'_>, books: &Books, hint: fn(&Books, &Message<'_>)) {
-    // Errors are left for the main cursor to report in order.
+fn prefetch_next(cursor: &mut Frames<'_>, books: &Books, hint: fn(&Books, &[u8])) {
+    // Errors are left for the main cursor to report in order; hints read raw bytes, undecoded.
     if let Some(Ok(f)) = cursor.next() {
-        if let Ok(m) = decode(f.body, f.offset) {
-            hint(books, &m);
-        }
+        hint(books, f.body);
     }
 }
