@@ -24,6 +24,8 @@ pub struct FileBenchOptions {
     pub threads: usize,
     /// Capacities of the books.
     pub books: BookConfig,
+    /// Time every this-many-th message for the latency percentiles (1 = every message).
+    pub latency_sample_every: u64,
 }
 
 /// Why a benchmark run failed.
@@ -93,6 +95,10 @@ pub struct LatencyNs {
     pub timer_overhead_p50: f64,
     /// TSC ticks per nanosecond used for the conversion.
     pub tsc_ghz: f64,
+    /// One message in this many was timed.
+    pub sample_every: u64,
+    /// Messages timed.
+    pub samples: u64,
 }
 
 /// Everything one `tickwatch bench` run measured.
@@ -193,7 +199,7 @@ pub fn run(buf: &[u8], opts: FileBenchOptions) -> Result<FileBenchReport, FileBe
     let tpn = bench::ticks_per_ns(200);
     let mut hist = Histogram::<u64>::new_with_bounds(1, 1 << 40, 3)?;
     books.clear();
-    bench::decode_book_latency(buf, &mut books, &mut hist)?;
+    bench::decode_book_latency(buf, &mut books, &mut hist, opts.latency_sample_every)?;
     let mut over = Histogram::<u64>::new_with_bounds(1, 1 << 40, 3)?;
     bench::timer_overhead(&mut over, 1_000_000);
     let q = |h: &Histogram<u64>, p: f64| h.value_at_quantile(p) as f64 / tpn;
@@ -206,6 +212,8 @@ pub fn run(buf: &[u8], opts: FileBenchOptions) -> Result<FileBenchReport, FileBe
         max: hist.max() as f64 / tpn,
         timer_overhead_p50: q(&over, 0.5),
         tsc_ghz: tpn,
+        sample_every: opts.latency_sample_every.max(1),
+        samples: hist.len(),
     };
     Ok(FileBenchReport {
         bytes: buf.len(),

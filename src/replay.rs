@@ -59,7 +59,7 @@ pub fn replay(
 }
 
 /// The pipelined walk: calls `f` on each decoded message in order, with the books, after the
-/// look-ahead cursor has prefetched for it. `f` returns false to stop.
+/// look-ahead stages have prefetched for it. `f` returns false to stop.
 ///
 /// # Errors
 /// As [`replay`].
@@ -74,6 +74,35 @@ pub fn for_each_message<F>(
 where
     F: FnMut(&mut Books, &Message<'_>, &mut ReplayReport) -> bool,
 {
+    for_each_frame(buf, books, |books, frame| {
+        match decode(frame.body, frame.offset) {
+            Ok(m) => {
+                if !f(books, &m, r) {
+                    return Ok(false);
+                }
+                r.messages += 1;
+            }
+            Err(e) => match e.kind {
+                DecodeErrorKind::UnknownType(_) => r.skipped_unknown_types += 1,
+                _ if lenient => r.skipped_bad_lengths += 1,
+                _ => return Err(e.into()),
+            },
+        }
+        Ok(true)
+    })
+}
+
+/// The pipeline itself, one level down: calls `f` on each raw frame in order (to decode and
+/// apply), after the look-ahead stages have prefetched for it. `f` returns `Ok(false)` to stop.
+/// For callers that time a frame's decode and book update together (`bench`).
+///
+/// # Errors
+/// The first framing error, in file order, or the first error `f` returns.
+#[inline(always)]
+pub fn for_each_frame<F>(buf: &[u8], books: &mut Books, mut f: F) -> Result<(), InspectError>
+where
+    F: FnMut(&mut Books, Frame<'_>) -> Result<bool, InspectError>,
+{
     let mut ahead = Frames::new(buf);
     let mut near = Frames::new(buf);
     for i in 0..LOOKAHEAD {
@@ -83,21 +112,11 @@ where
         }
     }
     for frame in Frames::new(buf) {
-        let Frame { offset, body } = frame?;
+        let frame = frame?;
         prefetch_next(&mut ahead, books, Books::prefetch_frame);
         prefetch_next(&mut near, books, Books::prefetch_frame_levels);
-        match decode(body, offset) {
-            Ok(m) => {
-                if !f(books, &m, r) {
-                    break;
-                }
-                r.messages += 1;
-            }
-            Err(e) => match e.kind {
-                DecodeErrorKind::UnknownType(_) => r.skipped_unknown_types += 1,
-                _ if lenient => r.skipped_bad_lengths += 1,
-                _ => return Err(e.into()),
-            },
+        if !f(books, frame)? {
+            break;
         }
     }
     Ok(())
