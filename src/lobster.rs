@@ -1008,12 +1008,8 @@ impl<W: Write> Emitter<W> {
         let (r, gone) = (o.order_ref, o.remaining == 0);
         if gone {
             self.forget_live(id);
-            self.delete(ts, TRACKING_CORRECTION, r)?;
-        } else {
-            self.cancel(ts, TRACKING_CORRECTION, r, take)?;
         }
-        self.report.correction_messages += 1;
-        Ok(take)
+        self.write_trim(ts, r, take, gone)
     }
 
     /// Removes up to `want` shares from a price's pool order as a correction; returns shares removed.
@@ -1029,6 +1025,14 @@ impl<W: Write> Emitter<W> {
         let (r, gone) = (o.order_ref, o.remaining == 0);
         if gone {
             self.pool[s].remove(&p);
+        }
+        self.write_trim(ts, r, take, gone)
+    }
+
+    /// Writes the correction that took `take` shares off order `r`: a delete when nothing is
+    /// left (`gone`), a cancel otherwise; returns `take`.
+    fn write_trim(&mut self, ts: u64, r: u64, take: u64, gone: bool) -> io::Result<u64> {
+        if gone {
             self.delete(ts, TRACKING_CORRECTION, r)?;
         } else {
             self.cancel(ts, TRACKING_CORRECTION, r, take)?;

@@ -392,6 +392,18 @@ fn check_counts(msgs: &[Msg], report: &ConvertReport, c: &Compared) {
 /// when it came into view, less what the sample itself did there. Never covered (only possible
 /// when the messages record events beyond level N): the shares that events on ids never submitted
 /// take there (a lower bound). Value: (shares, first covering row, 0-based, or None).
+/// The report counts the seeds by where they came from: row 1 (`Some(0)`), a later row that first
+/// revealed the level (`Some(k > 0)`), or no row at all (`None`).
+fn assert_seed_origins(report: &ConvertReport, want: &BTreeMap<(u8, u32), (i64, Option<usize>)>) {
+    let count = |f: fn(Option<usize>) -> bool| want.values().filter(|v| f(v.1)).count() as u64;
+    assert_eq!(report.seeded_levels, count(|r| r == Some(0)));
+    assert_eq!(
+        report.deep_levels_seeded,
+        count(|r| r.is_some_and(|r| r > 0))
+    );
+    assert_eq!(report.unrevealed_levels_seeded, count(|r| r.is_none()));
+}
+
 fn expected_seeds(msgs: &[Msg], rows: &[Vec<i64>]) -> BTreeMap<(u8, u32), (i64, Option<usize>)> {
     let mut prices: HashSet<(Side, i64)> = HashSet::new();
     for m in msgs.iter().filter(|m| (1..=4).contains(&m.typ)) {
@@ -532,13 +544,7 @@ fn aapl_sample_replays_to_lobster_book() {
     let got: BTreeMap<(u8, u32), i64> =
         c.seeds.iter().map(|(&k, s)| (k, s.shares as i64)).collect();
     assert_eq!(got, want.iter().map(|(&k, &(size, _))| (k, size)).collect());
-    let count = |f: fn(Option<usize>) -> bool| want.values().filter(|v| f(v.1)).count() as u64;
-    assert_eq!(report.seeded_levels, count(|r| r == Some(0)));
-    assert_eq!(
-        report.deep_levels_seeded,
-        count(|r| r.is_some_and(|r| r > 0))
-    );
-    assert_eq!(report.unrevealed_levels_seeded, count(|r| r.is_none()));
+    assert_seed_origins(&report, &want);
     // LOBSTER records only events in view, so every level the sample touches is revealed by a row.
     assert_eq!(report.unrevealed_levels_seeded, 0);
 
@@ -846,13 +852,7 @@ fn check_synthetic(
         want.iter().map(|(&k, &(size, _))| (k, size)).collect(),
         "seed {seed}"
     );
-    let count = |f: fn(Option<usize>) -> bool| want.values().filter(|v| f(v.1)).count() as u64;
-    assert_eq!(report.seeded_levels, count(|r| r == Some(0)));
-    assert_eq!(
-        report.deep_levels_seeded,
-        count(|r| r.is_some_and(|r| r > 0))
-    );
-    assert_eq!(report.unrevealed_levels_seeded, count(|r| r.is_none()));
+    assert_seed_origins(&report, &want);
 
     // Against the simulation's ground truth. The starting book that row 1 covers is seeded exactly
     // (row 1 with message 1 undone).
