@@ -26,7 +26,9 @@ use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throug
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
-use tickwatch::bench::{decode_fold, naive_walk, par_decode_fold, prefetch_walk, Walked};
+use tickwatch::bench::{
+    decode_fold, decode_fold_by_type, naive_walk, par_decode_fold, prefetch_walk, Walked,
+};
 use tickwatch::feed::{MapOptions, MappedFile};
 
 /// The real sample, relative to the crate root.
@@ -75,6 +77,11 @@ fn decode_group(c: &mut Criterion, name: &str, buf: &[u8], large: bool) {
         reference.messages,
         "{name}: the prefetching walk disagrees"
     );
+    assert_eq!(
+        decode_fold_by_type(buf).expect("type-batched decode"),
+        reference,
+        "{name}: the type-batched decode disagrees with the in-order one"
+    );
     let par = par_decode_fold(buf, PAR_THREADS)
         .unwrap_or_else(|e| panic!("{name}: parallel decode failed: {e}"));
     assert_eq!(
@@ -98,6 +105,9 @@ fn decode_group(c: &mut Criterion, name: &str, buf: &[u8], large: bool) {
     });
     g.bench_function("tickwatch_decode", |b| {
         b.iter(|| decode_fold(black_box(buf)).expect("decode"))
+    });
+    g.bench_function("tickwatch_decode_by_type", |b| {
+        b.iter(|| decode_fold_by_type(black_box(buf)).expect("decode"))
     });
     g.bench_function("tickwatch_par_decode_2", |b| {
         b.iter(|| par_decode_fold(black_box(buf), PAR_THREADS).expect("parallel decode"))

@@ -162,6 +162,12 @@ pub fn run(buf: &[u8], opts: FileBenchOptions) -> Result<FileBenchReport, FileBe
                 "decode checksum changed between runs",
             )
         })?,
+        time("decode, every field, batched by type", r, || {
+            check(
+                bench::decode_fold_by_type(buf)?,
+                "type-batched decode disagrees with the in-order decode",
+            )
+        })?,
         time(
             &format!("parallel decode, {} threads", opts.threads),
             r,

@@ -729,6 +729,7 @@ fn cut_sample_inside_frames(which: std::ops::Range<usize>) {
             assert_eq!(replay(t, &mut books, None, false).unwrap_err(), e);
             books.check().unwrap();
             assert_eq!(tickwatch::bench::decode_fold(t).unwrap_err(), e);
+            assert_eq!(tickwatch::bench::decode_fold_by_type(t).unwrap_err(), e);
         }
     }
 }
@@ -844,6 +845,7 @@ fn everything_agrees(buf: &[u8], books: &mut Books, label: &str) {
             // The checksum walks agree with each other and with inspect.
             let fold = tickwatch::bench::decode_fold(buf);
             assert_eq!(tickwatch::bench::par_decode_fold(buf, 3), fold, "{label}");
+            assert_eq!(tickwatch::bench::decode_fold_by_type(buf), fold, "{label}");
             match (&serial, &fold) {
                 (Ok(s), Ok(w)) => assert_eq!(s["messages"], w.messages, "{label}"),
                 (Err(InspectError::Empty), Ok(w)) => assert_eq!(w.messages, 0),

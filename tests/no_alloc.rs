@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tickwatch::bench::decode_fold;
+use tickwatch::bench::{decode_fold, decode_fold_by_type};
 use tickwatch::book::{BookConfig, Books};
 use tickwatch::feed::Frames;
 use tickwatch::gen::{generate, GenConfig};
@@ -220,6 +220,12 @@ fn decode_fold_and_pipelined_walk_allocate_nothing() {
     assert_eq!(n, 0, "decode_fold allocated {n} times");
     assert_eq!(w, warm);
     assert_eq!(w.messages, 100_000);
+    let (by_type, n) = allocations(|| decode_fold_by_type(&buf).unwrap());
+    assert_eq!(n, 0, "decode_fold_by_type allocated {n} times");
+    assert_eq!(
+        by_type, warm,
+        "batching by type changes neither count nor checksum"
+    );
 
     let mut books = Books::new(BookConfig::for_orders(16_384, 51));
     let mut rep = ReplayReport::default();
