@@ -68,3 +68,4 @@ pub mod itch;
 pub mod lobster;
 pub mod mem;
 pub mod replay;
+pub mod ring;

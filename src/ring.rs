@@ -1,0 +1,417 @@
+//! A bounded, lock-free, single-producer single-consumer ring buffer: the link between pinned
+//! pipeline stages.
+//!
+//! ```text
+//!            Producer (one thread)                    Consumer (one thread)
+//!   tail (local) ─┐  head_cache                head (local) ─┐  tail_cache
+//!                 ▼                                           ▼
+//!   slots: [ . . . x x x x x x . . . ]   capacity a power of two, index = seq & mask
+//!                  ▲ head      ▲ tail    (both CachePadded atomics in `Shared`, never reset:
+//!                                        they count every item ever pushed / popped)
+//! ```
+//!
+//! * **Cache-padded indices.** `head` (written only by the consumer) and `tail` (written only by
+//!   the producer) sit on their own cache lines, so the two cores do not false-share.
+//! * **Cached peer index.** Each side keeps its last view of the other side's index and reloads it
+//!   only when that view says the ring is full (producer) or empty (consumer); in a steady stream
+//!   the shared lines move between cores once per batch, not once per item.
+//! * **Batched publish.** [`Producer::stage`] writes an item without making it visible and
+//!   [`Producer::publish`] releases everything staged with one store; [`Consumer::take`] reads
+//!   without handing the slot back and [`Consumer::release`] frees everything taken with one
+//!   store. [`Producer::push`] / [`Consumer::pop`] are the one-item forms.
+//! * **Full hands the value back.** `push`/`stage` return `Err(value)` on a full ring; the caller
+//!   applies its policy (spin, yield, or count a drop).
+//! * **Abandonment.** Dropping one side publishes / releases what it staged or took, then sets a
+//!   flag the other side reads with [`Producer::is_abandoned`] / [`Consumer::is_abandoned`].
+//!
+//! Ordering: the producer's `Release` store of `tail` pairs with the consumer's `Acquire` load of
+//! `tail` (the slot writes before it are visible to the consumer's reads after); the consumer's
+//! `Release` store of `head` pairs with the producer's `Acquire` load of `head` (the consumer's
+//! reads of a slot finish before the producer overwrites it). The tests in `tests/ring.rs` hammer
+//! it from two threads; `tests/ring_loom.rs` explores every interleaving of small cases under
+//! [loom](https://docs.rs/loom) (`RUSTFLAGS="--cfg loom"`).
+
+use crossbeam_utils::CachePadded;
+use std::mem::MaybeUninit;
+
+use sync::{Arc, AtomicBool, AtomicUsize, Ordering, UnsafeCell};
+
+/// Atomics and cells: `std`'s, or loom's model-checked ones under `--cfg loom`.
+mod sync {
+    #[cfg(loom)]
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    #[cfg(loom)]
+    pub(crate) use loom::sync::Arc;
+    #[cfg(not(loom))]
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    #[cfg(not(loom))]
+    pub(crate) use std::sync::Arc;
+
+    /// `UnsafeCell` with loom's closure-based access, so loom can check every slot access for
+    /// data races; a zero-cost wrapper over `std`'s otherwise.
+    #[derive(Debug)]
+    pub(crate) struct UnsafeCell<T>(
+        #[cfg(loom)] loom::cell::UnsafeCell<T>,
+        #[cfg(not(loom))] std::cell::UnsafeCell<T>,
+    );
+
+    impl<T> UnsafeCell<T> {
+        pub(crate) fn new(v: T) -> Self {
+            #[cfg(loom)]
+            return UnsafeCell(loom::cell::UnsafeCell::new(v));
+            #[cfg(not(loom))]
+            UnsafeCell(std::cell::UnsafeCell::new(v))
+        }
+
+        #[inline(always)]
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            #[cfg(loom)]
+            return self.0.with_mut(f);
+            #[cfg(not(loom))]
+            f(self.0.get())
+        }
+    }
+}
+
+/// What both ends share.
+struct Shared<T> {
+    /// Sequence number of the next item to pop; written by the consumer only.
+    head: CachePadded<AtomicUsize>,
+    /// Sequence number of the next item to push; written by the producer only.
+    tail: CachePadded<AtomicUsize>,
+    /// Set (Release) by the producer's drop after its final publish.
+    producer_gone: AtomicBool,
+    /// Set (Release) by the consumer's drop after its final release.
+    consumer_gone: AtomicBool,
+    mask: usize,
+    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+}
+
+// SAFETY: the ring moves `T`s from the producer's thread to the consumer's, so `T: Send` is
+// required and sufficient: a slot is only ever accessed by the one side that currently owns it
+// (the producer for sequence numbers in [tail, head + capacity), the consumer for [head, tail)),
+// and ownership changes hands only through the Release/Acquire pairs on `head` and `tail`.
+unsafe impl<T: Send> Send for Shared<T> {}
+// SAFETY: as above; `&Shared` is only used through one `Producer` and one `Consumer`.
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    #[inline(always)]
+    fn slot(&self, seq: usize) -> &UnsafeCell<MaybeUninit<T>> {
+        // Masked, so always in bounds; the compiler drops the check.
+        &self.slots[seq & self.mask]
+    }
+}
+
+impl<T> Drop for Shared<T> {
+    fn drop(&mut self) {
+        // Both ends are gone (this runs when the last Arc drops); each published or released what
+        // it staged or took, so exactly [head, tail) holds initialized items.
+        let head = self.head.load(Ordering::Acquire);
+        let tail = self.tail.load(Ordering::Acquire);
+        for seq in head..tail {
+            // SAFETY: items in [head, tail) were written and published and never taken.
+            self.slot(seq)
+                .with_mut(|p| unsafe { (*p).assume_init_drop() });
+        }
+    }
+}
+
+/// Creates a ring of `capacity` items (rounded up to a power of two, at least 2) and returns its
+/// two ends.
+///
+/// # Panics
+/// If the rounded capacity overflows `usize` (a construction-time error, never on the hot path).
+///
+/// # Examples
+/// ```
+/// let (mut tx, mut rx) = tickwatch::ring::ring::<u64>(4);
+/// assert_eq!(tx.push(1), Ok(()));
+/// for v in 2..=4 {
+///     tx.stage(v).unwrap();
+/// }
+/// assert_eq!(tx.stage(5), Err(5)); // full: the value comes back
+/// tx.publish();
+/// assert_eq!(rx.pop(), Some(1));
+/// let mut out = [0u64; 8];
+/// assert_eq!(rx.pop_slice(&mut out), 3);
+/// assert_eq!(&out[..3], &[2, 3, 4]);
+/// ```
+pub fn ring<T: Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
+    let cap = capacity
+        .max(2)
+        .checked_next_power_of_two()
+        .expect("ring capacity overflows usize");
+    let slots = (0..cap)
+        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+        .collect::<Vec<_>>()
+        .into_boxed_slice();
+    let shared = Arc::new(Shared {
+        head: CachePadded::new(AtomicUsize::new(0)),
+        tail: CachePadded::new(AtomicUsize::new(0)),
+        producer_gone: AtomicBool::new(false),
+        consumer_gone: AtomicBool::new(false),
+        mask: cap - 1,
+        slots,
+    });
+    (
+        Producer {
+            shared: shared.clone(),
+            tail: 0,
+            published: 0,
+            head_cache: 0,
+            cap,
+        },
+        Consumer {
+            shared,
+            head: 0,
+            released: 0,
+            tail_cache: 0,
+            cap,
+        },
+    )
+}
+
+/// The writing end of a [`ring`]. Not `Clone`: exactly one producer.
+pub struct Producer<T> {
+    shared: Arc<Shared<T>>,
+    /// Next sequence number to write (staged items are in [published, tail)).
+    tail: usize,
+    /// What the consumer can see: the last value stored to `shared.tail`.
+    published: usize,
+    /// Last loaded value of `shared.head` (≤ the real one).
+    head_cache: usize,
+    cap: usize,
+}
+
+impl<T> std::fmt::Debug for Producer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("capacity", &self.cap)
+            .field("tail", &self.tail)
+            .field("published", &self.published)
+            .finish()
+    }
+}
+
+impl<T> Producer<T> {
+    /// Slots in the ring.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Writes `value` into the next free slot **without** making it visible to the consumer;
+    /// [`Producer::publish`] releases every staged item at once. `Err(value)` when the ring is
+    /// full (staged items count as occupying their slots).
+    #[inline]
+    pub fn stage(&mut self, value: T) -> Result<(), T> {
+        if self.tail.wrapping_sub(self.head_cache) == self.cap {
+            // Acquire pairs with the consumer's Release store of `head` in `release`: its reads
+            // of the slots it freed happened before we overwrite them.
+            self.head_cache = self.shared.head.load(Ordering::Acquire);
+            if self.tail.wrapping_sub(self.head_cache) == self.cap {
+                return Err(value);
+            }
+        }
+        self.shared.slot(self.tail).with_mut(|p| {
+            // SAFETY: the slot at `tail` is free (tail - head < cap: the consumer has released
+            // it, or it was never written), and only the producer writes free slots.
+            unsafe { p.write(MaybeUninit::new(value)) };
+        });
+        self.tail = self.tail.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Makes every staged item visible to the consumer with one store. Cheap when nothing is
+    /// staged.
+    #[inline]
+    pub fn publish(&mut self) {
+        if self.published != self.tail {
+            // Release pairs with the consumer's Acquire load of `tail` in `refill`: the slot
+            // writes in `stage` happen before the consumer reads them.
+            self.shared.tail.store(self.tail, Ordering::Release);
+            self.published = self.tail;
+        }
+    }
+
+    /// [`Producer::stage`] then [`Producer::publish`]: one item, visible at once.
+    #[inline]
+    pub fn push(&mut self, value: T) -> Result<(), T> {
+        self.stage(value)?;
+        self.publish();
+        Ok(())
+    }
+
+    /// Items staged but not yet published.
+    pub fn staged(&self) -> usize {
+        self.tail.wrapping_sub(self.published)
+    }
+
+    /// Free slots as last seen (reloads the consumer's index): a lower bound, since the consumer
+    /// may free more at any moment.
+    pub fn free_slots(&mut self) -> usize {
+        // Acquire: as in `stage`.
+        self.head_cache = self.shared.head.load(Ordering::Acquire);
+        self.cap - self.tail.wrapping_sub(self.head_cache)
+    }
+
+    /// The consumer has been dropped: nothing pushed from now on will be read.
+    pub fn is_abandoned(&self) -> bool {
+        // Acquire pairs with the Release store in `Consumer::drop`.
+        self.shared.consumer_gone.load(Ordering::Acquire)
+    }
+}
+
+impl<T: Copy> Producer<T> {
+    /// Stages as many of `items` as fit and publishes them with one store; returns how many.
+    #[inline]
+    pub fn push_slice(&mut self, items: &[T]) -> usize {
+        let mut n = 0;
+        for &v in items {
+            if self.stage(v).is_err() {
+                break;
+            }
+            n += 1;
+        }
+        self.publish();
+        n
+    }
+}
+
+impl<T> Drop for Producer<T> {
+    fn drop(&mut self) {
+        // Staged items are delivered, not lost: publish them, then say we are gone. The flag's
+        // Release orders it after that final `tail` store.
+        self.publish();
+        self.shared.producer_gone.store(true, Ordering::Release);
+    }
+}
+
+/// The reading end of a [`ring`]. Not `Clone`: exactly one consumer.
+pub struct Consumer<T> {
+    shared: Arc<Shared<T>>,
+    /// Next sequence number to read (taken items are in [released, head)).
+    head: usize,
+    /// What the producer can see: the last value stored to `shared.head`.
+    released: usize,
+    /// Last loaded value of `shared.tail` (≤ the real one).
+    tail_cache: usize,
+    cap: usize,
+}
+
+impl<T> std::fmt::Debug for Consumer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("capacity", &self.cap)
+            .field("head", &self.head)
+            .field("released", &self.released)
+            .finish()
+    }
+}
+
+impl<T> Consumer<T> {
+    /// Slots in the ring.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Reloads the producer's index; returns how many items are ready.
+    #[inline]
+    fn refill(&mut self) -> usize {
+        // Acquire pairs with the producer's Release store of `tail` in `publish`: its slot writes
+        // are visible to our reads.
+        self.tail_cache = self.shared.tail.load(Ordering::Acquire);
+        self.tail_cache.wrapping_sub(self.head)
+    }
+
+    /// Items ready to read (reloads the producer's index when the cached view is empty).
+    #[inline]
+    pub fn available(&mut self) -> usize {
+        match self.tail_cache.wrapping_sub(self.head) {
+            0 => self.refill(),
+            n => n,
+        }
+    }
+
+    /// Moves the next item out **without** handing its slot back to the producer;
+    /// [`Consumer::release`] frees every taken slot with one store. `None` when empty.
+    #[inline]
+    pub fn take(&mut self) -> Option<T> {
+        if self.tail_cache == self.head && self.refill() == 0 {
+            return None;
+        }
+        let v = self.shared.slot(self.head).with_mut(|p| {
+            // SAFETY: head < tail_cache ≤ the published tail, so the slot holds an item the
+            // producer wrote and published (Acquire above), which nobody has moved out: only the
+            // consumer reads, and it advances `head` past what it reads.
+            unsafe { (*p).assume_init_read() }
+        });
+        self.head = self.head.wrapping_add(1);
+        Some(v)
+    }
+
+    /// Hands every taken slot back to the producer with one store.
+    #[inline]
+    pub fn release(&mut self) {
+        if self.released != self.head {
+            // Release pairs with the producer's Acquire load of `head` in `stage`: our reads of
+            // the slots happen before it overwrites them.
+            self.shared.head.store(self.head, Ordering::Release);
+            self.released = self.head;
+        }
+    }
+
+    /// [`Consumer::take`] then [`Consumer::release`]: one item, its slot freed at once.
+    #[inline]
+    pub fn pop(&mut self) -> Option<T> {
+        let v = self.take()?;
+        self.release();
+        Some(v)
+    }
+
+    /// A reference to the next item without taking it.
+    #[inline]
+    pub fn peek(&mut self) -> Option<&T> {
+        if self.tail_cache == self.head && self.refill() == 0 {
+            return None;
+        }
+        let p = self.shared.slot(self.head).with_mut(|p| p as *const T);
+        // SAFETY: as in `take`, the slot holds a published item; the producer cannot overwrite it
+        // before we release it, which needs `&mut self`, so the borrow cannot outlive it.
+        Some(unsafe { &*p })
+    }
+
+    /// The producer has been dropped. Items it published before are still readable: drain until
+    /// [`Consumer::take`] returns `None` *after* this returned `true`.
+    pub fn is_abandoned(&self) -> bool {
+        // Acquire pairs with the Release store in `Producer::drop`, which follows its final
+        // publish: a `take` after this sees every item.
+        self.shared.producer_gone.load(Ordering::Acquire)
+    }
+}
+
+impl<T: Copy> Consumer<T> {
+    /// Moves up to `out.len()` items into `out` and frees their slots with one store; returns how
+    /// many.
+    #[inline]
+    pub fn pop_slice(&mut self, out: &mut [T]) -> usize {
+        let mut n = 0;
+        while n < out.len() {
+            match self.take() {
+                Some(v) => out[n] = v,
+                None => break,
+            }
+            n += 1;
+        }
+        self.release();
+        n
+    }
+}
+
+impl<T> Drop for Consumer<T> {
+    fn drop(&mut self) {
+        // Taken items were moved out: release them so `Shared::drop` does not drop them again.
+        self.release();
+        self.shared.consumer_gone.store(true, Ordering::Release);
+    }
+}
