@@ -368,35 +368,7 @@ pub fn decode_book_unpipelined(buf: &[u8], books: &mut Books) -> Result<u64, Ins
     Ok(n)
 }
 
-/// Reads the CPU's time-stamp counter (x86_64), or a monotonic nanosecond clock elsewhere.
-#[inline(always)]
-pub fn ticks() -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: RDTSC is available on every x86_64 CPU and has no memory effects.
-        unsafe { core::arch::x86_64::_rdtsc() }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        use std::sync::OnceLock;
-        static START: OnceLock<std::time::Instant> = OnceLock::new();
-        START
-            .get_or_init(std::time::Instant::now)
-            .elapsed()
-            .as_nanos() as u64
-    }
-}
-
-/// Ticks per nanosecond, measured against the OS clock over `ms` milliseconds.
-pub fn ticks_per_ns(ms: u64) -> f64 {
-    let t0 = std::time::Instant::now();
-    let c0 = ticks();
-    while t0.elapsed().as_millis() < ms as u128 {
-        std::hint::spin_loop();
-    }
-    let c1 = ticks();
-    (c1 - c0) as f64 / t0.elapsed().as_nanos() as f64
-}
+pub use crate::clock::{ticks, ticks_per_ns};
 
 /// Per-message decode + book-update latency, in TSC ticks, into `hist` (preallocated by the
 /// caller with bounds; values past its top are saturated), measured on every `sample_every`-th

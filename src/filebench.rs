@@ -1,4 +1,4 @@
-//! `tickwatch bench`: timing the [`bench`](crate::bench) kernels over one whole file.
+//! `tickwatch bench`: timing the [`bench`](mod@crate::bench) kernels over one whole file.
 //!
 //! Each kernel runs `repeat` times and reports its median and best ns/message. Every decode run
 //! is checked against a reference checksum (a parallel decode that disagreed with the serial one

@@ -1,8 +1,9 @@
 //! # tickwatch
 //!
-//! A low-latency, single-node stream-processing engine for market data. This first stage is the
-//! **feed spine**: NASDAQ TotalView-ITCH 5.0 files are memory-mapped, every message is decoded
-//! without copying, and every stock's full-depth order book is rebuilt exactly.
+//! A low-latency, single-node stream-processing engine for market data. The **feed spine**:
+//! NASDAQ TotalView-ITCH 5.0 files are memory-mapped, every message is decoded without copying,
+//! and every stock's full-depth order book is rebuilt exactly. The **pipeline** runs that work on
+//! pinned threads joined by lock-free SPSC rings, sharded by stock, and times every event.
 //!
 //! ## Guarantees
 //! - **Zero-copy decoding.** [`itch::decode`] returns a view (`&AddOrder`, …) laid over the mapped
@@ -14,10 +15,11 @@
 //! - **Bad input never panics and is never silently lost.** Truncation, bad length prefixes,
 //!   lengths that disagree with the spec, and empty or non-ITCH files are errors that name the byte
 //!   offset; unknown types and references to orders never added are counted skips, reported.
-//! - **`unsafe` is confined** to five blocks, each justified where it stands: the file mapping,
-//!   the construction of a [`itch::Message`] from its validated type byte (checked against the safe
-//!   [`itch::decode_checked`] for every type), the CPU prefetch hint, the TSC read, and the
-//!   page-cache eviction of `tickwatch bench --cold`.
+//! - **`unsafe` is confined** to a few places, each block justified where it stands: the file
+//!   mapping, the construction of a [`itch::Message`] from its validated type byte (checked
+//!   against the safe [`itch::decode_checked`] for every type), the CPU prefetch hint, the TSC
+//!   read, the page-cache eviction of `tickwatch bench --cold`, and the slot accesses of the
+//!   [`ring`] (whose atomics each name the ordering they pair with; model-checked with loom).
 //!
 //! ## Pipeline (this stage)
 //! ```text
@@ -37,8 +39,17 @@
 //!  book::Books ── OrderTable (open addressing, fixed capacity)
 //!             └── LevelArena (per stock/side sorted ladders, best last, fixed arena)
 //! ```
-//! Later stages put pinned threads and SPSC rings between these boxes, then windows, joins and
-//! surveillance detectors behind the books.
+//!
+//! ## Pipeline (`tickwatch run`)
+//! ```text
+//!                    ┌─ ring::ring<Event> ─▶ pipeline::worker 0 (Books of locates ≡ 0 mod N) ─┐
+//!  pipeline::reader ─┼─ ring::ring<Event> ─▶ pipeline::worker 1 (Books of locates ≡ 1 mod N) ─┼─▶ pipeline::output
+//!  (frame, validate, └─ …  64-byte events, batched publish          ring::ring<Done> ─────────┘   (end-to-end latency,
+//!   stamp, route)                                                                                 counters)
+//!  each stage on a pinned thread (or packed several to a core); latency::histogram per stage
+//!  per thread, merged after the run → percentile table, .hgrm, SVG
+//! ```
+//! Later stages put windows, joins and surveillance detectors in the workers and the output.
 //!
 //! ## Example
 //! ```
@@ -60,12 +71,15 @@
 
 pub mod bench;
 pub mod book;
+pub mod clock;
 pub mod feed;
 pub mod filebench;
 pub mod gen;
 pub mod inspect;
 pub mod itch;
+pub mod latency;
 pub mod lobster;
 pub mod mem;
+pub mod pipeline;
 pub mod replay;
 pub mod ring;

@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 use tickwatch::book::{BookConfig, Books, LevelView};
 use tickwatch::feed::mmap::evict_page_cache;
@@ -13,6 +14,7 @@ use tickwatch::filebench::{self, FileBenchOptions, KernelResult};
 use tickwatch::gen::{generate, GenConfig};
 use tickwatch::inspect::{inspect, InspectOptions};
 use tickwatch::itch::{fmt_time, parse_time, price4, symbol_field, symbol_str, Side};
+use tickwatch::pipeline::{self, Backpressure, FeedOptions, PipelineConfig, WaitStrategy};
 use tickwatch::{bench, replay};
 
 /// Low-latency market-data engine: decode NASDAQ ITCH 5.0, rebuild full-depth books, measure.
@@ -38,6 +40,79 @@ enum Cmd {
     Demo(DemoArgs),
     /// Measure whole-file decode and book throughput and per-message latency.
     Bench(BenchArgs),
+    /// Run a feed through the pinned, sharded pipeline (reader → shard workers → output) and
+    /// report throughput, counters and per-stage latency percentiles.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Shard workers (events are routed by stock locate; default: cores − 1, at least 1).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Cores to pin the pipeline threads to, e.g. `0,1` (default: every core; `none`: no pinning).
+    #[arg(long, value_delimiter = ',', value_parser = parse_core)]
+    cores: Option<Vec<Option<usize>>>,
+    /// How idle threads wait.
+    #[arg(long, value_enum, default_value_t = WaitStrategy::BusySpin)]
+    wait: WaitStrategy,
+    /// What a full reader → worker ring does: block (lossless replay) or drop (live; counted).
+    #[arg(long, value_enum, default_value_t = Backpressure::Block)]
+    backpressure: Backpressure,
+    /// `max` (as fast as possible) or a multiple of the feed's own pace: `1`, `10`, `0.5`, `100x`.
+    #[arg(long, default_value = "max", value_parser = parse_speed)]
+    speed: Speed,
+    /// With a paced `--speed`: fast-forward (untimed) to this time of day, then pace.
+    #[arg(long, value_name = "HH:MM:SS[.f]", value_parser = parse_tod)]
+    from: Option<u64>,
+    /// Stop before the first message stamped after this time of day.
+    #[arg(long, value_name = "HH:MM:SS[.f]", value_parser = parse_tod)]
+    until: Option<u64>,
+    /// Slots per ring (rounded up to a power of two; 64 bytes each on the worker rings).
+    #[arg(long, default_value_t = 1 << 14)]
+    ring_capacity: usize,
+    /// Write the end-to-end latency as an HdrHistogram percentile distribution (ns) here, and
+    /// an SVG plot of every stage beside it (same name, `.svg`).
+    #[arg(long, value_name = "FILE.hgrm")]
+    latency_out: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    caps: CapacityArgs,
+}
+
+/// `--speed`: `None` is max.
+#[derive(Clone, Copy, Debug)]
+struct Speed(Option<f64>);
+
+fn parse_speed(s: &str) -> Result<Speed, String> {
+    if s.trim().eq_ignore_ascii_case("max") {
+        return Ok(Speed(None));
+    }
+    let t = s.trim().trim_end_matches(['x', 'X']);
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(Speed(Some(v))),
+        _ => Err(format!(
+            "`{s}`: expected `max` or a positive number such as 1, 10 or 0.5"
+        )),
+    }
+}
+
+fn parse_core(s: &str) -> Result<Option<usize>, String> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    s.trim()
+        .parse()
+        .map(Some)
+        .map_err(|_| format!("`{s}`: expected a core number or `none`"))
+}
+
+fn parse_tod(s: &str) -> Result<u64, String> {
+    parse_time(s).ok_or_else(|| format!("`{s}`: expected HH:MM:SS[.fffffffff]"))
 }
 
 #[derive(Args, Debug)]
@@ -204,6 +279,7 @@ fn main() {
         Cmd::Convert(ConvertCmd::Lobster(a)) => cmd_lobster(a),
         Cmd::Demo(a) => cmd_demo(a),
         Cmd::Bench(a) => cmd_bench(a),
+        Cmd::Run(a) => cmd_run(a),
     };
     if let Err(e) = result {
         if e.chain().any(|c| {
@@ -576,6 +652,37 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
         ),
         Err(e) => bail!("book consistency check failed: {e}"),
     }
+    // The same feed through the pinned pipeline: reader → shard workers → output.
+    let cores: Vec<usize> = core_affinity::get_core_ids()
+        .map(|v| v.into_iter().map(|c| c.id).collect())
+        .unwrap_or_default();
+    let pcfg = PipelineConfig {
+        workers: if cores.len() >= 2 { 2 } else { 1 },
+        cores,
+        books: books.config(),
+        ..PipelineConfig::default()
+    };
+    let (stop, progress) = (AtomicBool::new(false), AtomicU64::new(0));
+    let out = pipeline::run(buf, &pcfg, &stop, &progress)?;
+    let r = &out.report;
+    r.check_conservation()
+        .map_err(|e| anyhow!("pipeline accounting failed: {e}"))?;
+    if r.book_stats != *st || r.live_orders != books.live_orders() {
+        bail!("the pipeline's books disagree with the single-threaded replay");
+    }
+    println!(
+        "  pipeline ({} workers on {} pinned threads: {}): {:.1} M msg/s; books identical to the single-threaded replay",
+        r.workers,
+        r.threads.len(),
+        r.threads.iter().map(|t| t.name.trim_start_matches("tw-")).collect::<Vec<_>>().join(" | "),
+        r.messages_per_s / 1e6
+    );
+    println!("  per-event latency through the pipeline (every event timed, as fast as possible — queueing included):");
+    let mut table = Vec::new();
+    tickwatch::latency::write_table(&mut table, &r.latency)?;
+    for line in String::from_utf8_lossy(&table).lines() {
+        println!("    {line}");
+    }
     println!("  top of book, busiest stocks:");
     println!(
         "    {:<6} {:>8} {:>10} {:>10} {:<8} {:>6}",
@@ -707,5 +814,167 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         st.skipped(),
         st.unknown_refs
     );
+    Ok(())
+}
+
+/// Set by Ctrl-C: the reader stops, the pipeline drains, the final counters are printed.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+fn cmd_run(a: RunArgs) -> Result<()> {
+    let path = gz::resolve(&a.input.file, a.input.cache.as_deref())?;
+    let map = MappedFile::open(&path, MapOptions::default())
+        .with_context(|| format!("mapping {}", path.display()))?;
+    let buf = map.bytes();
+    if buf.is_empty() {
+        bail!("{}: empty file", path.display());
+    }
+    let all_cores: Vec<usize> = core_affinity::get_core_ids()
+        .map(|v| v.into_iter().map(|c| c.id).collect())
+        .unwrap_or_default();
+    let cores: Vec<usize> = match &a.cores {
+        Some(list) if list.iter().any(|c| c.is_none()) => Vec::new(),
+        Some(list) => list.iter().flatten().copied().collect(),
+        None => all_cores.clone(),
+    };
+    if let Some(bad) = cores.iter().find(|c| !all_cores.contains(c)) {
+        bail!("--cores: core {bad} is not available here (cores: {all_cores:?})");
+    }
+    let ncores = if cores.is_empty() {
+        threads_or_all(None)
+    } else {
+        cores.len()
+    };
+    let cfg = PipelineConfig {
+        workers: a.workers.unwrap_or(ncores.saturating_sub(1)).max(1),
+        cores,
+        wait: a.wait,
+        backpressure: a.backpressure,
+        speed: a.speed.0,
+        pace_from: a.from.unwrap_or(0),
+        feed: FeedOptions {
+            until: a.until,
+            lenient: a.input.lenient,
+        },
+        ring_capacity: a.ring_capacity,
+        books: a.caps.config(),
+        thread_hook: None,
+    };
+    ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
+    let progress = AtomicU64::new(0);
+    let finished = AtomicBool::new(false);
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} {human_pos} messages ({per_sec}) {msg}",
+        )
+        .expect("static template"),
+    );
+    let outcome = std::thread::scope(|s| {
+        s.spawn(|| {
+            // The display thread: never on the hot path, wakes 10 times a second.
+            while !finished.load(Ordering::Relaxed) {
+                bar.set_position(progress.load(Ordering::Relaxed));
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            bar.finish_and_clear();
+        });
+        let r = pipeline::run(buf, &cfg, &STOP, &progress);
+        finished.store(true, Ordering::Relaxed);
+        r
+    })?;
+    let r = &outcome.report;
+    if let Some(out) = &a.latency_out {
+        let mut f = io::BufWriter::new(
+            std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?,
+        );
+        tickwatch::latency::write_hgrm(&mut f, &r.end_to_end().histogram)?;
+        f.flush()?;
+        let svg = out.with_extension("svg");
+        tickwatch::latency::plot_svg(
+            &svg,
+            &format!("tickwatch run {} — latency by percentile", path.display()),
+            &r.latency,
+        )?;
+    }
+    if a.json {
+        serde_json::to_writer_pretty(io::stdout().lock(), r)?;
+        println!();
+    } else {
+        print_run_report(&path, r)?;
+        if let Some(out) = &a.latency_out {
+            println!(
+                "latency: {} (HdrHistogram percentile distribution, end to end, ns), {}",
+                out.display(),
+                out.with_extension("svg").display()
+            );
+        }
+    }
+    r.check_conservation()
+        .map_err(|e| anyhow!("pipeline accounting failed: {e}"))?;
+    Ok(())
+}
+
+fn print_run_report(path: &Path, r: &pipeline::RunReport) -> Result<()> {
+    let speed = r.speed.map_or("max".to_string(), |s| format!("{s}x"));
+    println!(
+        "{}: {} messages in {:.3} s = {:.2} M msg/s ({:.1} ns/msg); {} worker(s), wait {:?}, {:?}, speed {}{}",
+        path.display(),
+        r.messages,
+        r.elapsed_ns as f64 / 1e9,
+        r.messages_per_s / 1e6,
+        r.elapsed_ns as f64 / r.messages.max(1) as f64,
+        r.workers,
+        r.wait,
+        r.backpressure,
+        speed,
+        if r.interrupted { " — interrupted by Ctrl-C" } else { "" },
+    );
+    for t in &r.threads {
+        let core = t
+            .core
+            .map_or("unpinned".to_string(), |c| format!("core {c}"));
+        println!(
+            "  thread {:<28} {:<9} idle polls {}",
+            t.name, core, t.idle_polls
+        );
+    }
+    let mut out = io::stdout().lock();
+    tickwatch::latency::write_table(&mut out, &r.latency)?;
+    writeln!(
+        out,
+        "{:<10} {:>9} {:>12} {:>12} {:>12} {:>10}",
+        "ring", "capacity", "pushed", "popped", "full", "dropped"
+    )?;
+    let n = r.workers;
+    for (i, c) in r.rings.iter().enumerate() {
+        let name = if i < n {
+            format!("in-{i}")
+        } else {
+            format!("out-{}", i - n)
+        };
+        writeln!(
+            out,
+            "{:<10} {:>9} {:>12} {:>12} {:>12} {:>10}",
+            name, c.capacity, c.pushed, c.popped, c.full, c.dropped
+        )?;
+    }
+    let st = &r.book_stats;
+    writeln!(
+        out,
+        "events: offered {} = processed {} + dropped {}; output got {}; top-of-book changes {}; order violations {}",
+        r.offered, r.processed, r.dropped, r.output_received, r.top_changes, r.order_violations
+    )?;
+    writeln!(
+        out,
+        "books: {} live orders at end; skips {} (unknown refs {}); feed skips: {} unknown types, {} bad lengths; {} out-of-order timestamps{}",
+        r.live_orders,
+        st.skipped(),
+        st.unknown_refs,
+        r.skipped_unknown,
+        r.skipped_bad_lengths,
+        r.out_of_order_ts,
+        if r.stopped_at_until { "; stopped at --until" } else { "" }
+    )?;
     Ok(())
 }

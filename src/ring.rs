@@ -255,6 +255,24 @@ impl<T> Producer<T> {
         self.cap - self.tail.wrapping_sub(self.head_cache)
     }
 
+    /// Free slots by the cached view of the consumer's index, without touching shared memory:
+    /// a lower bound; [`Producer::free_slots`] reloads.
+    #[inline(always)]
+    pub fn free_cached(&self) -> usize {
+        self.cap - self.tail.wrapping_sub(self.head_cache)
+    }
+
+    /// Publishes what is staged and tells the consumer there will be nothing more, as dropping
+    /// the producer does, but keeps the ring alive (so a pipeline can end its streams without
+    /// freeing memory on its threads). Pushing after this is a logic error: the consumer may
+    /// already have stopped reading.
+    pub fn close(&mut self) {
+        // Staged items are delivered, not lost: publish them, then say we are done. The flag's
+        // Release orders it after that final `tail` store.
+        self.publish();
+        self.shared.producer_gone.store(true, Ordering::Release);
+    }
+
     /// The consumer has been dropped: nothing pushed from now on will be read.
     pub fn is_abandoned(&self) -> bool {
         // Acquire pairs with the Release store in `Consumer::drop`.
@@ -280,10 +298,7 @@ impl<T: Copy> Producer<T> {
 
 impl<T> Drop for Producer<T> {
     fn drop(&mut self) {
-        // Staged items are delivered, not lost: publish them, then say we are gone. The flag's
-        // Release orders it after that final `tail` store.
-        self.publish();
-        self.shared.producer_gone.store(true, Ordering::Release);
+        self.close();
     }
 }
 
@@ -381,11 +396,31 @@ impl<T> Consumer<T> {
         Some(unsafe { &*p })
     }
 
-    /// The producer has been dropped. Items it published before are still readable: drain until
+    /// A reference to the item `i` places after the next one (`peek_at(0)` is the next), if the
+    /// consumer already knows it is published — no reload of the producer's index, unlike
+    /// [`Consumer::peek`]. For look-ahead: prefetching what later items will touch. Takes `&mut`
+    /// (like `peek`) so that no two threads can hold references into the ring through a shared
+    /// `&Consumer` (the consumer is `Sync` when `T: Send`; `T` may have interior mutability).
+    #[inline]
+    pub fn peek_at(&mut self, i: usize) -> Option<&T> {
+        // The cached view only: a look-ahead hint is not worth a load of the producer's line.
+        if i >= self.tail_cache.wrapping_sub(self.head) {
+            return None;
+        }
+        let p = self
+            .shared
+            .slot(self.head.wrapping_add(i))
+            .with_mut(|p| p as *const T);
+        // SAFETY: head + i < tail_cache ≤ the published tail: a published item not yet taken;
+        // as in `peek`, it stays put while the shared borrow of `self` lives.
+        Some(unsafe { &*p })
+    }
+
+    /// The producer has been dropped or closed. Items it published before are still readable: drain until
     /// [`Consumer::take`] returns `None` *after* this returned `true`.
     pub fn is_abandoned(&self) -> bool {
-        // Acquire pairs with the Release store in `Producer::drop`, which follows its final
-        // publish: a `take` after this sees every item.
+        // Acquire pairs with the Release store in `Producer::close` (also run by its drop),
+        // which follows its final publish: a `take` after this sees every item.
         self.shared.producer_gone.load(Ordering::Acquire)
     }
 }

@@ -423,6 +423,97 @@ fn demo_runs_and_is_consistent() {
         "{text}"
     );
     assert!(text.contains("book skips: 0 "), "{text}");
+    assert!(
+        text.contains("books identical to the single-threaded replay"),
+        "{text}"
+    );
+    for stage in [
+        "reader",
+        "worker queue",
+        "book update",
+        "output hop",
+        "end to end",
+    ] {
+        assert!(text.contains(stage), "latency table lacks {stage}: {text}");
+    }
+}
+
+#[test]
+fn run_json_counters_and_latency_artefacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = generated(dir.path(), 30_000, 12, 21);
+    let hgrm = dir.path().join("lat.hgrm");
+    let o = ok(&[
+        "run",
+        s(&f),
+        "--workers",
+        "2",
+        "--wait",
+        "spin-yield",
+        "--max-orders",
+        "100000",
+        "--latency-out",
+        s(&hgrm),
+        "--json",
+    ]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["messages"], 30_000);
+    assert_eq!(v["dropped"], 0);
+    assert_eq!(v["processed"], v["offered"]);
+    assert_eq!(v["output_received"], v["processed"]);
+    assert_eq!(v["order_violations"], 0);
+    assert_eq!(v["workers"], 2);
+    let mut books = Books::new(BookConfig::for_orders(100_000, 1 << 16));
+    replay(&std::fs::read(&f).unwrap(), &mut books, None, false).unwrap();
+    assert_eq!(v["live_orders"], books.live_orders() as u64);
+    assert_eq!(v["book_stats"]["adds"], books.stats().adds);
+    let stages: Vec<&str> = v["latency"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "reader",
+            "worker queue",
+            "book update",
+            "output hop",
+            "end to end"
+        ]
+    );
+    let e2e = &v["latency"][4];
+    assert_eq!(e2e["count"], v["processed"]);
+    for k in ["p50", "p90", "p99", "p999", "p9999", "max"] {
+        assert!(e2e[k].as_u64().is_some(), "{k}");
+    }
+    assert!(e2e["p50"].as_u64() <= e2e["p99"].as_u64());
+    assert!(e2e["p99"].as_u64() <= e2e["max"].as_u64());
+    // The .hgrm is a percentile distribution whose total count is every event.
+    let text = std::fs::read_to_string(&hgrm).unwrap();
+    assert!(
+        text.starts_with("       Value     Percentile TotalCount"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "Total count    = {:>12}",
+            v["processed"].as_u64().unwrap()
+        )),
+        "{text}"
+    );
+    let svg = std::fs::read_to_string(dir.path().join("lat.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("end to end"));
+    // Text mode prints the table and the ring counters.
+    let text = stdout(&ok(&["run", s(&f), "--speed", "max", "--cores", "none"]));
+    assert!(text.contains("30000 messages"), "{text}");
+    assert!(text.contains("in-0") && text.contains("out-0"), "{text}");
+    assert!(text.contains("p99.99"), "{text}");
+    // Bad options are clean errors.
+    assert!(!run(&["run", s(&f), "--speed", "fast"]).status.success());
+    assert!(fails(&["run", s(&f), "--cores", "4096"]).contains("not available"));
+    assert!(fails(&["run", s(&dir.path().join("missing.itch"))]).contains("missing.itch"));
 }
 
 #[test]
@@ -462,7 +553,7 @@ fn bench_runs_once() {
 
 #[test]
 fn help_works_for_every_subcommand() {
-    let subs: [&[&str]; 8] = [
+    let subs: [&[&str]; 9] = [
         &[],
         &["inspect"],
         &["book"],
@@ -471,6 +562,7 @@ fn help_works_for_every_subcommand() {
         &["convert", "lobster"],
         &["demo"],
         &["bench"],
+        &["run"],
     ];
     for sub in subs {
         let mut args = sub.to_vec();
@@ -495,6 +587,17 @@ fn help_works_for_every_subcommand() {
         "--cache",
     ] {
         assert!(book.contains(opt), "book --help lacks {opt}");
+    }
+    let run_help = stdout(&ok(&["run", "--help"]));
+    for opt in [
+        "--workers",
+        "--cores",
+        "--wait",
+        "--backpressure",
+        "--speed",
+        "--latency-out",
+    ] {
+        assert!(run_help.contains(opt), "run --help lacks {opt}");
     }
     let inspect = stdout(&ok(&["inspect", "--help"]));
     for opt in ["--json", "--threads", "--lenient"] {

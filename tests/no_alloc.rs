@@ -1,4 +1,5 @@
-//! The steady-state decode + book loop allocates nothing.
+//! The steady-state decode + book loop, and the whole pinned pipeline after its setup, allocate
+//! nothing.
 //!
 //! This test binary installs a counting global allocator (the shape of rust-assert-no-alloc): a
 //! thread-local flag arms counting, and an RAII guard arms it for the current thread only, so the
@@ -9,13 +10,14 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tickwatch::bench::{decode_fold, decode_fold_by_type};
 use tickwatch::book::{BookConfig, Books};
 use tickwatch::feed::Frames;
 use tickwatch::gen::{generate, GenConfig};
 use tickwatch::itch::{decode, DecodeErrorKind, Side};
+use tickwatch::pipeline::{run, Backpressure, PipelineConfig, WaitStrategy};
 use tickwatch::replay::{for_each_message, replay, ReplayReport};
 
 struct Counting;
@@ -263,4 +265,70 @@ fn errors_allocate_nothing() {
     assert!(e.offset().is_some());
     let (_, n) = allocations(|| decode_fold(cut).unwrap_err());
     assert_eq!(n, 0);
+}
+
+/// Allocator calls made on pipeline threads between their setup and the end of their loops,
+/// summed over threads, and how many threads reported.
+static PIPELINE_CALLS: AtomicU64 = AtomicU64::new(0);
+static PIPELINE_THREADS: AtomicU64 = AtomicU64::new(0);
+
+/// The pipeline's thread hook: arms this thread's counter for its steady state.
+fn count_steady_state(start: bool) {
+    if start {
+        EVENTS.with(|e| e.set(0));
+        ARMED.with(|a| a.set(true));
+    } else {
+        ARMED.with(|a| a.set(false));
+        // SeqCst: read by the test thread after joining (join already orders it).
+        PIPELINE_CALLS.fetch_add(EVENTS.with(Cell::get), Ordering::SeqCst);
+        PIPELINE_THREADS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn the_whole_pipeline_allocates_nothing_after_setup() {
+    let buf = feed();
+    for (workers, wait, backpressure) in [
+        (1, WaitStrategy::BusySpin, Backpressure::Block),
+        (2, WaitStrategy::Park, Backpressure::Block),
+        (3, WaitStrategy::SpinYield, Backpressure::Drop),
+    ] {
+        PIPELINE_CALLS.store(0, Ordering::SeqCst);
+        PIPELINE_THREADS.store(0, Ordering::SeqCst);
+        let cfg = PipelineConfig {
+            workers,
+            wait,
+            backpressure,
+            ring_capacity: 64,
+            books: BookConfig::for_orders(16_384, 51),
+            thread_hook: Some(count_steady_state),
+            ..PipelineConfig::default()
+        };
+        let (stop, progress) = (AtomicBool::new(false), AtomicU64::new(0));
+        let out = run(&buf, &cfg, &stop, &progress).unwrap();
+        out.report.check_conservation().unwrap();
+        assert_eq!(out.report.messages, 100_000);
+        assert!(PIPELINE_THREADS.load(Ordering::SeqCst) >= 1);
+        assert_eq!(
+            PIPELINE_CALLS.load(Ordering::SeqCst),
+            0,
+            "{workers} workers, {wait:?}, {backpressure:?}: allocator calls on pipeline threads"
+        );
+    }
+    // The hook really counts on those threads: a stage thread that allocates is caught.
+    fn allocating_hook(start: bool) {
+        count_steady_state(start);
+        if start {
+            black_box(vec![1u8; 10]);
+        }
+    }
+    PIPELINE_CALLS.store(0, Ordering::SeqCst);
+    let cfg = PipelineConfig {
+        books: BookConfig::for_orders(16_384, 51),
+        thread_hook: Some(allocating_hook),
+        ..PipelineConfig::default()
+    };
+    let (stop, progress) = (AtomicBool::new(false), AtomicU64::new(0));
+    run(&buf, &cfg, &stop, &progress).unwrap();
+    assert!(PIPELINE_CALLS.load(Ordering::SeqCst) >= 2);
 }

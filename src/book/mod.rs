@@ -131,6 +131,44 @@ impl BookStats {
             + self.order_overflows
             + self.level_overflows
     }
+
+    /// Adds `other`'s counters to these (summing shards).
+    pub fn add(&mut self, other: &BookStats) {
+        let BookStats {
+            adds,
+            executions,
+            cancels,
+            deletes,
+            replaces,
+            trades,
+            crosses,
+            broken_trades,
+            unknown_refs,
+            duplicate_refs,
+            overfills,
+            bad_sides,
+            zero_share_adds,
+            locate_overflows,
+            order_overflows,
+            level_overflows,
+        } = *other;
+        self.adds += adds;
+        self.executions += executions;
+        self.cancels += cancels;
+        self.deletes += deletes;
+        self.replaces += replaces;
+        self.trades += trades;
+        self.crosses += crosses;
+        self.broken_trades += broken_trades;
+        self.unknown_refs += unknown_refs;
+        self.duplicate_refs += duplicate_refs;
+        self.overfills += overfills;
+        self.bad_sides += bad_sides;
+        self.zero_share_adds += zero_share_adds;
+        self.locate_overflows += locate_overflows;
+        self.order_overflows += order_overflows;
+        self.level_overflows += level_overflows;
+    }
 }
 
 /// A price level as queries return it.

@@ -1,0 +1,553 @@
+//! The pinned, sharded pipeline: a reader, N shard workers and an output stage on their own
+//! threads, joined by SPSC [`ring`](crate::ring)s.
+//!
+//! ```text
+//!                        ┌─▶ ring ─▶ worker 0 (books of locates ≡ 0 mod N) ─▶ ring ─┐
+//!  mapped file ─▶ reader ┼─▶ ring ─▶ worker 1 (books of locates ≡ 1 mod N) ─▶ ring ─┼─▶ output
+//!   (frame, validate,    └─▶ …                                                      ┘  (e2e latency,
+//!    stamp, route)                                                                     counters)
+//! ```
+//!
+//! * **Stages** ([`Stage`]) do a bounded batch of work per [`Stage::do_work`] call and never
+//!   block inside it; a thread runs one or more stages round-robin and applies its
+//!   [`WaitStrategy`] only when none of them had work. So stages can share a core without
+//!   deadlock, and each waits in exactly one place.
+//! * **Threads and cores.** With at least N + 2 cores every stage gets its own thread; with
+//!   fewer, stages are packed onto one thread per core by estimated load (largest first), e.g.
+//!   on 2 cores with 2 workers: {worker 0, reader} and {worker 1, output}. Each thread is named
+//!   after its stages (`tw-worker-0+reader`) and pinned with `core_affinity` to a core of the
+//!   user's list.
+//! * **Sharding.** A message goes to worker `locate % N`, so each stock's events stay in order on
+//!   one worker, which owns its books; market-wide messages (locate 0) go to every worker.
+//! * **Backpressure** ([`Backpressure`]): `block` holds the message until its ring has room
+//!   (lossless replay); `drop` discards it and counts it (live). Rings after the workers always
+//!   block (a worker takes only as many events as its output ring has room for).
+//! * **Latency** is recorded on every event, per stage and thread, into preallocated
+//!   histograms merged after the run: reader (read → staged), worker queue (origin → taken),
+//!   book update, output hop, and end to end (origin → output). In paced replay the origin is the
+//!   time an event was *due*, so a stall counts against every event it delays.
+
+pub mod event;
+pub mod output;
+pub mod reader;
+pub mod wait;
+pub mod worker;
+
+use crate::book::{BookConfig, BookStats, Books};
+use crate::clock::TickScale;
+use crate::inspect::InspectError;
+use crate::latency::StageLatency;
+use crate::ring::ring;
+use event::{Done, Event};
+use output::Output;
+pub use reader::FeedOptions;
+use reader::{Pacer, Reader};
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::Instant;
+pub use wait::WaitStrategy;
+use worker::Worker;
+
+/// What a stage's [`Stage::do_work`] call achieved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Did some work; call again soon.
+    Worked,
+    /// Nothing to do right now.
+    Idle,
+    /// Finished for good (its outputs are closed).
+    Done,
+}
+
+/// One step of a pipeline: does a bounded batch of work and returns, never blocking.
+pub trait Stage {
+    /// Does up to one batch of work.
+    fn do_work(&mut self) -> Progress;
+}
+
+/// What a full ring does with a new event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backpressure {
+    /// Wait for room: lossless (replay; the default).
+    #[default]
+    Block,
+    /// Drop the newest event and count it (live feeds, where falling behind is worse).
+    Drop,
+}
+
+/// Counters of one ring, kept by its producer (and its consumer's count beside it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RingCounters {
+    /// Slots.
+    pub capacity: usize,
+    /// Items pushed.
+    pub pushed: u64,
+    /// Items the consumer took.
+    pub popped: u64,
+    /// Times the producer found the ring full (each a wait under `block`).
+    pub full: u64,
+    /// Items dropped because the ring was full (`drop` policy).
+    pub dropped: u64,
+}
+
+impl RingCounters {
+    /// Zeroed counters for a ring of `capacity` slots.
+    pub fn new(capacity: usize) -> RingCounters {
+        RingCounters {
+            capacity,
+            ..Default::default()
+        }
+    }
+}
+
+/// How to run the pipeline.
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    /// Shard workers (≥ 1).
+    pub workers: usize,
+    /// Cores to pin threads to, in order of use; empty: do not pin, one thread per available
+    /// CPU at most.
+    pub cores: Vec<usize>,
+    /// How idle threads wait.
+    pub wait: WaitStrategy,
+    /// What a full reader → worker ring does.
+    pub backpressure: Backpressure,
+    /// `None`: as fast as possible; `Some(s)`: paced at s × the feed's own timestamps.
+    pub speed: Option<f64>,
+    /// In a paced run, messages stamped before this (ns since midnight) are sent as fast as
+    /// possible and not timed (fast-forward), pacing starts at the first one at or after it.
+    pub pace_from: u64,
+    /// Where the feed stops, and whether bad lengths are skipped.
+    pub feed: FeedOptions,
+    /// Slots per ring (rounded up to a power of two).
+    pub ring_capacity: usize,
+    /// Books capacities for the whole feed; each worker gets a share (see
+    /// [`PipelineConfig::worker_books`]).
+    pub books: BookConfig,
+    /// Called on each pipeline thread after its setup, with `true`, and after its loop ends,
+    /// with `false` (tests use it to count allocations in the steady state only).
+    pub thread_hook: Option<fn(bool)>,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            workers: 1,
+            cores: Vec::new(),
+            wait: WaitStrategy::BusySpin,
+            backpressure: Backpressure::Block,
+            speed: None,
+            pace_from: 0,
+            feed: FeedOptions::default(),
+            ring_capacity: 1 << 14,
+            books: BookConfig::full_day(),
+            thread_hook: None,
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// One worker's book capacities: orders and levels divided among the workers with 50 %
+    /// headroom for uneven shards (never more than the whole), every locate.
+    pub fn worker_books(&self) -> BookConfig {
+        let n = self.workers.max(1);
+        if n == 1 {
+            return self.books;
+        }
+        let share = |x: usize| (x / n + x / (2 * n)).max(1 << 12).min(x);
+        BookConfig {
+            max_orders: share(self.books.max_orders),
+            max_locates: self.books.max_locates,
+            max_levels: share(self.books.max_levels),
+        }
+    }
+}
+
+/// One pipeline thread, as run.
+#[derive(Clone, Debug, Serialize)]
+pub struct ThreadReport {
+    /// Thread name (its stages).
+    pub name: String,
+    /// The core it was pinned to, if pinning succeeded.
+    pub core: Option<usize>,
+    /// Idle polls (rounds in which none of its stages had work).
+    pub idle_polls: u64,
+}
+
+/// Everything a run measured.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    /// Messages the reader decoded and sent (market-wide ones counted once).
+    pub messages: u64,
+    /// Deliveries offered to the worker rings (a market-wide message counts once per worker).
+    pub offered: u64,
+    /// Deliveries dropped on full rings (`drop` policy).
+    pub dropped: u64,
+    /// Events the workers processed.
+    pub processed: u64,
+    /// Records the output stage received.
+    pub output_received: u64,
+    /// Events that changed a best bid or offer.
+    pub top_changes: u64,
+    /// Unknown-type frames skipped by the reader.
+    pub skipped_unknown: u64,
+    /// Known types with a wrong length skipped by the reader (lenient mode).
+    pub skipped_bad_lengths: u64,
+    /// Messages stamped earlier than the one before.
+    pub out_of_order_ts: u64,
+    /// Events seen out of feed order by a worker or the output stage (always 0 unless the
+    /// rings are broken; checked on every event).
+    pub order_violations: u64,
+    /// The feed stopped at the `until` time.
+    pub stopped_at_until: bool,
+    /// Events a worker could not decode (0 unless something is badly wrong).
+    pub undecodable: u64,
+    /// Stopped by Ctrl-C before the end of the file.
+    pub interrupted: bool,
+    /// Wall time from the first stage starting to the last finishing, ns.
+    pub elapsed_ns: u64,
+    /// `messages` / elapsed.
+    pub messages_per_s: f64,
+    /// Reader → worker rings, then worker → output rings.
+    pub rings: Vec<RingCounters>,
+    /// Per-stage latency, merged across threads, in pipeline order; the last is end to end.
+    pub latency: Vec<StageLatency>,
+    /// The threads.
+    pub threads: Vec<ThreadReport>,
+    /// Book counters summed over the workers.
+    pub book_stats: BookStats,
+    /// Live orders summed over the workers at the end.
+    pub live_orders: usize,
+    /// Configuration echo.
+    pub workers: usize,
+    /// Configuration echo.
+    pub wait: WaitStrategy,
+    /// Configuration echo.
+    pub backpressure: Backpressure,
+    /// Configuration echo (`None`: max).
+    pub speed: Option<f64>,
+    /// TSC rate used for conversion.
+    pub ticks_per_ns: f64,
+}
+
+impl RunReport {
+    /// The conservation law every run must satisfy: every delivery offered to a worker ring was
+    /// processed or counted as dropped, and the output stage heard of every processed event.
+    pub fn check_conservation(&self) -> Result<(), String> {
+        if self.offered != self.processed + self.dropped + self.undecodable {
+            return Err(format!(
+                "offered {} ≠ processed {} + dropped {} + undecodable {}",
+                self.offered, self.processed, self.dropped, self.undecodable
+            ));
+        }
+        if self.order_violations != 0 {
+            return Err(format!("{} events out of order", self.order_violations));
+        }
+        if self.output_received != self.processed + self.undecodable {
+            return Err(format!(
+                "output received {} of {} events",
+                self.output_received,
+                self.processed + self.undecodable
+            ));
+        }
+        for (i, r) in self.rings.iter().enumerate() {
+            if r.pushed != r.popped {
+                return Err(format!(
+                    "ring {i}: pushed {} but popped {}",
+                    r.pushed, r.popped
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The end-to-end latency (origin → output stage).
+    pub fn end_to_end(&self) -> &StageLatency {
+        self.latency.last().expect("a run always reports latency")
+    }
+}
+
+/// A run's report, and the workers' books (worker `i` holds the stocks with `locate % N == i`).
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// What was measured.
+    pub report: RunReport,
+    /// Each worker's books.
+    pub books: Vec<Books>,
+}
+
+/// Which worker owns `locate` among `workers`.
+pub fn shard_of(locate: u16, workers: usize) -> usize {
+    locate as usize % workers.max(1)
+}
+
+// Stages are built once and moved only at thread start and end; boxing the reader would not
+// make the hot path any faster.
+#[allow(clippy::large_enum_variant)]
+enum AnyStage<'a> {
+    Reader(Reader<'a>),
+    Worker(Worker),
+    Output(Output),
+}
+
+impl AnyStage<'_> {
+    fn name(&self) -> String {
+        match self {
+            AnyStage::Reader(_) => "reader".into(),
+            AnyStage::Worker(w) => format!("worker-{}", w.id),
+            AnyStage::Output(_) => "output".into(),
+        }
+    }
+
+    /// Relative cost per event, for packing stages onto fewer cores.
+    fn weight(&self) -> u32 {
+        match self {
+            AnyStage::Reader(_) => 2,
+            AnyStage::Worker(_) => 8,
+            AnyStage::Output(_) => 1,
+        }
+    }
+
+    fn do_work(&mut self) -> Progress {
+        match self {
+            AnyStage::Reader(s) => s.do_work(),
+            AnyStage::Worker(s) => s.do_work(),
+            AnyStage::Output(s) => s.do_work(),
+        }
+    }
+}
+
+/// Packs `stages` onto at most `threads` groups, heaviest first onto the lightest group.
+fn pack(mut stages: Vec<AnyStage<'_>>, threads: usize) -> Vec<Vec<AnyStage<'_>>> {
+    let threads = threads.clamp(1, stages.len());
+    stages.sort_by_key(|s| std::cmp::Reverse(s.weight()));
+    let mut groups: Vec<(u32, Vec<AnyStage<'_>>)> = (0..threads).map(|_| (0, Vec::new())).collect();
+    for s in stages {
+        let g = groups
+            .iter_mut()
+            .min_by_key(|g| g.0)
+            .expect("at least one group");
+        g.0 += s.weight();
+        g.1.push(s);
+    }
+    groups.into_iter().map(|g| g.1).collect()
+}
+
+/// Runs a group of stages on this thread until all are done (`done`: one flag per stage, all
+/// false; allocated by the caller, so the loop itself allocates nothing).
+fn run_group(stages: &mut [AnyStage<'_>], done: &mut [bool], wait: WaitStrategy) -> u64 {
+    let mut idle = wait::Idle::new(wait);
+    let mut left = stages.len();
+    while left > 0 {
+        let mut worked = false;
+        for (s, d) in stages.iter_mut().zip(done.iter_mut()) {
+            if *d {
+                continue;
+            }
+            match s.do_work() {
+                Progress::Worked => worked = true,
+                Progress::Idle => {}
+                Progress::Done => {
+                    *d = true;
+                    left -= 1;
+                    worked = true;
+                }
+            }
+        }
+        if worked {
+            idle.reset();
+        } else {
+            idle.wait();
+        }
+    }
+    idle.polls
+}
+
+/// Runs `buf` (a BinaryFILE image) through the pipeline.
+///
+/// `stop` ends the feed early when set (Ctrl-C); `progress` is updated with the messages read
+/// so far (for a progress bar). Allocation happens here, before the threads start their loops:
+/// rings, books, histograms.
+///
+/// # Errors
+/// The first framing or decoding error of the feed, naming its byte offset (after the pipeline
+/// has drained and stopped cleanly).
+pub fn run(
+    buf: &[u8],
+    cfg: &PipelineConfig,
+    stop: &AtomicBool,
+    progress: &AtomicU64,
+) -> Result<RunOutcome, InspectError> {
+    let n = cfg.workers.max(1);
+    let scale = TickScale::calibrate(50);
+    let mut to_workers = Vec::with_capacity(n);
+    let mut stages = Vec::with_capacity(n + 2);
+    let mut to_output = Vec::with_capacity(n);
+    let wb = cfg.worker_books();
+    for id in 0..n {
+        let (tx, rx) = ring::<Event>(cfg.ring_capacity);
+        let (otx, orx) = ring::<Done>(cfg.ring_capacity);
+        to_workers.push(tx);
+        to_output.push(orx);
+        stages.push(AnyStage::Worker(Worker::new(
+            id,
+            rx,
+            otx,
+            Books::new(wb),
+            scale,
+        )));
+    }
+    let pacer = cfg.speed.map(|s| Pacer::new(s, cfg.pace_from, scale));
+    stages.push(AnyStage::Reader(Reader::new(
+        buf,
+        cfg.feed,
+        to_workers,
+        cfg.backpressure,
+        pacer,
+        scale,
+        stop,
+        progress,
+    )));
+    stages.push(AnyStage::Output(Output::new(to_output, scale)));
+
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = if cfg.cores.is_empty() {
+        available
+    } else {
+        cfg.cores.len()
+    };
+    let groups = pack(stages, threads);
+    let t0 = Instant::now();
+    let mut finished: Vec<(ThreadReport, Vec<AnyStage<'_>>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = groups
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut group)| {
+                let name = format!(
+                    "tw-{}",
+                    group.iter().map(|s| s.name()).collect::<Vec<_>>().join("+")
+                );
+                let core = cfg.cores.get(i).copied();
+                let (wait, hook) = (cfg.wait, cfg.thread_hook);
+                std::thread::Builder::new()
+                    .name(name.clone())
+                    .spawn_scoped(scope, move || {
+                        let pinned = core.filter(|&c| {
+                            core_affinity::set_for_current(core_affinity::CoreId { id: c })
+                        });
+                        let mut done = vec![false; group.len()];
+                        if let Some(h) = hook {
+                            h(true);
+                        }
+                        let idle_polls = run_group(&mut group, &mut done, wait);
+                        if let Some(h) = hook {
+                            h(false);
+                        }
+                        (
+                            ThreadReport {
+                                name,
+                                core: pinned,
+                                idle_polls,
+                            },
+                            group,
+                        )
+                    })
+                    .expect("spawning a pipeline thread")
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a pipeline thread panicked"))
+            .collect()
+    });
+    let elapsed_ns = t0.elapsed().as_nanos() as u64;
+    finished.sort_by_key(|(t, _)| t.name.clone());
+
+    let mut threads = Vec::new();
+    let mut reader = None;
+    let mut workers = Vec::new();
+    let mut output = None;
+    for (t, group) in finished {
+        threads.push(t);
+        for s in group {
+            match s {
+                AnyStage::Reader(r) => reader = Some(r),
+                AnyStage::Worker(w) => workers.push(w),
+                AnyStage::Output(o) => output = Some(o),
+            }
+        }
+    }
+    workers.sort_by_key(|w| w.id);
+    let (Some(mut reader), Some(output)) = (reader, output) else {
+        unreachable!("the reader and output stages were built above")
+    };
+    if let Some(e) = reader.error.take() {
+        return Err(e);
+    }
+    let mut rings = reader.counters.clone();
+    for (r, w) in rings.iter_mut().zip(&workers) {
+        r.popped = w.popped;
+    }
+    for (w, received) in workers.iter().zip(&output.received) {
+        let mut c = w.out_counters;
+        c.popped = *received;
+        rings.push(c);
+    }
+    let mut book_stats = BookStats::default();
+    for w in &workers {
+        book_stats.add(w.books.stats());
+    }
+    let latency = vec![
+        StageLatency::merged(
+            "reader",
+            "read → next read (frame, validate, stage)",
+            [&reader.latency],
+        ),
+        StageLatency::merged(
+            "worker queue",
+            "origin → taken by worker",
+            workers.iter().map(|w| &w.queue_latency),
+        ),
+        StageLatency::merged(
+            "book update",
+            "take → next take (decode, apply, top check)",
+            workers.iter().map(|w| &w.book_latency),
+        ),
+        StageLatency::merged("output hop", "worker push → output", [&output.hop_latency]),
+        StageLatency::merged("end to end", "origin → output", [&output.e2e_latency]),
+    ];
+    let offered: u64 = reader.counters.iter().map(|c| c.pushed + c.dropped).sum();
+    let report = RunReport {
+        messages: reader.messages,
+        offered,
+        dropped: reader.counters.iter().map(|c| c.dropped).sum(),
+        processed: workers.iter().map(|w| w.processed).sum(),
+        output_received: output.received.iter().sum(),
+        top_changes: output.top_changes,
+        skipped_unknown: reader.skipped_unknown,
+        skipped_bad_lengths: reader.skipped_bad_lengths,
+        out_of_order_ts: reader.out_of_order_ts,
+        order_violations: workers.iter().map(|w| w.order_violations).sum::<u64>()
+            + output.order_violations,
+        stopped_at_until: reader.stopped_at_until,
+        undecodable: workers.iter().map(|w| w.undecodable).sum(),
+        interrupted: reader.interrupted,
+        elapsed_ns,
+        messages_per_s: reader.messages as f64 * 1e9 / elapsed_ns.max(1) as f64,
+        rings,
+        latency,
+        threads,
+        book_stats,
+        live_orders: workers.iter().map(|w| w.books.live_orders()).sum(),
+        workers: n,
+        wait: cfg.wait,
+        backpressure: cfg.backpressure,
+        speed: cfg.speed,
+        ticks_per_ns: scale.ticks_per_ns,
+    };
+    Ok(RunOutcome {
+        report,
+        books: workers.into_iter().map(|w| w.books).collect(),
+    })
+}

@@ -1,0 +1,100 @@
+//! The output stage: collects every worker's records, measures end-to-end latency, and keeps
+//! the run's output counters. Later stages hang alerts and aggregates here.
+
+use super::event::{Done, TOP_CHANGED};
+use super::reader::UNTIMED;
+use super::{Progress, Stage};
+use crate::clock::{ticks, TickScale};
+use crate::ring::Consumer;
+use hdrhistogram::Histogram;
+
+/// Records taken per input ring per [`Stage::do_work`] call.
+pub const BATCH: usize = 64;
+
+/// The output stage.
+#[derive(Debug)]
+pub struct Output {
+    rxs: Vec<Consumer<Done>>,
+    /// Inputs whose worker has finished and which are drained.
+    finished: Vec<bool>,
+    /// Records received from each worker.
+    pub received: Vec<u64>,
+    /// Events that changed their stock's best bid or offer.
+    pub top_changes: u64,
+    /// Records from one worker whose sequence number was not after the previous one's.
+    pub order_violations: u64,
+    next_seq: Vec<u32>,
+    /// Event origin → received here, ns: the end-to-end latency.
+    pub e2e_latency: Histogram<u64>,
+    /// Worker push → received here, ns: the second ring hop.
+    pub hop_latency: Histogram<u64>,
+    scale: TickScale,
+    live: usize,
+}
+
+impl Output {
+    /// The output stage over one ring per worker.
+    pub fn new(rxs: Vec<Consumer<Done>>, scale: TickScale) -> Output {
+        let live = rxs.len();
+        Output {
+            received: vec![0; live],
+            rxs,
+            finished: vec![false; live],
+            top_changes: 0,
+            order_violations: 0,
+            next_seq: vec![0; live],
+            e2e_latency: crate::latency::histogram(),
+            hop_latency: crate::latency::histogram(),
+            scale,
+            live,
+        }
+    }
+}
+
+impl Stage for Output {
+    fn do_work(&mut self) -> Progress {
+        if self.live == 0 {
+            return Progress::Done;
+        }
+        let mut worked = false;
+        for (i, rx) in self.rxs.iter_mut().enumerate() {
+            if self.finished[i] {
+                continue;
+            }
+            // Everything counted here was published before the TSC read below, so `now` is
+            // when each of these records had arrived: one read per batch, exact for all of it.
+            let n = rx.available().min(BATCH);
+            let now = ticks();
+            for _ in 0..n {
+                let Some(d) = rx.take() else { break };
+                if d.origin != UNTIMED {
+                    self.e2e_latency
+                        .saturating_record(self.scale.to_ns(now.saturating_sub(d.origin)));
+                    self.hop_latency
+                        .saturating_record(self.scale.to_ns(now.saturating_sub(d.pushed)));
+                }
+                if d.seq.wrapping_sub(self.next_seq[i]) as i32 >= 0 {
+                    self.next_seq[i] = d.seq.wrapping_add(1);
+                } else {
+                    self.order_violations += 1;
+                }
+                self.top_changes += (d.flags & TOP_CHANGED != 0) as u64;
+            }
+            if n > 0 {
+                rx.release();
+                self.received[i] += n as u64;
+                worked = true;
+            } else if rx.is_abandoned() && rx.available() == 0 {
+                self.finished[i] = true;
+                self.live -= 1;
+            }
+        }
+        if self.live == 0 {
+            Progress::Done
+        } else if worked {
+            Progress::Worked
+        } else {
+            Progress::Idle
+        }
+    }
+}

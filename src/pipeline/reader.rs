@@ -1,0 +1,308 @@
+//! The feed stage: frames and validates each message, stamps it, and routes it by stock locate
+//! to its shard worker's ring.
+
+use super::event::{Event, BODY};
+use super::{Backpressure, Progress, RingCounters, Stage};
+use crate::clock::{ticks, TickScale};
+use crate::feed::{Frame, Frames};
+use crate::inspect::InspectError;
+use crate::itch::{decode, DecodeErrorKind};
+use crate::ring::Producer;
+use hdrhistogram::Histogram;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Messages a reader handles per [`Stage::do_work`] call before publishing.
+pub const BATCH: usize = 64;
+
+/// [`Event::origin`] of an event that is not timed (sent during a paced replay's fast-forward).
+pub const UNTIMED: u64 = 0;
+
+/// Which part of the feed to send, and how strictly.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FeedOptions {
+    /// Stop before the first message stamped after this (ns since midnight).
+    pub until: Option<u64>,
+    /// Count and skip known types with a wrong length instead of stopping.
+    pub lenient: bool,
+}
+
+/// Replay pacing: maps the feed's timestamps onto the TSC.
+#[derive(Clone, Copy, Debug)]
+pub struct Pacer {
+    speed: f64,
+    scale: TickScale,
+    /// Messages stamped before this (ns since midnight) are sent as fast as possible and not
+    /// timed: the fast-forward to the part of the day being replayed.
+    from: u64,
+    /// (feed timestamp, TSC ticks) of the first paced message.
+    start: Option<(u64, u64)>,
+}
+
+impl Pacer {
+    /// Paced at `speed` × the feed's own rate (> 0) from feed time `from` on.
+    pub fn new(speed: f64, from: u64, scale: TickScale) -> Pacer {
+        Pacer {
+            speed,
+            scale,
+            from,
+            start: None,
+        }
+    }
+
+    /// When the message stamped `ts` is due, in ticks (`None`: before `from`, send now,
+    /// untimed). The first paced message is due `now`; a later timestamp before it is due at
+    /// the start.
+    #[inline]
+    fn due(&mut self, ts: u64, now: u64) -> Option<u64> {
+        if ts < self.from && self.start.is_none() {
+            return None;
+        }
+        let (ts0, t0) = *self.start.get_or_insert((ts, now));
+        let feed_ns = ts.saturating_sub(ts0) as f64 / self.speed;
+        Some(t0.wrapping_add(self.scale.to_ticks(feed_ns as u64)))
+    }
+}
+
+/// The reader stage.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    frames: Frames<'a>,
+    /// A frame read but not yet sent (its ring was full, or it is not due yet), with its read time.
+    pending: Option<(Frame<'a>, u64)>,
+    outs: Vec<Producer<Event>>,
+    /// Per output ring.
+    pub counters: Vec<RingCounters>,
+    policy: Backpressure,
+    pacer: Option<Pacer>,
+    scale: TickScale,
+    stop: &'a AtomicBool,
+    progress: &'a AtomicU64,
+    seq: u32,
+    last_ts: u64,
+    /// Messages decoded (each counted once, however many rings it went to).
+    pub messages: u64,
+    /// Frames of a type ITCH 5.0 does not define: counted and skipped.
+    pub skipped_unknown: u64,
+    /// Known types with a wrong length, counted and skipped (lenient mode only).
+    pub skipped_bad_lengths: u64,
+    /// The feed stopped at a message stamped after `until`.
+    pub stopped_at_until: bool,
+    lenient: bool,
+    until: u64,
+    /// Messages whose timestamp is earlier than the one before (still sent, in file order).
+    pub out_of_order_ts: u64,
+    /// Reader work per message, ns: from reading it (framing, validation, stamping) to reading
+    /// the next, or to the end of the batch; a wait for ring room under `block` is included.
+    pub latency: Histogram<u64>,
+    /// TSC read time of the last staged, timed message whose reader time is still open (0: none).
+    open: u64,
+    /// The error that ended the feed early, if any.
+    pub error: Option<InspectError>,
+    /// Stopped by the stop flag (Ctrl-C) before the end of the file.
+    pub interrupted: bool,
+    done: bool,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader of `buf` sending to `outs` (one ring per shard, shard = locate mod `outs.len()`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        buf: &'a [u8],
+        feed: FeedOptions,
+        outs: Vec<Producer<Event>>,
+        policy: Backpressure,
+        pacer: Option<Pacer>,
+        scale: TickScale,
+        stop: &'a AtomicBool,
+        progress: &'a AtomicU64,
+    ) -> Reader<'a> {
+        let counters = outs
+            .iter()
+            .map(|p| RingCounters::new(p.capacity()))
+            .collect();
+        Reader {
+            frames: Frames::new(buf),
+            pending: None,
+            outs,
+            counters,
+            policy,
+            pacer,
+            scale,
+            stop,
+            progress,
+            seq: 0,
+            last_ts: 0,
+            messages: 0,
+            skipped_unknown: 0,
+            skipped_bad_lengths: 0,
+            stopped_at_until: false,
+            lenient: feed.lenient,
+            until: feed.until.unwrap_or(u64::MAX),
+            out_of_order_ts: 0,
+            latency: crate::latency::histogram(),
+            open: 0,
+            error: None,
+            interrupted: false,
+            done: false,
+        }
+    }
+
+    /// Ends the reader stage of the last staged message (read at `self.open`) at `now`.
+    #[inline(always)]
+    fn close(&mut self, now: u64) {
+        if self.open != 0 {
+            self.latency
+                .saturating_record(self.scale.to_ns(now.saturating_sub(self.open)));
+            self.open = 0;
+        }
+    }
+
+    /// End of feed: publish what is staged and close the rings, so the workers drain and stop.
+    fn finish(&mut self) -> Progress {
+        self.close(ticks());
+        for o in &mut self.outs {
+            o.close();
+        }
+        self.progress.store(self.messages, Ordering::Relaxed);
+        self.done = true;
+        Progress::Done
+    }
+
+    /// Sends `ev` to ring `i`; false when the ring is full under the block policy (nothing sent).
+    #[inline(always)]
+    fn send(&mut self, i: usize, ev: Event) -> bool {
+        match self.outs[i].stage(ev) {
+            Ok(()) => {
+                self.counters[i].pushed += 1;
+                true
+            }
+            Err(_) => match self.policy {
+                Backpressure::Block => {
+                    self.counters[i].full += 1;
+                    false
+                }
+                Backpressure::Drop => {
+                    self.counters[i].dropped += 1;
+                    true
+                }
+            },
+        }
+    }
+}
+
+impl Stage for Reader<'_> {
+    fn do_work(&mut self) -> Progress {
+        if self.done {
+            return Progress::Done;
+        }
+        // Relaxed: a request to stop soon, ordering nothing else.
+        if self.stop.load(Ordering::Relaxed) {
+            self.interrupted = true;
+            return self.finish();
+        }
+        let mut worked = false;
+        for _ in 0..BATCH {
+            let (frame, read) = match self.pending.take() {
+                Some(p) => p,
+                None => match self.frames.next() {
+                    None => return self.finish(),
+                    Some(Err(e)) => {
+                        self.error = Some(e.into());
+                        return self.finish();
+                    }
+                    Some(Ok(f)) => {
+                        // One TSC read per message: it stamps this one and ends the previous.
+                        let t = ticks();
+                        self.close(t);
+                        (f, t)
+                    }
+                },
+            };
+            let m = match decode(frame.body, frame.offset) {
+                Ok(m) => m,
+                Err(e) if matches!(e.kind, DecodeErrorKind::UnknownType(_)) => {
+                    self.skipped_unknown += 1;
+                    worked = true;
+                    continue;
+                }
+                Err(_) if self.lenient => {
+                    self.skipped_bad_lengths += 1;
+                    worked = true;
+                    continue;
+                }
+                Err(e) => {
+                    self.error = Some(e.into());
+                    return self.finish();
+                }
+            };
+            let ts = m.timestamp();
+            if ts > self.until {
+                self.stopped_at_until = true;
+                return self.finish();
+            }
+            let origin = match &mut self.pacer {
+                Some(p) => match p.due(ts, read) {
+                    Some(due) => {
+                        if (ticks().wrapping_sub(due) as i64) < 0 {
+                            self.pending = Some((frame, read));
+                            break;
+                        }
+                        due
+                    }
+                    None => UNTIMED,
+                },
+                None => read,
+            };
+            let mut ev = Event {
+                origin,
+                seq: self.seq,
+                body: [0; BODY],
+            };
+            let n = frame.body.len().min(BODY);
+            ev.body[..n].copy_from_slice(&frame.body[..n]);
+            let locate = m.stock_locate() as usize;
+            let shards = self.outs.len();
+            let sent = if locate == 0 && shards > 1 {
+                // Market-wide messages (system events, MWCB) go to every shard; under the block
+                // policy only when every ring has room, so none gets it twice.
+                if self.policy == Backpressure::Block
+                    && self.outs.iter_mut().any(|o| o.free_slots() == 0)
+                {
+                    for c in &mut self.counters {
+                        c.full += 1;
+                    }
+                    false
+                } else {
+                    (0..shards).all(|i| self.send(i, ev))
+                }
+            } else {
+                self.send(locate % shards, ev)
+            };
+            if !sent {
+                self.pending = Some((frame, read));
+                break;
+            }
+            worked = true;
+            if ts < self.last_ts {
+                self.out_of_order_ts += 1;
+            }
+            self.last_ts = ts;
+            self.seq = self.seq.wrapping_add(1);
+            self.messages += 1;
+            if origin != UNTIMED {
+                self.open = read;
+            }
+        }
+        self.close(ticks());
+        for o in &mut self.outs {
+            o.publish();
+        }
+        // Relaxed: a progress gauge for the display thread, ordering nothing.
+        self.progress.store(self.messages, Ordering::Relaxed);
+        if worked {
+            Progress::Worked
+        } else {
+            Progress::Idle
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! A shard worker: owns the books of its stocks, applies its events in feed order, and reports
+//! each one to the output stage.
+
+use super::event::{Done, Event, TOP_CHANGED};
+use super::reader::UNTIMED;
+use super::{Progress, RingCounters, Stage};
+use crate::book::Books;
+use crate::clock::{ticks, TickScale};
+use crate::itch::{decode, Side};
+use crate::replay::{LOOKAHEAD, NEAR_LOOKAHEAD};
+use crate::ring::{Consumer, Producer};
+use hdrhistogram::Histogram;
+
+/// Events a worker handles per [`Stage::do_work`] call before publishing.
+pub const BATCH: usize = 64;
+
+/// Type letters that can change a book.
+static CHANGES_BOOK: [bool; 256] = {
+    let mut t = [false; 256];
+    let letters = *b"AFECXDU";
+    let mut i = 0;
+    while i < letters.len() {
+        t[letters[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// A shard worker stage.
+#[derive(Debug)]
+pub struct Worker {
+    /// Shard number.
+    pub id: usize,
+    rx: Consumer<Event>,
+    tx: Producer<Done>,
+    /// This shard's books (its stocks only).
+    pub books: Books,
+    /// The output ring's counters (this worker is its producer).
+    pub out_counters: RingCounters,
+    /// Events taken from the input ring.
+    pub popped: u64,
+    /// Events decoded and applied.
+    pub processed: u64,
+    /// Events whose bytes did not decode (never expected: the reader validated them).
+    pub undecodable: u64,
+    /// Events whose sequence number was not after the previous one's (never expected: a ring
+    /// is FIFO and the reader numbers in file order).
+    pub order_violations: u64,
+    next_seq: u32,
+    /// Event origin → taken by this worker, ns (reader work, the ring hop, and queueing).
+    pub queue_latency: Histogram<u64>,
+    /// Decode + book update + top-of-book check, ns: from taking the event to taking the next one
+    /// (which includes that take, a few ns), or to the end of the batch.
+    pub book_latency: Histogram<u64>,
+    scale: TickScale,
+    done: bool,
+}
+
+impl Worker {
+    /// Worker `id` reading `rx`, applying to `books`, reporting on `tx`.
+    pub fn new(
+        id: usize,
+        rx: Consumer<Event>,
+        tx: Producer<Done>,
+        books: Books,
+        scale: TickScale,
+    ) -> Worker {
+        Worker {
+            id,
+            out_counters: RingCounters::new(tx.capacity()),
+            rx,
+            tx,
+            books,
+            popped: 0,
+            processed: 0,
+            undecodable: 0,
+            order_violations: 0,
+            next_seq: 0,
+            queue_latency: crate::latency::histogram(),
+            book_latency: crate::latency::histogram(),
+            scale,
+            done: false,
+        }
+    }
+
+    #[inline(always)]
+    fn top(books: &Books, locate: u16) -> (u32, u64, u32, u64) {
+        let b = books.best(locate, Side::Buy);
+        let a = books.best(locate, Side::Sell);
+        (
+            b.map_or(0, |l| l.price),
+            b.map_or(0, |l| l.shares),
+            a.map_or(0, |l| l.price),
+            a.map_or(0, |l| l.shares),
+        )
+    }
+}
+
+impl Worker {
+    /// Ends an event that started at `t0` at `t1`: records its book-update time and stages its
+    /// record for the output stage, stamped `t1`.
+    #[inline(always)]
+    fn close(&mut self, mut d: Done, t0: u64, t1: u64) {
+        if d.origin != UNTIMED {
+            self.book_latency
+                .saturating_record(self.scale.to_ns(t1.saturating_sub(t0)));
+        }
+        d.pushed = t1;
+        // Room was reserved before the batch: cannot fail.
+        if self.tx.stage(d).is_ok() {
+            self.out_counters.pushed += 1;
+        }
+    }
+}
+
+impl Stage for Worker {
+    fn do_work(&mut self) -> Progress {
+        if self.done {
+            return Progress::Done;
+        }
+        let avail = self.rx.available();
+        if avail == 0 {
+            // Abandoned first, then empty: the producer's last publish precedes its flag.
+            if self.rx.is_abandoned() && self.rx.available() == 0 {
+                self.tx.close(); // the output stage sees this worker finish
+                self.done = true;
+                return Progress::Done;
+            }
+            return Progress::Idle;
+        }
+        let mut room = self.tx.free_cached();
+        if room < avail.min(BATCH) {
+            room = self.tx.free_slots();
+        }
+        let n = avail.min(BATCH).min(room);
+        if n == 0 {
+            self.out_counters.full += 1;
+            return Progress::Idle;
+        }
+        // One TSC read per event: the read that starts event k also ends event k − 1 (whose
+        // record is staged only then, stamped with it); one more read closes the batch.
+        let mut open: Option<(Done, u64)> = None;
+        for _ in 0..n {
+            // Look-ahead on events already in the ring, as the single-threaded replay does on the
+            // file: order-table slots 16 ahead, ladder touches 4 ahead.
+            if let Some(e) = self.rx.peek_at(LOOKAHEAD) {
+                self.books.prefetch_frame(&e.body);
+            }
+            if let Some(e) = self.rx.peek_at(NEAR_LOOKAHEAD) {
+                self.books.prefetch_frame_levels(&e.body);
+            }
+            let Some(ev) = self.rx.take() else { break };
+            let t_pop = ticks();
+            if let Some((d, t0)) = open.take() {
+                self.close(d, t0, t_pop);
+            }
+            self.popped += 1;
+            let locate = ev.locate();
+            let t = ev.body[0];
+            let mut flags = 0;
+            match decode(ev.message(), 0) {
+                Ok(m) => {
+                    if CHANGES_BOOK[t as usize] {
+                        let before = Self::top(&self.books, locate);
+                        self.books.apply(&m);
+                        flags = TOP_CHANGED * (Self::top(&self.books, locate) != before) as u8;
+                    } else {
+                        self.books.apply(&m);
+                    }
+                    self.processed += 1;
+                }
+                Err(_) => self.undecodable += 1,
+            }
+            if ev.origin != UNTIMED {
+                self.queue_latency
+                    .saturating_record(self.scale.to_ns(t_pop.saturating_sub(ev.origin)));
+            }
+            if ev.seq.wrapping_sub(self.next_seq) as i32 >= 0 {
+                self.next_seq = ev.seq.wrapping_add(1);
+            } else {
+                self.order_violations += 1;
+            }
+            let done = Done {
+                origin: ev.origin,
+                pushed: 0,
+                seq: ev.seq,
+                locate,
+                msg_type: t,
+                flags,
+            };
+            open = Some((done, t_pop));
+        }
+        if let Some((d, t0)) = open {
+            self.close(d, t0, ticks());
+        }
+        self.rx.release();
+        self.tx.publish();
+        Progress::Worked
+    }
+}
