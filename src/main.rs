@@ -73,6 +73,10 @@ struct RunArgs {
     /// Slots per ring (rounded up to a power of two; 64 bytes each on the worker rings).
     #[arg(long, default_value_t = 1 << 14)]
     ring_capacity: usize,
+    /// `stages`: time every stage of every event; `e2e`: only the reader and end to end (every
+    /// event still), so the workers read no clock (faster: see PERF.md).
+    #[arg(long, value_enum, default_value_t = Timing::Stages)]
+    timing: Timing,
     /// Write the end-to-end latency as an HdrHistogram percentile distribution (ns) here, and
     /// an SVG plot of every stage beside it (same name, `.svg`).
     #[arg(long, value_name = "FILE.hgrm")]
@@ -82,6 +86,15 @@ struct RunArgs {
     json: bool,
     #[command(flatten)]
     caps: CapacityArgs,
+}
+
+/// `--timing`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Timing {
+    /// Every stage of every event.
+    Stages,
+    /// Reader and end to end only.
+    E2e,
 }
 
 /// `--speed`: `None` is max.
@@ -656,8 +669,10 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
     let cores: Vec<usize> = core_affinity::get_core_ids()
         .map(|v| v.into_iter().map(|c| c.id).collect())
         .unwrap_or_default();
+    // Reader, workers and output each want a core: 2 workers from 3 cores on; on 2 cores one
+    // worker beside the reader + output thread is faster than two sharing those cores.
     let pcfg = PipelineConfig {
-        workers: if cores.len() >= 2 { 2 } else { 1 },
+        workers: cores.len().saturating_sub(1).clamp(1, 2),
         cores,
         books: books.config(),
         ..PipelineConfig::default()
@@ -856,6 +871,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
             lenient: a.input.lenient,
         },
         ring_capacity: a.ring_capacity,
+        stage_timing: a.timing == Timing::Stages,
         books: a.caps.config(),
         thread_hook: None,
     };

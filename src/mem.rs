@@ -46,6 +46,19 @@ impl<T: Pod> HugeArray<T> {
         }
     }
 
+    /// Touches every page now (one write per 4 KiB), so the hot path never takes a page fault
+    /// on first use: a latency engine pays for its memory at startup. With transparent huge
+    /// pages the kernel backs each 2 MiB with one fault.
+    pub fn prefault(&mut self) {
+        let bytes = &mut self.map[..];
+        let mut i = 0;
+        while i < bytes.len() {
+            // A zero over a zero: changes nothing but makes the kernel back the page.
+            bytes[i] = std::hint::black_box(0);
+            i += 4096;
+        }
+    }
+
     /// The elements.
     #[inline(always)]
     pub fn as_slice(&self) -> &[T] {

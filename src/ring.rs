@@ -98,10 +98,39 @@ unsafe impl<T: Send> Sync for Shared<T> {}
 impl<T> Shared<T> {
     #[inline(always)]
     fn slot(&self, seq: usize) -> &UnsafeCell<MaybeUninit<T>> {
-        // Masked, so always in bounds; the compiler drops the check.
         &self.slots[seq & self.mask]
     }
 }
+
+/// Each end's own copy of the slot array's address and mask, so that reaching a slot on the hot
+/// path is one AND and one add: no load through the `Arc`, no bounds check (a safe index of
+/// `seq & mask` keeps its check — measured in `benches/ring.rs`).
+struct Slots<T> {
+    base: std::ptr::NonNull<UnsafeCell<MaybeUninit<T>>>,
+    mask: usize,
+}
+
+impl<T> Slots<T> {
+    fn of(shared: &Shared<T>) -> Slots<T> {
+        Slots {
+            base: std::ptr::NonNull::from(&shared.slots[0]),
+            mask: shared.mask,
+        }
+    }
+
+    #[inline(always)]
+    fn at(&self, seq: usize) -> &UnsafeCell<MaybeUninit<T>> {
+        // SAFETY: `base` points to the first of `mask + 1` slots owned by the `Shared` that the
+        // same end keeps alive through its `Arc` (a boxed slice never moves), and
+        // `seq & mask ≤ mask` is in bounds.
+        unsafe { &*self.base.as_ptr().add(seq & self.mask) }
+    }
+}
+
+// SAFETY: `Slots` is an address into a `Shared<T>`, which is `Send` for `T: Send`; which end may
+// touch which slot is the ring protocol's business (see `Shared`), not the pointer's. Not `Sync`:
+// so neither end is, and no two threads can use one end through a shared reference.
+unsafe impl<T: Send> Send for Slots<T> {}
 
 impl<T> Drop for Shared<T> {
     fn drop(&mut self) {
@@ -143,7 +172,9 @@ pub fn ring<T: Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
         .checked_next_power_of_two()
         .expect("ring capacity overflows usize");
     let slots = (0..cap)
-        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+        // Zeroed, not uninit: writing every slot now backs its pages, so the hot path takes no
+        // page fault on first use.
+        .map(|_| UnsafeCell::new(MaybeUninit::zeroed()))
         .collect::<Vec<_>>()
         .into_boxed_slice();
     let shared = Arc::new(Shared {
@@ -156,6 +187,7 @@ pub fn ring<T: Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     });
     (
         Producer {
+            slots: Slots::of(&shared),
             shared: shared.clone(),
             tail: 0,
             published: 0,
@@ -163,6 +195,7 @@ pub fn ring<T: Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
             cap,
         },
         Consumer {
+            slots: Slots::of(&shared),
             shared,
             head: 0,
             released: 0,
@@ -175,6 +208,7 @@ pub fn ring<T: Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
 /// The writing end of a [`ring`]. Not `Clone`: exactly one producer.
 pub struct Producer<T> {
     shared: Arc<Shared<T>>,
+    slots: Slots<T>,
     /// Next sequence number to write (staged items are in [published, tail)).
     tail: usize,
     /// What the consumer can see: the last value stored to `shared.tail`.
@@ -213,7 +247,7 @@ impl<T> Producer<T> {
                 return Err(value);
             }
         }
-        self.shared.slot(self.tail).with_mut(|p| {
+        self.slots.at(self.tail).with_mut(|p| {
             // SAFETY: the slot at `tail` is free (tail - head < cap: the consumer has released
             // it, or it was never written), and only the producer writes free slots.
             unsafe { p.write(MaybeUninit::new(value)) };
@@ -305,6 +339,7 @@ impl<T> Drop for Producer<T> {
 /// The reading end of a [`ring`]. Not `Clone`: exactly one consumer.
 pub struct Consumer<T> {
     shared: Arc<Shared<T>>,
+    slots: Slots<T>,
     /// Next sequence number to read (taken items are in [released, head)).
     head: usize,
     /// What the producer can see: the last value stored to `shared.head`.
@@ -355,7 +390,7 @@ impl<T> Consumer<T> {
         if self.tail_cache == self.head && self.refill() == 0 {
             return None;
         }
-        let v = self.shared.slot(self.head).with_mut(|p| {
+        let v = self.slots.at(self.head).with_mut(|p| {
             // SAFETY: head < tail_cache ≤ the published tail, so the slot holds an item the
             // producer wrote and published (Acquire above), which nobody has moved out: only the
             // consumer reads, and it advances `head` past what it reads.
@@ -390,7 +425,7 @@ impl<T> Consumer<T> {
         if self.tail_cache == self.head && self.refill() == 0 {
             return None;
         }
-        let p = self.shared.slot(self.head).with_mut(|p| p as *const T);
+        let p = self.slots.at(self.head).with_mut(|p| p as *const T);
         // SAFETY: as in `take`, the slot holds a published item; the producer cannot overwrite it
         // before we release it, which needs `&mut self`, so the borrow cannot outlive it.
         Some(unsafe { &*p })
@@ -399,8 +434,8 @@ impl<T> Consumer<T> {
     /// A reference to the item `i` places after the next one (`peek_at(0)` is the next), if the
     /// consumer already knows it is published — no reload of the producer's index, unlike
     /// [`Consumer::peek`]. For look-ahead: prefetching what later items will touch. Takes `&mut`
-    /// (like `peek`) so that no two threads can hold references into the ring through a shared
-    /// `&Consumer` (the consumer is `Sync` when `T: Send`; `T` may have interior mutability).
+    /// like `peek` (and neither end is `Sync`), so no two threads can hold references into the
+    /// ring at once (`T` may have interior mutability).
     #[inline]
     pub fn peek_at(&mut self, i: usize) -> Option<&T> {
         // The cached view only: a look-ahead hint is not worth a load of the producer's line.
@@ -408,12 +443,22 @@ impl<T> Consumer<T> {
             return None;
         }
         let p = self
-            .shared
-            .slot(self.head.wrapping_add(i))
+            .slots
+            .at(self.head.wrapping_add(i))
             .with_mut(|p| p as *const T);
         // SAFETY: head + i < tail_cache ≤ the published tail: a published item not yet taken;
         // as in `peek`, it stays put while the shared borrow of `self` lives.
         Some(unsafe { &*p })
+    }
+
+    /// Hints the CPU to fetch the slot `i` places after the next one, published or not: the
+    /// slot's line was last written by the producer's core, so reading it cold costs a
+    /// cross-core transfer; a consumer that works through a batch asks for later slots early.
+    /// Reads nothing.
+    #[inline(always)]
+    pub fn prefetch_ahead(&self, i: usize) {
+        let slot = self.slots.at(self.head.wrapping_add(i));
+        crate::feed::frame::prefetch(slot as *const UnsafeCell<MaybeUninit<T>> as *const u8);
     }
 
     /// The producer has been dropped or closed. Items it published before are still readable: drain until

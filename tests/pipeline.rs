@@ -348,3 +348,28 @@ fn first_frame_of(buf: &[u8], t: u8) -> (usize, usize) {
     }
     panic!("no {} frame", t as char);
 }
+
+#[test]
+fn end_to_end_only_timing_times_every_event_and_no_worker_stage() {
+    let buf = feed(40_000, 20, 17);
+    for workers in [1, 2] {
+        let mut cfg = config(workers, WaitStrategy::BusySpin);
+        cfg.stage_timing = false;
+        let out = run_cfg(&buf, &cfg);
+        assert_same_books(&buf, &out, &format!("e2e timing, {workers} workers"));
+        let r = &out.report;
+        let count = |stage: &str| {
+            r.latency
+                .iter()
+                .find(|l| l.stage == stage)
+                .unwrap_or_else(|| panic!("no {stage} row"))
+                .percentiles
+                .count
+        };
+        assert_eq!(count("end to end"), r.processed);
+        assert_eq!(count("reader"), r.messages);
+        assert_eq!(count("worker queue"), 0);
+        assert_eq!(count("book update"), 0);
+        assert_eq!(count("output hop"), 0);
+    }
+}

@@ -133,6 +133,11 @@ pub struct LevelArena {
 }
 
 impl LevelArena {
+    /// Backs every page of the arena now (see [`HugeArray::prefault`]).
+    pub fn prefault(&mut self) {
+        self.levels.prefault();
+    }
+
     /// An arena of `capacity` level slots.
     pub fn new(capacity: usize) -> LevelArena {
         LevelArena {

@@ -251,6 +251,14 @@ impl Books {
         }
     }
 
+    /// Backs every page of the tables now, so that no page fault lands on the hot path (a
+    /// startup cost). Long-running engines call this once after [`Books::new`]; the pipeline's
+    /// workers do.
+    pub fn prefault(&mut self) {
+        self.orders.prefault();
+        self.arena.prefault();
+    }
+
     /// Empties every book and counter, keeping the allocations (and their faulted-in pages).
     pub fn clear(&mut self) {
         self.orders.clear();

@@ -81,6 +81,11 @@ pub struct OrderTable {
 }
 
 impl OrderTable {
+    /// Backs every page of the table now (see [`HugeArray::prefault`]).
+    pub fn prefault(&mut self) {
+        self.slots.prefault();
+    }
+
     /// A table for up to `max_orders` live orders (at least 1).
     pub fn new(max_orders: usize) -> OrderTable {
         let max = max_orders.max(1);

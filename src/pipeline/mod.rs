@@ -122,6 +122,11 @@ pub struct PipelineConfig {
     pub feed: FeedOptions,
     /// Slots per ring (rounded up to a power of two).
     pub ring_capacity: usize,
+    /// Time the worker stages (queue, book update) and the output hop on every event, as well
+    /// as end to end. Off, the workers read no clock at all — measured to save ≈ 27 ns per
+    /// event on a 2 M-order book, where `RDTSC` curtails the overlap of cache misses — and only
+    /// the reader and end-to-end latency are recorded (still on every event).
+    pub stage_timing: bool,
     /// Books capacities for the whole feed; each worker gets a share (see
     /// [`PipelineConfig::worker_books`]).
     pub books: BookConfig,
@@ -141,6 +146,7 @@ impl Default for PipelineConfig {
             pace_from: 0,
             feed: FeedOptions::default(),
             ring_capacity: 1 << 14,
+            stage_timing: true,
             books: BookConfig::full_day(),
             thread_hook: None,
         }
@@ -227,6 +233,8 @@ pub struct RunReport {
     pub backpressure: Backpressure,
     /// Configuration echo (`None`: max).
     pub speed: Option<f64>,
+    /// Configuration echo.
+    pub stage_timing: bool,
     /// TSC rate used for conversion.
     pub ticks_per_ns: f64,
 }
@@ -390,12 +398,15 @@ pub fn run(
         let (otx, orx) = ring::<Done>(cfg.ring_capacity);
         to_workers.push(tx);
         to_output.push(orx);
+        let mut books = Books::new(wb);
+        books.prefault(); // no page faults on the hot path
         stages.push(AnyStage::Worker(Worker::new(
             id,
             rx,
             otx,
-            Books::new(wb),
+            books,
             scale,
+            cfg.stage_timing,
         )));
     }
     let pacer = cfg.speed.map(|s| Pacer::new(s, cfg.pace_from, scale));
@@ -544,6 +555,7 @@ pub fn run(
         wait: cfg.wait,
         backpressure: cfg.backpressure,
         speed: cfg.speed,
+        stage_timing: cfg.stage_timing,
         ticks_per_ns: scale.ticks_per_ns,
     };
     Ok(RunOutcome {

@@ -70,8 +70,10 @@ impl Stage for Output {
                 if d.origin != UNTIMED {
                     self.e2e_latency
                         .saturating_record(self.scale.to_ns(now.saturating_sub(d.origin)));
-                    self.hop_latency
-                        .saturating_record(self.scale.to_ns(now.saturating_sub(d.pushed)));
+                    if d.pushed != 0 {
+                        self.hop_latency
+                            .saturating_record(self.scale.to_ns(now.saturating_sub(d.pushed)));
+                    }
                 }
                 if d.seq.wrapping_sub(self.next_seq[i]) as i32 >= 0 {
                     self.next_seq[i] = d.seq.wrapping_add(1);

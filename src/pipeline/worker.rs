@@ -53,6 +53,10 @@ pub struct Worker {
     /// (which includes that take, a few ns), or to the end of the batch.
     pub book_latency: Histogram<u64>,
     scale: TickScale,
+    /// Read the TSC per event for the queue and book-update stages (off: the worker reads no
+    /// clock; end to end is still timed on every event, the worker stages and the output hop
+    /// are not).
+    stage_timing: bool,
     done: bool,
 }
 
@@ -64,6 +68,7 @@ impl Worker {
         tx: Producer<Done>,
         books: Books,
         scale: TickScale,
+        stage_timing: bool,
     ) -> Worker {
         Worker {
             id,
@@ -79,6 +84,7 @@ impl Worker {
             queue_latency: crate::latency::histogram(),
             book_latency: crate::latency::histogram(),
             scale,
+            stage_timing,
             done: false,
         }
     }
@@ -101,7 +107,7 @@ impl Worker {
     /// record for the output stage, stamped `t1`.
     #[inline(always)]
     fn close(&mut self, mut d: Done, t0: u64, t1: u64) {
-        if d.origin != UNTIMED {
+        if d.origin != UNTIMED && self.stage_timing {
             self.book_latency
                 .saturating_record(self.scale.to_ns(t1.saturating_sub(t0)));
         }
@@ -142,7 +148,9 @@ impl Stage for Worker {
         let mut open: Option<(Done, u64)> = None;
         for _ in 0..n {
             // Look-ahead on events already in the ring, as the single-threaded replay does on the
-            // file: order-table slots 16 ahead, ladder touches 4 ahead.
+            // file: the ring slot itself 32 ahead (it comes from the reader's core), order-table
+            // slots 16 ahead, ladder touches 4 ahead.
+            self.rx.prefetch_ahead(2 * LOOKAHEAD);
             if let Some(e) = self.rx.peek_at(LOOKAHEAD) {
                 self.books.prefetch_frame(&e.body);
             }
@@ -150,7 +158,7 @@ impl Stage for Worker {
                 self.books.prefetch_frame_levels(&e.body);
             }
             let Some(ev) = self.rx.take() else { break };
-            let t_pop = ticks();
+            let t_pop = if self.stage_timing { ticks() } else { 0 };
             if let Some((d, t0)) = open.take() {
                 self.close(d, t0, t_pop);
             }
@@ -171,7 +179,7 @@ impl Stage for Worker {
                 }
                 Err(_) => self.undecodable += 1,
             }
-            if ev.origin != UNTIMED {
+            if ev.origin != UNTIMED && self.stage_timing {
                 self.queue_latency
                     .saturating_record(self.scale.to_ns(t_pop.saturating_sub(ev.origin)));
             }
@@ -191,7 +199,8 @@ impl Stage for Worker {
             open = Some((done, t_pop));
         }
         if let Some((d, t0)) = open {
-            self.close(d, t0, ticks());
+            let t1 = if self.stage_timing { ticks() } else { 0 };
+            self.close(d, t0, t1);
         }
         self.rx.release();
         self.tx.publish();
