@@ -81,6 +81,10 @@ struct RunArgs {
     /// an SVG plot of every stage beside it (same name, `.svg`).
     #[arg(long, value_name = "FILE.hgrm")]
     latency_out: Option<PathBuf>,
+    /// Do not `mlock` the mapped feed (by default its pages are locked in memory so that the
+    /// kernel cannot drop them mid-replay and stall the reader on a major fault).
+    #[arg(long)]
+    no_mlock: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -839,6 +843,13 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     let path = gz::resolve(&a.input.file, a.input.cache.as_deref())?;
     let map = MappedFile::open(&path, MapOptions::default())
         .with_context(|| format!("mapping {}", path.display()))?;
+    if !a.no_mlock {
+        if let Err(e) = map.lock() {
+            eprintln!(
+                "tickwatch: warning: could not lock the feed in memory ({e}); a slow replay may stall on page faults (see --no-mlock)"
+            );
+        }
+    }
     let buf = map.bytes();
     if buf.is_empty() {
         bail!("{}: empty file", path.display());

@@ -84,6 +84,20 @@ impl MappedFile {
         self.map.as_deref().unwrap_or(&[])
     }
 
+    /// Locks the mapped pages in memory (`mlock`): the kernel may no longer drop them (page-cache
+    /// reclaim, or a proactive reclaimer such as DAMON's `pageout` scheme, which this VM runs),
+    /// so a slow paced replay never stalls on a major fault re-reading the file. Needs
+    /// `CAP_IPC_LOCK` or a large enough `RLIMIT_MEMLOCK`.
+    ///
+    /// # Errors
+    /// The `mlock` error (typically `ENOMEM`/`EPERM` past the limit).
+    pub fn lock(&self) -> io::Result<()> {
+        match &self.map {
+            Some(m) => m.lock(),
+            None => Ok(()),
+        }
+    }
+
     /// The path that was mapped.
     pub fn path(&self) -> &Path {
         &self.path

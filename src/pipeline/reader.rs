@@ -240,18 +240,31 @@ impl Stage for Reader<'_> {
                 self.stopped_at_until = true;
                 return self.finish();
             }
-            let origin = match &mut self.pacer {
-                Some(p) => match p.due(ts, read) {
-                    Some(due) => {
-                        if (ticks().wrapping_sub(due) as i64) < 0 {
-                            self.pending = Some((frame, read));
-                            break;
-                        }
-                        due
+            let (origin, read) = match &mut self.pacer {
+                Some(p) => {
+                    if p.start.is_none()
+                        && ts >= p.from
+                        && self.outs.iter_mut().any(|o| o.free_slots() < o.capacity())
+                    {
+                        // The first paced message waits until the fast-forward has drained, so
+                        // that paced events do not queue behind it.
+                        self.pending = Some((frame, read));
+                        break;
                     }
-                    None => UNTIMED,
-                },
-                None => read,
+                    match p.due(ts, ticks()) {
+                        Some(due) => {
+                            let now = ticks();
+                            if (now.wrapping_sub(due) as i64) < 0 {
+                                self.pending = Some((frame, read));
+                                break;
+                            }
+                            // Due: its latency starts at `due`; the reader's own work at `now`.
+                            (due, now)
+                        }
+                        None => (UNTIMED, read),
+                    }
+                }
+                None => (read, read),
             };
             let mut ev = Event {
                 origin,
