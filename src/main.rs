@@ -49,7 +49,9 @@ enum Cmd {
 struct RunArgs {
     #[command(flatten)]
     input: InputArgs,
-    /// Shard workers (events are routed by stock locate; default: cores − 1, at least 1).
+    /// Shard workers (events are routed by stock locate; default: cores − 2 from 4 cores on, so
+    /// the reader and the output stage get their own; below that, one per core, sharing cores
+    /// with them — measured faster than fewer workers on 2 cores, see PERF.md).
     #[arg(long)]
     workers: Option<usize>,
     /// Cores to pin the pipeline threads to, e.g. `0,1` (default: every core; `none`: no pinning).
@@ -307,6 +309,16 @@ fn main() {
         }
         eprintln!("tickwatch: error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// Shard workers for `cores` cores: the reader and the output stage get cores of their own from
+/// 4 cores on; below that every core runs a worker and shares it with one of them.
+fn default_workers(cores: usize) -> usize {
+    if cores >= 4 {
+        cores - 2
+    } else {
+        cores.max(1)
     }
 }
 
@@ -673,10 +685,8 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
     let cores: Vec<usize> = core_affinity::get_core_ids()
         .map(|v| v.into_iter().map(|c| c.id).collect())
         .unwrap_or_default();
-    // Reader, workers and output each want a core: 2 workers from 3 cores on; on 2 cores one
-    // worker beside the reader + output thread is faster than two sharing those cores.
     let pcfg = PipelineConfig {
-        workers: cores.len().saturating_sub(1).clamp(1, 2),
+        workers: default_workers(cores.len()).min(2),
         cores,
         books: books.config(),
         ..PipelineConfig::default()
@@ -871,7 +881,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         cores.len()
     };
     let cfg = PipelineConfig {
-        workers: a.workers.unwrap_or(ncores.saturating_sub(1)).max(1),
+        workers: a.workers.unwrap_or(default_workers(ncores)),
         cores,
         wait: a.wait,
         backpressure: a.backpressure,

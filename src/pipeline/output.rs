@@ -9,7 +9,7 @@ use crate::ring::Consumer;
 use hdrhistogram::Histogram;
 
 /// Records taken per input ring per [`Stage::do_work`] call.
-pub const BATCH: usize = 64;
+pub const BATCH: usize = 1024;
 
 /// The output stage.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Messages a reader handles per [`Stage::do_work`] call before publishing.
-pub const BATCH: usize = 64;
+pub const BATCH: usize = 1024;
 
 /// [`Event::origin`] of an event that is not timed (sent during a paced replay's fast-forward).
 pub const UNTIMED: u64 = 0;

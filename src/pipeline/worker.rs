@@ -12,7 +12,7 @@ use crate::ring::{Consumer, Producer};
 use hdrhistogram::Histogram;
 
 /// Events a worker handles per [`Stage::do_work`] call before publishing.
-pub const BATCH: usize = 64;
+pub const BATCH: usize = 1024;
 
 /// Type letters that can change a book.
 static CHANGES_BOOK: [bool; 256] = {
