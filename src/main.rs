@@ -312,6 +312,13 @@ fn main() {
     }
 }
 
+/// The cores this process may run on (empty when the platform cannot say).
+fn available_cores() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .map(|v| v.into_iter().map(|c| c.id).collect())
+        .unwrap_or_default()
+}
+
 /// Shard workers for `cores` cores: the reader and the output stage get cores of their own from
 /// 4 cores on; below that every core runs a worker and shares it with one of them.
 fn default_workers(cores: usize) -> usize {
@@ -682,9 +689,7 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
         Err(e) => bail!("book consistency check failed: {e}"),
     }
     // The same feed through the pinned pipeline: reader → shard workers → output.
-    let cores: Vec<usize> = core_affinity::get_core_ids()
-        .map(|v| v.into_iter().map(|c| c.id).collect())
-        .unwrap_or_default();
+    let cores = available_cores();
     let pcfg = PipelineConfig {
         workers: default_workers(cores.len()).min(2),
         cores,
@@ -864,9 +869,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     if buf.is_empty() {
         bail!("{}: empty file", path.display());
     }
-    let all_cores: Vec<usize> = core_affinity::get_core_ids()
-        .map(|v| v.into_iter().map(|c| c.id).collect())
-        .unwrap_or_default();
+    let all_cores = available_cores();
     let cores: Vec<usize> = match &a.cores {
         Some(list) if list.iter().any(|c| c.is_none()) => Vec::new(),
         Some(list) => list.iter().flatten().copied().collect(),

@@ -192,7 +192,6 @@ pub fn ring<T: Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
             tail: 0,
             published: 0,
             head_cache: 0,
-            cap,
         },
         Consumer {
             slots: Slots::of(&shared),
@@ -200,7 +199,6 @@ pub fn ring<T: Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
             head: 0,
             released: 0,
             tail_cache: 0,
-            cap,
         },
     )
 }
@@ -215,13 +213,12 @@ pub struct Producer<T> {
     published: usize,
     /// Last loaded value of `shared.head` (≤ the real one).
     head_cache: usize,
-    cap: usize,
 }
 
 impl<T> std::fmt::Debug for Producer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Producer")
-            .field("capacity", &self.cap)
+            .field("capacity", &self.capacity())
             .field("tail", &self.tail)
             .field("published", &self.published)
             .finish()
@@ -231,7 +228,7 @@ impl<T> std::fmt::Debug for Producer<T> {
 impl<T> Producer<T> {
     /// Slots in the ring.
     pub fn capacity(&self) -> usize {
-        self.cap
+        self.slots.mask + 1
     }
 
     /// Writes `value` into the next free slot **without** making it visible to the consumer;
@@ -239,11 +236,11 @@ impl<T> Producer<T> {
     /// full (staged items count as occupying their slots).
     #[inline]
     pub fn stage(&mut self, value: T) -> Result<(), T> {
-        if self.tail.wrapping_sub(self.head_cache) == self.cap {
+        if self.tail.wrapping_sub(self.head_cache) == self.capacity() {
             // Acquire pairs with the consumer's Release store of `head` in `release`: its reads
             // of the slots it freed happened before we overwrite them.
             self.head_cache = self.shared.head.load(Ordering::Acquire);
-            if self.tail.wrapping_sub(self.head_cache) == self.cap {
+            if self.tail.wrapping_sub(self.head_cache) == self.capacity() {
                 return Err(value);
             }
         }
@@ -286,14 +283,14 @@ impl<T> Producer<T> {
     pub fn free_slots(&mut self) -> usize {
         // Acquire: as in `stage`.
         self.head_cache = self.shared.head.load(Ordering::Acquire);
-        self.cap - self.tail.wrapping_sub(self.head_cache)
+        self.capacity() - self.tail.wrapping_sub(self.head_cache)
     }
 
     /// Free slots by the cached view of the consumer's index, without touching shared memory:
     /// a lower bound; [`Producer::free_slots`] reloads.
     #[inline(always)]
     pub fn free_cached(&self) -> usize {
-        self.cap - self.tail.wrapping_sub(self.head_cache)
+        self.capacity() - self.tail.wrapping_sub(self.head_cache)
     }
 
     /// Publishes what is staged and tells the consumer there will be nothing more, as dropping
@@ -346,13 +343,12 @@ pub struct Consumer<T> {
     released: usize,
     /// Last loaded value of `shared.tail` (≤ the real one).
     tail_cache: usize,
-    cap: usize,
 }
 
 impl<T> std::fmt::Debug for Consumer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Consumer")
-            .field("capacity", &self.cap)
+            .field("capacity", &self.capacity())
             .field("head", &self.head)
             .field("released", &self.released)
             .finish()
@@ -362,7 +358,7 @@ impl<T> std::fmt::Debug for Consumer<T> {
 impl<T> Consumer<T> {
     /// Slots in the ring.
     pub fn capacity(&self) -> usize {
-        self.cap
+        self.slots.mask + 1
     }
 
     /// Reloads the producer's index; returns how many items are ready.

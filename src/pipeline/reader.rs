@@ -251,9 +251,9 @@ impl Stage for Reader<'_> {
                         self.pending = Some((frame, read));
                         break;
                     }
-                    match p.due(ts, ticks()) {
+                    let now = ticks();
+                    match p.due(ts, now) {
                         Some(due) => {
-                            let now = ticks();
                             if (now.wrapping_sub(due) as i64) < 0 {
                                 self.pending = Some((frame, read));
                                 break;
@@ -273,7 +273,7 @@ impl Stage for Reader<'_> {
             };
             let n = frame.body.len().min(BODY);
             ev.body[..n].copy_from_slice(&frame.body[..n]);
-            let locate = m.stock_locate() as usize;
+            let locate = m.stock_locate();
             let shards = self.outs.len();
             let sent = if locate == 0 && shards > 1 {
                 // Market-wide messages (system events, MWCB) go to every shard; under the block
@@ -289,7 +289,7 @@ impl Stage for Reader<'_> {
                     (0..shards).all(|i| self.send(i, ev))
                 }
             } else {
-                self.send(locate % shards, ev)
+                self.send(super::shard_of(locate as u16, shards), ev)
             };
             if !sent {
                 self.pending = Some((frame, read));
