@@ -289,7 +289,7 @@ impl Stage for Reader<'_> {
                     (0..shards).all(|i| self.send(i, ev))
                 }
             } else {
-                self.send(super::shard_of(locate as u16, shards), ev)
+                self.send(super::shard_of(locate, shards), ev)
             };
             if !sent {
                 self.pending = Some((frame, read));
