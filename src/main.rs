@@ -50,8 +50,8 @@ struct RunArgs {
     #[command(flatten)]
     input: InputArgs,
     /// Shard workers (events are routed by stock locate; default: cores − 2 from 4 cores on, so
-    /// the reader and the output stage get their own; below that, one per core, sharing cores
-    /// with them — measured faster than fewer workers on 2 cores, see PERF.md).
+    /// the reader and the output stage get their own; below that cores + 1, packed evenly with
+    /// them — measured fastest on 2 cores, see PERF.md).
     #[arg(long)]
     workers: Option<usize>,
     /// Cores to pin the pipeline threads to, e.g. `0,1` (default: every core; `none`: no pinning).
@@ -320,12 +320,13 @@ fn available_cores() -> Vec<usize> {
 }
 
 /// Shard workers for `cores` cores: the reader and the output stage get cores of their own from
-/// 4 cores on; below that every core runs a worker and shares it with one of them.
+/// 4 cores on; below that one worker more than cores, so that the stages can be packed evenly
+/// (on 2 cores: {reader, worker} and {worker, worker, output}, measured fastest in PERF.md).
 fn default_workers(cores: usize) -> usize {
     if cores >= 4 {
         cores - 2
     } else {
-        cores.max(1)
+        cores.max(1) + 1
     }
 }
 
