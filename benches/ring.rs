@@ -32,6 +32,8 @@
 //! - `tickwatch_batch`: `stage` up to [`BATCH`] = 64 items then one `publish`; `take` up to 64
 //!   then one `release`.
 //! - `tickwatch_slice`: `push_slice` / `pop_slice` with 64-item buffers (one copy more each side).
+//! - `tickwatch_chunk`: producer as `tickwatch_batch`; the consumer reads up to 64 items in place
+//!   with `read_slices` (no copy out), then one `advance` + `release`.
 //! - `rtrb`: `push` / `pop`. `rtrb_chunk`: `write_chunk_uninit(≤ 64)` + `fill_from_iter`,
 //!   `read_chunk(≤ 64)` + `commit_all`.
 //! - `array_queue`: `ArrayQueue::push` / `pop`.
@@ -482,6 +484,7 @@ fn throughput(c: &mut Criterion) {
     single(&mut g, "tickwatch_push", n, ring::ring::<Msg>(CAPACITY));
     tickwatch_batch(&mut g, n);
     tickwatch_slice(&mut g, n);
+    tickwatch_chunk(&mut g, n);
     single(&mut g, "rtrb", n, rtrb::RingBuffer::<Msg>::new(CAPACITY));
     rtrb_chunk(&mut g, n);
     {
@@ -587,6 +590,50 @@ fn tickwatch_slice(g: &mut BenchmarkGroup<'_, WallTime>, n: u64) {
                                     seq += 1;
                                 }
                             }
+                        }
+                    }
+                },
+            )
+        })
+    });
+}
+
+/// `stage` up to [`BATCH`] then `publish`; `read_slices(≤ 64)` in place, `advance` + `release`.
+fn tickwatch_chunk(g: &mut BenchmarkGroup<'_, WallTime>, n: u64) {
+    let (mut tx, mut rx) = padded(ring::ring::<Msg>(CAPACITY));
+    g.bench_function("tickwatch_chunk", |b| {
+        b.iter_custom(|iters| {
+            let total = iters * n;
+            let (tx, rx) = (&mut *tx, &mut *rx);
+            timed_pair(
+                move || {
+                    let mut seq = 0;
+                    while seq < total {
+                        let end = (seq + BATCH as u64).min(total);
+                        let start = seq;
+                        while seq < end && tx.stage(Msg::new(seq)).is_ok() {
+                            seq += 1;
+                        }
+                        tx.publish();
+                        if seq == start {
+                            spin();
+                        }
+                    }
+                },
+                move || {
+                    let mut seq = 0;
+                    while seq < total {
+                        let (a, b) = rx.read_slices(BATCH);
+                        let got = a.len() + b.len();
+                        for m in a.iter().chain(b) {
+                            check(m, seq);
+                            seq += 1;
+                        }
+                        if got == 0 {
+                            spin();
+                        } else {
+                            rx.advance(got);
+                            rx.release();
                         }
                     }
                 },

@@ -50,6 +50,7 @@ mod sync {
     /// `UnsafeCell` with loom's closure-based access, so loom can check every slot access for
     /// data races; a zero-cost wrapper over `std`'s otherwise.
     #[derive(Debug)]
+    #[cfg_attr(not(loom), repr(transparent))]
     pub(crate) struct UnsafeCell<T>(
         #[cfg(loom)] loom::cell::UnsafeCell<T>,
         #[cfg(not(loom))] std::cell::UnsafeCell<T>,
@@ -467,6 +468,43 @@ impl<T> Consumer<T> {
 }
 
 impl<T: Copy> Consumer<T> {
+    /// Up to `max` published items, in order, as (at most) two slices — the second non-empty only
+    /// when the run wraps past the end of the slot array — read in place, without taking them.
+    /// Follow with [`Consumer::advance`] for as many as were used, then [`Consumer::release`].
+    /// Reloads the producer's index only when the cached view is empty. For `T: Copy` only: the
+    /// items are never moved out, so nothing must be dropped.
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn read_slices(&mut self, max: usize) -> (&[T], &[T]) {
+        let n = self.available().min(max);
+        let cap = self.capacity();
+        let start = self.head & self.slots.mask;
+        let first = n.min(cap - start);
+        let base = self.slots.base.as_ptr() as *const T;
+        // SAFETY: slots [head, head + n) hold items the producer published (n ≤ available), which
+        // stay put until `release`, and `release` needs `&mut self`, so it cannot run while these
+        // borrows live. `UnsafeCell<MaybeUninit<T>>` has the layout of `T` (both wrappers are
+        // `repr(transparent)`; without loom, so is `sync::UnsafeCell` over std's), the run
+        // [start, start + first) and [0, n - first) lie inside the `cap` slots, and `T: Copy` has
+        // no drop glue, so reading in place and later overwriting is sound.
+        unsafe {
+            (
+                std::slice::from_raw_parts(base.add(start), first),
+                std::slice::from_raw_parts(base, n - first),
+            )
+        }
+    }
+
+    /// Marks the next `n` items (read in place through [`Consumer::read_slices`]) as taken;
+    /// [`Consumer::release`] then frees their slots. `n` is clamped to what is known to be
+    /// published.
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn advance(&mut self, n: usize) {
+        let n = n.min(self.tail_cache.wrapping_sub(self.head));
+        self.head = self.head.wrapping_add(n);
+    }
+
     /// Moves up to `out.len()` items into `out` and frees their slots with one store; returns how
     /// many.
     #[inline]

@@ -1116,3 +1116,96 @@ fn threaded_consumer_quitting_mid_stream_is_seen_by_the_producer() {
     let all: Vec<usize> = (0..=pushed).collect();
     log.assert_dropped_exactly(&all, "after both ends are gone");
 }
+
+#[test]
+fn read_slices_reads_in_place_across_the_wrap_and_advance_frees_nothing_until_release() {
+    let (mut tx, mut rx) = ring::<u64>(8);
+    let mut next_in = 0u64;
+    let mut next_out = 0u64;
+    // Walk the ring many laps with reads of every size, so runs start at every slot and many
+    // wrap past the end (two slices).
+    let mut wrapped = 0;
+    for round in 0..200u64 {
+        let room = tx.free_slots();
+        let k = (round as usize % 9).min(room);
+        for _ in 0..k {
+            tx.stage(next_in).unwrap();
+            next_in += 1;
+        }
+        tx.publish();
+        let max = (round as usize * 7) % 10;
+        let (a, b) = rx.read_slices(max);
+        let got: Vec<u64> = a.iter().chain(b).copied().collect();
+        assert!(got.len() <= max);
+        if !b.is_empty() {
+            wrapped += 1;
+            assert!(!a.is_empty(), "the second slice follows a non-empty first");
+        }
+        let want: Vec<u64> = (next_out..next_out + got.len() as u64).collect();
+        assert_eq!(got, want, "round {round}: in order, nothing skipped");
+        // Read but not advanced: the same items come back.
+        let (a2, b2) = rx.read_slices(max);
+        assert_eq!(a2.iter().chain(b2).copied().collect::<Vec<_>>(), got);
+        let before = tx.free_slots();
+        rx.advance(got.len());
+        assert_eq!(tx.free_slots(), before, "advance alone frees no slot");
+        rx.release();
+        next_out += got.len() as u64;
+        assert_eq!(
+            tx.free_slots(),
+            8 - (next_in - next_out) as usize,
+            "release frees exactly what was advanced over"
+        );
+    }
+    assert!(wrapped > 10, "reads wrapped past the end ({wrapped} times)");
+    // advance never runs past what is published.
+    let (a, b) = rx.read_slices(usize::MAX);
+    let left = a.len() + b.len();
+    rx.advance(usize::MAX);
+    rx.release();
+    assert_eq!(tx.free_slots(), 8);
+    assert_eq!(next_out + left as u64, next_in);
+    assert_eq!(rx.pop(), None);
+}
+
+#[test]
+fn read_slices_under_two_thread_stress() {
+    let n: u64 = if cfg!(debug_assertions) {
+        300_000
+    } else {
+        3_000_000
+    };
+    let (mut tx, mut rx) = ring::<u64>(64);
+    thread::scope(|s| {
+        s.spawn(move || {
+            let mut i = 0;
+            let mut spins = 0;
+            while i < n {
+                let mut k = 0;
+                while k < 17 && i < n && tx.stage(i).is_ok() {
+                    i += 1;
+                    k += 1;
+                }
+                tx.publish();
+                if k == 0 {
+                    backoff(&mut spins);
+                }
+            }
+        });
+        let mut expect = 0;
+        let mut spins = 0;
+        while expect < n {
+            let (a, b) = rx.read_slices(23);
+            let got = a.len() + b.len();
+            for &v in a.iter().chain(b) {
+                assert_eq!(v, expect);
+                expect += 1;
+            }
+            if got == 0 {
+                backoff(&mut spins);
+            }
+            rx.advance(got);
+            rx.release();
+        }
+    });
+}
