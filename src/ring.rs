@@ -448,16 +448,6 @@ impl<T> Consumer<T> {
         Some(unsafe { &*p })
     }
 
-    /// Hints the CPU to fetch the slot `i` places after the next one, published or not: the
-    /// slot's line was last written by the producer's core, so reading it cold costs a
-    /// cross-core transfer; a consumer that works through a batch asks for later slots early.
-    /// Reads nothing.
-    #[inline(always)]
-    pub fn prefetch_ahead(&self, i: usize) {
-        let slot = self.slots.at(self.head.wrapping_add(i));
-        crate::feed::frame::prefetch(slot as *const UnsafeCell<MaybeUninit<T>> as *const u8);
-    }
-
     /// The producer has been dropped or closed. Items it published before are still readable: drain until
     /// [`Consumer::take`] returns `None` *after* this returned `true`.
     pub fn is_abandoned(&self) -> bool {

@@ -508,7 +508,7 @@ pub fn run(
         r.popped = w.popped;
     }
     for (w, received) in workers.iter().zip(&output.received) {
-        let mut c = w.out_counters;
+        let mut c = w.out.counters;
         c.popped = *received;
         rings.push(c);
     }
@@ -530,7 +530,7 @@ pub fn run(
         StageLatency::merged(
             "book update",
             "take → next take (decode, apply, top check)",
-            workers.iter().map(|w| &w.book_latency),
+            workers.iter().map(|w| &w.out.book_latency),
         ),
         StageLatency::merged("output hop", "worker push → output", [&output.hop_latency]),
         StageLatency::merged("end to end", "origin → output", [&output.e2e_latency]),

@@ -32,11 +32,10 @@ pub struct Worker {
     /// Shard number.
     pub id: usize,
     rx: Consumer<Event>,
-    tx: Producer<Done>,
+    /// The records to the output stage, their ring's counters, and the book-update latency.
+    pub out: Reporter,
     /// This shard's books (its stocks only).
     pub books: Books,
-    /// The output ring's counters (this worker is its producer).
-    pub out_counters: RingCounters,
     /// Events taken from the input ring.
     pub popped: u64,
     /// Events decoded and applied.
@@ -49,15 +48,42 @@ pub struct Worker {
     next_seq: u32,
     /// Event origin → taken by this worker, ns (reader work, the ring hop, and queueing).
     pub queue_latency: Histogram<u64>,
-    /// Decode + book update + top-of-book check, ns: from taking the event to taking the next one
-    /// (which includes that take, a few ns), or to the end of the batch.
-    pub book_latency: Histogram<u64>,
     scale: TickScale,
     /// Read the TSC per event for the queue and book-update stages (off: the worker reads no
     /// clock; end to end is still timed on every event, the worker stages and the output hop
     /// are not).
     stage_timing: bool,
     done: bool,
+}
+
+/// A worker's output side: it ends each event, timing it and reporting it to the output stage.
+#[derive(Debug)]
+pub struct Reporter {
+    tx: Producer<Done>,
+    /// The output ring's counters (the worker is its producer).
+    pub counters: RingCounters,
+    /// Decode + book update + top-of-book check, ns: from taking the event to taking the next one,
+    /// or to the end of the batch.
+    pub book_latency: Histogram<u64>,
+    scale: TickScale,
+    stage_timing: bool,
+}
+
+impl Reporter {
+    /// Ends an event that started at `t0` at `t1`: records its book-update time and stages its
+    /// record for the output stage, stamped `t1`.
+    #[inline(always)]
+    fn close(&mut self, mut d: Done, t0: u64, t1: u64) {
+        if d.origin != UNTIMED && self.stage_timing {
+            self.book_latency
+                .saturating_record(self.scale.to_ns(t1.saturating_sub(t0)));
+        }
+        d.pushed = t1;
+        // Room was reserved before the batch: cannot fail.
+        if self.tx.stage(d).is_ok() {
+            self.counters.pushed += 1;
+        }
+    }
 }
 
 impl Worker {
@@ -72,9 +98,14 @@ impl Worker {
     ) -> Worker {
         Worker {
             id,
-            out_counters: RingCounters::new(tx.capacity()),
+            out: Reporter {
+                counters: RingCounters::new(tx.capacity()),
+                tx,
+                book_latency: crate::latency::histogram(),
+                scale,
+                stage_timing,
+            },
             rx,
-            tx,
             books,
             popped: 0,
             processed: 0,
@@ -82,7 +113,6 @@ impl Worker {
             order_violations: 0,
             next_seq: 0,
             queue_latency: crate::latency::histogram(),
-            book_latency: crate::latency::histogram(),
             scale,
             stage_timing,
             done: false,
@@ -102,23 +132,6 @@ impl Worker {
     }
 }
 
-impl Worker {
-    /// Ends an event that started at `t0` at `t1`: records its book-update time and stages its
-    /// record for the output stage, stamped `t1`.
-    #[inline(always)]
-    fn close(&mut self, mut d: Done, t0: u64, t1: u64) {
-        if d.origin != UNTIMED && self.stage_timing {
-            self.book_latency
-                .saturating_record(self.scale.to_ns(t1.saturating_sub(t0)));
-        }
-        d.pushed = t1;
-        // Room was reserved before the batch: cannot fail.
-        if self.tx.stage(d).is_ok() {
-            self.out_counters.pushed += 1;
-        }
-    }
-}
-
 impl Stage for Worker {
     fn do_work(&mut self) -> Progress {
         if self.done {
@@ -128,41 +141,47 @@ impl Stage for Worker {
         if avail == 0 {
             // Abandoned first, then empty: the producer's last publish precedes its flag.
             if self.rx.is_abandoned() && self.rx.available() == 0 {
-                self.tx.close(); // the output stage sees this worker finish
+                self.out.tx.close(); // the output stage sees this worker finish
                 self.done = true;
                 return Progress::Done;
             }
             return Progress::Idle;
         }
-        let mut room = self.tx.free_cached();
+        let mut room = self.out.tx.free_cached();
         if room < avail.min(BATCH) {
-            room = self.tx.free_slots();
+            room = self.out.tx.free_slots();
         }
         let n = avail.min(BATCH).min(room);
         if n == 0 {
-            self.out_counters.full += 1;
+            self.out.counters.full += 1;
             return Progress::Idle;
         }
+        // The events are read in place (no copy out of the ring), with the look-ahead the
+        // single-threaded replay uses on the file: ring slots 32 ahead (they come from the
+        // reader's core), order-table slots 16 ahead, ladder touches 4 ahead — past the end of
+        // this batch too, as far as the ring is known to hold events.
+        let (a, b) = self.rx.read_slices(n + 2 * LOOKAHEAD);
+        let at = |i: usize| a.get(i).or_else(|| b.get(i.wrapping_sub(a.len())));
         // One TSC read per event: the read that starts event k also ends event k − 1 (whose
         // record is staged only then, stamped with it); one more read closes the batch.
         let mut open: Option<(Done, u64)> = None;
-        for _ in 0..n {
-            // Look-ahead on events already in the ring, as the single-threaded replay does on the
-            // file: the ring slot itself 32 ahead (it comes from the reader's core), order-table
-            // slots 16 ahead, ladder touches 4 ahead.
-            self.rx.prefetch_ahead(2 * LOOKAHEAD);
-            if let Some(e) = self.rx.peek_at(LOOKAHEAD) {
+        let mut taken = 0;
+        for i in 0..n {
+            if let Some(e) = at(i + LOOKAHEAD) {
                 self.books.prefetch_frame(&e.body);
             }
-            if let Some(e) = self.rx.peek_at(NEAR_LOOKAHEAD) {
+            if let Some(e) = at(i + NEAR_LOOKAHEAD) {
                 self.books.prefetch_frame_levels(&e.body);
             }
-            let Some(ev) = self.rx.take() else { break };
+            if let Some(e) = at(i + 2 * LOOKAHEAD) {
+                crate::feed::frame::prefetch(e as *const Event as *const u8);
+            }
+            let Some(ev) = at(i) else { break };
+            taken += 1;
             let t_pop = if self.stage_timing { ticks() } else { 0 };
             if let Some((d, t0)) = open.take() {
-                self.close(d, t0, t_pop);
+                self.out.close(d, t0, t_pop);
             }
-            self.popped += 1;
             let locate = ev.locate();
             let t = ev.body[0];
             let mut flags = 0;
@@ -200,10 +219,12 @@ impl Stage for Worker {
         }
         if let Some((d, t0)) = open {
             let t1 = if self.stage_timing { ticks() } else { 0 };
-            self.close(d, t0, t1);
+            self.out.close(d, t0, t1);
         }
+        self.popped += taken as u64;
+        self.rx.advance(taken);
         self.rx.release();
-        self.tx.publish();
+        self.out.tx.publish();
         Progress::Worked
     }
 }
