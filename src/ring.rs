@@ -196,6 +196,8 @@ pub fn ring<T: Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
         },
         Consumer {
             slots: Slots::of(&shared),
+            #[cfg(loom)]
+            scratch: Vec::new(),
             shared,
             head: 0,
             released: 0,
@@ -338,6 +340,9 @@ impl<T> Drop for Producer<T> {
 pub struct Consumer<T> {
     shared: Arc<Shared<T>>,
     slots: Slots<T>,
+    /// The model-checking build's copy of a `read_slices` run (see there).
+    #[cfg(loom)]
+    scratch: Vec<T>,
     /// Next sequence number to read (taken items are in [released, head)).
     head: usize,
     /// What the producer can see: the last value stored to `shared.head`.
@@ -485,10 +490,26 @@ impl<T: Copy> Consumer<T> {
         }
     }
 
+    /// Under loom the slots are loom cells, which cannot be viewed as `&[T]`: the model build
+    /// copies the run out instead (same values, same protocol), so that code using
+    /// `read_slices` — the pipeline — still compiles for the model-checking build.
+    #[cfg(loom)]
+    pub fn read_slices(&mut self, max: usize) -> (&[T], &[T]) {
+        let n = self.available().min(max);
+        self.scratch.clear();
+        for k in 0..n {
+            let v = self.slots.at(self.head.wrapping_add(k)).with_mut(|p| {
+                // SAFETY: as in `read_slices` above: a published item that stays put.
+                unsafe { (*p).assume_init_read() }
+            });
+            self.scratch.push(v);
+        }
+        (&self.scratch, &[])
+    }
+
     /// Marks the next `n` items (read in place through [`Consumer::read_slices`]) as taken;
     /// [`Consumer::release`] then frees their slots. `n` is clamped to what is known to be
     /// published.
-    #[cfg(not(loom))]
     #[inline]
     pub fn advance(&mut self, n: usize) {
         let n = n.min(self.tail_cache.wrapping_sub(self.head));
