@@ -50,8 +50,9 @@ struct RunArgs {
     #[command(flatten)]
     input: InputArgs,
     /// Shard workers (events are routed by stock locate; default: cores − 2 from 4 cores on, so
-    /// the reader and the output stage get their own; below that cores + 1, packed evenly with
-    /// them — measured fastest on 2 cores, see PERF.md).
+    /// the reader and the output stage get their own; below that cores + 1 at `--speed max`,
+    /// packed evenly with them, and cores − 1 when paced, so latency never waits for another
+    /// stage's turn — each measured best on 2 cores, see PERF.md).
     #[arg(long)]
     workers: Option<usize>,
     /// Cores to pin the pipeline threads to, e.g. `0,1` (default: every core; `none`: no pinning).
@@ -320,13 +321,15 @@ fn available_cores() -> Vec<usize> {
 }
 
 /// Shard workers for `cores` cores: the reader and the output stage get cores of their own from
-/// 4 cores on; below that one worker more than cores, so that the stages can be packed evenly
-/// (on 2 cores: {reader, worker} and {worker, worker, output}, measured fastest in PERF.md).
-fn default_workers(cores: usize) -> usize {
-    if cores >= 4 {
-        cores - 2
-    } else {
-        cores.max(1) + 1
+/// 4 cores on. Below that, a paced (latency) run gives the reader and output one core and the
+/// workers the rest, so no event waits for another stage's turn; an as-fast-as-possible run
+/// takes one worker more than cores, so that the stages pack evenly (on 2 cores: {reader,
+/// worker} and {worker, worker, output}). Both measured best in PERF.md.
+fn default_workers(cores: usize, paced: bool) -> usize {
+    match (cores, paced) {
+        (c, _) if c >= 4 => c - 2,
+        (c, true) => c.saturating_sub(1).max(1),
+        (c, false) => c.max(1) + 1,
     }
 }
 
@@ -692,7 +695,7 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
     // The same feed through the pinned pipeline: reader → shard workers → output.
     let cores = available_cores();
     let pcfg = PipelineConfig {
-        workers: default_workers(cores.len()).min(2),
+        workers: default_workers(cores.len(), false).min(2),
         cores,
         books: books.config(),
         ..PipelineConfig::default()
@@ -885,7 +888,9 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         cores.len()
     };
     let cfg = PipelineConfig {
-        workers: a.workers.unwrap_or(default_workers(ncores)),
+        workers: a
+            .workers
+            .unwrap_or(default_workers(ncores, a.speed.0.is_some())),
         cores,
         wait: a.wait,
         backpressure: a.backpressure,
