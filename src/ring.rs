@@ -314,6 +314,44 @@ impl<T> Producer<T> {
     }
 }
 
+impl<T: bytemuck::Pod> Producer<T> {
+    /// Stages an item built in place in the next free slot: `fill` gets the slot as it is (the
+    /// bytes of whatever it last held, or zeros) and must set every field it cares about. No
+    /// item is built elsewhere and copied in. `false` when the ring is full (`fill` not called).
+    /// For [`bytemuck::Pod`] items only, for which every byte pattern is a valid value.
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn stage_with(&mut self, fill: impl FnOnce(&mut T)) -> bool {
+        if self.tail.wrapping_sub(self.head_cache) == self.capacity() {
+            // Acquire: as in `stage`.
+            self.head_cache = self.shared.head.load(Ordering::Acquire);
+            if self.tail.wrapping_sub(self.head_cache) == self.capacity() {
+                return false;
+            }
+        }
+        let p = self.slots.at(self.tail).with_mut(|p| p as *mut T);
+        // SAFETY: the slot at `tail` is free (as in `stage`), so only the producer touches it
+        // until `publish`; its bytes are initialized (zeroed at construction, and every write
+        // since stored a whole `T`), and `T: Pod` makes any such bytes a valid `T`;
+        // `UnsafeCell<MaybeUninit<T>>` has `T`'s layout (`repr(transparent)` wrappers).
+        fill(unsafe { &mut *p });
+        self.tail = self.tail.wrapping_add(1);
+        true
+    }
+
+    /// The model-checking build cannot lend a loom cell as `&mut T`: it builds the item from
+    /// zeros and stages it (same protocol), so that the pipeline compiles under `--cfg loom`.
+    #[cfg(loom)]
+    pub fn stage_with(&mut self, fill: impl FnOnce(&mut T)) -> bool {
+        let mut v = T::zeroed();
+        if self.free_cached() == 0 && self.free_slots() == 0 {
+            return false;
+        }
+        fill(&mut v);
+        self.stage(v).is_ok()
+    }
+}
+
 impl<T: Copy> Producer<T> {
     /// Stages as many of `items` as fit and publishes them with one store; returns how many.
     #[inline]

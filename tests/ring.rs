@@ -1209,3 +1209,33 @@ fn read_slices_under_two_thread_stress() {
         }
     });
 }
+
+#[test]
+fn stage_with_builds_items_in_place_and_refuses_when_full() {
+    let (mut tx, mut rx) = ring::<[u32; 4]>(4);
+    // A fresh slot is zeroed.
+    assert!(tx.stage_with(|slot| {
+        assert_eq!(*slot, [0; 4]);
+        slot[0] = 1;
+    }));
+    for i in 2..=4u32 {
+        assert!(tx.stage_with(|slot| *slot = [i, i, i, i]));
+    }
+    let mut called = false;
+    assert!(!tx.stage_with(|_| called = true), "full: nothing staged");
+    assert!(!called, "fill is not called on a full ring");
+    assert_eq!(rx.pop(), None, "staged in place, not yet published");
+    tx.publish();
+    assert_eq!(rx.pop(), Some([1, 0, 0, 0]));
+    assert_eq!(rx.pop(), Some([2; 4]));
+    // The freed slot is handed back with its old bytes: `fill` must set what it needs.
+    assert!(tx.stage_with(|slot| {
+        assert_eq!(*slot, [1, 0, 0, 0], "the slot's previous item");
+        slot[1] = 9;
+    }));
+    tx.publish();
+    assert_eq!(rx.pop(), Some([3; 4]));
+    assert_eq!(rx.pop(), Some([4; 4]));
+    assert_eq!(rx.pop(), Some([1, 9, 0, 0]));
+    assert_eq!(rx.pop(), None);
+}

@@ -8,7 +8,7 @@ pub const BODY: usize = 52;
 /// The message is copied (≤ 52 bytes, one line) rather than referenced, so a worker touches
 /// only its ring slot, never the reader's buffer, and the same event works for a live feed whose
 /// receive buffer is reused.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C, align(64))]
 pub struct Event {
     /// When the event's latency clock starts, in TSC ticks: when the reader read it (`--speed

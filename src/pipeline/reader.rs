@@ -168,15 +168,23 @@ impl<'a> Reader<'a> {
         Progress::Done
     }
 
-    /// Sends `ev` to ring `i`; false when the ring is full under the block policy (nothing sent).
+    /// Sends the message `body` to ring `i`, building its event in the ring slot; false when
+    /// the ring is full under the block policy (nothing sent).
     #[inline(always)]
-    fn send(&mut self, i: usize, ev: Event) -> bool {
-        match self.outs[i].stage(ev) {
-            Ok(()) => {
-                self.counters[i].pushed += 1;
-                true
-            }
-            Err(_) => match self.policy {
+    fn send(&mut self, i: usize, origin: u64, body: &[u8]) -> bool {
+        let seq = self.seq;
+        let n = body.len().min(BODY);
+        let staged = self.outs[i].stage_with(|ev: &mut Event| {
+            ev.origin = origin;
+            ev.seq = seq;
+            ev.body[..n].copy_from_slice(&body[..n]);
+            ev.body[n..].fill(0);
+        });
+        if staged {
+            self.counters[i].pushed += 1;
+            true
+        } else {
+            match self.policy {
                 Backpressure::Block => {
                     self.counters[i].full += 1;
                     false
@@ -185,7 +193,7 @@ impl<'a> Reader<'a> {
                     self.counters[i].dropped += 1;
                     true
                 }
-            },
+            }
         }
     }
 }
@@ -266,13 +274,6 @@ impl Stage for Reader<'_> {
                 }
                 None => (read, read),
             };
-            let mut ev = Event {
-                origin,
-                seq: self.seq,
-                body: [0; BODY],
-            };
-            let n = frame.body.len().min(BODY);
-            ev.body[..n].copy_from_slice(&frame.body[..n]);
             let locate = m.stock_locate();
             let shards = self.outs.len();
             let sent = if locate == 0 && shards > 1 {
@@ -286,10 +287,10 @@ impl Stage for Reader<'_> {
                     }
                     false
                 } else {
-                    (0..shards).all(|i| self.send(i, ev))
+                    (0..shards).all(|i| self.send(i, origin, frame.body))
                 }
             } else {
-                self.send(super::shard_of(locate, shards), ev)
+                self.send(super::shard_of(locate, shards), origin, frame.body)
             };
             if !sent {
                 self.pending = Some((frame, read));
