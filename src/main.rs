@@ -76,8 +76,8 @@ struct RunArgs {
     /// Slots per ring (rounded up to a power of two; 64 bytes each on the worker rings).
     #[arg(long, default_value_t = 1 << 14)]
     ring_capacity: usize,
-    /// `stages`: time every stage of every event; `e2e`: only the reader and end to end (every
-    /// event still), so the workers read no clock (faster: see PERF.md).
+    /// `stages`: time every stage of every event; `e2e`: only end to end (every event still),
+    /// so the workers read no clock and no stage histograms are kept (faster: see PERF.md).
     #[arg(long, value_enum, default_value_t = Timing::Stages)]
     timing: Timing,
     /// Write the end-to-end latency as an HdrHistogram percentile distribution (ns) here, and
@@ -100,7 +100,7 @@ struct RunArgs {
 enum Timing {
     /// Every stage of every event.
     Stages,
-    /// Reader and end to end only.
+    /// End to end only.
     E2e,
 }
 

@@ -96,6 +96,9 @@ pub struct Reader<'a> {
     pub latency: Histogram<u64>,
     /// TSC read time of the last staged, timed message whose reader time is still open (0: none).
     open: u64,
+    /// Record the reader stage's own latency (off with `--timing e2e`: the reader still stamps
+    /// every event's origin, so end to end stays timed on every event).
+    stage_timing: bool,
     /// The error that ended the feed early, if any.
     pub error: Option<InspectError>,
     /// Stopped by the stop flag (Ctrl-C) before the end of the file.
@@ -113,6 +116,7 @@ impl<'a> Reader<'a> {
         policy: Backpressure,
         pacer: Option<Pacer>,
         scale: TickScale,
+        stage_timing: bool,
         stop: &'a AtomicBool,
         progress: &'a AtomicU64,
     ) -> Reader<'a> {
@@ -141,6 +145,7 @@ impl<'a> Reader<'a> {
             out_of_order_ts: 0,
             latency: crate::latency::histogram(),
             open: 0,
+            stage_timing,
             error: None,
             interrupted: false,
             done: false,
@@ -151,8 +156,10 @@ impl<'a> Reader<'a> {
     #[inline(always)]
     fn close(&mut self, now: u64) {
         if self.open != 0 {
-            self.latency
-                .saturating_record(self.scale.to_ns(now.saturating_sub(self.open)));
+            if self.stage_timing {
+                self.latency
+                    .saturating_record(self.scale.to_ns(now.saturating_sub(self.open)));
+            }
             self.open = 0;
         }
     }
