@@ -19,6 +19,9 @@
 //!   [`Producer::publish`] releases everything staged with one store; [`Consumer::take`] reads
 //!   without handing the slot back and [`Consumer::release`] frees everything taken with one
 //!   store. [`Producer::push`] / [`Consumer::pop`] are the one-item forms.
+//! * **In place.** [`Producer::stage_with`] builds a `Pod` item directly in its slot and
+//!   [`Consumer::read_slices`] lends a run of items as slices, so a stage that owns the item's
+//!   layout copies nothing in or out.
 //! * **Full hands the value back.** `push`/`stage` return `Err(value)` on a full ring; the caller
 //!   applies its policy (spin, yield, or count a drop).
 //! * **Abandonment.** Dropping one side publishes / releases what it staged or took, then sets a
