@@ -509,6 +509,23 @@ fn throughput(c: &mut Criterion) {
     g.finish();
 }
 
+/// The batched producer of `tickwatch_batch` and `tickwatch_chunk`: `stage` up to [`BATCH`]
+/// items, then one `publish`.
+fn stage_in_batches(tx: &mut ring::Producer<Msg>, total: u64) {
+    let mut seq = 0;
+    while seq < total {
+        let end = (seq + BATCH as u64).min(total);
+        let start = seq;
+        while seq < end && tx.stage(Msg::new(seq)).is_ok() {
+            seq += 1;
+        }
+        tx.publish();
+        if seq == start {
+            spin();
+        }
+    }
+}
+
 /// `stage` up to [`BATCH`] items then `publish` once; `take` up to [`BATCH`] then `release` once.
 fn tickwatch_batch(g: &mut BenchmarkGroup<'_, WallTime>, n: u64) {
     let (mut tx, mut rx) = padded(ring::ring::<Msg>(CAPACITY));
@@ -517,20 +534,7 @@ fn tickwatch_batch(g: &mut BenchmarkGroup<'_, WallTime>, n: u64) {
             let total = iters * n;
             let (tx, rx) = (&mut *tx, &mut *rx);
             timed_pair(
-                move || {
-                    let mut seq = 0;
-                    while seq < total {
-                        let end = (seq + BATCH as u64).min(total);
-                        let start = seq;
-                        while seq < end && tx.stage(Msg::new(seq)).is_ok() {
-                            seq += 1;
-                        }
-                        tx.publish();
-                        if seq == start {
-                            spin();
-                        }
-                    }
-                },
+                move || stage_in_batches(tx, total),
                 move || {
                     let mut seq = 0;
                     while seq < total {
@@ -606,20 +610,7 @@ fn tickwatch_chunk(g: &mut BenchmarkGroup<'_, WallTime>, n: u64) {
             let total = iters * n;
             let (tx, rx) = (&mut *tx, &mut *rx);
             timed_pair(
-                move || {
-                    let mut seq = 0;
-                    while seq < total {
-                        let end = (seq + BATCH as u64).min(total);
-                        let start = seq;
-                        while seq < end && tx.stage(Msg::new(seq)).is_ok() {
-                            seq += 1;
-                        }
-                        tx.publish();
-                        if seq == start {
-                            spin();
-                        }
-                    }
-                },
+                move || stage_in_batches(tx, total),
                 move || {
                     let mut seq = 0;
                     while seq < total {
