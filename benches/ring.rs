@@ -437,7 +437,7 @@ fn timed_pair(produce: impl FnOnce() + Send, consume: impl FnOnce() + Send) -> D
 
 /// Sends items `0..total` one at a time.
 #[inline(always)]
-fn produce_single(tx: &mut impl Tx, total: u64) {
+fn produce_single<T: Tx>(tx: &mut T, total: u64) {
     for seq in 0..total {
         tx.send(Msg::new(seq));
     }
@@ -445,25 +445,35 @@ fn produce_single(tx: &mut impl Tx, total: u64) {
 
 /// Receives and checks items `0..total` one at a time.
 #[inline(always)]
-fn consume_single(rx: &mut impl Rx, total: u64) {
+fn consume_single<R: Rx>(rx: &mut R, total: u64) {
     for seq in 0..total {
         check(&rx.recv(), seq);
     }
 }
 
-/// A single-item throughput benchmark over one long-lived queue.
-fn single<T: Tx, R: Rx>(g: &mut BenchmarkGroup<'_, WallTime>, id: &str, n: u64, (tx, rx): (T, R)) {
-    let (mut tx, mut rx) = padded((tx, rx));
+/// One throughput benchmark over one long-lived queue: each iteration batch runs `produce` on
+/// the pinned producer thread and `consume` on the pinned consumer thread for `iters * n` items.
+fn pair<T: Send, R: Send>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    id: &str,
+    n: u64,
+    ends: (T, R),
+    produce: fn(&mut T, u64),
+    consume: fn(&mut R, u64),
+) {
+    let (mut tx, mut rx) = padded(ends);
     g.bench_function(id, |b| {
         b.iter_custom(|iters| {
             let total = iters * n;
             let (tx, rx) = (&mut *tx, &mut *rx);
-            timed_pair(
-                move || produce_single(tx, total),
-                move || consume_single(rx, total),
-            )
+            timed_pair(move || produce(tx, total), move || consume(rx, total))
         })
     });
+}
+
+/// A single-item throughput benchmark over one long-lived queue.
+fn single<T: Tx, R: Rx>(g: &mut BenchmarkGroup<'_, WallTime>, id: &str, n: u64, ends: (T, R)) {
+    pair(g, id, n, ends, produce_single::<T>, consume_single::<R>);
 }
 
 fn throughput(c: &mut Criterion) {
@@ -528,203 +538,204 @@ fn stage_in_batches(tx: &mut ring::Producer<Msg>, total: u64) {
 
 /// `stage` up to [`BATCH`] items then `publish` once; `take` up to [`BATCH`] then `release` once.
 fn tickwatch_batch(g: &mut BenchmarkGroup<'_, WallTime>, n: u64) {
-    let (mut tx, mut rx) = padded(ring::ring::<Msg>(CAPACITY));
-    g.bench_function("tickwatch_batch", |b| {
-        b.iter_custom(|iters| {
-            let total = iters * n;
-            let (tx, rx) = (&mut *tx, &mut *rx);
-            timed_pair(
-                move || stage_in_batches(tx, total),
-                move || {
-                    let mut seq = 0;
-                    while seq < total {
-                        let end = seq + BATCH as u64;
-                        let start = seq;
-                        while seq < end {
-                            match rx.take() {
-                                Some(m) => {
-                                    check(&m, seq);
-                                    seq += 1;
-                                }
-                                None => break,
-                            }
-                        }
-                        rx.release();
-                        if seq == start {
-                            spin();
-                        }
-                    }
-                },
-            )
-        })
-    });
+    pair(
+        g,
+        "tickwatch_batch",
+        n,
+        ring::ring::<Msg>(CAPACITY),
+        stage_in_batches,
+        tickwatch_batch_consume,
+    );
+}
+
+fn tickwatch_batch_consume(rx: &mut ring::Consumer<Msg>, total: u64) {
+    let mut seq = 0;
+    while seq < total {
+        let end = seq + BATCH as u64;
+        let start = seq;
+        while seq < end {
+            match rx.take() {
+                Some(m) => {
+                    check(&m, seq);
+                    seq += 1;
+                }
+                None => break,
+            }
+        }
+        rx.release();
+        if seq == start {
+            spin();
+        }
+    }
 }
 
 /// `push_slice` / `pop_slice` through 64-item buffers.
 fn tickwatch_slice(g: &mut BenchmarkGroup<'_, WallTime>, n: u64) {
-    let (mut tx, mut rx) = padded(ring::ring::<Msg>(CAPACITY));
-    g.bench_function("tickwatch_slice", |b| {
-        b.iter_custom(|iters| {
-            let total = iters * n;
-            let (tx, rx) = (&mut *tx, &mut *rx);
-            timed_pair(
-                move || {
-                    let mut buf = [Msg::ZERO; BATCH];
-                    let mut seq = 0;
-                    while seq < total {
-                        let k = (total - seq).min(BATCH as u64) as usize;
-                        for (i, slot) in buf[..k].iter_mut().enumerate() {
-                            *slot = Msg::new(seq + i as u64);
-                        }
-                        match tx.push_slice(&buf[..k]) {
-                            0 => spin(),
-                            pushed => seq += pushed as u64,
-                        }
-                    }
-                },
-                move || {
-                    let mut buf = [Msg::ZERO; BATCH];
-                    let mut seq = 0;
-                    while seq < total {
-                        match rx.pop_slice(&mut buf) {
-                            0 => spin(),
-                            got => {
-                                for m in &buf[..got] {
-                                    check(m, seq);
-                                    seq += 1;
-                                }
-                            }
-                        }
-                    }
-                },
-            )
-        })
-    });
+    pair(
+        g,
+        "tickwatch_slice",
+        n,
+        ring::ring::<Msg>(CAPACITY),
+        tickwatch_slice_produce,
+        tickwatch_slice_consume,
+    );
+}
+
+fn tickwatch_slice_produce(tx: &mut ring::Producer<Msg>, total: u64) {
+    let mut buf = [Msg::ZERO; BATCH];
+    let mut seq = 0;
+    while seq < total {
+        let k = (total - seq).min(BATCH as u64) as usize;
+        for (i, slot) in buf[..k].iter_mut().enumerate() {
+            *slot = Msg::new(seq + i as u64);
+        }
+        match tx.push_slice(&buf[..k]) {
+            0 => spin(),
+            pushed => seq += pushed as u64,
+        }
+    }
+}
+
+fn tickwatch_slice_consume(rx: &mut ring::Consumer<Msg>, total: u64) {
+    let mut buf = [Msg::ZERO; BATCH];
+    let mut seq = 0;
+    while seq < total {
+        match rx.pop_slice(&mut buf) {
+            0 => spin(),
+            got => {
+                for m in &buf[..got] {
+                    check(m, seq);
+                    seq += 1;
+                }
+            }
+        }
+    }
 }
 
 /// `stage` up to [`BATCH`] then `publish`; `read_slices(≤ 64)` in place, `advance` + `release`.
 fn tickwatch_chunk(g: &mut BenchmarkGroup<'_, WallTime>, n: u64) {
-    let (mut tx, mut rx) = padded(ring::ring::<Msg>(CAPACITY));
-    g.bench_function("tickwatch_chunk", |b| {
-        b.iter_custom(|iters| {
-            let total = iters * n;
-            let (tx, rx) = (&mut *tx, &mut *rx);
-            timed_pair(
-                move || stage_in_batches(tx, total),
-                move || {
-                    let mut seq = 0;
-                    while seq < total {
-                        let (a, b) = rx.read_slices(BATCH);
-                        let got = a.len() + b.len();
-                        for m in a.iter().chain(b) {
-                            check(m, seq);
-                            seq += 1;
-                        }
-                        if got == 0 {
-                            spin();
-                        } else {
-                            rx.advance(got);
-                            rx.release();
-                        }
-                    }
-                },
-            )
-        })
-    });
+    pair(
+        g,
+        "tickwatch_chunk",
+        n,
+        ring::ring::<Msg>(CAPACITY),
+        stage_in_batches,
+        tickwatch_chunk_consume,
+    );
+}
+
+fn tickwatch_chunk_consume(rx: &mut ring::Consumer<Msg>, total: u64) {
+    let mut seq = 0;
+    while seq < total {
+        let (a, b) = rx.read_slices(BATCH);
+        let got = a.len() + b.len();
+        for m in a.iter().chain(b) {
+            check(m, seq);
+            seq += 1;
+        }
+        if got == 0 {
+            spin();
+        } else {
+            rx.advance(got);
+            rx.release();
+        }
+    }
 }
 
 /// `write_chunk_uninit(≤ 64)` + `fill_from_iter`; `read_chunk(≤ 64)` + `commit_all`.
 fn rtrb_chunk(g: &mut BenchmarkGroup<'_, WallTime>, n: u64) {
-    let (mut tx, mut rx) = padded(rtrb::RingBuffer::<Msg>::new(CAPACITY));
-    g.bench_function("rtrb_chunk", |b| {
-        b.iter_custom(|iters| {
-            let total = iters * n;
-            let (tx, rx) = (&mut *tx, &mut *rx);
-            timed_pair(
-                move || {
-                    let mut seq = 0;
-                    while seq < total {
-                        let want = (total - seq).min(BATCH as u64) as usize;
-                        let chunk = match tx.write_chunk_uninit(want) {
-                            Ok(c) => c,
-                            Err(rtrb::chunks::ChunkError::TooFewSlots(0)) => {
-                                spin();
-                                continue;
-                            }
-                            Err(rtrb::chunks::ChunkError::TooFewSlots(k)) => {
-                                tx.write_chunk_uninit(k).expect("slots only grow")
-                            }
-                        };
-                        let k = chunk.len() as u64;
-                        let filled = chunk.fill_from_iter((seq..seq + k).map(Msg::new));
-                        seq += filled as u64;
-                    }
-                },
-                move || {
-                    let mut seq = 0;
-                    while seq < total {
-                        let chunk = match rx.read_chunk(BATCH) {
-                            Ok(c) => c,
-                            Err(rtrb::chunks::ChunkError::TooFewSlots(0)) => {
-                                spin();
-                                continue;
-                            }
-                            Err(rtrb::chunks::ChunkError::TooFewSlots(k)) => {
-                                rx.read_chunk(k).expect("items only grow")
-                            }
-                        };
-                        let (first, second) = chunk.as_slices();
-                        for m in first.iter().chain(second) {
-                            check(m, seq);
-                            seq += 1;
-                        }
-                        chunk.commit_all();
-                    }
-                },
-            )
-        })
-    });
+    pair(
+        g,
+        "rtrb_chunk",
+        n,
+        rtrb::RingBuffer::<Msg>::new(CAPACITY),
+        rtrb_chunk_produce,
+        rtrb_chunk_consume,
+    );
+}
+
+fn rtrb_chunk_produce(tx: &mut rtrb::Producer<Msg>, total: u64) {
+    let mut seq = 0;
+    while seq < total {
+        let want = (total - seq).min(BATCH as u64) as usize;
+        let chunk = match tx.write_chunk_uninit(want) {
+            Ok(c) => c,
+            Err(rtrb::chunks::ChunkError::TooFewSlots(0)) => {
+                spin();
+                continue;
+            }
+            Err(rtrb::chunks::ChunkError::TooFewSlots(k)) => {
+                tx.write_chunk_uninit(k).expect("slots only grow")
+            }
+        };
+        let k = chunk.len() as u64;
+        let filled = chunk.fill_from_iter((seq..seq + k).map(Msg::new));
+        seq += filled as u64;
+    }
+}
+
+fn rtrb_chunk_consume(rx: &mut rtrb::Consumer<Msg>, total: u64) {
+    let mut seq = 0;
+    while seq < total {
+        let chunk = match rx.read_chunk(BATCH) {
+            Ok(c) => c,
+            Err(rtrb::chunks::ChunkError::TooFewSlots(0)) => {
+                spin();
+                continue;
+            }
+            Err(rtrb::chunks::ChunkError::TooFewSlots(k)) => {
+                rx.read_chunk(k).expect("items only grow")
+            }
+        };
+        let (first, second) = chunk.as_slices();
+        for m in first.iter().chain(second) {
+            check(m, seq);
+            seq += 1;
+        }
+        chunk.commit_all();
+    }
 }
 
 /// `batch_publish(≤ 64)` / `EventPoller::take(64)`.
 fn disruptor_batch(g: &mut BenchmarkGroup<'_, WallTime>, n: u64) {
-    let (mut tx, mut rx) = padded(disruptor_pair());
-    g.bench_function("disruptor_batch", |b| {
-        b.iter_custom(|iters| {
-            let total = iters * n;
-            let (tx, rx) = (&mut *tx, &mut *rx);
-            timed_pair(
-                move || {
-                    let mut seq = 0;
-                    while seq < total {
-                        let k = (total - seq).min(BATCH as u64);
-                        // Spins (inside the library) until k slots are free.
-                        tx.batch_publish(k as usize, |events| {
-                            for (i, e) in events.enumerate() {
-                                *e = Msg::new(seq + i as u64);
-                            }
-                        });
-                        seq += k;
-                    }
-                },
-                move || {
-                    let mut seq = 0;
-                    while seq < total {
-                        match rx.take(BATCH as u64) {
-                            Ok(mut events) => {
-                                for m in &mut events {
-                                    check(m, seq);
-                                    seq += 1;
-                                }
-                            }
-                            Err(Polling::NoEvents) => spin(),
-                            Err(Polling::Shutdown) => panic!("disruptor shut down mid-benchmark"),
-                        }
-                    }
-                },
-            )
-        })
-    });
+    pair(
+        g,
+        "disruptor_batch",
+        n,
+        disruptor_pair(),
+        disruptor_batch_produce,
+        disruptor_batch_consume,
+    );
+}
+
+fn disruptor_batch_produce(tx: &mut DisruptorTx, total: u64) {
+    let mut seq = 0;
+    while seq < total {
+        let k = (total - seq).min(BATCH as u64);
+        // Spins (inside the library) until k slots are free.
+        tx.batch_publish(k as usize, |events| {
+            for (i, e) in events.enumerate() {
+                *e = Msg::new(seq + i as u64);
+            }
+        });
+        seq += k;
+    }
+}
+
+fn disruptor_batch_consume(rx: &mut DisruptorRx, total: u64) {
+    let mut seq = 0;
+    while seq < total {
+        match rx.take(BATCH as u64) {
+            Ok(mut events) => {
+                for m in &mut events {
+                    check(m, seq);
+                    seq += 1;
+                }
+            }
+            Err(Polling::NoEvents) => spin(),
+            Err(Polling::Shutdown) => panic!("disruptor shut down mid-benchmark"),
+        }
+    }
 }
 
 /// The library's own processor thread (pinned to core B, `BusySpin`) checks the events; our
