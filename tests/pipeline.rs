@@ -373,3 +373,30 @@ fn end_to_end_only_timing_times_every_event_and_no_stage() {
         assert_eq!(count("output hop"), 0);
     }
 }
+
+#[test]
+fn one_core_runs_every_stage_on_one_thread_with_the_same_results() {
+    let buf = feed(30_000, 15, 23);
+    let Some(first) = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .first()
+        .map(|c| c.id)
+    else {
+        return; // the platform cannot list cores: nothing to pin to
+    };
+    for workers in [1, 3] {
+        let mut cfg = config(workers, WaitStrategy::BusySpin);
+        cfg.cores = vec![first];
+        let out = run_cfg(&buf, &cfg);
+        assert_same_books(&buf, &out, &format!("one core, {workers} workers"));
+        let threads = &out.report.threads;
+        assert_eq!(threads.len(), 1, "{threads:?}");
+        assert_eq!(threads[0].core, Some(first));
+        assert_eq!(
+            threads[0].name.matches('+').count(),
+            workers + 1,
+            "reader, workers and output share the thread: {}",
+            threads[0].name
+        );
+    }
+}
