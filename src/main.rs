@@ -715,7 +715,7 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
         r.threads.iter().map(|t| t.name.trim_start_matches("tw-")).collect::<Vec<_>>().join(" | "),
         r.messages_per_s / 1e6
     );
-    println!("  per-event latency through the pipeline (every event timed, as fast as possible — queueing included):");
+    println!("  per-event latency through the pipeline (every stage of every event timed, which costs throughput — `tickwatch run --timing e2e` times end to end only; as fast as possible, so queueing is included):");
     let mut table = Vec::new();
     tickwatch::latency::write_table(&mut table, &r.latency)?;
     for line in String::from_utf8_lossy(&table).lines() {
