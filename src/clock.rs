@@ -70,6 +70,13 @@ impl TickScale {
         ((ticks as u128 * self.ns_per_tick_q32 as u128) >> 32).min(u64::MAX as u128) as u64
     }
 
+    /// The span from tick `start` to tick `end` in nanoseconds; 0 if `end` is earlier (reads on
+    /// two cores may disagree by a few ticks).
+    #[inline(always)]
+    pub fn between(&self, start: u64, end: u64) -> u64 {
+        self.to_ns(end.saturating_sub(start))
+    }
+
     /// `ns` nanoseconds in ticks.
     #[inline(always)]
     pub fn to_ticks(&self, ns: u64) -> u64 {

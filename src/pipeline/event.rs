@@ -25,13 +25,6 @@ pub struct Event {
 const _: () = assert!(std::mem::size_of::<Event>() == 64);
 
 impl Event {
-    /// An all-zero event (a slot's initial content).
-    pub const EMPTY: Event = Event {
-        origin: 0,
-        seq: 0,
-        body: [0; BODY],
-    };
-
     /// The message bytes (its spec length; the whole body for an unknown type, which the
     /// reader never sends).
     #[inline(always)]
@@ -76,7 +69,49 @@ pub struct Done {
     pub flags: u8,
 }
 
+/// Checks that sequence numbers arrive in feed order on one stream (gaps are fine: other shards
+/// take the numbers between), counting any that go backwards. Wrapping arithmetic, as
+/// [`Event::seq`] wraps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeqOrder {
+    next: u32,
+    /// Sequence numbers seen at or before one already seen.
+    pub violations: u64,
+}
+
+impl SeqOrder {
+    /// Notes `seq`, the next number on this stream.
+    #[inline(always)]
+    pub fn observe(&mut self, seq: u32) {
+        if seq.wrapping_sub(self.next) as i32 >= 0 {
+            self.next = seq.wrapping_add(1);
+        } else {
+            self.violations += 1;
+        }
+    }
+}
+
 /// [`Done::flags`]: the event changed its stock's best bid or offer.
 pub const TOP_CHANGED: u8 = 1;
 
 const _: () = assert!(std::mem::size_of::<Done>() == 24);
+
+#[cfg(test)]
+mod tests {
+    use super::SeqOrder;
+
+    #[test]
+    fn seq_order_allows_gaps_and_wrap_and_counts_regressions() {
+        let mut o = SeqOrder::default();
+        // Gaps (under 2³¹ apart), and the wrap from u32::MAX to 0, are in order.
+        for s in [0, 1, 5, 1 << 30, 2 << 30, 3 << 30, u32::MAX, 0, 3] {
+            o.observe(s);
+        }
+        assert_eq!(o.violations, 0);
+        o.observe(3); // repeated
+        o.observe(2); // backwards
+        assert_eq!(o.violations, 2);
+        o.observe(4);
+        assert_eq!(o.violations, 2);
+    }
+}

@@ -548,8 +548,8 @@ pub fn run(
         skipped_unknown: reader.skipped_unknown,
         skipped_bad_lengths: reader.skipped_bad_lengths,
         out_of_order_ts: reader.out_of_order_ts,
-        order_violations: workers.iter().map(|w| w.order_violations).sum::<u64>()
-            + output.order_violations,
+        order_violations: workers.iter().map(|w| w.order.violations).sum::<u64>()
+            + output.order.iter().map(|o| o.violations).sum::<u64>(),
         stopped_at_until: reader.stopped_at_until,
         undecodable: workers.iter().map(|w| w.undecodable).sum(),
         interrupted: reader.interrupted,

@@ -1,7 +1,7 @@
 //! The output stage: collects every worker's records, measures end-to-end latency, and keeps
 //! the run's output counters. Later stages hang alerts and aggregates here.
 
-use super::event::{Done, TOP_CHANGED};
+use super::event::{Done, SeqOrder, TOP_CHANGED};
 use super::reader::UNTIMED;
 use super::{Progress, Stage};
 use crate::clock::{ticks, TickScale};
@@ -21,9 +21,8 @@ pub struct Output {
     pub received: Vec<u64>,
     /// Events that changed their stock's best bid or offer.
     pub top_changes: u64,
-    /// Records from one worker whose sequence number was not after the previous one's.
-    pub order_violations: u64,
-    next_seq: Vec<u32>,
+    /// Feed order of each worker's records.
+    pub order: Vec<SeqOrder>,
     /// Event origin → received here, ns: the end-to-end latency.
     pub e2e_latency: Histogram<u64>,
     /// Worker push → received here, ns: the second ring hop.
@@ -41,8 +40,7 @@ impl Output {
             rxs,
             finished: vec![false; live],
             top_changes: 0,
-            order_violations: 0,
-            next_seq: vec![0; live],
+            order: vec![SeqOrder::default(); live],
             e2e_latency: crate::latency::histogram(),
             hop_latency: crate::latency::histogram(),
             scale,
@@ -64,22 +62,18 @@ impl Stage for Output {
             // Everything counted here was published before the TSC read below, so `now` is
             // when each of these records had arrived: one read per batch, exact for all of it.
             let n = rx.available().min(BATCH);
-            let now = ticks();
+            let now = if n > 0 { ticks() } else { 0 };
             for _ in 0..n {
                 let Some(d) = rx.take() else { break };
                 if d.origin != UNTIMED {
                     self.e2e_latency
-                        .saturating_record(self.scale.to_ns(now.saturating_sub(d.origin)));
+                        .saturating_record(self.scale.between(d.origin, now));
                     if d.pushed != 0 {
                         self.hop_latency
-                            .saturating_record(self.scale.to_ns(now.saturating_sub(d.pushed)));
+                            .saturating_record(self.scale.between(d.pushed, now));
                     }
                 }
-                if d.seq.wrapping_sub(self.next_seq[i]) as i32 >= 0 {
-                    self.next_seq[i] = d.seq.wrapping_add(1);
-                } else {
-                    self.order_violations += 1;
-                }
+                self.order[i].observe(d.seq);
                 self.top_changes += (d.flags & TOP_CHANGED != 0) as u64;
             }
             if n > 0 {

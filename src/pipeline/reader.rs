@@ -158,7 +158,7 @@ impl<'a> Reader<'a> {
         if self.open != 0 {
             if self.stage_timing {
                 self.latency
-                    .saturating_record(self.scale.to_ns(now.saturating_sub(self.open)));
+                    .saturating_record(self.scale.between(self.open, now));
             }
             self.open = 0;
         }

@@ -1,7 +1,7 @@
 //! A shard worker: owns the books of its stocks, applies its events in feed order, and reports
 //! each one to the output stage.
 
-use super::event::{Done, Event, TOP_CHANGED};
+use super::event::{Done, Event, SeqOrder, TOP_CHANGED};
 use super::reader::UNTIMED;
 use super::{Progress, RingCounters, Stage};
 use crate::book::Books;
@@ -42,10 +42,9 @@ pub struct Worker {
     pub processed: u64,
     /// Events whose bytes did not decode (never expected: the reader validated them).
     pub undecodable: u64,
-    /// Events whose sequence number was not after the previous one's (never expected: a ring
-    /// is FIFO and the reader numbers in file order).
-    pub order_violations: u64,
-    next_seq: u32,
+    /// Feed order of this worker's events (a violation is never expected: a ring is FIFO and
+    /// the reader numbers in file order).
+    pub order: SeqOrder,
     /// Event origin → taken by this worker, ns (reader work, the ring hop, and queueing).
     pub queue_latency: Histogram<u64>,
     scale: TickScale,
@@ -76,7 +75,7 @@ impl Reporter {
     fn close(&mut self, mut d: Done, t0: u64, t1: u64) {
         if d.origin != UNTIMED && self.stage_timing {
             self.book_latency
-                .saturating_record(self.scale.to_ns(t1.saturating_sub(t0)));
+                .saturating_record(self.scale.between(t0, t1));
         }
         d.pushed = t1;
         // Room was reserved before the batch: cannot fail.
@@ -110,8 +109,7 @@ impl Worker {
             popped: 0,
             processed: 0,
             undecodable: 0,
-            order_violations: 0,
-            next_seq: 0,
+            order: SeqOrder::default(),
             queue_latency: crate::latency::histogram(),
             scale,
             stage_timing,
@@ -200,13 +198,9 @@ impl Stage for Worker {
             }
             if ev.origin != UNTIMED && self.stage_timing {
                 self.queue_latency
-                    .saturating_record(self.scale.to_ns(t_pop.saturating_sub(ev.origin)));
+                    .saturating_record(self.scale.between(ev.origin, t_pop));
             }
-            if ev.seq.wrapping_sub(self.next_seq) as i32 >= 0 {
-                self.next_seq = ev.seq.wrapping_add(1);
-            } else {
-                self.order_violations += 1;
-            }
+            self.order.observe(ev.seq);
             let done = Done {
                 origin: ev.origin,
                 pushed: 0,
