@@ -69,17 +69,22 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::unnecessary_safety_comment)]
 
+pub mod agg;
 pub mod bench;
 pub mod book;
 pub mod clock;
+pub mod export;
 pub mod feed;
 pub mod filebench;
 pub mod gen;
 pub mod inspect;
 pub mod itch;
+pub mod join;
 pub mod latency;
 pub mod lobster;
 pub mod mem;
 pub mod pipeline;
 pub mod replay;
 pub mod ring;
+pub mod state;
+pub mod window;

@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
+use tickwatch::agg::BarFormat;
 use tickwatch::book::{BookConfig, Books, LevelView};
 use tickwatch::feed::mmap::evict_page_cache;
 use tickwatch::feed::{gz, MapOptions, MappedFile};
@@ -14,7 +15,10 @@ use tickwatch::filebench::{self, FileBenchOptions, KernelResult};
 use tickwatch::gen::{generate, GenConfig};
 use tickwatch::inspect::{inspect, InspectOptions};
 use tickwatch::itch::{fmt_time, parse_time, price4, symbol_field, symbol_str, Side};
-use tickwatch::pipeline::{self, Backpressure, FeedOptions, PipelineConfig, WaitStrategy};
+use tickwatch::pipeline::{
+    self, Backpressure, BarsConfig, FeedOptions, PipelineConfig, WaitStrategy,
+};
+use tickwatch::window::{Emit, TimeWindowConfig};
 use tickwatch::{bench, replay};
 
 /// Low-latency market-data engine: decode NASDAQ ITCH 5.0, rebuild full-depth books, measure.
@@ -43,6 +47,62 @@ enum Cmd {
     /// Run a feed through the pinned, sharded pipeline (reader → shard workers → output) and
     /// report throughput, counters and per-stage latency percentiles.
     Run(RunArgs),
+    /// Write the feed as one CSV row per stock message (executions priced from the books), for
+    /// engines that read text, such as the Flink comparison in tools/.
+    Export(ExportArgs),
+    /// Per-stock bars in event-time windows through the pinned pipeline: OHLC, volume, VWAP,
+    /// trades, messages and order-to-trade ratio, one row per stock and window (the same rows
+    /// whatever the worker count); the run's report goes to standard error.
+    Bars(BarsArgs),
+}
+
+#[derive(Args, Debug)]
+struct BarsArgs {
+    /// Window length: `1s`, `200ms`, `5m`, …
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    window: std::time::Duration,
+    /// Slide between window starts (sliding windows; default: the window length, tumbling).
+    /// Must divide the window length.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    slide: Option<std::time::Duration>,
+    /// Window starts are offset from midnight by this much (less than the slide).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    offset: std::time::Duration,
+    /// Watermark: how far a message's timestamp may lag the latest one seen.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    out_of_orderness: std::time::Duration,
+    /// Allowed lateness: a window still takes late messages this long after it fired, and
+    /// writes its updated row (`late` = 1); later messages are counted in the late ledger.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    lateness: std::time::Duration,
+    /// Only this stock's rows.
+    #[arg(long)]
+    symbol: Option<String>,
+    /// Row format.
+    #[arg(long, value_enum, default_value = "csv")]
+    format: BarFormat,
+    /// Write the rows here (default: standard output).
+    #[arg(short, long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Output format (CSV: `ts_ns,symbol,msg_type,is_trade,shares,price_e4`).
+    #[arg(long, value_enum, default_value = "csv")]
+    format: ExportFormat,
+    /// Output file (default: standard output).
+    #[arg(short, long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ExportFormat {
+    Csv,
 }
 
 #[derive(Args, Debug)]
@@ -300,6 +360,8 @@ fn main() {
         Cmd::Demo(a) => cmd_demo(a),
         Cmd::Bench(a) => cmd_bench(a),
         Cmd::Run(a) => cmd_run(a),
+        Cmd::Export(a) => cmd_export(a),
+        Cmd::Bars(a) => cmd_bars(a),
     };
     if let Err(e) = result {
         if e.chain().any(|c| {
@@ -345,6 +407,38 @@ fn threads_or_all(t: Option<usize>) -> usize {
 fn open_feed(input: &InputArgs, opts: MapOptions) -> Result<MappedFile> {
     let path = gz::resolve(&input.file, input.cache.as_deref())?;
     MappedFile::open(&path, opts).with_context(|| format!("mapping {}", path.display()))
+}
+
+/// A buffered writer on `path`, or on standard output.
+fn output_writer(path: Option<&Path>) -> Result<Box<dyn Write + Send>> {
+    Ok(match path {
+        Some(p) => Box::new(io::BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(io::BufWriter::with_capacity(1 << 20, io::stdout())),
+    })
+}
+
+fn cmd_export(a: ExportArgs) -> Result<()> {
+    let ExportFormat::Csv = a.format;
+    let map = open_feed(&a.input, MapOptions::default())?;
+    let mut books = Books::new(BookConfig::full_day());
+    let mut w = output_writer(a.out.as_deref())?;
+    let t0 = Instant::now();
+    let r = tickwatch::export::export_csv(map.bytes(), &mut books, a.input.lenient, &mut w)
+        .with_context(|| format!("{}", a.input.file.display()))?;
+    eprintln!(
+        "exported {} rows ({} trades, {} before their stock's directory entry) of {} messages in {:.2} s; skipped {} unknown types, {} bad lengths",
+        r.rows,
+        r.trades,
+        r.unnamed,
+        r.messages,
+        t0.elapsed().as_secs_f64(),
+        r.replay.skipped_unknown_types,
+        r.replay.skipped_bad_lengths
+    );
+    Ok(())
 }
 
 fn cmd_inspect(a: InspectArgs) -> Result<()> {
@@ -859,6 +953,36 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
 static STOP: AtomicBool = AtomicBool::new(false);
 
 fn cmd_run(a: RunArgs) -> Result<()> {
+    run_pipeline(a, None)
+}
+
+fn cmd_bars(a: BarsArgs) -> Result<()> {
+    let window = TimeWindowConfig {
+        size: a.window.as_nanos() as u64,
+        slide: a.slide.unwrap_or(a.window).as_nanos() as u64,
+        offset: a.offset.as_nanos() as u64,
+        allowed_lateness: a.lateness.as_nanos() as u64,
+        max_out_of_orderness: a.out_of_orderness.as_nanos() as u64,
+        emit: Emit::OnClose,
+    };
+    window
+        .validate()
+        .map_err(|e| anyhow!("--window/--slide/--offset: {e}"))?;
+    let symbol = match &a.symbol {
+        Some(s) => Some(symbol_field(s).ok_or_else(|| anyhow!("--symbol {s}: 1 to 8 characters"))?),
+        None => None,
+    };
+    let bars = BarsConfig {
+        window,
+        mark_every: 1024,
+        symbol,
+        format: a.format,
+        sink: output_writer(a.out.as_deref())?,
+    };
+    run_pipeline(a.run, Some(bars))
+}
+
+fn run_pipeline(a: RunArgs, bars: Option<BarsConfig>) -> Result<()> {
     let path = gz::resolve(&a.input.file, a.input.cache.as_deref())?;
     let map = MappedFile::open(&path, MapOptions::default())
         .with_context(|| format!("mapping {}", path.display()))?;
@@ -925,11 +1049,17 @@ fn cmd_run(a: RunArgs) -> Result<()> {
             }
             bar.finish_and_clear();
         });
-        let r = pipeline::run(buf, &cfg, &STOP, &progress);
+        let r = pipeline::run_job(buf, &cfg, bars, &STOP, &progress);
         finished.store(true, Ordering::Relaxed);
         r
     })?;
     let r = &outcome.report;
+    // A bars job's rows may be on standard output: its report goes to standard error.
+    let mut report: Box<dyn Write> = if r.bars.is_some() {
+        Box::new(io::stderr().lock())
+    } else {
+        Box::new(io::stdout().lock())
+    };
     if let Some(out) = &a.latency_out {
         let mut f = io::BufWriter::new(
             std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?,
@@ -944,16 +1074,17 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         )?;
     }
     if a.json {
-        serde_json::to_writer_pretty(io::stdout().lock(), r)?;
-        println!();
+        serde_json::to_writer_pretty(&mut report, r)?;
+        writeln!(report)?;
     } else {
-        print_run_report(&path, r)?;
+        print_run_report(&mut report, &path, r)?;
         if let Some(out) = &a.latency_out {
-            println!(
+            writeln!(
+                report,
                 "latency: {} (HdrHistogram percentile distribution, end to end, ns), {}",
                 out.display(),
                 out.with_extension("svg").display()
-            );
+            )?;
         }
     }
     r.check_conservation()
@@ -961,9 +1092,10 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_run_report(path: &Path, r: &pipeline::RunReport) -> Result<()> {
+fn print_run_report(out: &mut dyn Write, path: &Path, r: &pipeline::RunReport) -> Result<()> {
     let speed = r.speed.map_or("max".to_string(), |s| format!("{s}x"));
-    println!(
+    writeln!(
+        out,
         "{}: {} messages in {:.3} s = {:.2} M msg/s ({:.1} ns/msg); {} worker(s), wait {:?}, {:?}, speed {}{}",
         path.display(),
         r.messages,
@@ -975,18 +1107,18 @@ fn print_run_report(path: &Path, r: &pipeline::RunReport) -> Result<()> {
         r.backpressure,
         speed,
         if r.interrupted { " — interrupted by Ctrl-C" } else { "" },
-    );
+    )?;
     for t in &r.threads {
         let core = t
             .core
             .map_or("unpinned".to_string(), |c| format!("core {c}"));
-        println!(
+        writeln!(
+            out,
             "  thread {:<28} {:<9} idle polls {}",
             t.name, core, t.idle_polls
-        );
+        )?;
     }
-    let mut out = io::stdout().lock();
-    tickwatch::latency::write_table(&mut out, &r.latency)?;
+    tickwatch::latency::write_table(&mut &mut *out, &r.latency)?;
     writeln!(
         out,
         "{:<10} {:>9} {:>12} {:>12} {:>12} {:>10}",
@@ -1008,9 +1140,16 @@ fn print_run_report(path: &Path, r: &pipeline::RunReport) -> Result<()> {
     let st = &r.book_stats;
     writeln!(
         out,
-        "events: offered {} = processed {} + dropped {}; output got {}; top-of-book changes {}; order violations {}",
-        r.offered, r.processed, r.dropped, r.output_received, r.top_changes, r.order_violations
+        "events: offered {} = processed {} + dropped {} + marks {}; output got {}; top-of-book changes {}; order violations {}",
+        r.offered, r.processed, r.dropped, r.marks, r.output_received, r.top_changes, r.order_violations
     )?;
+    if let Some(b) = &r.bars {
+        writeln!(
+            out,
+            "bars: {} rows written ({} late firings); {} watermark marks; late ledger: {} events dropped as too late (max lateness {} ns), {} refused for lack of room",
+            b.rows, b.late_rows, b.marks, b.dropped_late, b.max_lateness_ns, b.overflow
+        )?;
+    }
     writeln!(
         out,
         "books: {} live orders at end; skips {} (unknown refs {}); feed skips: {} unknown types, {} bad lengths; {} out-of-order timestamps{}",

@@ -27,6 +27,7 @@
 //!   book update, output hop, and end to end (origin → output). In paced replay the origin is the
 //!   time an event was *due*, so a stall counts against every event it delays.
 
+pub mod bars;
 pub mod event;
 pub mod output;
 pub mod reader;
@@ -38,6 +39,8 @@ use crate::clock::TickScale;
 use crate::inspect::InspectError;
 use crate::latency::StageLatency;
 use crate::ring::ring;
+pub use bars::BarsConfig;
+use bars::{BarsMerge, BarsWorker, MarkGen};
 use event::{Done, Event};
 use output::Output;
 pub use reader::FeedOptions;
@@ -212,6 +215,10 @@ pub struct RunReport {
     pub undecodable: u64,
     /// Stopped by Ctrl-C before the end of the file.
     pub interrupted: bool,
+    /// Watermark marks the workers took (a windowed job's marks reach every worker).
+    pub marks: u64,
+    /// The windowed bars job, when the run had one.
+    pub bars: Option<bars::BarsReport>,
     /// Wall time from the first stage starting to the last finishing, ns.
     pub elapsed_ns: u64,
     /// `messages` / elapsed.
@@ -244,11 +251,16 @@ impl RunReport {
     /// The conservation law every run must satisfy: every delivery offered to a worker ring was
     /// processed or counted as dropped, and the output stage heard of every processed event.
     pub fn check_conservation(&self) -> Result<(), String> {
-        if self.offered != self.processed + self.dropped + self.undecodable {
+        if self.offered != self.processed + self.dropped + self.undecodable + self.marks {
             return Err(format!(
-                "offered {} ≠ processed {} + dropped {} + undecodable {}",
-                self.offered, self.processed, self.dropped, self.undecodable
+                "offered {} ≠ processed {} + dropped {} + undecodable {} + marks {}",
+                self.offered, self.processed, self.dropped, self.undecodable, self.marks
             ));
+        }
+        if let Some(b) = &self.bars {
+            if b.lost != 0 {
+                return Err(format!("{} bar rows found no room", b.lost));
+            }
         }
         if self.order_violations != 0 {
             return Err(format!("{} events out of order", self.order_violations));
@@ -395,12 +407,46 @@ pub fn run(
     stop: &AtomicBool,
     progress: &AtomicU64,
 ) -> Result<RunOutcome, InspectError> {
+    match run_job(buf, cfg, None, stop, progress) {
+        Ok(o) => Ok(o),
+        Err(JobError::Feed(e)) => Err(e),
+        Err(e) => unreachable!("only a windowed job has window or sink errors: {e}"),
+    }
+}
+
+/// Why a windowed run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The feed is malformed at a byte offset.
+    #[error(transparent)]
+    Feed(#[from] InspectError),
+    /// The window configuration is invalid.
+    #[error("window: {0}")]
+    Window(#[from] crate::window::WindowError),
+    /// Writing the rows failed.
+    #[error("writing the bars: {0}")]
+    Sink(std::io::Error),
+}
+
+/// [`run`], with a windowed bars job: the workers keep every stock's bars in event-time windows
+/// and the output stage writes them, in the same order whatever the worker count.
+///
+/// # Errors
+/// As [`run`]; an invalid window configuration; a write error of the bars' sink.
+pub fn run_job(
+    buf: &[u8],
+    cfg: &PipelineConfig,
+    bars: Option<BarsConfig>,
+    stop: &AtomicBool,
+    progress: &AtomicU64,
+) -> Result<RunOutcome, JobError> {
     let n = cfg.workers.max(1);
     let scale = TickScale::calibrate(50);
     let mut to_workers = Vec::with_capacity(n);
     let mut stages = Vec::with_capacity(n + 2);
     let mut to_output = Vec::with_capacity(n);
     let wb = cfg.worker_books();
+    let mut bar_rows = Vec::new();
     for id in 0..n {
         let (tx, rx) = ring::<Event>(cfg.ring_capacity);
         let (otx, orx) = ring::<Done>(cfg.ring_capacity);
@@ -408,17 +454,17 @@ pub fn run(
         to_output.push(orx);
         let mut books = Books::new(wb);
         books.prefault(); // no page faults on the hot path
-        stages.push(AnyStage::Worker(Worker::new(
-            id,
-            rx,
-            otx,
-            books,
-            scale,
-            cfg.stage_timing,
-        )));
+        let mut worker = Worker::new(id, rx, otx, books, scale, cfg.stage_timing);
+        if let Some(b) = &bars {
+            let (btx, brx) = ring(BarsWorker::ring_slots(b, n, wb.max_locates));
+            let bw = BarsWorker::new(b, id, n, wb.max_locates, btx)?;
+            worker = worker.with_bars(bw);
+            bar_rows.push(brx);
+        }
+        stages.push(AnyStage::Worker(worker));
     }
     let pacer = cfg.speed.map(|s| Pacer::new(s, cfg.pace_from, scale));
-    stages.push(AnyStage::Reader(Reader::new(
+    let mut reader = Reader::new(
         buf,
         cfg.feed,
         to_workers,
@@ -428,8 +474,14 @@ pub fn run(
         cfg.stage_timing,
         stop,
         progress,
-    )));
-    stages.push(AnyStage::Output(Output::new(to_output, scale)));
+    );
+    let mut output = Output::new(to_output, scale);
+    if let Some(b) = bars {
+        reader = reader.with_marks(MarkGen::new(&b), b.window.size);
+        output = output.with_bars(BarsMerge::new(bar_rows, b));
+    }
+    stages.push(AnyStage::Reader(reader));
+    stages.push(AnyStage::Output(output));
 
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = if cfg.cores.is_empty() {
@@ -499,12 +551,34 @@ pub fn run(
         }
     }
     workers.sort_by_key(|w| w.id);
-    let (Some(mut reader), Some(output)) = (reader, output) else {
+    let (Some(mut reader), Some(mut output)) = (reader, output) else {
         unreachable!("the reader and output stages were built above")
     };
     if let Some(e) = reader.error.take() {
-        return Err(e);
+        return Err(e.into());
     }
+    let bars = match output.bars.take() {
+        Some(mut merge) => {
+            if let Some(e) = merge.error.take() {
+                return Err(JobError::Sink(e));
+            }
+            let mut r = bars::BarsReport {
+                marks: reader.marks_sent,
+                rows: merge.rows,
+                late_rows: merge.late_rows,
+                ..Default::default()
+            };
+            for b in workers.iter().filter_map(|w| w.bars.as_ref()) {
+                let l = b.ledger();
+                r.dropped_late += l.dropped_late;
+                r.max_lateness_ns = r.max_lateness_ns.max(l.max_lateness_ns);
+                r.overflow += l.overflow + l.out_of_range;
+                r.lost += b.lost;
+            }
+            Some(r)
+        }
+        None => None,
+    };
     let mut rings = reader.counters.clone();
     for (r, w) in rings.iter_mut().zip(&workers) {
         r.popped = w.popped;
@@ -553,6 +627,8 @@ pub fn run(
         stopped_at_until: reader.stopped_at_until,
         undecodable: workers.iter().map(|w| w.undecodable).sum(),
         interrupted: reader.interrupted,
+        marks: workers.iter().map(|w| w.marks).sum(),
+        bars,
         elapsed_ns,
         messages_per_s: reader.messages as f64 * 1e9 / elapsed_ns.max(1) as f64,
         rings,

@@ -1,6 +1,7 @@
 //! The output stage: collects every worker's records, measures end-to-end latency, and keeps
 //! the run's output counters. Later stages hang alerts and aggregates here.
 
+use super::bars::BarsMerge;
 use super::event::{Done, SeqOrder, TOP_CHANGED};
 use super::reader::UNTIMED;
 use super::{Progress, Stage};
@@ -29,6 +30,8 @@ pub struct Output {
     pub hop_latency: Histogram<u64>,
     scale: TickScale,
     live: usize,
+    /// The windowed bars' merge and writer, when the run computes bars.
+    pub bars: Option<BarsMerge>,
 }
 
 impl Output {
@@ -45,16 +48,36 @@ impl Output {
             hop_latency: crate::latency::histogram(),
             scale,
             live,
+            bars: None,
         }
+    }
+
+    /// Also merges and writes the workers' bar rows.
+    pub fn with_bars(mut self, bars: BarsMerge) -> Output {
+        self.bars = Some(bars);
+        self
     }
 }
 
 impl Stage for Output {
     fn do_work(&mut self) -> Progress {
-        if self.live == 0 {
-            return Progress::Done;
-        }
         let mut worked = false;
+        let bars_done = match &mut self.bars {
+            Some(b) => {
+                worked |= b.work(BATCH);
+                b.done()
+            }
+            None => true,
+        };
+        if self.live == 0 {
+            return if bars_done {
+                Progress::Done
+            } else if worked {
+                Progress::Worked
+            } else {
+                Progress::Idle
+            };
+        }
         for (i, rx) in self.rxs.iter_mut().enumerate() {
             if self.finished[i] {
                 continue;
@@ -85,7 +108,7 @@ impl Stage for Output {
                 self.live -= 1;
             }
         }
-        if self.live == 0 {
+        if self.live == 0 && bars_done {
             Progress::Done
         } else if worked {
             Progress::Worked

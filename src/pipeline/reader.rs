@@ -1,6 +1,7 @@
 //! The feed stage: frames and validates each message, stamps it, and routes it by stock locate
 //! to its shard worker's ring.
 
+use super::bars::{mark_event, MarkGen};
 use super::event::{Event, BODY};
 use super::{Backpressure, Progress, RingCounters, Stage};
 use crate::clock::{ticks, TickScale};
@@ -99,6 +100,12 @@ pub struct Reader<'a> {
     /// Record the reader stage's own latency (off with `--timing e2e`: the reader still stamps
     /// every event's origin, so end to end stays timed on every event).
     stage_timing: bool,
+    /// Watermark marks for windowed jobs (and the window size, to close the last windows).
+    marks: Option<(MarkGen, u64)>,
+    /// Marks sent (each to every ring).
+    pub marks_sent: u64,
+    /// The feed has ended (the final marks may still be waiting for room).
+    finishing: bool,
     /// The error that ended the feed early, if any.
     pub error: Option<InspectError>,
     /// Stopped by the stop flag (Ctrl-C) before the end of the file.
@@ -146,10 +153,41 @@ impl<'a> Reader<'a> {
             latency: crate::latency::histogram(),
             open: 0,
             stage_timing,
+            marks: None,
+            marks_sent: 0,
+            finishing: false,
             error: None,
             interrupted: false,
             done: false,
         }
+    }
+
+    /// Sends watermark marks from `gen` to every worker (windows of `size` ns).
+    pub fn with_marks(mut self, gen: MarkGen, size: u64) -> Self {
+        self.marks = Some((gen, size));
+        self
+    }
+
+    /// Sends a mark with watermark `wm` to every ring, whatever the backpressure policy (a
+    /// dropped mark would desynchronise the workers' windows); false when some ring is full.
+    fn send_mark(&mut self, wm: u64) -> bool {
+        if self.outs.iter_mut().any(|o| o.free_slots() == 0) {
+            for c in &mut self.counters {
+                c.full += 1;
+            }
+            return false;
+        }
+        let seq = self.seq;
+        for (o, c) in self.outs.iter_mut().zip(&mut self.counters) {
+            let staged = o.stage_with(|ev: &mut Event| {
+                mark_event(ev, wm);
+                ev.seq = seq;
+            });
+            debug_assert!(staged, "room was checked");
+            c.pushed += staged as u64;
+        }
+        self.marks_sent += 1;
+        true
     }
 
     /// Ends the reader stage of the last staged message (read at `self.open`) at `now`.
@@ -164,8 +202,22 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// End of feed: publish what is staged and close the rings, so the workers drain and stop.
+    /// End of feed: send the final marks (closing every window), publish what is staged and
+    /// close the rings, so the workers drain and stop. `Worked` while final marks wait for room.
     fn finish(&mut self) -> Progress {
+        self.finishing = true;
+        while let Some((gen, size)) = self.marks {
+            let Some(wm) = gen.final_due(size) else { break };
+            if !self.send_mark(wm) {
+                for o in &mut self.outs {
+                    o.publish();
+                }
+                return Progress::Worked;
+            }
+            if let Some((g, _)) = &mut self.marks {
+                g.sent_mark(wm);
+            }
+        }
         self.close(ticks());
         for o in &mut self.outs {
             o.close();
@@ -209,6 +261,9 @@ impl Stage for Reader<'_> {
     fn do_work(&mut self) -> Progress {
         if self.done {
             return Progress::Done;
+        }
+        if self.finishing {
+            return self.finish();
         }
         // Relaxed: a request to stop soon, ordering nothing else.
         if self.stop.load(Ordering::Relaxed) {
@@ -281,6 +336,23 @@ impl Stage for Reader<'_> {
                 }
                 None => (read, read),
             };
+            if let Some((gen, _)) = self.marks {
+                // Every mark due before this message goes first, to every worker.
+                let mut blocked = false;
+                let mut g = gen;
+                while let Some(wm) = g.due(ts) {
+                    if !self.send_mark(wm) {
+                        blocked = true;
+                        break;
+                    }
+                    g.sent_mark(wm);
+                }
+                self.marks = Some((g, self.marks.map_or(0, |m| m.1)));
+                if blocked {
+                    self.pending = Some((frame, read));
+                    break;
+                }
+            }
             let locate = m.stock_locate();
             let shards = self.outs.len();
             let sent = if locate == 0 && shards > 1 {
@@ -308,6 +380,9 @@ impl Stage for Reader<'_> {
                 self.out_of_order_ts += 1;
             }
             self.last_ts = ts;
+            if let Some((g, _)) = &mut self.marks {
+                g.sent_message(ts);
+            }
             self.seq = self.seq.wrapping_add(1);
             self.messages += 1;
             if origin != UNTIMED {

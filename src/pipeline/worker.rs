@@ -1,9 +1,11 @@
 //! A shard worker: owns the books of its stocks, applies its events in feed order, and reports
 //! each one to the output stage.
 
+use super::bars::{mark_watermark, BarsWorker, MARK};
 use super::event::{Done, Event, SeqOrder, TOP_CHANGED};
 use super::reader::UNTIMED;
 use super::{Progress, RingCounters, Stage};
+use crate::agg::BarInput;
 use crate::book::Books;
 use crate::clock::{ticks, TickScale};
 use crate::itch::{decode, Side};
@@ -52,6 +54,10 @@ pub struct Worker {
     /// clock; end to end is still timed on every event, the worker stages and the output hop
     /// are not).
     stage_timing: bool,
+    /// The windowed bars of this shard's stocks, when the run computes them.
+    pub bars: Option<BarsWorker>,
+    /// Watermark marks taken.
+    pub marks: u64,
     done: bool,
 }
 
@@ -113,8 +119,16 @@ impl Worker {
             queue_latency: crate::latency::histogram(),
             scale,
             stage_timing,
+            bars: None,
+            marks: 0,
             done: false,
         }
+    }
+
+    /// Computes windowed bars of this shard's stocks.
+    pub fn with_bars(mut self, bars: BarsWorker) -> Worker {
+        self.bars = Some(bars);
+        self
     }
 
     #[inline(always)]
@@ -140,6 +154,9 @@ impl Stage for Worker {
             // Abandoned first, then empty: the producer's last publish precedes its flag.
             if self.rx.is_abandoned() && self.rx.available() == 0 {
                 self.out.tx.close(); // the output stage sees this worker finish
+                if let Some(b) = &mut self.bars {
+                    b.close();
+                }
                 self.done = true;
                 return Progress::Done;
             }
@@ -175,7 +192,24 @@ impl Stage for Worker {
                 crate::feed::frame::prefetch(e as *const Event as *const u8);
             }
             let Some(ev) = at(i) else { break };
+            let is_mark = ev.body[0] == MARK;
+            if let Some(b) = &mut self.bars {
+                // Room for whatever this item can fire, or stop here until the output drains.
+                if !b.has_room(is_mark) {
+                    break;
+                }
+            }
             taken += 1;
+            if is_mark {
+                self.marks += 1;
+                if let Some(b) = &mut self.bars {
+                    let books = &self.books;
+                    b.mark(mark_watermark(ev), |l| {
+                        books.symbol(l).copied().unwrap_or(*b"?       ")
+                    });
+                }
+                continue;
+            }
             let t_pop = if self.stage_timing { ticks() } else { 0 };
             if let Some((d, t0)) = open.take() {
                 self.out.close(d, t0, t_pop);
@@ -185,12 +219,20 @@ impl Stage for Worker {
             let mut flags = 0;
             match decode(ev.message(), 0) {
                 Ok(m) => {
+                    let bar_in = match &self.bars {
+                        Some(_) if locate != 0 => Some(BarInput::classify(&m, &self.books)),
+                        _ => None,
+                    };
                     if CHANGES_BOOK[t as usize] {
                         let before = Self::top(&self.books, locate);
                         self.books.apply(&m);
                         flags = TOP_CHANGED * (Self::top(&self.books, locate) != before) as u8;
                     } else {
                         self.books.apply(&m);
+                    }
+                    if let (Some(b), Some(x)) = (&mut self.bars, bar_in) {
+                        let sym = self.books.symbol(locate).copied().unwrap_or(*b"?       ");
+                        b.add(locate, m.timestamp(), ev.seq, &x, &sym);
                     }
                     self.processed += 1;
                 }
@@ -219,6 +261,12 @@ impl Stage for Worker {
         self.rx.advance(taken);
         self.rx.release();
         self.out.tx.publish();
+        if let Some(b) = &mut self.bars {
+            b.publish();
+        }
+        if taken == 0 {
+            return Progress::Idle;
+        }
         Progress::Worked
     }
 }

@@ -1,0 +1,351 @@
+//! Per-stock bars: OHLC, volume, VWAP, trade and message counts, and the order-to-trade ratio.
+
+use crate::book::Books;
+use crate::itch::Message;
+use std::io::{self, Write};
+
+/// What one message contributes to a [`Bar`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BarInput {
+    /// [`BarInput::TRADE`], [`BarInput::ORDER`] or 0 (any other message of the stock).
+    pub class: u8,
+    /// Trade price, 1/10,000 dollars (trades only).
+    pub price: u32,
+    /// Traded shares (trades only).
+    pub shares: u64,
+}
+
+impl BarInput {
+    /// A trade: an execution (E), a printable execution with price (C), a non-cross trade (P) or
+    /// a cross (Q).
+    pub const TRADE: u8 = 1;
+    /// An order message in the sense of MiFID II RTS 9: a new order (A, F), a modification (U),
+    /// a cancellation (X, D).
+    pub const ORDER: u8 = 2;
+
+    /// Classifies `msg` for its stock's bar. Call it *before* applying `msg` to `books`: an
+    /// execution (E) trades at the resting order's price, looked up here, and the order may be
+    /// gone after the update. An execution of an order the books do not know is a trade of
+    /// unknown price: it counts as a message only (the books count the unknown reference).
+    #[inline]
+    pub fn classify(msg: &Message<'_>, books: &Books) -> BarInput {
+        let trade = |price: u32, shares: u64| BarInput {
+            class: Self::TRADE,
+            price,
+            shares,
+        };
+        match *msg {
+            Message::OrderExecuted(m) => match books.orders().get(m.order_ref.get()) {
+                Some(o) => trade(o.price, u64::from(m.executed_shares.get())),
+                None => BarInput::default(),
+            },
+            Message::OrderExecutedWithPrice(m) if m.printable == b'Y' => {
+                trade(m.execution_price.get(), u64::from(m.executed_shares.get()))
+            }
+            Message::Trade(m) => trade(m.price.get(), u64::from(m.shares.get())),
+            Message::CrossTrade(m) => trade(m.cross_price.get(), m.shares.get()),
+            Message::AddOrder(_)
+            | Message::AddOrderMpid(_)
+            | Message::OrderReplace(_)
+            | Message::OrderCancel(_)
+            | Message::OrderDelete(_) => BarInput {
+                class: Self::ORDER,
+                ..BarInput::default()
+            },
+            _ => BarInput::default(),
+        }
+    }
+}
+
+/// One stock's activity over a window. Open and close are the trades with the earliest and latest
+/// event time (the first and last in feed order among equal times), so panes merge in any order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bar {
+    /// Event time of the open trade (`u64::MAX` when no trade).
+    pub open_ts: u64,
+    /// Event time of the close trade.
+    pub close_ts: u64,
+    /// First trade price (1/10,000 dollars).
+    pub open: u32,
+    /// Highest trade price.
+    pub high: u32,
+    /// Lowest trade price (`u32::MAX` when no trade).
+    pub low: u32,
+    /// Last trade price.
+    pub close: u32,
+    /// Shares traded.
+    pub volume: u64,
+    /// Σ price × shares, in 1/10,000 dollars.
+    pub notional: u128,
+    /// Trades: E, printable C, P and Q.
+    pub trades: u32,
+    /// Every message of the stock.
+    pub messages: u32,
+    /// Order messages (A, F, U, X, D) for the order-to-trade ratio.
+    pub orders: u32,
+}
+
+impl Default for Bar {
+    fn default() -> Bar {
+        Bar::EMPTY
+    }
+}
+
+impl Bar {
+    /// A bar with no messages.
+    pub const EMPTY: Bar = Bar {
+        open_ts: u64::MAX,
+        close_ts: 0,
+        open: 0,
+        high: 0,
+        low: u32::MAX,
+        close: 0,
+        volume: 0,
+        notional: 0,
+        trades: 0,
+        messages: 0,
+        orders: 0,
+    };
+
+    /// Adds one message stamped `ts`.
+    #[inline(always)]
+    pub fn add(&mut self, x: &BarInput, ts: u64) {
+        self.messages += 1;
+        self.orders += (x.class == BarInput::ORDER) as u32;
+        if x.class == BarInput::TRADE {
+            self.trades += 1;
+            self.volume += x.shares;
+            self.notional += u128::from(x.price) * u128::from(x.shares);
+            self.high = self.high.max(x.price);
+            self.low = self.low.min(x.price);
+            if ts < self.open_ts {
+                self.open_ts = ts;
+                self.open = x.price;
+            }
+            if ts >= self.close_ts {
+                self.close_ts = ts;
+                self.close = x.price;
+            }
+        }
+    }
+
+    /// Folds in a bar of the same stock (another pane of the window); `other` is later in feed
+    /// order on ties of event time.
+    #[inline]
+    pub fn merge(&mut self, other: &Bar) {
+        self.messages += other.messages;
+        self.orders += other.orders;
+        if other.trades == 0 {
+            return;
+        }
+        self.trades += other.trades;
+        self.volume += other.volume;
+        self.notional += other.notional;
+        self.high = self.high.max(other.high);
+        self.low = self.low.min(other.low);
+        if other.open_ts < self.open_ts {
+            self.open_ts = other.open_ts;
+            self.open = other.open;
+        }
+        if other.close_ts >= self.close_ts {
+            self.close_ts = other.close_ts;
+            self.close = other.close;
+        }
+    }
+
+    /// VWAP in millionths of a dollar, rounded half up (`None` without volume).
+    pub fn vwap_e6(&self) -> Option<u128> {
+        (self.volume > 0).then(|| {
+            let v = u128::from(self.volume);
+            (self.notional * 200 + v) / (2 * v)
+        })
+    }
+
+    /// Order-to-trade ratio (RTS 9, number of orders ÷ trades) in ten-thousandths, rounded half
+    /// up (`None` without trades).
+    pub fn otr_e4(&self) -> Option<u64> {
+        (self.trades > 0).then(|| {
+            let t = u64::from(self.trades);
+            (u64::from(self.orders) * 20_000 + t) / (2 * t)
+        })
+    }
+}
+
+impl crate::window::Aggregate for Bar {
+    type Input = BarInput;
+
+    fn empty() -> Bar {
+        Bar::EMPTY
+    }
+
+    #[inline(always)]
+    fn add(&mut self, x: &BarInput, ts: u64) {
+        Bar::add(self, x, ts);
+    }
+
+    #[inline]
+    fn merge(&mut self, other: &Bar) {
+        Bar::merge(self, other);
+    }
+}
+
+/// How `tickwatch bars` writes rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum BarFormat {
+    /// Comma-separated, one header line.
+    #[default]
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// The CSV header of [`write_bar`].
+pub const CSV_HEADER: &str =
+    "symbol,window_start_ns,open,high,low,close,volume,vwap,trades,messages,otr,late";
+
+/// Writes a fixed-point decimal (`v / 10^places`) without allocating.
+fn decimal(w: &mut impl Write, v: u128, places: u32) -> io::Result<()> {
+    let s = 10u128.pow(places);
+    write!(w, "{}.{:0width$}", v / s, v % s, width = places as usize)
+}
+
+/// Writes one bar row. `late` marks an updated result of a window that had already fired.
+/// Prices are decimals (4 places), VWAP 6 places, OTR 4 places; fields that need a trade are
+/// empty (CSV) or `null` (JSONL) in a window without one. Allocation-free.
+pub fn write_bar(
+    w: &mut impl Write,
+    format: BarFormat,
+    symbol: &[u8; 8],
+    start: u64,
+    bar: &Bar,
+    late: bool,
+) -> io::Result<()> {
+    let sym = std::str::from_utf8(symbol)
+        .unwrap_or("?")
+        .trim_end_matches([' ', '\0']);
+    let traded = bar.trades > 0;
+    let quote = format == BarFormat::Jsonl;
+    let sep = |w: &mut dyn Write, key: &str| -> io::Result<()> {
+        if quote {
+            write!(w, ",\"{key}\":")
+        } else {
+            w.write_all(b",")
+        }
+    };
+    let opt_dec = |w: &mut dyn Write, v: Option<u128>, places: u32| -> io::Result<()> {
+        match v {
+            Some(v) => {
+                let mut w = w;
+                decimal(&mut w, v, places)
+            }
+            None if quote => w.write_all(b"null"),
+            None => Ok(()),
+        }
+    };
+    if quote {
+        write!(w, "{{\"symbol\":\"{sym}\",\"window_start_ns\":{start}")?;
+    } else {
+        write!(w, "{sym},{start}")?;
+    }
+    for (key, p) in [
+        ("open", bar.open),
+        ("high", bar.high),
+        ("low", bar.low),
+        ("close", bar.close),
+    ] {
+        sep(w, key)?;
+        opt_dec(w, traded.then_some(u128::from(p)), 4)?;
+    }
+    sep(w, "volume")?;
+    write!(w, "{}", bar.volume)?;
+    sep(w, "vwap")?;
+    opt_dec(w, bar.vwap_e6(), 6)?;
+    sep(w, "trades")?;
+    write!(w, "{}", bar.trades)?;
+    sep(w, "messages")?;
+    write!(w, "{}", bar.messages)?;
+    sep(w, "otr")?;
+    opt_dec(w, bar.otr_e4().map(u128::from), 4)?;
+    sep(w, "late")?;
+    if quote {
+        writeln!(w, "{late}}}")
+    } else {
+        writeln!(w, "{}", late as u8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trade(price: u32, shares: u64) -> BarInput {
+        BarInput {
+            class: BarInput::TRADE,
+            price,
+            shares,
+        }
+    }
+
+    #[test]
+    fn merge_equals_adding_everything_in_one_bar() {
+        let xs = [
+            (10, trade(100_0000, 10)),
+            (11, BarInput::default()),
+            (12, trade(101_5000, 5)),
+            (
+                13,
+                BarInput {
+                    class: BarInput::ORDER,
+                    ..BarInput::default()
+                },
+            ),
+            (14, trade(99_0000, 1)),
+        ];
+        let mut whole = Bar::EMPTY;
+        for (ts, x) in &xs {
+            whole.add(x, *ts);
+        }
+        // Panes merged out of order give the same bar.
+        let (mut a, mut b) = (Bar::EMPTY, Bar::EMPTY);
+        for (ts, x) in &xs[..2] {
+            a.add(x, *ts);
+        }
+        for (ts, x) in &xs[2..] {
+            b.add(x, *ts);
+        }
+        let mut m = b;
+        m.merge(&a);
+        assert_eq!(m, whole);
+        assert_eq!((whole.open, whole.close), (100_0000, 99_0000));
+        assert_eq!((whole.high, whole.low), (101_5000, 99_0000));
+        assert_eq!((whole.trades, whole.messages, whole.orders), (3, 5, 1));
+        // VWAP = (1000000·10 + 1015000·5 + 990000·1) / 16 e-4 = 100.40625
+        assert_eq!(whole.vwap_e6(), Some(100_406_250));
+        assert_eq!(whole.otr_e4(), Some(3333));
+    }
+
+    #[test]
+    fn rows_print_decimals_and_empty_trade_fields() {
+        let mut b = Bar::EMPTY;
+        b.add(&trade(12_3400, 3), 5);
+        b.add(&trade(12_3500, 1), 6);
+        let mut out = Vec::new();
+        write_bar(&mut out, BarFormat::Csv, b"AAPL    ", 0, &b, false).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "AAPL,0,12.3400,12.3500,12.3400,12.3500,4,12.342500,2,2,0.0000,0\n"
+        );
+        let mut q = Bar::EMPTY;
+        q.add(&BarInput::default(), 1);
+        let mut out = Vec::new();
+        write_bar(&mut out, BarFormat::Csv, b"ZZ      ", 1_000, &q, true).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "ZZ,1000,,,,,0,,0,1,,1\n");
+        let mut out = Vec::new();
+        write_bar(&mut out, BarFormat::Jsonl, b"ZZ      ", 1_000, &q, false).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["symbol"], "ZZ");
+        assert_eq!(v["messages"], 1);
+        assert!(v["vwap"].is_null());
+        assert_eq!(v["late"], false);
+    }
+}

@@ -1,0 +1,10 @@
+//! Market aggregates built in: per-stock bars ([`Bar`]: OHLC, volume, VWAP, trades, messages,
+//! order-to-trade ratio) and streaming statistics ([`Welford`], [`TouchStats`]). Each is a small
+//! `Copy` value that adds one event and merges with another, so it lives in the fixed pane
+//! arrays of [`crate::window`] and never allocates.
+
+pub mod bar;
+pub mod stats;
+
+pub use bar::{write_bar, Bar, BarFormat, BarInput, CSV_HEADER};
+pub use stats::{TouchStats, Welford};

@@ -1,0 +1,519 @@
+//! Windowed bars in the pipeline: watermark marks from the reader, per-shard event-time windows
+//! in the workers, and a deterministic merge of the workers' rows in the output stage.
+//!
+//! ```text
+//!  reader ── events + marks(wm) ──▶ worker i: Bar panes per stock (window::TimeWindows)
+//!    │  a mark at every window end the feed's watermark passes,      │ rows sorted by key,
+//!    │  and every `every` messages; marks go to every worker          │ then MarkEnd(epoch)
+//!    ▼                                                                ▼
+//!  output: k-way merge of the workers' row streams by (epoch, phase, seq, start, locate)
+//! ```
+//!
+//! **Why the output is the same for any worker count.** Watermarks come only from the reader,
+//! which sees the whole feed, and reach every worker as marks at the same feed positions; a
+//! worker's windows fire only at marks, and late firings are caused by one event. So every row
+//! has a key that does not depend on the sharding: the mark's ordinal (`epoch`), then on-time rows
+//! of that mark by (window start, locate), preceded by the late rows of the events since the
+//! previous mark in feed order. Each worker emits its rows in key order and ends each mark with a
+//! `MarkEnd`; the output emits the smallest head once every other worker's next key is known to
+//! be larger (its head, or the last key it sent), so rows stream out as windows close, with no
+//! buffer beyond the rings.
+//!
+//! **Bounded memory and no deadlock.** A mark fires at most one window per stock (marks step
+//! through window ends one at a time), so a worker takes a mark only when its rows ring has room
+//! for every stock it owns; an event fires at most `size / slide` late windows. Rings are sized
+//! for that at construction.
+
+use super::event::{Event, BODY};
+use crate::agg::{write_bar, Bar, BarFormat, BarInput};
+use crate::ring::{Consumer, Producer};
+use crate::window::{Firing, FiringKind, TimeWindowConfig, TimeWindows};
+use std::io::Write;
+
+/// [`Event`] type byte of a watermark mark (not an ITCH type letter).
+pub const MARK: u8 = 0xFF;
+
+/// Builds a mark event carrying watermark `wm`.
+#[inline]
+pub fn mark_event(ev: &mut Event, wm: u64) {
+    ev.origin = super::reader::UNTIMED;
+    ev.body = [0; BODY];
+    ev.body[0] = MARK;
+    ev.body[3..11].copy_from_slice(&wm.to_le_bytes());
+}
+
+/// The watermark of a mark event.
+#[inline]
+pub fn mark_watermark(ev: &Event) -> u64 {
+    u64::from_le_bytes(ev.body[3..11].try_into().expect("8 bytes"))
+}
+
+/// The bars job of a pipeline run.
+pub struct BarsConfig {
+    /// Window size, slide, offset, allowed lateness and out-of-orderness (emit on close).
+    pub window: TimeWindowConfig,
+    /// Also send a mark every this many messages (bounds the rows between two marks when late
+    /// firings are allowed).
+    pub mark_every: u32,
+    /// Only rows of this symbol (space-padded), or all.
+    pub symbol: Option<[u8; 8]>,
+    /// Row format.
+    pub format: BarFormat,
+    /// Where rows go (the output stage writes, buffered).
+    pub sink: Box<dyn Write + Send>,
+}
+
+impl std::fmt::Debug for BarsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BarsConfig")
+            .field("window", &self.window)
+            .field("mark_every", &self.mark_every)
+            .field("symbol", &self.symbol)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the bars job did.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct BarsReport {
+    /// Marks the reader sent (each to every worker).
+    pub marks: u64,
+    /// Rows written (after the symbol filter).
+    pub rows: u64,
+    /// Of those, late firings (updated results of windows that had fired).
+    pub late_rows: u64,
+    /// Events dropped from every window they belong to as too late (the late ledger).
+    pub dropped_late: u64,
+    /// Largest lateness of a dropped event (watermark − timestamp), ns.
+    pub max_lateness_ns: u64,
+    /// Events refused because a stock's pane ring was full (never expected when sized from the
+    /// configuration).
+    pub overflow: u64,
+    /// Rows a worker could not stage (never expected: room is reserved; a bug if not 0).
+    pub lost: u64,
+}
+
+/// The reader's watermark and mark schedule.
+#[derive(Clone, Copy, Debug)]
+pub struct MarkGen {
+    slide: u64,
+    offset: u64,
+    ooo: u64,
+    every: u32,
+    max_ts: Option<u64>,
+    /// The next window end − 1 to announce.
+    next_step: u64,
+    since: u32,
+    /// Marks sent.
+    pub sent: u64,
+    /// The last watermark sent.
+    pub last: Option<u64>,
+}
+
+impl MarkGen {
+    /// A schedule for windows ending every `slide` ns from `offset`, with `ooo` ns of
+    /// out-of-orderness, and a mark at least every `every` messages.
+    pub fn new(cfg: &BarsConfig) -> MarkGen {
+        MarkGen {
+            slide: cfg.window.slide.max(1),
+            offset: cfg.window.offset,
+            ooo: cfg.window.max_out_of_orderness,
+            every: cfg.mark_every.max(1),
+            max_ts: None,
+            next_step: 0,
+            since: 0,
+            sent: 0,
+            last: None,
+        }
+    }
+
+    /// The feed's watermark once `ts` is seen: no later message should be stamped at or before
+    /// it.
+    fn watermark(max_ts: u64, ooo: u64) -> Option<u64> {
+        max_ts.checked_sub(ooo + 1)
+    }
+
+    /// The next mark due before the message stamped `ts` (call until `None`, sending each and
+    /// calling [`MarkGen::sent_mark`]), or `None` when the message can go.
+    #[inline]
+    pub fn due(&self, ts: u64) -> Option<u64> {
+        let max = self.max_ts.map_or(ts, |m| m.max(ts));
+        let wm = Self::watermark(max, self.ooo)?;
+        if self.max_ts.is_some() && wm >= self.next_step {
+            return Some(self.next_step);
+        }
+        if self.since >= self.every && self.last.map_or(true, |l| wm > l) {
+            return Some(wm);
+        }
+        None
+    }
+
+    /// A mark with watermark `wm` was sent.
+    #[inline]
+    pub fn sent_mark(&mut self, wm: u64) {
+        if wm >= self.next_step && self.max_ts.is_some() {
+            self.next_step = self.step_after(wm);
+        }
+        self.last = Some(wm);
+        self.since = 0;
+        self.sent += 1;
+    }
+
+    /// The first window end − 1 after `wm`.
+    fn step_after(&self, wm: u64) -> u64 {
+        // Window ends are offset + k·slide (offset < slide); the step is end − 1.
+        if wm.saturating_add(1) < self.offset {
+            return self.offset - 1;
+        }
+        let base = wm.saturating_add(1) - self.offset;
+        let k = base / self.slide + 1;
+        self.offset
+            .saturating_add(k.saturating_mul(self.slide))
+            .saturating_sub(1)
+    }
+
+    /// The message stamped `ts` was sent.
+    #[inline]
+    pub fn sent_message(&mut self, ts: u64) {
+        if self.max_ts.is_none() {
+            // The first step is the end of the first window holding the first message.
+            self.next_step = if ts == 0 {
+                self.step_after(0).min(self.offset.wrapping_sub(1))
+            } else {
+                self.step_after(ts - 1)
+            };
+        }
+        self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
+        self.since += 1;
+    }
+
+    /// Marks to close every window after the last message, then the final mark (`u64::MAX`):
+    /// the next one to send, or `None` when all are sent.
+    pub fn final_due(&self, size: u64) -> Option<u64> {
+        let max = self.max_ts?;
+        if self.last == Some(u64::MAX) {
+            return None;
+        }
+        let last_end = max.saturating_add(size).saturating_add(self.slide);
+        if self.next_step <= last_end && self.last.map_or(true, |l| l < self.next_step) {
+            Some(self.next_step)
+        } else {
+            Some(u64::MAX)
+        }
+    }
+}
+
+/// Sort key of a row: (epoch, phase, seq, window start, locate).
+pub type RowKey = (u64, u8, u64, u64, u16);
+
+/// One record on a worker → output rows ring: a bar row or the end of a mark.
+#[derive(Clone, Copy, Debug)]
+pub struct BarRecord {
+    /// Marks seen by the worker when this was made (rows of mark m have epoch m; late rows
+    /// after mark m − 1 too).
+    pub epoch: u64,
+    /// 0: late row (ordered by `seq`), 1: on-time row of the mark, 2: the mark's end.
+    pub phase: u8,
+    /// Feed position of the event that caused a late row (0 otherwise).
+    pub seq: u64,
+    /// Window start, ns.
+    pub start: u64,
+    /// Stock locate.
+    pub locate: u16,
+    /// The stock's symbol.
+    pub symbol: [u8; 8],
+    /// The window's bar.
+    pub bar: Bar,
+}
+
+impl BarRecord {
+    /// Its merge key.
+    #[inline]
+    pub fn key(&self) -> RowKey {
+        (self.epoch, self.phase, self.seq, self.start, self.locate)
+    }
+}
+
+/// A worker's side of the bars job: one stock = one dense key (`locate / workers`).
+#[derive(Debug)]
+pub struct BarsWorker {
+    windows: TimeWindows<Bar>,
+    tx: Producer<BarRecord>,
+    shard: usize,
+    workers: usize,
+    /// Keys this shard owns: the most rows one mark can fire.
+    keys: usize,
+    /// Most late rows one event can fire.
+    per_event: usize,
+    epoch: u64,
+    wm: Option<u64>,
+    seq: u64,
+    last_seq32: u32,
+    /// Rows staged.
+    pub rows: u64,
+    /// Rows that found no room (a bug if ever > 0).
+    pub lost: u64,
+}
+
+impl BarsWorker {
+    /// Shard `shard` of `workers`, for locates below `max_locates`, sending rows on `tx`.
+    ///
+    /// # Errors
+    /// An invalid window configuration.
+    pub fn new(
+        cfg: &BarsConfig,
+        shard: usize,
+        workers: usize,
+        max_locates: usize,
+        tx: Producer<BarRecord>,
+    ) -> Result<BarsWorker, crate::window::WindowError> {
+        let keys = max_locates.div_ceil(workers.max(1));
+        // Between two marks, messages run up to a slide (plus the out-of-orderness) ahead of
+        // the watermark the windows last saw: size their pane rings for that.
+        let mut window = cfg.window;
+        window.max_out_of_orderness = window.max_out_of_orderness.saturating_add(window.slide);
+        Ok(BarsWorker {
+            windows: TimeWindows::new(window, keys)?,
+            tx,
+            shard,
+            workers: workers.max(1),
+            keys,
+            per_event: (cfg.window.size / cfg.window.slide.max(1)) as usize + 1,
+            epoch: 1,
+            wm: None,
+            seq: 0,
+            last_seq32: 0,
+            rows: 0,
+            lost: 0,
+        })
+    }
+
+    /// Ring slots the rows ring needs for this configuration.
+    ///
+    /// It holds, at worst, one mark's rows not yet merged (one per key, late rows of up to
+    /// `mark_every` events, the end) and the late rows of the next mark's events: the merge can
+    /// always take the rows of the older mark, so a worker never waits for room forever.
+    pub fn ring_slots(cfg: &BarsConfig, workers: usize, max_locates: usize) -> usize {
+        let keys = max_locates.div_ceil(workers.max(1));
+        let per_event = (cfg.window.size / cfg.window.slide.max(1)) as usize + 1;
+        keys + 2 + 2 * per_event * cfg.mark_every.max(1) as usize
+    }
+
+    /// Whether the rows ring has room for what the next item could fire.
+    #[inline]
+    pub fn has_room(&mut self, mark: bool) -> bool {
+        let need = if mark { self.keys + 1 } else { self.per_event };
+        self.tx.free_cached() >= need || self.tx.free_slots() >= need
+    }
+
+    fn stage(tx: &mut Producer<BarRecord>, rows: &mut u64, lost: &mut u64, rec: BarRecord) {
+        match tx.stage(rec) {
+            Ok(()) => *rows += 1,
+            Err(_) => *lost += 1,
+        }
+    }
+
+    /// Adds one message of stock `locate` (≠ 0) at feed position `seq32`; `symbol` names it.
+    #[inline]
+    pub fn add(&mut self, locate: u16, ts: u64, seq32: u32, x: &BarInput, symbol: &[u8; 8]) {
+        self.seq = self
+            .seq
+            .wrapping_add(u64::from(seq32.wrapping_sub(self.last_seq32)));
+        self.last_seq32 = seq32;
+        let key = (locate as usize / self.workers) as u32;
+        let (epoch, seq) = (self.epoch, self.seq);
+        let (tx, rows, lost) = (&mut self.tx, &mut self.rows, &mut self.lost);
+        self.windows
+            .add(key, ts, x, self.wm, &mut |f: &Firing<Bar>| {
+                if matches!(f.kind, FiringKind::Late) {
+                    let rec = BarRecord {
+                        epoch,
+                        phase: 0,
+                        seq,
+                        start: f.start,
+                        locate,
+                        symbol: *symbol,
+                        bar: f.agg,
+                    };
+                    Self::stage(tx, rows, lost, rec);
+                }
+            });
+    }
+
+    /// A mark: fires every window it closes (symbols from `name`), then ends the mark.
+    pub fn mark(&mut self, wm: u64, name: impl Fn(u16) -> [u8; 8]) {
+        self.wm = Some(wm);
+        let (epoch, shard, workers) = (self.epoch, self.shard, self.workers);
+        let (tx, rows, lost) = (&mut self.tx, &mut self.rows, &mut self.lost);
+        self.windows.advance(wm, &mut |f: &Firing<Bar>| {
+            let locate = (f.key as usize * workers + shard) as u16;
+            let rec = BarRecord {
+                epoch,
+                phase: 1,
+                seq: 0,
+                start: f.start,
+                locate,
+                symbol: name(locate),
+                bar: f.agg,
+            };
+            Self::stage(tx, rows, lost, rec);
+        });
+        let end = BarRecord {
+            epoch,
+            phase: 2,
+            seq: 0,
+            start: 0,
+            locate: 0,
+            symbol: [0; 8],
+            bar: Bar::EMPTY,
+        };
+        if self.tx.stage(end).is_err() {
+            self.lost += 1;
+        }
+        self.epoch += 1;
+    }
+
+    /// Publishes the staged rows.
+    #[inline]
+    pub fn publish(&mut self) {
+        self.tx.publish();
+    }
+
+    /// End of input: no more rows.
+    pub fn close(&mut self) {
+        self.tx.close();
+    }
+
+    /// The windows' late ledger.
+    pub fn ledger(&self) -> &crate::window::LateLedger {
+        self.windows.ledger()
+    }
+}
+
+/// The output stage's side: merges the workers' rows and writes them.
+pub struct BarsMerge {
+    rxs: Vec<Consumer<BarRecord>>,
+    heads: Vec<Option<BarRecord>>,
+    /// Key of the last record taken from each worker: its later records are larger.
+    floor: Vec<Option<RowKey>>,
+    finished: Vec<bool>,
+    sink: Box<dyn Write + Send>,
+    format: BarFormat,
+    symbol: Option<[u8; 8]>,
+    /// Rows written.
+    pub rows: u64,
+    /// Late rows written.
+    pub late_rows: u64,
+    /// The first write error (writing stops there; the run still drains).
+    pub error: Option<std::io::Error>,
+}
+
+impl std::fmt::Debug for BarsMerge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BarsMerge")
+            .field("rows", &self.rows)
+            .field("late_rows", &self.late_rows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BarsMerge {
+    /// A merge of one rows ring per worker into `cfg`'s sink.
+    pub fn new(rxs: Vec<Consumer<BarRecord>>, cfg: BarsConfig) -> BarsMerge {
+        let n = rxs.len();
+        let mut m = BarsMerge {
+            rxs,
+            heads: vec![None; n],
+            floor: vec![None; n],
+            finished: vec![false; n],
+            sink: cfg.sink,
+            format: cfg.format,
+            symbol: cfg.symbol,
+            rows: 0,
+            late_rows: 0,
+            error: None,
+        };
+        if m.format == BarFormat::Csv {
+            if let Err(e) = writeln!(m.sink, "{}", crate::agg::CSV_HEADER) {
+                m.error = Some(e);
+            }
+        }
+        m
+    }
+
+    /// Whether every worker's stream has ended and been written.
+    pub fn done(&self) -> bool {
+        self.finished.iter().all(|f| *f)
+    }
+
+    /// Moves up to `budget` records from the rings to the sink in key order; true if any moved.
+    pub fn work(&mut self, budget: usize) -> bool {
+        let mut moved = false;
+        for _ in 0..budget {
+            // Fill the heads.
+            for i in 0..self.rxs.len() {
+                if self.heads[i].is_none() && !self.finished[i] {
+                    self.heads[i] = self.rxs[i].take();
+                    if self.heads[i].is_none() && self.rxs[i].is_abandoned() {
+                        // Abandoned, then empty: the producer's last publish precedes its flag.
+                        self.heads[i] = self.rxs[i].take();
+                        self.finished[i] = self.heads[i].is_none();
+                    }
+                }
+            }
+            let Some((i, key)) = self
+                .heads
+                .iter()
+                .enumerate()
+                .filter_map(|(i, h)| h.map(|h| (i, h.key())))
+                .min_by_key(|&(_, k)| k)
+            else {
+                break;
+            };
+            // Every other live worker must be known to come after `key`.
+            let safe = (0..self.rxs.len()).all(|j| {
+                j == i || self.finished[j] || self.heads[j].is_some() || self.floor[j] >= Some(key)
+            });
+            if !safe {
+                break;
+            }
+            let rec = self.heads[i].take().expect("the minimum is a head");
+            self.floor[i] = Some(key);
+            moved = true;
+            if rec.phase != 2 && self.symbol.map_or(true, |s| s == rec.symbol) {
+                self.write(&rec);
+            }
+        }
+        for rx in &mut self.rxs {
+            rx.release();
+        }
+        if self.done() {
+            if let Err(e) = self.sink.flush() {
+                self.error.get_or_insert(e);
+            }
+        }
+        moved
+    }
+
+    fn write(&mut self, rec: &BarRecord) {
+        if self.error.is_some() {
+            return;
+        }
+        let late = rec.phase == 0;
+        match write_bar(
+            &mut self.sink,
+            self.format,
+            &rec.symbol,
+            rec.start,
+            &rec.bar,
+            late,
+        ) {
+            Ok(()) => {
+                self.rows += 1;
+                self.late_rows += late as u64;
+            }
+            Err(e) => self.error = Some(e),
+        }
+    }
+}
