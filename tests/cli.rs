@@ -553,7 +553,7 @@ fn bench_runs_once() {
 
 #[test]
 fn help_works_for_every_subcommand() {
-    let subs: [&[&str]; 9] = [
+    let subs: [&[&str]; 11] = [
         &[],
         &["inspect"],
         &["book"],
@@ -563,6 +563,8 @@ fn help_works_for_every_subcommand() {
         &["demo"],
         &["bench"],
         &["run"],
+        &["bars"],
+        &["export"],
     ];
     for sub in subs {
         let mut args = sub.to_vec();
@@ -606,4 +608,65 @@ fn help_works_for_every_subcommand() {
     // No subcommand, or an unknown one: a usage error.
     assert!(!run(&[]).status.success());
     assert!(!run(&["frobnicate"]).status.success());
+}
+
+#[test]
+fn bars_and_export_agree_and_do_not_depend_on_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = generated(dir.path(), 40_000, 20, 5);
+    let a = dir.path().join("a.csv");
+    let b = dir.path().join("b.csv");
+    let o = ok(&["bars", s(&feed), "--workers", "1", "--json", "-o", s(&a)]);
+    // The report is JSON on standard error; the rows are in the file.
+    let report: Value = serde_json::from_slice(&o.stderr).expect("JSON report on stderr");
+    assert!(o.stdout.is_empty());
+    ok(&[
+        "bars",
+        s(&feed),
+        "--workers",
+        "3",
+        "--window",
+        "1s",
+        "-o",
+        s(&b),
+    ]);
+    let rows = std::fs::read_to_string(&a).unwrap();
+    assert_eq!(rows, std::fs::read_to_string(&b).unwrap());
+    let n = rows.lines().count() - 1;
+    assert_eq!(report["bars"]["rows"].as_u64(), Some(n as u64));
+    assert!(n > 100);
+    // Rows on standard output when no file is given: the same rows.
+    let o = ok(&["bars", s(&feed), "--workers", "2"]);
+    assert_eq!(stdout(&o), rows);
+    // The export's trades add up to the bars' volume and trade count.
+    let csv = stdout(&ok(&["export", s(&feed)]));
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("ts_ns,symbol,msg_type,is_trade,shares,price_e4")
+    );
+    let (mut trades, mut volume, mut rows_out) = (0u64, 0u64, 0u64);
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        rows_out += 1;
+        if f[3] == "1" {
+            trades += 1;
+            volume += f[4].parse::<u64>().unwrap();
+        }
+    }
+    let (mut bar_trades, mut bar_volume, mut bar_messages) = (0u64, 0u64, 0u64);
+    for l in rows.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        bar_volume += f[6].parse::<u64>().unwrap();
+        bar_trades += f[8].parse::<u64>().unwrap();
+        bar_messages += f[9].parse::<u64>().unwrap();
+    }
+    assert!(trades > 0);
+    assert_eq!(
+        (bar_trades, bar_volume, bar_messages),
+        (trades, volume, rows_out)
+    );
+    // A slide that does not divide the window is refused, saying why.
+    let e = fails(&["bars", s(&feed), "--window", "1s", "--slide", "300ms"]);
+    assert!(e.contains("multiple of slide"), "{e}");
 }

@@ -271,6 +271,8 @@ fn errors_allocate_nothing() {
 /// summed over threads, and how many threads reported.
 static PIPELINE_CALLS: AtomicU64 = AtomicU64::new(0);
 static PIPELINE_THREADS: AtomicU64 = AtomicU64::new(0);
+/// The tests that read those counters take turns (the harness runs tests in parallel).
+static PIPELINE_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The pipeline's thread hook: arms this thread's counter for its steady state.
 fn count_steady_state(start: bool) {
@@ -287,6 +289,7 @@ fn count_steady_state(start: bool) {
 
 #[test]
 fn the_whole_pipeline_allocates_nothing_after_setup() {
+    let _turn = PIPELINE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
     let buf = feed();
     for (workers, wait, backpressure) in [
         (1, WaitStrategy::BusySpin, Backpressure::Block),
@@ -331,4 +334,54 @@ fn the_whole_pipeline_allocates_nothing_after_setup() {
     let (stop, progress) = (AtomicBool::new(false), AtomicU64::new(0));
     run(&buf, &cfg, &stop, &progress).unwrap();
     assert!(PIPELINE_CALLS.load(Ordering::SeqCst) >= 2);
+}
+
+#[test]
+fn the_bars_job_allocates_nothing_after_setup() {
+    use tickwatch::agg::BarFormat;
+    use tickwatch::pipeline::{run_job, BarsConfig};
+    use tickwatch::window::{Emit, TimeWindowConfig};
+    let _turn = PIPELINE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let buf = feed();
+    for (workers, size, slide, lateness) in [
+        (1, 1_000_000_000, 1_000_000_000, 0),
+        (3, 2_000_000_000, 500_000_000, 1_000_000_000),
+    ] {
+        PIPELINE_CALLS.store(0, Ordering::SeqCst);
+        PIPELINE_THREADS.store(0, Ordering::SeqCst);
+        let cfg = PipelineConfig {
+            workers,
+            wait: WaitStrategy::SpinYield,
+            ring_capacity: 64,
+            books: BookConfig::for_orders(16_384, 51),
+            thread_hook: Some(count_steady_state),
+            ..PipelineConfig::default()
+        };
+        let job = BarsConfig {
+            window: TimeWindowConfig {
+                size,
+                slide,
+                offset: 0,
+                allowed_lateness: lateness,
+                max_out_of_orderness: 0,
+                emit: Emit::OnClose,
+            },
+            mark_every: 1024,
+            symbol: None,
+            format: BarFormat::Csv,
+            // Rows are formatted into the writer's buffer and flushed to a sink: the output
+            // stage's own work, without the file system's.
+            sink: Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::sink())),
+        };
+        let (stop, progress) = (AtomicBool::new(false), AtomicU64::new(0));
+        let out = run_job(&buf, &cfg, Some(job), &stop, &progress).unwrap();
+        out.report.check_conservation().unwrap();
+        assert!(out.report.bars.unwrap().rows > 1_000);
+        assert!(PIPELINE_THREADS.load(Ordering::SeqCst) >= 1);
+        assert_eq!(
+            PIPELINE_CALLS.load(Ordering::SeqCst),
+            0,
+            "{workers} workers, {size}/{slide}: allocator calls on pipeline threads"
+        );
+    }
 }
