@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 
-use tickwatch::agg::{write_bar, Bar, BarFormat, BarInput, CSV_HEADER};
+use tickwatch::agg::{write_bar, Bar, BarFormat, BarInput, Touch, CSV_HEADER};
 use tickwatch::book::{BookConfig, Books};
 use tickwatch::gen::{generate, GenConfig};
 use tickwatch::itch::be::{BeU32, BeU64};
@@ -106,11 +106,16 @@ fn brute_force(buf: &[u8], w: TimeWindowConfig) -> String {
     let mut r = ReplayReport::default();
     for_each_message(buf, &mut books, false, &mut r, |books, m, _| {
         let l = m.stock_locate();
+        let mut x = BarInput::classify(m, books);
+        let before = Touch::of(books, l);
+        books.apply(m);
+        let after = Touch::of(books, l);
+        if after != before {
+            x.touch = Some(after);
+        }
         if l != 0 {
-            let x = BarInput::classify(m, books);
             events.push((l, m.timestamp(), x));
         }
-        books.apply(m);
         if l != 0 && !named_at.contains_key(&l) {
             if let Some(s) = books.symbol(l) {
                 named_at.insert(l, (m.timestamp(), *s));
@@ -119,16 +124,25 @@ fn brute_force(buf: &[u8], w: TimeWindowConfig) -> String {
         true
     })
     .unwrap();
-    let mut windows: BTreeMap<(u64, u16), Bar> = BTreeMap::new();
+    // Panes of one slide, merged in time order into each window [k·slide, k·slide + size) that
+    // holds an event (floating-point statistics then sum in the operator's order).
+    let mut panes: BTreeMap<(u16, u64), Bar> = BTreeMap::new();
     for &(l, ts, x) in &events {
-        // Every window [k·slide, k·slide + size) holding ts.
-        let last = ts / w.slide;
-        let first = (ts + w.slide).saturating_sub(w.size) / w.slide;
-        for k in first..=last {
-            let start = k * w.slide;
-            if ts >= start && ts < start + w.size {
-                windows.entry((start, l)).or_default().add(&x, ts);
-            }
+        panes.entry((l, ts / w.slide)).or_default().add(&x, ts);
+    }
+    let n = w.size / w.slide;
+    let mut windows: BTreeMap<(u64, u16), Bar> = BTreeMap::new();
+    for &(l, p) in panes.keys() {
+        for k in p.saturating_sub(n - 1)..=p {
+            windows.entry((k * w.slide, l)).or_insert_with(|| {
+                let mut bar = Bar::EMPTY;
+                for q in k..k + n {
+                    if let Some(pane) = panes.get(&(l, q)) {
+                        bar.merge(pane);
+                    }
+                }
+                bar
+            });
         }
     }
     let mut out = Vec::new();

@@ -1,18 +1,94 @@
 //! Per-stock bars: OHLC, volume, VWAP, trade and message counts, and the order-to-trade ratio.
 
+use super::stats::TouchStats;
 use crate::book::Books;
-use crate::itch::Message;
+use crate::itch::{Message, Side};
 use std::io::{self, Write};
+
+/// A stock's top of book: best bid and offer, price (1/10,000 dollars) and shares; 0 for an empty
+/// side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Touch {
+    /// Best bid price.
+    pub bid: u32,
+    /// Shares at the best bid.
+    pub bid_shares: u64,
+    /// Best offer price.
+    pub ask: u32,
+    /// Shares at the best offer.
+    pub ask_shares: u64,
+}
+
+impl Touch {
+    /// The touch of `locate` in `books`.
+    #[inline(always)]
+    pub fn of(books: &Books, locate: u16) -> Touch {
+        let b = books.best(locate, Side::Buy);
+        let a = books.best(locate, Side::Sell);
+        Touch {
+            bid: b.map_or(0, |l| l.price),
+            bid_shares: b.map_or(0, |l| l.shares),
+            ask: a.map_or(0, |l| l.price),
+            ask_shares: a.map_or(0, |l| l.shares),
+        }
+    }
+
+    /// The bid as (price, shares), `None` when the side is empty.
+    pub fn bid(&self) -> Option<(u32, u64)> {
+        (self.bid_shares > 0).then_some((self.bid, self.bid_shares))
+    }
+
+    /// The offer as (price, shares), `None` when the side is empty.
+    pub fn ask(&self) -> Option<(u32, u64)> {
+        (self.ask_shares > 0).then_some((self.ask, self.ask_shares))
+    }
+}
+
+/// Message kinds counted per window ([`Bar::by_kind`]), indexed by [`kind_of`].
+pub const KINDS: [&str; 8] = [
+    "adds",
+    "executions",
+    "cancels",
+    "deletes",
+    "replaces",
+    "prints",
+    "crosses",
+    "other",
+];
+
+/// The [`KINDS`] index of an ITCH type letter: adds (A, F), executions (E, C), cancels (X),
+/// deletes (D), replaces (U), prints (P), crosses (Q), other.
+#[inline(always)]
+pub fn kind_of(t: u8) -> u8 {
+    match t {
+        b'A' | b'F' => 0,
+        b'E' | b'C' => 1,
+        b'X' => 2,
+        b'D' => 3,
+        b'U' => 4,
+        b'P' => 5,
+        b'Q' => 6,
+        _ => 7,
+    }
+}
 
 /// What one message contributes to a [`Bar`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BarInput {
     /// [`BarInput::TRADE`], [`BarInput::ORDER`] or 0 (any other message of the stock).
     pub class: u8,
+    /// Its [`KINDS`] index.
+    pub kind: u8,
     /// Trade price, 1/10,000 dollars (trades only).
     pub price: u32,
     /// Traded shares (trades only).
     pub shares: u64,
+    /// Shares of an order message (RTS 9 volume): a new order's or a replacement's size, the
+    /// shares cancelled, the shares a delete removed.
+    pub order_shares: u64,
+    /// The stock's touch after this message, when the message changed it (set by the caller,
+    /// which applies the message to the books).
+    pub touch: Option<Touch>,
 }
 
 impl BarInput {
@@ -29,37 +105,52 @@ impl BarInput {
     /// unknown price: it counts as a message only (the books count the unknown reference).
     #[inline]
     pub fn classify(msg: &Message<'_>, books: &Books) -> BarInput {
+        let kind = kind_of(msg.msg_type());
         let trade = |price: u32, shares: u64| BarInput {
             class: Self::TRADE,
+            kind,
             price,
             shares,
+            ..BarInput::default()
+        };
+        let order = |shares: u64| BarInput {
+            class: Self::ORDER,
+            kind,
+            order_shares: shares,
+            ..BarInput::default()
+        };
+        let other = BarInput {
+            kind,
+            ..BarInput::default()
         };
         match *msg {
             Message::OrderExecuted(m) => match books.orders().get(m.order_ref.get()) {
                 Some(o) => trade(o.price, u64::from(m.executed_shares.get())),
-                None => BarInput::default(),
+                None => other,
             },
             Message::OrderExecutedWithPrice(m) if m.printable == b'Y' => {
                 trade(m.execution_price.get(), u64::from(m.executed_shares.get()))
             }
             Message::Trade(m) => trade(m.price.get(), u64::from(m.shares.get())),
             Message::CrossTrade(m) => trade(m.cross_price.get(), m.shares.get()),
-            Message::AddOrder(_)
-            | Message::AddOrderMpid(_)
-            | Message::OrderReplace(_)
-            | Message::OrderCancel(_)
-            | Message::OrderDelete(_) => BarInput {
-                class: Self::ORDER,
-                ..BarInput::default()
-            },
-            _ => BarInput::default(),
+            Message::AddOrder(m) => order(u64::from(m.shares.get())),
+            Message::AddOrderMpid(m) => order(u64::from(m.shares.get())),
+            Message::OrderReplace(m) => order(u64::from(m.shares.get())),
+            Message::OrderCancel(m) => order(u64::from(m.cancelled_shares.get())),
+            Message::OrderDelete(m) => order(
+                books
+                    .orders()
+                    .get(m.order_ref.get())
+                    .map_or(0, |o| u64::from(o.shares)),
+            ),
+            _ => other,
         }
     }
 }
 
 /// One stock's activity over a window. Open and close are the trades with the earliest and latest
 /// event time (the first and last in feed order among equal times), so panes merge in any order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Bar {
     /// Event time of the open trade (`u64::MAX` when no trade).
     pub open_ts: u64,
@@ -83,6 +174,12 @@ pub struct Bar {
     pub messages: u32,
     /// Order messages (A, F, U, X, D) for the order-to-trade ratio.
     pub orders: u32,
+    /// Shares of those order messages, for the volume order-to-trade ratio.
+    pub order_volume: u64,
+    /// Messages by [`KINDS`].
+    pub by_kind: [u32; 8],
+    /// Spread, mid and size imbalance at each change of the touch.
+    pub touch: TouchStats,
 }
 
 impl Default for Bar {
@@ -105,6 +202,9 @@ impl Bar {
         trades: 0,
         messages: 0,
         orders: 0,
+        order_volume: 0,
+        by_kind: [0; 8],
+        touch: TouchStats::EMPTY,
     };
 
     /// Adds one message stamped `ts`.
@@ -112,6 +212,11 @@ impl Bar {
     pub fn add(&mut self, x: &BarInput, ts: u64) {
         self.messages += 1;
         self.orders += (x.class == BarInput::ORDER) as u32;
+        self.order_volume += x.order_shares;
+        self.by_kind[(x.kind & 7) as usize] += 1;
+        if let Some(t) = &x.touch {
+            self.touch.add(t.bid(), t.ask());
+        }
         if x.class == BarInput::TRADE {
             self.trades += 1;
             self.volume += x.shares;
@@ -135,6 +240,11 @@ impl Bar {
     pub fn merge(&mut self, other: &Bar) {
         self.messages += other.messages;
         self.orders += other.orders;
+        self.order_volume += other.order_volume;
+        for (a, b) in self.by_kind.iter_mut().zip(&other.by_kind) {
+            *a += b;
+        }
+        self.touch.merge(&other.touch);
         if other.trades == 0 {
             return;
         }
@@ -169,6 +279,15 @@ impl Bar {
             (u64::from(self.orders) * 20_000 + t) / (2 * t)
         })
     }
+
+    /// Volume order-to-trade ratio (RTS 9: shares of order messages ÷ shares traded) in
+    /// ten-thousandths, rounded half up (`None` without volume).
+    pub fn otr_volume_e4(&self) -> Option<u128> {
+        (self.volume > 0).then(|| {
+            let v = u128::from(self.volume);
+            (u128::from(self.order_volume) * 20_000 + v) / (2 * v)
+        })
+    }
 }
 
 impl crate::window::Aggregate for Bar {
@@ -200,8 +319,9 @@ pub enum BarFormat {
 }
 
 /// The CSV header of [`write_bar`].
-pub const CSV_HEADER: &str =
-    "symbol,window_start_ns,open,high,low,close,volume,vwap,trades,messages,otr,late";
+pub const CSV_HEADER: &str = "symbol,window_start_ns,open,high,low,close,volume,vwap,trades,\
+messages,otr,otr_volume,adds,executions,cancels,deletes,replaces,prints,crosses,other,\
+touch_changes,spread_mean,spread_sd,mid_mean,imbalance_mean,locked_crossed,late";
 
 /// Writes a fixed-point decimal (`v / 10^places`) without allocating.
 fn decimal(w: &mut impl Write, v: u128, places: u32) -> io::Result<()> {
@@ -266,6 +386,33 @@ pub fn write_bar(
     write!(w, "{}", bar.messages)?;
     sep(w, "otr")?;
     opt_dec(w, bar.otr_e4().map(u128::from), 4)?;
+    sep(w, "otr_volume")?;
+    opt_dec(w, bar.otr_volume_e4(), 4)?;
+    for (key, n) in KINDS.iter().zip(&bar.by_kind) {
+        sep(w, key)?;
+        write!(w, "{n}")?;
+    }
+    let t = &bar.touch;
+    sep(w, "touch_changes")?;
+    write!(w, "{}", t.samples())?;
+    // Prices in dollars, 4 places; imbalance in [−1, 1], 4 places; empty/null without samples.
+    let opt_f = |w: &mut dyn Write, v: Option<f64>| -> io::Result<()> {
+        match v {
+            Some(v) => write!(w, "{v:.4}"),
+            None if quote => w.write_all(b"null"),
+            None => Ok(()),
+        }
+    };
+    sep(w, "spread_mean")?;
+    opt_f(w, (t.spread.n > 0).then(|| t.spread.mean / 1e4))?;
+    sep(w, "spread_sd")?;
+    opt_f(w, t.spread.stddev().map(|s| s / 1e4))?;
+    sep(w, "mid_mean")?;
+    opt_f(w, (t.mid.n > 0).then(|| t.mid.mean / 1e4))?;
+    sep(w, "imbalance_mean")?;
+    opt_f(w, (t.imbalance.n > 0).then_some(t.imbalance.mean))?;
+    sep(w, "locked_crossed")?;
+    write!(w, "{}", t.locked_or_crossed)?;
     sep(w, "late")?;
     if quote {
         writeln!(w, "{late}}}")
@@ -281,8 +428,10 @@ mod tests {
     fn trade(price: u32, shares: u64) -> BarInput {
         BarInput {
             class: BarInput::TRADE,
+            kind: 5,
             price,
             shares,
+            ..BarInput::default()
         }
     }
 
@@ -333,13 +482,20 @@ mod tests {
         write_bar(&mut out, BarFormat::Csv, b"AAPL    ", 0, &b, false).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "AAPL,0,12.3400,12.3500,12.3400,12.3500,4,12.342500,2,2,0.0000,0\n"
+            "AAPL,0,12.3400,12.3500,12.3400,12.3500,4,12.342500,2,2,0.0000,0.0000,0,0,0,0,0,2,0,0,0,,,,,0,0\n"
         );
         let mut q = Bar::EMPTY;
-        q.add(&BarInput::default(), 1);
+        let other = BarInput {
+            kind: 7,
+            ..BarInput::default()
+        };
+        q.add(&other, 1);
         let mut out = Vec::new();
         write_bar(&mut out, BarFormat::Csv, b"ZZ      ", 1_000, &q, true).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "ZZ,1000,,,,,0,,0,1,,1\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ZZ,1000,,,,,0,,0,1,,,0,0,0,0,0,0,0,1,0,,,,,0,1\n"
+        );
         let mut out = Vec::new();
         write_bar(&mut out, BarFormat::Jsonl, b"ZZ      ", 1_000, &q, false).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();

@@ -6,5 +6,5 @@
 pub mod bar;
 pub mod stats;
 
-pub use bar::{write_bar, Bar, BarFormat, BarInput, CSV_HEADER};
+pub use bar::{kind_of, write_bar, Bar, BarFormat, BarInput, Touch, CSV_HEADER, KINDS};
 pub use stats::{TouchStats, Welford};

@@ -14,6 +14,13 @@ pub struct Welford {
 }
 
 impl Welford {
+    /// No samples.
+    pub const EMPTY: Welford = Welford {
+        n: 0,
+        mean: 0.0,
+        m2: 0.0,
+    };
+
     /// Adds a sample.
     #[inline]
     pub fn add(&mut self, x: f64) {
@@ -70,6 +77,20 @@ pub struct TouchStats {
 }
 
 impl TouchStats {
+    /// No samples.
+    pub const EMPTY: TouchStats = TouchStats {
+        spread: Welford::EMPTY,
+        mid: Welford::EMPTY,
+        imbalance: Welford::EMPTY,
+        locked_or_crossed: 0,
+        one_sided: 0,
+    };
+
+    /// Samples taken (two-sided or not).
+    pub fn samples(&self) -> u64 {
+        self.mid.n + self.one_sided
+    }
+
     /// Adds a sample of the touch: (price, shares) of the best bid and offer, `None` when empty.
     pub fn add(&mut self, bid: Option<(u32, u64)>, ask: Option<(u32, u64)>) {
         let (Some((bp, bs)), Some((ap, az))) = (bid, ask) else {

@@ -5,10 +5,10 @@ use super::bars::{mark_watermark, BarsWorker, MARK};
 use super::event::{Done, Event, SeqOrder, TOP_CHANGED};
 use super::reader::UNTIMED;
 use super::{Progress, RingCounters, Stage};
-use crate::agg::BarInput;
+use crate::agg::{BarInput, Touch};
 use crate::book::Books;
 use crate::clock::{ticks, TickScale};
-use crate::itch::{decode, Side};
+use crate::itch::decode;
 use crate::replay::{LOOKAHEAD, NEAR_LOOKAHEAD};
 use crate::ring::{Consumer, Producer};
 use hdrhistogram::Histogram;
@@ -130,18 +130,6 @@ impl Worker {
         self.bars = Some(bars);
         self
     }
-
-    #[inline(always)]
-    fn top(books: &Books, locate: u16) -> (u32, u64, u32, u64) {
-        let b = books.best(locate, Side::Buy);
-        let a = books.best(locate, Side::Sell);
-        (
-            b.map_or(0, |l| l.price),
-            b.map_or(0, |l| l.shares),
-            a.map_or(0, |l| l.price),
-            a.map_or(0, |l| l.shares),
-        )
-    }
 }
 
 impl Stage for Worker {
@@ -219,14 +207,20 @@ impl Stage for Worker {
             let mut flags = 0;
             match decode(ev.message(), 0) {
                 Ok(m) => {
-                    let bar_in = match &self.bars {
+                    let mut bar_in = match &self.bars {
                         Some(_) if locate != 0 => Some(BarInput::classify(&m, &self.books)),
                         _ => None,
                     };
                     if CHANGES_BOOK[t as usize] {
-                        let before = Self::top(&self.books, locate);
+                        let before = Touch::of(&self.books, locate);
                         self.books.apply(&m);
-                        flags = TOP_CHANGED * (Self::top(&self.books, locate) != before) as u8;
+                        let after = Touch::of(&self.books, locate);
+                        if after != before {
+                            flags = TOP_CHANGED;
+                            if let Some(x) = &mut bar_in {
+                                x.touch = Some(after);
+                            }
+                        }
                     } else {
                         self.books.apply(&m);
                     }
