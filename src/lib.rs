@@ -87,4 +87,5 @@ pub mod pipeline;
 pub mod replay;
 pub mod ring;
 pub mod state;
+pub mod stream;
 pub mod window;

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
-use tickwatch::agg::BarFormat;
+use tickwatch::agg::{BarFormat, BarKey};
 use tickwatch::book::{BookConfig, Books, LevelView};
 use tickwatch::feed::mmap::evict_page_cache;
 use tickwatch::feed::{gz, MapOptions, MappedFile};
@@ -75,7 +75,14 @@ struct BarsArgs {
     /// writes its updated row (`late` = 1); later messages are counted in the late ledger.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     lateness: std::time::Duration,
-    /// Only this stock's rows.
+    /// One row per stock, or per market participant (the MPID of attributed orders, carried
+    /// through their executions, cancels and replaces).
+    #[arg(long, value_enum, default_value = "stock")]
+    by: BarKey,
+    /// Participants each worker tracks with `--by participant` (more are counted and skipped).
+    #[arg(long, default_value_t = 4096)]
+    max_participants: usize,
+    /// Only this stock's rows (with `--by participant`: this MPID's).
     #[arg(long)]
     symbol: Option<String>,
     /// Row format.
@@ -975,6 +982,8 @@ fn cmd_bars(a: BarsArgs) -> Result<()> {
     let bars = BarsConfig {
         window,
         mark_every: 1024,
+        by: a.by,
+        max_participants: a.max_participants,
         symbol,
         format: a.format,
         sink: output_writer(a.out.as_deref())?,

@@ -8,7 +8,10 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 
-use tickwatch::agg::{write_bar, Bar, BarFormat, BarInput, Touch, CSV_HEADER};
+use tickwatch::agg::{
+    participant_of, write_bar, Bar, BarFormat, BarInput, BarKey, Touch, CSV_HEADER,
+    CSV_HEADER_PARTICIPANT,
+};
 use tickwatch::book::{BookConfig, Books};
 use tickwatch::gen::{generate, GenConfig};
 use tickwatch::itch::be::{BeU32, BeU64};
@@ -19,6 +22,21 @@ use tickwatch::replay::{for_each_message, ReplayReport};
 use tickwatch::window::{Emit, TimeWindowConfig};
 
 const SEC: u64 = 1_000_000_000;
+
+/// Equal row texts, or a failure naming the first row that differs (not both whole texts).
+#[track_caller]
+fn assert_rows(got: &str, want: &str, label: &str) {
+    let (g, w): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
+    if let Some(i) = (0..g.len().max(w.len())).find(|&i| g.get(i) != w.get(i)) {
+        panic!(
+            "{label}: row {i} differs ({} rows vs {} expected)\n got: {:?}\nwant: {:?}",
+            g.len(),
+            w.len(),
+            g.get(i),
+            w.get(i)
+        );
+    }
+}
 
 /// A `Write` the test can read back after the run.
 #[derive(Clone, Default)]
@@ -68,6 +86,17 @@ fn bars(
     format: BarFormat,
     symbol: Option<[u8; 8]>,
 ) -> (String, RunOutcome) {
+    bars_by(buf, workers, w, format, symbol, BarKey::Stock)
+}
+
+fn bars_by(
+    buf: &[u8],
+    workers: usize,
+    w: TimeWindowConfig,
+    format: BarFormat,
+    symbol: Option<[u8; 8]>,
+    by: BarKey,
+) -> (String, RunOutcome) {
     let out = Shared::default();
     let cfg = PipelineConfig {
         workers,
@@ -79,6 +108,8 @@ fn bars(
     let job = BarsConfig {
         window: w,
         mark_every: 1024,
+        by,
+        max_participants: 1024,
         symbol,
         format,
         sink: Box::new(out.clone()),
@@ -153,7 +184,16 @@ fn brute_force(buf: &[u8], w: TimeWindowConfig) -> String {
             Some((t, s)) if *t < end => *s,
             _ => *b"?       ",
         };
-        write_bar(&mut out, BarFormat::Csv, &sym, *start, bar, false).unwrap();
+        write_bar(
+            &mut out,
+            BarFormat::Csv,
+            tickwatch::agg::BarKey::Stock,
+            &sym,
+            *start,
+            bar,
+            false,
+        )
+        .unwrap();
     }
     String::from_utf8(out).unwrap()
 }
@@ -166,7 +206,7 @@ fn tumbling_bars_equal_brute_force_for_any_worker_count() {
     assert!(want.lines().count() > 1_000, "a real test needs many rows");
     for workers in [1, 2, 3, 5] {
         let (got, out) = bars(&buf, workers, w, BarFormat::Csv, None);
-        assert_eq!(got, want, "{workers} workers");
+        assert_rows(&got, &want, &format!("{workers} workers"));
         let b = out.report.bars.unwrap();
         assert_eq!(b.rows as usize, want.lines().count() - 1);
         assert_eq!(
@@ -184,7 +224,7 @@ fn sliding_bars_equal_brute_force_for_any_worker_count() {
     let want = brute_force(&buf, w);
     for workers in [1, 2, 4] {
         let (got, _) = bars(&buf, workers, w, BarFormat::Csv, None);
-        assert_eq!(got, want, "{workers} workers");
+        assert_rows(&got, &want, &format!("{workers} workers"));
     }
 }
 
@@ -201,7 +241,7 @@ fn bars_of_the_real_sample_equal_brute_force() {
         assert!(want.lines().count() > 10);
         for workers in [1, 3] {
             let (got, _) = bars(&buf, workers, w, BarFormat::Csv, None);
-            assert_eq!(got, want, "{size}/{slide}, {workers} workers");
+            assert_rows(&got, &want, &format!("{size}/{slide}, {workers} workers"));
         }
     }
 }
@@ -327,6 +367,8 @@ fn invalid_windows_are_refused() {
     let job = BarsConfig {
         window: window(SEC, 3 * SEC / 10),
         mark_every: 1024,
+        by: tickwatch::agg::BarKey::Stock,
+        max_participants: 1024,
         symbol: None,
         format: BarFormat::Csv,
         sink: Box::new(out),
@@ -340,4 +382,87 @@ fn invalid_windows_are_refused() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("multiple"), "{e}");
+}
+
+/// Per-participant rows by brute force: every attributed message, summed over all stocks per
+/// participant and window (tumbling).
+fn brute_force_participants(buf: &[u8], size: u64) -> String {
+    let mut books = Books::new(BookConfig::for_orders(1 << 16, 1 << 16));
+    let mut windows: BTreeMap<(u64, [u8; 4]), Bar> = BTreeMap::new();
+    let mut r = ReplayReport::default();
+    for_each_message(buf, &mut books, false, &mut r, |books, m, _| {
+        if m.stock_locate() != 0 {
+            if let Some(p) = participant_of(m, books) {
+                let x = BarInput::classify(m, books);
+                let ts = m.timestamp();
+                windows
+                    .entry((ts / size * size, p))
+                    .or_default()
+                    .add(&x, ts);
+            }
+        }
+        books.apply(m);
+        true
+    })
+    .unwrap();
+    let mut out = Vec::new();
+    writeln!(out, "{CSV_HEADER_PARTICIPANT}").unwrap();
+    for ((start, p), bar) in &windows {
+        let mut label = [b' '; 8];
+        label[..4].copy_from_slice(p);
+        write_bar(
+            &mut out,
+            BarFormat::Csv,
+            BarKey::Participant,
+            &label,
+            *start,
+            bar,
+            false,
+        )
+        .unwrap();
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn participant_bars_equal_brute_force_for_any_worker_count() {
+    let buf = feed(40_000, 30, 9);
+    let want = brute_force_participants(&buf, SEC);
+    assert!(
+        want.lines().count() > 100,
+        "the generator attributes orders"
+    );
+    for workers in [1, 2, 3] {
+        let (got, out) = bars_by(
+            &buf,
+            workers,
+            window(SEC, SEC),
+            BarFormat::Csv,
+            None,
+            BarKey::Participant,
+        );
+        assert_rows(&got, &want, &format!("{workers} workers"));
+        assert_eq!(out.report.bars.unwrap().participants_overflow, 0);
+    }
+    // Lateness cannot make whole per-participant rows: refused.
+    let mut w = window(SEC, SEC);
+    w.allowed_lateness = SEC;
+    let job = BarsConfig {
+        window: w,
+        mark_every: 1024,
+        by: BarKey::Participant,
+        max_participants: 64,
+        symbol: None,
+        format: BarFormat::Csv,
+        sink: Box::new(Shared::default()),
+    };
+    let e = run_job(
+        &buf,
+        &PipelineConfig::default(),
+        Some(job),
+        &AtomicBool::new(false),
+        &AtomicU64::new(0),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("lateness"), "{e}");
 }

@@ -367,6 +367,8 @@ fn the_bars_job_allocates_nothing_after_setup() {
                 emit: Emit::OnClose,
             },
             mark_every: 1024,
+            by: tickwatch::agg::BarKey::Stock,
+            max_participants: 1024,
             symbol: None,
             format: BarFormat::Csv,
             // Rows are formatted into the writer's buffer and flushed to a sink: the output

@@ -72,6 +72,25 @@ pub fn kind_of(t: u8) -> u8 {
     }
 }
 
+/// The market participant (MPID) a message is attributed to: an attributed add's (F), and for an
+/// execution, cancel, delete or replace the attribution of the order it names (so a participant's
+/// orders carry their MPID through their whole life). `None` for anonymous orders and other
+/// messages. Call it *before* applying `msg` (the order may be gone after).
+#[inline]
+pub fn participant_of(msg: &Message<'_>, books: &Books) -> Option<[u8; 4]> {
+    let order = |r: u64| books.orders().get(r).map(|o| o.mpid);
+    let mpid = match *msg {
+        Message::AddOrderMpid(m) => Some(m.attribution),
+        Message::OrderExecuted(m) => order(m.order_ref.get()),
+        Message::OrderExecutedWithPrice(m) => order(m.order_ref.get()),
+        Message::OrderCancel(m) => order(m.order_ref.get()),
+        Message::OrderDelete(m) => order(m.order_ref.get()),
+        Message::OrderReplace(m) => order(m.original_order_ref.get()),
+        _ => None,
+    };
+    mpid.filter(|m| *m != [0; 4])
+}
+
 /// What one message contributes to a [`Bar`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BarInput {
@@ -318,6 +337,23 @@ pub enum BarFormat {
     Jsonl,
 }
 
+/// What a bar row is about.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum BarKey {
+    /// One row per stock and window.
+    #[default]
+    Stock,
+    /// One row per market participant (MPID of attributed orders) and window: their order
+    /// messages, order volume, the executions of their resting orders (trades, volume, VWAP
+    /// of their fills), and order-to-trade ratios. Touch statistics do not apply (empty).
+    Participant,
+}
+
+/// The CSV header of [`write_bar`] for participant rows (the first column differs).
+pub const CSV_HEADER_PARTICIPANT: &str = "participant,window_start_ns,open,high,low,close,\
+volume,vwap,trades,messages,otr,otr_volume,adds,executions,cancels,deletes,replaces,prints,\
+crosses,other,touch_changes,spread_mean,spread_sd,mid_mean,imbalance_mean,locked_crossed,late";
+
 /// The CSV header of [`write_bar`].
 pub const CSV_HEADER: &str = "symbol,window_start_ns,open,high,low,close,volume,vwap,trades,\
 messages,otr,otr_volume,adds,executions,cancels,deletes,replaces,prints,crosses,other,\
@@ -335,6 +371,7 @@ fn decimal(w: &mut impl Write, v: u128, places: u32) -> io::Result<()> {
 pub fn write_bar(
     w: &mut impl Write,
     format: BarFormat,
+    key: BarKey,
     symbol: &[u8; 8],
     start: u64,
     bar: &Bar,
@@ -345,6 +382,10 @@ pub fn write_bar(
         .trim_end_matches([' ', '\0']);
     let traded = bar.trades > 0;
     let quote = format == BarFormat::Jsonl;
+    let label_key = match key {
+        BarKey::Stock => "symbol",
+        BarKey::Participant => "participant",
+    };
     let sep = |w: &mut dyn Write, key: &str| -> io::Result<()> {
         if quote {
             write!(w, ",\"{key}\":")
@@ -363,7 +404,7 @@ pub fn write_bar(
         }
     };
     if quote {
-        write!(w, "{{\"symbol\":\"{sym}\",\"window_start_ns\":{start}")?;
+        write!(w, "{{\"{label_key}\":\"{sym}\",\"window_start_ns\":{start}")?;
     } else {
         write!(w, "{sym},{start}")?;
     }
@@ -479,7 +520,16 @@ mod tests {
         b.add(&trade(12_3400, 3), 5);
         b.add(&trade(12_3500, 1), 6);
         let mut out = Vec::new();
-        write_bar(&mut out, BarFormat::Csv, b"AAPL    ", 0, &b, false).unwrap();
+        write_bar(
+            &mut out,
+            BarFormat::Csv,
+            BarKey::Stock,
+            b"AAPL    ",
+            0,
+            &b,
+            false,
+        )
+        .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "AAPL,0,12.3400,12.3500,12.3400,12.3500,4,12.342500,2,2,0.0000,0.0000,0,0,0,0,0,2,0,0,0,,,,,0,0\n"
@@ -491,13 +541,31 @@ mod tests {
         };
         q.add(&other, 1);
         let mut out = Vec::new();
-        write_bar(&mut out, BarFormat::Csv, b"ZZ      ", 1_000, &q, true).unwrap();
+        write_bar(
+            &mut out,
+            BarFormat::Csv,
+            BarKey::Stock,
+            b"ZZ      ",
+            1_000,
+            &q,
+            true,
+        )
+        .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "ZZ,1000,,,,,0,,0,1,,,0,0,0,0,0,0,0,1,0,,,,,0,1\n"
         );
         let mut out = Vec::new();
-        write_bar(&mut out, BarFormat::Jsonl, b"ZZ      ", 1_000, &q, false).unwrap();
+        write_bar(
+            &mut out,
+            BarFormat::Jsonl,
+            BarKey::Stock,
+            b"ZZ      ",
+            1_000,
+            &q,
+            false,
+        )
+        .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["symbol"], "ZZ");
         assert_eq!(v["messages"], 1);

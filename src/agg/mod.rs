@@ -6,5 +6,8 @@
 pub mod bar;
 pub mod stats;
 
-pub use bar::{kind_of, write_bar, Bar, BarFormat, BarInput, Touch, CSV_HEADER, KINDS};
+pub use bar::{
+    kind_of, participant_of, write_bar, Bar, BarFormat, BarInput, BarKey, Touch, CSV_HEADER,
+    CSV_HEADER_PARTICIPANT, KINDS,
+};
 pub use stats::{TouchStats, Welford};

@@ -25,8 +25,9 @@
 //! for that at construction.
 
 use super::event::{Event, BODY};
-use crate::agg::{write_bar, Bar, BarFormat, BarInput};
+use crate::agg::{write_bar, Bar, BarFormat, BarInput, BarKey};
 use crate::ring::{Consumer, Producer};
+use crate::state::SparseIndex;
 use crate::window::{Firing, FiringKind, TimeWindowConfig, TimeWindows};
 use std::io::Write;
 
@@ -55,7 +56,11 @@ pub struct BarsConfig {
     /// Also send a mark every this many messages (bounds the rows between two marks when late
     /// firings are allowed).
     pub mark_every: u32,
-    /// Only rows of this symbol (space-padded), or all.
+    /// Rows per stock or per participant.
+    pub by: BarKey,
+    /// Participants a worker can track (per-participant rows; more are counted and skipped).
+    pub max_participants: usize,
+    /// Only rows of this symbol (or participant), space-padded; or all.
     pub symbol: Option<[u8; 8]>,
     /// Row format.
     pub format: BarFormat,
@@ -68,6 +73,8 @@ impl std::fmt::Debug for BarsConfig {
         f.debug_struct("BarsConfig")
             .field("window", &self.window)
             .field("mark_every", &self.mark_every)
+            .field("by", &self.by)
+            .field("max_participants", &self.max_participants)
             .field("symbol", &self.symbol)
             .field("format", &self.format)
             .finish_non_exhaustive()
@@ -92,6 +99,8 @@ pub struct BarsReport {
     pub overflow: u64,
     /// Rows a worker could not stage (never expected: room is reserved; a bug if not 0).
     pub lost: u64,
+    /// Participant messages skipped because a worker's participant table was full.
+    pub participants_overflow: u64,
 }
 
 /// The reader's watermark and mark schedule.
@@ -204,8 +213,8 @@ impl MarkGen {
     }
 }
 
-/// Sort key of a row: (epoch, phase, seq, window start, locate).
-pub type RowKey = (u64, u8, u64, u64, u16);
+/// Sort key of a row: (epoch, phase, seq, window start, key).
+pub type RowKey = (u64, u8, u64, u64, u64);
 
 /// One record on a worker → output rows ring: a bar row or the end of a mark.
 #[derive(Clone, Copy, Debug)]
@@ -219,9 +228,9 @@ pub struct BarRecord {
     pub seq: u64,
     /// Window start, ns.
     pub start: u64,
-    /// Stock locate.
-    pub locate: u16,
-    /// The stock's symbol.
+    /// Stock locate, or the participant's MPID as a big-endian number (so keys sort by name).
+    pub key: u64,
+    /// The stock's symbol or the participant's MPID, space-padded.
     pub symbol: [u8; 8],
     /// The window's bar.
     pub bar: Bar,
@@ -231,14 +240,21 @@ impl BarRecord {
     /// Its merge key.
     #[inline]
     pub fn key(&self) -> RowKey {
-        (self.epoch, self.phase, self.seq, self.start, self.locate)
+        (self.epoch, self.phase, self.seq, self.start, self.key)
     }
 }
 
-/// A worker's side of the bars job: one stock = one dense key (`locate / workers`).
+/// A worker's side of the bars job: one stock = one dense key (`locate / workers`); or one
+/// participant = one slot of a fixed-capacity table of MPIDs.
 #[derive(Debug)]
 pub struct BarsWorker {
     windows: TimeWindows<Bar>,
+    participants: Option<SparseIndex>,
+    /// A mark's participant rows, sorted by MPID before they are sent (the windows fire in
+    /// table-slot order); preallocated for every key, so filling it never allocates.
+    scratch: Vec<BarRecord>,
+    /// Participant messages skipped: the table was full.
+    pub participants_overflow: u64,
     tx: Producer<BarRecord>,
     shard: usize,
     workers: usize,
@@ -268,13 +284,20 @@ impl BarsWorker {
         max_locates: usize,
         tx: Producer<BarRecord>,
     ) -> Result<BarsWorker, crate::window::WindowError> {
-        let keys = max_locates.div_ceil(workers.max(1));
+        let keys = Self::keys(cfg, workers, max_locates);
         // Between two marks, messages run up to a slide (plus the out-of-orderness) ahead of
         // the watermark the windows last saw: size their pane rings for that.
         let mut window = cfg.window;
         window.max_out_of_orderness = window.max_out_of_orderness.saturating_add(window.slide);
         Ok(BarsWorker {
             windows: TimeWindows::new(window, keys)?,
+            participants: (cfg.by == BarKey::Participant).then(|| SparseIndex::new(keys)),
+            scratch: Vec::with_capacity(if cfg.by == BarKey::Participant {
+                keys
+            } else {
+                0
+            }),
+            participants_overflow: 0,
             tx,
             shard,
             workers: workers.max(1),
@@ -289,13 +312,21 @@ impl BarsWorker {
         })
     }
 
+    /// Dense keys of a worker: the stocks it owns, or its participant table's capacity.
+    fn keys(cfg: &BarsConfig, workers: usize, max_locates: usize) -> usize {
+        match cfg.by {
+            BarKey::Stock => max_locates.div_ceil(workers.max(1)),
+            BarKey::Participant => cfg.max_participants.max(1),
+        }
+    }
+
     /// Ring slots the rows ring needs for this configuration.
     ///
     /// It holds, at worst, one mark's rows not yet merged (one per key, late rows of up to
     /// `mark_every` events, the end) and the late rows of the next mark's events: the merge can
     /// always take the rows of the older mark, so a worker never waits for room forever.
     pub fn ring_slots(cfg: &BarsConfig, workers: usize, max_locates: usize) -> usize {
-        let keys = max_locates.div_ceil(workers.max(1));
+        let keys = Self::keys(cfg, workers, max_locates);
         let per_event = (cfg.window.size / cfg.window.slide.max(1)) as usize + 1;
         keys + 2 + 2 * per_event * cfg.mark_every.max(1) as usize
     }
@@ -317,23 +348,66 @@ impl BarsWorker {
     /// Adds one message of stock `locate` (≠ 0) at feed position `seq32`; `symbol` names it.
     #[inline]
     pub fn add(&mut self, locate: u16, ts: u64, seq32: u32, x: &BarInput, symbol: &[u8; 8]) {
+        let dense = (locate as usize / self.workers) as u32;
+        self.add_keyed(dense, u64::from(locate), ts, seq32, x, symbol);
+    }
+
+    /// Whether rows are per participant.
+    #[inline(always)]
+    pub fn by_participant(&self) -> bool {
+        self.participants.is_some()
+    }
+
+    /// Adds one message attributed to participant `mpid` (per-participant rows; the touch is a
+    /// stock's, so it is left out).
+    #[inline]
+    pub fn add_participant(&mut self, mpid: [u8; 4], ts: u64, seq32: u32, x: &BarInput) {
+        let x = &BarInput { touch: None, ..*x };
+        let key = u64::from(u32::from_be_bytes(mpid));
+        let Some(table) = &mut self.participants else {
+            return;
+        };
+        let dense = match table.get(key, 0) {
+            Some(d) => d,
+            None => match table.insert(key, 0) {
+                Ok(e) => e.slot,
+                Err(_) => {
+                    self.participants_overflow += 1;
+                    return;
+                }
+            },
+        };
+        let mut label = [b' '; 8];
+        label[..4].copy_from_slice(&mpid);
+        self.add_keyed(dense, key, ts, seq32, x, &label);
+    }
+
+    #[inline]
+    fn add_keyed(
+        &mut self,
+        dense: u32,
+        key: u64,
+        ts: u64,
+        seq32: u32,
+        x: &BarInput,
+        label: &[u8; 8],
+    ) {
         self.seq = self
             .seq
             .wrapping_add(u64::from(seq32.wrapping_sub(self.last_seq32)));
         self.last_seq32 = seq32;
-        let key = (locate as usize / self.workers) as u32;
         let (epoch, seq) = (self.epoch, self.seq);
         let (tx, rows, lost) = (&mut self.tx, &mut self.rows, &mut self.lost);
         self.windows
-            .add(key, ts, x, self.wm, &mut |f: &Firing<Bar>| {
+            .add(dense, ts, x, self.wm, &mut |f: &Firing<Bar>| {
                 if matches!(f.kind, FiringKind::Late) {
                     let rec = BarRecord {
                         epoch,
                         phase: 0,
                         seq,
                         start: f.start,
-                        locate,
-                        symbol: *symbol,
+                        key,
+                        symbol: *label,
                         bar: f.agg,
                     };
                     Self::stage(tx, rows, lost, rec);
@@ -341,30 +415,53 @@ impl BarsWorker {
             });
     }
 
-    /// A mark: fires every window it closes (symbols from `name`), then ends the mark.
+    /// A mark: fires every window it closes (stock symbols from `name`), then ends the mark.
     pub fn mark(&mut self, wm: u64, name: impl Fn(u16) -> [u8; 8]) {
         self.wm = Some(wm);
         let (epoch, shard, workers) = (self.epoch, self.shard, self.workers);
         let (tx, rows, lost) = (&mut self.tx, &mut self.rows, &mut self.lost);
+        let participants = &self.participants;
+        let scratch = &mut self.scratch;
         self.windows.advance(wm, &mut |f: &Firing<Bar>| {
-            let locate = (f.key as usize * workers + shard) as u16;
+            let (key, symbol) = match participants {
+                None => {
+                    let locate = (f.key as usize * workers + shard) as u16;
+                    (u64::from(locate), name(locate))
+                }
+                Some(t) => {
+                    let key = t.key_of(f.key).unwrap_or(0);
+                    let mut label = [b' '; 8];
+                    label[..4].copy_from_slice(&(key as u32).to_be_bytes());
+                    (key, label)
+                }
+            };
             let rec = BarRecord {
                 epoch,
                 phase: 1,
                 seq: 0,
                 start: f.start,
-                locate,
-                symbol: name(locate),
+                key,
+                symbol,
                 bar: f.agg,
             };
-            Self::stage(tx, rows, lost, rec);
+            if participants.is_some() && scratch.len() < scratch.capacity() {
+                scratch.push(rec);
+            } else {
+                Self::stage(tx, rows, lost, rec);
+            }
         });
+        // A mark closes one window end (the reader steps through them), so at most one row
+        // per key: sorted by (start, key), they are in merge order.
+        self.scratch.sort_unstable_by_key(|r| (r.start, r.key));
+        for rec in self.scratch.drain(..) {
+            Self::stage(&mut self.tx, &mut self.rows, &mut self.lost, rec);
+        }
         let end = BarRecord {
             epoch,
             phase: 2,
             seq: 0,
             start: 0,
-            locate: 0,
+            key: 0,
             symbol: [0; 8],
             bar: Bar::EMPTY,
         };
@@ -400,7 +497,11 @@ pub struct BarsMerge {
     finished: Vec<bool>,
     sink: Box<dyn Write + Send>,
     format: BarFormat,
+    by: BarKey,
     symbol: Option<[u8; 8]>,
+    /// An on-time row held back: workers' partial rows of one participant and window arrive
+    /// one after the other in key order, and are summed before writing.
+    pending: Option<BarRecord>,
     /// Rows written.
     pub rows: u64,
     /// Late rows written.
@@ -429,13 +530,19 @@ impl BarsMerge {
             finished: vec![false; n],
             sink: cfg.sink,
             format: cfg.format,
+            by: cfg.by,
             symbol: cfg.symbol,
+            pending: None,
             rows: 0,
             late_rows: 0,
             error: None,
         };
         if m.format == BarFormat::Csv {
-            if let Err(e) = writeln!(m.sink, "{}", crate::agg::CSV_HEADER) {
+            let header = match m.by {
+                BarKey::Stock => crate::agg::CSV_HEADER,
+                BarKey::Participant => crate::agg::CSV_HEADER_PARTICIPANT,
+            };
+            if let Err(e) = writeln!(m.sink, "{header}") {
                 m.error = Some(e);
             }
         }
@@ -481,14 +588,15 @@ impl BarsMerge {
             let rec = self.heads[i].take().expect("the minimum is a head");
             self.floor[i] = Some(key);
             moved = true;
-            if rec.phase != 2 && self.symbol.map_or(true, |s| s == rec.symbol) {
-                self.write(&rec);
-            }
+            self.emit(rec);
         }
         for rx in &mut self.rxs {
             rx.release();
         }
         if self.done() {
+            if let Some(p) = self.pending.take() {
+                self.write(&p);
+            }
             if let Err(e) = self.sink.flush() {
                 self.error.get_or_insert(e);
             }
@@ -496,7 +604,30 @@ impl BarsMerge {
         moved
     }
 
+    /// Takes the next record in key order: sums it into the pending row when it is another
+    /// worker's part of the same on-time row, otherwise writes the pending row and holds this one.
+    fn emit(&mut self, rec: BarRecord) {
+        if let Some(p) = &mut self.pending {
+            if rec.phase == 1
+                && p.phase == 1
+                && (p.epoch, p.start, p.key) == (rec.epoch, rec.start, rec.key)
+            {
+                p.bar.merge(&rec.bar);
+                return;
+            }
+        }
+        if let Some(p) = self.pending.take() {
+            self.write(&p);
+        }
+        if rec.phase != 2 {
+            self.pending = Some(rec);
+        }
+    }
+
     fn write(&mut self, rec: &BarRecord) {
+        if self.symbol.is_some_and(|s| s != rec.symbol) {
+            return;
+        }
         if self.error.is_some() {
             return;
         }
@@ -504,6 +635,7 @@ impl BarsMerge {
         match write_bar(
             &mut self.sink,
             self.format,
+            self.by,
             &rec.symbol,
             rec.start,
             &rec.bar,

@@ -426,6 +426,9 @@ pub enum JobError {
     /// Writing the rows failed.
     #[error("writing the bars: {0}")]
     Sink(std::io::Error),
+    /// The job's options do not go together.
+    #[error("{0}")]
+    Config(&'static str),
 }
 
 /// [`run`], with a windowed bars job: the workers keep every stock's bars in event-time windows
@@ -441,6 +444,15 @@ pub fn run_job(
     progress: &AtomicU64,
 ) -> Result<RunOutcome, JobError> {
     let n = cfg.workers.max(1);
+    if let Some(b) = &bars {
+        if b.by == crate::agg::BarKey::Participant && b.window.allowed_lateness > 0 {
+            // A late row is one worker's part of a participant's window: the others' parts of
+            // the same window are not re-sent with it, so the row could not be whole.
+            return Err(JobError::Config(
+                "per-participant bars take no allowed lateness (late messages are counted in the ledger)",
+            ));
+        }
+    }
     let scale = TickScale::calibrate(50);
     let mut to_workers = Vec::with_capacity(n);
     let mut stages = Vec::with_capacity(n + 2);
@@ -573,6 +585,7 @@ pub fn run_job(
                 r.dropped_late += l.dropped_late;
                 r.max_lateness_ns = r.max_lateness_ns.max(l.max_lateness_ns);
                 r.overflow += l.overflow + l.out_of_range;
+                r.participants_overflow += b.participants_overflow;
                 r.lost += b.lost;
             }
             Some(r)

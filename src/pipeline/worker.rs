@@ -5,7 +5,7 @@ use super::bars::{mark_watermark, BarsWorker, MARK};
 use super::event::{Done, Event, SeqOrder, TOP_CHANGED};
 use super::reader::UNTIMED;
 use super::{Progress, RingCounters, Stage};
-use crate::agg::{BarInput, Touch};
+use crate::agg::{participant_of, BarInput, Touch};
 use crate::book::Books;
 use crate::clock::{ticks, TickScale};
 use crate::itch::decode;
@@ -207,8 +207,14 @@ impl Stage for Worker {
             let mut flags = 0;
             match decode(ev.message(), 0) {
                 Ok(m) => {
+                    // Bars: what the message adds, and (per-participant rows) whose it is, read
+                    // before the books forget an order it removes.
                     let mut bar_in = match &self.bars {
-                        Some(_) if locate != 0 => Some(BarInput::classify(&m, &self.books)),
+                        Some(b) if locate != 0 => Some(BarInput::classify(&m, &self.books)),
+                        _ => None,
+                    };
+                    let mpid = match &self.bars {
+                        Some(b) if b.by_participant() => participant_of(&m, &self.books),
                         _ => None,
                     };
                     if CHANGES_BOOK[t as usize] {
@@ -225,8 +231,12 @@ impl Stage for Worker {
                         self.books.apply(&m);
                     }
                     if let (Some(b), Some(x)) = (&mut self.bars, bar_in) {
-                        let sym = self.books.symbol(locate).copied().unwrap_or(*b"?       ");
-                        b.add(locate, m.timestamp(), ev.seq, &x, &sym);
+                        if !b.by_participant() {
+                            let sym = self.books.symbol(locate).copied().unwrap_or(*b"?       ");
+                            b.add(locate, m.timestamp(), ev.seq, &x, &sym);
+                        } else if let Some(p) = mpid {
+                            b.add_participant(p, m.timestamp(), ev.seq, &x);
+                        }
                     }
                     self.processed += 1;
                 }
