@@ -27,6 +27,7 @@
 
 mod asof;
 mod interval;
+pub mod market;
 mod wj;
 
 pub use crate::state::Ts;
