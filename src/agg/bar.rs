@@ -359,15 +359,179 @@ pub const CSV_HEADER: &str = "symbol,window_start_ns,open,high,low,close,volume,
 messages,otr,otr_volume,adds,executions,cancels,deletes,replaces,prints,crosses,other,\
 touch_changes,spread_mean,spread_sd,mid_mean,imbalance_mean,locked_crossed,late";
 
-/// Writes a fixed-point decimal (`v / 10^places`) without allocating.
-fn decimal(w: &mut impl Write, v: u128, places: u32) -> io::Result<()> {
-    let s = 10u128.pow(places);
-    write!(w, "{}.{:0width$}", v / s, v % s, width = places as usize)
+/// Most bytes one row takes (27 short fields, JSON keys included, are well under it): a caller
+/// that keeps this much spare capacity in its buffer never makes [`write_bar`] allocate.
+pub const MAX_ROW: usize = 2048;
+
+/// One output row, appended to the caller's buffer: integers by `itoa`, decimals and floats as
+/// fixed-point integers (no `core::fmt`: its exact float formatting alone cost more than a
+/// microsecond per row).
+struct Row<'a> {
+    buf: &'a mut Vec<u8>,
+    json: bool,
 }
 
-/// Writes one bar row. `late` marks an updated result of a window that had already fired.
-/// Prices are decimals (4 places), VWAP 6 places, OTR 4 places; fields that need a trade are
-/// empty (CSV) or `null` (JSONL) in a window without one. Allocation-free.
+impl Row<'_> {
+    #[inline]
+    fn raw(&mut self, b: &[u8]) {
+        self.buf.extend_from_slice(b);
+    }
+
+    #[inline]
+    fn key(&mut self, k: &str) {
+        if self.json {
+            self.raw(b",\"");
+            self.raw(k.as_bytes());
+            self.raw(b"\":");
+        } else {
+            self.raw(b",");
+        }
+    }
+
+    #[inline]
+    fn uint(&mut self, v: impl itoa::Integer) {
+        self.raw(itoa::Buffer::new().format(v).as_bytes());
+    }
+
+    /// `v / 10^places` with exactly `places` decimals.
+    fn dec(&mut self, v: u128, places: u32) {
+        let s = 10u128.pow(places);
+        self.uint(v / s);
+        if places == 0 {
+            return;
+        }
+        self.raw(b".");
+        let mut b = itoa::Buffer::new();
+        let frac = b.format(v % s).as_bytes();
+        for _ in frac.len()..places as usize {
+            self.raw(b"0");
+        }
+        self.raw(frac);
+    }
+
+    /// `v` rounded to `places` decimals (half away from zero), no sign on zero.
+    fn fixed(&mut self, v: f64, places: u32) {
+        let x = (v * 10f64.powi(places as i32)).round();
+        if !x.is_finite() {
+            self.null();
+            return;
+        }
+        if x < 0.0 {
+            self.raw(b"-");
+        }
+        self.dec(x.abs() as u128, places);
+    }
+
+    fn null(&mut self) {
+        if self.json {
+            self.raw(b"null");
+        }
+    }
+
+    fn opt_dec(&mut self, v: Option<u128>, places: u32) {
+        match v {
+            Some(v) => self.dec(v, places),
+            None => self.null(),
+        }
+    }
+
+    fn opt_fixed(&mut self, v: Option<f64>, places: u32) {
+        match v {
+            Some(v) => self.fixed(v, places),
+            None => self.null(),
+        }
+    }
+}
+
+/// Appends one bar row, newline included, to `out` (allocation-free while `out` has
+/// [`MAX_ROW`] bytes of spare capacity). `late` marks an updated result of a window that had
+/// already fired. Prices are decimals (4 places), VWAP 6 places, OTR 4 places, touch statistics
+/// 4 places (prices in dollars); fields that need a trade (or a touch sample) are empty (CSV) or
+/// `null` (JSONL) in a window without one.
+pub fn format_bar(
+    out: &mut Vec<u8>,
+    format: BarFormat,
+    key: BarKey,
+    symbol: &[u8; 8],
+    start: u64,
+    bar: &Bar,
+    late: bool,
+) {
+    let json = format == BarFormat::Jsonl;
+    let mut r = Row { buf: out, json };
+    let mut label = [0u8; 8];
+    let mut n = 0;
+    for &c in symbol.iter().take_while(|&&c| c != b' ' && c != 0) {
+        // ITCH alphas are printable ASCII; anything else (or a JSON metacharacter) is shown as `?`.
+        label[n] = if c.is_ascii_graphic() && c != b'"' && c != b'\\' {
+            c
+        } else {
+            b'?'
+        };
+        n += 1;
+    }
+    if json {
+        r.raw(match key {
+            BarKey::Stock => b"{\"symbol\":\"",
+            BarKey::Participant => b"{\"participant\":\"",
+        });
+        r.raw(&label[..n]);
+        r.raw(b"\"");
+        r.key("window_start_ns");
+    } else {
+        r.raw(&label[..n]);
+        r.raw(b",");
+    }
+    r.uint(start);
+    let traded = bar.trades > 0;
+    for (k, p) in [
+        ("open", bar.open),
+        ("high", bar.high),
+        ("low", bar.low),
+        ("close", bar.close),
+    ] {
+        r.key(k);
+        r.opt_dec(traded.then_some(u128::from(p)), 4);
+    }
+    r.key("volume");
+    r.uint(bar.volume);
+    r.key("vwap");
+    r.opt_dec(bar.vwap_e6(), 6);
+    r.key("trades");
+    r.uint(bar.trades);
+    r.key("messages");
+    r.uint(bar.messages);
+    r.key("otr");
+    r.opt_dec(bar.otr_e4().map(u128::from), 4);
+    r.key("otr_volume");
+    r.opt_dec(bar.otr_volume_e4(), 4);
+    for (k, n) in KINDS.iter().zip(&bar.by_kind) {
+        r.key(k);
+        r.uint(*n);
+    }
+    let t = &bar.touch;
+    r.key("touch_changes");
+    r.uint(t.samples());
+    r.key("spread_mean");
+    r.opt_fixed((t.spread.n > 0).then(|| t.spread.mean / 1e4), 4);
+    r.key("spread_sd");
+    r.opt_fixed(t.spread.stddev().map(|s| s / 1e4), 4);
+    r.key("mid_mean");
+    r.opt_fixed((t.mid.n > 0).then(|| t.mid.mean / 1e4), 4);
+    r.key("imbalance_mean");
+    r.opt_fixed((t.imbalance.n > 0).then_some(t.imbalance.mean), 4);
+    r.key("locked_crossed");
+    r.uint(t.locked_or_crossed);
+    r.key("late");
+    r.raw(match (json, late) {
+        (true, true) => b"true}\n",
+        (true, false) => b"false}\n",
+        (false, true) => b"1\n",
+        (false, false) => b"0\n",
+    });
+}
+
+/// [`format_bar`] straight to a writer (one `write_all`; allocates its row buffer).
 pub fn write_bar(
     w: &mut impl Write,
     format: BarFormat,
@@ -377,89 +541,9 @@ pub fn write_bar(
     bar: &Bar,
     late: bool,
 ) -> io::Result<()> {
-    let sym = std::str::from_utf8(symbol)
-        .unwrap_or("?")
-        .trim_end_matches([' ', '\0']);
-    let traded = bar.trades > 0;
-    let quote = format == BarFormat::Jsonl;
-    let label_key = match key {
-        BarKey::Stock => "symbol",
-        BarKey::Participant => "participant",
-    };
-    let sep = |w: &mut dyn Write, key: &str| -> io::Result<()> {
-        if quote {
-            write!(w, ",\"{key}\":")
-        } else {
-            w.write_all(b",")
-        }
-    };
-    let opt_dec = |w: &mut dyn Write, v: Option<u128>, places: u32| -> io::Result<()> {
-        match v {
-            Some(v) => {
-                let mut w = w;
-                decimal(&mut w, v, places)
-            }
-            None if quote => w.write_all(b"null"),
-            None => Ok(()),
-        }
-    };
-    if quote {
-        write!(w, "{{\"{label_key}\":\"{sym}\",\"window_start_ns\":{start}")?;
-    } else {
-        write!(w, "{sym},{start}")?;
-    }
-    for (key, p) in [
-        ("open", bar.open),
-        ("high", bar.high),
-        ("low", bar.low),
-        ("close", bar.close),
-    ] {
-        sep(w, key)?;
-        opt_dec(w, traded.then_some(u128::from(p)), 4)?;
-    }
-    sep(w, "volume")?;
-    write!(w, "{}", bar.volume)?;
-    sep(w, "vwap")?;
-    opt_dec(w, bar.vwap_e6(), 6)?;
-    sep(w, "trades")?;
-    write!(w, "{}", bar.trades)?;
-    sep(w, "messages")?;
-    write!(w, "{}", bar.messages)?;
-    sep(w, "otr")?;
-    opt_dec(w, bar.otr_e4().map(u128::from), 4)?;
-    sep(w, "otr_volume")?;
-    opt_dec(w, bar.otr_volume_e4(), 4)?;
-    for (key, n) in KINDS.iter().zip(&bar.by_kind) {
-        sep(w, key)?;
-        write!(w, "{n}")?;
-    }
-    let t = &bar.touch;
-    sep(w, "touch_changes")?;
-    write!(w, "{}", t.samples())?;
-    // Prices in dollars, 4 places; imbalance in [−1, 1], 4 places; empty/null without samples.
-    let opt_f = |w: &mut dyn Write, v: Option<f64>| -> io::Result<()> {
-        match v {
-            Some(v) => write!(w, "{v:.4}"),
-            None if quote => w.write_all(b"null"),
-            None => Ok(()),
-        }
-    };
-    sep(w, "spread_mean")?;
-    opt_f(w, (t.spread.n > 0).then(|| t.spread.mean / 1e4))?;
-    sep(w, "spread_sd")?;
-    opt_f(w, t.spread.stddev().map(|s| s / 1e4))?;
-    sep(w, "mid_mean")?;
-    opt_f(w, (t.mid.n > 0).then(|| t.mid.mean / 1e4))?;
-    sep(w, "imbalance_mean")?;
-    opt_f(w, (t.imbalance.n > 0).then_some(t.imbalance.mean))?;
-    sep(w, "locked_crossed")?;
-    write!(w, "{}", t.locked_or_crossed)?;
-    sep(w, "late")?;
-    if quote {
-        writeln!(w, "{late}}}")
-    } else {
-        writeln!(w, "{}", late as u8)
-    }
+    let mut row = Vec::with_capacity(MAX_ROW);
+    format_bar(&mut row, format, key, symbol, start, bar, late);
+    w.write_all(&row)
 }
 
 #[cfg(test)]
@@ -512,6 +596,30 @@ mod tests {
         // VWAP = (1000000·10 + 1015000·5 + 990000·1) / 16 e-4 = 100.40625
         assert_eq!(whole.vwap_e6(), Some(100_406_250));
         assert_eq!(whole.otr_e4(), Some(3333));
+    }
+
+    #[test]
+    fn fixed_point_fields_round_and_sign_like_decimals() {
+        let mut out = Vec::new();
+        let mut r = Row {
+            buf: &mut out,
+            json: false,
+        };
+        for (v, p) in [
+            (-0.25, 4),
+            (-0.00004, 4),
+            (0.00005, 4),
+            (12.34567, 4),
+            (3.0, 0),
+        ] {
+            r.fixed(v, p);
+            r.raw(b" ");
+        }
+        r.dec(1_000_007, 6);
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "-0.2500 0.0000 0.0001 12.3457 3 1.000007"
+        );
     }
 
     #[test]

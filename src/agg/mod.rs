@@ -7,7 +7,7 @@ pub mod bar;
 pub mod stats;
 
 pub use bar::{
-    kind_of, participant_of, write_bar, Bar, BarFormat, BarInput, BarKey, Touch, CSV_HEADER,
-    CSV_HEADER_PARTICIPANT, KINDS,
+    format_bar, kind_of, participant_of, write_bar, Bar, BarFormat, BarInput, BarKey, Touch,
+    CSV_HEADER, CSV_HEADER_PARTICIPANT, KINDS, MAX_ROW,
 };
 pub use stats::{TouchStats, Welford};

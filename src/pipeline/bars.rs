@@ -25,7 +25,7 @@
 //! for that at construction.
 
 use super::event::{Event, BODY};
-use crate::agg::{write_bar, Bar, BarFormat, BarInput, BarKey};
+use crate::agg::{format_bar, Bar, BarFormat, BarInput, BarKey, MAX_ROW};
 use crate::ring::{Consumer, Producer};
 use crate::state::SparseIndex;
 use crate::window::{Firing, FiringKind, TimeWindowConfig, TimeWindows};
@@ -502,6 +502,8 @@ pub struct BarsMerge {
     /// An on-time row held back: workers' partial rows of one participant and window arrive
     /// one after the other in key order, and are summed before writing.
     pending: Option<BarRecord>,
+    /// Formatted rows not yet handed to the sink (preallocated; flushed before it could grow).
+    out: Vec<u8>,
     /// Rows written.
     pub rows: u64,
     /// Late rows written.
@@ -533,6 +535,7 @@ impl BarsMerge {
             by: cfg.by,
             symbol: cfg.symbol,
             pending: None,
+            out: Vec::with_capacity(Self::OUT_BYTES + MAX_ROW),
             rows: 0,
             late_rows: 0,
             error: None,
@@ -547,6 +550,23 @@ impl BarsMerge {
             }
         }
         m
+    }
+
+    /// Bytes of formatted rows gathered before one write to the sink.
+    const OUT_BYTES: usize = 1 << 20;
+
+    /// Hands the gathered rows to the sink and flushes it.
+    fn drain(&mut self) {
+        if !self.out.is_empty() && self.error.is_none() {
+            if let Err(e) = self
+                .sink
+                .write_all(&self.out)
+                .and_then(|()| self.sink.flush())
+            {
+                self.error = Some(e);
+            }
+        }
+        self.out.clear();
     }
 
     /// Whether every worker's stream has ended and been written.
@@ -593,10 +613,16 @@ impl BarsMerge {
         for rx in &mut self.rxs {
             rx.release();
         }
+        // Under load rows gather up to a megabyte per write; as soon as the merge runs dry they
+        // go out, so a live run's rows are never held back.
+        if !moved || self.out.len() > Self::OUT_BYTES {
+            self.drain();
+        }
         if self.done() {
             if let Some(p) = self.pending.take() {
                 self.write(&p);
             }
+            self.drain();
             if let Err(e) = self.sink.flush() {
                 self.error.get_or_insert(e);
             }
@@ -632,20 +658,19 @@ impl BarsMerge {
             return;
         }
         let late = rec.phase == 0;
-        match write_bar(
-            &mut self.sink,
+        if self.out.len() > Self::OUT_BYTES {
+            self.drain();
+        }
+        format_bar(
+            &mut self.out,
             self.format,
             self.by,
             &rec.symbol,
             rec.start,
             &rec.bar,
             late,
-        ) {
-            Ok(()) => {
-                self.rows += 1;
-                self.late_rows += late as u64;
-            }
-            Err(e) => self.error = Some(e),
-        }
+        );
+        self.rows += 1;
+        self.late_rows += late as u64;
     }
 }
