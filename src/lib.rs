@@ -49,7 +49,22 @@
 //!  each stage on a pinned thread (or packed several to a core); latency::histogram per stage
 //!  per thread, merged after the run → percentile table, .hgrm, SVG
 //! ```
-//! Later stages put windows, joins and surveillance detectors in the workers and the output.
+//!
+//! ## Stream processing in the workers (`tickwatch bars`, [`stream::Job`])
+//! ```text
+//!  reader ── events + watermark marks (feed max ts − out-of-orderness; one per window end) ──┐
+//!                                                                                            ▼
+//!  worker i: Books ─▶ agg::BarInput (trade priced by the book, touch change) ─▶ window::TimeWindows
+//!            (panes per stock in fixed arrays; fire at marks; late firings within the lateness;
+//!             a ledger of what came too late)  ─▶ rows sorted by (mark, start, stock) ─┐
+//!                                                                                       ▼
+//!  output: k-way merge of the workers' rows ─▶ CSV / JSONL (identical for any worker count)
+//! ```
+//! The same parts stand alone: [`window`] (tumbling, sliding, session, count windows and
+//! watermarks), [`state`] (dense and open-addressing keyed state with TTL), [`join`] (as-of,
+//! interval and window joins), [`agg`] (bars, Welford, touch statistics), and [`stream`], a
+//! builder for keyed windowed jobs over any fixed-layout record stream. None allocates after
+//! construction; a full table is a counted overflow. Surveillance detectors come next.
 //!
 //! ## Example
 //! ```
