@@ -1023,7 +1023,9 @@ fn run_pipeline(a: RunArgs, bars: Option<BarsConfig>) -> Result<()> {
     let cfg = PipelineConfig {
         workers: a
             .workers
-            .unwrap_or(default_workers(ncores, a.speed.0.is_some())),
+            // A bars job's output stage formats a row per window: like a paced run, it gets a
+            // core of its own with the reader below 4 cores (measured faster, PERF.md).
+            .unwrap_or(default_workers(ncores, a.speed.0.is_some() || bars.is_some())),
         cores,
         wait: a.wait,
         backpressure: a.backpressure,
