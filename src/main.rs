@@ -145,8 +145,9 @@ struct RunArgs {
     ring_capacity: usize,
     /// `stages`: time every stage of every event; `e2e`: only end to end (every event still),
     /// so the workers read no clock and no stage histograms are kept (faster: see PERF.md).
-    #[arg(long, value_enum, default_value_t = Timing::Stages)]
-    timing: Timing,
+    /// (Default: `stages` for `run`, `e2e` for `bars`, whose product is its rows.)
+    #[arg(long, value_enum)]
+    timing: Option<Timing>,
     /// Write the end-to-end latency as an HdrHistogram percentile distribution (ns) here, and
     /// an SVG plot of every stage beside it (same name, `.svg`).
     #[arg(long, value_name = "FILE.hgrm")]
@@ -1036,7 +1037,10 @@ fn run_pipeline(a: RunArgs, bars: Option<BarsConfig>) -> Result<()> {
             lenient: a.input.lenient,
         },
         ring_capacity: a.ring_capacity,
-        stage_timing: a.timing == Timing::Stages,
+        stage_timing: a
+            .timing
+            .unwrap_or(if bars.is_some() { Timing::E2e } else { Timing::Stages })
+            == Timing::Stages,
         books: a.caps.config(),
         thread_hook: None,
     };
