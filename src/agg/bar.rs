@@ -379,12 +379,12 @@ impl Row<'_> {
 
     #[inline]
     fn key(&mut self, k: &str) {
-        if self.json {
+        if !self.json {
+            self.buf.push(b',');
+        } else {
             self.raw(b",\"");
             self.raw(k.as_bytes());
             self.raw(b"\":");
-        } else {
-            self.raw(b",");
         }
     }
 
@@ -393,20 +393,35 @@ impl Row<'_> {
         self.raw(itoa::Buffer::new().format(v).as_bytes());
     }
 
-    /// `v / 10^places` with exactly `places` decimals.
+    /// `v / 10^places` with exactly `places` decimals (u64 arithmetic whenever `v` fits: 128-bit
+    /// division is a library call).
     fn dec(&mut self, v: u128, places: u32) {
-        let s = 10u128.pow(places);
-        self.uint(v / s);
+        match u64::try_from(v) {
+            Ok(v) => {
+                let s = 10u64.pow(places);
+                self.uint(v / s);
+                self.frac(v % s, places);
+            }
+            Err(_) => {
+                let s = 10u128.pow(places);
+                self.uint(v / s);
+                self.frac((v % s) as u64, places);
+            }
+        }
+    }
+
+    /// The fraction digits of [`Row::dec`], zero-padded to `places` (none when 0).
+    fn frac(&mut self, f: u64, places: u32) {
         if places == 0 {
             return;
         }
         self.raw(b".");
         let mut b = itoa::Buffer::new();
-        let frac = b.format(v % s).as_bytes();
-        for _ in frac.len()..places as usize {
+        let digits = b.format(f).as_bytes();
+        for _ in digits.len()..places as usize {
             self.raw(b"0");
         }
-        self.raw(frac);
+        self.raw(digits);
     }
 
     /// `v` rounded to `places` decimals (half away from zero), no sign on zero.
