@@ -561,6 +561,20 @@ impl<W: Write> Gen<W> {
 /// Arguments that cannot make a valid day (no symbols, too few messages for the directory and
 /// crosses, more than 65,535 symbols) and I/O errors.
 pub fn generate<W: Write>(cfg: &GenConfig, out: W) -> Result<GenReport> {
+    generate_session(cfg, CLOSE_NS - OPEN_NS, out)
+}
+
+/// [`generate`], with the continuous session compressed into `session_ns` after the 09:30 open
+/// (the close cross follows it; at most the real 6.5 hours): the same flow of messages at a
+/// higher rate, so that short windows hold many events, as a busy real day's do.
+///
+/// # Errors
+/// As [`generate`]; a session of zero or longer than 6.5 hours.
+pub fn generate_session<W: Write>(cfg: &GenConfig, session_ns: u64, out: W) -> Result<GenReport> {
+    if session_ns < 2_000_000_000 || session_ns > CLOSE_NS - OPEN_NS {
+        bail!("the session must be 2 s to 6.5 h long, got {session_ns} ns");
+    }
+    let close_ns = OPEN_NS + session_ns;
     if cfg.symbols == 0 || cfg.symbols > 65_535 {
         bail!("--symbols must be 1..=65535, got {}", cfg.symbols);
     }
@@ -635,18 +649,18 @@ pub fn generate<W: Write>(cfg: &GenConfig, out: W) -> Result<GenReport> {
         g.cross(locate, b'O')?;
     }
     let continuous = flow - used;
-    let mean_gap = ((CLOSE_NS - OPEN_NS - 1_000_000_000) as f64 / continuous as f64).max(1.0);
+    let mean_gap = ((close_ns - OPEN_NS - 1_000_000_000) as f64 / continuous as f64).max(1.0);
     for _ in 0..continuous {
         // Exponential inter-arrival times; clustered bursts, like a real feed.
         let gap = -mean_gap * (1.0 - g.rng.unit()).ln();
-        g.ts = (g.ts + gap as u64).min(CLOSE_NS - 1);
+        g.ts = (g.ts + gap as u64).min(close_ns - 1);
         g.step()?;
     }
-    g.ts = CLOSE_NS;
+    g.ts = close_ns;
     for locate in 1..=cfg.symbols as usize {
         g.cross(locate, b'C')?;
     }
-    g.system(b'M', CLOSE_NS)?;
+    g.system(b'M', close_ns)?;
     g.system(b'E', 72_000_000_000_000)?;
     g.system(b'C', 72_300_000_000_000)?;
     let report = GenReport {

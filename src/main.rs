@@ -282,6 +282,10 @@ struct GenArgs {
     /// Random seed: the same seed and arguments give the same bytes.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Compress the continuous session (normally 09:30-16:00) into this long after the open,
+    /// e.g. `10m`: the same messages at a higher rate, so that short windows hold many events.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    session: Option<std::time::Duration>,
     /// Output file.
     #[arg(long)]
     out: PathBuf,
@@ -653,7 +657,11 @@ fn cmd_gen(a: GenArgs) -> Result<()> {
     let t0 = Instant::now();
     let file =
         std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let rep = generate(&cfg, io::BufWriter::with_capacity(1 << 20, file))?;
+    let w = io::BufWriter::with_capacity(1 << 20, file);
+    let rep = match a.session {
+        Some(d) => tickwatch::gen::generate_session(&cfg, d.as_nanos() as u64, w)?,
+        None => generate(&cfg, w)?,
+    };
     eprintln!(
         "wrote {} messages, {} bytes, {} symbols, peak {} live orders to {} in {:.2} s",
         rep.messages,
@@ -1026,7 +1034,10 @@ fn run_pipeline(a: RunArgs, bars: Option<BarsConfig>) -> Result<()> {
             .workers
             // A bars job's output stage formats a row per window: like a paced run, it gets a
             // core of its own with the reader below 4 cores (measured faster, PERF.md).
-            .unwrap_or(default_workers(ncores, a.speed.0.is_some() || bars.is_some())),
+            .unwrap_or(default_workers(
+                ncores,
+                a.speed.0.is_some() || bars.is_some(),
+            )),
         cores,
         wait: a.wait,
         backpressure: a.backpressure,
@@ -1037,10 +1048,11 @@ fn run_pipeline(a: RunArgs, bars: Option<BarsConfig>) -> Result<()> {
             lenient: a.input.lenient,
         },
         ring_capacity: a.ring_capacity,
-        stage_timing: a
-            .timing
-            .unwrap_or(if bars.is_some() { Timing::E2e } else { Timing::Stages })
-            == Timing::Stages,
+        stage_timing: a.timing.unwrap_or(if bars.is_some() {
+            Timing::E2e
+        } else {
+            Timing::Stages
+        }) == Timing::Stages,
         books: a.caps.config(),
         thread_hook: None,
     };
