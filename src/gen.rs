@@ -688,6 +688,37 @@ mod tests {
     }
 
     #[test]
+    fn a_compressed_session_keeps_the_flow_and_ends_at_its_close() {
+        let cfg = GenConfig {
+            messages: 20_000,
+            symbols: 10,
+            live_orders: 500,
+            seed: 3,
+        };
+        let mut v = Vec::new();
+        let r = generate_session(&cfg, 10_000_000_000, &mut v).unwrap();
+        assert_eq!(r.messages, 20_000);
+        let mut last = 0;
+        let mut market_close = None;
+        for f in crate::feed::Frames::new(&v) {
+            let m = crate::itch::decode(f.unwrap().body, 0).unwrap();
+            let ts = m.timestamp();
+            assert!(ts >= last, "timestamps never go back");
+            last = ts;
+            if let crate::itch::Message::SystemEvent(e) = m {
+                if e.event_code == b'M' {
+                    market_close = Some(ts);
+                }
+            } else {
+                assert!(ts <= OPEN_NS + 10_000_000_000, "stock messages inside the session");
+            }
+        }
+        assert_eq!(market_close, Some(OPEN_NS + 10_000_000_000));
+        assert!(generate_session(&cfg, 0, &mut Vec::new()).is_err());
+        assert!(generate_session(&cfg, CLOSE_NS, &mut Vec::new()).is_err());
+    }
+
+    #[test]
     fn deterministic_and_exact_count() {
         let cfg = GenConfig {
             messages: 5_000,
