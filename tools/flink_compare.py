@@ -283,8 +283,9 @@ def full_run(args):
                          "(or --flink-python PATH)")
     workdir = os.path.abspath(args.workdir)
     os.makedirs(workdir, exist_ok=True)
-    feed = os.path.join(workdir, f"gen-{args.messages}-{args.symbols}sym-seed{args.seed}.itch")
-    events = os.path.join(workdir, f"events-{args.messages}-{args.symbols}sym-seed{args.seed}.csv")
+    session = f"-session{args.session}" if args.session else ""
+    feed = os.path.join(workdir, f"gen-{args.messages}-{args.symbols}sym-seed{args.seed}{session}.itch")
+    events = os.path.join(workdir, f"events-{args.messages}-{args.symbols}sym-seed{args.seed}{session}.csv")
     tw_bars = os.path.join(workdir, "tickwatch_bars.csv")
     fl_bars = os.path.join(workdir, "flink_bars.csv")
     out = args.out or os.path.join(REPO, "perf", "runs", time.strftime("%Y-%m-%d"), "flink_compare.json")
@@ -298,7 +299,8 @@ def full_run(args):
     # 1. feed
     if args.regen or not os.path.exists(feed):
         dt, so, se = timed([tw, "gen", "--messages", args.messages, "--symbols", args.symbols,
-                            "--seed", args.seed, "--out", feed])
+                            "--seed", args.seed, "--out", feed]
+                           + (["--session", args.session] if args.session else []))
         report["gen"] = {"wall_s": round(dt, 3), "stdout": so, "stderr": se}
     report["feed"] = {"path": feed, "bytes": os.path.getsize(feed)}
 
@@ -398,6 +400,8 @@ def main(argv=None):
     ap.add_argument("--messages", type=int, help="messages to generate (full run)")
     ap.add_argument("--symbols", type=int, default=None, help="stocks (full run: 8000; synthetic: 8)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--session", default=None,
+                    help="gen --session: compress the continuous session (e.g. 10m) for dense windows")
     ap.add_argument("--workdir", default=os.path.join(REPO, "bench-data", "flink"))
     ap.add_argument("--tickwatch", default=os.path.join(REPO, "target", "release", "tickwatch"))
     ap.add_argument("--flink-python", default="/work/flink-venv/bin/python")
