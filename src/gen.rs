@@ -710,7 +710,10 @@ mod tests {
                     market_close = Some(ts);
                 }
             } else {
-                assert!(ts <= OPEN_NS + 10_000_000_000, "stock messages inside the session");
+                assert!(
+                    ts <= OPEN_NS + 10_000_000_000,
+                    "stock messages inside the session"
+                );
             }
         }
         assert_eq!(market_close, Some(OPEN_NS + 10_000_000_000));
