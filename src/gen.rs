@@ -571,7 +571,7 @@ pub fn generate<W: Write>(cfg: &GenConfig, out: W) -> Result<GenReport> {
 /// # Errors
 /// As [`generate`]; a session of zero or longer than 6.5 hours.
 pub fn generate_session<W: Write>(cfg: &GenConfig, session_ns: u64, out: W) -> Result<GenReport> {
-    if session_ns < 2_000_000_000 || session_ns > CLOSE_NS - OPEN_NS {
+    if !(2_000_000_000..=CLOSE_NS - OPEN_NS).contains(&session_ns) {
         bail!("the session must be 2 s to 6.5 h long, got {session_ns} ns");
     }
     let close_ns = OPEN_NS + session_ns;
