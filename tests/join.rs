@@ -634,61 +634,22 @@ proptest! {
 
 // ---------- no allocation after construction ----------
 
+mod common;
+
+#[global_allocator]
+static GLOBAL: common::Counting = common::Counting;
+
 mod no_alloc {
     //! A counting global allocator armed per thread (the shape of `tests/no_alloc.rs`): after
     //! construction, the hot paths of every keyed-state and join structure allocate nothing.
 
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
     use std::hint::black_box;
     use tickwatch::join::{AsOf, Count, IntervalJoin, Max, Mean, Min, WindowJoin};
     use tickwatch::state::{DenseState, KeyedState, ListState, ReducingState, SparseIndex};
 
-    struct Counting;
-
-    thread_local! {
-        static ARMED: Cell<bool> = const { Cell::new(false) };
-        static EVENTS: Cell<u64> = const { Cell::new(0) };
-    }
-
-    fn note() {
-        if ARMED.try_with(Cell::get).unwrap_or(false) {
-            let _ = EVENTS.try_with(|e| e.set(e.get() + 1));
-        }
-    }
-
-    // SAFETY: every call is forwarded unchanged to `System`; the counting touches only
-    // const-initialised thread-locals, which never allocate.
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            note();
-            // SAFETY: the caller's contract is passed on unchanged.
-            unsafe { System.alloc(layout) }
-        }
-
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            note();
-            // SAFETY: as above.
-            unsafe { System.realloc(ptr, layout, new_size) }
-        }
-
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            note();
-            // SAFETY: as above.
-            unsafe { System.dealloc(ptr, layout) }
-        }
-    }
-
-    #[global_allocator]
-    static GLOBAL: Counting = Counting;
-
     /// Runs `f` with counting armed on this thread; returns the allocator calls it made.
     fn allocations(f: impl FnOnce()) -> u64 {
-        EVENTS.with(|e| e.set(0));
-        ARMED.with(|a| a.set(true));
-        f();
-        ARMED.with(|a| a.set(false));
-        EVENTS.with(Cell::get)
+        super::common::allocations(f).1
     }
 
     #[test]

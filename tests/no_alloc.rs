@@ -7,8 +7,6 @@
 //! feed in memory, the books, one warm-up pass); then, inside the guard, whole-file walks run and
 //! must make zero allocations, reallocations or frees.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -20,84 +18,11 @@ use tickwatch::itch::{decode, DecodeErrorKind, Side};
 use tickwatch::pipeline::{run, Backpressure, PipelineConfig, WaitStrategy};
 use tickwatch::replay::{for_each_message, replay, ReplayReport};
 
-struct Counting;
-
-thread_local! {
-    static ARMED: Cell<bool> = const { Cell::new(false) };
-    static EVENTS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note() {
-    // `try_with`: the allocator may be called while this thread's locals are being torn down.
-    if ARMED.try_with(Cell::get).unwrap_or(false) {
-        let _ = EVENTS.try_with(|e| e.set(e.get() + 1));
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; the counting touches only const-initialised
-// thread-locals, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: the caller's contract is passed on unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note();
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+mod common;
+use common::allocations;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Counts allocator calls on this thread while alive.
-struct NoAlloc {
-    start: u64,
-}
-
-impl NoAlloc {
-    fn new() -> NoAlloc {
-        assert!(!ARMED.with(Cell::get), "guards do not nest");
-        let start = EVENTS.with(Cell::get);
-        ARMED.with(|a| a.set(true));
-        NoAlloc { start }
-    }
-
-    /// Allocator calls since the guard was made.
-    fn count(&self) -> u64 {
-        EVENTS.with(Cell::get) - self.start
-    }
-}
-
-impl Drop for NoAlloc {
-    fn drop(&mut self) {
-        ARMED.with(|a| a.set(false));
-    }
-}
-
-/// Runs `f` under a guard and returns the allocator calls it made on this thread.
-fn allocations<R>(f: impl FnOnce() -> R) -> (R, u64) {
-    let g = NoAlloc::new();
-    let r = black_box(f());
-    let n = g.count();
-    drop(g);
-    (r, n)
-}
+static GLOBAL: common::Counting = common::Counting;
 
 fn feed() -> Vec<u8> {
     let mut buf = Vec::new();
@@ -277,12 +202,10 @@ static PIPELINE_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// The pipeline's thread hook: arms this thread's counter for its steady state.
 fn count_steady_state(start: bool) {
     if start {
-        EVENTS.with(|e| e.set(0));
-        ARMED.with(|a| a.set(true));
+        common::arm();
     } else {
-        ARMED.with(|a| a.set(false));
         // SeqCst: read by the test thread after joining (join already orders it).
-        PIPELINE_CALLS.fetch_add(EVENTS.with(Cell::get), Ordering::SeqCst);
+        PIPELINE_CALLS.fetch_add(common::disarm(), Ordering::SeqCst);
         PIPELINE_THREADS.fetch_add(1, Ordering::SeqCst);
     }
 }

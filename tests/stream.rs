@@ -2,8 +2,6 @@
 //! aggregates, tumbling, sliding, count and session windows; overflow, lateness and build
 //! errors; and a `push` loop that allocates nothing.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::collections::HashMap;
 
 use proptest::prelude::*;
@@ -559,58 +557,14 @@ fn invalid_configurations_are_build_errors() {
 
 // ---- no allocation in `push`/`finish` --------------------------------------------------------
 
-struct Counting;
-
-thread_local! {
-    static ARMED: Cell<bool> = const { Cell::new(false) };
-    static EVENTS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note() {
-    // `try_with`: the allocator may be called while this thread's locals are being torn down.
-    if ARMED.try_with(Cell::get).unwrap_or(false) {
-        let _ = EVENTS.try_with(|e| e.set(e.get() + 1));
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; the counting touches only
-// const-initialised thread-locals, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: the caller's contract is passed on unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note();
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+mod common;
 
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: common::Counting = common::Counting;
 
 /// Allocation events on this thread while `f` runs.
 fn allocations(f: impl FnOnce()) -> u64 {
-    EVENTS.with(|e| e.set(0));
-    ARMED.with(|a| a.set(true));
-    f();
-    ARMED.with(|a| a.set(false));
-    EVENTS.with(Cell::get)
+    common::allocations(f).1
 }
 
 #[test]
