@@ -196,6 +196,26 @@ impl<L: Copy, R: Copy> IntervalJoin<L, R> {
             .is_some_and(|wm| minus(ts, self.lower) <= wm as i128)
     }
 
+    /// The buffer slot of `key` for an event stamped `ts` (emptied if the key is new), or why
+    /// the event is refused, counted: `Err(true)` late, `Err(false)` the key table is full.
+    #[inline]
+    fn slot_for(&mut self, key: u64, ts: Ts) -> Result<usize, bool> {
+        if self.is_late(ts) {
+            self.counters.late += 1;
+            return Err(true);
+        }
+        let Ok(e) = self.index.insert(key, ts) else {
+            self.counters.keys_full += 1;
+            return Err(false);
+        };
+        let s = e.slot as usize;
+        if e.new {
+            self.lefts.clear(s);
+            self.rights.clear(s);
+        }
+        Ok(s)
+    }
+
     /// Joins the left event `(key, ts, value)` with the buffered right events of `key`, calling
     /// `emit` once per match (in the rights' arrival order), then buffers it.
     #[inline]
@@ -207,19 +227,10 @@ impl<L: Copy, R: Copy> IntervalJoin<L, R> {
         mut emit: impl FnMut(Joined<L, R>),
     ) -> Admit<L> {
         self.counters.left += 1;
-        if self.is_late(ts) {
-            self.counters.late += 1;
-            return Admit::Late;
-        }
-        let Ok(e) = self.index.insert(key, ts) else {
-            self.counters.keys_full += 1;
-            return Admit::KeysFull;
+        let s = match self.slot_for(key, ts) {
+            Ok(s) => s,
+            Err(late) => return if late { Admit::Late } else { Admit::KeysFull },
         };
-        let s = e.slot as usize;
-        if e.new {
-            self.lefts.clear(s);
-            self.rights.clear(s);
-        }
         let (lo, hi) = (shift(ts, self.lower), shift(ts, self.upper));
         for &(rts, r) in self.rights.iter(s) {
             if lo <= rts as i128 && rts as i128 <= hi {
@@ -257,19 +268,10 @@ impl<L: Copy, R: Copy> IntervalJoin<L, R> {
         mut emit: impl FnMut(Joined<L, R>),
     ) -> Admit<R> {
         self.counters.right += 1;
-        if self.is_late(ts) {
-            self.counters.late += 1;
-            return Admit::Late;
-        }
-        let Ok(e) = self.index.insert(key, ts) else {
-            self.counters.keys_full += 1;
-            return Admit::KeysFull;
+        let s = match self.slot_for(key, ts) {
+            Ok(s) => s,
+            Err(late) => return if late { Admit::Late } else { Admit::KeysFull },
         };
-        let s = e.slot as usize;
-        if e.new {
-            self.lefts.clear(s);
-            self.rights.clear(s);
-        }
         let t = ts as i128;
         for &(lts, l) in self.lefts.iter(s) {
             if shift(lts, self.lower) <= t && t <= shift(lts, self.upper) {
