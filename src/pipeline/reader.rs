@@ -336,10 +336,9 @@ impl Stage for Reader<'_> {
                 }
                 None => (read, read),
             };
-            if let Some((gen, _)) = self.marks {
+            if let Some((mut g, size)) = self.marks {
                 // Every mark due before this message goes first, to every worker.
                 let mut blocked = false;
-                let mut g = gen;
                 while let Some(wm) = g.due(ts) {
                     if !self.send_mark(wm) {
                         blocked = true;
@@ -347,7 +346,7 @@ impl Stage for Reader<'_> {
                     }
                     g.sent_mark(wm);
                 }
-                self.marks = Some((g, self.marks.map_or(0, |m| m.1)));
+                self.marks = Some((g, size));
                 if blocked {
                     self.pending = Some((frame, read));
                     break;
