@@ -168,13 +168,22 @@ impl<'a> Reader<'a> {
         self
     }
 
-    /// Sends a mark with watermark `wm` to every ring, whatever the backpressure policy (a
-    /// dropped mark would desynchronise the workers' windows); false when some ring is full.
-    fn send_mark(&mut self, wm: u64) -> bool {
+    /// Whether every ring has a free slot (for an item that goes to all of them); if not, a
+    /// full-ring wait is counted on each.
+    fn every_ring_has_room(&mut self) -> bool {
         if self.outs.iter_mut().any(|o| o.free_slots() == 0) {
             for c in &mut self.counters {
                 c.full += 1;
             }
+            return false;
+        }
+        true
+    }
+
+    /// Sends a mark with watermark `wm` to every ring, whatever the backpressure policy (a
+    /// dropped mark would desynchronise the workers' windows); false when some ring is full.
+    fn send_mark(&mut self, wm: u64) -> bool {
+        if !self.every_ring_has_room() {
             return false;
         }
         let seq = self.seq;
@@ -357,12 +366,7 @@ impl Stage for Reader<'_> {
             let sent = if locate == 0 && shards > 1 {
                 // Market-wide messages (system events, MWCB) go to every shard; under the block
                 // policy only when every ring has room, so none gets it twice.
-                if self.policy == Backpressure::Block
-                    && self.outs.iter_mut().any(|o| o.free_slots() == 0)
-                {
-                    for c in &mut self.counters {
-                        c.full += 1;
-                    }
+                if self.policy == Backpressure::Block && !self.every_ring_has_room() {
                     false
                 } else {
                     (0..shards).all(|i| self.send(i, origin, frame.body))
