@@ -101,6 +101,8 @@ pub mod mem;
 pub mod pipeline;
 pub mod replay;
 pub mod ring;
+pub mod scenario;
 pub mod state;
 pub mod stream;
+pub mod surv;
 pub mod window;

@@ -137,6 +137,22 @@ impl MarkGen {
         }
     }
 
+    /// A schedule with no windows: a mark every `every` messages only (surveillance timers and
+    /// the output's merge), then two final marks at the end.
+    pub fn periodic(every: u32) -> MarkGen {
+        MarkGen {
+            slide: u64::MAX,
+            offset: 0,
+            ooo: 0,
+            every: every.max(1),
+            max_ts: None,
+            next_step: u64::MAX - 1,
+            since: 0,
+            sent: 0,
+            last: None,
+        }
+    }
+
     /// The feed's watermark once `ts` is seen: no later message should be stamped at or before
     /// it.
     fn watermark(max_ts: u64, ooo: u64) -> Option<u64> {

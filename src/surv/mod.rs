@@ -1,0 +1,864 @@
+//! Surveillance: market-abuse and risk detectors on the live book, with alerts that explain
+//! themselves.
+//!
+//! ```text
+//!  market message ─▶ SurvEvent::classify (before the book applies it: the resting order's side,
+//!        │           price, owner; the touch before)          participant flow (CSV, accounts)
+//!        ▼                                                            │ joined by time, per stock
+//!  Books::apply ─▶ SurvEvent.after = touch after ─▶ detectors ◀───────┘
+//!                    spoofing · layering · quote stuffing · order-to-trade · momentum ignition ·
+//!                    marking the close · abnormal move · locked/crossed · wash trade
+//!                       │ Alerts (fixed buffer)            │ RiskInput (fills, marks, orders)
+//!                       ▼                                  ▼
+//!                 alerts JSONL  ◀──────────────────── RiskBook (per participant, all stocks)
+//! ```
+//!
+//! Every detector but risk keeps its state per stock or per (stock, participant), so it runs in
+//! the shard worker that owns the stock; risk needs a participant's every stock and runs once,
+//! on the merged stream ([`risk::RiskBook`]). State is sized at construction ([`Capacity`]) and
+//! never grows; a full table is counted. Thresholds come from a TOML rules file ([`Rules`]) whose
+//! defaults are documented in [`Rules::defaults_toml`]; rules can be replaced while running
+//! ([`Surveillance::set_rules`]) without losing state.
+
+pub mod abnormal;
+pub mod alert;
+pub mod close;
+pub mod event;
+pub mod flow;
+pub mod ignition;
+pub mod layering;
+pub mod risk;
+pub mod spoofing;
+pub mod stuffing;
+pub mod wash;
+
+pub use alert::{Alert, Alerts, DetectorId, Evidence, Severity};
+pub use event::{Kind, Party, SurvEvent, NOBODY};
+pub use flow::{FlowEvent, FlowRecord};
+pub use risk::{RiskBook, RiskInput};
+
+use crate::book::Books;
+use crate::itch::Message;
+use crate::state::KeyedState;
+use std::path::Path;
+
+/// What a detector can look at besides the event: the books after it, and the stock's symbol.
+#[derive(Clone, Copy, Debug)]
+pub struct Ctx<'a> {
+    /// This shard's books, after the event.
+    pub books: &'a Books,
+    /// The event's stock symbol (spaces for a market-wide message).
+    pub symbol: [u8; 8],
+}
+
+/// A detector: state per shard, thresholds passed in on every call (so rules can change while
+/// it runs).
+pub trait Detector {
+    /// Its table of the rules file.
+    type Rules;
+    /// Its id on alerts.
+    const ID: DetectorId;
+
+    /// One market event, after the books applied it (`ev.after` is the touch after).
+    fn on_event(&mut self, rules: &Self::Rules, ev: &SurvEvent, ctx: &Ctx<'_>, out: &mut Alerts);
+
+    /// Event time has passed `wm` on the whole feed (a watermark mark; the same feed positions
+    /// for any worker count): timers may fire. `seq` is the mark's feed position.
+    fn on_watermark(
+        &mut self,
+        _rules: &Self::Rules,
+        _wm: u64,
+        _seq: u32,
+        _ctx: &Ctx<'_>,
+        _out: &mut Alerts,
+    ) {
+    }
+
+    /// One participant-flow record of a stock this shard owns (`locate`), joined by time.
+    fn on_flow(
+        &mut self,
+        _rules: &Self::Rules,
+        _rec: &FlowRecord,
+        _locate: u16,
+        _seq: u32,
+        _ctx: &Ctx<'_>,
+        _out: &mut Alerts,
+    ) {
+    }
+}
+
+/// Table sizes, fixed at construction (the `[limits]` table; not reloadable).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Capacity {
+    /// Orders a detector follows at once per shard (attributed or account-linked orders).
+    pub orders: usize,
+    /// Participants (MPIDs and accounts) per shard, and in the risk book.
+    pub parties: usize,
+    /// (stock, participant) pairs per shard.
+    pub pairs: usize,
+    /// Highest stock locate + 1.
+    pub locates: usize,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Capacity {
+            orders: 1 << 18,
+            parties: 4096,
+            pairs: 1 << 16,
+            locates: 65_536,
+        }
+    }
+}
+
+/// Every detector's thresholds: the rules file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Rules {
+    /// Spoofing.
+    pub spoofing: spoofing::SpoofingRules,
+    /// Layering.
+    pub layering: layering::LayeringRules,
+    /// Quote stuffing.
+    pub quote_stuffing: stuffing::QuoteStuffingRules,
+    /// Order-to-trade ratio.
+    pub order_to_trade: stuffing::OrderToTradeRules,
+    /// Momentum ignition.
+    pub momentum_ignition: ignition::MomentumIgnitionRules,
+    /// Marking the close.
+    pub marking_the_close: close::MarkingTheCloseRules,
+    /// Abnormal moves.
+    pub abnormal_move: abnormal::AbnormalMoveRules,
+    /// Locked or crossed books.
+    pub locked_crossed: abnormal::LockedCrossedRules,
+    /// Wash trades.
+    pub wash_trade: wash::WashTradeRules,
+    /// Risk limits.
+    pub risk: risk::RiskRules,
+    /// Table sizes.
+    pub limits: Capacity,
+}
+
+/// A rules file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    /// I/O.
+    #[error("reading rules {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or an unknown table or key, or a value of the wrong type.
+    #[error("rules {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// A threshold out of range.
+    #[error("rules {path}: [{table}] {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// The table.
+        table: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Rules {
+    /// Parses rules from TOML text (`path` names it in errors); missing tables and keys take
+    /// their defaults.
+    ///
+    /// # Errors
+    /// Invalid TOML, unknown keys, wrong types, thresholds out of range.
+    pub fn from_toml(text: &str, path: &str) -> Result<Rules, RulesError> {
+        let rules: Rules = toml::from_str(text).map_err(|e| RulesError::Parse {
+            path: path.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        rules
+            .validate()
+            .map_err(|(table, message)| RulesError::Invalid {
+                path: path.to_string(),
+                table,
+                message,
+            })?;
+        Ok(rules)
+    }
+
+    /// Reads a rules file.
+    ///
+    /// # Errors
+    /// As [`Rules::from_toml`], and I/O errors.
+    pub fn load(path: &Path) -> Result<Rules, RulesError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| RulesError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        Rules::from_toml(&text, &p)
+    }
+
+    /// Checks every table; the first bad one as (table, message).
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let checks: [(&'static str, Result<(), String>); 10] = [
+            ("spoofing", self.spoofing.validate()),
+            ("layering", self.layering.validate()),
+            ("quote_stuffing", self.quote_stuffing.validate()),
+            ("order_to_trade", self.order_to_trade.validate()),
+            ("momentum_ignition", self.momentum_ignition.validate()),
+            ("marking_the_close", self.marking_the_close.validate()),
+            ("abnormal_move", self.abnormal_move.validate()),
+            ("locked_crossed", self.locked_crossed.validate()),
+            ("wash_trade", self.wash_trade.validate()),
+            ("risk", self.risk.validate()),
+        ];
+        for (t, r) in checks {
+            r.map_err(|m| (t, m))?;
+        }
+        let l = &self.limits;
+        if l.orders == 0 || l.parties == 0 || l.pairs == 0 || l.locates == 0 {
+            return Err(("limits", "every limit must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The default rules as TOML (every key, with its default value).
+    pub fn defaults_toml() -> String {
+        let mut s = String::from(
+            "# tickwatch surveillance rules: every key with its default.\n\
+             # Missing tables and keys take these defaults; unknown keys are an error.\n\
+             # Times are in nanoseconds of event time (`_ns`), prices moves in basis points (`_bps`).\n\n",
+        );
+        s.push_str(&toml::to_string(&Rules::default()).expect("the defaults serialise"));
+        s
+    }
+
+    /// The enabled flag of `d`.
+    pub fn enabled(&self, d: DetectorId) -> bool {
+        match d {
+            DetectorId::Spoofing => self.spoofing.enabled,
+            DetectorId::Layering => self.layering.enabled,
+            DetectorId::QuoteStuffing => self.quote_stuffing.enabled,
+            DetectorId::OrderToTrade => self.order_to_trade.enabled,
+            DetectorId::MomentumIgnition => self.momentum_ignition.enabled,
+            DetectorId::MarkingTheClose => self.marking_the_close.enabled,
+            DetectorId::AbnormalMove => self.abnormal_move.enabled,
+            DetectorId::LockedCrossed => self.locked_crossed.enabled,
+            DetectorId::WashTrade => self.wash_trade.enabled,
+            DetectorId::Risk => self.risk.enabled,
+        }
+    }
+}
+
+/// Counters a surveillance run reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SurvCounters {
+    /// Events seen.
+    pub events: u64,
+    /// Flow records applied (their stock is this shard's and known).
+    pub flow_applied: u64,
+    /// Order → account links dropped because the table was full.
+    pub account_overflow: u64,
+    /// Risk inputs dropped because the buffer was full (never expected: drained per event).
+    pub risk_overflow: u64,
+    /// Rules replaced while running.
+    pub reloads: u64,
+}
+
+/// Risk inputs buffered per event before the caller drains them.
+const RISK_BUF: usize = 256;
+
+/// The detectors of one shard (or of a whole single-threaded run).
+#[derive(Debug)]
+pub struct Surveillance {
+    rules: Rules,
+    spoofing: spoofing::Spoofing,
+    layering: layering::Layering,
+    stuffing: stuffing::QuoteStuffing,
+    otr: stuffing::OrderToTrade,
+    ignition: ignition::MomentumIgnition,
+    close: close::MarkingTheClose,
+    abnormal: abnormal::AbnormalMove,
+    locked: abnormal::LockedCrossed,
+    wash: wash::WashTrade,
+    /// Alerts raised and not yet drained.
+    pub alerts: Alerts,
+    /// Risk inputs produced and not yet drained: (ts, seq, input).
+    pub risk: Vec<(u64, u32, RiskInput)>,
+    /// Flow records grouped by stock (each group in time order), and each group's cursor.
+    flow: Vec<(Vec<FlowRecord>, usize)>,
+    /// Group index per locate (`u32::MAX`: none), resolved when the stock's directory arrives.
+    flow_of: Vec<u32>,
+    /// Order reference → account (from flow `new` records).
+    accounts: KeyedState<event::Party>,
+    /// Per locate: some party holds a position (risk marks are sent on touch changes).
+    held: Vec<bool>,
+    /// Counters.
+    pub counters: SurvCounters,
+    /// Scratch for [`Surveillance::drain_step`]: (locate, detector, index, source).
+    order: Vec<(u16, u8, u16, u8)>,
+}
+
+impl Surveillance {
+    /// Detectors with `rules` (their `[limits]` size the state), joined with the participant
+    /// `flow` (in time order).
+    pub fn new(rules: Rules, flow: &[FlowRecord]) -> Surveillance {
+        let cap = rules.limits;
+        let mut groups: Vec<(Vec<FlowRecord>, usize)> = Vec::new();
+        let mut by_stock: std::collections::BTreeMap<[u8; 8], usize> = Default::default();
+        for r in flow {
+            let g = *by_stock.entry(r.stock).or_insert_with(|| {
+                groups.push((Vec::new(), 0));
+                groups.len() - 1
+            });
+            groups[g].0.push(*r);
+        }
+        Surveillance {
+            rules,
+            spoofing: spoofing::Spoofing::new(&cap),
+            layering: layering::Layering::new(&cap),
+            stuffing: stuffing::QuoteStuffing::new(&cap),
+            otr: stuffing::OrderToTrade::new(&cap),
+            ignition: ignition::MomentumIgnition::new(&cap),
+            close: close::MarkingTheClose::new(&cap),
+            abnormal: abnormal::AbnormalMove::new(&cap),
+            locked: abnormal::LockedCrossed::new(&cap),
+            wash: wash::WashTrade::new(&cap),
+            alerts: Alerts::new(ALERTS_PER_STEP),
+            risk: Vec::with_capacity(RISK_BUF),
+            flow_of: vec![u32::MAX; cap.locates],
+            flow: groups,
+            accounts: KeyedState::new(cap.orders.max(1), event::NOBODY),
+            held: vec![false; cap.locates],
+            counters: SurvCounters::default(),
+            order: Vec::with_capacity(MAX_STEP_RECORDS),
+        }
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Replaces the rules while running; state is kept. The `[limits]` cannot change (the
+    /// tables are sized at construction).
+    ///
+    /// # Errors
+    /// New rules whose limits differ.
+    pub fn set_rules(&mut self, rules: Rules) -> Result<(), String> {
+        if rules.limits != self.rules.limits {
+            return Err("[limits] cannot change while running (tables are sized at start); restart to resize".into());
+        }
+        self.rules = rules;
+        self.counters.reloads += 1;
+        Ok(())
+    }
+
+    /// Classifies `msg` before the books apply it, applying first the flow records of its stock
+    /// stamped at or before it. The party of an order linked to an account by the flow is the
+    /// account.
+    pub fn before(&mut self, msg: &Message<'_>, books: &Books, seq: u32) -> SurvEvent {
+        let locate = msg.stock_locate();
+        if let Message::StockDirectory(d) = msg {
+            if let Some(g) = self
+                .flow
+                .iter()
+                .position(|(recs, _)| recs[0].stock == d.stock)
+            {
+                if let Some(slot) = self.flow_of.get_mut(locate as usize) {
+                    *slot = g as u32;
+                }
+            }
+        }
+        if locate != 0 {
+            self.flow_until(locate, msg.timestamp(), seq, books);
+        }
+        let mut ev = SurvEvent::classify(msg, books, seq);
+        if !self.flow.is_empty() {
+            let link = |r: u64, acc: &mut KeyedState<Party>| acc.get(r, 0).copied();
+            match &mut ev.kind {
+                Kind::Add {
+                    order_ref, party, ..
+                }
+                | Kind::Exec {
+                    order_ref, party, ..
+                }
+                | Kind::Cancel {
+                    order_ref, party, ..
+                } => {
+                    if let Some(a) = link(*order_ref, &mut self.accounts) {
+                        *party = a;
+                    }
+                }
+                Kind::Replace {
+                    old_ref,
+                    new_ref,
+                    party,
+                    ..
+                } => {
+                    if let Some(a) = link(*old_ref, &mut self.accounts) {
+                        *party = a;
+                        // The new order keeps the account.
+                        if self.accounts.set(*new_ref, 0, a).is_err() {
+                            self.counters.account_overflow += 1;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        ev
+    }
+
+    /// Runs the detectors on `ev` (from [`Surveillance::before`]) now that `books` applied it.
+    pub fn after(&mut self, ev: &mut SurvEvent, books: &Books) {
+        self.counters.events += 1;
+        if ev.locate != 0 {
+            ev.after = crate::agg::Touch::of(books, ev.locate);
+        }
+        let ctx = Ctx {
+            books,
+            symbol: books.symbol(ev.locate).copied().unwrap_or([b' '; 8]),
+        };
+        let r = &self.rules;
+        let out = &mut self.alerts;
+        if r.spoofing.enabled {
+            self.spoofing.on_event(&r.spoofing, ev, &ctx, out);
+        }
+        if r.layering.enabled {
+            self.layering.on_event(&r.layering, ev, &ctx, out);
+        }
+        if r.quote_stuffing.enabled {
+            self.stuffing.on_event(&r.quote_stuffing, ev, &ctx, out);
+        }
+        if r.order_to_trade.enabled {
+            self.otr.on_event(&r.order_to_trade, ev, &ctx, out);
+        }
+        if r.momentum_ignition.enabled {
+            self.ignition.on_event(&r.momentum_ignition, ev, &ctx, out);
+        }
+        if r.marking_the_close.enabled {
+            self.close.on_event(&r.marking_the_close, ev, &ctx, out);
+        }
+        if r.abnormal_move.enabled {
+            self.abnormal.on_event(&r.abnormal_move, ev, &ctx, out);
+        }
+        if r.locked_crossed.enabled {
+            self.locked.on_event(&r.locked_crossed, ev, &ctx, out);
+        }
+        if r.wash_trade.enabled {
+            self.wash.on_event(&r.wash_trade, ev, &ctx, out);
+        }
+        if r.risk.enabled {
+            self.risk_inputs(ev, &ctx);
+        }
+    }
+
+    /// What `ev` tells the risk book: fills and orders of known parties (a flow-linked order's
+    /// fills come from the flow, not from here), and marks of stocks someone holds.
+    fn risk_inputs(&mut self, ev: &SurvEvent, ctx: &Ctx<'_>) {
+        let flow_linked =
+            |s: &mut Self, r: u64| !s.flow.is_empty() && s.accounts.get(r, 0).is_some();
+        let input = match ev.kind {
+            Kind::Exec {
+                order_ref,
+                side,
+                price,
+                shares,
+                party,
+                ..
+            } if party != NOBODY && !flow_linked(self, order_ref) => Some(RiskInput::Fill {
+                party,
+                locate: ev.locate,
+                stock: ctx.symbol,
+                side,
+                price,
+                shares,
+            }),
+            Kind::Add { party, .. } if party != NOBODY => Some(RiskInput::Order {
+                party,
+                locate: ev.locate,
+                cancel: false,
+            }),
+            Kind::Cancel { party, .. } if party != NOBODY => Some(RiskInput::Order {
+                party,
+                locate: ev.locate,
+                cancel: true,
+            }),
+            _ => None,
+        };
+        if let Some(i) = input {
+            if let RiskInput::Fill { locate, .. } = i {
+                if let Some(h) = self.held.get_mut(locate as usize) {
+                    *h = true;
+                }
+            }
+            self.push_risk(ev.ts, ev.seq, i);
+        }
+        if ev.before != ev.after && self.held.get(ev.locate as usize).copied().unwrap_or(false) {
+            if let Some(mid2) = ev.mid2() {
+                self.push_risk(
+                    ev.ts,
+                    ev.seq,
+                    RiskInput::Mark {
+                        locate: ev.locate,
+                        mid2,
+                    },
+                );
+            }
+        }
+    }
+
+    fn push_risk(&mut self, ts: u64, seq: u32, i: RiskInput) {
+        if self.risk.len() < RISK_BUF {
+            self.risk.push((ts, seq, i));
+        } else {
+            self.counters.risk_overflow += 1;
+        }
+    }
+
+    /// Applies the flow records of `locate` stamped at or before `ts` (alerts they raise carry
+    /// `seq`, the position of the message or mark that let them in).
+    fn flow_until(&mut self, locate: u16, ts: u64, seq: u32, books: &Books) {
+        let Some(&g) = self.flow_of.get(locate as usize) else {
+            return;
+        };
+        if g == u32::MAX {
+            return;
+        }
+        let g = g as usize;
+        while let Some(rec) = self.flow[g].0.get(self.flow[g].1).copied() {
+            if rec.ts > ts {
+                break;
+            }
+            self.flow[g].1 += 1;
+            self.apply_flow(&rec, locate, seq, books);
+        }
+    }
+
+    fn apply_flow(&mut self, rec: &FlowRecord, locate: u16, seq: u32, books: &Books) {
+        self.counters.flow_applied += 1;
+        if rec.event == FlowEvent::New
+            && rec.order_ref != 0
+            && self.accounts.set(rec.order_ref, 0, rec.account).is_err()
+        {
+            self.counters.account_overflow += 1;
+        }
+        let ctx = Ctx {
+            books,
+            symbol: rec.stock,
+        };
+        let r = &self.rules;
+        if r.wash_trade.enabled {
+            self.wash
+                .on_flow(&r.wash_trade, rec, locate, seq, &ctx, &mut self.alerts);
+        }
+        if r.spoofing.enabled {
+            self.spoofing
+                .on_flow(&r.spoofing, rec, locate, seq, &ctx, &mut self.alerts);
+        }
+        if r.risk.enabled {
+            let i = match rec.event {
+                FlowEvent::Fill => {
+                    if let Some(h) = self.held.get_mut(locate as usize) {
+                        *h = true;
+                    }
+                    RiskInput::Fill {
+                        party: rec.account,
+                        locate,
+                        stock: rec.stock,
+                        side: rec.side,
+                        price: rec.price,
+                        shares: rec.shares,
+                    }
+                }
+                FlowEvent::New | FlowEvent::Cancel => RiskInput::Order {
+                    party: rec.account,
+                    locate,
+                    cancel: rec.event == FlowEvent::Cancel,
+                },
+            };
+            self.push_risk(rec.ts, seq, i);
+        }
+    }
+
+    /// A watermark mark at feed position `seq`: flow records stamped at or before `wm` are
+    /// applied (stocks in locate order), then timers run.
+    pub fn watermark(&mut self, wm: u64, seq: u32, books: &Books) {
+        if !self.flow.is_empty() {
+            for locate in 0..self.flow_of.len() {
+                if self.flow_of[locate] != u32::MAX {
+                    self.flow_until(locate as u16, wm, seq, books);
+                }
+            }
+        }
+        let ctx = Ctx {
+            books,
+            symbol: [b' '; 8],
+        };
+        let r = &self.rules;
+        let out = &mut self.alerts;
+        if r.spoofing.enabled {
+            self.spoofing.on_watermark(&r.spoofing, wm, seq, &ctx, out);
+        }
+        if r.layering.enabled {
+            self.layering.on_watermark(&r.layering, wm, seq, &ctx, out);
+        }
+        if r.quote_stuffing.enabled {
+            self.stuffing
+                .on_watermark(&r.quote_stuffing, wm, seq, &ctx, out);
+        }
+        if r.order_to_trade.enabled {
+            self.otr.on_watermark(&r.order_to_trade, wm, seq, &ctx, out);
+        }
+        if r.momentum_ignition.enabled {
+            self.ignition
+                .on_watermark(&r.momentum_ignition, wm, seq, &ctx, out);
+        }
+        if r.marking_the_close.enabled {
+            self.close
+                .on_watermark(&r.marking_the_close, wm, seq, &ctx, out);
+        }
+        if r.abnormal_move.enabled {
+            self.abnormal
+                .on_watermark(&r.abnormal_move, wm, seq, &ctx, out);
+        }
+        if r.locked_crossed.enabled {
+            self.locked
+                .on_watermark(&r.locked_crossed, wm, seq, &ctx, out);
+        }
+        if r.wash_trade.enabled {
+            self.wash.on_watermark(&r.wash_trade, wm, seq, &ctx, out);
+        }
+    }
+
+    /// Flow records never applied: their stock was not this shard's or never listed.
+    pub fn flow_pending(&self) -> u64 {
+        self.flow
+            .iter()
+            .map(|(recs, at)| (recs.len() - at) as u64)
+            .sum()
+    }
+}
+
+/// Where a surveillance record sorts in the output: the same for any worker count.
+///
+/// `epoch` counts the watermark marks before it (marks reach every worker at the same feed
+/// positions); `phase` is 0 for what a mark raised, 1 for what an event raised, 2 for the end of
+/// the epoch; `rel` is the event's feed position counted from the epoch's mark (no wrap within
+/// an epoch); then the stock, the detector, and the order the detector raised them in (all of
+/// one stock's records come from one worker).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OutKey {
+    /// Marks before it.
+    pub epoch: u64,
+    /// 0 mark, 1 event, 2 end of epoch.
+    pub phase: u8,
+    /// Feed position from the epoch's mark.
+    pub rel: u32,
+    /// Stock locate.
+    pub locate: u16,
+    /// Detector ([`DetectorId`] as u8; risk inputs sort as [`DetectorId::Risk`]).
+    pub det: u8,
+    /// Raising order within (stock, detector).
+    pub idx: u16,
+}
+
+/// What a worker sends the output stage (records travel by value in a preallocated ring: no
+/// boxing).
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OutBody {
+    /// An alert to write.
+    Alert(Alert),
+    /// An input for the risk book.
+    Risk {
+        /// Event time.
+        ts: u64,
+        /// Feed position.
+        seq: u32,
+        /// The input.
+        input: RiskInput,
+    },
+    /// The worker has sent everything of its epoch.
+    EpochEnd,
+}
+
+/// A keyed record for the output stage.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SurvRecord {
+    /// Sort key.
+    pub key: OutKey,
+    /// The record.
+    pub body: OutBody,
+}
+
+/// Records one step (an event or a mark) can raise at most: alerts, then risk inputs; the
+/// rest are counted in [`Alerts::overflow`] and [`SurvCounters::risk_overflow`].
+pub const MAX_STEP_RECORDS: usize = ALERTS_PER_STEP + RISK_BUF;
+const ALERTS_PER_STEP: usize = 256;
+
+impl Surveillance {
+    /// Hands over what the last step raised, as records sorted by key (`epoch`, `phase`, `rel`
+    /// as in [`OutKey`]). No allocation: the scratch order is preallocated.
+    pub fn drain_step(&mut self, epoch: u64, phase: u8, rel: u32, mut f: impl FnMut(SurvRecord)) {
+        if self.alerts.is_empty() && self.risk.is_empty() {
+            return;
+        }
+        self.order.clear();
+        for (i, a) in self.alerts.pending().iter().enumerate() {
+            self.order.push((a.locate, a.detector as u8, i as u16, 0));
+        }
+        for (i, (_, _, r)) in self.risk.iter().enumerate() {
+            let locate = match *r {
+                RiskInput::Fill { locate, .. }
+                | RiskInput::Mark { locate, .. }
+                | RiskInput::Order { locate, .. } => locate,
+            };
+            self.order
+                .push((locate, DetectorId::Risk as u8, i as u16, 1));
+        }
+        // Unique keys (the raising index is part of them): an unstable sort is deterministic.
+        self.order.sort_unstable();
+        let mut last: Option<(u16, u8)> = None;
+        let mut idx = 0u16;
+        for &(locate, det, i, src) in &self.order {
+            idx = if last == Some((locate, det)) {
+                idx + 1
+            } else {
+                0
+            };
+            last = Some((locate, det));
+            let key = OutKey {
+                epoch,
+                phase,
+                rel,
+                locate,
+                det,
+                idx,
+            };
+            let body = if src == 0 {
+                OutBody::Alert(self.alerts.pending()[i as usize])
+            } else {
+                let (ts, seq, input) = self.risk[i as usize];
+                OutBody::Risk { ts, seq, input }
+            };
+            f(SurvRecord { key, body });
+        }
+        self.alerts.drain();
+        self.risk.clear();
+    }
+}
+
+/// The output side of surveillance: takes the records in key order, applies risk inputs to the
+/// one risk book, and hands every alert to `emit`.
+#[derive(Debug)]
+pub struct SurvOutput {
+    /// Positions, exposure, P&L.
+    pub risk: RiskBook,
+    rules: risk::RiskRules,
+    scratch: Alerts,
+    /// Alerts written, by detector.
+    pub written: [u64; DetectorId::ALL.len()],
+}
+
+impl SurvOutput {
+    /// The output side for `rules`.
+    pub fn new(rules: &Rules) -> SurvOutput {
+        SurvOutput {
+            risk: RiskBook::new(&rules.limits),
+            rules: rules.risk,
+            scratch: Alerts::new(ALERTS_PER_STEP),
+            written: [0; DetectorId::ALL.len()],
+        }
+    }
+
+    /// Replaces the risk rules (state kept).
+    pub fn set_rules(&mut self, rules: &Rules) {
+        self.rules = rules.risk;
+    }
+
+    /// Alerts the risk book could not hold for one input (counted).
+    pub fn overflow(&self) -> u64 {
+        self.scratch.overflow
+    }
+
+    /// Takes the next record in key order.
+    pub fn take(&mut self, rec: &SurvRecord, mut emit: impl FnMut(&Alert)) {
+        match &rec.body {
+            OutBody::Alert(a) => {
+                self.written[a.detector as usize] += 1;
+                emit(a);
+            }
+            OutBody::Risk { ts, seq, input } => {
+                if self.rules.enabled {
+                    self.risk
+                        .apply(&self.rules, *ts, *seq, input, &mut self.scratch);
+                    for a in self.scratch.drain() {
+                        self.written[a.detector as usize] += 1;
+                        emit(&a);
+                    }
+                }
+            }
+            OutBody::EpochEnd => {}
+        }
+    }
+}
+
+/// Runs surveillance over a whole feed on this thread — decode, books, detectors, risk — with
+/// a watermark mark every `mark_every` messages, exactly as the pipeline places them; returns
+/// the alerts in the order the pipeline writes them, and the counters. For tests, and the
+/// reference the pipeline's output is checked against.
+///
+/// # Errors
+/// A malformed feed, naming the byte offset.
+pub fn surveil_feed(
+    feed: &[u8],
+    books: &mut Books,
+    rules: Rules,
+    flow: &[FlowRecord],
+    mark_every: u32,
+) -> Result<(Vec<Alert>, SurvCounters), crate::inspect::InspectError> {
+    use crate::pipeline::bars::MarkGen;
+    let mut s = Surveillance::new(rules, flow);
+    let mut out = SurvOutput::new(&rules);
+    let mut alerts = Vec::new();
+    let mut marks = MarkGen::periodic(mark_every);
+    let (mut seq, mut epoch, mut mark_seq) = (0u32, 0u64, 0u32);
+    let mut report = crate::replay::ReplayReport::default();
+    let mut take = |s: &mut Surveillance, epoch: u64, phase: u8, rel: u32, books: &Books| {
+        let _ = books;
+        s.drain_step(epoch, phase, rel, |r| out.take(&r, |a| alerts.push(*a)));
+    };
+    crate::replay::for_each_message(feed, books, false, &mut report, |books, msg, _| {
+        let ts = msg.timestamp();
+        while let Some(wm) = marks.due(ts) {
+            epoch += 1;
+            mark_seq = seq;
+            s.watermark(wm, seq, books);
+            take(&mut s, epoch, 0, 0, books);
+            marks.sent_mark(wm);
+        }
+        let mut ev = s.before(msg, books, seq);
+        books.apply(msg);
+        s.after(&mut ev, books);
+        take(&mut s, epoch, 1, seq.wrapping_sub(mark_seq), books);
+        marks.sent_message(ts);
+        seq = seq.wrapping_add(1);
+        true
+    })?;
+    while let Some(wm) = marks.final_due(0) {
+        epoch += 1;
+        s.watermark(wm, seq, books);
+        take(&mut s, epoch, 0, 0, books);
+        marks.sent_mark(wm);
+    }
+    Ok((alerts, s.counters))
+}
