@@ -23,6 +23,7 @@
 pub mod abnormal;
 pub mod alert;
 pub mod close;
+pub mod eval;
 pub mod event;
 pub mod flow;
 pub mod ignition;
