@@ -493,7 +493,7 @@ fn silent_changes(msgs: &[Msg], rows: &[Vec<i64>]) -> (u64, u64, u64) {
                     .iter()
                     .find(|l| l.0 == price)
                     .map_or(0, |l| l.1);
-                let unexplained = shown - net;
+                let unexplained: i64 = shown - net;
                 match last {
                     Some(before) if was_covered => {
                         assert_eq!(
