@@ -220,6 +220,12 @@ struct RunArgs {
     json: bool,
     #[command(flatten)]
     caps: CapacityArgs,
+    /// Run the surveillance detectors and write their alerts here (JSON lines; `-` for
+    /// standard output, the report then goes to standard error).
+    #[arg(long, value_name = "FILE.jsonl")]
+    alerts: Option<PathBuf>,
+    #[command(flatten)]
+    surv: SurvOpts,
 }
 
 /// `--timing`.
@@ -1198,7 +1204,28 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
 static STOP: AtomicBool = AtomicBool::new(false);
 
 fn cmd_run(a: RunArgs) -> Result<()> {
-    run_pipeline(a, None)
+    let surv = match (&a.alerts, &a.surv.rules) {
+        (None, None) => None,
+        (None, Some(_)) => bail!("--rules needs --alerts FILE (where the alerts go)"),
+        (Some(out), _) => {
+            let (rules, flow) = surv_inputs(&a.surv, &a.input.file)?;
+            let sink: Box<dyn Write + Send> = if out.as_os_str() == "-" {
+                Box::new(io::stdout())
+            } else {
+                Box::new(
+                    std::fs::File::create(out)
+                        .with_context(|| format!("creating {}", out.display()))?,
+                )
+            };
+            Some(pipeline::alerts::SurvJob {
+                rules,
+                flow,
+                sink,
+                mark_every: 1024,
+            })
+        }
+    };
+    run_pipeline(a, None, surv)
 }
 
 fn cmd_bars(a: BarsArgs) -> Result<()> {
@@ -1226,10 +1253,18 @@ fn cmd_bars(a: BarsArgs) -> Result<()> {
         format: a.format,
         sink: output_writer(a.out.as_deref())?,
     };
-    run_pipeline(a.run, Some(bars))
+    if a.run.alerts.is_some() {
+        bail!("bars and surveillance (--alerts) are separate runs");
+    }
+    run_pipeline(a.run, Some(bars), None)
 }
 
-fn run_pipeline(a: RunArgs, bars: Option<BarsConfig>) -> Result<()> {
+fn run_pipeline(
+    a: RunArgs,
+    bars: Option<BarsConfig>,
+    surv: Option<pipeline::alerts::SurvJob>,
+) -> Result<()> {
+    let alerts_on_stdout = a.alerts.as_ref().is_some_and(|p| p.as_os_str() == "-");
     let path = gz::resolve(&a.input.file, a.input.cache.as_deref())?;
     let map = MappedFile::open(&path, MapOptions::default())
         .with_context(|| format!("mapping {}", path.display()))?;
@@ -1305,13 +1340,16 @@ fn run_pipeline(a: RunArgs, bars: Option<BarsConfig>) -> Result<()> {
             }
             bar.finish_and_clear();
         });
-        let r = pipeline::run_job(buf, &cfg, bars, &STOP, &progress);
+        let r = match surv {
+            Some(j) => pipeline::run_surv(buf, &cfg, j, &STOP, &progress),
+            None => pipeline::run_job(buf, &cfg, bars, &STOP, &progress),
+        };
         finished.store(true, Ordering::Relaxed);
         r
     })?;
     let r = &outcome.report;
     // A bars job's rows may be on standard output: its report goes to standard error.
-    let mut report: Box<dyn Write> = if r.bars.is_some() {
+    let mut report: Box<dyn Write> = if r.bars.is_some() || alerts_on_stdout {
         Box::new(io::stderr().lock())
     } else {
         Box::new(io::stdout().lock())
@@ -1405,6 +1443,29 @@ fn print_run_report(out: &mut dyn Write, path: &Path, r: &pipeline::RunReport) -
             "bars: {} rows written ({} late firings); {} watermark marks; late ledger: {} events dropped as too late (max lateness {} ns), {} refused for lack of room",
             b.rows, b.late_rows, b.marks, b.dropped_late, b.max_lateness_ns, b.overflow
         )?;
+    }
+    if let Some(sv) = &r.surv {
+        let by: Vec<String> = sv
+            .alerts
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(d, n)| format!("{d} {n}"))
+            .collect();
+        writeln!(
+            out,
+            "surveillance: {} alerts ({}); {} marks; flow records applied {}, never applied {}; overflow: alerts {}, accounts {}, risk inputs {}",
+            sv.total,
+            if by.is_empty() { "none".to_string() } else { by.join(", ") },
+            sv.marks,
+            sv.counters.flow_applied,
+            sv.flow_unapplied,
+            sv.alert_overflow,
+            sv.counters.account_overflow,
+            sv.counters.risk_overflow
+        )?;
+        if let Some(l) = &sv.latency {
+            tickwatch::latency::write_table(&mut &mut *out, std::slice::from_ref(l))?;
+        }
     }
     writeln!(
         out,
