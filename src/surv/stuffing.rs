@@ -15,8 +15,10 @@
 //!   soon as they are shown. The alert names the participant.
 //! * **stock**: the stock's messages in the window reach [`QuoteStuffingRules::stock_min_msgs`]
 //!   *and* [`QuoteStuffingRules::rate_multiple`] × the stock's own baseline (an exponentially
-//!   weighted messages-per-second rate over [`QuoteStuffingRules::baseline_ns`], scaled to the
-//!   window), so a busy stock at its usual pace does not fire. The alert names the participant
+//!   weighted messages-per-second rate over [`QuoteStuffingRules::baseline_ns`], or over the
+//!   shorter [`QuoteStuffingRules::fast_baseline_ns`] when that is higher, scaled to the
+//!   window), so a busy stock at its usual pace does not fire; for one fast horizon after the
+//!   stock's opening cross (the pace changes regime at the open) the stock trigger waits. The alert names the participant
 //!   of the triggering message when it sent at least half of the window, else nobody (anonymous
 //!   flood).
 //!
@@ -245,6 +247,11 @@ pub struct QuoteStuffingRules {
     /// Horizon of the stock's baseline rate, ns: an exponentially weighted messages-per-second
     /// average with weight `1 s / baseline_ns` per second (default 60 s).
     pub baseline_ns: u64,
+    /// Horizon of the stock's fast baseline, ns: the baseline is the larger of the slow and the
+    /// fast average, so a stock whose pace rose (the open, news) is judged against its new
+    /// pace within seconds. The stock trigger also waits this long after the stock's opening
+    /// (or reopening) cross (default 5 s).
+    pub fast_baseline_ns: u64,
     /// After an alert, a trigger re-arms once its window fell below half its floor and this
     /// long has passed, ns (default 2 s: one alert per burst).
     pub cooldown_ns: u64,
@@ -260,6 +267,7 @@ impl Default for QuoteStuffingRules {
             stock_min_msgs: 100,
             rate_multiple: 5.0,
             baseline_ns: 60_000_000_000,
+            fast_baseline_ns: 5_000_000_000,
             cooldown_ns: 2_000_000_000,
         }
     }
@@ -289,10 +297,10 @@ impl QuoteStuffingRules {
                 self.rate_multiple
             ));
         }
-        if self.baseline_ns < 1_000_000_000 {
+        if self.fast_baseline_ns < 1_000_000_000 || self.fast_baseline_ns > self.baseline_ns {
             return Err(format!(
-                "baseline_ns must be at least 1 s, got {}",
-                self.baseline_ns
+                "fast_baseline_ns must be at least 1 s and at most baseline_ns ({}), got {}",
+                self.baseline_ns, self.fast_baseline_ns
             ));
         }
         if self.cooldown_ns > 3_600_000_000_000 {
@@ -313,8 +321,11 @@ struct StockRate {
     sec: u64,
     /// Messages in the current second.
     sec_n: u32,
-    /// Baseline messages per second (EWMA over past seconds).
+    /// Baseline messages per second (EWMA over past seconds, slow and fast horizons).
     base: f64,
+    fast: f64,
+    /// The stock trigger waits until then (after an opening cross).
+    warm_until: u64,
     latch: Latch,
 }
 
@@ -323,6 +334,8 @@ const NEW_STOCK: StockRate = StockRate {
     sec: 0,
     sec_n: 0,
     base: 0.0,
+    fast: 0.0,
+    warm_until: 0,
     latch: Latch {
         fired: false,
         quiet: false,
@@ -405,25 +418,41 @@ impl Detector for QuoteStuffing {
         ctx: &Ctx<'_>,
         out: &mut Alerts,
     ) {
+        if ev.locate == 0 {
+            return;
+        }
+        if let Kind::Cross { cross_type, .. } = ev.kind {
+            // After an opening, reopening or IPO cross the stock's pace changes regime: the
+            // stock trigger waits one fast baseline horizon while the baseline catches up.
+            if cross_type != b'C' {
+                if let Some(st) = self.stocks.get_mut(ev.locate as usize) {
+                    st.warm_until = ev.ts.saturating_add(r.fast_baseline_ns);
+                }
+            }
+            return;
+        }
         let Some((party, cancel, order_ref)) = order_message(&ev.kind) else {
             return;
         };
         let Some(st) = self.stocks.get_mut(ev.locate as usize) else {
             return;
         };
-        if ev.locate == 0 {
-            return;
-        }
         let width = (r.window_ns / BUCKETS as u64).max(1);
         let window = width * BUCKETS as u64;
-        // The stock's baseline: roll the seconds passed into the EWMA.
+        // The stock's baselines: roll the seconds passed into the EWMAs.
         let sec = ev.ts / 1_000_000_000;
         if sec > st.sec {
-            let alpha = (1e9 / r.baseline_ns as f64).min(1.0);
-            st.base += alpha * (st.sec_n as f64 - st.base);
-            let gap = sec - st.sec - 1;
-            if gap > 0 {
-                st.base *= (1.0 - alpha).powi(gap.min(1 << 20) as i32);
+            let gap = (sec - st.sec - 1).min(1 << 20) as i32;
+            let n = st.sec_n as f64;
+            for (b, horizon) in [
+                (&mut st.base, r.baseline_ns),
+                (&mut st.fast, r.fast_baseline_ns),
+            ] {
+                let alpha = (1e9 / horizon as f64).min(1.0);
+                *b += alpha * (n - *b);
+                if gap > 0 {
+                    *b *= (1.0 - alpha).powi(gap);
+                }
             }
             st.sec = sec;
             st.sec_n = 0;
@@ -432,7 +461,8 @@ impl Detector for QuoteStuffing {
         st.ring.advance(ev.ts, width);
         st.ring.count(cancel);
         let stock_msgs = st.ring.total;
-        let base_window = st.base * window as f64 / 1e9;
+        let base_window = st.base.max(st.fast) * window as f64 / 1e9;
+        let warming = ev.ts < st.warm_until;
         let rate_ratio = stock_msgs as f64 / base_window.max(1.0);
         let stock_armed = st
             .latch
@@ -508,7 +538,11 @@ impl Detector for QuoteStuffing {
             }
         }
 
-        if stock_armed && stock_msgs >= r.stock_min_msgs && rate_ratio >= r.rate_multiple {
+        if stock_armed
+            && !warming
+            && stock_msgs >= r.stock_min_msgs
+            && rate_ratio >= r.rate_multiple
+        {
             st.latch.fire(ev.ts);
             // Name the sender of this message if it sent at least half the window.
             let mut named = NOBODY;
