@@ -1,12 +1,17 @@
 //! Quote stuffing, order-to-trade ratio, abnormal moves and locked/crossed books on hand-made
 //! ITCH sequences (must fire / must not fire), and on a generated day (must stay quiet).
 
+mod common;
+
 use tickwatch::book::{BookConfig, Books};
 use tickwatch::itch::be::{BeU32, BeU64};
 use tickwatch::itch::encode::{header, push_frame};
 use tickwatch::itch::wire::*;
 use tickwatch::surv::event::party_name;
 use tickwatch::surv::{surveil_feed, Alert, DetectorId, Rules};
+
+#[global_allocator]
+static GLOBAL: common::Counting = common::Counting;
 
 const S: u64 = 1_000_000_000;
 const MS: u64 = 1_000_000;
@@ -117,6 +122,23 @@ impl Feed {
                 order_ref: BeU64::new(r),
                 executed_shares: BeU32::new(shares),
                 match_number: BeU64::new(m),
+            },
+        );
+    }
+
+    /// A cross ('Q') of `cross_type` (`O`pening, `C`losing, `H`alt, `I`PO).
+    fn cross(&mut self, ts: u64, locate: u16, price: u32, cross_type: u8) {
+        let m = self.next_match;
+        self.next_match += 1;
+        push_frame(
+            &mut self.buf,
+            &CrossTrade {
+                hdr: header(b'Q', locate, 0, ts),
+                shares: BeU64::new(10_000),
+                stock: [b' '; 8],
+                cross_price: BeU32::new(price),
+                match_number: BeU64::new(m),
+                cross_type,
             },
         );
     }
@@ -270,6 +292,30 @@ fn near_misses_do_not_fire() {
     // The first second has no baseline yet: at most that one alert.
     assert!(a.len() <= 1, "{a:#?}");
     assert!(a.iter().all(|a| a.ts < OPEN + 2 * S));
+}
+
+#[test]
+fn after_the_opening_cross_only_the_participant_trigger_runs_until_the_baseline_catches_up() {
+    let mut f = Feed::new(&["ABC"]);
+    quote(&mut f, OPEN - 60 * S, 1);
+    f.background(OPEN - 60 * S, OPEN, 1, S); // a quiet pre-open
+    f.cross(OPEN, 1, TEN, b'O');
+    // The open's own flood (anonymous): 150 messages in the first 100 ms.
+    f.burst(OPEN + MS, 1, 75, 100 * MS, None);
+    // A participant stuffing 2 s after the open is still caught.
+    f.burst(OPEN + 2 * S, 1, 300, 100 * MS, Some(b"NITE"));
+    let a = of(&f.run(Rules::default(), 1024), DetectorId::QuoteStuffing);
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(party_name(&a[0].party), "NITE");
+
+    // Without the cross, the flood would have fired the stock trigger.
+    let mut f = Feed::new(&["ABC"]);
+    quote(&mut f, OPEN - 60 * S, 1);
+    f.background(OPEN - 60 * S, OPEN, 1, S);
+    f.burst(OPEN + MS, 1, 75, 100 * MS, None);
+    let a = of(&f.run(Rules::default(), 1024), DetectorId::QuoteStuffing);
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0].party, tickwatch::surv::NOBODY);
 }
 
 #[test]
@@ -532,4 +578,145 @@ fn a_generated_day_stays_quiet() {
     assert_eq!(n(DetectorId::OrderToTrade), 0);
     assert_eq!(n(DetectorId::LockedCrossed), 0);
     assert!(n(DetectorId::AbnormalMove) <= 5);
+}
+
+// ---------------------------------------------------------------- the hot path
+
+#[test]
+fn the_detectors_do_not_allocate_per_event() {
+    use tickwatch::agg::Touch;
+    use tickwatch::surv::abnormal::{AbnormalMove, LockedCrossed};
+    use tickwatch::surv::stuffing::{OrderToTrade, QuoteStuffing};
+    use tickwatch::surv::{Alerts, Ctx, Detector, SurvEvent};
+
+    // Every detector here fires at least once on this feed.
+    let mut f = Feed::new(&["ABC", "XYZ"]);
+    quote(&mut f, OPEN, 1);
+    quote(&mut f, OPEN, 2);
+    let t = steady_prints(&mut f, OPEN, 2);
+    f.print(t, 2, TEN + 8_000, 100);
+    f.burst(t + S, 1, 600, 200 * MS, Some(b"GSCO"));
+    f.add(t + 2 * S, 2, b'S', TEN - 1_000, 100, None); // crossed
+    f.background(t + 2 * S, t + 5 * S, 1, 10 * MS);
+
+    let rules = Rules::default();
+    let cap = tickwatch::surv::Capacity {
+        orders: 1 << 12,
+        parties: 64,
+        pairs: 1 << 12,
+        locates: 64,
+    };
+    let mut qs = QuoteStuffing::new(&cap);
+    let mut otr = OrderToTrade::new(&cap);
+    let mut abn = AbnormalMove::new(&cap);
+    let mut lc = LockedCrossed::new(&cap);
+    let mut out = Alerts::new(256);
+    let mut books = Books::new(BookConfig::for_orders(1 << 16, 64));
+    let mut report = tickwatch::replay::ReplayReport::default();
+    let mut raised = [0u32; 4];
+    let mut seq = 0u32;
+    let (r, n) = common::allocations(|| {
+        tickwatch::replay::for_each_message(
+            &f.buf,
+            &mut books,
+            false,
+            &mut report,
+            |books, msg, _| {
+                let mut ev = SurvEvent::classify(msg, books, seq);
+                books.apply(msg);
+                if ev.locate != 0 {
+                    ev.after = Touch::of(books, ev.locate);
+                }
+                let ctx = Ctx {
+                    books,
+                    symbol: books.symbol(ev.locate).copied().unwrap_or([b' '; 8]),
+                };
+                qs.on_event(&rules.quote_stuffing, &ev, &ctx, &mut out);
+                otr.on_event(&rules.order_to_trade, &ev, &ctx, &mut out);
+                abn.on_event(&rules.abnormal_move, &ev, &ctx, &mut out);
+                lc.on_event(&rules.locked_crossed, &ev, &ctx, &mut out);
+                if seq % 64 == 0 {
+                    lc.on_watermark(&rules.locked_crossed, ev.ts, seq, &ctx, &mut out);
+                }
+                for a in out.drain() {
+                    match a.detector {
+                        DetectorId::QuoteStuffing => raised[0] += 1,
+                        DetectorId::OrderToTrade => raised[1] += 1,
+                        DetectorId::AbnormalMove => raised[2] += 1,
+                        _ => raised[3] += 1,
+                    }
+                }
+                seq += 1;
+                true
+            },
+        )
+    });
+    r.unwrap();
+    assert_eq!(n, 0, "allocator calls on the hot path");
+    assert_eq!(raised[0], 1, "{raised:?}");
+    assert_eq!(raised[1], 1, "{raised:?}");
+    assert_eq!(raised[2], 1, "{raised:?}");
+    assert_eq!(raised[3], 1, "{raised:?}");
+    assert_eq!(qs.overflow() + otr.overflow(), 0);
+}
+
+#[test]
+fn bad_input_and_full_tables_are_survived_and_counted() {
+    use tickwatch::surv::stuffing::{OrderToTrade, QuoteStuffing};
+    use tickwatch::surv::{Alerts, Ctx, Detector, SurvEvent};
+
+    // Locates past the tables, unknown orders, zero and extreme prices: no panic; the only
+    // alert is the price falling from $429,496.7295 to $0.0001, with finite evidence.
+    let mut f = Feed::new(&["ABC", "DEF", "GHI"]);
+    f.burst(OPEN, 3, 300, 100 * MS, Some(b"GSCO")); // locate 3: past `locates = 3`
+    f.delete(OPEN + S, 1, 999_999); // unknown order
+    f.exec(OPEN + S, 1, 999_998, 100);
+    f.print(OPEN + S, 1, 0, 100);
+    f.print(OPEN + S, 1, u32::MAX, u32::MAX);
+    f.print(OPEN + S, 1, 1, 100);
+    f.add(OPEN + S, 2, b'B', u32::MAX, 100, None);
+    f.add(OPEN + S, 2, b'S', u32::MAX, 100, None); // locked at the top price
+    let mut rules = Rules::default();
+    rules.limits.locates = 3;
+    let mut books = Books::new(BookConfig::for_orders(1 << 16, 16));
+    let (a, _) = surveil_feed(&f.buf, &mut books, rules, &[], 2).unwrap();
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0].detector, DetectorId::AbnormalMove);
+    assert!(ev(&a[0], "jump_bps") > 9_999.0);
+    assert!(a[0].evidence_list().iter().all(|e| e.value.is_finite()));
+
+    // One (stock, participant) slot: the second MPID is refused and counted, the first still
+    // fires.
+    let cap = tickwatch::surv::Capacity {
+        orders: 16,
+        parties: 8,
+        pairs: 1,
+        locates: 8,
+    };
+    let mut qs = QuoteStuffing::new(&cap);
+    let mut otr = OrderToTrade::new(&cap);
+    let mut f = Feed::new(&["ABC"]);
+    f.burst(OPEN, 1, 100, 100 * MS, Some(b"GSCO"));
+    f.burst(OPEN + 10 * S, 1, 10, 100 * MS, Some(b"MSCO"));
+    let mut books = Books::new(BookConfig::for_orders(1 << 16, 16));
+    let mut out = Alerts::new(256);
+    let mut report = tickwatch::replay::ReplayReport::default();
+    let mut fired = 0;
+    tickwatch::replay::for_each_message(&f.buf, &mut books, false, &mut report, |books, msg, _| {
+        let mut ev = SurvEvent::classify(msg, books, 0);
+        books.apply(msg);
+        ev.after = tickwatch::agg::Touch::of(books, ev.locate);
+        let ctx = Ctx {
+            books,
+            symbol: [b' '; 8],
+        };
+        qs.on_event(&Rules::default().quote_stuffing, &ev, &ctx, &mut out);
+        otr.on_event(&Rules::default().order_to_trade, &ev, &ctx, &mut out);
+        fired += out.drain().count();
+        true
+    })
+    .unwrap();
+    assert_eq!(fired, 1);
+    assert_eq!(qs.overflow(), 20, "every MSCO message refused and counted");
+    assert_eq!(otr.overflow(), 20);
 }
