@@ -538,6 +538,14 @@ fn rules_reject_nonsense() {
         ),
         ("[quote_stuffing]\nrate_multiple = 0.5\n", "rate_multiple"),
         (
+            "[quote_stuffing]\ncooldown_ns = 600000000000\n",
+            "cooldown_ns",
+        ),
+        (
+            "[quote_stuffing]\nfast_baseline_ns = 100\n",
+            "fast_baseline_ns",
+        ),
+        (
             "[order_to_trade]\nmax_number_ratio = 0\n",
             "max_number_ratio",
         ),

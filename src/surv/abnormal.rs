@@ -27,7 +27,9 @@
 //! offer with both sides quoted (Reg NMS Rule 610(d) requires venues to avoid locking and
 //! crossing quotations; on one venue's book it means a stale or broken feed). Fires once per
 //! episode when it has stood [`LockedCrossedRules::standing_ns`] in event time, checked on the
-//! stock's next events and at watermark marks over the stocks currently locked only.
+//! stock's next events and at watermark marks over the stocks currently locked only (the
+//! watermark, the same for every worker, is the clock: the result does not depend on how stocks
+//! are sharded).
 
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Kind, Severity, SurvEvent};
 use crate::agg::{Touch, Welford};
@@ -376,8 +378,6 @@ pub struct LockedCrossed {
     pos: Vec<u32>,
     /// Locates currently locked or crossed (capacity: every locate; never grows).
     active: Vec<u16>,
-    /// Latest event time seen (the end-of-feed marks are judged at it).
-    last_ts: u64,
 }
 
 impl LockedCrossed {
@@ -388,7 +388,6 @@ impl LockedCrossed {
             fired: vec![false; cap.locates],
             pos: vec![u32::MAX; cap.locates],
             active: Vec::with_capacity(cap.locates),
-            last_ts: 0,
         }
     }
 
@@ -463,7 +462,6 @@ impl Detector for LockedCrossed {
         if ev.locate == 0 || l >= self.since.len() {
             return;
         }
-        self.last_ts = self.last_ts.max(ev.ts);
         let since = self.since[l];
         // The book stood locked (as `before`) until this event.
         if since != NOT_LOCKED && !self.fired[l] && ev.ts.saturating_sub(since) >= r.standing_ns {
@@ -492,8 +490,12 @@ impl Detector for LockedCrossed {
         ctx: &Ctx<'_>,
         out: &mut Alerts,
     ) {
-        // The end-of-feed marks carry no time: judge them at the last event seen.
-        let now = if wm >= u64::MAX - 1 { self.last_ts } else { wm };
+        // The end-of-feed marks carry no time (and a lock standing by the last real mark has
+        // fired there already).
+        if wm >= u64::MAX - 1 {
+            return;
+        }
+        let now = wm;
         for i in 0..self.active.len() {
             let locate = self.active[i];
             let l = locate as usize;

@@ -253,7 +253,7 @@ pub struct QuoteStuffingRules {
     /// (or reopening) cross (default 5 s).
     pub fast_baseline_ns: u64,
     /// After an alert, a trigger re-arms once its window fell below half its floor and this
-    /// long has passed, ns (default 2 s: one alert per burst).
+    /// long has passed, ns (default 2 s: one alert per burst; at most 60 s).
     pub cooldown_ns: u64,
 }
 
@@ -303,9 +303,11 @@ impl QuoteStuffingRules {
                 self.baseline_ns, self.fast_baseline_ns
             ));
         }
-        if self.cooldown_ns > 3_600_000_000_000 {
+        if self.cooldown_ns > PAIR_TTL_NS / 2 {
             return Err(format!(
-                "cooldown_ns must be at most 1 h, got {}",
+                "cooldown_ns must be at most {} s (idle participant windows are forgotten after {} s), got {}",
+                PAIR_TTL_NS / 2_000_000_000,
+                PAIR_TTL_NS / 1_000_000_000,
                 self.cooldown_ns
             ));
         }
@@ -517,7 +519,11 @@ impl Detector for QuoteStuffing {
                         .evidence(
                             "baseline_msgs_per_window",
                             base_window,
-                            "<=",
+                            if base_window <= stock_msgs as f64 / r.rate_multiple {
+                                "<="
+                            } else {
+                                ">"
+                            },
                             stock_msgs as f64 / r.rate_multiple,
                         )
                         .evidence(
