@@ -1210,8 +1210,16 @@ pub fn generate_scenarios<W: Write>(
     }
     let continuous = flow - used;
     let mean_gap = ((close_ns - OPEN_NS - 1_000_000_000) as f64 / continuous as f64).max(1.0);
-    for _ in 0..continuous {
-        // Exponential inter-arrival times; clustered bursts, like a real feed.
+    for k in 0..continuous {
+        // Exponential inter-arrival times; clustered bursts, like a real feed. With episodes,
+        // the mean gap is re-fitted to the time left, so the time their actions take (bursts)
+        // does not push the background's tail onto the clamp at the close.
+        let mean_gap = if g.eps.is_empty() {
+            mean_gap
+        } else {
+            ((close_ns - 1_000_000_000).saturating_sub(g.ts) as f64 / (continuous - k) as f64)
+                .max(1.0)
+        };
         let gap = -mean_gap * (1.0 - g.rng.unit()).ln();
         let next = (g.ts + gap as u64).min(close_ns - 1);
         if !g.eps.is_empty() {

@@ -1,5 +1,225 @@
-//! TODO(detector): quote_stuffing, order_to_trade — a stub until its detector lands.
-use super::{Alerts, Capacity, Ctx, Detector, DetectorId, SurvEvent};
+//! Quote stuffing (abusive messaging) and the order-to-trade ratio.
+//!
+//! **Quote stuffing** ([`QuoteStuffing`]): bursts of order messages (adds, cancels, replaces)
+//! that flood a stock's feed within a fraction of a second — the "excessive messaging" that
+//! SEC Rule 15c3-5 market-access controls and ESMA's guidelines on systems and controls
+//! (ESMA/2012/122, 'quote stuffing': "entering large numbers of orders and/or cancellations/
+//! updates to orders so as to create uncertainty for other participants") name as abusive.
+//! Messages are counted in a sliding window ([`QuoteStuffingRules::window_ns`], 100 ms by
+//! default) kept as a ring of [`BUCKETS`] fixed sub-buckets, per stock and per (stock,
+//! participant). Two triggers, one alert per burst:
+//!
+//! * **participant**: an attributed participant (MPID, or the account a flow record links the
+//!   order to) sends at least [`QuoteStuffingRules::party_min_msgs`] messages in the window, at
+//!   least [`QuoteStuffingRules::min_cancel_share`] of them cancels or replaces — adds pulled as
+//!   soon as they are shown. The alert names the participant.
+//! * **stock**: the stock's messages in the window reach [`QuoteStuffingRules::stock_min_msgs`]
+//!   *and* [`QuoteStuffingRules::rate_multiple`] × the stock's own baseline (an exponentially
+//!   weighted messages-per-second rate over [`QuoteStuffingRules::baseline_ns`], or over the
+//!   shorter [`QuoteStuffingRules::fast_baseline_ns`] when that is higher, scaled to the
+//!   window), so a busy stock at its usual pace does not fire; for one fast horizon after the
+//!   stock's opening cross (the pace changes regime at the open) the stock trigger waits. The alert names the participant
+//!   of the triggering message when it sent at least half of the window, else nobody (anonymous
+//!   flood).
+//!
+//! A trigger re-arms once the window has fallen below half its floor *and*
+//! [`QuoteStuffingRules::cooldown_ns`] has passed since its alert; a participant alert also
+//! silences the stock trigger of that burst and the other way round.
+//!
+//! **Order-to-trade ratio** ([`OrderToTrade`]), after MiFID II RTS 9 (Commission Delegated
+//! Regulation (EU) 2017/566, Art. 3 and Annex): per member and per instrument over the trading
+//! session, the *number* ratio `(orders + modifications + cancellations) / transactions` and the
+//! *volume* ratio `order volume / traded volume`. Here per (stock, participant) for attributed or
+//! account-linked orders: adds are orders, replaces modifications, cancels and deletes
+//! cancellations, executions of the participant's resting orders transactions. Once the
+//! participant has sent [`OrderToTradeRules::min_messages`] messages on the stock, the pair
+//! fires once for the session when the number ratio exceeds
+//! [`OrderToTradeRules::max_number_ratio`] or the volume ratio exceeds
+//! [`OrderToTradeRules::max_volume_ratio`]. A pair without a transaction counts as one
+//! (the ratios stay finite).
+//!
+//! Both keep their state in tables sized at construction (stocks by locate, (stock,
+//! participant) pairs in [`KeyedState`]s, participants interned to small ids); a full table is
+//! counted in the detector's `full` counter and the event skipped for that key.
+
+use super::{
+    Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Kind, Party, Severity, SurvEvent, NOBODY,
+};
+use crate::state::KeyedState;
+
+/// Sub-buckets of the sliding message window.
+pub const BUCKETS: usize = 10;
+
+/// Idle time after which a (stock, participant) window is forgotten (its table slot reused).
+const PAIR_TTL_NS: u64 = 120_000_000_000;
+
+/// Participants interned to dense ids, so a (stock, participant) pair fits one `u64` key.
+#[derive(Debug)]
+pub(crate) struct Parties {
+    ids: KeyedState<u32>,
+    names: Vec<Party>,
+    cap: usize,
+    /// Participants refused: the table was full, or a hash collided with another participant.
+    pub full: u64,
+}
+
+impl Parties {
+    /// Room for `cap` participants.
+    pub(crate) fn new(cap: usize) -> Parties {
+        let cap = cap.max(1);
+        Parties {
+            ids: KeyedState::new(cap, u32::MAX),
+            names: Vec::with_capacity(cap),
+            cap,
+            full: 0,
+        }
+    }
+
+    /// The id of `p`, assigned on first sight; `None` (counted) when the table is full.
+    pub(crate) fn id(&mut self, p: &Party) -> Option<u32> {
+        // FNV-1a over the 12 bytes: deterministic, and verified against the stored name.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in p {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        if let Some(&i) = self.ids.get(h, 0) {
+            if self.names.get(i as usize) == Some(p) {
+                return Some(i);
+            }
+            self.full += 1;
+            return None;
+        }
+        if self.names.len() >= self.cap {
+            self.full += 1;
+            return None;
+        }
+        let i = self.names.len() as u32;
+        if self.ids.set(h, 0, i).is_err() {
+            self.full += 1;
+            return None;
+        }
+        self.names.push(*p);
+        Some(i)
+    }
+}
+
+/// The key of a (stock, participant) pair.
+#[inline]
+fn pair_key(locate: u16, party: u32) -> u64 {
+    (locate as u64) << 32 | party as u64
+}
+
+/// A sliding count of messages and cancels over [`BUCKETS`] sub-buckets of `width` ns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Ring {
+    /// Absolute index (`ts / width`) of the newest bucket.
+    head: u64,
+    /// Bucket width the ring was filled with (a rules change resets it).
+    width: u64,
+    msgs: [u32; BUCKETS],
+    cancels: [u32; BUCKETS],
+    total: u32,
+    total_cancels: u32,
+}
+
+const EMPTY_RING: Ring = Ring {
+    head: 0,
+    width: 0,
+    msgs: [0; BUCKETS],
+    cancels: [0; BUCKETS],
+    total: 0,
+    total_cancels: 0,
+};
+
+impl Ring {
+    /// Moves the window so its newest bucket holds `ts` (never back: a late stamp counts in the
+    /// newest bucket).
+    fn advance(&mut self, ts: u64, width: u64) {
+        let b = ts / width;
+        if width != self.width || b >= self.head.saturating_add(BUCKETS as u64) {
+            *self = Ring {
+                head: b,
+                width,
+                ..EMPTY_RING
+            };
+            return;
+        }
+        while self.head < b {
+            self.head += 1;
+            let i = (self.head % BUCKETS as u64) as usize;
+            self.total -= self.msgs[i];
+            self.total_cancels -= self.cancels[i];
+            self.msgs[i] = 0;
+            self.cancels[i] = 0;
+        }
+    }
+
+    /// Counts one message (a cancel if `cancel`) in the newest bucket.
+    fn count(&mut self, cancel: bool) {
+        let i = (self.head % BUCKETS as u64) as usize;
+        if self.total == u32::MAX {
+            return;
+        }
+        self.msgs[i] += 1;
+        self.total += 1;
+        if cancel {
+            self.cancels[i] += 1;
+            self.total_cancels += 1;
+        }
+    }
+
+    /// Start time of the oldest non-empty bucket (the burst's first message, to a bucket).
+    fn first_ts(&self) -> u64 {
+        let oldest = self.head.saturating_sub(BUCKETS as u64 - 1);
+        (oldest..=self.head)
+            .find(|&b| self.msgs[(b % BUCKETS as u64) as usize] > 0)
+            .unwrap_or(self.head)
+            * self.width
+    }
+
+    fn cancel_share(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.total_cancels as f64 / self.total as f64
+        }
+    }
+}
+
+/// Latch of a trigger: one alert per burst.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Latch {
+    /// An alert fired and the trigger has not re-armed.
+    fired: bool,
+    /// Since the alert, the window fell below half its floor.
+    quiet: bool,
+    /// Time of the last alert.
+    at: u64,
+}
+
+impl Latch {
+    /// Updates the re-arm state with the window's `count` against `floor`; true if armed.
+    fn armed(&mut self, count: u32, floor: u32, ts: u64, cooldown: u64) -> bool {
+        if !self.fired {
+            return true;
+        }
+        if count.saturating_mul(2) < floor {
+            self.quiet = true;
+        }
+        if self.quiet && ts.saturating_sub(self.at) >= cooldown {
+            self.fired = false;
+        }
+        !self.fired
+    }
+
+    fn fire(&mut self, ts: u64) {
+        *self = Latch {
+            fired: true,
+            quiet: false,
+            at: ts,
+        };
+    }
+}
 
 /// Thresholds of `[quote_stuffing]` in the rules file.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -7,29 +227,185 @@ use super::{Alerts, Capacity, Ctx, Detector, DetectorId, SurvEvent};
 pub struct QuoteStuffingRules {
     /// Run this detector.
     pub enabled: bool,
+    /// Length of the sliding message window, ns (default 100 ms: stuffing is a sub-second
+    /// flood; ten 10 ms sub-buckets). At most 10 s.
+    pub window_ns: u64,
+    /// Participant trigger: messages (adds, cancels, replaces) of one participant on one stock
+    /// in the window (default 50: 500 per second, against a background MPID's few per second
+    /// on the busiest generated stock).
+    pub party_min_msgs: u32,
+    /// Participant trigger: least share of cancels and replaces among those messages, 0..=1
+    /// (default 0.4: an add-then-delete burst runs at 0.5; a participant merely adding many
+    /// orders is not stuffing).
+    pub min_cancel_share: f64,
+    /// Stock trigger: messages on the stock in the window, whoever sent them (default 100:
+    /// 1,000 per second, far above a generated stock's busiest pace).
+    pub stock_min_msgs: u32,
+    /// Stock trigger: the window's messages must also be this multiple of the stock's own
+    /// baseline per window (default 5: a stock normally that busy does not fire).
+    pub rate_multiple: f64,
+    /// Horizon of the stock's baseline rate, ns: an exponentially weighted messages-per-second
+    /// average with weight `1 s / baseline_ns` per second (default 60 s).
+    pub baseline_ns: u64,
+    /// Horizon of the stock's fast baseline, ns: the baseline is the larger of the slow and the
+    /// fast average, so a stock whose pace rose (the open, news) is judged against its new
+    /// pace within seconds. The stock trigger also waits this long after the stock's opening
+    /// (or reopening) cross (default 5 s).
+    pub fast_baseline_ns: u64,
+    /// After an alert, a trigger re-arms once its window fell below half its floor and this
+    /// long has passed, ns (default 2 s: one alert per burst; at most 60 s).
+    pub cooldown_ns: u64,
 }
 
 impl Default for QuoteStuffingRules {
     fn default() -> Self {
-        QuoteStuffingRules { enabled: true }
+        QuoteStuffingRules {
+            enabled: true,
+            window_ns: 100_000_000,
+            party_min_msgs: 50,
+            min_cancel_share: 0.4,
+            stock_min_msgs: 100,
+            rate_multiple: 5.0,
+            baseline_ns: 60_000_000_000,
+            fast_baseline_ns: 5_000_000_000,
+            cooldown_ns: 2_000_000_000,
+        }
     }
 }
 
 impl QuoteStuffingRules {
     /// Checks the thresholds make sense.
     pub fn validate(&self) -> Result<(), String> {
+        if self.window_ns < BUCKETS as u64 || self.window_ns > 10_000_000_000 {
+            return Err(format!(
+                "window_ns must be {BUCKETS} ns to 10 s, got {}",
+                self.window_ns
+            ));
+        }
+        if self.party_min_msgs < 2 || self.stock_min_msgs < 2 {
+            return Err("party_min_msgs and stock_min_msgs must be at least 2".into());
+        }
+        if !(0.0..=1.0).contains(&self.min_cancel_share) {
+            return Err(format!(
+                "min_cancel_share must be within 0..=1, got {}",
+                self.min_cancel_share
+            ));
+        }
+        if !(self.rate_multiple.is_finite() && self.rate_multiple >= 1.0) {
+            return Err(format!(
+                "rate_multiple must be a finite number >= 1, got {}",
+                self.rate_multiple
+            ));
+        }
+        if self.fast_baseline_ns < 1_000_000_000 || self.fast_baseline_ns > self.baseline_ns {
+            return Err(format!(
+                "fast_baseline_ns must be at least 1 s and at most baseline_ns ({}), got {}",
+                self.baseline_ns, self.fast_baseline_ns
+            ));
+        }
+        if self.cooldown_ns > PAIR_TTL_NS / 2 {
+            return Err(format!(
+                "cooldown_ns must be at most {} s (idle participant windows are forgotten after {} s), got {}",
+                PAIR_TTL_NS / 2_000_000_000,
+                PAIR_TTL_NS / 1_000_000_000,
+                self.cooldown_ns
+            ));
+        }
         Ok(())
     }
 }
 
+/// A stock's message window and baseline.
+#[derive(Clone, Copy, Debug)]
+struct StockRate {
+    ring: Ring,
+    /// Current second (`ts / 1 s`).
+    sec: u64,
+    /// Messages in the current second.
+    sec_n: u32,
+    /// Baseline messages per second (EWMA over past seconds, slow and fast horizons).
+    base: f64,
+    fast: f64,
+    /// The stock trigger waits until then (after an opening cross).
+    warm_until: u64,
+    latch: Latch,
+}
+
+const NEW_STOCK: StockRate = StockRate {
+    ring: EMPTY_RING,
+    sec: 0,
+    sec_n: 0,
+    base: 0.0,
+    fast: 0.0,
+    warm_until: 0,
+    latch: Latch {
+        fired: false,
+        quiet: false,
+        at: 0,
+    },
+};
+
+/// A (stock, participant) message window.
+#[derive(Clone, Copy, Debug)]
+struct PartyRate {
+    ring: Ring,
+    latch: Latch,
+}
+
 /// The `quote_stuffing` detector's state in one shard.
 #[derive(Debug)]
-pub struct QuoteStuffing {}
+pub struct QuoteStuffing {
+    stocks: Vec<StockRate>,
+    pairs: KeyedState<PartyRate>,
+    parties: Parties,
+    /// Events skipped for a participant because a table was full (pairs or participants).
+    pub full: u64,
+}
 
 impl QuoteStuffing {
     /// State sized by `cap`.
-    pub fn new(_cap: &Capacity) -> Self {
-        QuoteStuffing {}
+    pub fn new(cap: &Capacity) -> Self {
+        QuoteStuffing {
+            stocks: vec![NEW_STOCK; cap.locates],
+            pairs: KeyedState::with_ttl(
+                cap.pairs.max(1),
+                PartyRate {
+                    ring: EMPTY_RING,
+                    latch: Latch::default(),
+                },
+                PAIR_TTL_NS,
+            ),
+            parties: Parties::new(cap.parties),
+            full: 0,
+        }
+    }
+
+    /// Tables full so far: pair or participant refusals.
+    pub fn overflow(&self) -> u64 {
+        self.full + self.parties.full
+    }
+}
+
+/// A message of a participant's order flow: (party, is a cancel/replace, order ref).
+fn order_message(kind: &Kind) -> Option<(Party, bool, u64)> {
+    match *kind {
+        Kind::Add {
+            party, order_ref, ..
+        } => Some((party, false, order_ref)),
+        Kind::Cancel {
+            party, order_ref, ..
+        } => Some((party, true, order_ref)),
+        Kind::Replace { party, new_ref, .. } => Some((party, true, new_ref)),
+        _ => None,
+    }
+}
+
+/// `">="` if `v` reached `t`, else `"<"`: context metrics say truthfully how they compare.
+fn cmp(v: f64, t: f64) -> &'static str {
+    if v >= t {
+        ">="
+    } else {
+        "<"
     }
 }
 
@@ -39,11 +415,183 @@ impl Detector for QuoteStuffing {
 
     fn on_event(
         &mut self,
-        _r: &QuoteStuffingRules,
-        _ev: &SurvEvent,
-        _ctx: &Ctx<'_>,
-        _out: &mut Alerts,
+        r: &QuoteStuffingRules,
+        ev: &SurvEvent,
+        ctx: &Ctx<'_>,
+        out: &mut Alerts,
     ) {
+        if ev.locate == 0 {
+            return;
+        }
+        if let Kind::Cross { cross_type, .. } = ev.kind {
+            // After an opening, reopening or IPO cross the stock's pace changes regime: the
+            // stock trigger waits one fast baseline horizon while the baseline catches up.
+            if cross_type != b'C' {
+                if let Some(st) = self.stocks.get_mut(ev.locate as usize) {
+                    st.warm_until = ev.ts.saturating_add(r.fast_baseline_ns);
+                }
+            }
+            return;
+        }
+        let Some((party, cancel, order_ref)) = order_message(&ev.kind) else {
+            return;
+        };
+        let Some(st) = self.stocks.get_mut(ev.locate as usize) else {
+            return;
+        };
+        let width = (r.window_ns / BUCKETS as u64).max(1);
+        let window = width * BUCKETS as u64;
+        // The stock's baselines: roll the seconds passed into the EWMAs.
+        let sec = ev.ts / 1_000_000_000;
+        if sec > st.sec {
+            let gap = (sec - st.sec - 1).min(1 << 20) as i32;
+            let n = st.sec_n as f64;
+            for (b, horizon) in [
+                (&mut st.base, r.baseline_ns),
+                (&mut st.fast, r.fast_baseline_ns),
+            ] {
+                let alpha = (1e9 / horizon as f64).min(1.0);
+                *b += alpha * (n - *b);
+                if gap > 0 {
+                    *b *= (1.0 - alpha).powi(gap);
+                }
+            }
+            st.sec = sec;
+            st.sec_n = 0;
+        }
+        st.sec_n = st.sec_n.saturating_add(1);
+        st.ring.advance(ev.ts, width);
+        st.ring.count(cancel);
+        let stock_msgs = st.ring.total;
+        let base_window = st.base.max(st.fast) * window as f64 / 1e9;
+        let warming = ev.ts < st.warm_until;
+        let rate_ratio = stock_msgs as f64 / base_window.max(1.0);
+        let stock_armed = st
+            .latch
+            .armed(stock_msgs, r.stock_min_msgs, ev.ts, r.cooldown_ns);
+
+        // The participant's window.
+        let mut pair: Option<(u64, PartyRate)> = None;
+        if party != NOBODY {
+            match self.parties.id(&party) {
+                Some(id) => {
+                    let key = pair_key(ev.locate, id);
+                    match self.pairs.entry(key, ev.ts) {
+                        Ok(p) => {
+                            p.ring.advance(ev.ts, width);
+                            p.ring.count(cancel);
+                            pair = Some((key, *p));
+                        }
+                        Err(_) => self.full += 1,
+                    }
+                }
+                None => self.full += 1,
+            }
+        }
+        let st = &mut self.stocks[ev.locate as usize];
+
+        if let Some((key, mut p)) = pair {
+            let mut raised = false;
+            let msgs = p.ring.total;
+            let share = p.ring.cancel_share();
+            let armed = p.latch.armed(msgs, r.party_min_msgs, ev.ts, r.cooldown_ns);
+            if armed && msgs >= r.party_min_msgs && share >= r.min_cancel_share {
+                p.latch.fire(ev.ts);
+                st.latch.fire(ev.ts);
+                raised = true;
+                out.push(
+                    Alert::new(Self::ID, ev.ts, ev.seq, ev.locate, ctx.symbol)
+                        .party(party)
+                        .severity(Severity::by_ratio(
+                            msgs as f64 / r.party_min_msgs as f64,
+                            4.0,
+                        ))
+                        .order_ref(order_ref)
+                        .evidence("msgs_in_window", msgs as f64, ">=", r.party_min_msgs as f64)
+                        .evidence("cancel_share_ratio", share, ">=", r.min_cancel_share)
+                        .evidence("window_ns", window as f64, "<=", r.window_ns as f64)
+                        .evidence(
+                            "stock_msgs_in_window",
+                            stock_msgs as f64,
+                            cmp(stock_msgs as f64, r.stock_min_msgs as f64),
+                            r.stock_min_msgs as f64,
+                        )
+                        .evidence(
+                            "baseline_msgs_per_window",
+                            base_window,
+                            if base_window <= stock_msgs as f64 / r.rate_multiple {
+                                "<="
+                            } else {
+                                ">"
+                            },
+                            stock_msgs as f64 / r.rate_multiple,
+                        )
+                        .evidence(
+                            "rate_ratio",
+                            rate_ratio,
+                            cmp(rate_ratio, r.rate_multiple),
+                            r.rate_multiple,
+                        )
+                        .touch(ev.after)
+                        .since(p.ring.first_ts()),
+                );
+            }
+            if let Some(v) = self.pairs.get_mut(key, ev.ts) {
+                v.latch = p.latch;
+            }
+            if raised {
+                return;
+            }
+        }
+
+        if stock_armed
+            && !warming
+            && stock_msgs >= r.stock_min_msgs
+            && rate_ratio >= r.rate_multiple
+        {
+            st.latch.fire(ev.ts);
+            // Name the sender of this message if it sent at least half the window.
+            let mut named = NOBODY;
+            let mut share = st.ring.cancel_share();
+            if let Some((key, p)) = pair {
+                if p.ring.total.saturating_mul(2) >= stock_msgs {
+                    named = party;
+                    share = p.ring.cancel_share();
+                    if let Some(v) = self.pairs.get_mut(key, ev.ts) {
+                        v.latch.fire(ev.ts);
+                    }
+                }
+            }
+            let since = st.ring.first_ts();
+            out.push(
+                Alert::new(Self::ID, ev.ts, ev.seq, ev.locate, ctx.symbol)
+                    .party(named)
+                    .severity(Severity::by_ratio(rate_ratio / r.rate_multiple, 4.0))
+                    .order_ref(order_ref)
+                    .evidence(
+                        "stock_msgs_in_window",
+                        stock_msgs as f64,
+                        ">=",
+                        r.stock_min_msgs as f64,
+                    )
+                    .evidence("rate_ratio", rate_ratio, ">=", r.rate_multiple)
+                    .evidence(
+                        "baseline_msgs_per_window",
+                        base_window,
+                        "<=",
+                        stock_msgs as f64 / r.rate_multiple,
+                    )
+                    .evidence("window_ns", window as f64, "<=", r.window_ns as f64)
+                    .evidence(
+                        "cancel_share_ratio",
+                        share,
+                        cmp(share, r.min_cancel_share),
+                        r.min_cancel_share,
+                    )
+                    .touch(ev.after)
+                    .since(since),
+            );
+        }
     }
 }
 
@@ -53,29 +601,109 @@ impl Detector for QuoteStuffing {
 pub struct OrderToTradeRules {
     /// Run this detector.
     pub enabled: bool,
+    /// Messages (orders + modifications + cancellations) a participant must have sent on the
+    /// stock before its ratios are judged (default 1,000: ratios of a handful of messages say
+    /// nothing; a stuffing burst alone sends 400 to 1,600).
+    pub min_messages: u32,
+    /// Limit of the number ratio `(orders + modifications + cancellations) / transactions`
+    /// (default 200: trading venues set RTS 9 limits per instrument, commonly in the hundreds;
+    /// background MPIDs on a generated day stay far below it).
+    pub max_number_ratio: f64,
+    /// Limit of the volume ratio `order volume (shares) / traded volume (shares)`; 0 disables
+    /// it (default 0: on ITCH the volume of replaces and resting size inflates it, the number
+    /// ratio is the primary RTS 9 measure).
+    pub max_volume_ratio: f64,
 }
 
 impl Default for OrderToTradeRules {
     fn default() -> Self {
-        OrderToTradeRules { enabled: true }
+        OrderToTradeRules {
+            enabled: true,
+            min_messages: 1_000,
+            max_number_ratio: 200.0,
+            max_volume_ratio: 0.0,
+        }
     }
 }
 
 impl OrderToTradeRules {
     /// Checks the thresholds make sense.
     pub fn validate(&self) -> Result<(), String> {
+        if self.min_messages == 0 {
+            return Err("min_messages must be at least 1".into());
+        }
+        if !(self.max_number_ratio.is_finite() && self.max_number_ratio >= 1.0) {
+            return Err(format!(
+                "max_number_ratio must be a finite number >= 1, got {}",
+                self.max_number_ratio
+            ));
+        }
+        if !(self.max_volume_ratio.is_finite() && self.max_volume_ratio >= 0.0) {
+            return Err(format!(
+                "max_volume_ratio must be a finite number >= 0 (0 disables it), got {}",
+                self.max_volume_ratio
+            ));
+        }
         Ok(())
+    }
+}
+
+/// A (stock, participant)'s session counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counts {
+    orders: u32,
+    mods: u32,
+    cancels: u32,
+    trades: u32,
+    order_volume: u64,
+    traded_volume: u64,
+    first_ts: u64,
+    fired: bool,
+}
+
+impl Counts {
+    fn messages(&self) -> u64 {
+        self.orders as u64 + self.mods as u64 + self.cancels as u64
+    }
+
+    fn number_ratio(&self) -> f64 {
+        self.messages() as f64 / self.trades.max(1) as f64
+    }
+
+    fn volume_ratio(&self) -> f64 {
+        self.order_volume as f64 / self.traded_volume.max(1) as f64
     }
 }
 
 /// The `order_to_trade` detector's state in one shard.
 #[derive(Debug)]
-pub struct OrderToTrade {}
+pub struct OrderToTrade {
+    pairs: KeyedState<Counts>,
+    parties: Parties,
+    /// Events skipped because a table was full (pairs or participants).
+    pub full: u64,
+}
 
 impl OrderToTrade {
     /// State sized by `cap`.
-    pub fn new(_cap: &Capacity) -> Self {
-        OrderToTrade {}
+    pub fn new(cap: &Capacity) -> Self {
+        OrderToTrade {
+            pairs: KeyedState::new(cap.pairs.max(1), Counts::default()),
+            parties: Parties::new(cap.parties),
+            full: 0,
+        }
+    }
+
+    /// Tables full so far: pair or participant refusals.
+    pub fn overflow(&self) -> u64 {
+        self.full + self.parties.full
+    }
+
+    /// The session's number and volume ratios of (`locate`, `party`), if it is followed.
+    pub fn ratios(&mut self, locate: u16, party: &Party) -> Option<(f64, f64)> {
+        let id = self.parties.id(party)?;
+        let c = self.pairs.get(pair_key(locate, id), 0)?;
+        Some((c.number_ratio(), c.volume_ratio()))
     }
 }
 
@@ -83,12 +711,75 @@ impl Detector for OrderToTrade {
     type Rules = OrderToTradeRules;
     const ID: DetectorId = DetectorId::OrderToTrade;
 
-    fn on_event(
-        &mut self,
-        _r: &OrderToTradeRules,
-        _ev: &SurvEvent,
-        _ctx: &Ctx<'_>,
-        _out: &mut Alerts,
-    ) {
+    fn on_event(&mut self, r: &OrderToTradeRules, ev: &SurvEvent, ctx: &Ctx<'_>, out: &mut Alerts) {
+        let party = ev.party();
+        if party == NOBODY || ev.locate == 0 {
+            return;
+        }
+        let Some(id) = self.parties.id(&party) else {
+            self.full += 1;
+            return;
+        };
+        let Ok(c) = self.pairs.entry(pair_key(ev.locate, id), 0) else {
+            self.full += 1;
+            return;
+        };
+        if c.first_ts == 0 {
+            c.first_ts = ev.ts;
+        }
+        match ev.kind {
+            Kind::Add { shares, .. } => {
+                c.orders = c.orders.saturating_add(1);
+                c.order_volume += shares as u64;
+            }
+            Kind::Replace { shares, .. } => {
+                c.mods = c.mods.saturating_add(1);
+                c.order_volume += shares as u64;
+            }
+            Kind::Cancel { .. } => c.cancels = c.cancels.saturating_add(1),
+            Kind::Exec { shares, .. } => {
+                c.trades = c.trades.saturating_add(1);
+                c.traded_volume += shares as u64;
+                return; // a fill lowers the ratios: nothing to judge
+            }
+            _ => return,
+        }
+        if c.fired || c.messages() < r.min_messages as u64 {
+            return;
+        }
+        let number = c.number_ratio();
+        let volume = c.volume_ratio();
+        let over_number = number > r.max_number_ratio;
+        let over_volume = r.max_volume_ratio > 0.0 && volume > r.max_volume_ratio;
+        if !(over_number || over_volume) {
+            return;
+        }
+        c.fired = true;
+        let worst = (number / r.max_number_ratio).max(if r.max_volume_ratio > 0.0 {
+            volume / r.max_volume_ratio
+        } else {
+            0.0
+        });
+        let vol_op = if over_volume { ">" } else { "<=" };
+        out.push(
+            Alert::new(Self::ID, ev.ts, ev.seq, ev.locate, ctx.symbol)
+                .party(party)
+                .severity(Severity::by_ratio(worst, 4.0))
+                .evidence(
+                    "number_ratio",
+                    number,
+                    if over_number { ">" } else { "<=" },
+                    r.max_number_ratio,
+                )
+                .evidence("volume_ratio", volume, vol_op, r.max_volume_ratio)
+                .evidence("messages", c.messages() as f64, ">=", r.min_messages as f64)
+                .evidence("orders", c.orders as f64, ">=", 0.0)
+                .evidence("modifications", c.mods as f64, ">=", 0.0)
+                .evidence("cancellations", c.cancels as f64, ">=", 0.0)
+                .evidence("trades", c.trades as f64, ">=", 0.0)
+                .evidence("traded_shares", c.traded_volume as f64, ">=", 0.0)
+                .touch(ev.after)
+                .since(c.first_ts),
+        );
     }
 }
