@@ -1,0 +1,496 @@
+//! Momentum ignition and marking the close on hand-made ITCH feeds: shapes that must fire (with
+//! the participant and evidence checked) and near misses that must not.
+
+use tickwatch::book::{BookConfig, Books};
+use tickwatch::itch::be::{BeU32, BeU64};
+use tickwatch::itch::encode::{header, push_frame};
+use tickwatch::itch::wire::*;
+use tickwatch::surv::event::party_of_mpid;
+use tickwatch::surv::{surveil_feed, Alert, DetectorId, Rules, NOBODY};
+
+const SEC: u64 = 1_000_000_000;
+const OPEN: u64 = 34_200 * SEC;
+const SYM: [u8; 8] = *b"IGN     ";
+
+/// Builds a feed of one stock (locate 1).
+struct Feed {
+    buf: Vec<u8>,
+    next_ref: u64,
+    next_match: u64,
+}
+
+impl Feed {
+    fn new() -> Feed {
+        let mut f = Feed {
+            buf: Vec::new(),
+            next_ref: 1,
+            next_match: 1,
+        };
+        f.system(b'O', 3 * 3600 * SEC);
+        let m = StockDirectory {
+            hdr: header(b'R', 1, 0, 3 * 3600 * SEC + 1),
+            stock: SYM,
+            market_category: b'Q',
+            financial_status: b'N',
+            round_lot_size: BeU32::new(100),
+            round_lots_only: b'N',
+            issue_classification: b'C',
+            issue_subtype: *b"Z ",
+            authenticity: b'P',
+            short_sale_threshold: b'N',
+            ipo_flag: b' ',
+            luld_tier: b'1',
+            etp_flag: b'N',
+            etp_leverage_factor: BeU32::new(0),
+            inverse_indicator: b'N',
+        };
+        push_frame(&mut f.buf, &m);
+        f.system(b'Q', OPEN);
+        f
+    }
+
+    fn system(&mut self, code: u8, ts: u64) {
+        let m = SystemEvent {
+            hdr: header(b'S', 0, 0, ts),
+            event_code: code,
+        };
+        push_frame(&mut self.buf, &m);
+    }
+
+    /// Adds an order (attributed to `mpid` if given); returns its reference.
+    fn add(&mut self, ts: u64, side: u8, price: u32, shares: u32, mpid: Option<&[u8; 4]>) -> u64 {
+        let r = self.next_ref;
+        self.next_ref += 1;
+        match mpid {
+            Some(m) => push_frame(
+                &mut self.buf,
+                &AddOrderMpid {
+                    hdr: header(b'F', 1, 0, ts),
+                    order_ref: BeU64::new(r),
+                    side,
+                    shares: BeU32::new(shares),
+                    stock: SYM,
+                    price: BeU32::new(price),
+                    attribution: *m,
+                },
+            ),
+            None => push_frame(
+                &mut self.buf,
+                &AddOrder {
+                    hdr: header(b'A', 1, 0, ts),
+                    order_ref: BeU64::new(r),
+                    side,
+                    shares: BeU32::new(shares),
+                    stock: SYM,
+                    price: BeU32::new(price),
+                },
+            ),
+        }
+        r
+    }
+
+    fn exec(&mut self, ts: u64, order_ref: u64, shares: u32) {
+        let m = OrderExecuted {
+            hdr: header(b'E', 1, 0, ts),
+            order_ref: BeU64::new(order_ref),
+            executed_shares: BeU32::new(shares),
+            match_number: BeU64::new(self.next_match),
+        };
+        self.next_match += 1;
+        push_frame(&mut self.buf, &m);
+    }
+
+    /// A resting order added and at once executed: a trade at `price` whose aggressor took
+    /// `side` (the resting side).
+    fn print(&mut self, ts: u64, side: u8, price: u32, shares: u32, mpid: Option<&[u8; 4]>) -> u64 {
+        let r = self.add(ts, side, price, shares, mpid);
+        self.exec(ts, r, shares);
+        r
+    }
+
+    fn cross(&mut self, ts: u64, price: u32, shares: u64) {
+        let m = CrossTrade {
+            hdr: header(b'Q', 1, 0, ts),
+            shares: BeU64::new(shares),
+            stock: SYM,
+            cross_price: BeU32::new(price),
+            match_number: BeU64::new(self.next_match),
+            cross_type: b'C',
+        };
+        self.next_match += 1;
+        push_frame(&mut self.buf, &m);
+    }
+
+    fn run(&self, rules: Rules, det: DetectorId) -> Vec<Alert> {
+        let mut books = Books::new(BookConfig::for_orders(1 << 14, 4));
+        let (alerts, _) = surveil_feed(&self.buf, &mut books, rules, &[], 1024).expect("feed");
+        alerts.into_iter().filter(|a| a.detector == det).collect()
+    }
+}
+
+fn ev(a: &Alert, name: &str) -> f64 {
+    a.evidence_list()
+        .iter()
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("evidence {name} missing"))
+        .value
+}
+
+// ---------------------------------------------------------------------------------------------
+// Momentum ignition
+
+/// Cents → Price(4).
+fn c(cents: u32) -> u32 {
+    cents * 100
+}
+
+struct Ign {
+    /// P's orders are executed near the peak.
+    party_at_peak: bool,
+    /// Price cents the burst climbs per trade.
+    step: u32,
+    /// Base price, cents.
+    base: u32,
+    /// The price falls back after the peak.
+    revert: bool,
+}
+
+/// Quiet two-sided trading, then P rests sells above the market, a burst of buys lifts the
+/// price to them, P's sells execute near the peak, then sells push the price back.
+fn ignition_feed(s: &Ign) -> (Feed, Vec<u64>) {
+    let mut f = Feed::new();
+    let t0 = OPEN + 60 * SEC;
+    let b = s.base;
+    // Quiet trading: bid/ask bounce around the base, one print every 2 s.
+    for i in 0..20u64 {
+        let (side, px) = if i % 2 == 0 {
+            (b'B', b - 1)
+        } else {
+            (b'S', b + 1)
+        };
+        f.print(t0 + i * 2 * SEC, side, c(px), 200, None);
+    }
+    // Resting book.
+    let t1 = t0 + 41 * SEC;
+    f.add(t1, b'B', c(b - 1), 1000, None);
+    f.add(t1, b'S', c(b + 1), 1000, None);
+    // P rests sells above the market (a background attributed order of another firm too).
+    let top = b + 1 + 8 * s.step;
+    let mut p_refs = Vec::new();
+    if s.party_at_peak {
+        for k in 0..3 {
+            p_refs.push(f.add(t1 + SEC, b'S', c(top + k * s.step), 600, Some(b"GSCO")));
+        }
+    }
+    // The burst: eight buys lifting the offers within 800 ms.
+    let t2 = t1 + 5 * SEC;
+    for k in 0..8u32 {
+        let px = b + 1 + k * s.step;
+        f.print(t2 + k as u64 * 100_000_000, b'S', c(px), 500, None);
+    }
+    let t3 = t2 + 850_000_000;
+    if s.party_at_peak {
+        for (k, &r) in p_refs.iter().enumerate() {
+            f.exec(t3 + k as u64 * 10_000_000, r, 600);
+        }
+    } else {
+        // The top is taken from anonymous offers.
+        for k in 0..3u32 {
+            f.print(
+                t3 + k as u64 * 10_000_000,
+                b'S',
+                c(top + k * s.step),
+                600,
+                None,
+            );
+        }
+    }
+    // Then sells hit the bids on the way down (or the price holds at the top).
+    let t4 = t3 + 2 * SEC;
+    for k in 0..6u32 {
+        let px = if s.revert {
+            top + 2 * s.step - (k + 1) * 2 * s.step
+        } else {
+            top + 2 * s.step - (k % 2) * s.step
+        };
+        f.print(t4 + k as u64 * 200_000_000, b'B', c(px), 500, None);
+    }
+    // Quiet again.
+    for i in 0..10u64 {
+        let px = if s.revert { b } else { top + 2 * s.step };
+        let side = if i % 2 == 0 { b'B' } else { b'S' };
+        f.print(t4 + 20 * SEC + i * 2 * SEC, side, c(px), 200, None);
+    }
+    f.system(b'M', t4 + 120 * SEC);
+    (f, p_refs)
+}
+
+const IGN_OK: Ign = Ign {
+    party_at_peak: true,
+    step: 1,
+    base: 1000,
+    revert: true,
+};
+
+#[test]
+fn ignition_fires_once_naming_the_participant_with_its_executed_orders() {
+    let (f, refs) = ignition_feed(&IGN_OK);
+    let alerts = f.run(Rules::default(), DetectorId::MomentumIgnition);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(a.party, party_of_mpid(*b"GSCO"));
+    assert_eq!(a.refs(), &refs[..]);
+    // low 10.01 (the first buy of the burst) → peak 10.11: ≈ 99.9 bps.
+    let mv = ev(a, "move_bps");
+    assert!((mv - 99.9).abs() < 0.5, "move {mv}");
+    assert!(ev(a, "trades_in_burst") >= 8.0);
+    assert!(ev(a, "burst_ns") <= 2e9);
+    assert_eq!(ev(a, "party_executed_shares"), 1800.0);
+    assert!(ev(a, "reversion_ratio") >= 0.5);
+    assert!(ev(a, "reversion_bps") > 0.0);
+    assert_eq!(&a.stock, &SYM);
+    assert!(a.since < a.ts);
+}
+
+#[test]
+fn ignition_near_miss_no_participant_on_the_other_side() {
+    let (f, _) = ignition_feed(&Ign {
+        party_at_peak: false,
+        ..IGN_OK
+    });
+    assert!(f
+        .run(Rules::default(), DetectorId::MomentumIgnition)
+        .is_empty());
+}
+
+#[test]
+fn ignition_near_miss_the_move_does_not_revert() {
+    let (f, _) = ignition_feed(&Ign {
+        revert: false,
+        ..IGN_OK
+    });
+    assert!(f
+        .run(Rules::default(), DetectorId::MomentumIgnition)
+        .is_empty());
+}
+
+#[test]
+fn ignition_near_miss_the_move_is_too_small() {
+    // The same ten-tick climb on a $100 stock is 10 bps.
+    let (f, _) = ignition_feed(&Ign {
+        base: 10_000,
+        ..IGN_OK
+    });
+    assert!(f
+        .run(Rules::default(), DetectorId::MomentumIgnition)
+        .is_empty());
+}
+
+#[test]
+fn ignition_thresholds_come_from_the_rules() {
+    let (f, _) = ignition_feed(&Ign {
+        base: 10_000,
+        ..IGN_OK
+    });
+    let mut rules = Rules::default();
+    rules.momentum_ignition.min_move_bps = 5.0;
+    let alerts = f.run(rules, DetectorId::MomentumIgnition);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].evidence_list()[0].threshold, 5.0);
+    rules.momentum_ignition.enabled = false;
+    assert!(f.run(rules, DetectorId::MomentumIgnition).is_empty());
+}
+
+#[test]
+fn ignition_near_miss_bid_ask_bounce_with_attributed_orders() {
+    // A busy stock bouncing between 10.00 and 10.04 (40 bps), attributed orders on both sides executed
+    // all the time: no directional burst, no alert.
+    let mut f = Feed::new();
+    let t0 = OPEN + 10 * SEC;
+    for i in 0..2000u64 {
+        let up = i % 2 == 1;
+        let mpid = (i % 3 == 0).then_some(b"MSCO");
+        let (side, px) = if up { (b'S', 1004) } else { (b'B', 1000) };
+        f.print(
+            t0 + i * 50_000_000,
+            side,
+            c(px),
+            100 + (i % 5) as u32 * 100,
+            mpid,
+        );
+    }
+    assert!(f
+        .run(Rules::default(), DetectorId::MomentumIgnition)
+        .is_empty());
+}
+
+#[test]
+fn ignition_rules_reject_nonsense() {
+    let bad = [
+        "[momentum_ignition]\nburst_ns = 0\n",
+        "[momentum_ignition]\nmin_move_bps = -1.0\n",
+        "[momentum_ignition]\nmin_revert_fraction = 1.5\n",
+        "[momentum_ignition]\nmin_direction_ratio = 2.0\n",
+        "[momentum_ignition]\nmin_trades = 0\n",
+        "[momentum_ignition]\nbogus = 1\n",
+    ];
+    for t in bad {
+        assert!(Rules::from_toml(t, "t.toml").is_err(), "{t}");
+    }
+    assert!(Rules::from_toml("[momentum_ignition]\nmin_move_bps = 50.0\n", "t.toml").is_ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Marking the close
+
+const CLOSE: u64 = OPEN + 1800 * SEC;
+
+enum Tail {
+    /// The last minutes like the rest of the session.
+    Ordinary,
+    /// P's bids executed and buys lifting the offers: volume and impact.
+    Marked,
+    /// Heavy two-sided trading, the price where it was.
+    HeavyFlat,
+    /// Heavy buying lifting the price, all anonymous.
+    AnonymousPush,
+}
+
+/// A 30-minute session of one print every 10 s bouncing 9.99/10.01, then the tail, then the
+/// closing cross (at the last price, or none) and the end of market hours.
+fn close_feed(tail: Tail, cross: bool) -> (Feed, Vec<u64>) {
+    let mut f = Feed::new();
+    let tail_from = CLOSE - 180 * SEC;
+    let mut t = OPEN + 5 * SEC;
+    let mut i = 0u64;
+    let mut last = c(1000);
+    while t < tail_from {
+        let (side, px) = if i % 2 == 0 {
+            (b'B', 999)
+        } else {
+            (b'S', 1001)
+        };
+        f.print(t, side, c(px), 200, None);
+        t += 10 * SEC;
+        i += 1;
+    }
+    let mut refs = Vec::new();
+    match tail {
+        Tail::Ordinary => {
+            while t < CLOSE {
+                let (side, px) = if i % 2 == 0 {
+                    (b'B', 999)
+                } else {
+                    (b'S', 1001)
+                };
+                f.print(t, side, c(px), 200, None);
+                t += 10 * SEC;
+                i += 1;
+            }
+            last = c(1000);
+        }
+        Tail::HeavyFlat => {
+            while t < CLOSE {
+                let (side, px) = if i % 2 == 0 {
+                    (b'B', 999)
+                } else {
+                    (b'S', 1001)
+                };
+                f.print(t, side, c(px), 2000, Some(b"MSCO"));
+                t += 5 * SEC;
+                i += 1;
+            }
+            last = c(1000);
+        }
+        Tail::Marked | Tail::AnonymousPush => {
+            let marked = matches!(tail, Tail::Marked);
+            for k in 0..12u32 {
+                let px = 1001 + k / 2;
+                let ts = tail_from + k as u64 * 14 * SEC;
+                f.print(ts, b'S', c(px), 800, None);
+                let r = f.print(
+                    ts + SEC,
+                    b'B',
+                    c(px - 1),
+                    700,
+                    if marked { Some(b"MSCO") } else { None },
+                );
+                if marked {
+                    refs.push(r);
+                }
+                last = c(px);
+            }
+        }
+    }
+    if cross {
+        f.cross(CLOSE, last, 50_000);
+    }
+    f.system(b'M', CLOSE);
+    f.system(b'E', CLOSE + 4 * 3600 * SEC);
+    (f, refs)
+}
+
+#[test]
+fn close_fires_at_the_closing_cross_naming_the_participant() {
+    let (f, _) = close_feed(Tail::Marked, true);
+    let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(a.ts, CLOSE);
+    assert_eq!(a.party, party_of_mpid(*b"MSCO"));
+    assert_eq!(&a.stock, &SYM);
+    // From 10.00 (the last print before the window, 9.99 or 10.01: ±10 bps) to 10.06.
+    let imp = ev(a, "impact_bps");
+    assert!((40.0..=80.0).contains(&imp), "impact {imp}");
+    assert!(ev(a, "volume_ratio") >= 2.0);
+    assert!(ev(a, "party_share_ratio") >= 0.3);
+    assert!(ev(a, "window_trades") >= 24.0);
+    assert_eq!(ev(a, "close_px"), 10.06);
+}
+
+#[test]
+fn close_fires_at_end_of_market_hours_without_a_cross() {
+    let (f, _) = close_feed(Tail::Marked, false);
+    let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].ts, CLOSE);
+    assert_eq!(alerts[0].party, party_of_mpid(*b"MSCO"));
+}
+
+#[test]
+fn close_anonymous_push_fires_without_naming_anyone() {
+    let (f, _) = close_feed(Tail::AnonymousPush, true);
+    let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].party, NOBODY);
+    assert!(ev(&alerts[0], "volume_ratio") >= 2.0);
+}
+
+#[test]
+fn close_near_miss_an_ordinary_last_few_minutes() {
+    let (f, _) = close_feed(Tail::Ordinary, true);
+    assert!(f
+        .run(Rules::default(), DetectorId::MarkingTheClose)
+        .is_empty());
+}
+
+#[test]
+fn close_near_miss_heavy_volume_without_price_impact() {
+    let (f, _) = close_feed(Tail::HeavyFlat, true);
+    assert!(f
+        .run(Rules::default(), DetectorId::MarkingTheClose)
+        .is_empty());
+}
+
+#[test]
+fn close_rules_reject_nonsense() {
+    let bad = [
+        "[marking_the_close]\nwindow_ns = 0\n",
+        "[marking_the_close]\nmin_volume_ratio = 0.0\n",
+        "[marking_the_close]\nmin_party_share = 1.5\n",
+        "[marking_the_close]\nmin_impact_bps = -3.0\n",
+    ];
+    for t in bad {
+        assert!(Rules::from_toml(t, "t.toml").is_err(), "{t}");
+    }
+}
