@@ -18,6 +18,8 @@ use tickwatch::itch::{fmt_time, parse_time, price4, symbol_field, symbol_str, Si
 use tickwatch::pipeline::{
     self, Backpressure, BarsConfig, FeedOptions, PipelineConfig, WaitStrategy,
 };
+use tickwatch::scenario::ScenarioKind;
+use tickwatch::surv::{DetectorId, FlowRecord, Rules};
 use tickwatch::window::{Emit, TimeWindowConfig};
 use tickwatch::{bench, replay};
 
@@ -54,6 +56,63 @@ enum Cmd {
     /// trades, messages and order-to-trade ratio, one row per stock and window (the same rows
     /// whatever the worker count); the run's report goes to standard error.
     Bars(BarsArgs),
+    /// Run the surveillance detectors over a feed on one thread (the reference the pipeline's
+    /// `run --alerts` matches): alerts as JSON lines, counts per detector on standard error.
+    Surveil(SurveilArgs),
+    /// Score alerts against a generated feed's ground truth: precision and recall per detector.
+    Eval(EvalArgs),
+    /// Print the default surveillance rules (TOML, every key), or check a rules file.
+    Rules(RulesArgs),
+}
+
+#[derive(Args, Debug)]
+struct SurvOpts {
+    /// Rules file (TOML; missing keys take their defaults — see `tickwatch rules`).
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// The firm's participant order flow (CSV, see `surv::flow`), joined with the feed by time
+    /// (default: FILE.flow.csv when it exists beside the feed).
+    #[arg(long)]
+    flow: Option<PathBuf>,
+    /// Do not read a flow file even if one sits beside the feed.
+    #[arg(long)]
+    no_flow: bool,
+}
+
+#[derive(Args, Debug)]
+struct SurveilArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    surv: SurvOpts,
+    /// Where to write the alerts (JSON lines; default: standard output).
+    #[arg(long, short = 'o')]
+    alerts: Option<PathBuf>,
+    /// A watermark mark (timers, flow) every this many messages, as the pipeline sends them.
+    #[arg(long, default_value_t = 1024)]
+    mark_every: u32,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    /// The feed the truth describes (for the report).
+    feed: PathBuf,
+    /// Ground truth JSON (default: FEED.truth.json).
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// Alerts JSON lines.
+    #[arg(long)]
+    alerts: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct RulesArgs {
+    /// Check this rules file instead of printing the defaults.
+    #[arg(long)]
+    check: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -161,6 +220,12 @@ struct RunArgs {
     json: bool,
     #[command(flatten)]
     caps: CapacityArgs,
+    /// Run the surveillance detectors and write their alerts here (JSON lines; `-` for
+    /// standard output, the report then goes to standard error).
+    #[arg(long, value_name = "FILE.jsonl")]
+    alerts: Option<PathBuf>,
+    #[command(flatten)]
+    surv: SurvOpts,
 }
 
 /// `--timing`.
@@ -286,6 +351,14 @@ struct GenArgs {
     /// e.g. `10m`: the same messages at a higher rate, so that short windows hold many events.
     #[arg(long, value_parser = humantime::parse_duration)]
     session: Option<std::time::Duration>,
+    /// Inject labelled manipulation episodes: any of spoofing, layering, stuffing, ignition,
+    /// close, wash (comma-separated). Writes OUT.truth.json (the ground truth) and, with wash,
+    /// OUT.flow.csv (the firm's participant flow).
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Vec<String>,
+    /// Episodes of each scenario per minute of the continuous session.
+    #[arg(long, default_value_t = 0.2)]
+    scenario_rate: f64,
     /// Output file.
     #[arg(long)]
     out: PathBuf,
@@ -368,6 +441,9 @@ fn main() {
         Cmd::Inspect(a) => cmd_inspect(a),
         Cmd::Book(a) => cmd_book(a),
         Cmd::Gen(a) => cmd_gen(a),
+        Cmd::Surveil(a) => cmd_surveil(a),
+        Cmd::Eval(a) => cmd_eval(a),
+        Cmd::Rules(a) => cmd_rules(a),
         Cmd::Convert(ConvertCmd::Lobster(a)) => cmd_lobster(a),
         Cmd::Demo(a) => cmd_demo(a),
         Cmd::Bench(a) => cmd_bench(a),
@@ -658,10 +734,64 @@ fn cmd_gen(a: GenArgs) -> Result<()> {
     let file =
         std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let w = io::BufWriter::with_capacity(1 << 20, file);
-    let rep = match a.session {
-        Some(d) => tickwatch::gen::generate_session(&cfg, d.as_nanos() as u64, w)?,
-        None => generate(&cfg, w)?,
+    let mut kinds = Vec::new();
+    for name in a.scenarios.iter().filter(|s| !s.is_empty()) {
+        let k = ScenarioKind::from_name(name).with_context(|| {
+            format!(
+                "unknown scenario `{name}`: expected any of {}",
+                ScenarioKind::ALL.map(|k| k.name()).join(", ")
+            )
+        })?;
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    if !(a.scenario_rate.is_finite() && a.scenario_rate > 0.0) {
+        bail!(
+            "--scenario-rate must be a positive number, got {}",
+            a.scenario_rate
+        );
+    }
+    let session = a
+        .session
+        .map_or(23_400_000_000_000, |d| d.as_nanos() as u64);
+    let plan = tickwatch::gen::ScenarioPlan {
+        kinds,
+        rate: a.scenario_rate,
     };
+    let (rep, episodes, flow) = tickwatch::gen::generate_scenarios(&cfg, session, &plan, w)?;
+    if !plan.kinds.is_empty() {
+        let mut flow_path = None;
+        if let Some(flow) = &flow {
+            let p = sibling(&a.out, "flow.csv");
+            let mut w = io::BufWriter::new(
+                std::fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?,
+            );
+            writeln!(w, "{}", tickwatch::surv::flow::FLOW_HEADER)?;
+            for r in flow {
+                r.write_csv(&mut w)?;
+            }
+            w.flush()?;
+            eprintln!(
+                "wrote {} participant-flow records to {}",
+                flow.len(),
+                p.display()
+            );
+            flow_path = Some(p.display().to_string());
+        }
+        let truth = tickwatch::scenario::Truth {
+            feed: a.out.display().to_string(),
+            seed: a.seed,
+            scenarios: plan.kinds.iter().map(|k| k.name().to_string()).collect(),
+            rate: a.scenario_rate,
+            flow: flow_path,
+            episodes,
+        };
+        let p = sibling(&a.out, "truth.json");
+        std::fs::write(&p, serde_json::to_string_pretty(&truth)? + "\n")
+            .with_context(|| format!("writing {}", p.display()))?;
+        eprintln!("wrote {} episodes to {}", truth.episodes.len(), p.display());
+    }
     eprintln!(
         "wrote {} messages, {} bytes, {} symbols, peak {} live orders to {} in {:.2} s",
         rep.messages,
@@ -671,6 +801,111 @@ fn cmd_gen(a: GenArgs) -> Result<()> {
         a.out.display(),
         t0.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// `path` with `.ext` appended (`feed.itch` → `feed.itch.truth.json`).
+fn sibling(path: &Path, ext: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
+
+/// The rules and participant flow a surveillance command uses.
+fn surv_inputs(o: &SurvOpts, feed: &Path) -> Result<(Rules, Vec<FlowRecord>)> {
+    let rules = match &o.rules {
+        Some(p) => Rules::load(p)?,
+        None => Rules::default(),
+    };
+    let flow_path = match (&o.flow, o.no_flow) {
+        (_, true) => None,
+        (Some(p), _) => Some(p.clone()),
+        (None, _) => Some(sibling(feed, "flow.csv")).filter(|p| p.exists()),
+    };
+    let flow = match flow_path {
+        Some(p) => {
+            let f = tickwatch::surv::flow::read_flow(&p)?;
+            eprintln!("participant flow: {} records from {}", f.len(), p.display());
+            f
+        }
+        None => Vec::new(),
+    };
+    Ok((rules, flow))
+}
+
+fn cmd_surveil(a: SurveilArgs) -> Result<()> {
+    let (rules, flow) = surv_inputs(&a.surv, &a.input.file)?;
+    let map = open_feed(&a.input, MapOptions::default())?;
+    let mut books = Books::new(BookConfig::full_day());
+    let t0 = Instant::now();
+    let (alerts, counters) =
+        tickwatch::surv::surveil_feed(map.bytes(), &mut books, rules, &flow, a.mark_every)
+            .with_context(|| format!("{}", a.input.file.display()))?;
+    let secs = t0.elapsed().as_secs_f64();
+    let mut w = output_writer(a.alerts.as_deref())?;
+    let mut line = Vec::with_capacity(4096);
+    let mut by = [0u64; DetectorId::ALL.len()];
+    for al in &alerts {
+        line.clear();
+        al.write_json(&mut line);
+        w.write_all(&line)?;
+        by[al.detector as usize] += 1;
+    }
+    w.flush()?;
+    eprintln!(
+        "{}: {} events in {:.2} s ({:.2} M/s); {} alerts; flow records applied {} of {}",
+        a.input.file.display(),
+        counters.events,
+        secs,
+        counters.events as f64 / secs / 1e6,
+        alerts.len(),
+        counters.flow_applied,
+        flow.len()
+    );
+    for d in DetectorId::ALL {
+        eprintln!("  {:<18} {:>7}", d.name(), by[d as usize]);
+    }
+    Ok(())
+}
+
+fn cmd_eval(a: EvalArgs) -> Result<()> {
+    let tp = a
+        .truth
+        .clone()
+        .unwrap_or_else(|| sibling(&a.feed, "truth.json"));
+    let truth: tickwatch::scenario::Truth = serde_json::from_str(
+        &std::fs::read_to_string(&tp).with_context(|| format!("reading {}", tp.display()))?,
+    )
+    .with_context(|| format!("{}: not a truth file", tp.display()))?;
+    let text = std::fs::read_to_string(&a.alerts)
+        .with_context(|| format!("reading {}", a.alerts.display()))?;
+    let alerts = tickwatch::surv::eval::parse_alerts(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.alerts.display()))?;
+    let rows = tickwatch::surv::eval::score(&truth, &alerts);
+    if a.json {
+        serde_json::to_writer_pretty(io::stdout().lock(), &rows)?;
+        println!();
+    } else {
+        println!(
+            "{}: {} episodes, {} alerts",
+            a.feed.display(),
+            truth.episodes.len(),
+            alerts.len()
+        );
+        print!("{}", tickwatch::surv::eval::format_scores(&rows));
+    }
+    Ok(())
+}
+
+fn cmd_rules(a: RulesArgs) -> Result<()> {
+    match a.check {
+        Some(p) => {
+            Rules::load(&p)?;
+            println!("{}: ok", p.display());
+        }
+        None => print!("{}", Rules::defaults_toml()),
+    }
     Ok(())
 }
 
@@ -969,7 +1204,28 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
 static STOP: AtomicBool = AtomicBool::new(false);
 
 fn cmd_run(a: RunArgs) -> Result<()> {
-    run_pipeline(a, None)
+    let surv = match (&a.alerts, &a.surv.rules) {
+        (None, None) => None,
+        (None, Some(_)) => bail!("--rules needs --alerts FILE (where the alerts go)"),
+        (Some(out), _) => {
+            let (rules, flow) = surv_inputs(&a.surv, &a.input.file)?;
+            let sink: Box<dyn Write + Send> = if out.as_os_str() == "-" {
+                Box::new(io::stdout())
+            } else {
+                Box::new(
+                    std::fs::File::create(out)
+                        .with_context(|| format!("creating {}", out.display()))?,
+                )
+            };
+            Some(pipeline::alerts::SurvJob {
+                rules,
+                flow,
+                sink,
+                mark_every: 1024,
+            })
+        }
+    };
+    run_pipeline(a, None, surv)
 }
 
 fn cmd_bars(a: BarsArgs) -> Result<()> {
@@ -997,10 +1253,18 @@ fn cmd_bars(a: BarsArgs) -> Result<()> {
         format: a.format,
         sink: output_writer(a.out.as_deref())?,
     };
-    run_pipeline(a.run, Some(bars))
+    if a.run.alerts.is_some() {
+        bail!("bars and surveillance (--alerts) are separate runs");
+    }
+    run_pipeline(a.run, Some(bars), None)
 }
 
-fn run_pipeline(a: RunArgs, bars: Option<BarsConfig>) -> Result<()> {
+fn run_pipeline(
+    a: RunArgs,
+    bars: Option<BarsConfig>,
+    surv: Option<pipeline::alerts::SurvJob>,
+) -> Result<()> {
+    let alerts_on_stdout = a.alerts.as_ref().is_some_and(|p| p.as_os_str() == "-");
     let path = gz::resolve(&a.input.file, a.input.cache.as_deref())?;
     let map = MappedFile::open(&path, MapOptions::default())
         .with_context(|| format!("mapping {}", path.display()))?;
@@ -1076,13 +1340,16 @@ fn run_pipeline(a: RunArgs, bars: Option<BarsConfig>) -> Result<()> {
             }
             bar.finish_and_clear();
         });
-        let r = pipeline::run_job(buf, &cfg, bars, &STOP, &progress);
+        let r = match surv {
+            Some(j) => pipeline::run_surv(buf, &cfg, j, &STOP, &progress),
+            None => pipeline::run_job(buf, &cfg, bars, &STOP, &progress),
+        };
         finished.store(true, Ordering::Relaxed);
         r
     })?;
     let r = &outcome.report;
     // A bars job's rows may be on standard output: its report goes to standard error.
-    let mut report: Box<dyn Write> = if r.bars.is_some() {
+    let mut report: Box<dyn Write> = if r.bars.is_some() || alerts_on_stdout {
         Box::new(io::stderr().lock())
     } else {
         Box::new(io::stdout().lock())
@@ -1176,6 +1443,29 @@ fn print_run_report(out: &mut dyn Write, path: &Path, r: &pipeline::RunReport) -
             "bars: {} rows written ({} late firings); {} watermark marks; late ledger: {} events dropped as too late (max lateness {} ns), {} refused for lack of room",
             b.rows, b.late_rows, b.marks, b.dropped_late, b.max_lateness_ns, b.overflow
         )?;
+    }
+    if let Some(sv) = &r.surv {
+        let by: Vec<String> = sv
+            .alerts
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(d, n)| format!("{d} {n}"))
+            .collect();
+        writeln!(
+            out,
+            "surveillance: {} alerts ({}); {} marks; flow records applied {}, never applied {}; overflow: alerts {}, accounts {}, risk inputs {}",
+            sv.total,
+            if by.is_empty() { "none".to_string() } else { by.join(", ") },
+            sv.marks,
+            sv.counters.flow_applied,
+            sv.flow_unapplied,
+            sv.alert_overflow,
+            sv.counters.account_overflow,
+            sv.counters.risk_overflow
+        )?;
+        if let Some(l) = &sv.latency {
+            tickwatch::latency::write_table(&mut &mut *out, std::slice::from_ref(l))?;
+        }
     }
     writeln!(
         out,
