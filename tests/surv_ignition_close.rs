@@ -147,16 +147,16 @@ fn c(cents: u32) -> u32 {
 struct Ign {
     /// P's orders are executed near the peak.
     party_at_peak: bool,
-    /// Price cents the burst climbs per trade.
-    step: u32,
+    /// Cents the twelve trades of the burst climb.
+    climb: u32,
     /// Base price, cents.
     base: u32,
     /// The price falls back after the peak.
     revert: bool,
 }
 
-/// Quiet two-sided trading, then P rests sells above the market, a burst of buys lifts the
-/// price to them, P's sells execute near the peak, then sells push the price back.
+/// Quiet two-sided trading, then P rests sells above the market, a burst of twelve buys lifts
+/// the price toward them, P's sells execute at the peak, then sells push the price back.
 fn ignition_feed(s: &Ign) -> (Feed, Vec<u64>) {
     let mut f = Feed::new();
     let t0 = OPEN + 60 * SEC;
@@ -174,21 +174,21 @@ fn ignition_feed(s: &Ign) -> (Feed, Vec<u64>) {
     let t1 = t0 + 41 * SEC;
     f.add(t1, b'B', c(b - 1), 1000, None);
     f.add(t1, b'S', c(b + 1), 1000, None);
-    // P rests sells above the market (a background attributed order of another firm too).
-    let top = b + 1 + 8 * s.step;
+    // P rests sells above the market.
+    let top = b + 2 + s.climb;
     let mut p_refs = Vec::new();
     if s.party_at_peak {
         for k in 0..3 {
-            p_refs.push(f.add(t1 + SEC, b'S', c(top + k * s.step), 600, Some(b"GSCO")));
+            p_refs.push(f.add(t1 + SEC, b'S', c(top + k), 600, Some(b"GSCO")));
         }
     }
-    // The burst: eight buys lifting the offers within 800 ms.
+    // The burst: twelve buys lifting the offers within 1.1 s.
     let t2 = t1 + 5 * SEC;
-    for k in 0..8u32 {
-        let px = b + 1 + k * s.step;
+    for k in 0..12u32 {
+        let px = b + 1 + k * s.climb / 11;
         f.print(t2 + k as u64 * 100_000_000, b'S', c(px), 500, None);
     }
-    let t3 = t2 + 850_000_000;
+    let t3 = t2 + 1_250_000_000;
     if s.party_at_peak {
         for (k, &r) in p_refs.iter().enumerate() {
             f.exec(t3 + k as u64 * 10_000_000, r, 600);
@@ -196,28 +196,24 @@ fn ignition_feed(s: &Ign) -> (Feed, Vec<u64>) {
     } else {
         // The top is taken from anonymous offers.
         for k in 0..3u32 {
-            f.print(
-                t3 + k as u64 * 10_000_000,
-                b'S',
-                c(top + k * s.step),
-                600,
-                None,
-            );
+            f.print(t3 + k as u64 * 10_000_000, b'S', c(top + k), 600, None);
         }
     }
     // Then sells hit the bids on the way down (or the price holds at the top).
+    let peak = top + 2;
+    let step = (peak - (b + 1)).div_ceil(4);
     let t4 = t3 + 2 * SEC;
     for k in 0..6u32 {
         let px = if s.revert {
-            top + 2 * s.step - (k + 1) * 2 * s.step
+            peak.saturating_sub((k + 1) * step).max(b - 1)
         } else {
-            top + 2 * s.step - (k % 2) * s.step
+            peak - k % 2
         };
         f.print(t4 + k as u64 * 200_000_000, b'B', c(px), 500, None);
     }
     // Quiet again.
     for i in 0..10u64 {
-        let px = if s.revert { b } else { top + 2 * s.step };
+        let px = if s.revert { b } else { peak };
         let side = if i % 2 == 0 { b'B' } else { b'S' };
         f.print(t4 + 20 * SEC + i * 2 * SEC, side, c(px), 200, None);
     }
@@ -227,7 +223,7 @@ fn ignition_feed(s: &Ign) -> (Feed, Vec<u64>) {
 
 const IGN_OK: Ign = Ign {
     party_at_peak: true,
-    step: 1,
+    climb: 12,
     base: 1000,
     revert: true,
 };
@@ -240,14 +236,16 @@ fn ignition_fires_once_naming_the_participant_with_its_executed_orders() {
     let a = &alerts[0];
     assert_eq!(a.party, party_of_mpid(*b"GSCO"));
     assert_eq!(a.refs(), &refs[..]);
-    // low 10.01 (the first buy of the burst) → peak 10.11: ≈ 99.9 bps.
+    // low 10.01 (the first buy of the burst) → peak 10.16: ≈ 149.9 bps, 15 cents.
     let mv = ev(a, "move_bps");
-    assert!((mv - 99.9).abs() < 0.5, "move {mv}");
-    assert!(ev(a, "trades_in_burst") >= 8.0);
+    assert!((mv - 149.85).abs() < 0.5, "move {mv}");
+    assert_eq!(ev(a, "move_ticks"), 15.0);
+    assert!(ev(a, "trades_in_burst") >= 12.0);
     assert!(ev(a, "burst_ns") <= 2e9);
+    assert_eq!(ev(a, "direction_ratio"), 1.0);
     assert_eq!(ev(a, "party_executed_shares"), 1800.0);
     assert!(ev(a, "reversion_ratio") >= 0.5);
-    assert!(ev(a, "reversion_bps") > 0.0);
+    assert!(ev(a, "reversion_ns") <= 10e9);
     assert_eq!(&a.stock, &SYM);
     assert!(a.since < a.ts);
 }
@@ -276,9 +274,14 @@ fn ignition_near_miss_the_move_does_not_revert() {
 
 #[test]
 fn ignition_near_miss_the_move_is_too_small() {
-    // The same ten-tick climb on a $100 stock is 10 bps.
+    // Eight cents: under the tick floor (though 80 bps).
+    let (f, _) = ignition_feed(&Ign { climb: 5, ..IGN_OK });
+    assert!(f
+        .run(Rules::default(), DetectorId::MomentumIgnition)
+        .is_empty());
+    // Fifteen cents on a $400 stock: 3.7 bps.
     let (f, _) = ignition_feed(&Ign {
-        base: 10_000,
+        base: 40_000,
         ..IGN_OK
     });
     assert!(f
@@ -288,15 +291,13 @@ fn ignition_near_miss_the_move_is_too_small() {
 
 #[test]
 fn ignition_thresholds_come_from_the_rules() {
-    let (f, _) = ignition_feed(&Ign {
-        base: 10_000,
-        ..IGN_OK
-    });
+    let (f, _) = ignition_feed(&Ign { climb: 5, ..IGN_OK });
     let mut rules = Rules::default();
-    rules.momentum_ignition.min_move_bps = 5.0;
+    rules.momentum_ignition.min_move_ticks = 5;
     let alerts = f.run(rules, DetectorId::MomentumIgnition);
     assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0].evidence_list()[0].threshold, 5.0);
+    let e = alerts[0].evidence_list();
+    assert_eq!((e[1].name, e[1].threshold), ("move_ticks", 5.0));
     rules.momentum_ignition.enabled = false;
     assert!(f.run(rules, DetectorId::MomentumIgnition).is_empty());
 }
@@ -405,7 +406,7 @@ fn close_feed(tail: Tail, cross: bool) -> (Feed, Vec<u64>) {
         Tail::Marked | Tail::AnonymousPush => {
             let marked = matches!(tail, Tail::Marked);
             for k in 0..12u32 {
-                let px = 1001 + k / 2;
+                let px = 1001 + k;
                 let ts = tail_from + k as u64 * 14 * SEC;
                 f.print(ts, b'S', c(px), 800, None);
                 let r = f.print(
@@ -439,13 +440,14 @@ fn close_fires_at_the_closing_cross_naming_the_participant() {
     assert_eq!(a.ts, CLOSE);
     assert_eq!(a.party, party_of_mpid(*b"MSCO"));
     assert_eq!(&a.stock, &SYM);
-    // From 10.00 (the last print before the window, 9.99 or 10.01: ±10 bps) to 10.06.
+    // From 9.99 or 10.01 (the last print before the window) to 10.11 (P's last bid filled).
     let imp = ev(a, "impact_bps");
-    assert!((40.0..=80.0).contains(&imp), "impact {imp}");
+    assert!((95.0..=125.0).contains(&imp), "impact {imp}");
+    assert!(ev(a, "impact_ticks") >= 10.0);
     assert!(ev(a, "volume_ratio") >= 2.0);
     assert!(ev(a, "party_share_ratio") >= 0.3);
     assert!(ev(a, "window_trades") >= 24.0);
-    assert_eq!(ev(a, "close_px"), 10.06);
+    assert_eq!(ev(a, "last_px"), 10.11);
 }
 
 #[test]

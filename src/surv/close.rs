@@ -8,18 +8,19 @@
 //!
 //! How: per stock, every printable trade (executions and hidden prints; crosses are not
 //! continuous trading) goes into [`BUCKETS`] time buckets spanning the last `window_ns`
-//! (trades, shares, the price before the bucket's first trade), plus the session's totals since
+//! (trades, shares, the displayed-execution price before the bucket's first trade; hidden
+//! prints count in the volume, not in the prices), plus the session's totals since
 //! its first trade (the baseline rate), plus the shares executed against each attributed
 //! participant's resting orders per bucket (a few participants per stock, the smallest evicted).
 //! At the close — the stock's closing cross ('Q' with cross type 'C'), or failing that a system
 //! event ('M', end of market hours: locate 0, delivered to every shard) — the window is
 //! compared with the baseline: volume ratio = window shares / (baseline shares per ns ×
-//! window), and impact = closing price (the cross price, else the last trade) against the last
-//! price before the window, in bps. It fires when the impact reaches `min_impact_bps` and the
-//! window had at least `min_window_trades` trades and either the volume ratio reaches
-//! `min_volume_ratio` or one participant's attributed executions reach `min_party_share` of the
-//! window's shares; that participant (the largest, if it reaches the share) is named. One alert
-//! per stock per day. An ordinary last few minutes, or heavy volume that leaves the price where
+//! window), and impact = the last displayed execution before the close against the last one
+//! before the window, in bps and in cents (the closing cross price is reported beside it). It
+//! fires when the impact reaches `min_impact_bps` and `min_impact_ticks`, the window had at
+//! least `min_window_trades` trades and the volume ratio reaches `min_volume_ratio`; the
+//! participant whose attributed executions are the largest share of the window's shares is
+//! named if that share reaches `min_party_share`. One alert per stock per day. An ordinary last few minutes, or heavy volume that leaves the price where
 //! it was, raise nothing.
 
 use super::event::{Kind, Party, NOBODY};
@@ -40,11 +41,15 @@ pub struct MarkingTheCloseRules {
     /// (default 2.0: twice the stock's usual pace). Needs a baseline at least as long as the
     /// window.
     pub min_volume_ratio: f64,
-    /// |closing price − last price before the window| / that price, bps, at least (default 30:
-    /// beyond the spread and the usual drift of most names over a few minutes).
+    /// |last price − last price before the window| / that price, bps, at least (default 10:
+    /// a tenth of a percent on the closing price, which index and fund valuations use).
     pub min_impact_bps: f64,
+    /// The same impact in price increments (one cent = 100 in Price(4)), at least (default 10:
+    /// keeps the bid/ask bounce and drift of low-priced names, where a cent is many bps, out).
+    pub min_impact_ticks: u32,
     /// A participant whose attributed executions are at least this share of the window's shares
-    /// is named, and on its own satisfies the activity test (default 0.3), ratio 0..=1.
+    /// is named (default 0.15: ten times the share of any one of ten firms trading alike),
+    /// ratio 0..=1.
     pub min_party_share: f64,
 }
 
@@ -55,8 +60,9 @@ impl Default for MarkingTheCloseRules {
             window_ns: 300_000_000_000,
             min_window_trades: 5,
             min_volume_ratio: 2.0,
-            min_impact_bps: 30.0,
-            min_party_share: 0.3,
+            min_impact_bps: 10.0,
+            min_impact_ticks: 10,
+            min_party_share: 0.15,
         }
     }
 }
@@ -99,6 +105,8 @@ const SLOTS: usize = 4;
 /// Stocks followed at most per shard (beyond, counted in [`MarkingTheClose::stock_overflow`]).
 const MAX_STOCKS: usize = 16_384;
 const NO_SLOT: u32 = u32::MAX;
+/// One cent in Price(4).
+const TICK: u32 = 100;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Bucket {
@@ -202,7 +210,7 @@ struct Window {
 
 impl Stock {
     /// Adds a trade; returns true when a participant had to be evicted.
-    fn record(&mut self, width: u64, ts: u64, px: u32, shares: u64, party: Party) -> bool {
+    fn record(&mut self, width: u64, ts: u64, px: Option<u32>, shares: u64, party: Party) -> bool {
         let id = ts / width + 1;
         let i = (id % BUCKETS as u64) as usize;
         if self.buckets[i].id != id {
@@ -211,7 +219,7 @@ impl Stock {
                 trades: 0,
                 shares: 0,
                 prev_px: self.last_px,
-                first_px: px,
+                first_px: 0,
             };
             for p in &mut self.parties[..self.n_parties as usize] {
                 p.shares[i] = 0;
@@ -220,12 +228,17 @@ impl Stock {
         let b = &mut self.buckets[i];
         b.trades += 1;
         b.shares += shares;
+        if b.first_px == 0 {
+            b.first_px = px.unwrap_or(0);
+        }
         if self.trades == 0 {
             self.first_ts = ts;
         }
         self.trades += 1;
         self.shares += shares;
-        self.last_px = px;
+        if let Some(p) = px {
+            self.last_px = p;
+        }
         if party == NOBODY {
             return false;
         }
@@ -313,7 +326,8 @@ impl Stock {
 }
 
 impl MarkingTheClose {
-    /// Evaluates stock slot `s` at the close (`close_px`: the closing cross price, if any).
+    /// Evaluates stock slot `s` at the close (`close_px`: the closing cross price, if any: the
+    /// end price when the stock had no displayed execution).
     #[allow(clippy::too_many_arguments)]
     fn evaluate(
         &mut self,
@@ -332,12 +346,17 @@ impl MarkingTheClose {
         }
         let width = (r.window_ns / BUCKETS as u64).max(1);
         let w = st.window(width, r.window_ns, ts);
-        let end_px = close_px.filter(|&p| p > 0).unwrap_or(st.last_px);
+        let end_px = if st.last_px != 0 {
+            st.last_px
+        } else {
+            close_px.unwrap_or(0)
+        };
         if w.start_px == 0 || end_px == 0 || w.trades < r.min_window_trades {
             return false;
         }
         let impact_bps = (end_px as f64 - w.start_px as f64) / w.start_px as f64 * 10_000.0;
-        if impact_bps.abs() < r.min_impact_bps {
+        let ticks = end_px.abs_diff(w.start_px) / TICK;
+        if impact_bps.abs() < r.min_impact_bps || ticks < r.min_impact_ticks {
             return false;
         }
         let ratio = w.expected.map(|e| w.shares as f64 / e.max(1.0));
@@ -347,10 +366,10 @@ impl MarkingTheClose {
             .top
             .filter(|_| share.is_some_and(|x| x >= r.min_party_share))
             .map(|(p, _)| p);
-        if !busy && party.is_none() {
+        if !busy {
             return false;
         }
-        let sev = if busy && party.is_some() || impact_bps.abs() >= 2.0 * r.min_impact_bps {
+        let sev = if party.is_some() || impact_bps.abs() >= 2.0 * r.min_impact_bps {
             Severity::High
         } else {
             Severity::Medium
@@ -359,6 +378,12 @@ impl MarkingTheClose {
             .party(party.unwrap_or(NOBODY))
             .severity(sev)
             .evidence("impact_bps", impact_bps.abs(), ">=", r.min_impact_bps)
+            .evidence(
+                "impact_ticks",
+                ticks as f64,
+                ">=",
+                r.min_impact_ticks as f64,
+            )
             .evidence(
                 "window_trades",
                 w.trades as f64,
@@ -378,9 +403,8 @@ impl MarkingTheClose {
                 ">=",
                 r.min_party_share,
             )
-            .evidence("window_ns", r.window_ns as f64, "==", r.window_ns as f64)
             .evidence("start_px", w.start_px as f64 / 10_000.0, ">", 0.0)
-            .evidence("close_px", end_px as f64 / 10_000.0, ">", 0.0)
+            .evidence("last_px", end_px as f64 / 10_000.0, ">", 0.0)
             .since(ts.saturating_sub(r.window_ns));
         if st.locate != 0 {
             a = a.touch(crate::agg::Touch::of(ctx.books, st.locate));
@@ -412,7 +436,7 @@ impl Detector for MarkingTheClose {
             } if ev.locate != 0 && price > 0 && shares > 0 => {
                 let width = (r.window_ns / BUCKETS as u64).max(1);
                 if let Some(s) = self.slot(ev.locate) {
-                    if self.stocks[s].record(width, ev.ts, price, shares as u64, party) {
+                    if self.stocks[s].record(width, ev.ts, Some(price), shares as u64, party) {
                         self.party_evictions += 1;
                     }
                 }
@@ -420,7 +444,7 @@ impl Detector for MarkingTheClose {
             Kind::Trade { price, shares, .. } if ev.locate != 0 && price > 0 && shares > 0 => {
                 let width = (r.window_ns / BUCKETS as u64).max(1);
                 if let Some(s) = self.slot(ev.locate) {
-                    self.stocks[s].record(width, ev.ts, price, shares as u64, NOBODY);
+                    self.stocks[s].record(width, ev.ts, None, shares as u64, NOBODY);
                 }
             }
             Kind::Cross {

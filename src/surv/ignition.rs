@@ -8,11 +8,13 @@
 //! participant shows through its attributed resting orders ('F' adds, or orders linked to an
 //! account by the participant flow), executed on the side the move runs into.
 //!
-//! How: per stock, the trade tape is folded into [`BUCKETS`] time buckets spanning
+//! How: per stock, the tape of displayed executions (whose resting side tells the aggressor's
+//! direction; hidden prints 'P' and crosses do not) is folded into [`BUCKETS`] time buckets spanning
 //! `burst_ns` (low and high price with their times, trades by aggressor direction). When an
 //! attributed resting order executes — a sell executed by a buyer while the price rose, or a
 //! buy while it fell — the buckets give the window's extreme before it: if the execution price
-//! is at least `min_move_bps` away from that extreme, with at least `min_trades` trades in the
+//! is at least `min_move_bps` and `min_move_ticks` away from that extreme, with at least
+//! `min_trades` trades in the
 //! burst and `min_direction_ratio` of them aggressive in the move's direction, an *episode*
 //! opens. It follows the peak and gathers every attributed execution on that side (per
 //! participant, a few slots). When a trade retraces at least `min_revert_fraction` of the
@@ -35,15 +37,19 @@ pub struct MomentumIgnitionRules {
     /// within a second or two; slower drifts are ordinary price discovery).
     pub burst_ns: u64,
     /// N: trades at least in the burst, from the window's extreme to the participant's
-    /// execution (default 5: a single block print is not a burst).
+    /// execution (default 10: a sweep through several price levels; ordinary trading of even
+    /// the busiest names prints a few trades a second, in both directions).
     pub min_trades: u32,
     /// Share of the burst's trades whose aggressor traded in the move's direction (default
-    /// 0.7: a burst of one-sided sweeps, not bid/ask bounce), ratio 0..=1.
+    /// 0.8: a run of one-sided sweeps, not bid/ask bounce), ratio 0..=1.
     pub min_direction_ratio: f64,
     /// X: the move from the window's extreme to the participant's execution price, bps
-    /// (default 30: well beyond the spread of most names, and beyond a one-tick bounce of a
-    /// stock above $3.33).
+    /// (default 5: a sweep of a $500 stock through 25 price levels; the tick floor below keeps
+    /// low-priced names, where one cent is many bps, from firing on a bounce).
     pub min_move_bps: f64,
+    /// The same move in price increments (one cent = 100 in Price(4)), at least (default 10:
+    /// ten levels of the book taken within the burst, far beyond the spread).
+    pub min_move_ticks: u32,
     /// T2: the reversion must come within this long after the peak, ns (default 10 s).
     pub revert_ns: u64,
     /// Retracement of the move (low → peak) a later trade must reach, ratio 0..=1 (default 0.5:
@@ -62,9 +68,10 @@ impl Default for MomentumIgnitionRules {
         MomentumIgnitionRules {
             enabled: true,
             burst_ns: 2_000_000_000,
-            min_trades: 5,
-            min_direction_ratio: 0.7,
-            min_move_bps: 30.0,
+            min_trades: 10,
+            min_direction_ratio: 0.8,
+            min_move_bps: 5.0,
+            min_move_ticks: 10,
             revert_ns: 10_000_000_000,
             min_revert_fraction: 0.5,
             min_party_shares: 100,
@@ -119,6 +126,8 @@ const REFS: usize = 4;
 /// Stocks followed at most per shard (beyond, counted in [`MomentumIgnition::stock_overflow`]).
 const MAX_STOCKS: usize = 16_384;
 const NO_SLOT: u32 = u32::MAX;
+/// One cent in Price(4).
+const TICK: u32 = 100;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Bucket {
@@ -152,6 +161,8 @@ struct Episode {
     peak_px: u32,
     peak_ts: u64,
     trades: u32,
+    /// Share of the burst's trades in the move's direction.
+    direction: f64,
     burst_ns: u64,
     parties: [PartySlot; SLOTS],
     n_parties: u8,
@@ -331,15 +342,6 @@ impl Detector for MomentumIgnition {
                 let dir = if side == Side::Sell { 1 } else { -1 };
                 (price, shares, dir, party, order_ref, Some(side))
             }
-            Kind::Trade {
-                price,
-                shares,
-                side,
-                ..
-            } => {
-                let dir = if side == Side::Sell { 1 } else { -1 };
-                (price, shares, dir, NOBODY, 0, None)
-            }
             _ => return,
         };
         if px == 0 || shares == 0 {
@@ -409,7 +411,6 @@ impl MomentumIgnition {
                         .copied();
                     if let Some(p) = best.filter(|p| p.shares >= r.min_party_shares) {
                         let move_bps = bps(ep.peak_px, ep.start_px).abs();
-                        let rev_bps = bps(px, ep.peak_px).abs();
                         let mut a = Alert::new(
                             DetectorId::MomentumIgnition,
                             ts,
@@ -420,6 +421,12 @@ impl MomentumIgnition {
                         .party(p.party)
                         .severity(Severity::by_ratio(move_bps / r.min_move_bps, 2.0))
                         .evidence("move_bps", move_bps, ">=", r.min_move_bps)
+                        .evidence(
+                            "move_ticks",
+                            (ep.peak_px.abs_diff(ep.start_px) / TICK) as f64,
+                            ">=",
+                            r.min_move_ticks as f64,
+                        )
                         .evidence(
                             "trades_in_burst",
                             ep.trades as f64,
@@ -433,7 +440,7 @@ impl MomentumIgnition {
                             ">=",
                             r.min_party_shares as f64,
                         )
-                        .evidence("reversion_bps", rev_bps, ">", 0.0)
+                        .evidence("direction_ratio", ep.direction, ">=", r.min_direction_ratio)
                         .evidence("reversion_ratio", back / mv, ">=", r.min_revert_fraction)
                         .evidence(
                             "reversion_ns",
@@ -468,6 +475,7 @@ impl MomentumIgnition {
         };
         let move_bps = bps(px, ext) * dir as f64;
         if move_bps < r.min_move_bps
+            || px.abs_diff(ext) < r.min_move_ticks.saturating_mul(TICK)
             || with < r.min_trades
             || (with as f64) < r.min_direction_ratio * all as f64
         {
@@ -480,6 +488,7 @@ impl MomentumIgnition {
             peak_px: px,
             peak_ts: ts,
             trades: with,
+            direction: with as f64 / all.max(1) as f64,
             burst_ns: ts - ext_ts.min(ts),
             ..Episode::default()
         };
