@@ -41,8 +41,9 @@ pub struct MarkingTheCloseRules {
     /// (default 2.0: twice the stock's usual pace). Needs a baseline at least as long as the
     /// window.
     pub min_volume_ratio: f64,
-    /// |last price − last price before the window| / that price, bps, at least (default 10:
-    /// a tenth of a percent on the closing price, which index and fund valuations use).
+    /// |last price − last price before the window| / that price, bps, at least (default 5: 25
+    /// cents on a $500 stock; with the tick floor below and the volume test, enough on the price
+    /// that index and fund valuations use).
     pub min_impact_bps: f64,
     /// The same impact in price increments (one cent = 100 in Price(4)), at least (default 10:
     /// keeps the bid/ask bounce and drift of low-priced names, where a cent is many bps, out).
@@ -60,7 +61,7 @@ impl Default for MarkingTheCloseRules {
             window_ns: 300_000_000_000,
             min_window_trades: 5,
             min_volume_ratio: 2.0,
-            min_impact_bps: 10.0,
+            min_impact_bps: 5.0,
             min_impact_ticks: 10,
             min_party_share: 0.15,
         }

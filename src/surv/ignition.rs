@@ -19,7 +19,8 @@
 //! opens. It follows the peak and gathers every attributed execution on that side (per
 //! participant, a few slots). When a trade retraces at least `min_revert_fraction` of the
 //! move (low → peak) within `revert_ns` of the peak, the alert fires once, naming the
-//! participant with the most executed shares (at least `min_party_shares`); then the stock is
+//! participant executed nearest the peak (then with the most shares; at least
+//! `min_party_shares`) once `min_revert_trades` trades went against the move; then the stock is
 //! quiet for `cooldown_ns`. A move that does not revert in time, a move too small, or a move
 //! with no attributed execution on the other side, raises nothing.
 
@@ -50,16 +51,23 @@ pub struct MomentumIgnitionRules {
     /// The same move in price increments (one cent = 100 in Price(4)), at least (default 10:
     /// ten levels of the book taken within the burst, far beyond the spread).
     pub min_move_ticks: u32,
-    /// T2: the reversion must come within this long after the peak, ns (default 10 s).
+    /// T2: the reversion must come within this long after the peak, ns (default 5 s: the
+    /// ignitor's exit and the collapse follow the burst closely; slower give-backs are ordinary
+    /// mean reversion).
     pub revert_ns: u64,
     /// Retracement of the move (low → peak) a later trade must reach, ratio 0..=1 (default 0.5:
     /// half the move given back).
     pub min_revert_fraction: f64,
-    /// Shares the named participant had executed on the move's side, at least (default 100:
-    /// one round lot).
+    /// Trades whose aggressor traded against the move since the peak, at least (default 5: a
+    /// run of selling, not one print at a bid the sweep left behind).
+    pub min_revert_trades: u32,
+    /// Shares the named participant had executed on the move's side, at least (default 1,000:
+    /// ten round lots, a position worth igniting a move for; a resting order or two of a firm
+    /// that the sweep happens to take is a few hundred).
     pub min_party_shares: u64,
-    /// After an alert, the stock raises no other for this long, ns (default 60 s: one alert
-    /// per episode).
+    /// After an alert, the stock raises no other for this long, ns (default 10 s: the rest of
+    /// the reversal — whose sweeps through attributed bids look like a move of their own — raises
+    /// nothing; a new ignition a little later does).
     pub cooldown_ns: u64,
 }
 
@@ -72,10 +80,11 @@ impl Default for MomentumIgnitionRules {
             min_direction_ratio: 0.8,
             min_move_bps: 5.0,
             min_move_ticks: 10,
-            revert_ns: 10_000_000_000,
+            revert_ns: 5_000_000_000,
             min_revert_fraction: 0.5,
-            min_party_shares: 100,
-            cooldown_ns: 60_000_000_000,
+            min_revert_trades: 5,
+            min_party_shares: 1_000,
+            cooldown_ns: 10_000_000_000,
         }
     }
 }
@@ -119,8 +128,9 @@ impl MomentumIgnitionRules {
 
 /// Time buckets the burst window is folded into (the window is exact to one bucket).
 pub const BUCKETS: usize = 16;
-/// Participants an episode follows (more are counted in [`MomentumIgnition::party_overflow`]).
-const SLOTS: usize = 4;
+/// Participants an episode follows (when full, the one executed farthest from the peak gives
+/// way; counted in [`MomentumIgnition::party_overflow`]).
+const SLOTS: usize = 8;
 /// Order references kept per participant.
 const REFS: usize = 4;
 /// Stocks followed at most per shard (beyond, counted in [`MomentumIgnition::stock_overflow`]).
@@ -146,6 +156,9 @@ struct Bucket {
 #[derive(Clone, Copy, Debug, Default)]
 struct PartySlot {
     party: Party,
+    /// Its execution nearest the peak: the price for a rise, `u32::MAX - price` for a fall
+    /// (larger is nearer).
+    best: u32,
     shares: u64,
     refs: [u64; REFS],
     n_refs: u8,
@@ -161,6 +174,8 @@ struct Episode {
     peak_px: u32,
     peak_ts: u64,
     trades: u32,
+    /// Trades the other way since the peak.
+    against: u32,
     /// Share of the burst's trades in the move's direction.
     direction: f64,
     burst_ns: u64,
@@ -290,27 +305,45 @@ impl Stock {
 }
 
 impl Episode {
-    fn add_party(&mut self, party: Party, shares: u32, order_ref: u64) -> bool {
+    /// Adds an execution; false if a participant had to give way (or this one was dropped).
+    fn add_party(&mut self, party: Party, shares: u32, order_ref: u64, px: u32) -> bool {
+        let key = if self.dir > 0 { px } else { u32::MAX - px };
         let n = self.n_parties as usize;
+        let mut kept = true;
         let i = match self.parties[..n].iter().position(|p| p.party == party) {
             Some(i) => i,
-            None if n < SLOTS => {
-                self.parties[n] = PartySlot {
+            None => {
+                let i = if n < SLOTS {
+                    self.n_parties += 1;
+                    n
+                } else {
+                    kept = false;
+                    let (i, worst) = self.parties[..n]
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, p)| p.best)
+                        .map(|(i, p)| (i, p.best))
+                        .unwrap_or((0, 0));
+                    if worst >= key {
+                        return false;
+                    }
+                    i
+                };
+                self.parties[i] = PartySlot {
                     party,
                     ..PartySlot::default()
                 };
-                self.n_parties += 1;
-                n
+                i
             }
-            None => return false,
         };
         let p = &mut self.parties[i];
         p.shares += shares as u64;
+        p.best = p.best.max(key);
         if (p.n_refs as usize) < REFS && !p.refs[..p.n_refs as usize].contains(&order_ref) {
             p.refs[p.n_refs as usize] = order_ref;
             p.n_refs += 1;
         }
-        true
+        kept
     }
 }
 
@@ -391,9 +424,14 @@ impl MomentumIgnition {
                 if (up && px > ep.peak_px) || (!up && px < ep.peak_px) {
                     ep.peak_px = px;
                     ep.peak_ts = ts;
+                    ep.against = 0;
+                } else if side == Some(if up { Side::Buy } else { Side::Sell }) {
+                    ep.against += 1;
                 }
                 let into = if up { Side::Sell } else { Side::Buy };
-                if party != NOBODY && side == Some(into) && !ep.add_party(party, shares, order_ref)
+                if party != NOBODY
+                    && side == Some(into)
+                    && !ep.add_party(party, shares, order_ref, px)
                 {
                     *overflow = true;
                 }
@@ -404,10 +442,17 @@ impl MomentumIgnition {
                 } else {
                     px.saturating_sub(ep.peak_px)
                 } as f64;
-                if mv > 0.0 && back >= r.min_revert_fraction * mv {
+                if mv > 0.0
+                    && back >= r.min_revert_fraction * mv
+                    && ep.against >= r.min_revert_trades
+                {
                     let best = ep.parties[..ep.n_parties as usize]
                         .iter()
-                        .max_by(|a, b| a.shares.cmp(&b.shares).then(b.party.cmp(&a.party)))
+                        .max_by(|a, b| {
+                            (a.best, a.shares)
+                                .cmp(&(b.best, b.shares))
+                                .then(b.party.cmp(&a.party))
+                        })
                         .copied();
                     if let Some(p) = best.filter(|p| p.shares >= r.min_party_shares) {
                         let move_bps = bps(ep.peak_px, ep.start_px).abs();
@@ -492,7 +537,7 @@ impl MomentumIgnition {
             burst_ns: ts - ext_ts.min(ts),
             ..Episode::default()
         };
-        ep.add_party(party, shares, order_ref);
+        ep.add_party(party, shares, order_ref, px);
         st.ep = ep;
     }
 }
