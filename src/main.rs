@@ -12,7 +12,7 @@ use tickwatch::book::{BookConfig, Books, LevelView};
 use tickwatch::feed::mmap::evict_page_cache;
 use tickwatch::feed::{gz, MapOptions, MappedFile};
 use tickwatch::filebench::{self, FileBenchOptions, KernelResult};
-use tickwatch::gen::{generate, GenConfig};
+use tickwatch::gen::GenConfig;
 use tickwatch::inspect::{inspect, InspectOptions};
 use tickwatch::itch::{fmt_time, parse_time, price4, symbol_field, symbol_str, Side};
 use tickwatch::pipeline::{
@@ -964,15 +964,39 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
         seed: 2026,
     };
     let t0 = Instant::now();
-    let rep = generate(
+    // A continuous session compressed into 10 minutes, with every manipulation scenario
+    // injected (labelled: the truth and the firm's participant flow are written beside it).
+    let plan = tickwatch::gen::ScenarioPlan {
+        kinds: ScenarioKind::ALL.to_vec(),
+        rate: 1.0,
+    };
+    let (rep, episodes, flow) = tickwatch::gen::generate_scenarios(
         &cfg,
+        600_000_000_000,
+        &plan,
         io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?),
     )?;
+    let flow = flow.unwrap_or_default();
+    let truth = tickwatch::scenario::Truth {
+        feed: path.display().to_string(),
+        seed: cfg.seed,
+        scenarios: plan.kinds.iter().map(|k| k.name().to_string()).collect(),
+        rate: plan.rate,
+        flow: None,
+        episodes,
+    };
+    std::fs::write(
+        sibling(&path, "truth.json"),
+        serde_json::to_string_pretty(&truth)?,
+    )?;
     println!(
-        "  generated {} bytes in {:.2} s (peak {} live orders)",
+        "  generated {} bytes in {:.2} s (peak {} live orders; {} labelled manipulation episodes: {}; {} participant-flow records)",
         rep.bytes,
         t0.elapsed().as_secs_f64(),
-        rep.peak_live_orders
+        rep.peak_live_orders,
+        truth.episodes.len(),
+        truth.scenarios.join(", "),
+        flow.len()
     );
     let map = MappedFile::open(&path, MapOptions::default())?;
     let buf = map.bytes();
@@ -1063,6 +1087,53 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
     println!("  per-event latency through the pipeline (every stage of every event timed, which costs throughput — `tickwatch run --timing e2e` times end to end only; as fast as possible, so queueing is included):");
     let mut table = Vec::new();
     tickwatch::latency::write_table(&mut table, &r.latency)?;
+    for line in String::from_utf8_lossy(&table).lines() {
+        println!("    {line}");
+    }
+    // Surveillance: every detector in the shard workers, the risk book in the output stage.
+    let alerts_path = dir.join("alerts.jsonl");
+    let job = pipeline::alerts::SurvJob {
+        rules: Rules::default(),
+        flow: flow.clone(),
+        sink: Box::new(io::BufWriter::new(std::fs::File::create(&alerts_path)?)),
+        mark_every: 1024,
+        reload: None,
+    };
+    let spcfg = PipelineConfig {
+        stage_timing: false,
+        ..pcfg.clone()
+    };
+    let out = pipeline::run_surv(buf, &spcfg, job, &stop, &progress)?;
+    let r = &out.report;
+    r.check_conservation()
+        .map_err(|e| anyhow!("pipeline accounting failed: {e}"))?;
+    let sv = r.surv.as_ref().expect("a surveillance run reports");
+    println!(
+        "  surveillance ({} workers, every detector on, default rules): {:.1} M msg/s; {} alerts -> {}",
+        r.workers,
+        r.messages_per_s / 1e6,
+        sv.total,
+        alerts_path.display()
+    );
+    let text = std::fs::read_to_string(&alerts_path)?;
+    let alerts = tickwatch::surv::eval::parse_alerts(&text).map_err(|e| anyhow!(e))?;
+    let rows = tickwatch::surv::eval::score(&truth, &alerts);
+    println!("  detection quality against the injected episodes (alerts of detectors without a scenario are counted, not scored):");
+    for line in tickwatch::surv::eval::format_scores(&rows).lines() {
+        println!("    {line}");
+    }
+    if let Some(first) = text
+        .lines()
+        .find(|l| l.contains("\"spoofing\""))
+        .or(text.lines().next())
+    {
+        println!("  an alert explains itself:\n    {first}");
+    }
+    let mut table = Vec::new();
+    let mut lat = vec![r.end_to_end().clone()];
+    lat.extend(sv.latency.clone());
+    tickwatch::latency::write_table(&mut table, &lat)?;
+    println!("  latency with every detector on (as fast as possible, so queueing is included; `tickwatch run FILE --alerts A --speed 1` for paced):");
     for line in String::from_utf8_lossy(&table).lines() {
         println!("    {line}");
     }
@@ -1222,6 +1293,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
                 flow,
                 sink,
                 mark_every: 1024,
+                reload: None,
             })
         }
     };
@@ -1262,9 +1334,25 @@ fn cmd_bars(a: BarsArgs) -> Result<()> {
 fn run_pipeline(
     a: RunArgs,
     bars: Option<BarsConfig>,
-    surv: Option<pipeline::alerts::SurvJob>,
+    mut surv: Option<pipeline::alerts::SurvJob>,
 ) -> Result<()> {
     let alerts_on_stdout = a.alerts.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    // Rules from a file are watched: a change is loaded, checked and handed to the running
+    // detectors (state kept); a file that does not load is reported and the old rules stay.
+    let watch = match (&mut surv, &a.surv.rules) {
+        (Some(j), Some(path)) => {
+            let cell = std::sync::Arc::new(pipeline::alerts::RulesCell::new(j.rules));
+            j.reload = Some(cell.clone());
+            let stamp = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            Some((
+                cell,
+                path.clone(),
+                j.rules.limits,
+                std::sync::Mutex::new(stamp),
+            ))
+        }
+        _ => None,
+    };
     let path = gz::resolve(&a.input.file, a.input.cache.as_deref())?;
     let map = MappedFile::open(&path, MapOptions::default())
         .with_context(|| format!("mapping {}", path.display()))?;
@@ -1334,9 +1422,29 @@ fn run_pipeline(
     let outcome = std::thread::scope(|s| {
         s.spawn(|| {
             // The display thread: never on the hot path, wakes 10 times a second.
+            let mut tick = 0u32;
             while !finished.load(Ordering::Relaxed) {
                 bar.set_position(progress.load(Ordering::Relaxed));
                 std::thread::sleep(std::time::Duration::from_millis(100));
+                tick += 1;
+                if let (Some((cell, path, limits, stamp)), 0) = (&watch, tick % 5) {
+                    let now = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+                    let mut last = stamp.lock().unwrap_or_else(|e| e.into_inner());
+                    if now != *last {
+                        *last = now;
+                        match Rules::load(path) {
+                            Ok(r) if r.limits == *limits => {
+                                cell.publish(r);
+                                bar.println(format!("tickwatch: rules reloaded from {}", path.display()));
+                            }
+                            Ok(_) => bar.println(format!(
+                                "tickwatch: {}: [limits] cannot change while running; rules not reloaded",
+                                path.display()
+                            )),
+                            Err(e) => bar.println(format!("tickwatch: {e}; the previous rules stay in force")),
+                        }
+                    }
+                }
             }
             bar.finish_and_clear();
         });

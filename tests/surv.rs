@@ -78,6 +78,7 @@ fn pipeline(
         flow: flow.to_vec(),
         sink: Box::new(sink.clone()),
         mark_every: 1024,
+        reload: None,
     };
     let out = run_surv(feed, &cfg, job, &AtomicBool::new(false), &AtomicU64::new(0)).unwrap();
     out.report.check_conservation().unwrap();
@@ -185,4 +186,56 @@ fn bad_rules_files_are_refused_naming_the_problem() {
         Rules::from_toml(&Rules::defaults_toml(), "defaults").unwrap(),
         Rules::default()
     );
+}
+
+#[test]
+fn rules_replaced_while_running_take_effect_at_the_next_mark_and_keep_state() {
+    let (feed, _, flow) = scenario_feed(200_000, 3);
+    let all = Rules::default();
+    let mut fewer = all;
+    fewer.spoofing.enabled = false;
+    fewer.wash_trade.enabled = false;
+    // The feed's first 1,024 messages are the directory and the pre-open: no alerts there, so
+    // rules published before the run are in force for every alert.
+    let want = reference(&feed, fewer, &flow);
+    let cell = Arc::new(tickwatch::pipeline::alerts::RulesCell::new(all));
+    cell.publish(fewer);
+    let sink = Shared::default();
+    let cfg = PipelineConfig {
+        workers: 2,
+        books: BookConfig::small(),
+        ring_capacity: 1024,
+        ..PipelineConfig::default()
+    };
+    let job = SurvJob {
+        rules: all,
+        flow: flow.clone(),
+        sink: Box::new(sink.clone()),
+        mark_every: 1024,
+        reload: Some(cell),
+    };
+    let out = run_surv(
+        &feed,
+        &cfg,
+        job,
+        &AtomicBool::new(false),
+        &AtomicU64::new(0),
+    )
+    .unwrap();
+    assert_eq!(
+        out.report.surv.as_ref().unwrap().counters.reloads,
+        2,
+        "each worker reloaded once"
+    );
+    let got = sink.0.lock().unwrap().clone();
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+    // Limits size the tables: they cannot change while running.
+    let mut s = tickwatch::surv::Surveillance::new(all, &[]);
+    let mut bigger = all;
+    bigger.limits.orders *= 2;
+    assert!(s.set_rules(bigger).unwrap_err().contains("[limits]"));
+    assert!(s.set_rules(fewer).is_ok());
 }

@@ -27,6 +27,48 @@ use crate::surv::{
 };
 use hdrhistogram::Histogram;
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Rules replaced while a run goes on: a control thread [`RulesCell::publish`]es, the workers
+/// and the output stage pick the new rules up at their next watermark mark (every 1,024
+/// messages) — one atomic load per mark, and a lock only when the rules changed. Detector state
+/// is kept across the change.
+#[derive(Debug)]
+pub struct RulesCell {
+    generation: AtomicU64,
+    rules: Mutex<Rules>,
+}
+
+impl RulesCell {
+    /// A cell holding `rules`, generation 0.
+    pub fn new(rules: Rules) -> RulesCell {
+        RulesCell {
+            generation: AtomicU64::new(0),
+            rules: Mutex::new(rules),
+        }
+    }
+
+    /// Replaces the rules (their `[limits]` must equal the running ones: the caller checks).
+    pub fn publish(&self, rules: Rules) {
+        *self.rules.lock().unwrap_or_else(|e| e.into_inner()) = rules;
+        // Release: pairs with the Acquire in `changed`, so a reader that sees the new
+        // generation also sees the rules written before it (the mutex orders them too).
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The rules, if their generation is not `seen` (then `seen` is updated).
+    #[inline]
+    pub fn changed(&self, seen: &mut u64) -> Option<Rules> {
+        // Acquire: pairs with the Release in `publish`.
+        let g = self.generation.load(Ordering::Acquire);
+        if g == *seen {
+            return None;
+        }
+        *seen = g;
+        Some(*self.rules.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
 
 /// The surveillance job of a pipeline run.
 pub struct SurvJob {
@@ -38,6 +80,8 @@ pub struct SurvJob {
     pub sink: Box<dyn Write + Send>,
     /// A watermark mark every this many messages.
     pub mark_every: u32,
+    /// Where replaced rules come from while running (`None`: fixed rules).
+    pub reload: Option<Arc<RulesCell>>,
 }
 
 impl std::fmt::Debug for SurvJob {
@@ -80,14 +124,20 @@ pub struct SurvWorker {
     pub records: u64,
     /// Records that found no room (never expected: room is checked before each step).
     pub lost: u64,
+    reload: Option<(Arc<RulesCell>, u64)>,
 }
 
 impl SurvWorker {
     /// Slots of a worker's records ring.
     pub const RING: usize = 8 * MAX_STEP_RECORDS;
 
-    /// A worker's surveillance, sending on `tx`.
-    pub fn new(rules: Rules, flow: &[FlowRecord], tx: Producer<SurvRecord>) -> SurvWorker {
+    /// A worker's surveillance, sending on `tx`, picking up replaced rules from `reload`.
+    pub fn new(
+        rules: Rules,
+        flow: &[FlowRecord],
+        tx: Producer<SurvRecord>,
+        reload: Option<Arc<RulesCell>>,
+    ) -> SurvWorker {
         SurvWorker {
             s: Surveillance::new(rules, flow),
             tx,
@@ -95,6 +145,7 @@ impl SurvWorker {
             mark_seq: 0,
             records: 0,
             lost: 0,
+            reload: reload.map(|c| (c, 0)),
         }
     }
 
@@ -129,6 +180,12 @@ impl SurvWorker {
         Self::send(&mut self.tx, &mut self.records, &mut self.lost, end);
         self.epoch += 1;
         self.mark_seq = seq;
+        if let Some((cell, seen)) = &mut self.reload {
+            if let Some(r) = cell.changed(seen) {
+                // The publisher checked the limits; a mismatch would be refused and counted.
+                let _ = self.s.set_rules(r);
+            }
+        }
         self.s.watermark(wm, seq, books);
         let (tx, records, lost) = (&mut self.tx, &mut self.records, &mut self.lost);
         self.s
@@ -184,6 +241,7 @@ pub struct SurvMerge {
     pub alerts: u64,
     /// The first write error (writing stops there; the run still drains).
     pub error: Option<std::io::Error>,
+    reload: Option<(Arc<RulesCell>, u64)>,
 }
 
 impl std::fmt::Debug for SurvMerge {
@@ -203,6 +261,7 @@ impl SurvMerge {
         rules: &Rules,
         sink: Box<dyn Write + Send>,
         scale: TickScale,
+        reload: Option<Arc<RulesCell>>,
     ) -> SurvMerge {
         let n = rxs.len();
         SurvMerge {
@@ -217,6 +276,7 @@ impl SurvMerge {
             latency: crate::latency::histogram(),
             alerts: 0,
             error: None,
+            reload: reload.map(|c| (c, 0)),
         }
     }
 
@@ -250,6 +310,11 @@ impl SurvMerge {
 
     /// Moves up to `budget` records in key order; true if any moved.
     pub fn work(&mut self, budget: usize) -> bool {
+        if let Some((cell, seen)) = &mut self.reload {
+            if let Some(r) = cell.changed(seen) {
+                self.out.set_rules(&r);
+            }
+        }
         let mut moved = false;
         for _ in 0..budget {
             for i in 0..self.rxs.len() {

@@ -509,7 +509,12 @@ fn run_jobs(
         }
         if let Some(j) = &surv {
             let (stx, srx) = ring(alerts::SurvWorker::RING);
-            worker = worker.with_surv(alerts::SurvWorker::new(j.rules, &j.flow, stx));
+            worker = worker.with_surv(alerts::SurvWorker::new(
+                j.rules,
+                &j.flow,
+                stx,
+                j.reload.clone(),
+            ));
             surv_rows.push(srx);
         }
         stages.push(AnyStage::Worker(worker));
@@ -534,7 +539,9 @@ fn run_jobs(
     let flow_records = surv.as_ref().map_or(0, |j| j.flow.len() as u64);
     if let Some(j) = surv {
         reader = reader.with_marks(MarkGen::periodic(j.mark_every), 0);
-        output = output.with_surv(alerts::SurvMerge::new(surv_rows, &j.rules, j.sink, scale));
+        output = output.with_surv(alerts::SurvMerge::new(
+            surv_rows, &j.rules, j.sink, scale, j.reload,
+        ));
     }
     stages.push(AnyStage::Reader(reader));
     stages.push(AnyStage::Output(output));
