@@ -496,3 +496,55 @@ fn close_rules_reject_nonsense() {
         assert!(Rules::from_toml(t, "t.toml").is_err(), "{t}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The scenario scripts, played by the generator into a background feed, caught by the detectors
+
+#[test]
+fn generated_ignition_and_close_episodes_are_caught_with_no_false_alerts() {
+    use tickwatch::gen::{generate_scenarios, GenConfig, ScenarioPlan};
+    use tickwatch::scenario::{ScenarioKind, Truth};
+    use tickwatch::surv::eval::{parse_alerts, score};
+    let cfg = GenConfig {
+        messages: 400_000,
+        symbols: 60,
+        live_orders: 20_000,
+        seed: 5,
+    };
+    // A 25-minute session: the planner keeps other episodes out of its last 5 minutes, the
+    // close detector's window (an ignition there is heavy trading with impact into the close).
+    let plan = ScenarioPlan {
+        kinds: vec![ScenarioKind::Ignition, ScenarioKind::Close],
+        rate: 0.25,
+    };
+    let mut feed = Vec::new();
+    let (_, episodes, _) =
+        generate_scenarios(&cfg, 1500 * SEC, &plan, &mut feed).expect("generate");
+    assert!(episodes.iter().any(|e| e.scenario == "ignition"));
+    assert!(episodes.iter().any(|e| e.scenario == "close"));
+    let mut books = Books::new(BookConfig::for_orders(1 << 17, 64));
+    let (alerts, _) = surveil_feed(&feed, &mut books, Rules::default(), &[], 1024).expect("feed");
+    let mut jsonl = Vec::new();
+    for a in &alerts {
+        a.write_json(&mut jsonl);
+    }
+    let truth = Truth {
+        episodes,
+        ..Truth::default()
+    };
+    let text = std::str::from_utf8(&jsonl).unwrap();
+    if std::env::var_os("SHOW_ALERTS").is_some() {
+        eprintln!("{text}");
+        eprintln!("{:#?}", truth.episodes);
+    }
+    let refs = parse_alerts(text).unwrap();
+    for det in ["momentum_ignition", "marking_the_close"] {
+        let s = score(&truth, &refs)
+            .into_iter()
+            .find(|s| s.detector == det)
+            .expect("scored");
+        assert!(s.episodes >= 5, "{s:?}");
+        assert_eq!(s.detected, s.episodes, "{s:?}");
+        assert_eq!(s.true_positives, s.alerts, "{s:?}");
+    }
+}

@@ -294,7 +294,7 @@ impl Stock {
             }
             trades += b.trades;
             shares += b.shares;
-            if first.is_none_or(|f| b.id < f.id) {
+            if first.map_or(true, |f| b.id < f.id) {
                 first = Some(b);
             }
         }
