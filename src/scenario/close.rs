@@ -1,7 +1,7 @@
 //! The marking-the-close episode: in the last 100–240 s before the close the manipulator
 //! buys heavily and pushes the price up into the closing cross — 10–16 rounds of an aggressive
 //! sweep of the offers (20,000–40,000 shares), then an attributed bid one tick above the best
-//! that is filled at once (8,000–15,000 shares) — then three heavy sweeps (40,000–60,000
+//! that is filled at once (8,000–15,000 shares) — then four heavy sweeps (50,000–80,000
 //! shares) in the final seconds, the last 1–3 s before the close.
 //! Its volume is several times the stock's pace, its attributed fills a large share of it, and
 //! the price ends tens of cents above where the window began.
@@ -52,14 +52,14 @@ pub fn script(rng: &mut SplitMix64, c: &EpisodeCtx) -> Script {
             },
         });
     }
-    // The last push: three heavy sweeps in the final seconds, the last 1–3 s before the close.
+    // The last push: four heavy sweeps in the final seconds, the last 1–3 s before the close.
     let end = d.saturating_sub(1_000 * MS + rng.below(2_000) * MS);
-    for k in 0..3u64 {
+    for k in 0..4u64 {
         actions.push(Action {
-            at: end - (2 - k) * (1_000 * MS + rng.below(1_500) * MS),
+            at: end - (3 - k) * (1_000 * MS + rng.below(1_000) * MS),
             op: Op::Sweep {
                 side: b'S',
-                shares: 40_000 + 100 * rng.below(200) as u32,
+                shares: 50_000 + 100 * rng.below(300) as u32,
                 flow: 0,
             },
         });

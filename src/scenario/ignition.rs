@@ -1,9 +1,10 @@
 //! The momentum ignition episode: the manipulator rests 2–4 attributed sell orders well above
 //! the best offer, ignites a run-up with a burst of aggressive buys sweeping the offers (6–10
 //! sweeps within 0.3–1.2 s), sells into it — its resting sells are executed at the top — and
-//! the price then falls back as sweeps hit the bids (4–6 sweeps within 0.4–1.5 s).
+//! the price then falls back as sweeps hit the bids (4–6 sweeps within 0.4–1.5 s). One episode
+//! in two is the mirror image: buys resting below the bid, a sell-off, a rebound.
 //!
-//! The resting sells sit 28–38 cents (plus 1–3 between them) behind the best offer, so the
+//! The resting orders sit 28–38 cents (plus 1–3 between them) behind the best, so the
 //! move to them is at least ten levels of the book and at least 5 bps on a $500 stock; the
 //! sweeps take less than the book holds up to there, so the manipulator's fills are the top of
 //! the move (as when the last buyers of a run-up meet the manipulator's offers).
@@ -17,6 +18,12 @@ const MS: u64 = 1_000_000;
 pub fn script(rng: &mut SplitMix64, c: &EpisodeCtx) -> Script {
     let mut actions = Vec::new();
     let mut push = |at: u64, op: Op| actions.push(Action { at, op });
+    // The side the manipulator rests on and the move runs into (b'S': a run-up), and the other.
+    let (into, back) = if rng.chance(0.5) {
+        (b'S', b'B')
+    } else {
+        (b'B', b'S')
+    };
     // Pre-positioning: the sells the run-up will reach.
     let n = 2 + rng.below(3) as u8;
     let k0 = 28 + rng.below(11) as i32;
@@ -27,7 +34,7 @@ pub fn script(rng: &mut SplitMix64, c: &EpisodeCtx) -> Script {
             at,
             Op::Add {
                 h,
-                side: b'S',
+                side: into,
                 px: Px::Best(-(k0 + h as i32 * gap)),
                 shares: 500 + 100 * rng.below(16) as u32,
                 attributed: true,
@@ -44,7 +51,7 @@ pub fn script(rng: &mut SplitMix64, c: &EpisodeCtx) -> Script {
         push(
             burst + span * i / (sweeps - 1),
             Op::Sweep {
-                side: b'S',
+                side: into,
                 shares: 2_000 + 100 * rng.below(40) as u32,
                 flow: 0,
             },
@@ -70,7 +77,7 @@ pub fn script(rng: &mut SplitMix64, c: &EpisodeCtx) -> Script {
         push(
             down + span * i / (sweeps - 1),
             Op::Sweep {
-                side: b'B',
+                side: back,
                 shares: 10_000 + 100 * rng.below(150) as u32,
                 flow: 0,
             },
