@@ -153,14 +153,26 @@ struct Ign {
     base: u32,
     /// The price falls back after the peak.
     revert: bool,
+    /// The mirror image: P rests buys below, a sell-off, a rebound.
+    down: bool,
+    /// After P's fills, a small order of another firm is executed one cent beyond them.
+    small_beyond: bool,
 }
 
 /// Quiet two-sided trading, then P rests sells above the market, a burst of twelve buys lifts
-/// the price toward them, P's sells execute at the peak, then sells push the price back.
+/// the price toward them, P's sells execute at the peak, then sells push the price back (or
+/// the mirror image of all that).
 fn ignition_feed(s: &Ign) -> (Feed, Vec<u64>) {
     let mut f = Feed::new();
     let t0 = OPEN + 60 * SEC;
     let b = s.base;
+    // Prices (cents) and sides as in a run-up, mirrored around the base for a sell-off.
+    let m = |p: u32| c(if s.down { 2 * b - p } else { p });
+    let sd = |x: u8| match (s.down, x) {
+        (false, x) => x,
+        (true, b'B') => b'S',
+        (true, _) => b'B',
+    };
     // Quiet trading: bid/ask bounce around the base, one print every 2 s.
     for i in 0..20u64 {
         let (side, px) = if i % 2 == 0 {
@@ -168,25 +180,25 @@ fn ignition_feed(s: &Ign) -> (Feed, Vec<u64>) {
         } else {
             (b'S', b + 1)
         };
-        f.print(t0 + i * 2 * SEC, side, c(px), 200, None);
+        f.print(t0 + i * 2 * SEC, sd(side), m(px), 200, None);
     }
     // Resting book.
     let t1 = t0 + 41 * SEC;
-    f.add(t1, b'B', c(b - 1), 1000, None);
-    f.add(t1, b'S', c(b + 1), 1000, None);
+    f.add(t1, sd(b'B'), m(b - 1), 1000, None);
+    f.add(t1, sd(b'S'), m(b + 1), 1000, None);
     // P rests sells above the market.
     let top = b + 2 + s.climb;
     let mut p_refs = Vec::new();
     if s.party_at_peak {
         for k in 0..3 {
-            p_refs.push(f.add(t1 + SEC, b'S', c(top + k), 600, Some(b"GSCO")));
+            p_refs.push(f.add(t1 + SEC, sd(b'S'), m(top + k), 600, Some(b"GSCO")));
         }
     }
     // The burst: twelve buys lifting the offers within 1.1 s.
     let t2 = t1 + 5 * SEC;
     for k in 0..12u32 {
         let px = b + 1 + k * s.climb / 11;
-        f.print(t2 + k as u64 * 100_000_000, b'S', c(px), 500, None);
+        f.print(t2 + k as u64 * 100_000_000, sd(b'S'), m(px), 500, None);
     }
     let t3 = t2 + 1_250_000_000;
     if s.party_at_peak {
@@ -196,11 +208,15 @@ fn ignition_feed(s: &Ign) -> (Feed, Vec<u64>) {
     } else {
         // The top is taken from anonymous offers.
         for k in 0..3u32 {
-            f.print(t3 + k as u64 * 10_000_000, b'S', c(top + k), 600, None);
+            f.print(t3 + k as u64 * 10_000_000, sd(b'S'), m(top + k), 600, None);
         }
     }
+    let mut peak = top + 2;
+    if s.small_beyond {
+        peak += 1;
+        f.print(t3 + 50_000_000, sd(b'S'), m(peak), 200, Some(b"MSCO"));
+    }
     // Then sells hit the bids on the way down (or the price holds at the top).
-    let peak = top + 2;
     let step = (peak - (b + 1)).div_ceil(4);
     let t4 = t3 + 2 * SEC;
     for k in 0..6u32 {
@@ -209,13 +225,13 @@ fn ignition_feed(s: &Ign) -> (Feed, Vec<u64>) {
         } else {
             peak - k % 2
         };
-        f.print(t4 + k as u64 * 200_000_000, b'B', c(px), 500, None);
+        f.print(t4 + k as u64 * 200_000_000, sd(b'B'), m(px), 500, None);
     }
     // Quiet again.
     for i in 0..10u64 {
         let px = if s.revert { b } else { peak };
         let side = if i % 2 == 0 { b'B' } else { b'S' };
-        f.print(t4 + 20 * SEC + i * 2 * SEC, side, c(px), 200, None);
+        f.print(t4 + 20 * SEC + i * 2 * SEC, sd(side), m(px), 200, None);
     }
     f.system(b'M', t4 + 120 * SEC);
     (f, p_refs)
@@ -226,7 +242,37 @@ const IGN_OK: Ign = Ign {
     climb: 12,
     base: 1000,
     revert: true,
+    down: false,
+    small_beyond: false,
 };
+
+#[test]
+fn ignition_fires_on_a_sell_off_naming_the_buyer_below_the_market() {
+    let (f, refs) = ignition_feed(&Ign {
+        down: true,
+        ..IGN_OK
+    });
+    let alerts = f.run(Rules::default(), DetectorId::MomentumIgnition);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(a.party, party_of_mpid(*b"GSCO"));
+    assert_eq!(a.refs(), &refs[..]);
+    // high 9.99 → trough 9.84: 15 cents, ≈ 150 bps.
+    assert_eq!(ev(a, "move_ticks"), 15.0);
+    assert!((ev(a, "move_bps") - 150.15).abs() < 0.5);
+}
+
+#[test]
+fn ignition_names_the_large_participant_though_a_small_order_traded_nearer_the_peak() {
+    let (f, refs) = ignition_feed(&Ign {
+        small_beyond: true,
+        ..IGN_OK
+    });
+    let alerts = f.run(Rules::default(), DetectorId::MomentumIgnition);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].party, party_of_mpid(*b"GSCO"));
+    assert_eq!(alerts[0].refs(), &refs[..]);
+}
 
 #[test]
 fn ignition_fires_once_naming_the_participant_with_its_executed_orders() {

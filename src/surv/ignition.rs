@@ -19,8 +19,8 @@
 //! opens. It follows the peak and gathers every attributed execution on that side (per
 //! participant, a few slots). When a trade retraces at least `min_revert_fraction` of the
 //! move (low → peak) within `revert_ns` of the peak, the alert fires once, naming the
-//! participant executed nearest the peak (then with the most shares; at least
-//! `min_party_shares`) once `min_revert_trades` trades went against the move; then the stock is
+//! participant with at least `min_party_shares` executed nearest the peak (then with the most
+//! shares) once `min_revert_trades` trades went against the move; then the stock is
 //! quiet for `cooldown_ns`. A move that does not revert in time, a move too small, or a move
 //! with no attributed execution on the other side, raises nothing.
 
@@ -128,8 +128,8 @@ impl MomentumIgnitionRules {
 
 /// Time buckets the burst window is folded into (the window is exact to one bucket).
 pub const BUCKETS: usize = 16;
-/// Participants an episode follows (when full, the one executed farthest from the peak gives
-/// way; counted in [`MomentumIgnition::party_overflow`]).
+/// Participants an episode follows (when full, the one with the fewest shares gives way;
+/// counted in [`MomentumIgnition::party_overflow`]).
 const SLOTS: usize = 8;
 /// Order references kept per participant.
 const REFS: usize = 4;
@@ -266,33 +266,33 @@ impl Stock {
         }
     }
 
-    /// The window's extreme against `dir` (the low for +1) with its time, and the trades from
-    /// its bucket on: (extreme, its ts, trades with the move, all trades).
-    fn burst(&self, width: u64, ts: u64, dir: i8) -> Option<(u32, u64, u32, u32)> {
+    /// The window's extreme against `dir` (the low for +1), and the run from there to `px` (the
+    /// execution now): (extreme, when the run began, trades with the move, all trades). The run
+    /// begins at the earliest trade within a quarter of the move (at least a cent) of the
+    /// extreme, so a print at a bid the sweep left behind does not cut the run short.
+    fn burst(&self, width: u64, ts: u64, dir: i8, px: u32) -> Option<(u32, u64, u32, u32)> {
         let now = ts / width + 1;
         let oldest = now.saturating_sub(BUCKETS as u64 - 1);
-        let mut ext: Option<(u32, u64, u64)> = None; // (px, ts, bucket id)
-        for b in &self.buckets {
-            if b.id < oldest || b.id > now || b.id == 0 {
-                continue;
-            }
-            let (px, t) = if dir > 0 {
-                (b.lo, b.lo_ts)
-            } else {
-                (b.hi, b.hi_ts)
-            };
-            let better = match ext {
-                None => true,
-                Some((e, et, _)) => {
-                    (dir > 0 && (px < e || (px == e && t < et)))
-                        || (dir < 0 && (px > e || (px == e && t < et)))
+        let live = |b: &&Bucket| b.id >= oldest && b.id <= now && b.id != 0;
+        let ext = if dir > 0 {
+            self.buckets.iter().filter(live).map(|b| b.lo).min()?
+        } else {
+            self.buckets.iter().filter(live).map(|b| b.hi).max()?
+        };
+        let near = (px.abs_diff(ext) / 4).max(TICK);
+        let (from, t) = self
+            .buckets
+            .iter()
+            .filter(live)
+            .filter(|b| {
+                if dir > 0 {
+                    b.lo <= ext.saturating_add(near)
+                } else {
+                    b.hi >= ext.saturating_sub(near)
                 }
-            };
-            if better {
-                ext = Some((px, t, b.id));
-            }
-        }
-        let (px, t, from) = ext?;
+            })
+            .map(|b| (b.id, if dir > 0 { b.lo_ts } else { b.hi_ts }))
+            .min()?;
         let (mut with, mut all) = (0u32, 0u32);
         for b in &self.buckets {
             if b.id >= from && b.id <= now {
@@ -300,7 +300,7 @@ impl Stock {
                 all += b.up + b.down;
             }
         }
-        Some((px, t, with, all))
+        Some((ext, t, with, all))
     }
 }
 
@@ -318,13 +318,14 @@ impl Episode {
                     n
                 } else {
                     kept = false;
-                    let (i, worst) = self.parties[..n]
+                    // The one with the fewest shares (then the farthest from the peak) gives way.
+                    let (i, least) = self.parties[..n]
                         .iter()
                         .enumerate()
-                        .min_by_key(|(_, p)| p.best)
-                        .map(|(i, p)| (i, p.best))
+                        .min_by_key(|(_, p)| (p.shares, p.best))
+                        .map(|(i, p)| (i, p.shares))
                         .unwrap_or((0, 0));
-                    if worst >= key {
+                    if least >= shares as u64 {
                         return false;
                     }
                     i
@@ -448,13 +449,14 @@ impl MomentumIgnition {
                 {
                     let best = ep.parties[..ep.n_parties as usize]
                         .iter()
+                        .filter(|p| p.shares >= r.min_party_shares)
                         .max_by(|a, b| {
                             (a.best, a.shares)
                                 .cmp(&(b.best, b.shares))
                                 .then(b.party.cmp(&a.party))
                         })
                         .copied();
-                    if let Some(p) = best.filter(|p| p.shares >= r.min_party_shares) {
+                    if let Some(p) = best {
                         let move_bps = bps(ep.peak_px, ep.start_px).abs();
                         let mut a = Alert::new(
                             DetectorId::MomentumIgnition,
@@ -515,7 +517,7 @@ impl MomentumIgnition {
             return;
         }
         let dir: i8 = if side == Side::Sell { 1 } else { -1 };
-        let Some((ext, ext_ts, with, all)) = st.burst(width, ts, dir) else {
+        let Some((ext, ext_ts, with, all)) = st.burst(width, ts, dir, px) else {
             return;
         };
         let move_bps = bps(px, ext) * dir as f64;
