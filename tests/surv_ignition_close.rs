@@ -1,12 +1,24 @@
 //! Momentum ignition and marking the close on hand-made ITCH feeds: shapes that must fire (with
 //! the participant and evidence checked) and near misses that must not.
 
+mod common;
+
+use tickwatch::agg::Touch;
 use tickwatch::book::{BookConfig, Books};
 use tickwatch::itch::be::{BeU32, BeU64};
 use tickwatch::itch::encode::{header, push_frame};
 use tickwatch::itch::wire::*;
+use tickwatch::itch::Side;
+use tickwatch::surv::close::MarkingTheClose;
 use tickwatch::surv::event::party_of_mpid;
-use tickwatch::surv::{surveil_feed, Alert, DetectorId, Rules, NOBODY};
+use tickwatch::surv::ignition::MomentumIgnition;
+use tickwatch::surv::{
+    surveil_feed, Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Kind, Rules, SurvEvent,
+    NOBODY,
+};
+
+#[global_allocator]
+static GLOBAL: common::Counting = common::Counting;
 
 const SEC: u64 = 1_000_000_000;
 const OPEN: u64 = 34_200 * SEC;
@@ -593,4 +605,158 @@ fn generated_ignition_and_close_episodes_are_caught_with_no_false_alerts() {
         assert_eq!(s.detected, s.episodes, "{s:?}");
         assert_eq!(s.true_positives, s.alerts, "{s:?}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The hot path: no allocation, bad input never panics
+
+/// Runs both detectors over `feed` directly (no framework), counting allocator calls; returns
+/// (ignition alerts, close alerts, allocator calls).
+fn run_direct(
+    feed: &[u8],
+    ign: &mut MomentumIgnition,
+    close: &mut MarkingTheClose,
+) -> (u32, u32, u64) {
+    let rules = Rules::default();
+    let mut out = Alerts::new(64);
+    let mut books = Books::new(BookConfig::for_orders(1 << 14, 64));
+    let mut report = tickwatch::replay::ReplayReport::default();
+    let (mut n_ign, mut n_close, mut seq) = (0u32, 0u32, 0u32);
+    let (r, n) = common::allocations(|| {
+        tickwatch::replay::for_each_message(
+            feed,
+            &mut books,
+            false,
+            &mut report,
+            |books, msg, _| {
+                let mut ev = SurvEvent::classify(msg, books, seq);
+                books.apply(msg);
+                if ev.locate != 0 {
+                    ev.after = Touch::of(books, ev.locate);
+                }
+                let ctx = Ctx {
+                    books,
+                    symbol: books.symbol(ev.locate).copied().unwrap_or([b' '; 8]),
+                };
+                ign.on_event(&rules.momentum_ignition, &ev, &ctx, &mut out);
+                close.on_event(&rules.marking_the_close, &ev, &ctx, &mut out);
+                for a in out.drain() {
+                    match a.detector {
+                        DetectorId::MomentumIgnition => n_ign += 1,
+                        _ => n_close += 1,
+                    }
+                }
+                seq += 1;
+                true
+            },
+        )
+    });
+    r.unwrap();
+    (n_ign, n_close, n)
+}
+
+fn small_cap() -> Capacity {
+    Capacity {
+        orders: 1 << 12,
+        parties: 64,
+        pairs: 1 << 12,
+        locates: 64,
+    }
+}
+
+#[test]
+fn the_detectors_do_not_allocate_per_event() {
+    let mut ign = MomentumIgnition::new(&small_cap());
+    let mut close = MarkingTheClose::new(&small_cap());
+    let (f, _) = ignition_feed(&IGN_OK);
+    assert_eq!(run_direct(&f.buf, &mut ign, &mut close), (1, 0, 0));
+    let mut ign = MomentumIgnition::new(&small_cap());
+    let mut close = MarkingTheClose::new(&small_cap());
+    let (f, _) = close_feed(Tail::Marked, true);
+    assert_eq!(run_direct(&f.buf, &mut ign, &mut close), (0, 1, 0));
+    assert_eq!(ign.stock_overflow + close.stock_overflow, 0);
+}
+
+#[test]
+fn bad_input_never_panics() {
+    let rules = Rules::default();
+    let cap = small_cap();
+    let mut ign = MomentumIgnition::new(&cap);
+    let mut close = MarkingTheClose::new(&cap);
+    let books = Books::new(BookConfig::for_orders(1 << 10, 64));
+    let ctx = Ctx {
+        books: &books,
+        symbol: SYM,
+    };
+    let mut out = Alerts::new(64);
+    let exec = |price: u32, shares: u32, side, party| Kind::Exec {
+        order_ref: 7,
+        side,
+        price,
+        shares,
+        remaining: 0,
+        party,
+        match_number: 1,
+        printable: true,
+    };
+    let gs = party_of_mpid(*b"GSCO");
+    let kinds = [
+        exec(u32::MAX, u32::MAX, Side::Sell, gs),
+        exec(0, 100, Side::Sell, gs),
+        exec(100, 0, Side::Buy, gs),
+        exec(1, 1, Side::Buy, gs),
+        exec(u32::MAX, 1, Side::Sell, NOBODY),
+        Kind::Trade {
+            side: Side::Buy,
+            price: u32::MAX,
+            shares: u32::MAX,
+            match_number: 2,
+        },
+        Kind::Cross {
+            price: 0,
+            shares: 0,
+            cross_type: b'C',
+        },
+        Kind::Cross {
+            price: u32::MAX,
+            shares: u64::MAX,
+            cross_type: b'C',
+        },
+        Kind::Imbalance {
+            paired: 0,
+            imbalance: u64::MAX,
+            direction: b'B',
+            reference: 0,
+            cross_type: b'C',
+        },
+        Kind::Unknown,
+        Kind::Other(b'S'),
+    ];
+    // Every kind on a known locate, locate 0 and a locate past the table; time going backwards.
+    let mut seq = 0;
+    for round in 0..50u64 {
+        for (i, &kind) in kinds.iter().enumerate() {
+            for locate in [1u16, 0, 63, 64, u16::MAX] {
+                let ts = if round % 2 == 0 {
+                    OPEN + round * SEC + i as u64
+                } else {
+                    u64::MAX - i as u64
+                };
+                let ev = SurvEvent {
+                    seq,
+                    ts,
+                    locate,
+                    kind,
+                    before: Touch::default(),
+                    after: Touch::default(),
+                };
+                ign.on_event(&rules.momentum_ignition, &ev, &ctx, &mut out);
+                close.on_event(&rules.marking_the_close, &ev, &ctx, &mut out);
+                seq += 1;
+            }
+        }
+        ign.on_watermark(&rules.momentum_ignition, u64::MAX, seq, &ctx, &mut out);
+        close.on_watermark(&rules.marking_the_close, u64::MAX, seq, &ctx, &mut out);
+    }
+    let _ = out.drain().count();
 }

@@ -309,7 +309,7 @@ impl Stock {
         let start_ts = now.saturating_sub(BUCKETS as u64).saturating_mul(width);
         let span = ts.saturating_sub(start_ts).max(1);
         let base_ns = start_ts.saturating_sub(self.first_ts);
-        let base_shares = self.shares - shares;
+        let base_shares = self.shares.saturating_sub(shares);
         let expected = (self.first_ts < start_ts && base_ns >= window_ns && base_shares > 0)
             .then(|| base_shares as f64 / base_ns as f64 * span as f64);
         let top = (0..self.n_parties as usize)

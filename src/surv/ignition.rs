@@ -491,7 +491,7 @@ impl MomentumIgnition {
                         .evidence("reversion_ratio", back / mv, ">=", r.min_revert_fraction)
                         .evidence(
                             "reversion_ns",
-                            (ts - ep.peak_ts) as f64,
+                            ts.saturating_sub(ep.peak_ts) as f64,
                             "<=",
                             r.revert_ns as f64,
                         )
