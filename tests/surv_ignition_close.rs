@@ -33,6 +33,12 @@ struct Feed {
 
 impl Feed {
     fn new() -> Feed {
+        Feed::new_with(false)
+    }
+
+    /// A feed of one stock; with `premarket`, trading from 04:00 whose last five minutes before
+    /// the 09:30 start of market hours are heavy buying that lifts the price 30 cents.
+    fn new_with(premarket: bool) -> Feed {
         let mut f = Feed {
             buf: Vec::new(),
             next_ref: 1,
@@ -57,6 +63,30 @@ impl Feed {
             inverse_indicator: b'N',
         };
         push_frame(&mut f.buf, &m);
+        if premarket {
+            f.system(b'S', 4 * 3600 * SEC);
+            let mut t = 4 * 3600 * SEC + SEC;
+            let mut i = 0;
+            while t < OPEN - 300 * SEC {
+                let (side, px) = if i % 2 == 0 {
+                    (b'B', 999)
+                } else {
+                    (b'S', 1001)
+                };
+                f.print(t, side, c(px), 100, None);
+                t += 60 * SEC;
+                i += 1;
+            }
+            for k in 0..30u32 {
+                f.print(
+                    t + k as u64 * 9 * SEC,
+                    b'S',
+                    c(1001 + k),
+                    3000,
+                    Some(b"MSCO"),
+                );
+            }
+        }
         f.system(b'Q', OPEN);
         f
     }
@@ -121,13 +151,17 @@ impl Feed {
     }
 
     fn cross(&mut self, ts: u64, price: u32, shares: u64) {
+        self.cross_of(ts, price, shares, b'C');
+    }
+
+    fn cross_of(&mut self, ts: u64, price: u32, shares: u64, cross_type: u8) {
         let m = CrossTrade {
             hdr: header(b'Q', 1, 0, ts),
             shares: BeU64::new(shares),
             stock: SYM,
             cross_price: BeU32::new(price),
             match_number: BeU64::new(self.next_match),
-            cross_type: b'C',
+            cross_type,
         };
         self.next_match += 1;
         push_frame(&mut self.buf, &m);
@@ -418,7 +452,14 @@ enum Tail {
 /// A 30-minute session of one print every 10 s bouncing 9.99/10.01, then the tail, then the
 /// closing cross (at the last price, or none) and the end of market hours.
 fn close_feed(tail: Tail, cross: bool) -> (Feed, Vec<u64>) {
-    let mut f = Feed::new();
+    close_feed_with(tail, cross, false)
+}
+
+/// [`close_feed`], with pre-market trading (04:00-09:30: a quiet start, then heavy buying
+/// lifting the price in its last minutes) before the start of market hours if `premarket`.
+fn close_feed_with(tail: Tail, cross: bool, premarket: bool) -> (Feed, Vec<u64>) {
+    let mut f = Feed::new_with(premarket);
+    f.cross_of(OPEN, c(1000), 20_000, b'O');
     let tail_from = CLOSE - 180 * SEC;
     let mut t = OPEN + 5 * SEC;
     let mut i = 0u64;
@@ -759,4 +800,19 @@ fn bad_input_never_panics() {
         close.on_watermark(&rules.marking_the_close, u64::MAX, seq, &ctx, &mut out);
     }
     let _ = out.drain().count();
+}
+
+#[test]
+fn close_pre_market_trading_is_not_taken_for_a_close() {
+    // Heavy buying lifting the price into the 09:30 start of market hours: the system event is
+    // not the close (no opening cross yet); the ordinary close later raises nothing either.
+    let (f, _) = close_feed_with(Tail::Ordinary, true, true);
+    assert!(f
+        .run(Rules::default(), DetectorId::MarkingTheClose)
+        .is_empty());
+    // The marked close of that day is still caught.
+    let (f, _) = close_feed_with(Tail::Marked, true, true);
+    let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].ts, CLOSE);
 }

@@ -13,7 +13,10 @@
 //! its first trade (the baseline rate), plus the shares executed against each attributed
 //! participant's resting orders per bucket (a few participants per stock, the smallest evicted).
 //! At the close — the stock's closing cross ('Q' with cross type 'C'), or failing that a system
-//! event ('M', end of market hours: locate 0, delivered to every shard) — the window is
+//! event ('M', end of market hours: locate 0, delivered to every shard; the classifier does not
+//! keep the event code, so any system event once an opening cross 'O' has been seen: the
+//! start of market hours 'Q' precedes the opening crosses, so pre-market trading is never taken
+//! for a close) — the window is
 //! compared with the baseline: volume ratio = window shares / (baseline shares per ns ×
 //! window), and impact = the last displayed execution before the close against the last one
 //! before the window, in bps and in cents (the closing cross price is reported beside it). It
@@ -166,6 +169,8 @@ pub struct MarkingTheClose {
     pub stock_overflow: u64,
     /// Participants evicted from a stock's slots to make room for another.
     pub party_evictions: u64,
+    /// An opening cross was seen: system events from now on may be the close.
+    opened: bool,
 }
 
 impl MarkingTheClose {
@@ -176,6 +181,7 @@ impl MarkingTheClose {
             stocks: Vec::with_capacity(cap.locates.min(MAX_STOCKS)),
             stock_overflow: 0,
             party_evictions: 0,
+            opened: false,
         }
     }
 
@@ -462,11 +468,14 @@ impl Detector for MarkingTheClose {
                     self.stocks[s as usize].done = true;
                 }
             }
-            // A system event (the end of market hours 'M'; the event code is not classified, so
-            // any system event): every stock without a closing cross yet, by its last trade; a
-            // stock is done once it fired (or had its closing cross). O(stocks followed), a few
-            // times a day.
-            Kind::Other(b'S') if ev.locate == 0 => {
+            Kind::Cross {
+                cross_type: b'O', ..
+            } if ev.locate != 0 => self.opened = true,
+            // A system event after the open (the end of market hours 'M'; the event code is not
+            // classified, so any system event): every stock without a closing cross yet, by its
+            // last trade; a stock is done once it fired (or had its closing cross).
+            // O(stocks followed), a few times a day.
+            Kind::Other(b'S') if ev.locate == 0 && self.opened => {
                 for s in 0..self.stocks.len() {
                     let locate = self.stocks[s].locate;
                     let sym = ctx.books.symbol(locate).copied().unwrap_or([b' '; 8]);
