@@ -14,9 +14,10 @@
 //! participant's resting orders per bucket (a few participants per stock, the smallest evicted).
 //! At the close — the stock's closing cross ('Q' with cross type 'C'), or failing that a system
 //! event ('M', end of market hours: locate 0, delivered to every shard; the classifier does not
-//! keep the event code, so any system event once an opening cross 'O' has been seen: the
-//! start of market hours 'Q' precedes the opening crosses, so pre-market trading is never taken
-//! for a close) — the window is
+//! keep the event code, so any system event after the stock's opening cross 'O': the start of
+//! market hours 'Q' precedes the opening crosses, so pre-market trading is never taken for a
+//! close; a stock without NASDAQ crosses closes on its listing exchange, which ITCH does not
+//! show) — the window is
 //! compared with the baseline: volume ratio = window shares / (baseline shares per ns ×
 //! window), and impact = the last displayed execution before the close against the last one
 //! before the window, in bps and in cents (the closing cross price is reported beside it). It
@@ -140,6 +141,8 @@ struct Stock {
     trades: u64,
     shares: u64,
     last_px: u32,
+    /// Had its opening cross: a system event after it may be its close.
+    opened: bool,
     /// Evaluated at the close already.
     done: bool,
 }
@@ -155,6 +158,7 @@ impl Default for Stock {
             trades: 0,
             shares: 0,
             last_px: 0,
+            opened: false,
             done: false,
         }
     }
@@ -169,8 +173,6 @@ pub struct MarkingTheClose {
     pub stock_overflow: u64,
     /// Participants evicted from a stock's slots to make room for another.
     pub party_evictions: u64,
-    /// An opening cross was seen: system events from now on may be the close.
-    opened: bool,
 }
 
 impl MarkingTheClose {
@@ -181,7 +183,6 @@ impl MarkingTheClose {
             stocks: Vec::with_capacity(cap.locates.min(MAX_STOCKS)),
             stock_overflow: 0,
             party_evictions: 0,
-            opened: false,
         }
     }
 
@@ -470,13 +471,20 @@ impl Detector for MarkingTheClose {
             }
             Kind::Cross {
                 cross_type: b'O', ..
-            } if ev.locate != 0 => self.opened = true,
+            } if ev.locate != 0 => {
+                if let Some(s) = self.slot(ev.locate) {
+                    self.stocks[s].opened = true;
+                }
+            }
             // A system event after the open (the end of market hours 'M'; the event code is not
             // classified, so any system event): every stock without a closing cross yet, by its
             // last trade; a stock is done once it fired (or had its closing cross).
             // O(stocks followed), a few times a day.
-            Kind::Other(b'S') if ev.locate == 0 && self.opened => {
+            Kind::Other(b'S') if ev.locate == 0 => {
                 for s in 0..self.stocks.len() {
+                    if !self.stocks[s].opened {
+                        continue;
+                    }
                     let locate = self.stocks[s].locate;
                     let sym = ctx.books.symbol(locate).copied().unwrap_or([b' '; 8]);
                     self.evaluate(r, s, ev.ts, ev.seq, None, ctx, sym, out);
