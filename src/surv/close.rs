@@ -1,10 +1,12 @@
 //! Marking the close: unusual trading and price impact in the final minutes before the close.
 //!
-//! SEC and FINRA describe "marking the close" as buying or selling a security at or near the
-//! close of the market so as to alter its closing price (FINRA Rule 2020 / Exchange Act §9(a)(2);
-//! ESMA MAR Annex I A(b)(ii), "transactions at or near the close so as to set the closing price").
-//! It shows as volume out of line with the stock's session and a price pushed one way into the
-//! close, often with one participant behind a large share of the trading.
+//! "Marking the close" is buying or selling a security at or near the close so as to alter its
+//! closing price (SEC and FINRA enforcement under Exchange Act §9(a)(2) and FINRA Rule 2020; the
+//! Market Abuse Regulation's indicator MAR Annex I A(g): "orders to trade given or transactions
+//! undertaken ... at or around a specific time when reference prices, settlement prices and
+//! valuations are calculated and lead to price changes which have an effect on such prices and
+//! valuations"). It shows as volume out of line with the stock's session and a price pushed one
+//! way into the close, often with one participant behind a large share of the trading.
 //!
 //! How: per stock, every printable trade (executions and hidden prints; crosses are not
 //! continuous trading) goes into [`BUCKETS`] time buckets spanning the last `window_ns`

@@ -1,28 +1,29 @@
 //! Momentum ignition: a burst of aggressive trades that moves the price sharply, a participant
 //! selling into (or buying into) the move with orders it rested beforehand, then a reversal.
 //!
-//! ESMA's MAR guidelines (Annex II, 1(b)(ii) of Delegated Regulation 2016/522, "momentum
-//! ignition") and FINRA's surveillance describe it as entering orders or trades intended to start
-//! or exacerbate a trend, to encourage others to join it, so that the participant can unwind a
-//! position at the better price the trend produced. In ITCH the aggressor is anonymous: the
-//! participant shows through its attributed resting orders ('F' adds, or orders linked to an
-//! account by the participant flow), executed on the side the move runs into.
+//! The Market Abuse Regulation lists it among the indicators of manipulation (MAR Annex I
+//! A(e): "orders to trade given or transactions undertaken ... concentrated within a short
+//! time span in the trading session and lead to a price change which is subsequently
+//! reversed"); Delegated Regulation (EU) 2016/522, Annex II, names the practice "momentum
+//! ignition": trading meant to start or exacerbate a trend, drawing others in, so that the
+//! participant can unwind at the better price the trend produced. In ITCH the aggressor is
+//! anonymous: the participant shows through its attributed resting orders ('F' adds, or orders
+//! linked to an account by the participant flow), executed on the side the move runs into.
 //!
 //! How: per stock, the tape of displayed executions (whose resting side tells the aggressor's
-//! direction; hidden prints 'P' and crosses do not) is folded into [`BUCKETS`] time buckets spanning
-//! `burst_ns` (low and high price with their times, trades by aggressor direction). When an
-//! attributed resting order executes — a sell executed by a buyer while the price rose, or a
-//! buy while it fell — the buckets give the window's extreme before it: if the execution price
-//! is at least `min_move_bps` and `min_move_ticks` away from that extreme, with at least
-//! `min_trades` trades in the
-//! burst and `min_direction_ratio` of them aggressive in the move's direction, an *episode*
-//! opens. It follows the peak and gathers every attributed execution on that side (per
-//! participant, a few slots). When a trade retraces at least `min_revert_fraction` of the
-//! move (low → peak) within `revert_ns` of the peak, the alert fires once, naming the
+//! direction; hidden prints 'P' and crosses do not) is folded into [`BUCKETS`] time buckets
+//! spanning `burst_ns` (low and high price with their times, trades by aggressor direction).
+//! When an attributed resting order executes — a sell executed by a buyer while the price rose,
+//! or a buy while it fell — the buckets give the window's extreme before it: if the execution
+//! price is at least `min_move_bps` and `min_move_ticks` away from that extreme, with at least
+//! `min_trades` trades in the run and `min_direction_ratio` of them aggressive in the move's
+//! direction, an *episode* opens. It follows the peak and gathers every attributed execution on
+//! that side (per participant, a few slots). When a trade retraces at least
+//! `min_revert_fraction` of the move (extreme → peak) within `revert_ns` of the peak, after at
+//! least `min_revert_trades` trades against the move, the alert fires once, naming the
 //! participant with at least `min_party_shares` executed nearest the peak (then with the most
-//! shares) once `min_revert_trades` trades went against the move; then the stock is
-//! quiet for `cooldown_ns`. A move that does not revert in time, a move too small, or a move
-//! with no attributed execution on the other side, raises nothing.
+//! shares); then the stock is quiet for `cooldown_ns`. A move that does not revert in time, a
+//! move too small, or a move with no attributed execution on the other side, raises nothing.
 
 use super::event::{Kind, Party, NOBODY};
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
