@@ -816,3 +816,55 @@ fn close_pre_market_trading_is_not_taken_for_a_close() {
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     assert_eq!(alerts[0].ts, CLOSE);
 }
+
+#[test]
+fn the_scripts_keep_to_their_shape() {
+    use tickwatch::gen::SplitMix64;
+    use tickwatch::scenario::{EpisodeCtx, Op, ScenarioKind};
+    let mut rng = SplitMix64::new(9);
+    for i in 0..200u64 {
+        let c = EpisodeCtx {
+            start: OPEN + 60 * SEC + i * SEC,
+            open: OPEN,
+            close: OPEN + 1800 * SEC,
+            locate: 3,
+            mpid: *b"GSCO",
+            account: NOBODY,
+            account2: NOBODY,
+        };
+        for kind in [ScenarioKind::Ignition, ScenarioKind::Close] {
+            let s = kind.script(&mut rng, &c);
+            assert!(s.start >= c.start && !s.actions.is_empty());
+            assert!(s.detect_from <= s.detect_until);
+            let last = s.actions.iter().map(|a| a.at).max().unwrap();
+            assert!(last <= s.detect_until);
+            for a in &s.actions {
+                match a.op {
+                    Op::Add { h, attributed, .. } => assert!(h < 16 && attributed),
+                    Op::Fill { h, .. } | Op::Cancel { h } => assert!(h < 16),
+                    Op::Sweep { flow, .. } => assert_eq!(flow, 0),
+                    _ => panic!("{kind:?}: unexpected {:?}", a.op),
+                }
+            }
+            if kind == ScenarioKind::Close {
+                // Everything happens in the last minutes, before the close; detection runs
+                // through the closing cross.
+                assert!(s.start + last < c.close);
+                assert!(c.close - s.start <= 300 * SEC);
+                assert!(s.start + s.detect_until > c.close);
+            } else {
+                // A burst of sweeps one way, the manipulator's fills, sweeps the other way.
+                let sides: Vec<u8> = s
+                    .actions
+                    .iter()
+                    .filter_map(|a| match a.op {
+                        Op::Sweep { side, .. } => Some(side),
+                        _ => None,
+                    })
+                    .collect();
+                assert!(sides.len() >= 10);
+                assert_ne!(sides[0], sides[sides.len() - 1]);
+            }
+        }
+    }
+}
