@@ -1,5 +1,36 @@
-//! TODO(detector): marking_the_close — a stub until its detector lands.
-use super::{Alerts, Capacity, Ctx, Detector, DetectorId, SurvEvent};
+//! Marking the close: unusual trading and price impact in the final minutes before the close.
+//!
+//! "Marking the close" is buying or selling a security at or near the close so as to alter its
+//! closing price (SEC and FINRA enforcement under Exchange Act §9(a)(2) and FINRA Rule 2020; the
+//! Market Abuse Regulation's indicator MAR Annex I A(g): "orders to trade given or transactions
+//! undertaken ... at or around a specific time when reference prices, settlement prices and
+//! valuations are calculated and lead to price changes which have an effect on such prices and
+//! valuations"). It shows as volume out of line with the stock's session and a price pushed one
+//! way into the close, often with one participant behind a large share of the trading.
+//!
+//! How: per stock, every printable trade (executions and hidden prints; crosses are not
+//! continuous trading) goes into [`BUCKETS`] time buckets spanning the last `window_ns`
+//! (trades, shares, the displayed-execution price before the bucket's first trade; hidden
+//! prints count in the volume, not in the prices), plus the session's totals since
+//! its first trade (the baseline rate), plus the shares executed against each attributed
+//! participant's resting orders per bucket (a few participants per stock, the smallest evicted).
+//! At the close — the stock's closing cross ('Q' with cross type 'C'), or failing that a system
+//! event ('M', end of market hours: locate 0, delivered to every shard; the classifier does not
+//! keep the event code, so any system event after the stock's opening cross 'O': the start of
+//! market hours 'Q' precedes the opening crosses, so pre-market trading is never taken for a
+//! close; a stock without NASDAQ crosses closes on its listing exchange, which ITCH does not
+//! show) — the window is
+//! compared with the baseline: volume ratio = window shares / (baseline shares per ns ×
+//! window), and impact = the last displayed execution before the close against the last one
+//! before the window, in bps and in cents (the closing cross price is reported beside it). It
+//! fires when the impact reaches `min_impact_bps` and `min_impact_ticks`, the window had at
+//! least `min_window_trades` trades and the volume ratio reaches `min_volume_ratio`; the
+//! participant whose attributed executions are the largest share of the window's shares is
+//! named if that share reaches `min_party_share`. One alert per stock per day. An ordinary last few minutes, or heavy volume that leaves the price where
+//! it was, raise nothing.
+
+use super::event::{Kind, Party, NOBODY};
+use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
 
 /// Thresholds of `[marking_the_close]` in the rules file.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -7,29 +38,390 @@ use super::{Alerts, Capacity, Ctx, Detector, DetectorId, SurvEvent};
 pub struct MarkingTheCloseRules {
     /// Run this detector.
     pub enabled: bool,
+    /// M: the final stretch before the close that is examined, ns (default 5 min: the period
+    /// regulators examine for closing-price manipulation).
+    pub window_ns: u64,
+    /// Trades at least in the window (default 5: too few prints say nothing about a rate).
+    pub min_window_trades: u32,
+    /// Window shares over the shares the session's rate predicts for the window, at least
+    /// (default 2.0: twice the stock's usual pace). Needs a baseline at least as long as the
+    /// window.
+    pub min_volume_ratio: f64,
+    /// |last price − last price before the window| / that price, bps, at least (default 5: 25
+    /// cents on a $500 stock; with the tick floor below and the volume test, enough on the price
+    /// that index and fund valuations use).
+    pub min_impact_bps: f64,
+    /// The same impact in price increments (one cent = 100 in Price(4)), at least (default 10:
+    /// keeps the bid/ask bounce and drift of low-priced names, where a cent is many bps, out).
+    pub min_impact_ticks: u32,
+    /// A participant whose attributed executions are at least this share of the window's shares
+    /// is named (default 0.15: ten times the share of any one of ten firms trading alike),
+    /// ratio 0..=1.
+    pub min_party_share: f64,
 }
 
 impl Default for MarkingTheCloseRules {
     fn default() -> Self {
-        MarkingTheCloseRules { enabled: true }
+        MarkingTheCloseRules {
+            enabled: true,
+            window_ns: 300_000_000_000,
+            min_window_trades: 5,
+            min_volume_ratio: 2.0,
+            min_impact_bps: 5.0,
+            min_impact_ticks: 10,
+            min_party_share: 0.15,
+        }
     }
 }
 
 impl MarkingTheCloseRules {
     /// Checks the thresholds make sense.
     pub fn validate(&self) -> Result<(), String> {
+        if !(BUCKETS as u64 * 1_000..=3_600_000_000_000).contains(&self.window_ns) {
+            return Err(format!(
+                "window_ns must be {} µs to 1 h, got {}",
+                BUCKETS, self.window_ns
+            ));
+        }
+        if !(self.min_volume_ratio > 0.0 && self.min_volume_ratio.is_finite()) {
+            return Err(format!(
+                "min_volume_ratio must be a positive number, got {}",
+                self.min_volume_ratio
+            ));
+        }
+        if !(self.min_impact_bps >= 0.0 && self.min_impact_bps.is_finite()) {
+            return Err(format!(
+                "min_impact_bps must be a non-negative number, got {}",
+                self.min_impact_bps
+            ));
+        }
+        if !(self.min_party_share > 0.0 && self.min_party_share <= 1.0) {
+            return Err(format!(
+                "min_party_share must be within (0, 1], got {}",
+                self.min_party_share
+            ));
+        }
         Ok(())
+    }
+}
+
+/// Time buckets the window is folded into (the window is exact to one bucket).
+pub const BUCKETS: usize = 16;
+/// Participants followed per stock (the one with the fewest window shares is evicted).
+const SLOTS: usize = 4;
+/// Stocks followed at most per shard (beyond, counted in [`MarkingTheClose::stock_overflow`]).
+const MAX_STOCKS: usize = 16_384;
+const NO_SLOT: u32 = u32::MAX;
+/// One cent in Price(4).
+const TICK: u32 = 100;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Bucket {
+    /// `ts / width` + 1 (0: never used).
+    id: u64,
+    trades: u32,
+    shares: u64,
+    /// The last trade price before this bucket's first trade (0: none).
+    prev_px: u32,
+    first_px: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct PartySlot {
+    party: Party,
+    /// Executed shares per bucket (aligned with the stock's buckets).
+    shares: [u64; BUCKETS],
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Stock {
+    locate: u16,
+    buckets: [Bucket; BUCKETS],
+    parties: [PartySlot; SLOTS],
+    n_parties: u8,
+    first_ts: u64,
+    trades: u64,
+    shares: u64,
+    last_px: u32,
+    /// Had its opening cross: a system event after it may be its close.
+    opened: bool,
+    /// Evaluated at the close already.
+    done: bool,
+}
+
+impl Default for Stock {
+    fn default() -> Self {
+        Stock {
+            locate: 0,
+            buckets: [Bucket::default(); BUCKETS],
+            parties: [PartySlot::default(); SLOTS],
+            n_parties: 0,
+            first_ts: 0,
+            trades: 0,
+            shares: 0,
+            last_px: 0,
+            opened: false,
+            done: false,
+        }
     }
 }
 
 /// The `marking_the_close` detector's state in one shard.
 #[derive(Debug)]
-pub struct MarkingTheClose {}
+pub struct MarkingTheClose {
+    slot_of: Vec<u32>,
+    stocks: Vec<Stock>,
+    /// Trades of stocks not followed because the stock table was full.
+    pub stock_overflow: u64,
+    /// Participants evicted from a stock's slots to make room for another.
+    pub party_evictions: u64,
+}
 
 impl MarkingTheClose {
-    /// State sized by `cap`.
-    pub fn new(_cap: &Capacity) -> Self {
-        MarkingTheClose {}
+    /// State sized by `cap` (a slot per locate, up to 16,384 stocks followed).
+    pub fn new(cap: &Capacity) -> Self {
+        MarkingTheClose {
+            slot_of: vec![NO_SLOT; cap.locates],
+            stocks: Vec::with_capacity(cap.locates.min(MAX_STOCKS)),
+            stock_overflow: 0,
+            party_evictions: 0,
+        }
+    }
+
+    fn slot(&mut self, locate: u16) -> Option<usize> {
+        let s = *self.slot_of.get(locate as usize)?;
+        if s != NO_SLOT {
+            return Some(s as usize);
+        }
+        if self.stocks.len() == self.stocks.capacity() {
+            self.stock_overflow += 1;
+            return None;
+        }
+        self.slot_of[locate as usize] = self.stocks.len() as u32;
+        self.stocks.push(Stock {
+            locate,
+            ..Stock::default()
+        });
+        Some(self.stocks.len() - 1)
+    }
+}
+
+/// What the window held, at the close.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    trades: u32,
+    shares: u64,
+    start_px: u32,
+    /// Shares the session's pace predicts for the window (`None`: baseline too short).
+    expected: Option<f64>,
+    /// The participant with the most window shares, and its shares.
+    top: Option<(Party, u64)>,
+}
+
+impl Stock {
+    /// Adds a trade; returns true when a participant had to be evicted.
+    fn record(&mut self, width: u64, ts: u64, px: Option<u32>, shares: u64, party: Party) -> bool {
+        let id = ts / width + 1;
+        let i = (id % BUCKETS as u64) as usize;
+        if self.buckets[i].id != id {
+            self.buckets[i] = Bucket {
+                id,
+                trades: 0,
+                shares: 0,
+                prev_px: self.last_px,
+                first_px: 0,
+            };
+            for p in &mut self.parties[..self.n_parties as usize] {
+                p.shares[i] = 0;
+            }
+        }
+        let b = &mut self.buckets[i];
+        b.trades += 1;
+        b.shares += shares;
+        if b.first_px == 0 {
+            b.first_px = px.unwrap_or(0);
+        }
+        if self.trades == 0 {
+            self.first_ts = ts;
+        }
+        self.trades += 1;
+        self.shares += shares;
+        if let Some(p) = px {
+            self.last_px = p;
+        }
+        if party == NOBODY {
+            return false;
+        }
+        let n = self.n_parties as usize;
+        let mut evicted = false;
+        let k = match self.parties[..n].iter().position(|p| p.party == party) {
+            Some(k) => k,
+            None if n < SLOTS => {
+                self.n_parties += 1;
+                self.parties[n] = PartySlot {
+                    party,
+                    shares: [0; BUCKETS],
+                };
+                n
+            }
+            None => {
+                let now = id;
+                let k = (0..n)
+                    .min_by_key(|&k| self.party_window(k, now))
+                    .unwrap_or(0);
+                self.parties[k] = PartySlot {
+                    party,
+                    shares: [0; BUCKETS],
+                };
+                evicted = true;
+                k
+            }
+        };
+        self.parties[k].shares[i] += shares;
+        evicted
+    }
+
+    fn in_window(&self, i: usize, now: u64) -> bool {
+        let id = self.buckets[i].id;
+        id != 0 && id + (BUCKETS as u64 - 1) >= now && id <= now
+    }
+
+    fn party_window(&self, k: usize, now: u64) -> u64 {
+        (0..BUCKETS)
+            .filter(|&i| self.in_window(i, now))
+            .map(|i| self.parties[k].shares[i])
+            .sum()
+    }
+
+    fn window(&self, width: u64, window_ns: u64, ts: u64) -> Window {
+        let now = ts / width + 1;
+        let (mut trades, mut shares) = (0u32, 0u64);
+        let mut first: Option<&Bucket> = None;
+        for (i, b) in self.buckets.iter().enumerate() {
+            if !self.in_window(i, now) {
+                continue;
+            }
+            trades += b.trades;
+            shares += b.shares;
+            if first.map_or(true, |f| b.id < f.id) {
+                first = Some(b);
+            }
+        }
+        let start_px = first.map_or(0, |b| {
+            if b.prev_px != 0 {
+                b.prev_px
+            } else {
+                b.first_px
+            }
+        });
+        // The buckets cover from the start of the oldest one: 15 to 16 bucket widths.
+        let start_ts = now.saturating_sub(BUCKETS as u64).saturating_mul(width);
+        let span = ts.saturating_sub(start_ts).max(1);
+        let base_ns = start_ts.saturating_sub(self.first_ts);
+        let base_shares = self.shares.saturating_sub(shares);
+        let expected = (self.first_ts < start_ts && base_ns >= window_ns && base_shares > 0)
+            .then(|| base_shares as f64 / base_ns as f64 * span as f64);
+        let top = (0..self.n_parties as usize)
+            .map(|k| (self.parties[k].party, self.party_window(k, now)))
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+            .filter(|&(_, s)| s > 0);
+        Window {
+            trades,
+            shares,
+            start_px,
+            expected,
+            top,
+        }
+    }
+}
+
+impl MarkingTheClose {
+    /// Evaluates stock slot `s` at the close (`close_px`: the closing cross price, if any: the
+    /// end price when the stock had no displayed execution).
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate(
+        &mut self,
+        r: &MarkingTheCloseRules,
+        s: usize,
+        ts: u64,
+        seq: u32,
+        close_px: Option<u32>,
+        ctx: &Ctx<'_>,
+        symbol: [u8; 8],
+        out: &mut Alerts,
+    ) -> bool {
+        let st = &mut self.stocks[s];
+        if st.done || st.trades == 0 {
+            return false;
+        }
+        let width = (r.window_ns / BUCKETS as u64).max(1);
+        let w = st.window(width, r.window_ns, ts);
+        let end_px = if st.last_px != 0 {
+            st.last_px
+        } else {
+            close_px.unwrap_or(0)
+        };
+        if w.start_px == 0 || end_px == 0 || w.trades < r.min_window_trades {
+            return false;
+        }
+        let impact_bps = (end_px as f64 - w.start_px as f64) / w.start_px as f64 * 10_000.0;
+        let ticks = end_px.abs_diff(w.start_px) / TICK;
+        if impact_bps.abs() < r.min_impact_bps || ticks < r.min_impact_ticks {
+            return false;
+        }
+        let ratio = w.expected.map(|e| w.shares as f64 / e.max(1.0));
+        let share = w.top.map(|(_, s)| s as f64 / w.shares.max(1) as f64);
+        let busy = ratio.is_some_and(|x| x >= r.min_volume_ratio);
+        let party = w
+            .top
+            .filter(|_| share.is_some_and(|x| x >= r.min_party_share))
+            .map(|(p, _)| p);
+        if !busy {
+            return false;
+        }
+        let sev = if party.is_some() || impact_bps.abs() >= 2.0 * r.min_impact_bps {
+            Severity::High
+        } else {
+            Severity::Medium
+        };
+        let mut a = Alert::new(DetectorId::MarkingTheClose, ts, seq, st.locate, symbol)
+            .party(party.unwrap_or(NOBODY))
+            .severity(sev)
+            .evidence("impact_bps", impact_bps.abs(), ">=", r.min_impact_bps)
+            .evidence(
+                "impact_ticks",
+                ticks as f64,
+                ">=",
+                r.min_impact_ticks as f64,
+            )
+            .evidence(
+                "window_trades",
+                w.trades as f64,
+                ">=",
+                r.min_window_trades as f64,
+            )
+            .evidence("window_shares", w.shares as f64, ">", 0.0)
+            .evidence(
+                "volume_ratio",
+                ratio.unwrap_or(f64::NAN),
+                ">=",
+                r.min_volume_ratio,
+            )
+            .evidence(
+                "party_share_ratio",
+                share.unwrap_or(0.0),
+                ">=",
+                r.min_party_share,
+            )
+            .evidence("start_px", w.start_px as f64 / 10_000.0, ">", 0.0)
+            .evidence("last_px", end_px as f64 / 10_000.0, ">", 0.0)
+            .since(ts.saturating_sub(r.window_ns));
+        if st.locate != 0 {
+            a = a.touch(crate::agg::Touch::of(ctx.books, st.locate));
+        }
+        out.push(a);
+        st.done = true;
+        true
     }
 }
 
@@ -39,10 +431,68 @@ impl Detector for MarkingTheClose {
 
     fn on_event(
         &mut self,
-        _r: &MarkingTheCloseRules,
-        _ev: &SurvEvent,
-        _ctx: &Ctx<'_>,
-        _out: &mut Alerts,
+        r: &MarkingTheCloseRules,
+        ev: &SurvEvent,
+        ctx: &Ctx<'_>,
+        out: &mut Alerts,
     ) {
+        match ev.kind {
+            Kind::Exec {
+                price,
+                shares,
+                party,
+                printable: true,
+                ..
+            } if ev.locate != 0 && price > 0 && shares > 0 => {
+                let width = (r.window_ns / BUCKETS as u64).max(1);
+                if let Some(s) = self.slot(ev.locate) {
+                    if self.stocks[s].record(width, ev.ts, Some(price), shares as u64, party) {
+                        self.party_evictions += 1;
+                    }
+                }
+            }
+            Kind::Trade { price, shares, .. } if ev.locate != 0 && price > 0 && shares > 0 => {
+                let width = (r.window_ns / BUCKETS as u64).max(1);
+                if let Some(s) = self.slot(ev.locate) {
+                    self.stocks[s].record(width, ev.ts, None, shares as u64, NOBODY);
+                }
+            }
+            Kind::Cross {
+                price,
+                cross_type: b'C',
+                ..
+            } if ev.locate != 0 => {
+                let Some(&s) = self.slot_of.get(ev.locate as usize) else {
+                    return;
+                };
+                if s != NO_SLOT {
+                    let px = (price > 0).then_some(price);
+                    self.evaluate(r, s as usize, ev.ts, ev.seq, px, ctx, ctx.symbol, out);
+                    self.stocks[s as usize].done = true;
+                }
+            }
+            Kind::Cross {
+                cross_type: b'O', ..
+            } if ev.locate != 0 => {
+                if let Some(s) = self.slot(ev.locate) {
+                    self.stocks[s].opened = true;
+                }
+            }
+            // A system event after the open (the end of market hours 'M'; the event code is not
+            // classified, so any system event): every stock without a closing cross yet, by its
+            // last trade; a stock is done once it fired (or had its closing cross).
+            // O(stocks followed), a few times a day.
+            Kind::Other(b'S') if ev.locate == 0 => {
+                for s in 0..self.stocks.len() {
+                    if !self.stocks[s].opened {
+                        continue;
+                    }
+                    let locate = self.stocks[s].locate;
+                    let sym = ctx.books.symbol(locate).copied().unwrap_or([b' '; 8]);
+                    self.evaluate(r, s, ev.ts, ev.seq, None, ctx, sym, out);
+                }
+            }
+            _ => {}
+        }
     }
 }

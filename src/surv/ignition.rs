@@ -1,5 +1,33 @@
-//! TODO(detector): momentum_ignition — a stub until its detector lands.
-use super::{Alerts, Capacity, Ctx, Detector, DetectorId, SurvEvent};
+//! Momentum ignition: a burst of aggressive trades that moves the price sharply, a participant
+//! selling into (or buying into) the move with orders it rested beforehand, then a reversal.
+//!
+//! The Market Abuse Regulation lists it among the indicators of manipulation (MAR Annex I
+//! A(e): "orders to trade given or transactions undertaken ... concentrated within a short
+//! time span in the trading session and lead to a price change which is subsequently
+//! reversed"); Delegated Regulation (EU) 2016/522, Annex II, names the practice "momentum
+//! ignition": trading meant to start or exacerbate a trend, drawing others in, so that the
+//! participant can unwind at the better price the trend produced. In ITCH the aggressor is
+//! anonymous: the participant shows through its attributed resting orders ('F' adds, or orders
+//! linked to an account by the participant flow), executed on the side the move runs into.
+//!
+//! How: per stock, the tape of displayed executions (whose resting side tells the aggressor's
+//! direction; hidden prints 'P' and crosses do not) is folded into [`BUCKETS`] time buckets
+//! spanning `burst_ns` (low and high price with their times, trades by aggressor direction).
+//! When an attributed resting order executes — a sell executed by a buyer while the price rose,
+//! or a buy while it fell — the buckets give the window's extreme before it: if the execution
+//! price is at least `min_move_bps` and `min_move_ticks` away from that extreme, with at least
+//! `min_trades` trades in the run and `min_direction_ratio` of them aggressive in the move's
+//! direction, an *episode* opens. It follows the peak and gathers every attributed execution on
+//! that side (per participant, a few slots). When a trade retraces at least
+//! `min_revert_fraction` of the move (extreme → peak) within `revert_ns` of the peak, after at
+//! least `min_revert_trades` trades against the move, the alert fires once, naming the
+//! participant with at least `min_party_shares` executed nearest the peak (then with the most
+//! shares); then the stock is quiet for `cooldown_ns`. A move that does not revert in time, a
+//! move too small, or a move with no attributed execution on the other side, raises nothing.
+
+use super::event::{Kind, Party, NOBODY};
+use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
+use crate::itch::Side;
 
 /// Thresholds of `[momentum_ignition]` in the rules file.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -7,29 +35,317 @@ use super::{Alerts, Capacity, Ctx, Detector, DetectorId, SurvEvent};
 pub struct MomentumIgnitionRules {
     /// Run this detector.
     pub enabled: bool,
+    /// T: the longest burst, ns (default 2 s: ignition sweeps are a run of aggressive orders
+    /// within a second or two; slower drifts are ordinary price discovery).
+    pub burst_ns: u64,
+    /// N: trades at least in the burst, from the window's extreme to the participant's
+    /// execution (default 10: a sweep through several price levels; ordinary trading of even
+    /// the busiest names prints a few trades a second, in both directions).
+    pub min_trades: u32,
+    /// Share of the burst's trades whose aggressor traded in the move's direction (default
+    /// 0.8: a run of one-sided sweeps, not bid/ask bounce), ratio 0..=1.
+    pub min_direction_ratio: f64,
+    /// X: the move from the window's extreme to the participant's execution price, bps
+    /// (default 5: a sweep of a $500 stock through 25 price levels; the tick floor below keeps
+    /// low-priced names, where one cent is many bps, from firing on a bounce).
+    pub min_move_bps: f64,
+    /// The same move in price increments (one cent = 100 in Price(4)), at least (default 10:
+    /// ten levels of the book taken within the burst, far beyond the spread).
+    pub min_move_ticks: u32,
+    /// T2: the reversion must come within this long after the peak, ns (default 5 s: the
+    /// ignitor's exit and the collapse follow the burst closely; slower give-backs are ordinary
+    /// mean reversion).
+    pub revert_ns: u64,
+    /// Retracement of the move (low → peak) a later trade must reach, ratio 0..=1 (default 0.5:
+    /// half the move given back).
+    pub min_revert_fraction: f64,
+    /// Trades whose aggressor traded against the move since the peak, at least (default 5: a
+    /// run of selling, not one print at a bid the sweep left behind).
+    pub min_revert_trades: u32,
+    /// Shares the named participant had executed on the move's side, at least (default 1,000:
+    /// ten round lots, a position worth igniting a move for; a resting order or two of a firm
+    /// that the sweep happens to take is a few hundred).
+    pub min_party_shares: u64,
+    /// After an alert, the stock raises no other for this long, ns (default 10 s: the rest of
+    /// the reversal — whose sweeps through attributed bids look like a move of their own — raises
+    /// nothing; a new ignition a little later does).
+    pub cooldown_ns: u64,
 }
 
 impl Default for MomentumIgnitionRules {
     fn default() -> Self {
-        MomentumIgnitionRules { enabled: true }
+        MomentumIgnitionRules {
+            enabled: true,
+            burst_ns: 2_000_000_000,
+            min_trades: 10,
+            min_direction_ratio: 0.8,
+            min_move_bps: 5.0,
+            min_move_ticks: 10,
+            revert_ns: 5_000_000_000,
+            min_revert_fraction: 0.5,
+            min_revert_trades: 5,
+            min_party_shares: 1_000,
+            cooldown_ns: 10_000_000_000,
+        }
     }
 }
 
 impl MomentumIgnitionRules {
     /// Checks the thresholds make sense.
     pub fn validate(&self) -> Result<(), String> {
+        if !(BUCKETS as u64..=60_000_000_000).contains(&self.burst_ns) {
+            return Err(format!(
+                "burst_ns must be {BUCKETS} ns to 60 s, got {}",
+                self.burst_ns
+            ));
+        }
+        if self.min_trades == 0 {
+            return Err("min_trades must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.min_direction_ratio) {
+            return Err(format!(
+                "min_direction_ratio must be within 0..=1, got {}",
+                self.min_direction_ratio
+            ));
+        }
+        if !(self.min_move_bps > 0.0 && self.min_move_bps.is_finite()) {
+            return Err(format!(
+                "min_move_bps must be a positive number, got {}",
+                self.min_move_bps
+            ));
+        }
+        if self.revert_ns == 0 {
+            return Err("revert_ns must be positive".into());
+        }
+        if !(self.min_revert_fraction > 0.0 && self.min_revert_fraction <= 1.0) {
+            return Err(format!(
+                "min_revert_fraction must be within (0, 1], got {}",
+                self.min_revert_fraction
+            ));
+        }
         Ok(())
     }
 }
 
+/// Time buckets the burst window is folded into (the window is exact to one bucket).
+pub const BUCKETS: usize = 16;
+/// Participants an episode follows (when full, the one with the fewest shares gives way;
+/// counted in [`MomentumIgnition::party_overflow`]).
+const SLOTS: usize = 8;
+/// Order references kept per participant.
+const REFS: usize = 4;
+/// Stocks followed at most per shard (beyond, counted in [`MomentumIgnition::stock_overflow`]).
+const MAX_STOCKS: usize = 16_384;
+const NO_SLOT: u32 = u32::MAX;
+/// One cent in Price(4).
+const TICK: u32 = 100;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Bucket {
+    /// `ts / width` (+1, so 0 is "never used").
+    id: u64,
+    lo: u32,
+    hi: u32,
+    lo_ts: u64,
+    hi_ts: u64,
+    /// Trades whose aggressor bought (a resting sell executed).
+    up: u32,
+    /// Trades whose aggressor sold.
+    down: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct PartySlot {
+    party: Party,
+    /// Its execution nearest the peak: the price for a rise, `u32::MAX - price` for a fall
+    /// (larger is nearer).
+    best: u32,
+    shares: u64,
+    refs: [u64; REFS],
+    n_refs: u8,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Episode {
+    /// +1: the price rose (the participant's sells executed), -1: fell; 0: none open.
+    dir: i8,
+    /// The extreme the move started from (low for +1), and when.
+    start_px: u32,
+    start_ts: u64,
+    peak_px: u32,
+    peak_ts: u64,
+    trades: u32,
+    /// Trades the other way since the peak.
+    against: u32,
+    /// Share of the burst's trades in the move's direction.
+    direction: f64,
+    burst_ns: u64,
+    parties: [PartySlot; SLOTS],
+    n_parties: u8,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Stock {
+    buckets: [Bucket; BUCKETS],
+    ep: Episode,
+    quiet_until: u64,
+}
+
 /// The `momentum_ignition` detector's state in one shard.
 #[derive(Debug)]
-pub struct MomentumIgnition {}
+pub struct MomentumIgnition {
+    slot_of: Vec<u32>,
+    stocks: Vec<Stock>,
+    /// Trades of stocks not followed because the stock table was full.
+    pub stock_overflow: u64,
+    /// Attributed executions not followed because an episode's participant slots were full.
+    pub party_overflow: u64,
+}
 
 impl MomentumIgnition {
-    /// State sized by `cap`.
-    pub fn new(_cap: &Capacity) -> Self {
-        MomentumIgnition {}
+    /// State sized by `cap` (a slot per locate, up to 16,384 stocks followed).
+    pub fn new(cap: &Capacity) -> Self {
+        MomentumIgnition {
+            slot_of: vec![NO_SLOT; cap.locates],
+            stocks: Vec::with_capacity(cap.locates.min(MAX_STOCKS)),
+            stock_overflow: 0,
+            party_overflow: 0,
+        }
+    }
+
+    fn stock(&mut self, locate: u16) -> Option<&mut Stock> {
+        let s = *self.slot_of.get(locate as usize)?;
+        if s != NO_SLOT {
+            return self.stocks.get_mut(s as usize);
+        }
+        if self.stocks.len() == self.stocks.capacity() {
+            self.stock_overflow += 1;
+            return None;
+        }
+        self.slot_of[locate as usize] = self.stocks.len() as u32;
+        self.stocks.push(Stock::default());
+        self.stocks.last_mut()
+    }
+}
+
+/// `(a - b) / b` in bps (0 when `b` is 0).
+fn bps(a: u32, b: u32) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        (a as f64 - b as f64) / b as f64 * 10_000.0
+    }
+}
+
+impl Stock {
+    fn record(&mut self, width: u64, ts: u64, px: u32, dir: i8) {
+        let id = ts / width + 1;
+        let b = &mut self.buckets[(id % BUCKETS as u64) as usize];
+        if b.id != id {
+            *b = Bucket {
+                id,
+                lo: px,
+                hi: px,
+                lo_ts: ts,
+                hi_ts: ts,
+                up: 0,
+                down: 0,
+            };
+        }
+        if px < b.lo {
+            b.lo = px;
+            b.lo_ts = ts;
+        }
+        if px > b.hi {
+            b.hi = px;
+            b.hi_ts = ts;
+        }
+        match dir {
+            1 => b.up += 1,
+            -1 => b.down += 1,
+            _ => {}
+        }
+    }
+
+    /// The window's extreme against `dir` (the low for +1), and the run from there to `px` (the
+    /// execution now): (extreme, when the run began, trades with the move, all trades). The run
+    /// begins at the earliest trade within a quarter of the move (at least a cent) of the
+    /// extreme, so a print at a bid the sweep left behind does not cut the run short.
+    fn burst(&self, width: u64, ts: u64, dir: i8, px: u32) -> Option<(u32, u64, u32, u32)> {
+        let now = ts / width + 1;
+        let oldest = now.saturating_sub(BUCKETS as u64 - 1);
+        let live = |b: &&Bucket| b.id >= oldest && b.id <= now && b.id != 0;
+        let ext = if dir > 0 {
+            self.buckets.iter().filter(live).map(|b| b.lo).min()?
+        } else {
+            self.buckets.iter().filter(live).map(|b| b.hi).max()?
+        };
+        let near = (px.abs_diff(ext) / 4).max(TICK);
+        let (from, t) = self
+            .buckets
+            .iter()
+            .filter(live)
+            .filter(|b| {
+                if dir > 0 {
+                    b.lo <= ext.saturating_add(near)
+                } else {
+                    b.hi >= ext.saturating_sub(near)
+                }
+            })
+            .map(|b| (b.id, if dir > 0 { b.lo_ts } else { b.hi_ts }))
+            .min()?;
+        let (mut with, mut all) = (0u32, 0u32);
+        for b in &self.buckets {
+            if b.id >= from && b.id <= now {
+                with += if dir > 0 { b.up } else { b.down };
+                all += b.up + b.down;
+            }
+        }
+        Some((ext, t, with, all))
+    }
+}
+
+impl Episode {
+    /// Adds an execution; false if a participant had to give way (or this one was dropped).
+    fn add_party(&mut self, party: Party, shares: u32, order_ref: u64, px: u32) -> bool {
+        let key = if self.dir > 0 { px } else { u32::MAX - px };
+        let n = self.n_parties as usize;
+        let mut kept = true;
+        let i = match self.parties[..n].iter().position(|p| p.party == party) {
+            Some(i) => i,
+            None => {
+                let i = if n < SLOTS {
+                    self.n_parties += 1;
+                    n
+                } else {
+                    kept = false;
+                    // The one with the fewest shares (then the farthest from the peak) gives way.
+                    let (i, least) = self.parties[..n]
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, p)| (p.shares, p.best))
+                        .map(|(i, p)| (i, p.shares))
+                        .unwrap_or((0, 0));
+                    if least >= shares as u64 {
+                        return false;
+                    }
+                    i
+                };
+                self.parties[i] = PartySlot {
+                    party,
+                    ..PartySlot::default()
+                };
+                i
+            }
+        };
+        let p = &mut self.parties[i];
+        p.shares += shares as u64;
+        p.best = p.best.max(key);
+        if (p.n_refs as usize) < REFS && !p.refs[..p.n_refs as usize].contains(&order_ref) {
+            p.refs[p.n_refs as usize] = order_ref;
+            p.n_refs += 1;
+        }
+        kept
     }
 }
 
@@ -39,10 +355,192 @@ impl Detector for MomentumIgnition {
 
     fn on_event(
         &mut self,
-        _r: &MomentumIgnitionRules,
-        _ev: &SurvEvent,
-        _ctx: &Ctx<'_>,
-        _out: &mut Alerts,
+        r: &MomentumIgnitionRules,
+        ev: &SurvEvent,
+        ctx: &Ctx<'_>,
+        out: &mut Alerts,
     ) {
+        if ev.locate == 0 {
+            return;
+        }
+        // (price, shares, aggressor direction, resting party, order ref, resting side)
+        let (px, shares, dir, party, order_ref, side) = match ev.kind {
+            Kind::Exec {
+                order_ref,
+                side,
+                price,
+                shares,
+                party,
+                printable: true,
+                ..
+            } => {
+                let dir = if side == Side::Sell { 1 } else { -1 };
+                (price, shares, dir, party, order_ref, Some(side))
+            }
+            _ => return,
+        };
+        if px == 0 || shares == 0 {
+            return;
+        }
+        let width = (r.burst_ns / BUCKETS as u64).max(1);
+        let Some(st) = self.stock(ev.locate) else {
+            return;
+        };
+        st.record(width, ev.ts, px, dir);
+        let mut overflow = false;
+        Self::step(
+            r,
+            st,
+            ev,
+            ctx,
+            out,
+            (px, shares, party, order_ref, side),
+            &mut overflow,
+        );
+        if overflow {
+            self.party_overflow += 1;
+        }
+    }
+}
+
+impl MomentumIgnition {
+    /// One trade of a followed stock (already in its buckets).
+    fn step(
+        r: &MomentumIgnitionRules,
+        st: &mut Stock,
+        ev: &SurvEvent,
+        ctx: &Ctx<'_>,
+        out: &mut Alerts,
+        (px, shares, party, order_ref, side): (u32, u32, Party, u64, Option<Side>),
+        overflow: &mut bool,
+    ) {
+        let ts = ev.ts;
+        let width = (r.burst_ns / BUCKETS as u64).max(1);
+
+        if st.ep.dir != 0 {
+            let ep = &mut st.ep;
+            if ts > ep.peak_ts.saturating_add(r.revert_ns) {
+                ep.dir = 0; // no reversion in time: a near miss
+            } else {
+                let up = ep.dir > 0;
+                if (up && px > ep.peak_px) || (!up && px < ep.peak_px) {
+                    ep.peak_px = px;
+                    ep.peak_ts = ts;
+                    ep.against = 0;
+                } else if side == Some(if up { Side::Buy } else { Side::Sell }) {
+                    ep.against += 1;
+                }
+                let into = if up { Side::Sell } else { Side::Buy };
+                if party != NOBODY
+                    && side == Some(into)
+                    && !ep.add_party(party, shares, order_ref, px)
+                {
+                    *overflow = true;
+                }
+                let ep = &mut st.ep;
+                let mv = ep.peak_px.abs_diff(ep.start_px) as f64;
+                let back = if up {
+                    ep.peak_px.saturating_sub(px)
+                } else {
+                    px.saturating_sub(ep.peak_px)
+                } as f64;
+                if mv > 0.0
+                    && back >= r.min_revert_fraction * mv
+                    && ep.against >= r.min_revert_trades
+                {
+                    let best = ep.parties[..ep.n_parties as usize]
+                        .iter()
+                        .filter(|p| p.shares >= r.min_party_shares)
+                        .max_by(|a, b| {
+                            (a.best, a.shares)
+                                .cmp(&(b.best, b.shares))
+                                .then(b.party.cmp(&a.party))
+                        })
+                        .copied();
+                    if let Some(p) = best {
+                        let move_bps = bps(ep.peak_px, ep.start_px).abs();
+                        let mut a = Alert::new(
+                            DetectorId::MomentumIgnition,
+                            ts,
+                            ev.seq,
+                            ev.locate,
+                            ctx.symbol,
+                        )
+                        .party(p.party)
+                        .severity(Severity::by_ratio(move_bps / r.min_move_bps, 2.0))
+                        .evidence("move_bps", move_bps, ">=", r.min_move_bps)
+                        .evidence(
+                            "move_ticks",
+                            (ep.peak_px.abs_diff(ep.start_px) / TICK) as f64,
+                            ">=",
+                            r.min_move_ticks as f64,
+                        )
+                        .evidence(
+                            "trades_in_burst",
+                            ep.trades as f64,
+                            ">=",
+                            r.min_trades as f64,
+                        )
+                        .evidence("burst_ns", ep.burst_ns as f64, "<=", r.burst_ns as f64)
+                        .evidence(
+                            "party_executed_shares",
+                            p.shares as f64,
+                            ">=",
+                            r.min_party_shares as f64,
+                        )
+                        .evidence("direction_ratio", ep.direction, ">=", r.min_direction_ratio)
+                        .evidence("reversion_ratio", back / mv, ">=", r.min_revert_fraction)
+                        .evidence(
+                            "reversion_ns",
+                            ts.saturating_sub(ep.peak_ts) as f64,
+                            "<=",
+                            r.revert_ns as f64,
+                        )
+                        .touch(ev.after)
+                        .since(ep.start_ts);
+                        for &x in &p.refs[..p.n_refs as usize] {
+                            a = a.order_ref(x);
+                        }
+                        out.push(a);
+                        st.quiet_until = ts.saturating_add(r.cooldown_ns);
+                    }
+                    st.ep.dir = 0;
+                }
+                return;
+            }
+        }
+
+        // No episode open: an attributed resting order executed on the side a move runs into?
+        let (Some(side), true) = (side, party != NOBODY) else {
+            return;
+        };
+        if ts < st.quiet_until {
+            return;
+        }
+        let dir: i8 = if side == Side::Sell { 1 } else { -1 };
+        let Some((ext, ext_ts, with, all)) = st.burst(width, ts, dir, px) else {
+            return;
+        };
+        let move_bps = bps(px, ext) * dir as f64;
+        if move_bps < r.min_move_bps
+            || px.abs_diff(ext) < r.min_move_ticks.saturating_mul(TICK)
+            || with < r.min_trades
+            || (with as f64) < r.min_direction_ratio * all as f64
+        {
+            return;
+        }
+        let mut ep = Episode {
+            dir,
+            start_px: ext,
+            start_ts: ext_ts,
+            peak_px: px,
+            peak_ts: ts,
+            trades: with,
+            direction: with as f64 / all.max(1) as f64,
+            burst_ns: ts - ext_ts.min(ts),
+            ..Episode::default()
+        };
+        ep.add_party(party, shares, order_ref, px);
+        st.ep = ep;
     }
 }

@@ -1,0 +1,870 @@
+//! Momentum ignition and marking the close on hand-made ITCH feeds: shapes that must fire (with
+//! the participant and evidence checked) and near misses that must not.
+
+mod common;
+
+use tickwatch::agg::Touch;
+use tickwatch::book::{BookConfig, Books};
+use tickwatch::itch::be::{BeU32, BeU64};
+use tickwatch::itch::encode::{header, push_frame};
+use tickwatch::itch::wire::*;
+use tickwatch::itch::Side;
+use tickwatch::surv::close::MarkingTheClose;
+use tickwatch::surv::event::party_of_mpid;
+use tickwatch::surv::ignition::MomentumIgnition;
+use tickwatch::surv::{
+    surveil_feed, Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Kind, Rules, SurvEvent,
+    NOBODY,
+};
+
+#[global_allocator]
+static GLOBAL: common::Counting = common::Counting;
+
+const SEC: u64 = 1_000_000_000;
+const OPEN: u64 = 34_200 * SEC;
+const SYM: [u8; 8] = *b"IGN     ";
+
+/// Builds a feed of one stock (locate 1).
+struct Feed {
+    buf: Vec<u8>,
+    next_ref: u64,
+    next_match: u64,
+}
+
+impl Feed {
+    fn new() -> Feed {
+        Feed::new_with(false)
+    }
+
+    /// A feed of one stock; with `premarket`, trading from 04:00 whose last five minutes before
+    /// the 09:30 start of market hours are heavy buying that lifts the price 30 cents.
+    fn new_with(premarket: bool) -> Feed {
+        let mut f = Feed {
+            buf: Vec::new(),
+            next_ref: 1,
+            next_match: 1,
+        };
+        f.system(b'O', 3 * 3600 * SEC);
+        let m = StockDirectory {
+            hdr: header(b'R', 1, 0, 3 * 3600 * SEC + 1),
+            stock: SYM,
+            market_category: b'Q',
+            financial_status: b'N',
+            round_lot_size: BeU32::new(100),
+            round_lots_only: b'N',
+            issue_classification: b'C',
+            issue_subtype: *b"Z ",
+            authenticity: b'P',
+            short_sale_threshold: b'N',
+            ipo_flag: b' ',
+            luld_tier: b'1',
+            etp_flag: b'N',
+            etp_leverage_factor: BeU32::new(0),
+            inverse_indicator: b'N',
+        };
+        push_frame(&mut f.buf, &m);
+        if premarket {
+            f.system(b'S', 4 * 3600 * SEC);
+            let mut t = 4 * 3600 * SEC + SEC;
+            let mut i = 0;
+            while t < OPEN - 300 * SEC {
+                let (side, px) = if i % 2 == 0 {
+                    (b'B', 999)
+                } else {
+                    (b'S', 1001)
+                };
+                f.print(t, side, c(px), 100, None);
+                t += 60 * SEC;
+                i += 1;
+            }
+            for k in 0..30u32 {
+                f.print(
+                    t + k as u64 * 9 * SEC,
+                    b'S',
+                    c(1001 + k),
+                    3000,
+                    Some(b"MSCO"),
+                );
+            }
+        }
+        f.system(b'Q', OPEN);
+        f
+    }
+
+    fn system(&mut self, code: u8, ts: u64) {
+        let m = SystemEvent {
+            hdr: header(b'S', 0, 0, ts),
+            event_code: code,
+        };
+        push_frame(&mut self.buf, &m);
+    }
+
+    /// Adds an order (attributed to `mpid` if given); returns its reference.
+    fn add(&mut self, ts: u64, side: u8, price: u32, shares: u32, mpid: Option<&[u8; 4]>) -> u64 {
+        let r = self.next_ref;
+        self.next_ref += 1;
+        match mpid {
+            Some(m) => push_frame(
+                &mut self.buf,
+                &AddOrderMpid {
+                    hdr: header(b'F', 1, 0, ts),
+                    order_ref: BeU64::new(r),
+                    side,
+                    shares: BeU32::new(shares),
+                    stock: SYM,
+                    price: BeU32::new(price),
+                    attribution: *m,
+                },
+            ),
+            None => push_frame(
+                &mut self.buf,
+                &AddOrder {
+                    hdr: header(b'A', 1, 0, ts),
+                    order_ref: BeU64::new(r),
+                    side,
+                    shares: BeU32::new(shares),
+                    stock: SYM,
+                    price: BeU32::new(price),
+                },
+            ),
+        }
+        r
+    }
+
+    fn exec(&mut self, ts: u64, order_ref: u64, shares: u32) {
+        let m = OrderExecuted {
+            hdr: header(b'E', 1, 0, ts),
+            order_ref: BeU64::new(order_ref),
+            executed_shares: BeU32::new(shares),
+            match_number: BeU64::new(self.next_match),
+        };
+        self.next_match += 1;
+        push_frame(&mut self.buf, &m);
+    }
+
+    /// A resting order added and at once executed: a trade at `price` whose aggressor took
+    /// `side` (the resting side).
+    fn print(&mut self, ts: u64, side: u8, price: u32, shares: u32, mpid: Option<&[u8; 4]>) -> u64 {
+        let r = self.add(ts, side, price, shares, mpid);
+        self.exec(ts, r, shares);
+        r
+    }
+
+    fn cross(&mut self, ts: u64, price: u32, shares: u64) {
+        self.cross_of(ts, price, shares, b'C');
+    }
+
+    fn cross_of(&mut self, ts: u64, price: u32, shares: u64, cross_type: u8) {
+        let m = CrossTrade {
+            hdr: header(b'Q', 1, 0, ts),
+            shares: BeU64::new(shares),
+            stock: SYM,
+            cross_price: BeU32::new(price),
+            match_number: BeU64::new(self.next_match),
+            cross_type,
+        };
+        self.next_match += 1;
+        push_frame(&mut self.buf, &m);
+    }
+
+    fn run(&self, rules: Rules, det: DetectorId) -> Vec<Alert> {
+        let mut books = Books::new(BookConfig::for_orders(1 << 14, 4));
+        let (alerts, _) = surveil_feed(&self.buf, &mut books, rules, &[], 1024).expect("feed");
+        alerts.into_iter().filter(|a| a.detector == det).collect()
+    }
+}
+
+fn ev(a: &Alert, name: &str) -> f64 {
+    a.evidence_list()
+        .iter()
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("evidence {name} missing"))
+        .value
+}
+
+// ---------------------------------------------------------------------------------------------
+// Momentum ignition
+
+/// Cents → Price(4).
+fn c(cents: u32) -> u32 {
+    cents * 100
+}
+
+struct Ign {
+    /// P's orders are executed near the peak.
+    party_at_peak: bool,
+    /// Cents the twelve trades of the burst climb.
+    climb: u32,
+    /// Base price, cents.
+    base: u32,
+    /// The price falls back after the peak.
+    revert: bool,
+    /// The mirror image: P rests buys below, a sell-off, a rebound.
+    down: bool,
+    /// After P's fills, a small order of another firm is executed one cent beyond them.
+    small_beyond: bool,
+}
+
+/// Quiet two-sided trading, then P rests sells above the market, a burst of twelve buys lifts
+/// the price toward them, P's sells execute at the peak, then sells push the price back (or
+/// the mirror image of all that).
+fn ignition_feed(s: &Ign) -> (Feed, Vec<u64>) {
+    let mut f = Feed::new();
+    let t0 = OPEN + 60 * SEC;
+    let b = s.base;
+    // Prices (cents) and sides as in a run-up, mirrored around the base for a sell-off.
+    let m = |p: u32| c(if s.down { 2 * b - p } else { p });
+    let sd = |x: u8| match (s.down, x) {
+        (false, x) => x,
+        (true, b'B') => b'S',
+        (true, _) => b'B',
+    };
+    // Quiet trading: bid/ask bounce around the base, one print every 2 s.
+    for i in 0..20u64 {
+        let (side, px) = if i % 2 == 0 {
+            (b'B', b - 1)
+        } else {
+            (b'S', b + 1)
+        };
+        f.print(t0 + i * 2 * SEC, sd(side), m(px), 200, None);
+    }
+    // Resting book.
+    let t1 = t0 + 41 * SEC;
+    f.add(t1, sd(b'B'), m(b - 1), 1000, None);
+    f.add(t1, sd(b'S'), m(b + 1), 1000, None);
+    // P rests sells above the market.
+    let top = b + 2 + s.climb;
+    let mut p_refs = Vec::new();
+    if s.party_at_peak {
+        for k in 0..3 {
+            p_refs.push(f.add(t1 + SEC, sd(b'S'), m(top + k), 600, Some(b"GSCO")));
+        }
+    }
+    // The burst: twelve buys lifting the offers within 1.1 s.
+    let t2 = t1 + 5 * SEC;
+    for k in 0..12u32 {
+        let px = b + 1 + k * s.climb / 11;
+        f.print(t2 + k as u64 * 100_000_000, sd(b'S'), m(px), 500, None);
+    }
+    let t3 = t2 + 1_250_000_000;
+    if s.party_at_peak {
+        for (k, &r) in p_refs.iter().enumerate() {
+            f.exec(t3 + k as u64 * 10_000_000, r, 600);
+        }
+    } else {
+        // The top is taken from anonymous offers.
+        for k in 0..3u32 {
+            f.print(t3 + k as u64 * 10_000_000, sd(b'S'), m(top + k), 600, None);
+        }
+    }
+    let mut peak = top + 2;
+    if s.small_beyond {
+        peak += 1;
+        f.print(t3 + 50_000_000, sd(b'S'), m(peak), 200, Some(b"MSCO"));
+    }
+    // Then sells hit the bids on the way down (or the price holds at the top).
+    let step = (peak - (b + 1)).div_ceil(4);
+    let t4 = t3 + 2 * SEC;
+    for k in 0..6u32 {
+        let px = if s.revert {
+            peak.saturating_sub((k + 1) * step).max(b - 1)
+        } else {
+            peak - k % 2
+        };
+        f.print(t4 + k as u64 * 200_000_000, sd(b'B'), m(px), 500, None);
+    }
+    // Quiet again.
+    for i in 0..10u64 {
+        let px = if s.revert { b } else { peak };
+        let side = if i % 2 == 0 { b'B' } else { b'S' };
+        f.print(t4 + 20 * SEC + i * 2 * SEC, sd(side), m(px), 200, None);
+    }
+    f.system(b'M', t4 + 120 * SEC);
+    (f, p_refs)
+}
+
+const IGN_OK: Ign = Ign {
+    party_at_peak: true,
+    climb: 12,
+    base: 1000,
+    revert: true,
+    down: false,
+    small_beyond: false,
+};
+
+#[test]
+fn ignition_fires_on_a_sell_off_naming_the_buyer_below_the_market() {
+    let (f, refs) = ignition_feed(&Ign {
+        down: true,
+        ..IGN_OK
+    });
+    let alerts = f.run(Rules::default(), DetectorId::MomentumIgnition);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(a.party, party_of_mpid(*b"GSCO"));
+    assert_eq!(a.refs(), &refs[..]);
+    // high 9.99 → trough 9.84: 15 cents, ≈ 150 bps.
+    assert_eq!(ev(a, "move_ticks"), 15.0);
+    assert!((ev(a, "move_bps") - 150.15).abs() < 0.5);
+}
+
+#[test]
+fn ignition_names_the_large_participant_though_a_small_order_traded_nearer_the_peak() {
+    let (f, refs) = ignition_feed(&Ign {
+        small_beyond: true,
+        ..IGN_OK
+    });
+    let alerts = f.run(Rules::default(), DetectorId::MomentumIgnition);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].party, party_of_mpid(*b"GSCO"));
+    assert_eq!(alerts[0].refs(), &refs[..]);
+}
+
+#[test]
+fn ignition_fires_once_naming_the_participant_with_its_executed_orders() {
+    let (f, refs) = ignition_feed(&IGN_OK);
+    let alerts = f.run(Rules::default(), DetectorId::MomentumIgnition);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(a.party, party_of_mpid(*b"GSCO"));
+    assert_eq!(a.refs(), &refs[..]);
+    // low 10.01 (the first buy of the burst) → peak 10.16: ≈ 149.9 bps, 15 cents.
+    let mv = ev(a, "move_bps");
+    assert!((mv - 149.85).abs() < 0.5, "move {mv}");
+    assert_eq!(ev(a, "move_ticks"), 15.0);
+    assert!(ev(a, "trades_in_burst") >= 12.0);
+    assert!(ev(a, "burst_ns") <= 2e9);
+    assert_eq!(ev(a, "direction_ratio"), 1.0);
+    assert_eq!(ev(a, "party_executed_shares"), 1800.0);
+    assert!(ev(a, "reversion_ratio") >= 0.5);
+    assert!(ev(a, "reversion_ns") <= 10e9);
+    assert_eq!(&a.stock, &SYM);
+    assert!(a.since < a.ts);
+}
+
+#[test]
+fn ignition_near_miss_no_participant_on_the_other_side() {
+    let (f, _) = ignition_feed(&Ign {
+        party_at_peak: false,
+        ..IGN_OK
+    });
+    assert!(f
+        .run(Rules::default(), DetectorId::MomentumIgnition)
+        .is_empty());
+}
+
+#[test]
+fn ignition_near_miss_the_move_does_not_revert() {
+    let (f, _) = ignition_feed(&Ign {
+        revert: false,
+        ..IGN_OK
+    });
+    assert!(f
+        .run(Rules::default(), DetectorId::MomentumIgnition)
+        .is_empty());
+}
+
+#[test]
+fn ignition_near_miss_the_move_is_too_small() {
+    // Eight cents: under the tick floor (though 80 bps).
+    let (f, _) = ignition_feed(&Ign { climb: 5, ..IGN_OK });
+    assert!(f
+        .run(Rules::default(), DetectorId::MomentumIgnition)
+        .is_empty());
+    // Fifteen cents on a $400 stock: 3.7 bps.
+    let (f, _) = ignition_feed(&Ign {
+        base: 40_000,
+        ..IGN_OK
+    });
+    assert!(f
+        .run(Rules::default(), DetectorId::MomentumIgnition)
+        .is_empty());
+}
+
+#[test]
+fn ignition_thresholds_come_from_the_rules() {
+    let (f, _) = ignition_feed(&Ign { climb: 5, ..IGN_OK });
+    let mut rules = Rules::default();
+    rules.momentum_ignition.min_move_ticks = 5;
+    let alerts = f.run(rules, DetectorId::MomentumIgnition);
+    assert_eq!(alerts.len(), 1);
+    let e = alerts[0].evidence_list();
+    assert_eq!((e[1].name, e[1].threshold), ("move_ticks", 5.0));
+    rules.momentum_ignition.enabled = false;
+    assert!(f.run(rules, DetectorId::MomentumIgnition).is_empty());
+}
+
+#[test]
+fn ignition_near_miss_bid_ask_bounce_with_attributed_orders() {
+    // A busy stock bouncing between 10.00 and 10.04 (40 bps), attributed orders on both sides executed
+    // all the time: no directional burst, no alert.
+    let mut f = Feed::new();
+    let t0 = OPEN + 10 * SEC;
+    for i in 0..2000u64 {
+        let up = i % 2 == 1;
+        let mpid = (i % 3 == 0).then_some(b"MSCO");
+        let (side, px) = if up { (b'S', 1004) } else { (b'B', 1000) };
+        f.print(
+            t0 + i * 50_000_000,
+            side,
+            c(px),
+            100 + (i % 5) as u32 * 100,
+            mpid,
+        );
+    }
+    assert!(f
+        .run(Rules::default(), DetectorId::MomentumIgnition)
+        .is_empty());
+}
+
+#[test]
+fn ignition_rules_reject_nonsense() {
+    let bad = [
+        "[momentum_ignition]\nburst_ns = 0\n",
+        "[momentum_ignition]\nmin_move_bps = -1.0\n",
+        "[momentum_ignition]\nmin_revert_fraction = 1.5\n",
+        "[momentum_ignition]\nmin_direction_ratio = 2.0\n",
+        "[momentum_ignition]\nmin_trades = 0\n",
+        "[momentum_ignition]\nbogus = 1\n",
+    ];
+    for t in bad {
+        assert!(Rules::from_toml(t, "t.toml").is_err(), "{t}");
+    }
+    assert!(Rules::from_toml("[momentum_ignition]\nmin_move_bps = 50.0\n", "t.toml").is_ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Marking the close
+
+const CLOSE: u64 = OPEN + 1800 * SEC;
+
+enum Tail {
+    /// The last minutes like the rest of the session.
+    Ordinary,
+    /// P's bids executed and buys lifting the offers: volume and impact.
+    Marked,
+    /// Heavy two-sided trading, the price where it was.
+    HeavyFlat,
+    /// Heavy buying lifting the price, all anonymous.
+    AnonymousPush,
+}
+
+/// A 30-minute session of one print every 10 s bouncing 9.99/10.01, then the tail, then the
+/// closing cross (at the last price, or none) and the end of market hours.
+fn close_feed(tail: Tail, cross: bool) -> (Feed, Vec<u64>) {
+    close_feed_with(tail, cross, false)
+}
+
+/// [`close_feed`], with pre-market trading (04:00-09:30: a quiet start, then heavy buying
+/// lifting the price in its last minutes) before the start of market hours if `premarket`.
+fn close_feed_with(tail: Tail, cross: bool, premarket: bool) -> (Feed, Vec<u64>) {
+    let mut f = Feed::new_with(premarket);
+    f.cross_of(OPEN, c(1000), 20_000, b'O');
+    let tail_from = CLOSE - 180 * SEC;
+    let mut t = OPEN + 5 * SEC;
+    let mut i = 0u64;
+    let mut last = c(1000);
+    while t < tail_from {
+        let (side, px) = if i % 2 == 0 {
+            (b'B', 999)
+        } else {
+            (b'S', 1001)
+        };
+        f.print(t, side, c(px), 200, None);
+        t += 10 * SEC;
+        i += 1;
+    }
+    let mut refs = Vec::new();
+    match tail {
+        Tail::Ordinary => {
+            while t < CLOSE {
+                let (side, px) = if i % 2 == 0 {
+                    (b'B', 999)
+                } else {
+                    (b'S', 1001)
+                };
+                f.print(t, side, c(px), 200, None);
+                t += 10 * SEC;
+                i += 1;
+            }
+            last = c(1000);
+        }
+        Tail::HeavyFlat => {
+            while t < CLOSE {
+                let (side, px) = if i % 2 == 0 {
+                    (b'B', 999)
+                } else {
+                    (b'S', 1001)
+                };
+                f.print(t, side, c(px), 2000, Some(b"MSCO"));
+                t += 5 * SEC;
+                i += 1;
+            }
+            last = c(1000);
+        }
+        Tail::Marked | Tail::AnonymousPush => {
+            let marked = matches!(tail, Tail::Marked);
+            for k in 0..12u32 {
+                let px = 1001 + k;
+                let ts = tail_from + k as u64 * 14 * SEC;
+                f.print(ts, b'S', c(px), 800, None);
+                let r = f.print(
+                    ts + SEC,
+                    b'B',
+                    c(px - 1),
+                    700,
+                    if marked { Some(b"MSCO") } else { None },
+                );
+                if marked {
+                    refs.push(r);
+                }
+                last = c(px);
+            }
+        }
+    }
+    if cross {
+        f.cross(CLOSE, last, 50_000);
+    }
+    f.system(b'M', CLOSE);
+    f.system(b'E', CLOSE + 4 * 3600 * SEC);
+    (f, refs)
+}
+
+#[test]
+fn close_fires_at_the_closing_cross_naming_the_participant() {
+    let (f, _) = close_feed(Tail::Marked, true);
+    let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(a.ts, CLOSE);
+    assert_eq!(a.party, party_of_mpid(*b"MSCO"));
+    assert_eq!(&a.stock, &SYM);
+    // From 9.99 or 10.01 (the last print before the window) to 10.11 (P's last bid filled).
+    let imp = ev(a, "impact_bps");
+    assert!((95.0..=125.0).contains(&imp), "impact {imp}");
+    assert!(ev(a, "impact_ticks") >= 10.0);
+    assert!(ev(a, "volume_ratio") >= 2.0);
+    assert!(ev(a, "party_share_ratio") >= 0.3);
+    assert!(ev(a, "window_trades") >= 24.0);
+    assert_eq!(ev(a, "last_px"), 10.11);
+}
+
+#[test]
+fn close_fires_at_end_of_market_hours_without_a_cross() {
+    let (f, _) = close_feed(Tail::Marked, false);
+    let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].ts, CLOSE);
+    assert_eq!(alerts[0].party, party_of_mpid(*b"MSCO"));
+}
+
+#[test]
+fn close_anonymous_push_fires_without_naming_anyone() {
+    let (f, _) = close_feed(Tail::AnonymousPush, true);
+    let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].party, NOBODY);
+    assert!(ev(&alerts[0], "volume_ratio") >= 2.0);
+}
+
+#[test]
+fn close_near_miss_an_ordinary_last_few_minutes() {
+    let (f, _) = close_feed(Tail::Ordinary, true);
+    assert!(f
+        .run(Rules::default(), DetectorId::MarkingTheClose)
+        .is_empty());
+}
+
+#[test]
+fn close_near_miss_heavy_volume_without_price_impact() {
+    let (f, _) = close_feed(Tail::HeavyFlat, true);
+    assert!(f
+        .run(Rules::default(), DetectorId::MarkingTheClose)
+        .is_empty());
+}
+
+#[test]
+fn close_rules_reject_nonsense() {
+    let bad = [
+        "[marking_the_close]\nwindow_ns = 0\n",
+        "[marking_the_close]\nmin_volume_ratio = 0.0\n",
+        "[marking_the_close]\nmin_party_share = 1.5\n",
+        "[marking_the_close]\nmin_impact_bps = -3.0\n",
+    ];
+    for t in bad {
+        assert!(Rules::from_toml(t, "t.toml").is_err(), "{t}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scenario scripts, played by the generator into a background feed, caught by the detectors
+
+#[test]
+fn generated_ignition_and_close_episodes_are_caught_with_no_false_alerts() {
+    use tickwatch::gen::{generate_scenarios, GenConfig, ScenarioPlan};
+    use tickwatch::scenario::{ScenarioKind, Truth};
+    use tickwatch::surv::eval::{parse_alerts, score};
+    let cfg = GenConfig {
+        messages: 400_000,
+        symbols: 60,
+        live_orders: 20_000,
+        seed: 5,
+    };
+    // A 25-minute session: the planner keeps other episodes out of its last 5 minutes, the
+    // close detector's window (an ignition there is heavy trading with impact into the close).
+    let plan = ScenarioPlan {
+        kinds: vec![ScenarioKind::Ignition, ScenarioKind::Close],
+        rate: 0.25,
+    };
+    let mut feed = Vec::new();
+    let (_, episodes, _) =
+        generate_scenarios(&cfg, 1500 * SEC, &plan, &mut feed).expect("generate");
+    assert!(episodes.iter().any(|e| e.scenario == "ignition"));
+    assert!(episodes.iter().any(|e| e.scenario == "close"));
+    let mut books = Books::new(BookConfig::for_orders(1 << 17, 64));
+    let (alerts, _) = surveil_feed(&feed, &mut books, Rules::default(), &[], 1024).expect("feed");
+    let mut jsonl = Vec::new();
+    for a in &alerts {
+        a.write_json(&mut jsonl);
+    }
+    let truth = Truth {
+        episodes,
+        ..Truth::default()
+    };
+    let text = std::str::from_utf8(&jsonl).unwrap();
+    if std::env::var_os("SHOW_ALERTS").is_some() {
+        eprintln!("{text}");
+        eprintln!("{:#?}", truth.episodes);
+    }
+    let refs = parse_alerts(text).unwrap();
+    for det in ["momentum_ignition", "marking_the_close"] {
+        let s = score(&truth, &refs)
+            .into_iter()
+            .find(|s| s.detector == det)
+            .expect("scored");
+        assert!(s.episodes >= 5, "{s:?}");
+        assert_eq!(s.detected, s.episodes, "{s:?}");
+        assert_eq!(s.true_positives, s.alerts, "{s:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The hot path: no allocation, bad input never panics
+
+/// Runs both detectors over `feed` directly (no framework), counting allocator calls; returns
+/// (ignition alerts, close alerts, allocator calls).
+fn run_direct(
+    feed: &[u8],
+    ign: &mut MomentumIgnition,
+    close: &mut MarkingTheClose,
+) -> (u32, u32, u64) {
+    let rules = Rules::default();
+    let mut out = Alerts::new(64);
+    let mut books = Books::new(BookConfig::for_orders(1 << 14, 64));
+    let mut report = tickwatch::replay::ReplayReport::default();
+    let (mut n_ign, mut n_close, mut seq) = (0u32, 0u32, 0u32);
+    let (r, n) = common::allocations(|| {
+        tickwatch::replay::for_each_message(
+            feed,
+            &mut books,
+            false,
+            &mut report,
+            |books, msg, _| {
+                let mut ev = SurvEvent::classify(msg, books, seq);
+                books.apply(msg);
+                if ev.locate != 0 {
+                    ev.after = Touch::of(books, ev.locate);
+                }
+                let ctx = Ctx {
+                    books,
+                    symbol: books.symbol(ev.locate).copied().unwrap_or([b' '; 8]),
+                };
+                ign.on_event(&rules.momentum_ignition, &ev, &ctx, &mut out);
+                close.on_event(&rules.marking_the_close, &ev, &ctx, &mut out);
+                for a in out.drain() {
+                    match a.detector {
+                        DetectorId::MomentumIgnition => n_ign += 1,
+                        _ => n_close += 1,
+                    }
+                }
+                seq += 1;
+                true
+            },
+        )
+    });
+    r.unwrap();
+    (n_ign, n_close, n)
+}
+
+fn small_cap() -> Capacity {
+    Capacity {
+        orders: 1 << 12,
+        parties: 64,
+        pairs: 1 << 12,
+        locates: 64,
+    }
+}
+
+#[test]
+fn the_detectors_do_not_allocate_per_event() {
+    let mut ign = MomentumIgnition::new(&small_cap());
+    let mut close = MarkingTheClose::new(&small_cap());
+    let (f, _) = ignition_feed(&IGN_OK);
+    assert_eq!(run_direct(&f.buf, &mut ign, &mut close), (1, 0, 0));
+    let mut ign = MomentumIgnition::new(&small_cap());
+    let mut close = MarkingTheClose::new(&small_cap());
+    let (f, _) = close_feed(Tail::Marked, true);
+    assert_eq!(run_direct(&f.buf, &mut ign, &mut close), (0, 1, 0));
+    assert_eq!(ign.stock_overflow + close.stock_overflow, 0);
+}
+
+#[test]
+fn bad_input_never_panics() {
+    let rules = Rules::default();
+    let cap = small_cap();
+    let mut ign = MomentumIgnition::new(&cap);
+    let mut close = MarkingTheClose::new(&cap);
+    let books = Books::new(BookConfig::for_orders(1 << 10, 64));
+    let ctx = Ctx {
+        books: &books,
+        symbol: SYM,
+    };
+    let mut out = Alerts::new(64);
+    let exec = |price: u32, shares: u32, side, party| Kind::Exec {
+        order_ref: 7,
+        side,
+        price,
+        shares,
+        remaining: 0,
+        party,
+        match_number: 1,
+        printable: true,
+    };
+    let gs = party_of_mpid(*b"GSCO");
+    let kinds = [
+        exec(u32::MAX, u32::MAX, Side::Sell, gs),
+        exec(0, 100, Side::Sell, gs),
+        exec(100, 0, Side::Buy, gs),
+        exec(1, 1, Side::Buy, gs),
+        exec(u32::MAX, 1, Side::Sell, NOBODY),
+        Kind::Trade {
+            side: Side::Buy,
+            price: u32::MAX,
+            shares: u32::MAX,
+            match_number: 2,
+        },
+        Kind::Cross {
+            price: 0,
+            shares: 0,
+            cross_type: b'C',
+        },
+        Kind::Cross {
+            price: u32::MAX,
+            shares: u64::MAX,
+            cross_type: b'C',
+        },
+        Kind::Imbalance {
+            paired: 0,
+            imbalance: u64::MAX,
+            direction: b'B',
+            reference: 0,
+            cross_type: b'C',
+        },
+        Kind::Unknown,
+        Kind::Other(b'S'),
+    ];
+    // Every kind on a known locate, locate 0 and a locate past the table; time going backwards.
+    let mut seq = 0;
+    for round in 0..50u64 {
+        for (i, &kind) in kinds.iter().enumerate() {
+            for locate in [1u16, 0, 63, 64, u16::MAX] {
+                let ts = if round % 2 == 0 {
+                    OPEN + round * SEC + i as u64
+                } else {
+                    u64::MAX - i as u64
+                };
+                let ev = SurvEvent {
+                    seq,
+                    ts,
+                    locate,
+                    kind,
+                    before: Touch::default(),
+                    after: Touch::default(),
+                };
+                ign.on_event(&rules.momentum_ignition, &ev, &ctx, &mut out);
+                close.on_event(&rules.marking_the_close, &ev, &ctx, &mut out);
+                seq += 1;
+            }
+        }
+        ign.on_watermark(&rules.momentum_ignition, u64::MAX, seq, &ctx, &mut out);
+        close.on_watermark(&rules.marking_the_close, u64::MAX, seq, &ctx, &mut out);
+    }
+    let _ = out.drain().count();
+}
+
+#[test]
+fn close_pre_market_trading_is_not_taken_for_a_close() {
+    // Heavy buying lifting the price into the 09:30 start of market hours: the system event is
+    // not the close (no opening cross yet); the ordinary close later raises nothing either.
+    let (f, _) = close_feed_with(Tail::Ordinary, true, true);
+    assert!(f
+        .run(Rules::default(), DetectorId::MarkingTheClose)
+        .is_empty());
+    // The marked close of that day is still caught.
+    let (f, _) = close_feed_with(Tail::Marked, true, true);
+    let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].ts, CLOSE);
+}
+
+#[test]
+fn the_scripts_keep_to_their_shape() {
+    use tickwatch::gen::SplitMix64;
+    use tickwatch::scenario::{EpisodeCtx, Op, ScenarioKind};
+    let mut rng = SplitMix64::new(9);
+    for i in 0..200u64 {
+        let c = EpisodeCtx {
+            start: OPEN + 60 * SEC + i * SEC,
+            open: OPEN,
+            close: OPEN + 1800 * SEC,
+            locate: 3,
+            mpid: *b"GSCO",
+            account: NOBODY,
+            account2: NOBODY,
+        };
+        for kind in [ScenarioKind::Ignition, ScenarioKind::Close] {
+            let s = kind.script(&mut rng, &c);
+            assert!(s.start >= c.start && !s.actions.is_empty());
+            assert!(s.detect_from <= s.detect_until);
+            let last = s.actions.iter().map(|a| a.at).max().unwrap();
+            assert!(last <= s.detect_until);
+            for a in &s.actions {
+                match a.op {
+                    Op::Add { h, attributed, .. } => assert!(h < 16 && attributed),
+                    Op::Fill { h, .. } | Op::Cancel { h } => assert!(h < 16),
+                    Op::Sweep { flow, .. } => assert_eq!(flow, 0),
+                    _ => panic!("{kind:?}: unexpected {:?}", a.op),
+                }
+            }
+            if kind == ScenarioKind::Close {
+                // Everything happens in the last minutes, before the close; detection runs
+                // through the closing cross.
+                assert!(s.start + last < c.close);
+                assert!(c.close - s.start <= 300 * SEC);
+                assert!(s.start + s.detect_until > c.close);
+            } else {
+                // A burst of sweeps one way, the manipulator's fills, sweeps the other way.
+                let sides: Vec<u8> = s
+                    .actions
+                    .iter()
+                    .filter_map(|a| match a.op {
+                        Op::Sweep { side, .. } => Some(side),
+                        _ => None,
+                    })
+                    .collect();
+                assert!(sides.len() >= 10);
+                assert_ne!(sides[0], sides[sides.len() - 1]);
+            }
+        }
+    }
+}
