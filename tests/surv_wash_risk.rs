@@ -622,3 +622,35 @@ fn flow_fills_reach_the_risk_book_through_surveillance() {
     // Marked to the mid, 100.05, by then.
     assert!((ev(risk[1], "gross_notional_usd") - 10_005.0).abs() < 1e-6);
 }
+
+#[test]
+fn a_position_hovering_at_its_limit_is_one_alert_and_each_stock_has_its_own() {
+    let mut b = RiskBook::new(&cap());
+    let r = RiskRules {
+        max_net_notional_per_stock_usd: 100_000.0,
+        cooldown_ns: 10 * SEC,
+        ..RiskRules::default()
+    };
+    // 1,000 shares: $100k at a mid of $100; the mid wiggles around it.
+    let mut inputs = vec![(T0, fill("ACC1", 4, Side::Buy, 10_000, 1_000))];
+    for (i, mid) in [10_100, 9_950, 10_050, 9_990, 10_200]
+        .into_iter()
+        .enumerate()
+    {
+        inputs.push((T0 + (i as u64 + 1) * SEC, mark(4, mid)));
+    }
+    // Clearly back under (below 90 %) and over again after the cooldown: a second alert.
+    inputs.push((T0 + 20 * SEC, mark(4, 8_000)));
+    inputs.push((T0 + 40 * SEC, mark(4, 10_500)));
+    // Another stock over its limit: its own alert.
+    inputs.push((T0 + 41 * SEC, fill("ACC1", 5, Side::Sell, 20_000, 600)));
+    let a = run(&mut b, &r, &inputs);
+    let at: Vec<(u64, u16)> = a.iter().map(|a| (a.ts, a.locate)).collect();
+    assert_eq!(
+        at,
+        vec![(T0 + SEC, 4), (T0 + 40 * SEC, 4), (T0 + 41 * SEC, 5)],
+        "{a:#?}"
+    );
+    assert_eq!(ev(&a[0], "net_notional_stock_usd"), 101_000.0);
+    assert_eq!(ev(&a[2], "net_notional_stock_usd"), 120_000.0);
+}

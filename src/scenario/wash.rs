@@ -9,8 +9,10 @@
 use super::{Action, EpisodeCtx, Op, Px, Script};
 use crate::gen::SplitMix64;
 
-/// Share of episodes whose aggressor is the firm's second account (0 with the default rules
-/// unless the generator's account names group by prefix: see `WashTradeRules::owner_prefix_len`).
+/// Share of episodes whose aggressor is the firm's second account. 0: the generator's firm
+/// accounts are separate clients (its background crosses two of them on one match number all
+/// the time), so no default owner grouping can put the episode's two accounts together and
+/// not the background's — see `WashTradeRules::owner_prefix_len`.
 pub const WASH_ACCOUNT2: f64 = 0.0;
 
 /// The script of one wash episode.

@@ -42,42 +42,49 @@ const HOLDERS: usize = 16;
 
 /// Thresholds of `[risk]` in the rules file.
 ///
-/// The defaults suit the generator's participants (ten MPIDs trading a few hundred shares at a
-/// time at the touch in thousands of stocks, plus the manipulators' accounts): ordinary flow
-/// stays under them, a participant piling up a position, bursting orders or losing money
-/// crosses them.
+/// The defaults are set against the generator's participants, measured on 2 M-message days
+/// (200 stocks, 30 min session, seeds 7 and 8): the ten MPIDs end the day at $18–22 M gross
+/// notional with at most $0.6–1.3 M net in one stock, the firm's eight accounts at $12–14 M
+/// and $0.4–0.9 M; P&L marked to mid stays within ±$4 k (they trade at the touch, prices
+/// drift slowly); at most 21 orders and 21 cancels in any second. So the gross and one-stock
+/// limits catch the largest books late in the day (a handful of alerts, one per participant
+/// and limit), the loss, leverage and rate limits stay silent on ordinary flow and fire on a
+/// participant losing real money, levering up, or bursting orders (quote stuffing).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RiskRules {
     /// Run this detector.
     pub enabled: bool,
-    /// Equity per participant, dollars: the denominator of leverage (default $10 M: a small
-    /// prop desk).
+    /// Equity per participant, dollars: the denominator of leverage (default $10 M).
     pub equity_usd: f64,
-    /// Max gross notional (Σ |position| × mid over every stock), dollars (default $50 M:
-    /// 5 × equity).
+    /// Max gross notional (Σ |position| × mid over every stock), dollars (default $20 M:
+    /// 2 × equity, reached by the generator's biggest books late in the day; 0: off).
     pub max_gross_notional_usd: f64,
-    /// Max net notional in one stock (|position| × mid), dollars (default $5 M: half the
-    /// equity in one name).
+    /// Max net notional in one stock (|position| × mid), dollars (default $1 M: 10 % of equity
+    /// in one name; 0: off).
     pub max_net_notional_per_stock_usd: f64,
-    /// Max leverage, gross notional / equity (default 6; 0: off).
+    /// Max leverage, gross notional / equity (default 3; 0: off).
     pub max_leverage: f64,
-    /// Leverage that stops the participant (kill switch; default 10; 0: off).
+    /// Leverage that stops the participant (kill switch; default 5; 0: off).
     pub kill_leverage: f64,
-    /// Max loss (realised + unrealised, marked to mid), dollars (default $500 k: 5 % of
-    /// equity).
+    /// Max loss (realised + unrealised, marked to mid), dollars (default $25 k: 0.25 % of
+    /// equity, six times the worst ordinary day measured; 0: off).
     pub max_loss_usd: f64,
-    /// Loss that stops the participant (kill switch; default $1 M: 10 % of equity; 0: off).
+    /// Loss that stops the participant (kill switch; default $100 k: 1 % of equity; 0: off).
     pub kill_loss_usd: f64,
-    /// Max new orders per second over `rate_window_ns` (default 500/s: well above a busy
-    /// participant's steady flow, below a stuffing burst).
+    /// Max new orders per second over `rate_window_ns` (default 50/s: over twice the busiest
+    /// participant's busiest second, far below a quote-stuffing burst; 0: off).
     pub max_order_rate: f64,
-    /// Max cancels per second over `rate_window_ns` (default 500/s).
+    /// Max cancels per second over `rate_window_ns` (default 50/s; 0: off).
     pub max_cancel_rate: f64,
     /// The rate window, ns (default 1 s; in 8 sub-buckets).
     pub rate_window_ns: u64,
-    /// Least time between two alerts of one participant and limit, ns (default 60 s).
+    /// Least time between two alerts of one participant and limit, ns (default 60 s): a limit
+    /// that is crossed, left and crossed again within it is counted, not raised again.
     pub cooldown_ns: u64,
+    /// A limit re-arms once its metric is back at or below this fraction of it (default 0.9:
+    /// a book hovering around a limit is one alert, not one per wiggle).
+    pub rearm_ratio: f64,
 }
 
 impl Default for RiskRules {
@@ -85,16 +92,17 @@ impl Default for RiskRules {
         RiskRules {
             enabled: true,
             equity_usd: 10_000_000.0,
-            max_gross_notional_usd: 50_000_000.0,
-            max_net_notional_per_stock_usd: 5_000_000.0,
-            max_leverage: 6.0,
-            kill_leverage: 10.0,
-            max_loss_usd: 500_000.0,
-            kill_loss_usd: 1_000_000.0,
-            max_order_rate: 500.0,
-            max_cancel_rate: 500.0,
+            max_gross_notional_usd: 20_000_000.0,
+            max_net_notional_per_stock_usd: 1_000_000.0,
+            max_leverage: 3.0,
+            kill_leverage: 5.0,
+            max_loss_usd: 25_000.0,
+            kill_loss_usd: 100_000.0,
+            max_order_rate: 50.0,
+            max_cancel_rate: 50.0,
             rate_window_ns: 1_000_000_000,
             cooldown_ns: 60_000_000_000,
+            rearm_ratio: 0.9,
         }
     }
 }
@@ -136,6 +144,12 @@ impl RiskRules {
             return Err(format!(
                 "kill_loss_usd ({}) must be at least max_loss_usd ({}) or 0",
                 self.kill_loss_usd, self.max_loss_usd
+            ));
+        }
+        if !(self.rearm_ratio > 0.0 && self.rearm_ratio <= 1.0) {
+            return Err(format!(
+                "rearm_ratio must be in (0, 1], found {}",
+                self.rearm_ratio
             ));
         }
         if self.rate_window_ns < RATE_BUCKETS as u64 {
@@ -184,23 +198,85 @@ pub enum RiskInput {
     },
 }
 
-/// The limits, in the order of their per-party alert state.
+/// The per-party limits, in the order of their alert state (the per-stock net limit's state
+/// lives in each position).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 enum Limit {
     Gross = 0,
-    NetStock = 1,
-    Leverage = 2,
-    Loss = 3,
-    OrderRate = 4,
-    CancelRate = 5,
+    Leverage = 1,
+    Loss = 2,
+    OrderRate = 3,
+    CancelRate = 4,
 }
-const LIMITS: usize = 6;
+const LIMITS: usize = 5;
 
 /// Alert state of one (party, limit): below, alerted, killed.
 const BELOW: u8 = 0;
 const ALERTED: u8 = 1;
 const KILLED: u8 = 2;
+
+/// The alert state of one (participant, limit) or (participant, stock) net limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct LimitState {
+    /// BELOW, ALERTED or KILLED.
+    level: u8,
+    /// Over the limit at the last check (to count crossings while stopped).
+    over: bool,
+    /// The last alert's time (0: none).
+    last: u64,
+}
+
+const NO_LIMIT: LimitState = LimitState {
+    level: BELOW,
+    over: false,
+    last: 0,
+};
+
+impl LimitState {
+    /// One check: `over` the soft (or hard) limit, `kill` over the hard one, `rearm` at or
+    /// below the re-arm level. `Some(kill)` to raise; what is not raised is counted in
+    /// `suppressed`.
+    fn step(
+        &mut self,
+        r: &RiskRules,
+        ts: u64,
+        over: bool,
+        kill: bool,
+        rearm: bool,
+        suppressed: &mut u64,
+    ) -> Option<bool> {
+        let crossed = over && !self.over;
+        self.over = over;
+        if self.level == KILLED {
+            // Stopped: never alerted on this limit again; a new crossing is counted.
+            if crossed {
+                *suppressed += 1;
+            }
+            return None;
+        }
+        if !over {
+            // Re-armed only once clearly back under (no alert storm around the limit).
+            if rearm {
+                self.level = BELOW;
+            }
+            return None;
+        }
+        let want = if kill { KILLED } else { ALERTED };
+        if want <= self.level {
+            return None;
+        }
+        if !kill && self.last != 0 && ts.saturating_sub(self.last) < r.cooldown_ns {
+            // Re-crossed within the cooldown: counted, not raised.
+            self.level = ALERTED;
+            *suppressed += 1;
+            return None;
+        }
+        self.level = want;
+        self.last = ts.max(1);
+        Some(kill)
+    }
+}
 
 /// One participant's totals.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -218,12 +294,15 @@ struct PartyState {
     bucket: u64,
     orders: [u32; RATE_BUCKETS],
     cancels: [u32; RATE_BUCKETS],
-    /// Per limit: BELOW, ALERTED or KILLED.
-    level: [u8; LIMITS],
-    /// Per limit: the last alert's time.
-    last_alert: [u64; LIMITS],
-    /// Per limit: over it at the last check (to count crossings while stopped).
-    over: [bool; LIMITS],
+    /// Alert state per limit ([`Limit`] order; the per-stock one lives in each position).
+    limits: [LimitState; LIMITS],
+    /// Peaks of the day: gross, one stock's net notional, loss (money units), order and
+    /// cancel rates (per window).
+    peak_gross: i128,
+    peak_net_stock: i128,
+    peak_loss: i128,
+    peak_orders: u64,
+    peak_cancels: u64,
 }
 
 const NO_PARTY: PartyState = PartyState {
@@ -235,9 +314,12 @@ const NO_PARTY: PartyState = PartyState {
     bucket: 0,
     orders: [0; RATE_BUCKETS],
     cancels: [0; RATE_BUCKETS],
-    level: [BELOW; LIMITS],
-    last_alert: [0; LIMITS],
-    over: [false; LIMITS],
+    limits: [NO_LIMIT; LIMITS],
+    peak_gross: 0,
+    peak_net_stock: 0,
+    peak_loss: 0,
+    peak_orders: 0,
+    peak_cancels: 0,
 };
 
 /// One participant's position in one stock.
@@ -253,6 +335,8 @@ struct Position {
     mark: u64,
     /// In the locate's holder list.
     listed: bool,
+    /// The per-stock net notional limit's state.
+    limit: LimitState,
 }
 
 const NO_POSITION: Position = Position {
@@ -262,6 +346,7 @@ const NO_POSITION: Position = Position {
     cost: 0,
     mark: 0,
     listed: false,
+    limit: NO_LIMIT,
 };
 
 /// The positions marked on each stock's mid.
@@ -467,7 +552,7 @@ impl RiskBook {
         ps.realised += realised;
         apply_delta(ps, old, new);
         let ps = *ps;
-        self.check_stock(r, ts, seq, &party, locate, net_notional, out);
+        self.check_stock(r, ts, seq, &party, locate, key, net_notional, out);
         self.check_totals(r, ts, seq, &ps, out);
     }
 
@@ -509,7 +594,7 @@ impl RiskBook {
             };
             apply_delta(ps, old, new);
             let ps = *ps;
-            self.check_stock(r, ts, seq, &party, locate, net_notional, out);
+            self.check_stock(r, ts, seq, &party, locate, key, net_notional, out);
             self.check_totals(r, ts, seq, &ps, out);
         }
     }
@@ -563,11 +648,24 @@ impl RiskBook {
                 "order_rate_per_s",
             )
         };
+        if cancel {
+            ps.peak_cancels = ps.peak_cancels.max(count);
+        } else {
+            ps.peak_orders = ps.peak_orders.max(count);
+        }
         let rate = count as f64 / window_s;
         if limit <= 0.0 {
             return;
         }
-        let hit = self.breach(r, ts, &party, lim, rate > limit, false);
+        let hit = self.breach(
+            r,
+            ts,
+            &party,
+            lim,
+            rate > limit,
+            false,
+            rate <= limit * r.rearm_ratio,
+        );
         if let Some(kill) = hit {
             let a = Alert::new(DetectorId::Risk, ts, seq, 0, [b' '; 8])
                 .party(party)
@@ -584,7 +682,8 @@ impl RiskBook {
     }
 
     /// Whether a (party, limit) at `over` (above the soft limit) / `kill` (above the hard one)
-    /// raises now: `Some(kill)` to raise. Updates its level; counts what is suppressed.
+    /// raises now: `Some(kill)` to raise ([`LimitState::step`]).
+    #[allow(clippy::too_many_arguments)]
     fn breach(
         &mut self,
         r: &RiskRules,
@@ -593,37 +692,13 @@ impl RiskBook {
         lim: Limit,
         over: bool,
         kill: bool,
+        rearm: bool,
     ) -> Option<bool> {
+        let mut suppressed = self.counters.suppressed;
         let ps = self.party_mut(party, ts)?;
-        let l = lim as usize;
-        let level = ps.level[l];
-        let crossed = over && !ps.over[l];
-        ps.over[l] = over;
-        if level == KILLED {
-            // Stopped: never alerted on this limit again; a new crossing is counted.
-            if crossed {
-                self.counters.suppressed += 1;
-            }
-            return None;
-        }
-        if !over {
-            ps.level[l] = BELOW;
-            return None;
-        }
-        let want = if kill { KILLED } else { ALERTED };
-        if want <= level {
-            return None;
-        }
-        let cooling = ps.last_alert[l] != 0 && ts.saturating_sub(ps.last_alert[l]) < r.cooldown_ns;
-        if cooling && !kill {
-            // Re-crossed within the cooldown: counted, not raised.
-            ps.level[l] = ALERTED;
-            self.counters.suppressed += 1;
-            return None;
-        }
-        ps.level[l] = want;
-        ps.last_alert[l] = ts.max(1);
-        Some(kill)
+        let hit = ps.limits[lim as usize].step(r, ts, over, kill, rearm, &mut suppressed);
+        self.counters.suppressed = suppressed;
+        hit
     }
 
     fn raise(&mut self, a: Alert, kill: bool, out: &mut Alerts) {
@@ -647,15 +722,31 @@ impl RiskBook {
         seq: u32,
         party: &Party,
         locate: u16,
+        key: u64,
         net_notional: i128,
         out: &mut Alerts,
     ) {
+        if let Some(ps) = self.party_mut(party, ts) {
+            ps.peak_net_stock = ps.peak_net_stock.max(net_notional);
+        }
         let limit = r.max_net_notional_per_stock_usd;
         if limit <= 0.0 {
             return;
         }
         let v = usd(net_notional);
-        if let Some(kill) = self.breach(r, ts, party, Limit::NetStock, v > limit, false) {
+        let mut suppressed = self.counters.suppressed;
+        let hit = self.positions.get_mut(key, ts).and_then(|p| {
+            p.limit.step(
+                r,
+                ts,
+                v > limit,
+                false,
+                v <= limit * r.rearm_ratio,
+                &mut suppressed,
+            )
+        });
+        self.counters.suppressed = suppressed;
+        if let Some(kill) = hit {
             let li = locate as usize;
             let stock = self.symbols.get(li).copied().unwrap_or([b' '; 8]);
             let a = Alert::new(DetectorId::Risk, ts, seq, locate, stock)
@@ -680,6 +771,10 @@ impl RiskBook {
         ps: &PartyState,
         out: &mut Alerts,
     ) {
+        if let Some(s) = self.party_mut(&ps.party, ts) {
+            s.peak_gross = s.peak_gross.max(s.gross);
+            s.peak_loss = s.peak_loss.max(-(s.realised + s.unrealised));
+        }
         let gross = usd(ps.gross);
         let lev = gross / r.equity_usd;
         let pnl = usd(ps.realised + ps.unrealised);
@@ -724,9 +819,16 @@ impl RiskBook {
             if soft <= 0.0 && hard <= 0.0 {
                 continue;
             }
-            if let Some(kill) =
-                self.breach(r, ts, &ps.party, lim, over_soft || over_hard, over_hard)
-            {
+            let rearm = v <= if soft > 0.0 { soft } else { hard } * r.rearm_ratio;
+            if let Some(kill) = self.breach(
+                r,
+                ts,
+                &ps.party,
+                lim,
+                over_soft || over_hard,
+                over_hard,
+                rearm,
+            ) {
                 let (threshold, ratio) = if kill {
                     (hard, v / hard)
                 } else {
@@ -759,12 +861,57 @@ impl RiskBook {
         (p.party == *party && p.locate == locate).then_some(p.net)
     }
 
+    /// Every participant's day so far, in table order (O(parties): for end-of-day reports, not
+    /// the hot path).
+    pub fn summary(&self) -> impl Iterator<Item = PartySummary> + '_ {
+        self.parties.iter().map(|(_, s)| PartySummary {
+            party: s.party,
+            gross_notional_usd: usd(s.gross),
+            net_notional_usd: usd(s.net),
+            realised_pnl_usd: usd(s.realised),
+            unrealised_pnl_usd: usd(s.unrealised),
+            peak_gross_notional_usd: usd(s.peak_gross),
+            peak_net_notional_stock_usd: usd(s.peak_net_stock),
+            peak_loss_usd: usd(s.peak_loss),
+            peak_orders_per_window: s.peak_orders,
+            peak_cancels_per_window: s.peak_cancels,
+            killed: s.limits.iter().any(|l| l.level == KILLED),
+        })
+    }
+
     /// Whether `party` has been stopped (any kill switch thrown).
     pub fn killed(&mut self, party: &Party) -> bool {
         self.parties
             .get(party_key(party), 0)
-            .is_some_and(|s| s.party == *party && s.level.contains(&KILLED))
+            .is_some_and(|s| s.party == *party && s.limits.iter().any(|l| l.level == KILLED))
     }
+}
+
+/// One participant's exposure now and its peaks of the day ([`RiskBook::summary`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PartySummary {
+    /// The participant.
+    pub party: Party,
+    /// Gross notional now, dollars.
+    pub gross_notional_usd: f64,
+    /// Net notional now, dollars.
+    pub net_notional_usd: f64,
+    /// Realised P&L, dollars.
+    pub realised_pnl_usd: f64,
+    /// Unrealised P&L (marked to mid), dollars.
+    pub unrealised_pnl_usd: f64,
+    /// Highest gross notional, dollars.
+    pub peak_gross_notional_usd: f64,
+    /// Highest net notional in one stock, dollars.
+    pub peak_net_notional_stock_usd: f64,
+    /// Deepest loss (realised + unrealised), dollars (0 if never negative).
+    pub peak_loss_usd: f64,
+    /// Most new orders in one rate window.
+    pub peak_orders_per_window: u64,
+    /// Most cancels in one rate window.
+    pub peak_cancels_per_window: u64,
+    /// Stopped by a kill switch.
+    pub killed: bool,
 }
 
 /// A position's (|net| × mark, net × mark, net × mark − cost).

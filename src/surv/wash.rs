@@ -49,9 +49,11 @@ pub struct WashTradeRules {
     /// stamped by different gateways.
     pub pair_window_ns: u64,
     /// Accounts equal in their first `owner_prefix_len` characters belong to one beneficial
-    /// owner (0: only the same account is one owner). Default 0: exact account; the
-    /// generator's accounts of one firm are named `<MPID><n>` (`GSCO1`, `GSCO2`), so 4 groups
-    /// them — set it to your own naming scheme.
+    /// owner, e.g. `CLIENT7-A` and `CLIENT7-B` with 7 (0: only the same account is one
+    /// owner). Default 0: the generator's firm accounts `ACCT01`…`ACCT08` are separate clients
+    /// whose orders cross each other in the ordinary course (the firm's background aggressive
+    /// fills hit another account's resting order: one match number, two accounts), so any
+    /// grouping of them would flag ordinary internal crosses — set it to your naming scheme.
     pub owner_prefix_len: u8,
     /// Any two accounts with the same firm MPID on their flow records count as one owner (a
     /// firm trading with itself). Off by default: a broker crossing two unrelated clients is
