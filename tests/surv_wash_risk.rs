@@ -164,25 +164,27 @@ fn a_self_trade_in_the_flow_fires_naming_the_account_match_and_orders() {
 }
 
 #[test]
-fn repeated_wash_prints_of_one_owner_and_stock_are_one_alert_within_the_cooldown() {
+fn wash_prints_of_one_owner_and_stock_seconds_apart_are_one_case() {
+    // Prints at 1.5 s, 3.0 s and 4.5 s after the open.
     let (mut msgs, mut fl) = self_trade(T0 + SEC);
-    msgs.push(Msg::Exec(10, 100, 778, T0 + 3 * SEC));
-    fl.push(format!(
-        "{},ACCT1,GSCO,ABC,fill,S,10,100.10,100,778",
-        T0 + 3 * SEC
-    ));
-    fl.push(format!(
-        "{},ACCT1,GSCO,ABC,fill,B,0,100.10,100,778",
-        T0 + 3 * SEC
-    ));
-    let a = washes(&msgs, &flow(&strs(&fl)), small_rules());
-    assert_eq!(a.len(), 1);
-    // After the cooldown, the next case alerts again.
+    for (k, mn) in [(2u64, 778u64), (3, 779)] {
+        let t = T0 + k * 3 * SEC / 2;
+        msgs.push(Msg::Exec(10, 50, mn, t));
+        fl.push(format!("{t},ACCT1,GSCO,ABC,fill,S,10,100.10,50,{mn}"));
+        fl.push(format!("{t},ACCT1,GSCO,ABC,fill,B,0,100.10,50,{mn}"));
+    }
+    let fl = flow(&strs(&fl));
+    let matches = |a: &[Alert]| a.iter().map(|a| ev(a, "match_number")).collect::<Vec<_>>();
+    // Default: one case (prints less than quiet_ns = 5 s apart).
+    assert_eq!(matches(&washes(&msgs, &fl, small_rules())), vec![777.0]);
+    // A 1 s quiet time: every print is a case of its own.
     let mut r = small_rules();
-    r.wash_trade.cooldown_ns = SEC;
-    let a = washes(&msgs, &flow(&strs(&fl)), r);
-    assert_eq!(a.len(), 2);
-    assert_eq!(ev(&a[1], "match_number"), 778.0);
+    r.wash_trade.quiet_ns = SEC;
+    assert_eq!(matches(&washes(&msgs, &fl, r)), vec![777.0, 778.0, 779.0]);
+    // An ongoing case is raised again once the cooldown has passed.
+    r.wash_trade.quiet_ns = 2 * SEC;
+    r.wash_trade.cooldown_ns = 2 * SEC;
+    assert_eq!(matches(&washes(&msgs, &fl, r)), vec![777.0, 779.0]);
 }
 
 #[test]
@@ -280,6 +282,7 @@ fn wash_rules_reject_nonsense() {
         "[wash_trade]\npair_window_ns = 0\n",
         "[wash_trade]\nowner_prefix_len = 13\n",
         "[wash_trade]\nmin_shares = 0\n",
+        "[wash_trade]\nquiet_ns = 10\ncooldown_ns = 5\n",
         "[wash_trade]\nnear_wash_ns = 61000000000\n",
         "[risk]\nequity_usd = 0.0\n",
         "[risk]\nmax_loss_usd = -1.0\n",

@@ -14,8 +14,9 @@
 //! wash when the sides are opposite, the stock is the same, and the owners are the same: the
 //! same account, or (configurable, fixed-size so the rules stay `Copy`) accounts sharing their
 //! first `owner_prefix_len` characters, or any two accounts under the same firm MPID when
-//! `same_mpid_same_owner` is on. One alert per (owner, stock) per `cooldown_ns` (later prints
-//! are counted in [`WashCounters::suppressed`]).
+//! `same_mpid_same_owner` is on. Prints of one (owner, stock) less than `quiet_ns` apart are one
+//! case and one alert (later prints are counted in [`WashCounters::suppressed`]); a case that
+//! never pauses is raised again every `cooldown_ns`.
 //!
 //! Optional "near wash" (`near_wash_ns` > 0, off by default): one account buys and sells the same
 //! stock at the same price within `near_wash_ns` on *different* match numbers (pre-arranged
@@ -62,8 +63,12 @@ pub struct WashTradeRules {
     /// Smallest execution considered, shares (default 1: any size; a self trade is a violation
     /// whatever its size).
     pub min_shares: u32,
-    /// One alert per (owner, stock) within this time, ns; later wash prints are counted, not
-    /// raised (default 300 s: an episode of a few wash prints is one case for an analyst).
+    /// Wash prints of one (owner, stock) less than this apart are one case: one alert, the
+    /// later prints counted, not raised, ns (default 5 s: the prints of one episode come
+    /// seconds apart; a pause longer than this starts a new case).
+    pub quiet_ns: u64,
+    /// An ongoing case (prints never `quiet_ns` apart) is raised again at most this often, ns
+    /// (default 300 s), so a wash trader who never pauses still shows up every few minutes.
     pub cooldown_ns: u64,
     /// Near wash: one account buys and sells the stock at the same price on different match
     /// numbers within this time, ns (0: off, the default — a market maker's ordinary round
@@ -79,6 +84,7 @@ impl Default for WashTradeRules {
             owner_prefix_len: 0,
             same_mpid_same_owner: false,
             min_shares: 1,
+            quiet_ns: 5_000_000_000,
             cooldown_ns: 300_000_000_000,
             near_wash_ns: 0,
         }
@@ -98,6 +104,12 @@ impl WashTradeRules {
             return Err(format!(
                 "owner_prefix_len must be 0..=12 (accounts have at most 12 characters; found {})",
                 self.owner_prefix_len
+            ));
+        }
+        if self.cooldown_ns == 0 || self.quiet_ns > self.cooldown_ns {
+            return Err(format!(
+                "cooldown_ns must be at least 1 and at least quiet_ns (found cooldown_ns {}, quiet_ns {})",
+                self.cooldown_ns, self.quiet_ns
             ));
         }
         if self.min_shares == 0 {
@@ -216,8 +228,8 @@ pub struct WashCounters {
 pub struct WashTrade {
     /// Fills waiting for their match number's other side, by match number.
     pending: KeyedState<Pending>,
-    /// Last alert time per (owner, stock).
-    alerted: KeyedState<u64>,
+    /// Per (owner, stock): the last alert's and the last wash print's times.
+    alerted: KeyedState<(u64, u64)>,
     /// Last fill per side per (account, stock), for the near wash.
     last: KeyedState<Last>,
     /// Counters.
@@ -229,22 +241,27 @@ impl WashTrade {
     pub fn new(cap: &Capacity) -> Self {
         WashTrade {
             pending: KeyedState::with_ttl(cap.pairs.max(1), NO_PENDING, MAX_PAIR_WINDOW_NS),
-            alerted: KeyedState::new(cap.pairs.max(1), 0),
+            alerted: KeyedState::new(cap.pairs.max(1), (0, 0)),
             last: KeyedState::with_ttl(cap.pairs.max(1), NO_LAST, MAX_NEAR_WASH_NS),
             counters: WashCounters::default(),
         }
     }
 
-    /// Whether (owner, stock) may raise an alert at `ts` (and records it); counts suppressed.
+    /// Whether a wash print of (owner, stock) at `ts` starts a case (or re-raises an ongoing one
+    /// past the cooldown); counts the suppressed ones.
     fn admit(&mut self, r: &WashTradeRules, owner: u64, locate: u16, ts: u64) -> bool {
         let key = owner ^ (locate as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         match self.alerted.entry(key, ts) {
-            Ok(last) => {
-                if *last != 0 && ts.saturating_sub(*last) < r.cooldown_ns {
+            Ok((alert, print)) => {
+                let ongoing = *print != 0
+                    && ts.saturating_sub(*print) < r.quiet_ns
+                    && ts.saturating_sub(*alert) < r.cooldown_ns;
+                *print = ts.max(1);
+                if ongoing {
                     self.counters.suppressed += 1;
                     false
                 } else {
-                    *last = ts.max(1);
+                    *alert = ts.max(1);
                     true
                 }
             }
