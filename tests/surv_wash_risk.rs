@@ -427,6 +427,12 @@ fn a_loss_over_the_kill_threshold_stops_the_participant_once() {
     assert!(b.killed(&p("GSCO")));
     assert!(b.counters.suppressed >= 1);
     assert_eq!(b.counters.kills, 1);
+    let day: Vec<_> = b.summary().collect();
+    assert_eq!(day.len(), 1);
+    assert!(day[0].killed);
+    assert_eq!(day[0].peak_loss_usd, 20_000.0);
+    assert_eq!(day[0].peak_net_notional_stock_usd, 100_000.0);
+    assert_eq!(day[0].unrealised_pnl_usd, -20_000.0);
 }
 
 #[test]
@@ -656,4 +662,58 @@ fn a_position_hovering_at_its_limit_is_one_alert_and_each_stock_has_its_own() {
     );
     assert_eq!(ev(&a[0], "net_notional_stock_usd"), 101_000.0);
     assert_eq!(ev(&a[2], "net_notional_stock_usd"), 120_000.0);
+}
+
+#[test]
+fn the_wash_script_rests_an_attributed_flow_order_then_washes_it_two_or_three_times() {
+    use tickwatch::gen::SplitMix64;
+    use tickwatch::scenario::{EpisodeCtx, Op, ScenarioKind};
+    let c = EpisodeCtx {
+        start: T0 + 60 * SEC,
+        open: T0,
+        close: T0 + 3_600 * SEC,
+        locate: 3,
+        mpid: *b"GSCO",
+        account: p("ACCT01"),
+        account2: p("ACCT02"),
+    };
+    for seed in 0..200 {
+        let mut rng = SplitMix64::new(seed);
+        let s = ScenarioKind::Wash.script(&mut rng, &c);
+        assert_eq!(s.start, c.start);
+        let mut added = [0u32; 16];
+        let mut washes = 0;
+        let mut last = 0;
+        for a in &s.actions {
+            assert!(a.at >= last, "actions in time order");
+            last = a.at;
+            match a.op {
+                Op::Add {
+                    h,
+                    shares,
+                    attributed,
+                    flow,
+                    ..
+                } => {
+                    assert!(attributed && flow == 1);
+                    added[h as usize] = shares;
+                }
+                Op::Wash { h, shares, flow } => {
+                    assert_eq!(flow, 1, "the same account on both sides");
+                    assert!(
+                        shares > 0 && shares <= added[h as usize],
+                        "washes a resting order"
+                    );
+                    added[h as usize] -= shares;
+                    washes += 1;
+                }
+                Op::Cancel { h } => added[h as usize] = 0,
+                op => panic!("unexpected {op:?}"),
+            }
+        }
+        assert!((2..=3).contains(&washes), "{washes} prints");
+        assert_eq!(s.detect_from, 0);
+        assert!(s.detect_until >= last + SEC);
+        assert!(last < 15 * SEC, "an episode lasts seconds");
+    }
 }

@@ -627,6 +627,11 @@ impl RiskBook {
                 }
             }
             ps.bucket = b;
+        } else if ps.bucket - b >= RATE_BUCKETS as u64 {
+            // The window was shortened by a rules reload: start over on the new buckets.
+            ps.orders = [0; RATE_BUCKETS];
+            ps.cancels = [0; RATE_BUCKETS];
+            ps.bucket = b;
         }
         // A late input (b < bucket) counts in the current bucket.
         let i = ps.bucket as usize % RATE_BUCKETS;
