@@ -42,40 +42,44 @@ const HOLDERS: usize = 16;
 
 /// Thresholds of `[risk]` in the rules file.
 ///
-/// The defaults are set against the generator's participants, measured on 2 M-message days
-/// (200 stocks, 30 min session, seeds 7 and 8): the ten MPIDs end the day at $18–22 M gross
-/// notional with at most $0.6–1.3 M net in one stock, the firm's eight accounts at $12–14 M
-/// and $0.4–0.9 M; P&L marked to mid stays within ±$4 k (they trade at the touch, prices
-/// drift slowly); at most 21 orders and 21 cancels in any second. So the gross and one-stock
-/// limits catch the largest books late in the day (a handful of alerts, one per participant
-/// and limit), the loss, leverage and rate limits stay silent on ordinary flow and fire on a
-/// participant losing real money, levering up, or bursting orders (quote stuffing).
+/// The defaults are set against the generator's participants, measured on a 2 M-message day
+/// (200 stocks, 30 min session, seeds 7 and 8) and a 10 M-message day (2,000 stocks, full
+/// session, seed 7). The generator's books never mean-revert, so gross notional grows with
+/// the day: the ten MPIDs end at $18–22 M (2 M day) and $119–128 M (10 M day), the firm's
+/// eight accounts at $12–14 M and $80–84 M. The largest net position in one stock stays at
+/// $0.4–1.45 M; P&L marked to mid within ±$4 k (they trade at the touch, prices drift
+/// slowly); at most 37 orders or cancels of one participant in any second. So: the one-stock
+/// concentration limit catches the few biggest single-name positions (a handful of alerts a
+/// day), the gross limit the biggest books late in a long day; leverage, loss and rates stay
+/// silent on ordinary flow and fire on a participant levering up, losing real money or
+/// bursting orders (quote stuffing) — and only those throw the kill switch.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RiskRules {
     /// Run this detector.
     pub enabled: bool,
-    /// Equity per participant, dollars: the denominator of leverage (default $10 M).
+    /// Equity per participant, dollars: the denominator of leverage (default $50 M).
     pub equity_usd: f64,
-    /// Max gross notional (Σ |position| × mid over every stock), dollars (default $20 M:
-    /// 2 × equity, reached by the generator's biggest books late in the day; 0: off).
+    /// Max gross notional (Σ |position| × mid over every stock), dollars (default $100 M:
+    /// 2 × equity, reached by the generator's biggest books late in a long day; 0: off).
     pub max_gross_notional_usd: f64,
-    /// Max net notional in one stock (|position| × mid), dollars (default $1 M: 10 % of equity
-    /// in one name; 0: off).
+    /// Max net notional in one stock (|position| × mid), dollars (default $1 M: 2 % of equity
+    /// in one name, a concentration limit the biggest single-name positions reach; 0: off).
     pub max_net_notional_per_stock_usd: f64,
     /// Max leverage, gross notional / equity (default 3; 0: off).
     pub max_leverage: f64,
-    /// Leverage that stops the participant (kill switch; default 5; 0: off).
+    /// Leverage that stops the participant (kill switch; default 5: $250 M gross, twice the
+    /// largest ordinary book measured; 0: off).
     pub kill_leverage: f64,
-    /// Max loss (realised + unrealised, marked to mid), dollars (default $25 k: 0.25 % of
-    /// equity, six times the worst ordinary day measured; 0: off).
+    /// Max loss (realised + unrealised, marked to mid), dollars (default $100 k: 0.2 % of
+    /// equity, 25 × the worst ordinary day measured; 0: off).
     pub max_loss_usd: f64,
-    /// Loss that stops the participant (kill switch; default $100 k: 1 % of equity; 0: off).
+    /// Loss that stops the participant (kill switch; default $500 k: 1 % of equity; 0: off).
     pub kill_loss_usd: f64,
-    /// Max new orders per second over `rate_window_ns` (default 50/s: over twice the busiest
+    /// Max new orders per second over `rate_window_ns` (default 100/s: over twice the busiest
     /// participant's busiest second, far below a quote-stuffing burst; 0: off).
     pub max_order_rate: f64,
-    /// Max cancels per second over `rate_window_ns` (default 50/s; 0: off).
+    /// Max cancels per second over `rate_window_ns` (default 100/s; 0: off).
     pub max_cancel_rate: f64,
     /// The rate window, ns (default 1 s; in 8 sub-buckets).
     pub rate_window_ns: u64,
@@ -91,15 +95,15 @@ impl Default for RiskRules {
     fn default() -> Self {
         RiskRules {
             enabled: true,
-            equity_usd: 10_000_000.0,
-            max_gross_notional_usd: 20_000_000.0,
+            equity_usd: 50_000_000.0,
+            max_gross_notional_usd: 100_000_000.0,
             max_net_notional_per_stock_usd: 1_000_000.0,
             max_leverage: 3.0,
             kill_leverage: 5.0,
-            max_loss_usd: 25_000.0,
-            kill_loss_usd: 100_000.0,
-            max_order_rate: 50.0,
-            max_cancel_rate: 50.0,
+            max_loss_usd: 100_000.0,
+            kill_loss_usd: 500_000.0,
+            max_order_rate: 100.0,
+            max_cancel_rate: 100.0,
             rate_window_ns: 1_000_000_000,
             cooldown_ns: 60_000_000_000,
             rearm_ratio: 0.9,
