@@ -21,7 +21,9 @@
 //! Optional "near wash" (`near_wash_ns` > 0, off by default): one account buys and sells the same
 //! stock at the same price within `near_wash_ns` on *different* match numbers (pre-arranged
 //! trades matched against a colluding counterparty). It is off by default because a market
-//! maker's ordinary round trips at one price look the same.
+//! maker's ordinary round trips at one price look the same: on a generated day (2 M messages,
+//! 30 wash episodes) a 1 s near-wash window adds 13 alerts on the firm's ordinary flow
+//! (precision 1.0 → 0.70). A near wash inside a wash case is part of that case (one alert).
 //!
 //! Not a wash: the firm's two fills on different match numbers; one match number between two
 //! unrelated accounts (different owners); two fills of one match number on the same side.
@@ -401,7 +403,7 @@ impl WashTrade {
             return;
         }
         let owner = r.owner_key(&rec.account, rec.mpid);
-        if !self.admit(r, owner ^ 1, locate, rec.ts) {
+        if !self.admit(r, owner, locate, rec.ts) {
             return;
         }
         let mut a = Alert::new(DetectorId::WashTrade, rec.ts, seq, locate, ctx.symbol)
