@@ -18,6 +18,8 @@
 use crate::itch::be::{BeU32, BeU64};
 use crate::itch::encode::{header, FrameWriter};
 use crate::itch::wire::*;
+use crate::scenario::{Action, Episode, EpisodeCtx, Op, Px, ScenarioKind, Script};
+use crate::surv::flow::{FlowEvent, FlowRecord};
 use anyhow::{bail, Result};
 use std::io::Write;
 
@@ -114,6 +116,11 @@ struct GenOrder {
     shares: u32,
     pos_live: u32,
     pos_side: u32,
+    /// 0: background; else the episode (index + 1) that owns it — the background never
+    /// deletes, cancels, replaces or executes it.
+    owner: u32,
+    /// The participant-flow account index + 1 (0: not in the flow).
+    account: u8,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -139,6 +146,34 @@ struct Gen<W: Write> {
     peak: u64,
     /// Live orders are held at or below this.
     live_cap: u64,
+    /// The firm's participant flow, when one is written.
+    flow: Option<Vec<FlowRecord>>,
+    /// Episodes being played.
+    eps: Vec<Running>,
+}
+
+/// The MPID of the firm whose participant flow is written (one of [`MPIDS`]).
+pub const FIRM: [u8; 4] = *b"GSCO";
+/// The firm's accounts: `ACCT01` … `ACCT08`.
+pub const ACCOUNTS: u8 = 8;
+
+/// The name of firm account `i` (1-based).
+pub fn account_name(i: u8) -> crate::surv::Party {
+    crate::surv::event::party_of_name(&format!("ACCT{i:02}")).expect("a valid name")
+}
+
+/// An episode being played.
+#[derive(Clone, Debug)]
+struct Running {
+    kind: ScenarioKind,
+    ctx: EpisodeCtx,
+    script: Script,
+    /// Next action.
+    next: usize,
+    /// Slab id per handle (`NO_ORDER`: none).
+    handles: [u32; 16],
+    /// The two accounts' indices (1-based).
+    accounts: [u8; 2],
 }
 
 fn symbol_for(i: u32) -> [u8; 8] {
@@ -199,6 +234,9 @@ impl<W: Write> Gen<W> {
         };
         let mut best: Option<u32> = None;
         for &id in ids {
+            if self.slab[id as usize].owner != 0 {
+                continue;
+            }
             match best {
                 Some(b) if !better(&self.slab[id as usize], &self.slab[b as usize]) => {}
                 _ => best = Some(id),
@@ -312,8 +350,12 @@ impl<W: Write> Gen<W> {
         let side = if si == 0 { b'B' } else { b'S' };
         let hdr_a = header(b'A', locate as u16, 0, self.ts);
         let stock = symbol_for(locate as u32 - 1);
+        let mut account = 0;
         if self.rng.chance(0.15) {
             let mpid = *MPIDS[self.rng.below(MPIDS.len() as u64) as usize];
+            if self.flow.is_some() && mpid == FIRM {
+                account = 1 + self.rng.below(ACCOUNTS as u64) as u8;
+            }
             let m = AddOrderMpid {
                 hdr: header(b'F', locate as u16, 0, self.ts),
                 order_ref: BeU64::new(order_ref),
@@ -343,7 +385,21 @@ impl<W: Write> Gen<W> {
             shares,
             pos_live: 0,
             pos_side: 0,
+            owner: 0,
+            account,
         });
+        if account != 0 {
+            self.flow_record(
+                FlowEvent::New,
+                account,
+                locate as u16,
+                side,
+                order_ref,
+                price,
+                shares,
+                0,
+            );
+        }
         Ok(())
     }
 
@@ -360,7 +416,9 @@ impl<W: Write> Gen<W> {
         } else {
             self.rng.below(n)
         };
-        Some(self.live[i as usize])
+        let id = self.live[i as usize];
+        // An episode's orders are its script's alone.
+        (self.slab[id as usize].owner == 0).then_some(id)
     }
 
     fn delete(&mut self, id: u32) -> Result<()> {
@@ -370,6 +428,18 @@ impl<W: Write> Gen<W> {
             order_ref: BeU64::new(o.order_ref),
         };
         self.emit(&m, b'D')?;
+        if o.account != 0 {
+            self.flow_record(
+                FlowEvent::Cancel,
+                o.account,
+                o.locate,
+                o.side,
+                o.order_ref,
+                o.price,
+                o.shares,
+                0,
+            );
+        }
         self.remove(id);
         Ok(())
     }
@@ -386,6 +456,18 @@ impl<W: Write> Gen<W> {
             cancelled_shares: BeU32::new(n),
         };
         self.emit(&m, b'X')?;
+        if o.account != 0 {
+            self.flow_record(
+                FlowEvent::Cancel,
+                o.account,
+                o.locate,
+                o.side,
+                o.order_ref,
+                o.price,
+                n,
+                0,
+            );
+        }
         self.slab[id as usize].shares -= n;
         Ok(())
     }
@@ -411,6 +493,28 @@ impl<W: Write> Gen<W> {
             price: BeU32::new(price),
         };
         self.emit(&m, b'U')?;
+        if o.account != 0 {
+            self.flow_record(
+                FlowEvent::Cancel,
+                o.account,
+                o.locate,
+                o.side,
+                o.order_ref,
+                o.price,
+                o.shares,
+                0,
+            );
+            self.flow_record(
+                FlowEvent::New,
+                o.account,
+                o.locate,
+                o.side,
+                new_ref,
+                price,
+                shares,
+                0,
+            );
+        }
         self.insert(GenOrder {
             order_ref: new_ref,
             price,
@@ -458,6 +562,37 @@ impl<W: Write> Gen<W> {
                 match_number: BeU64::new(match_number),
             };
             self.emit(&m, b'E')?;
+        }
+        if o.account != 0 {
+            self.flow_record(
+                FlowEvent::Fill,
+                o.account,
+                o.locate,
+                o.side,
+                o.order_ref,
+                o.price,
+                n,
+                match_number,
+            );
+        }
+        if self.flow.is_some() && self.rng.chance(0.05) {
+            // The firm aggresses now and then, from an account other than the resting one's: its
+            // fill is in the flow too (the public feed shows only the resting order).
+            let mut acc = 1 + self.rng.below(ACCOUNTS as u64) as u8;
+            if acc == o.account {
+                acc = acc % ACCOUNTS + 1;
+            }
+            let side = if o.side == b'B' { b'S' } else { b'B' };
+            self.flow_record(
+                FlowEvent::Fill,
+                acc,
+                o.locate,
+                side,
+                0,
+                o.price,
+                n,
+                match_number,
+            );
         }
         if n == o.shares {
             self.remove(id);
@@ -555,6 +690,411 @@ impl<W: Write> Gen<W> {
     }
 }
 
+impl<W: Write> Gen<W> {
+    #[allow(clippy::too_many_arguments)]
+    fn flow_record(
+        &mut self,
+        event: FlowEvent,
+        account: u8,
+        locate: u16,
+        side: u8,
+        order_ref: u64,
+        price: u32,
+        shares: u32,
+        match_number: u64,
+    ) {
+        let ts = self.ts;
+        if let Some(f) = &mut self.flow {
+            f.push(FlowRecord {
+                ts,
+                account: account_name(account),
+                mpid: FIRM,
+                stock: symbol_for(locate as u32 - 1),
+                event,
+                side: if side == b'S' {
+                    crate::itch::Side::Sell
+                } else {
+                    crate::itch::Side::Buy
+                },
+                order_ref,
+                price,
+                shares,
+                match_number,
+            });
+        }
+    }
+
+    /// The time of the next episode action, if any.
+    fn next_action(&self) -> Option<(u64, usize)> {
+        self.eps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                e.script
+                    .actions
+                    .get(e.next)
+                    .map(|a| (e.script.start + a.at, i))
+            })
+            .min()
+    }
+
+    /// Plays every episode action due at or before `until` (the next background message's time).
+    fn play_until(&mut self, until: u64) -> Result<()> {
+        while let Some((t, i)) = self.next_action() {
+            if t > until {
+                break;
+            }
+            self.ts = self.ts.max(t);
+            let a = self.eps[i].script.actions[self.eps[i].next];
+            self.eps[i].next += 1;
+            self.play(i, a)?;
+        }
+        Ok(())
+    }
+
+    /// A price for a new order on side `si` of `locate`, never locking or crossing.
+    fn script_price(&mut self, locate: usize, si: usize, px: Px) -> u32 {
+        let bid = self.best(locate, 0);
+        let ask = self.best(locate, 1);
+        let mid = self.stocks[locate].mid;
+        let t = |k: i32| k as i64 * TICK as i64;
+        let p: i64 = match (px, si) {
+            (Px::Best(k), 0) => bid.map_or(mid as i64 - TICK as i64, |b| b as i64) + t(k),
+            (Px::Best(k), _) => ask.map_or(mid as i64 + TICK as i64, |a| a as i64) - t(k),
+            (Px::Opposite(k), 0) => ask.map_or(mid as i64, |a| a as i64) - t(k.max(1)),
+            (Px::Opposite(k), _) => bid.map_or(mid as i64, |b| b as i64) + t(k.max(1)),
+        };
+        let mut p = p.clamp(TICK as i64, u32::MAX as i64 / 2) as u32;
+        if si == 0 {
+            if let Some(a) = ask {
+                p = p.min(a.saturating_sub(TICK));
+            }
+        } else if let Some(b) = bid {
+            p = p.max(b + TICK);
+        }
+        p.max(TICK)
+    }
+
+    fn play(&mut self, i: usize, a: Action) -> Result<()> {
+        let e = self.eps[i].clone();
+        let owner = i as u32 + 1;
+        let locate = e.ctx.locate as usize;
+        let acc = |f: u8| match f {
+            1 => e.accounts[0],
+            2 => e.accounts[1],
+            _ => 0,
+        };
+        match a.op {
+            Op::Add {
+                h,
+                side,
+                px,
+                shares,
+                attributed,
+                flow,
+            } => {
+                let si = (side == b'S') as usize;
+                let price = self.script_price(locate, si, px);
+                let shares = shares.max(1);
+                let order_ref = self.next_ref;
+                self.next_ref += 1;
+                let stock = symbol_for(locate as u32 - 1);
+                if attributed {
+                    let m = AddOrderMpid {
+                        hdr: header(b'F', locate as u16, 0, self.ts),
+                        order_ref: BeU64::new(order_ref),
+                        side,
+                        shares: BeU32::new(shares),
+                        stock,
+                        price: BeU32::new(price),
+                        attribution: e.ctx.mpid,
+                    };
+                    self.emit(&m, b'F')?;
+                } else {
+                    let m = AddOrder {
+                        hdr: header(b'A', locate as u16, 0, self.ts),
+                        order_ref: BeU64::new(order_ref),
+                        side,
+                        shares: BeU32::new(shares),
+                        stock,
+                        price: BeU32::new(price),
+                    };
+                    self.emit(&m, b'A')?;
+                }
+                let account = acc(flow);
+                let id = self.insert(GenOrder {
+                    order_ref,
+                    locate: locate as u16,
+                    side,
+                    price,
+                    shares,
+                    pos_live: 0,
+                    pos_side: 0,
+                    owner,
+                    account,
+                });
+                if account != 0 {
+                    self.flow_record(
+                        FlowEvent::New,
+                        account,
+                        locate as u16,
+                        side,
+                        order_ref,
+                        price,
+                        shares,
+                        0,
+                    );
+                }
+                if let Some(slot) = self.eps[i].handles.get_mut(h as usize) {
+                    *slot = id;
+                }
+            }
+            Op::Cancel { h } => {
+                if let Some(id) = self.handle(i, h) {
+                    self.delete(id)?;
+                    self.eps[i].handles[h as usize] = NO_ORDER;
+                }
+            }
+            Op::Fill { h, shares } => {
+                if let Some(id) = self.handle(i, h) {
+                    self.fill(id, shares, 0)?;
+                    if self.slab[id as usize].pos_live == NO_ORDER {
+                        self.eps[i].handles[h as usize] = NO_ORDER;
+                    }
+                }
+            }
+            Op::Wash { h, shares, flow } => {
+                if let Some(id) = self.handle(i, h) {
+                    self.fill(id, shares, acc(flow))?;
+                    if self.slab[id as usize].pos_live == NO_ORDER {
+                        self.eps[i].handles[h as usize] = NO_ORDER;
+                    }
+                }
+            }
+            Op::Sweep { side, shares, flow } => {
+                let si = (side == b'S') as usize;
+                let mut left = shares;
+                let mut last = None;
+                while left > 0 {
+                    let Some(id) = self.best_order(locate, si) else {
+                        break;
+                    };
+                    let n = left.min(self.slab[id as usize].shares);
+                    last = Some(self.slab[id as usize].price);
+                    self.fill(id, n, acc(flow))?;
+                    left -= n;
+                    self.ts += 1_000;
+                }
+                if let Some(p) = last {
+                    self.stocks[locate].mid = p;
+                }
+            }
+            Op::Burst { n, span_ns, depth } => {
+                let step = (span_ns / (2 * n.max(1) as u64)).max(1);
+                for k in 0..n {
+                    let si = (k % 2) as usize;
+                    let price = self.script_price(locate, si, Px::Best(-(depth as i32)));
+                    let order_ref = self.next_ref;
+                    self.next_ref += 1;
+                    let side = if si == 0 { b'B' } else { b'S' };
+                    let m = AddOrderMpid {
+                        hdr: header(b'F', locate as u16, 0, self.ts),
+                        order_ref: BeU64::new(order_ref),
+                        side,
+                        shares: BeU32::new(100),
+                        stock: symbol_for(locate as u32 - 1),
+                        price: BeU32::new(price),
+                        attribution: e.ctx.mpid,
+                    };
+                    self.emit(&m, b'F')?;
+                    self.ts += step;
+                    let d = OrderDelete {
+                        hdr: header(b'D', locate as u16, 0, self.ts),
+                        order_ref: BeU64::new(order_ref),
+                    };
+                    self.emit(&d, b'D')?;
+                    self.ts += step;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The live slab id of episode `i`'s handle `h`.
+    fn handle(&self, i: usize, h: u8) -> Option<u32> {
+        let id = *self.eps[i].handles.get(h as usize)?;
+        (id != NO_ORDER && self.slab[id as usize].pos_live != NO_ORDER).then_some(id)
+    }
+
+    /// Executes `shares` of resting order `id` (an E message); the aggressor is firm account
+    /// `aggressor` (1-based; 0: someone outside the flow).
+    fn fill(&mut self, id: u32, shares: u32, aggressor: u8) -> Result<()> {
+        let o = self.slab[id as usize];
+        let n = shares.clamp(1, o.shares);
+        let match_number = self.next_match;
+        self.next_match += 1;
+        let m = OrderExecuted {
+            hdr: header(b'E', o.locate, 0, self.ts),
+            order_ref: BeU64::new(o.order_ref),
+            executed_shares: BeU32::new(n),
+            match_number: BeU64::new(match_number),
+        };
+        self.emit(&m, b'E')?;
+        if o.account != 0 {
+            self.flow_record(
+                FlowEvent::Fill,
+                o.account,
+                o.locate,
+                o.side,
+                o.order_ref,
+                o.price,
+                n,
+                match_number,
+            );
+        }
+        if aggressor != 0 {
+            let side = if o.side == b'B' { b'S' } else { b'B' };
+            self.flow_record(
+                FlowEvent::Fill,
+                aggressor,
+                o.locate,
+                side,
+                0,
+                o.price,
+                n,
+                match_number,
+            );
+        }
+        if n == o.shares {
+            self.remove(id);
+        } else {
+            self.slab[id as usize].shares -= n;
+        }
+        Ok(())
+    }
+}
+
+/// Scenarios to inject into a generated feed.
+#[derive(Clone, Debug, Default)]
+pub struct ScenarioPlan {
+    /// Which.
+    pub kinds: Vec<ScenarioKind>,
+    /// Episodes of each per minute of the continuous session.
+    pub rate: f64,
+}
+
+/// Episodes go on the busiest stocks (the generator's low locates).
+const EPISODE_STOCKS: u32 = 50;
+/// Quiet time kept between two episodes on one stock, ns.
+const EPISODE_GAP_NS: u64 = 10_000_000_000;
+
+/// Plans the episodes of `plan` over a session [open, close) of `symbols` stocks.
+fn plan_episodes(
+    plan: &ScenarioPlan,
+    symbols: u32,
+    open: u64,
+    close: u64,
+    seed: u64,
+) -> Vec<Running> {
+    let mut rng = SplitMix64::new(seed ^ 0x5CE7_A410_u64.wrapping_mul(0x9E37_79B9));
+    let minutes = (close - open) as f64 / 60e9;
+    let stocks = symbols.clamp(1, EPISODE_STOCKS);
+    // Episodes start after 20 s of trading and leave the last 5 minutes (or 5 %) for the close.
+    let lead = 20_000_000_000u64.min((close - open) / 10);
+    let tail = 300_000_000_000u64.min((close - open) / 5);
+    let usable = (close - open).saturating_sub(lead + tail).max(1);
+    let mut out: Vec<Running> = Vec::new();
+    let mut busy: Vec<(u16, u64, u64)> = Vec::new();
+    for &kind in &plan.kinds {
+        let n = ((plan.rate * minutes).round() as u64).max(1);
+        for k in 0..n {
+            let slot = usable as f64 / n as f64;
+            let start = open + lead + (slot * (k as f64 + 0.1 + 0.8 * rng.unit())) as u64;
+            let mi = rng.below(MPIDS.len() as u64) as usize;
+            let a1 = 1 + rng.below(ACCOUNTS as u64) as u8;
+            let a2 = a1 % ACCOUNTS + 1;
+            let mpid = if kind == ScenarioKind::Wash {
+                FIRM
+            } else {
+                *MPIDS[mi]
+            };
+            for _ in 0..64 {
+                let locate = 1 + rng.below(stocks as u64) as u16;
+                let ctx = EpisodeCtx {
+                    start,
+                    open,
+                    close,
+                    locate,
+                    mpid,
+                    account: account_name(a1),
+                    account2: account_name(a2),
+                };
+                let mut script = kind.script(&mut rng, &ctx);
+                script.actions.sort_by_key(|a| a.at);
+                if script.actions.is_empty() {
+                    break;
+                }
+                let end = script.start
+                    + script
+                        .detect_until
+                        .max(script.actions.last().map_or(0, |a| a.at));
+                let (lo, hi) = (
+                    script.start.saturating_sub(EPISODE_GAP_NS),
+                    end + EPISODE_GAP_NS,
+                );
+                if busy
+                    .iter()
+                    .any(|&(l, s, e)| l == locate && s < hi && lo < e)
+                {
+                    continue;
+                }
+                if script.start < open || end >= close + 60_000_000_000 {
+                    continue;
+                }
+                busy.push((locate, script.start, end));
+                out.push(Running {
+                    kind,
+                    ctx,
+                    script,
+                    next: 0,
+                    handles: [NO_ORDER; 16],
+                    accounts: [a1, a2],
+                });
+                break;
+            }
+        }
+    }
+    out.sort_by_key(|e| (e.script.start, e.ctx.locate));
+    out
+}
+
+/// The truth record of played episodes.
+fn truth_of(eps: &[Running]) -> Vec<Episode> {
+    eps.iter()
+        .enumerate()
+        .map(|(id, e)| {
+            let last = e.script.actions.last().map_or(0, |a| a.at);
+            let flow_kind = e.kind == ScenarioKind::Wash;
+            let acc = crate::surv::event::party_name(&e.ctx.account).to_string();
+            let mpid = String::from_utf8_lossy(&e.ctx.mpid).to_string();
+            Episode {
+                id: id as u32,
+                scenario: e.kind.name().into(),
+                detector: e.kind.detector().name().into(),
+                stock: crate::surv::alert::trim_symbol(&symbol_for(e.ctx.locate as u32 - 1)).into(),
+                locate: e.ctx.locate,
+                participant: if flow_kind { acc.clone() } else { mpid.clone() },
+                mpid,
+                account: acc,
+                start_ns: e.script.start,
+                end_ns: e.script.start + last,
+                detect_from_ns: e.script.start + e.script.detect_from,
+                detect_until_ns: e.script.start + e.script.detect_until.max(last),
+            }
+        })
+        .collect()
+}
+
 /// Writes a synthetic feed to `out`.
 ///
 /// # Errors
@@ -571,6 +1111,20 @@ pub fn generate<W: Write>(cfg: &GenConfig, out: W) -> Result<GenReport> {
 /// # Errors
 /// As [`generate`]; a session of zero or longer than 6.5 hours.
 pub fn generate_session<W: Write>(cfg: &GenConfig, session_ns: u64, out: W) -> Result<GenReport> {
+    Ok(generate_scenarios(cfg, session_ns, &ScenarioPlan::default(), out)?.0)
+}
+
+/// [`generate_session`] with labelled manipulation episodes: the feed, the episodes played (the
+/// ground truth) and the firm's participant flow (when a scenario needs it: `wash`).
+///
+/// # Errors
+/// As [`generate_session`].
+pub fn generate_scenarios<W: Write>(
+    cfg: &GenConfig,
+    session_ns: u64,
+    plan: &ScenarioPlan,
+    out: W,
+) -> Result<(GenReport, Vec<Episode>, Option<Vec<FlowRecord>>)> {
     if !(2_000_000_000..=CLOSE_NS - OPEN_NS).contains(&session_ns) {
         bail!("the session must be 2 s to 6.5 h long, got {session_ns} ns");
     }
@@ -599,6 +1153,12 @@ pub fn generate_session<W: Write>(cfg: &GenConfig, session_ns: u64, out: W) -> R
         by_type: vec![0; 256],
         peak: 0,
         live_cap: cfg.live_orders.max(1),
+        flow: plan.kinds.contains(&ScenarioKind::Wash).then(Vec::new),
+        eps: if plan.kinds.is_empty() {
+            Vec::new()
+        } else {
+            plan_episodes(plan, cfg.symbols, OPEN_NS, close_ns, cfg.seed)
+        },
     };
     g.system(b'O', g.ts)?;
     for i in 0..cfg.symbols {
@@ -653,8 +1213,15 @@ pub fn generate_session<W: Write>(cfg: &GenConfig, session_ns: u64, out: W) -> R
     for _ in 0..continuous {
         // Exponential inter-arrival times; clustered bursts, like a real feed.
         let gap = -mean_gap * (1.0 - g.rng.unit()).ln();
-        g.ts = (g.ts + gap as u64).min(close_ns - 1);
+        let next = (g.ts + gap as u64).min(close_ns - 1);
+        if !g.eps.is_empty() {
+            g.play_until(next)?;
+        }
+        g.ts = g.ts.max(next).min(close_ns - 1);
         g.step()?;
+    }
+    if !g.eps.is_empty() {
+        g.play_until(close_ns - 1)?;
     }
     g.ts = close_ns;
     for locate in 1..=cfg.symbols as usize {
@@ -670,7 +1237,8 @@ pub fn generate_session<W: Write>(cfg: &GenConfig, session_ns: u64, out: W) -> R
         by_type: g.by_type,
     };
     g.out.finish()?;
-    Ok(report)
+    let truth = truth_of(&g.eps);
+    Ok((report, truth, g.flow))
 }
 
 #[cfg(test)]

@@ -12,12 +12,14 @@ use tickwatch::book::{BookConfig, Books, LevelView};
 use tickwatch::feed::mmap::evict_page_cache;
 use tickwatch::feed::{gz, MapOptions, MappedFile};
 use tickwatch::filebench::{self, FileBenchOptions, KernelResult};
-use tickwatch::gen::{generate, GenConfig};
+use tickwatch::gen::GenConfig;
 use tickwatch::inspect::{inspect, InspectOptions};
 use tickwatch::itch::{fmt_time, parse_time, price4, symbol_field, symbol_str, Side};
 use tickwatch::pipeline::{
     self, Backpressure, BarsConfig, FeedOptions, PipelineConfig, WaitStrategy,
 };
+use tickwatch::scenario::ScenarioKind;
+use tickwatch::surv::{DetectorId, FlowRecord, Rules};
 use tickwatch::window::{Emit, TimeWindowConfig};
 use tickwatch::{bench, replay};
 
@@ -54,6 +56,63 @@ enum Cmd {
     /// trades, messages and order-to-trade ratio, one row per stock and window (the same rows
     /// whatever the worker count); the run's report goes to standard error.
     Bars(BarsArgs),
+    /// Run the surveillance detectors over a feed on one thread (the reference the pipeline's
+    /// `run --alerts` matches): alerts as JSON lines, counts per detector on standard error.
+    Surveil(SurveilArgs),
+    /// Score alerts against a generated feed's ground truth: precision and recall per detector.
+    Eval(EvalArgs),
+    /// Print the default surveillance rules (TOML, every key), or check a rules file.
+    Rules(RulesArgs),
+}
+
+#[derive(Args, Debug)]
+struct SurvOpts {
+    /// Rules file (TOML; missing keys take their defaults — see `tickwatch rules`).
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// The firm's participant order flow (CSV, see `surv::flow`), joined with the feed by time
+    /// (default: FILE.flow.csv when it exists beside the feed).
+    #[arg(long)]
+    flow: Option<PathBuf>,
+    /// Do not read a flow file even if one sits beside the feed.
+    #[arg(long)]
+    no_flow: bool,
+}
+
+#[derive(Args, Debug)]
+struct SurveilArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    surv: SurvOpts,
+    /// Where to write the alerts (JSON lines; default: standard output).
+    #[arg(long, short = 'o')]
+    alerts: Option<PathBuf>,
+    /// A watermark mark (timers, flow) every this many messages, as the pipeline sends them.
+    #[arg(long, default_value_t = 1024)]
+    mark_every: u32,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    /// The feed the truth describes (for the report).
+    feed: PathBuf,
+    /// Ground truth JSON (default: FEED.truth.json).
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// Alerts JSON lines.
+    #[arg(long)]
+    alerts: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct RulesArgs {
+    /// Check this rules file instead of printing the defaults.
+    #[arg(long)]
+    check: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -161,6 +220,12 @@ struct RunArgs {
     json: bool,
     #[command(flatten)]
     caps: CapacityArgs,
+    /// Run the surveillance detectors and write their alerts here (JSON lines; `-` for
+    /// standard output, the report then goes to standard error).
+    #[arg(long, value_name = "FILE.jsonl")]
+    alerts: Option<PathBuf>,
+    #[command(flatten)]
+    surv: SurvOpts,
 }
 
 /// `--timing`.
@@ -286,6 +351,14 @@ struct GenArgs {
     /// e.g. `10m`: the same messages at a higher rate, so that short windows hold many events.
     #[arg(long, value_parser = humantime::parse_duration)]
     session: Option<std::time::Duration>,
+    /// Inject labelled manipulation episodes: any of spoofing, layering, stuffing, ignition,
+    /// close, wash (comma-separated). Writes OUT.truth.json (the ground truth) and, with wash,
+    /// OUT.flow.csv (the firm's participant flow).
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Vec<String>,
+    /// Episodes of each scenario per minute of the continuous session.
+    #[arg(long, default_value_t = 0.2)]
+    scenario_rate: f64,
     /// Output file.
     #[arg(long)]
     out: PathBuf,
@@ -368,6 +441,9 @@ fn main() {
         Cmd::Inspect(a) => cmd_inspect(a),
         Cmd::Book(a) => cmd_book(a),
         Cmd::Gen(a) => cmd_gen(a),
+        Cmd::Surveil(a) => cmd_surveil(a),
+        Cmd::Eval(a) => cmd_eval(a),
+        Cmd::Rules(a) => cmd_rules(a),
         Cmd::Convert(ConvertCmd::Lobster(a)) => cmd_lobster(a),
         Cmd::Demo(a) => cmd_demo(a),
         Cmd::Bench(a) => cmd_bench(a),
@@ -658,10 +734,64 @@ fn cmd_gen(a: GenArgs) -> Result<()> {
     let file =
         std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let w = io::BufWriter::with_capacity(1 << 20, file);
-    let rep = match a.session {
-        Some(d) => tickwatch::gen::generate_session(&cfg, d.as_nanos() as u64, w)?,
-        None => generate(&cfg, w)?,
+    let mut kinds = Vec::new();
+    for name in a.scenarios.iter().filter(|s| !s.is_empty()) {
+        let k = ScenarioKind::from_name(name).with_context(|| {
+            format!(
+                "unknown scenario `{name}`: expected any of {}",
+                ScenarioKind::ALL.map(|k| k.name()).join(", ")
+            )
+        })?;
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    if !(a.scenario_rate.is_finite() && a.scenario_rate > 0.0) {
+        bail!(
+            "--scenario-rate must be a positive number, got {}",
+            a.scenario_rate
+        );
+    }
+    let session = a
+        .session
+        .map_or(23_400_000_000_000, |d| d.as_nanos() as u64);
+    let plan = tickwatch::gen::ScenarioPlan {
+        kinds,
+        rate: a.scenario_rate,
     };
+    let (rep, episodes, flow) = tickwatch::gen::generate_scenarios(&cfg, session, &plan, w)?;
+    if !plan.kinds.is_empty() {
+        let mut flow_path = None;
+        if let Some(flow) = &flow {
+            let p = sibling(&a.out, "flow.csv");
+            let mut w = io::BufWriter::new(
+                std::fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?,
+            );
+            writeln!(w, "{}", tickwatch::surv::flow::FLOW_HEADER)?;
+            for r in flow {
+                r.write_csv(&mut w)?;
+            }
+            w.flush()?;
+            eprintln!(
+                "wrote {} participant-flow records to {}",
+                flow.len(),
+                p.display()
+            );
+            flow_path = Some(p.display().to_string());
+        }
+        let truth = tickwatch::scenario::Truth {
+            feed: a.out.display().to_string(),
+            seed: a.seed,
+            scenarios: plan.kinds.iter().map(|k| k.name().to_string()).collect(),
+            rate: a.scenario_rate,
+            flow: flow_path,
+            episodes,
+        };
+        let p = sibling(&a.out, "truth.json");
+        std::fs::write(&p, serde_json::to_string_pretty(&truth)? + "\n")
+            .with_context(|| format!("writing {}", p.display()))?;
+        eprintln!("wrote {} episodes to {}", truth.episodes.len(), p.display());
+    }
     eprintln!(
         "wrote {} messages, {} bytes, {} symbols, peak {} live orders to {} in {:.2} s",
         rep.messages,
@@ -671,6 +801,111 @@ fn cmd_gen(a: GenArgs) -> Result<()> {
         a.out.display(),
         t0.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// `path` with `.ext` appended (`feed.itch` → `feed.itch.truth.json`).
+fn sibling(path: &Path, ext: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
+
+/// The rules and participant flow a surveillance command uses.
+fn surv_inputs(o: &SurvOpts, feed: &Path) -> Result<(Rules, Vec<FlowRecord>)> {
+    let rules = match &o.rules {
+        Some(p) => Rules::load(p)?,
+        None => Rules::default(),
+    };
+    let flow_path = match (&o.flow, o.no_flow) {
+        (_, true) => None,
+        (Some(p), _) => Some(p.clone()),
+        (None, _) => Some(sibling(feed, "flow.csv")).filter(|p| p.exists()),
+    };
+    let flow = match flow_path {
+        Some(p) => {
+            let f = tickwatch::surv::flow::read_flow(&p)?;
+            eprintln!("participant flow: {} records from {}", f.len(), p.display());
+            f
+        }
+        None => Vec::new(),
+    };
+    Ok((rules, flow))
+}
+
+fn cmd_surveil(a: SurveilArgs) -> Result<()> {
+    let (rules, flow) = surv_inputs(&a.surv, &a.input.file)?;
+    let map = open_feed(&a.input, MapOptions::default())?;
+    let mut books = Books::new(BookConfig::full_day());
+    let t0 = Instant::now();
+    let (alerts, counters) =
+        tickwatch::surv::surveil_feed(map.bytes(), &mut books, rules, &flow, a.mark_every)
+            .with_context(|| format!("{}", a.input.file.display()))?;
+    let secs = t0.elapsed().as_secs_f64();
+    let mut w = output_writer(a.alerts.as_deref())?;
+    let mut line = Vec::with_capacity(4096);
+    let mut by = [0u64; DetectorId::ALL.len()];
+    for al in &alerts {
+        line.clear();
+        al.write_json(&mut line);
+        w.write_all(&line)?;
+        by[al.detector as usize] += 1;
+    }
+    w.flush()?;
+    eprintln!(
+        "{}: {} events in {:.2} s ({:.2} M/s); {} alerts; flow records applied {} of {}",
+        a.input.file.display(),
+        counters.events,
+        secs,
+        counters.events as f64 / secs / 1e6,
+        alerts.len(),
+        counters.flow_applied,
+        flow.len()
+    );
+    for d in DetectorId::ALL {
+        eprintln!("  {:<18} {:>7}", d.name(), by[d as usize]);
+    }
+    Ok(())
+}
+
+fn cmd_eval(a: EvalArgs) -> Result<()> {
+    let tp = a
+        .truth
+        .clone()
+        .unwrap_or_else(|| sibling(&a.feed, "truth.json"));
+    let truth: tickwatch::scenario::Truth = serde_json::from_str(
+        &std::fs::read_to_string(&tp).with_context(|| format!("reading {}", tp.display()))?,
+    )
+    .with_context(|| format!("{}: not a truth file", tp.display()))?;
+    let text = std::fs::read_to_string(&a.alerts)
+        .with_context(|| format!("reading {}", a.alerts.display()))?;
+    let alerts = tickwatch::surv::eval::parse_alerts(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.alerts.display()))?;
+    let rows = tickwatch::surv::eval::score(&truth, &alerts);
+    if a.json {
+        serde_json::to_writer_pretty(io::stdout().lock(), &rows)?;
+        println!();
+    } else {
+        println!(
+            "{}: {} episodes, {} alerts",
+            a.feed.display(),
+            truth.episodes.len(),
+            alerts.len()
+        );
+        print!("{}", tickwatch::surv::eval::format_scores(&rows));
+    }
+    Ok(())
+}
+
+fn cmd_rules(a: RulesArgs) -> Result<()> {
+    match a.check {
+        Some(p) => {
+            Rules::load(&p)?;
+            println!("{}: ok", p.display());
+        }
+        None => print!("{}", Rules::defaults_toml()),
+    }
     Ok(())
 }
 
@@ -729,15 +964,39 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
         seed: 2026,
     };
     let t0 = Instant::now();
-    let rep = generate(
+    // A continuous session compressed into 10 minutes, with every manipulation scenario
+    // injected (labelled: the truth and the firm's participant flow are written beside it).
+    let plan = tickwatch::gen::ScenarioPlan {
+        kinds: ScenarioKind::ALL.to_vec(),
+        rate: 1.0,
+    };
+    let (rep, episodes, flow) = tickwatch::gen::generate_scenarios(
         &cfg,
+        600_000_000_000,
+        &plan,
         io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?),
     )?;
+    let flow = flow.unwrap_or_default();
+    let truth = tickwatch::scenario::Truth {
+        feed: path.display().to_string(),
+        seed: cfg.seed,
+        scenarios: plan.kinds.iter().map(|k| k.name().to_string()).collect(),
+        rate: plan.rate,
+        flow: None,
+        episodes,
+    };
+    std::fs::write(
+        sibling(&path, "truth.json"),
+        serde_json::to_string_pretty(&truth)?,
+    )?;
     println!(
-        "  generated {} bytes in {:.2} s (peak {} live orders)",
+        "  generated {} bytes in {:.2} s (peak {} live orders; {} labelled manipulation episodes: {}; {} participant-flow records)",
         rep.bytes,
         t0.elapsed().as_secs_f64(),
-        rep.peak_live_orders
+        rep.peak_live_orders,
+        truth.episodes.len(),
+        truth.scenarios.join(", "),
+        flow.len()
     );
     let map = MappedFile::open(&path, MapOptions::default())?;
     let buf = map.bytes();
@@ -828,6 +1087,53 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
     println!("  per-event latency through the pipeline (every stage of every event timed, which costs throughput — `tickwatch run --timing e2e` times end to end only; as fast as possible, so queueing is included):");
     let mut table = Vec::new();
     tickwatch::latency::write_table(&mut table, &r.latency)?;
+    for line in String::from_utf8_lossy(&table).lines() {
+        println!("    {line}");
+    }
+    // Surveillance: every detector in the shard workers, the risk book in the output stage.
+    let alerts_path = dir.join("alerts.jsonl");
+    let job = pipeline::alerts::SurvJob {
+        rules: Rules::default(),
+        flow: flow.clone(),
+        sink: Box::new(io::BufWriter::new(std::fs::File::create(&alerts_path)?)),
+        mark_every: 1024,
+        reload: None,
+    };
+    let spcfg = PipelineConfig {
+        stage_timing: false,
+        ..pcfg.clone()
+    };
+    let out = pipeline::run_surv(buf, &spcfg, job, &stop, &progress)?;
+    let r = &out.report;
+    r.check_conservation()
+        .map_err(|e| anyhow!("pipeline accounting failed: {e}"))?;
+    let sv = r.surv.as_ref().expect("a surveillance run reports");
+    println!(
+        "  surveillance ({} workers, every detector on, default rules): {:.1} M msg/s; {} alerts -> {}",
+        r.workers,
+        r.messages_per_s / 1e6,
+        sv.total,
+        alerts_path.display()
+    );
+    let text = std::fs::read_to_string(&alerts_path)?;
+    let alerts = tickwatch::surv::eval::parse_alerts(&text).map_err(|e| anyhow!(e))?;
+    let rows = tickwatch::surv::eval::score(&truth, &alerts);
+    println!("  detection quality against the injected episodes (alerts of detectors without a scenario are counted, not scored):");
+    for line in tickwatch::surv::eval::format_scores(&rows).lines() {
+        println!("    {line}");
+    }
+    if let Some(first) = text
+        .lines()
+        .find(|l| l.contains("\"spoofing\""))
+        .or(text.lines().next())
+    {
+        println!("  an alert explains itself:\n    {first}");
+    }
+    let mut table = Vec::new();
+    let mut lat = vec![r.end_to_end().clone()];
+    lat.extend(sv.latency.clone());
+    tickwatch::latency::write_table(&mut table, &lat)?;
+    println!("  latency with every detector on (as fast as possible, so queueing is included; `tickwatch run FILE --alerts A --speed 1` for paced):");
     for line in String::from_utf8_lossy(&table).lines() {
         println!("    {line}");
     }
@@ -969,7 +1275,29 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
 static STOP: AtomicBool = AtomicBool::new(false);
 
 fn cmd_run(a: RunArgs) -> Result<()> {
-    run_pipeline(a, None)
+    let surv = match (&a.alerts, &a.surv.rules) {
+        (None, None) => None,
+        (None, Some(_)) => bail!("--rules needs --alerts FILE (where the alerts go)"),
+        (Some(out), _) => {
+            let (rules, flow) = surv_inputs(&a.surv, &a.input.file)?;
+            let sink: Box<dyn Write + Send> = if out.as_os_str() == "-" {
+                Box::new(io::stdout())
+            } else {
+                Box::new(
+                    std::fs::File::create(out)
+                        .with_context(|| format!("creating {}", out.display()))?,
+                )
+            };
+            Some(pipeline::alerts::SurvJob {
+                rules,
+                flow,
+                sink,
+                mark_every: 1024,
+                reload: None,
+            })
+        }
+    };
+    run_pipeline(a, None, surv)
 }
 
 fn cmd_bars(a: BarsArgs) -> Result<()> {
@@ -997,10 +1325,34 @@ fn cmd_bars(a: BarsArgs) -> Result<()> {
         format: a.format,
         sink: output_writer(a.out.as_deref())?,
     };
-    run_pipeline(a.run, Some(bars))
+    if a.run.alerts.is_some() {
+        bail!("bars and surveillance (--alerts) are separate runs");
+    }
+    run_pipeline(a.run, Some(bars), None)
 }
 
-fn run_pipeline(a: RunArgs, bars: Option<BarsConfig>) -> Result<()> {
+fn run_pipeline(
+    a: RunArgs,
+    bars: Option<BarsConfig>,
+    mut surv: Option<pipeline::alerts::SurvJob>,
+) -> Result<()> {
+    let alerts_on_stdout = a.alerts.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    // Rules from a file are watched: a change is loaded, checked and handed to the running
+    // detectors (state kept); a file that does not load is reported and the old rules stay.
+    let watch = match (&mut surv, &a.surv.rules) {
+        (Some(j), Some(path)) => {
+            let cell = std::sync::Arc::new(pipeline::alerts::RulesCell::new(j.rules));
+            j.reload = Some(cell.clone());
+            let stamp = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            Some((
+                cell,
+                path.clone(),
+                j.rules.limits,
+                std::sync::Mutex::new(stamp),
+            ))
+        }
+        _ => None,
+    };
     let path = gz::resolve(&a.input.file, a.input.cache.as_deref())?;
     let map = MappedFile::open(&path, MapOptions::default())
         .with_context(|| format!("mapping {}", path.display()))?;
@@ -1070,19 +1422,42 @@ fn run_pipeline(a: RunArgs, bars: Option<BarsConfig>) -> Result<()> {
     let outcome = std::thread::scope(|s| {
         s.spawn(|| {
             // The display thread: never on the hot path, wakes 10 times a second.
+            let mut tick = 0u32;
             while !finished.load(Ordering::Relaxed) {
                 bar.set_position(progress.load(Ordering::Relaxed));
                 std::thread::sleep(std::time::Duration::from_millis(100));
+                tick += 1;
+                if let (Some((cell, path, limits, stamp)), 0) = (&watch, tick % 5) {
+                    let now = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+                    let mut last = stamp.lock().unwrap_or_else(|e| e.into_inner());
+                    if now != *last {
+                        *last = now;
+                        match Rules::load(path) {
+                            Ok(r) if r.limits == *limits => {
+                                cell.publish(r);
+                                bar.println(format!("tickwatch: rules reloaded from {}", path.display()));
+                            }
+                            Ok(_) => bar.println(format!(
+                                "tickwatch: {}: [limits] cannot change while running; rules not reloaded",
+                                path.display()
+                            )),
+                            Err(e) => bar.println(format!("tickwatch: {e}; the previous rules stay in force")),
+                        }
+                    }
+                }
             }
             bar.finish_and_clear();
         });
-        let r = pipeline::run_job(buf, &cfg, bars, &STOP, &progress);
+        let r = match surv {
+            Some(j) => pipeline::run_surv(buf, &cfg, j, &STOP, &progress),
+            None => pipeline::run_job(buf, &cfg, bars, &STOP, &progress),
+        };
         finished.store(true, Ordering::Relaxed);
         r
     })?;
     let r = &outcome.report;
     // A bars job's rows may be on standard output: its report goes to standard error.
-    let mut report: Box<dyn Write> = if r.bars.is_some() {
+    let mut report: Box<dyn Write> = if r.bars.is_some() || alerts_on_stdout {
         Box::new(io::stderr().lock())
     } else {
         Box::new(io::stdout().lock())
@@ -1176,6 +1551,29 @@ fn print_run_report(out: &mut dyn Write, path: &Path, r: &pipeline::RunReport) -
             "bars: {} rows written ({} late firings); {} watermark marks; late ledger: {} events dropped as too late (max lateness {} ns), {} refused for lack of room",
             b.rows, b.late_rows, b.marks, b.dropped_late, b.max_lateness_ns, b.overflow
         )?;
+    }
+    if let Some(sv) = &r.surv {
+        let by: Vec<String> = sv
+            .alerts
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(d, n)| format!("{d} {n}"))
+            .collect();
+        writeln!(
+            out,
+            "surveillance: {} alerts ({}); {} marks; flow records applied {}, never applied {}; overflow: alerts {}, accounts {}, risk inputs {}",
+            sv.total,
+            if by.is_empty() { "none".to_string() } else { by.join(", ") },
+            sv.marks,
+            sv.counters.flow_applied,
+            sv.flow_unapplied,
+            sv.alert_overflow,
+            sv.counters.account_overflow,
+            sv.counters.risk_overflow
+        )?;
+        if let Some(l) = &sv.latency {
+            tickwatch::latency::write_table(&mut &mut *out, std::slice::from_ref(l))?;
+        }
     }
     writeln!(
         out,

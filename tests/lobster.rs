@@ -478,7 +478,7 @@ fn silent_changes(msgs: &[Msg], rows: &[Vec<i64>]) -> (u64, u64, u64) {
     }
     let (mut changed, mut gained, mut lost) = (0, 0, 0);
     for (side, price) in prices {
-        let (mut net, mut last, mut was_covered) = (0i64, None, false);
+        let (mut net, mut last, mut was_covered) = (0i64, None::<i64>, false);
         for (k, (m, row)) in msgs.iter().zip(rows).enumerate() {
             if m.side() == side && m.price == price {
                 net += match m.typ {
@@ -493,7 +493,7 @@ fn silent_changes(msgs: &[Msg], rows: &[Vec<i64>]) -> (u64, u64, u64) {
                     .iter()
                     .find(|l| l.0 == price)
                     .map_or(0, |l| l.1);
-                let unexplained = shown - net;
+                let unexplained: i64 = shown - net;
                 match last {
                     Some(before) if was_covered => {
                         assert_eq!(

@@ -27,6 +27,7 @@
 //!   book update, output hop, and end to end (origin → output). In paced replay the origin is the
 //!   time an event was *due*, so a stall counts against every event it delays.
 
+pub mod alerts;
 pub mod bars;
 pub mod event;
 pub mod output;
@@ -219,6 +220,8 @@ pub struct RunReport {
     pub marks: u64,
     /// The windowed bars job, when the run had one.
     pub bars: Option<bars::BarsReport>,
+    /// The surveillance job's report, when the run had one.
+    pub surv: Option<alerts::SurvReport>,
     /// Wall time from the first stage starting to the last finishing, ns.
     pub elapsed_ns: u64,
     /// `messages` / elapsed.
@@ -443,7 +446,37 @@ pub fn run_job(
     stop: &AtomicBool,
     progress: &AtomicU64,
 ) -> Result<RunOutcome, JobError> {
+    run_jobs(buf, cfg, bars, None, stop, progress)
+}
+
+/// [`run`], with surveillance: the workers run the detectors of their stocks and the output
+/// stage merges their records, runs the risk book and writes the alerts — the same bytes for
+/// any worker count.
+///
+/// # Errors
+/// As [`run`]; a write error of the alerts' sink.
+pub fn run_surv(
+    buf: &[u8],
+    cfg: &PipelineConfig,
+    surv: alerts::SurvJob,
+    stop: &AtomicBool,
+    progress: &AtomicU64,
+) -> Result<RunOutcome, JobError> {
+    run_jobs(buf, cfg, None, Some(surv), stop, progress)
+}
+
+fn run_jobs(
+    buf: &[u8],
+    cfg: &PipelineConfig,
+    bars: Option<BarsConfig>,
+    surv: Option<alerts::SurvJob>,
+    stop: &AtomicBool,
+    progress: &AtomicU64,
+) -> Result<RunOutcome, JobError> {
     let n = cfg.workers.max(1);
+    if bars.is_some() && surv.is_some() {
+        return Err(JobError::Config("bars and surveillance are separate runs"));
+    }
     if let Some(b) = &bars {
         if b.by == crate::agg::BarKey::Participant && b.window.allowed_lateness > 0 {
             // A late row is one worker's part of a participant's window: the others' parts of
@@ -459,6 +492,7 @@ pub fn run_job(
     let mut to_output = Vec::with_capacity(n);
     let wb = cfg.worker_books();
     let mut bar_rows = Vec::new();
+    let mut surv_rows = Vec::new();
     for id in 0..n {
         let (tx, rx) = ring::<Event>(cfg.ring_capacity);
         let (otx, orx) = ring::<Done>(cfg.ring_capacity);
@@ -472,6 +506,16 @@ pub fn run_job(
             let bw = BarsWorker::new(b, id, n, wb.max_locates, btx)?;
             worker = worker.with_bars(bw);
             bar_rows.push(brx);
+        }
+        if let Some(j) = &surv {
+            let (stx, srx) = ring(alerts::SurvWorker::RING);
+            worker = worker.with_surv(alerts::SurvWorker::new(
+                j.rules,
+                &j.flow,
+                stx,
+                j.reload.clone(),
+            ));
+            surv_rows.push(srx);
         }
         stages.push(AnyStage::Worker(worker));
     }
@@ -491,6 +535,13 @@ pub fn run_job(
     if let Some(b) = bars {
         reader = reader.with_marks(MarkGen::new(&b), b.window.size);
         output = output.with_bars(BarsMerge::new(bar_rows, b));
+    }
+    let flow_records = surv.as_ref().map_or(0, |j| j.flow.len() as u64);
+    if let Some(j) = surv {
+        reader = reader.with_marks(MarkGen::periodic(j.mark_every), 0);
+        output = output.with_surv(alerts::SurvMerge::new(
+            surv_rows, &j.rules, j.sink, scale, j.reload,
+        ));
     }
     stages.push(AnyStage::Reader(reader));
     stages.push(AnyStage::Output(output));
@@ -592,6 +643,43 @@ pub fn run_job(
         }
         None => None,
     };
+    let surv = match output.surv.take() {
+        Some(mut merge) => {
+            if let Some(e) = merge.error.take() {
+                return Err(JobError::Sink(e));
+            }
+            let written = merge.written();
+            let mut r = alerts::SurvReport {
+                alerts: crate::surv::DetectorId::ALL
+                    .iter()
+                    .map(|d| (d.name().to_string(), written[*d as usize]))
+                    .collect(),
+                total: merge.alerts,
+                marks: reader.marks_sent,
+                alert_overflow: merge.overflow(),
+                latency: Some(StageLatency::merged(
+                    "event to alert",
+                    "event read → alert written",
+                    [&merge.latency],
+                )),
+                ..Default::default()
+            };
+            let mut applied = 0;
+            for s in workers.iter().filter_map(|w| w.surv.as_ref()) {
+                let c = &s.s.counters;
+                r.counters.events += c.events;
+                r.counters.flow_applied += c.flow_applied;
+                r.counters.account_overflow += c.account_overflow;
+                r.counters.risk_overflow += c.risk_overflow;
+                r.counters.reloads += c.reloads;
+                r.alert_overflow += s.s.alerts.overflow + s.lost;
+                applied += c.flow_applied;
+            }
+            r.flow_unapplied = flow_records.saturating_sub(applied);
+            Some(r)
+        }
+        None => None,
+    };
     let mut rings = reader.counters.clone();
     for (r, w) in rings.iter_mut().zip(&workers) {
         r.popped = w.popped;
@@ -642,6 +730,7 @@ pub fn run_job(
         interrupted: reader.interrupted,
         marks: workers.iter().map(|w| w.marks).sum(),
         bars,
+        surv,
         elapsed_ns,
         messages_per_s: reader.messages as f64 * 1e9 / elapsed_ns.max(1) as f64,
         rings,

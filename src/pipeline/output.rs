@@ -1,6 +1,7 @@
 //! The output stage: collects every worker's records, measures end-to-end latency, and keeps
 //! the run's output counters. Later stages hang alerts and aggregates here.
 
+use super::alerts::SurvMerge;
 use super::bars::BarsMerge;
 use super::event::{Done, SeqOrder, TOP_CHANGED};
 use super::reader::UNTIMED;
@@ -32,6 +33,8 @@ pub struct Output {
     live: usize,
     /// The windowed bars' merge and writer, when the run computes bars.
     pub bars: Option<BarsMerge>,
+    /// The alerts' merge, risk book and writer, when the run has surveillance.
+    pub surv: Option<SurvMerge>,
 }
 
 impl Output {
@@ -49,12 +52,19 @@ impl Output {
             scale,
             live,
             bars: None,
+            surv: None,
         }
     }
 
     /// Also merges and writes the workers' bar rows.
     pub fn with_bars(mut self, bars: BarsMerge) -> Output {
         self.bars = Some(bars);
+        self
+    }
+
+    /// Also merges the workers' surveillance records and writes the alerts.
+    pub fn with_surv(mut self, surv: SurvMerge) -> Output {
+        self.surv = Some(surv);
         self
     }
 }
@@ -69,6 +79,14 @@ impl Stage for Output {
             }
             None => true,
         };
+        let bars_done = bars_done
+            && match &mut self.surv {
+                Some(s) => {
+                    worked |= s.work(BATCH);
+                    s.done()
+                }
+                None => true,
+            };
         if self.live == 0 {
             return if bars_done {
                 Progress::Done

@@ -1,6 +1,7 @@
 //! A shard worker: owns the books of its stocks, applies its events in feed order, and reports
 //! each one to the output stage.
 
+use super::alerts::SurvWorker;
 use super::bars::{mark_watermark, BarsWorker, MARK};
 use super::event::{Done, Event, SeqOrder, TOP_CHANGED};
 use super::reader::UNTIMED;
@@ -56,6 +57,8 @@ pub struct Worker {
     stage_timing: bool,
     /// The windowed bars of this shard's stocks, when the run computes them.
     pub bars: Option<BarsWorker>,
+    /// The surveillance detectors of this shard's stocks, when the run has them.
+    pub surv: Option<SurvWorker>,
     /// Watermark marks taken.
     pub marks: u64,
     done: bool,
@@ -120,6 +123,7 @@ impl Worker {
             scale,
             stage_timing,
             bars: None,
+            surv: None,
             marks: 0,
             done: false,
         }
@@ -128,6 +132,12 @@ impl Worker {
     /// Computes windowed bars of this shard's stocks.
     pub fn with_bars(mut self, bars: BarsWorker) -> Worker {
         self.bars = Some(bars);
+        self
+    }
+
+    /// Runs the surveillance detectors of this shard's stocks.
+    pub fn with_surv(mut self, surv: SurvWorker) -> Worker {
+        self.surv = Some(surv);
         self
     }
 }
@@ -145,6 +155,9 @@ impl Stage for Worker {
                 if let Some(b) = &mut self.bars {
                     b.close();
                 }
+                if let Some(s) = &mut self.surv {
+                    s.close();
+                }
                 self.done = true;
                 return Progress::Done;
             }
@@ -161,7 +174,7 @@ impl Stage for Worker {
         }
         // Two copies of the loop: the plain run's has no bars branches at all (measured: the
         // branches cost the book pipeline 7–10 %).
-        if self.bars.is_some() {
+        if self.bars.is_some() || self.surv.is_some() {
             self.batch::<true>(n)
         } else {
             self.batch::<false>(n)
@@ -170,8 +183,8 @@ impl Stage for Worker {
 }
 
 impl Worker {
-    /// Processes `n` events (fewer if the bars' rows ring runs short of room); `BARS`: this run
-    /// computes bars (`self.bars` is `Some`).
+    /// Processes `n` events (fewer if the bars' or alerts' ring runs short of room); `BARS`:
+    /// this run computes bars or surveillance (`self.bars` or `self.surv` is `Some`).
     #[inline(always)]
     fn batch<const BARS: bool>(&mut self, n: usize) -> Progress {
         // The events are read in place (no copy out of the ring), with the look-ahead the
@@ -203,6 +216,11 @@ impl Worker {
                         break;
                     }
                 }
+                if let Some(s) = &mut self.surv {
+                    if !s.has_room() {
+                        break;
+                    }
+                }
             }
             taken += 1;
             if is_mark {
@@ -212,6 +230,9 @@ impl Worker {
                     b.mark(mark_watermark(ev), |l| {
                         books.symbol(l).copied().unwrap_or(*b"?       ")
                     });
+                }
+                if let Some(s) = &mut self.surv {
+                    s.mark(mark_watermark(ev), ev.seq, &self.books);
                 }
                 continue;
             }
@@ -223,6 +244,14 @@ impl Worker {
             let t = ev.body[0];
             let mut flags = 0;
             match decode(ev.message(), 0) {
+                Ok(m) if BARS && self.surv.is_some() => {
+                    if let Some(s) = &mut self.surv {
+                        if s.event(&m, &mut self.books, ev.seq, ev.origin) {
+                            flags = TOP_CHANGED;
+                        }
+                    }
+                    self.processed += 1;
+                }
                 Ok(m) => {
                     // Bars: what the message adds, and (per-participant rows) whose it is, read
                     // before the books forget an order it removes.
@@ -287,6 +316,9 @@ impl Worker {
         if BARS {
             if let Some(b) = &mut self.bars {
                 b.publish();
+            }
+            if let Some(s) = &mut self.surv {
+                s.publish();
             }
         }
         if taken == 0 {

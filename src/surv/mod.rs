@@ -23,6 +23,7 @@
 pub mod abnormal;
 pub mod alert;
 pub mod close;
+pub mod eval;
 pub mod event;
 pub mod flow;
 pub mod ignition;
@@ -696,6 +697,9 @@ pub enum OutBody {
 pub struct SurvRecord {
     /// Sort key.
     pub key: OutKey,
+    /// When the event that raised it was read (TSC ticks; 0: untimed), for event-to-alert
+    /// latency.
+    pub origin: u64,
     /// The record.
     pub body: OutBody,
 }
@@ -708,7 +712,14 @@ const ALERTS_PER_STEP: usize = 256;
 impl Surveillance {
     /// Hands over what the last step raised, as records sorted by key (`epoch`, `phase`, `rel`
     /// as in [`OutKey`]). No allocation: the scratch order is preallocated.
-    pub fn drain_step(&mut self, epoch: u64, phase: u8, rel: u32, mut f: impl FnMut(SurvRecord)) {
+    pub fn drain_step(
+        &mut self,
+        epoch: u64,
+        phase: u8,
+        rel: u32,
+        origin: u64,
+        mut f: impl FnMut(SurvRecord),
+    ) {
         if self.alerts.is_empty() && self.risk.is_empty() {
             return;
         }
@@ -750,7 +761,7 @@ impl Surveillance {
                 let (ts, seq, input) = self.risk[i as usize];
                 OutBody::Risk { ts, seq, input }
             };
-            f(SurvRecord { key, body });
+            f(SurvRecord { key, origin, body });
         }
         self.alerts.drain();
         self.risk.clear();
@@ -835,7 +846,7 @@ pub fn surveil_feed(
     let mut report = crate::replay::ReplayReport::default();
     let mut take = |s: &mut Surveillance, epoch: u64, phase: u8, rel: u32, books: &Books| {
         let _ = books;
-        s.drain_step(epoch, phase, rel, |r| out.take(&r, |a| alerts.push(*a)));
+        s.drain_step(epoch, phase, rel, 0, |r| out.take(&r, |a| alerts.push(*a)));
     };
     crate::replay::for_each_message(feed, books, false, &mut report, |books, msg, _| {
         let ts = msg.timestamp();

@@ -1,0 +1,225 @@
+//! Detection quality: alerts scored against a generated feed's ground truth.
+//!
+//! An episode is **detected** when an alert of its detector names its stock, names its
+//! participant (or no participant), and is stamped within the episode's detection window
+//! [`detect_from_ns`, `detect_until_ns`]. An alert is a **true positive** when it detects some
+//! episode. Per detector: recall = episodes detected / episodes; precision = true-positive alerts
+//! / alerts. Detectors with no scenario (order-to-trade, abnormal move, locked/crossed, risk) have
+//! no truth: their alerts are counted, not scored.
+//!
+//! [`detect_from_ns`]: crate::scenario::Episode::detect_from_ns
+//! [`detect_until_ns`]: crate::scenario::Episode::detect_until_ns
+
+use crate::scenario::Truth;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The fields of an alert that scoring reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertRef {
+    /// Event time.
+    pub ts: u64,
+    /// Detector name.
+    pub detector: String,
+    /// Symbol (empty: none).
+    pub stock: String,
+    /// Participant (empty: none).
+    pub participant: String,
+}
+
+/// One detector's scores.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Score {
+    /// Detector.
+    pub detector: String,
+    /// Episodes of its scenarios in the truth.
+    pub episodes: u64,
+    /// Of them, detected.
+    pub detected: u64,
+    /// Alerts it raised.
+    pub alerts: u64,
+    /// Of them, detecting an episode.
+    pub true_positives: u64,
+    /// detected / episodes (`None` without episodes).
+    pub recall: Option<f64>,
+    /// true positives / alerts (`None` without episodes or without alerts).
+    pub precision: Option<f64>,
+    /// Ids of the episodes missed.
+    pub missed: Vec<u32>,
+}
+
+/// Parses alerts JSONL (the `ts_ns`, `detector`, `stock`, `participant` of each line).
+///
+/// # Errors
+/// A line that is not a JSON object with those fields, naming the line.
+pub fn parse_alerts(text: &str) -> Result<Vec<AlertRef>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("alerts line {}: {e}", i + 1))?;
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+        let ts = v
+            .get("ts_ns")
+            .and_then(|x| x.as_u64())
+            .ok_or_else(|| format!("alerts line {}: no ts_ns", i + 1))?;
+        let detector = s("detector");
+        if detector.is_empty() {
+            return Err(format!("alerts line {}: no detector", i + 1));
+        }
+        out.push(AlertRef {
+            ts,
+            detector,
+            stock: s("stock"),
+            participant: s("participant"),
+        });
+    }
+    Ok(out)
+}
+
+/// Scores `alerts` against `truth`, one row per detector that has episodes or alerts (in
+/// detector order).
+pub fn score(truth: &Truth, alerts: &[AlertRef]) -> Vec<Score> {
+    let mut rows: BTreeMap<u8, Score> = BTreeMap::new();
+    let id = |name: &str| super::DetectorId::from_name(name).map_or(u8::MAX, |d| d as u8);
+    for ep in &truth.episodes {
+        let r = rows.entry(id(&ep.detector)).or_default();
+        r.detector = ep.detector.clone();
+        r.episodes += 1;
+    }
+    let detects = |a: &AlertRef, ep: &crate::scenario::Episode| {
+        a.detector == ep.detector
+            && a.stock == ep.stock
+            && (a.participant.is_empty() || a.participant == ep.participant)
+            && (ep.detect_from_ns..=ep.detect_until_ns).contains(&a.ts)
+    };
+    for a in alerts {
+        let r = rows.entry(id(&a.detector)).or_default();
+        r.detector = a.detector.clone();
+        r.alerts += 1;
+        if truth.episodes.iter().any(|ep| detects(a, ep)) {
+            r.true_positives += 1;
+        }
+    }
+    for ep in &truth.episodes {
+        let r = rows.get_mut(&id(&ep.detector)).expect("row made above");
+        if alerts.iter().any(|a| detects(a, ep)) {
+            r.detected += 1;
+        } else {
+            r.missed.push(ep.id);
+        }
+    }
+    rows.into_values()
+        .map(|mut r| {
+            if r.episodes > 0 {
+                r.recall = Some(r.detected as f64 / r.episodes as f64);
+                if r.alerts > 0 {
+                    r.precision = Some(r.true_positives as f64 / r.alerts as f64);
+                }
+            }
+            r
+        })
+        .collect()
+}
+
+/// The scores as a table.
+pub fn format_scores(rows: &[Score]) -> String {
+    let mut s = format!(
+        "{:<20} {:>8} {:>8} {:>7} {:>7} {:>7} {:>9}\n",
+        "detector", "episodes", "detected", "recall", "alerts", "true+", "precision"
+    );
+    let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.3}"));
+    for r in rows {
+        s.push_str(&format!(
+            "{:<20} {:>8} {:>8} {:>7} {:>7} {:>7} {:>9}\n",
+            r.detector,
+            r.episodes,
+            r.detected,
+            f(r.recall),
+            r.alerts,
+            r.true_positives,
+            f(r.precision)
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Episode;
+
+    fn ep(id: u32, det: &str, stock: &str, who: &str, from: u64, until: u64) -> Episode {
+        Episode {
+            id,
+            scenario: "x".into(),
+            detector: det.into(),
+            stock: stock.into(),
+            locate: 1,
+            participant: who.into(),
+            mpid: who.into(),
+            account: String::new(),
+            start_ns: from,
+            end_ns: until,
+            detect_from_ns: from,
+            detect_until_ns: until,
+        }
+    }
+
+    fn al(ts: u64, det: &str, stock: &str, who: &str) -> AlertRef {
+        AlertRef {
+            ts,
+            detector: det.into(),
+            stock: stock.into(),
+            participant: who.into(),
+        }
+    }
+
+    #[test]
+    fn an_alert_detects_only_its_own_detector_stock_participant_and_window() {
+        let truth = Truth {
+            episodes: vec![
+                ep(0, "spoofing", "ABC", "GSCO", 100, 200),
+                ep(1, "spoofing", "XYZ", "MSCO", 300, 400),
+            ],
+            ..Truth::default()
+        };
+        let alerts = [
+            al(150, "spoofing", "ABC", "GSCO"), // detects 0
+            al(150, "spoofing", "ABC", "GSCO"), // a duplicate: still a true positive
+            al(350, "spoofing", "XYZ", "GSCO"), // wrong participant
+            al(450, "spoofing", "XYZ", "MSCO"), // too late
+            al(350, "layering", "XYZ", "MSCO"), // other detector: no episodes
+        ];
+        let rows = score(&truth, &alerts);
+        assert_eq!(rows.len(), 2);
+        let s = &rows[0];
+        assert_eq!(
+            (s.episodes, s.detected, s.alerts, s.true_positives),
+            (2, 1, 4, 2)
+        );
+        assert_eq!(s.recall, Some(0.5));
+        assert_eq!(s.precision, Some(0.5));
+        assert_eq!(s.missed, vec![1]);
+        let l = &rows[1];
+        assert_eq!((l.episodes, l.alerts), (0, 1));
+        assert_eq!((l.recall, l.precision), (None, None));
+        // An alert that names no participant may detect an episode.
+        let rows = score(&truth, &[al(399, "spoofing", "XYZ", "")]);
+        assert_eq!(rows[0].detected, 1);
+    }
+
+    #[test]
+    fn alerts_jsonl_errors_name_the_line() {
+        assert!(parse_alerts("{\"ts_ns\":1,\"detector\":\"x\"}\nnot json\n")
+            .unwrap_err()
+            .starts_with("alerts line 2"));
+        let a = parse_alerts(
+            "{\"ts_ns\":5,\"detector\":\"wash_trade\",\"stock\":\"A\",\"participant\":null}\n",
+        )
+        .unwrap();
+        assert_eq!(a[0].participant, "");
+    }
+}
