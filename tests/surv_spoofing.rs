@@ -3,10 +3,13 @@
 //! near misses that must not.
 
 use tickwatch::book::{BookConfig, Books};
+use tickwatch::gen::{generate_scenarios, GenConfig, ScenarioPlan};
 use tickwatch::itch::be::{BeU32, BeU64};
 use tickwatch::itch::encode::{header, push_frame};
 use tickwatch::itch::wire::*;
 use tickwatch::itch::Side;
+use tickwatch::scenario::{ScenarioKind, Truth};
+use tickwatch::surv::eval::{parse_alerts, score};
 use tickwatch::surv::event::{party_name, party_of_mpid, party_of_name};
 use tickwatch::surv::{
     surveil_feed, Alert, Capacity, DetectorId, FlowEvent, FlowRecord, Rules, NOBODY,
@@ -329,9 +332,9 @@ fn spoofing_near_miss_small_or_away_from_the_touch() {
     f.exec(T0 + 150 * MS, 10, 200);
     f.delete(T0 + 200 * MS, 11);
     assert!(spoofs(&f).is_empty());
-    // 1,200 joining a 1,500 offer: 44 % of the touch.
+    // 1,200 joining a 5,100 offer: 19 % of the touch.
     let mut f = Feed::with_book();
-    f.add(T0 - 1, 5, b'S', 1_200, 10.02, None);
+    f.add(T0 - 1, 5, b'S', 4_800, 10.02, None);
     f.add(T0, 10, b'B', 200, 10.00, Some(GSCO));
     f.add(T0 + 100 * MS, 11, b'S', 1_200, 10.02, Some(GSCO));
     f.exec(T0 + 150 * MS, 10, 200);
@@ -539,14 +542,14 @@ fn layering_near_miss_a_single_large_order_is_spoofing_only() {
 
 #[test]
 fn layering_near_miss_small_shares_of_busy_levels() {
-    // The levels are deep (5,000 anonymous shares each): GSCO's 1,000 are a sixth of them.
+    // The levels are deep (10,000 anonymous shares each): GSCO's 2,000 are a sixth of them.
     let mut f = Feed::with_book();
     for (i, p) in [9.99, 9.98, 9.97].into_iter().enumerate() {
-        f.add(T0 - 500 * MS, 30 + i as u64, b'B', 5_000, p, None);
+        f.add(T0 - 500 * MS, 30 + i as u64, b'B', 10_000, p, None);
     }
-    f.add(T0, 20, b'B', 1_000, 9.99, Some(GSCO));
-    f.add(T0 + 50 * MS, 21, b'B', 1_000, 9.98, Some(GSCO));
-    f.add(T0 + 100 * MS, 22, b'B', 1_000, 9.97, Some(GSCO));
+    f.add(T0, 20, b'B', 2_000, 9.99, Some(GSCO));
+    f.add(T0 + 50 * MS, 21, b'B', 2_000, 9.98, Some(GSCO));
+    f.add(T0 + 100 * MS, 22, b'B', 2_000, 9.97, Some(GSCO));
     f.add(T0 + 200 * MS, 10, b'S', 200, 10.02, Some(GSCO));
     f.exec(T0 + 300 * MS, 10, 200);
     for r in [20, 21, 22] {
@@ -570,4 +573,115 @@ fn layering_on_the_offer_side_with_replaces_away() {
     assert_eq!(party_name(&l[0].party), "GSCO");
     assert_ne!(l[0].party, NOBODY);
     let _ = party_of_mpid(*GSCO);
+}
+
+/// A deep book: 100 anonymous orders of 300 at the 10.00 bid and at the 10.01 offer, and a
+/// few levels behind each (refs from 1,000).
+fn deep_book() -> Feed {
+    let mut f = Feed::new();
+    let t = T0 - 900 * MS;
+    let mut r = 1_000;
+    for (side, prices) in [
+        (b'B', [10.00, 9.99, 9.98, 9.97]),
+        (b'S', [10.01, 10.02, 10.03, 10.04]),
+    ] {
+        for p in prices {
+            for _ in 0..100 {
+                f.add(t, r, side, 300, p, None);
+                r += 1;
+            }
+        }
+    }
+    f
+}
+
+#[test]
+fn spoofing_on_a_deep_touch_fires_by_size_multiple() {
+    // 7,000 joining 30,000 in 100 orders: 19 % of the touch, 23× the average order there.
+    let mut f = deep_book();
+    f.add(T0, 10, b'B', 200, 10.00, Some(GSCO));
+    f.add(T0 + 100 * MS, 11, b'S', 7_000, 10.01, Some(GSCO));
+    f.exec(T0 + 150 * MS, 10, 200);
+    f.delete(T0 + 200 * MS, 11);
+    let s = spoofs(&f);
+    assert_eq!(s.len(), 1, "{s:?}");
+    let m = ev(&s[0], "size_multiple_ratio");
+    assert!((m - 7_000.0 / 300.0).abs() < 1e-9, "{m}");
+    assert!(s[0]
+        .evidence_list()
+        .iter()
+        .all(|e| e.name != "touch_share_ratio"));
+    // 5,000 there: 14 % and 17×: neither.
+    let mut f = deep_book();
+    f.add(T0, 10, b'B', 200, 10.00, Some(GSCO));
+    f.add(T0 + 100 * MS, 11, b'S', 5_000, 10.01, Some(GSCO));
+    f.exec(T0 + 150 * MS, 10, 200);
+    f.delete(T0 + 200 * MS, 11);
+    assert!(spoofs(&f).is_empty());
+}
+
+#[test]
+fn layering_on_deep_levels_holds_them_by_size_multiple() {
+    // 6,500 on each of 9.99, 9.98, 9.97 (30,000 in 100 orders each): 18 %, 21.7×.
+    let build = |shares: u32| {
+        let mut f = deep_book();
+        f.add(T0, 20, b'B', shares, 9.99, Some(GSCO));
+        f.add(T0 + 10 * MS, 21, b'B', shares, 9.98, Some(GSCO));
+        f.add(T0 + 20 * MS, 22, b'B', shares, 9.97, Some(GSCO));
+        f.add(T0 + 30 * MS, 10, b'S', 200, 10.01, Some(GSCO));
+        f.exec(T0 + 100 * MS, 10, 200);
+        f.delete(T0 + 150 * MS, 20);
+        f.delete(T0 + 160 * MS, 21);
+        f
+    };
+    let l = layerings(&build(6_500));
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert_eq!(ev(&l[0], "levels_held"), 3.0);
+    assert!((ev(&l[0], "min_size_multiple_ratio") - 6_500.0 / 300.0).abs() < 1e-9);
+    // 5,000 each: 14 %, 16.7×: not held.
+    assert!(layerings(&build(5_000)).is_empty());
+}
+
+#[test]
+fn generated_episodes_are_found_with_recall_and_precision_floors() {
+    // A 10-minute session, 60 stocks, 30 episodes of each scenario among the background's
+    // attributed orders of the same MPIDs.
+    for seed in [3, 4] {
+        let mut feed = Vec::new();
+        let (_, episodes, _) = generate_scenarios(
+            &GenConfig {
+                messages: 300_000,
+                symbols: 60,
+                live_orders: 15_000,
+                seed,
+            },
+            600_000_000_000,
+            &ScenarioPlan {
+                kinds: vec![ScenarioKind::Spoofing, ScenarioKind::Layering],
+                rate: 3.0,
+            },
+            &mut feed,
+        )
+        .unwrap();
+        let mut books = Books::new(BookConfig::small());
+        let (alerts, _) = surveil_feed(&feed, &mut books, rules(), &[], 1024).unwrap();
+        let mut jsonl = Vec::new();
+        for a in &alerts {
+            a.write_json(&mut jsonl);
+        }
+        let refs = parse_alerts(std::str::from_utf8(&jsonl).unwrap()).unwrap();
+        let truth = Truth {
+            episodes,
+            ..Truth::default()
+        };
+        for d in ["spoofing", "layering"] {
+            let s = score(&truth, &refs)
+                .into_iter()
+                .find(|s| s.detector == d)
+                .unwrap();
+            assert!(s.episodes >= 25, "seed {seed} {d}: {s:?}");
+            assert!(s.recall.unwrap() >= 0.95, "seed {seed} {d}: {s:?}");
+            assert!(s.precision.unwrap() >= 0.9, "seed {seed} {d}: {s:?}");
+        }
+    }
 }

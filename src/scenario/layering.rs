@@ -1,10 +1,11 @@
-//! The layering episode: the manipulator stacks 3–4 large attributed orders on one side at the
-//! levels one, two, three (and four) ticks behind the best price — each far larger than the
+//! The layering episode: the manipulator stacks 4–5 large attributed orders on one side at the
+//! levels one to four (and five) ticks behind the best price — each far larger than the
 //! background's orders there, so it holds most of each level — then the price leans its way
 //! (a modest sweep of the other side), the manipulator rests a small genuine order on the other
 //! side at the new best price, it is filled, and the layers are cancelled one after another.
 //!
-//! Sizes and delays are random: layers 30–80 round lots each, 20–120 ms apart; the sweep
+//! Sizes and delays are random: layers 120–300 round lots each (levels near the touch of
+//! the busy generated stocks hold 10,000–40,000 shares), 20–120 ms apart; the sweep
 //! 1–4 round lots 20–100 ms after the last layer; the genuine order (1–5 round lots)
 //! 10–60 ms later, filled 20–150 ms after that; the layers cancelled from 10–200 ms after the
 //! fill, 5–40 ms apart. The detector fires at the second cancel; the window runs from the start
@@ -22,7 +23,7 @@ pub fn script(rng: &mut SplitMix64, c: &EpisodeCtx) -> Script {
     } else {
         (b'S', b'B')
     };
-    let n = 3 + rng.below(2) as u8;
+    let n = 4 + rng.below(2) as u8;
     let mut actions = Vec::with_capacity(2 * n as usize + 4);
     let mut t = 0;
     for i in 0..n {
@@ -35,7 +36,7 @@ pub fn script(rng: &mut SplitMix64, c: &EpisodeCtx) -> Script {
                 h: i,
                 side: layered,
                 px: Px::Best(-(i as i32) - 1),
-                shares: 100 * (30 + rng.below(51) as u32),
+                shares: 100 * (120 + rng.below(181) as u32),
                 attributed: true,
                 flow: 0,
             },
@@ -114,7 +115,7 @@ mod tests {
                 .iter()
                 .filter(|a| matches!(a.op, Op::Add { px: Px::Best(k), .. } if k < 0))
                 .count();
-            assert!((3..=4).contains(&layers));
+            assert!((4..=5).contains(&layers));
             let cancels = s
                 .actions
                 .iter()

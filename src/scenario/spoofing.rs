@@ -3,8 +3,9 @@
 //! when the spread is one tick), which invites others to trade against the genuine order; the
 //! genuine order is filled, and the large order is cancelled moments later (FINRA 5210 .03).
 //!
-//! Sizes and delays are random: genuine 1–5 round lots, spoof 20–80 round lots (the background
-//! adds 1–50, nearly all below 10), 50–300 ms from the genuine order to the spoof, 20–200 ms to
+//! Sizes and delays are random: genuine 1–5 round lots, spoof 200–500 round lots (the background
+//! adds 1–50, nearly all below 10; the touch of a busy stock holds 1,000–50,000 shares, and the
+//! spread is mostly one tick, so the spoof usually joins the best price with a large share of it), 50–300 ms from the genuine order to the spoof, 20–200 ms to
 //! the fill, 10–200 ms from the fill to the cancel. The detector fires at the cancel; the window
 //! runs from the start to 1 s after it.
 
@@ -21,7 +22,7 @@ pub fn script(rng: &mut SplitMix64, c: &EpisodeCtx) -> Script {
         (b'S', b'B')
     };
     let genuine_shares = 100 * (1 + rng.below(5) as u32);
-    let spoof_shares = 100 * (20 + rng.below(61) as u32);
+    let spoof_shares = 100 * (200 + rng.below(301) as u32);
     let t_spoof = 50 * MS + rng.below(250 * MS);
     let t_fill = t_spoof + 20 * MS + rng.below(180 * MS);
     let t_cancel = t_fill + 10 * MS + rng.below(190 * MS);
@@ -91,7 +92,7 @@ mod tests {
             let Op::Add { shares, .. } = s.actions[1].op else {
                 panic!("spoof add")
             };
-            assert!(shares >= 2_000);
+            assert!(shares >= 20_000);
             assert!(matches!(s.actions[2].op, Op::Fill { h: 0, .. }));
             assert!(matches!(s.actions[3].op, Op::Cancel { h: 1 }));
             assert!(s.detect_until > s.actions[3].at);

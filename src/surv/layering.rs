@@ -13,7 +13,8 @@
 //! 1. **Arming.** When an order of the participant executes on one side, the other (layered)
 //!    side's top `top_levels` levels are read from the book ([`crate::book::Books::depth`]):
 //!    a level is *held* when the participant's own orders there make up at least
-//!    `min_level_share` of its shares. With at least `min_levels_held` levels held (≥ 2: a single
+//!    `min_level_share` of its shares, or (books too deep for any one participant to own a large
+//!    share) are at least `min_size_multiple` times the average other order there. With at least `min_levels_held` levels held (≥ 2: a single
 //!    large order is the spoofing shape, not layering) and `min_layer_shares` in them, the
 //!    layers are marked.
 //! 2. **Pull.** When `min_cancelled_layers` of the marked layers are cancelled (deleted, or
@@ -31,7 +32,7 @@
 //! an attributed execution with layers on the other side reads those levels and its ≤ 8 orders.
 
 use super::event::{Kind, Party, NOBODY};
-use super::spoofing::{better, opposite, pair_key};
+use super::spoofing::{better, opposite, pair_key, size_multiple};
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
 use crate::itch::Side;
 use crate::state::KeyedState;
@@ -63,12 +64,20 @@ pub struct LayeringRules {
     /// large order is spoofing, not layering).
     pub min_levels_held: u32,
     /// Smallest share of a level's displayed shares the participant's own orders must make up
-    /// for the level to count as held, ratio 0..=1. Default 0.5: the participant *is* that
-    /// level. Ten MPIDs share 15 % of the generated background's adds, so a background MPID
-    /// rarely owns half of even one level near the touch.
+    /// for the level to count as held, ratio 0..=1. Default 0.2: levels near the touch of busy
+    /// names hold dozens of orders (10,000–40,000 shares in the generated busy stocks), and an
+    /// ordinary participant makes up a few percent of one (ten MPIDs share the 15 % of the
+    /// generated adds that are attributed); a fifth of each of several levels is a wall.
     pub min_level_share: f64,
-    /// Fewest shares in the held levels together, shares. Default 1,500: layers are built to be
-    /// seen (15 round lots and more).
+    /// Or: smallest size of the participant's orders at a level over the average size of the
+    /// other orders there, ratio, for the level to count as held. Default 20: the busiest
+    /// generated book holds 70,000–125,000 shares in 250–550 orders per level, where no
+    /// participant can own a fifth, but a layer of a hundred round lots dwarfs the orders
+    /// around it (an ordinary order is a few round lots).
+    pub min_size_multiple: f64,
+    /// Fewest shares in the held levels together, shares. Default 5,000 (50 round lots): thin
+    /// books can make a few small orders a large share of their levels; layers are built to be
+    /// seen.
     pub min_layer_shares: u64,
     /// Fewest layer orders cancelled after the execution, orders. Default 2.
     pub min_cancelled_layers: u32,
@@ -93,8 +102,9 @@ impl Default for LayeringRules {
             enabled: true,
             top_levels: 5,
             min_levels_held: 3,
-            min_level_share: 0.5,
-            min_layer_shares: 1_500,
+            min_level_share: 0.2,
+            min_size_multiple: 20.0,
+            min_layer_shares: 5_000,
             min_cancelled_layers: 2,
             max_cancel_after_exec_ns: 2_000_000_000,
             min_move_bps: -10_000.0,
@@ -123,6 +133,12 @@ impl LayeringRules {
             return Err(format!(
                 "min_level_share must be within (0, 1] (got {})",
                 self.min_level_share
+            ));
+        }
+        if self.min_size_multiple.is_nan() || self.min_size_multiple < 1.0 {
+            return Err(format!(
+                "min_size_multiple must be at least 1 (got {})",
+                self.min_size_multiple
             ));
         }
         if self.min_cancelled_layers == 0 || self.min_cancelled_layers as usize > LAYER_ORDERS {
@@ -192,6 +208,8 @@ struct Pair {
     exec_shares: u64,
     levels_held: u32,
     min_share: f64,
+    /// Smallest size multiple among levels held by multiple, not share (∞: none).
+    min_multiple: f64,
     layer_shares: u64,
     first_add: u64,
     mid2_first: u64,
@@ -213,6 +231,7 @@ const NO_PAIR: Pair = Pair {
     exec_shares: 0,
     levels_held: 0,
     min_share: 0.0,
+    min_multiple: f64::INFINITY,
     layer_shares: 0,
     first_add: 0,
     mid2_first: 0,
@@ -439,21 +458,31 @@ impl Layering {
         }
         let mine = &mine[..m];
         let (mut held, mut min_share, mut layer_shares) = (0u32, 1.0f64, 0u64);
+        // The smallest size multiple among the levels held by it alone (not by share).
+        let mut min_multiple = f64::INFINITY;
         let mut held_prices = [0u32; MAX_TOP_LEVELS as usize];
         for lvl in ctx.books.depth(ev.locate, ls).take(r.top_levels as usize) {
             if lvl.shares == 0 {
                 continue;
             }
-            let own: u64 = mine
-                .iter()
-                .filter(|(_, o)| o.price == lvl.price)
-                .map(|(_, o)| o.shares as u64)
-                .sum();
+            let (mut own, mut own_orders) = (0u64, 0u32);
+            for (_, o) in mine.iter().filter(|(_, o)| o.price == lvl.price) {
+                own += o.shares as u64;
+                own_orders += 1;
+            }
+            if own == 0 {
+                continue;
+            }
             let share = own as f64 / lvl.shares as f64;
-            if own > 0 && share >= r.min_level_share {
+            let by_share = share >= r.min_level_share;
+            let multiple = size_multiple(own, own_orders, lvl.shares, lvl.orders);
+            if by_share || multiple >= r.min_size_multiple {
                 held_prices[held as usize] = lvl.price;
                 held += 1;
                 min_share = min_share.min(share);
+                if !by_share {
+                    min_multiple = min_multiple.min(multiple);
+                }
                 layer_shares += own.min(lvl.shares);
             }
         }
@@ -482,6 +511,7 @@ impl Layering {
                 exec_shares: shares as u64,
                 levels_held: held,
                 min_share,
+                min_multiple,
                 layer_shares,
                 first_add,
                 mid2_first,
@@ -547,20 +577,30 @@ impl Layering {
         for &pr in &p.pulled[..(p.cancelled as usize).min(PULLED_REFS)] {
             a = a.order_ref(pr);
         }
-        out.push(
+        let a = a.evidence(
+            "levels_held",
+            p.levels_held as f64,
+            ">=",
+            r.min_levels_held as f64,
+        );
+        let a = if p.min_multiple.is_finite() {
+            // Some level was held by size, not share: the weakest such level.
             a.evidence(
-                "levels_held",
-                p.levels_held as f64,
+                "min_size_multiple_ratio",
+                p.min_multiple,
                 ">=",
-                r.min_levels_held as f64,
+                r.min_size_multiple,
             )
-            .evidence(
+        } else {
+            a.evidence(
                 "min_level_share_ratio",
                 p.min_share,
                 ">=",
                 r.min_level_share,
             )
-            .evidence(
+        };
+        out.push(
+            a.evidence(
                 "layer_shares",
                 p.layer_shares as f64,
                 ">=",

@@ -11,8 +11,9 @@
 //!
 //! 1. **Candidate.** An attributed add of at least `min_spoof_shares` that rests at the touch
 //!    after it arrives (it improved the best price, or joined it) and makes up at least
-//!    `min_touch_share` of the touch size there becomes a candidate spoof, remembered per
-//!    (stock, participant, side).
+//!    `min_touch_share` of the touch size there — or, on books too deep for any one order to be
+//!    a large share, is at least `min_size_multiple` times the average order already there —
+//!    becomes a candidate spoof, remembered per (stock, participant, side).
 //! 2. **Inducement.** An execution of a resting order of that participant on the opposite side
 //!    (the aggressor was induced to trade against it) while the candidate stands, within
 //!    `max_lifetime_ns` of the candidate's add, is credited to every candidate of the pair.
@@ -57,9 +58,18 @@ pub struct SpoofingRules {
     /// alone sets a candidate apart.
     pub min_spoof_shares: u32,
     /// Smallest share of the touch the order makes up right after it rests there, ratio 0..=1.
-    /// Default 0.5: it at least doubles the size at the best price it joined (an order that
-    /// improves the best price is the whole touch, 1.0).
+    /// Default 0.2: it adds at least a quarter to the size at the best price it joined (an
+    /// order that improves the best price is the whole touch, 1.0). Touches of busy names hold
+    /// dozens of orders (the generated busy stocks show 1,000–50,000 shares at the best, and a
+    /// one-tick spread that leaves no room to improve), so a fifth of the touch from a single
+    /// order is already a conspicuous concentration.
     pub min_touch_share: f64,
+    /// Or: smallest size of the order over the average size of the other orders resting at the
+    /// touch, ratio. Default 20: on the deepest books (the generated busiest stock shows
+    /// 100,000–230,000 shares and over a thousand orders at the best) no single order can be a
+    /// fifth of the touch, but a spoof still dwarfs the orders around it (ordinary orders are
+    /// a few round lots; a spoof is a hundred times that).
+    pub min_size_multiple: f64,
     /// Longest time from the spoof's add to its cancel, ns. Default 2 s: spoofs are pulled as
     /// soon as the other side trades (FINRA cases speak of orders live for seconds or less);
     /// genuine large orders usually rest longer.
@@ -86,7 +96,8 @@ impl Default for SpoofingRules {
         SpoofingRules {
             enabled: true,
             min_spoof_shares: 1_000,
-            min_touch_share: 0.5,
+            min_touch_share: 0.2,
+            min_size_multiple: 20.0,
             max_lifetime_ns: 2_000_000_000,
             max_exec_to_cancel_ns: 1_000_000_000,
             min_exec_shares: 1,
@@ -112,6 +123,12 @@ impl SpoofingRules {
         }
         ratio("min_touch_share", self.min_touch_share)?;
         ratio("max_spoof_fill_ratio", self.max_spoof_fill_ratio)?;
+        if self.min_size_multiple.is_nan() || self.min_size_multiple < 1.0 {
+            return Err(format!(
+                "min_size_multiple must be at least 1 (got {})",
+                self.min_size_multiple
+            ));
+        }
         ratio("min_cancel_ratio", self.min_cancel_ratio)?;
         if self.min_cancel_ratio == 0.0 {
             return Err("min_cancel_ratio must be above 0".into());
@@ -185,6 +202,23 @@ pub(crate) fn better(side: Side, a: u32, b: u32) -> bool {
     }
 }
 
+/// `own` shares in `own_orders` orders over the average of the *other* orders of a level of
+/// `level_shares` in `level_orders` orders (infinite when there are no others).
+#[inline]
+pub(crate) fn size_multiple(
+    own: u64,
+    own_orders: u32,
+    level_shares: u64,
+    level_orders: u32,
+) -> f64 {
+    let others = level_orders.saturating_sub(own_orders);
+    let other_shares = level_shares.saturating_sub(own);
+    if others == 0 || other_shares == 0 {
+        return f64::INFINITY;
+    }
+    own as f64 / (other_shares as f64 / others as f64)
+}
+
 /// A candidate spoof.
 #[derive(Clone, Copy, Debug)]
 struct Cand {
@@ -204,6 +238,10 @@ struct Cand {
     improve_ticks: u32,
     /// Its share of the touch right after the add.
     touch_share: f64,
+    /// Its size over the average of the other orders at the touch.
+    multiple: f64,
+    /// It qualified by its share of the touch (else by its size multiple).
+    by_share: bool,
     /// The participant's opposite-side shares executed while it stood.
     opp_shares: u64,
     /// The last such execution: time and order.
@@ -222,6 +260,8 @@ const NO_CAND: Cand = Cand {
     cancelled: 0,
     improve_ticks: 0,
     touch_share: 0.0,
+    multiple: 0.0,
+    by_share: false,
     opp_shares: 0,
     opp_last_ts: 0,
     opp_ref: 0,
@@ -322,7 +362,14 @@ impl Spoofing {
         }
     }
 
-    fn on_add(&mut self, r: &SpoofingRules, ev: &SurvEvent, order_ref: u64, side: Side) {
+    fn on_add(
+        &mut self,
+        r: &SpoofingRules,
+        ev: &SurvEvent,
+        ctx: &Ctx<'_>,
+        order_ref: u64,
+        side: Side,
+    ) {
         let Kind::Add {
             price,
             shares,
@@ -341,7 +388,13 @@ impl Spoofing {
             return;
         }
         let touch_share = shares as f64 / touch_after as f64;
-        if touch_share < r.min_touch_share {
+        // Or it dwarfs the orders already there (deep touches of busy names).
+        let multiple = match ctx.books.best(ev.locate, side) {
+            Some(l) if l.price == price => size_multiple(shares as u64, 1, l.shares, l.orders),
+            _ => 0.0,
+        };
+        let by_share = touch_share >= r.min_touch_share;
+        if !by_share && multiple < r.min_size_multiple {
             return;
         }
         let (best_before, touch_before) = side_touch(&ev.before, side);
@@ -391,6 +444,8 @@ impl Spoofing {
             resting: shares,
             improve_ticks,
             touch_share,
+            multiple,
+            by_share,
             ..NO_CAND
         };
         if self.cands.set(order_ref, ev.ts, c).is_err() {
@@ -481,20 +536,24 @@ impl Spoofing {
         } else {
             Severity::Medium
         };
+        let a = Alert::new(DetectorId::Spoofing, ev.ts, ev.seq, ev.locate, ctx.symbol)
+            .party(c.party)
+            .severity(sev)
+            .order_ref(cr)
+            .order_ref(c.opp_ref)
+            .evidence(
+                "spoof_shares",
+                c.shares as f64,
+                ">=",
+                r.min_spoof_shares as f64,
+            );
+        let a = if c.by_share {
+            a.evidence("touch_share_ratio", c.touch_share, ">=", r.min_touch_share)
+        } else {
+            a.evidence("size_multiple_ratio", c.multiple, ">=", r.min_size_multiple)
+        };
         out.push(
-            Alert::new(DetectorId::Spoofing, ev.ts, ev.seq, ev.locate, ctx.symbol)
-                .party(c.party)
-                .severity(sev)
-                .order_ref(cr)
-                .order_ref(c.opp_ref)
-                .evidence(
-                    "spoof_shares",
-                    c.shares as f64,
-                    ">=",
-                    r.min_spoof_shares as f64,
-                )
-                .evidence("touch_share_ratio", c.touch_share, ">=", r.min_touch_share)
-                .evidence("improve_ticks", c.improve_ticks as f64, ">=", 0.0)
+            a.evidence("improve_ticks", c.improve_ticks as f64, ">=", 0.0)
                 .evidence(
                     "lifetime_ns",
                     lifetime as f64,
@@ -532,7 +591,7 @@ impl Detector for Spoofing {
         match ev.kind {
             Kind::Add {
                 order_ref, side, ..
-            } => self.on_add(r, ev, order_ref, side),
+            } => self.on_add(r, ev, ctx, order_ref, side),
             Kind::Exec {
                 order_ref,
                 side,
