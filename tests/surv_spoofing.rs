@@ -11,9 +11,17 @@ use tickwatch::itch::Side;
 use tickwatch::scenario::{ScenarioKind, Truth};
 use tickwatch::surv::eval::{parse_alerts, score};
 use tickwatch::surv::event::{party_name, party_of_mpid, party_of_name};
+use tickwatch::surv::layering::Layering;
+use tickwatch::surv::spoofing::Spoofing;
 use tickwatch::surv::{
-    surveil_feed, Alert, Capacity, DetectorId, FlowEvent, FlowRecord, Rules, NOBODY,
+    surveil_feed, Alert, Alerts, Capacity, Ctx, Detector, DetectorId, FlowEvent, FlowRecord, Rules,
+    SurvEvent, NOBODY,
 };
+
+mod common;
+
+#[global_allocator]
+static GLOBAL: common::Counting = common::Counting;
 
 const LOC: u16 = 1;
 const SYM: [u8; 8] = *b"TEST    ";
@@ -642,27 +650,73 @@ fn layering_on_deep_levels_holds_them_by_size_multiple() {
     assert!(layerings(&build(5_000)).is_empty());
 }
 
+fn generated(seed: u64, messages: u64) -> (Vec<u8>, Vec<tickwatch::scenario::Episode>) {
+    let mut feed = Vec::new();
+    let (_, episodes, _) = generate_scenarios(
+        &GenConfig {
+            messages,
+            symbols: 60,
+            live_orders: messages / 20,
+            seed,
+        },
+        600_000_000_000,
+        &ScenarioPlan {
+            kinds: vec![ScenarioKind::Spoofing, ScenarioKind::Layering],
+            rate: 3.0,
+        },
+        &mut feed,
+    )
+    .unwrap();
+    (feed, episodes)
+}
+
+#[test]
+fn the_detectors_allocate_nothing_on_the_hot_path() {
+    let (feed, _) = generated(5, 200_000);
+    let r = rules();
+    let mut books = Books::new(BookConfig::small());
+    let mut spoofing = Spoofing::new(&r.limits);
+    let mut layering = Layering::new(&r.limits);
+    let mut out = Alerts::new(256);
+    let mut report = tickwatch::replay::ReplayReport::default();
+    let mut seq = 0u32;
+    let (raised, n) = common::allocations(|| {
+        let mut raised = [0u64; 2];
+        tickwatch::replay::for_each_message(&feed, &mut books, false, &mut report, |b, msg, _| {
+            let mut ev = SurvEvent::classify(msg, b, seq);
+            seq += 1;
+            b.apply(msg);
+            if ev.locate != 0 {
+                ev.after = tickwatch::agg::Touch::of(b, ev.locate);
+            }
+            let ctx = Ctx {
+                books: b,
+                symbol: b.symbol(ev.locate).copied().unwrap_or([b' '; 8]),
+            };
+            spoofing.on_event(&r.spoofing, &ev, &ctx, &mut out);
+            layering.on_event(&r.layering, &ev, &ctx, &mut out);
+            for a in out.drain() {
+                raised[(a.detector == DetectorId::Layering) as usize] += 1;
+            }
+            true
+        })
+        .unwrap();
+        raised
+    });
+    assert_eq!(n, 0, "the detectors allocated {n} times");
+    assert!(raised[0] >= 20 && raised[1] >= 20, "{raised:?}");
+    assert_eq!(
+        spoofing.counters.order_overflow + layering.counters.order_overflow,
+        0
+    );
+}
+
 #[test]
 fn generated_episodes_are_found_with_recall_and_precision_floors() {
     // A 10-minute session, 60 stocks, 30 episodes of each scenario among the background's
     // attributed orders of the same MPIDs.
     for seed in [3, 4] {
-        let mut feed = Vec::new();
-        let (_, episodes, _) = generate_scenarios(
-            &GenConfig {
-                messages: 300_000,
-                symbols: 60,
-                live_orders: 15_000,
-                seed,
-            },
-            600_000_000_000,
-            &ScenarioPlan {
-                kinds: vec![ScenarioKind::Spoofing, ScenarioKind::Layering],
-                rate: 3.0,
-            },
-            &mut feed,
-        )
-        .unwrap();
+        let (feed, episodes) = generated(seed, 300_000);
         let mut books = Books::new(BookConfig::small());
         let (alerts, _) = surveil_feed(&feed, &mut books, rules(), &[], 1024).unwrap();
         let mut jsonl = Vec::new();
