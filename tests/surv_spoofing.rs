@@ -739,3 +739,37 @@ fn generated_episodes_are_found_with_recall_and_precision_floors() {
         }
     }
 }
+
+#[test]
+fn layering_marks_layers_added_after_the_first_execution_of_the_trade() {
+    let mut f = layering_episode(GSCO, None);
+    // A fourth layer at 9.96 after the first fill, a second fill, then the new layer and one
+    // old one are pulled.
+    f.add(T0 + 350 * MS, 23, b'B', 2_000, 9.96, Some(GSCO));
+    f.add(T0 + 360 * MS, 11, b'S', 100, 10.02, Some(GSCO));
+    f.exec(T0 + 400 * MS, 11, 100);
+    f.delete(T0 + 500 * MS, 23);
+    f.delete(T0 + 510 * MS, 20);
+    let l = layerings(&f);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert_eq!(ev(&l[0], "levels_held"), 4.0);
+    assert_eq!(ev(&l[0], "exec_shares"), 300.0);
+    assert_eq!(l[0].refs(), &[10, 23, 20]);
+}
+
+#[test]
+fn rules_tables_parse_and_refuse_nonsense_by_name() {
+    let r = Rules::from_toml(
+        "[spoofing]\nmin_spoof_shares = 5000\n[layering]\nmin_levels_held = 4\n",
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(r.spoofing.min_spoof_shares, 5_000);
+    assert_eq!(r.layering.min_levels_held, 4);
+    let e = Rules::from_toml("[layering]\nmin_levels_held = 1\n", "t.toml").unwrap_err();
+    assert!(e.to_string().contains("[layering]"), "{e}");
+    let e = Rules::from_toml("[spoofing]\nmin_touch_share = 2.0\n", "t.toml").unwrap_err();
+    assert!(e.to_string().contains("min_touch_share"), "{e}");
+    let e = Rules::from_toml("[spoofing]\nmin_touch_shares = 0.3\n", "t.toml").unwrap_err();
+    assert!(e.to_string().contains("min_touch_shares"), "{e}");
+}

@@ -435,12 +435,11 @@ impl Layering {
         if !p.is(ev.locate, &party, ls) {
             return;
         }
-        if p.armed != 0 && !p.fired && ev.ts <= p.armed + r.max_cancel_after_exec_ns {
-            // Armed already: more of the same trade.
+        let rearm = p.armed != 0 && !p.fired && ev.ts <= p.armed + r.max_cancel_after_exec_ns;
+        if rearm {
+            // Armed already: more of the same trade (layers added since are marked below).
             p.exec_shares += shares as u64;
-            return;
-        }
-        if p.last_alert != 0 && ev.ts < p.last_alert + r.cooldown_ns {
+        } else if p.last_alert != 0 && ev.ts < p.last_alert + r.cooldown_ns {
             return;
         }
         if (p.n as u32) < r.min_levels_held {
@@ -490,6 +489,7 @@ impl Layering {
             return;
         }
         let held_prices = &held_prices[..held as usize];
+        let tag = if rearm { p.armed } else { ev.ts };
         let (mut first_add, mut mid2_first) = (u64::MAX, 0u64);
         for &(x, o) in mine {
             if held_prices.contains(&o.price) {
@@ -498,12 +498,26 @@ impl Layering {
                     mid2_first = o.mid2;
                 }
                 if let Some(om) = self.orders.get_mut(x, ev.ts) {
-                    om.layer_of = ev.ts;
+                    om.layer_of = tag;
                 }
             }
         }
-        self.counters.armed += 1;
-        if let Some(pm) = self.pairs.get_mut(key, ev.ts) {
+        let Some(pm) = self.pairs.get_mut(key, ev.ts) else {
+            return;
+        };
+        if rearm {
+            if held > pm.levels_held {
+                pm.levels_held = held;
+                pm.min_share = min_share;
+                pm.min_multiple = min_multiple;
+                pm.layer_shares = layer_shares;
+            }
+            if first_add < pm.first_add {
+                pm.first_add = first_add;
+                pm.mid2_first = mid2_first;
+            }
+        } else {
+            self.counters.armed += 1;
             *pm = Pair {
                 armed: ev.ts,
                 fired: false,
