@@ -15,7 +15,7 @@ use tickwatch::surv::layering::Layering;
 use tickwatch::surv::spoofing::Spoofing;
 use tickwatch::surv::{
     surveil_feed, Alert, Alerts, Capacity, Ctx, Detector, DetectorId, FlowEvent, FlowRecord, Rules,
-    SurvEvent, NOBODY,
+    Severity, SurvEvent, NOBODY,
 };
 
 mod common;
@@ -214,6 +214,7 @@ fn spoofing_fires_at_the_cancel_naming_the_participant_orders_and_evidence() {
     assert_eq!(ev(a, "spoof_shares"), 3_000.0);
     assert_eq!(ev(a, "touch_share_ratio"), 1.0);
     assert_eq!(ev(a, "improve_ticks"), 1.0);
+    assert_eq!(a.severity, Severity::High, "it moved the best price");
     assert_eq!(ev(a, "lifetime_ns"), (120 * MS) as f64);
     assert_eq!(ev(a, "exec_shares"), 200.0);
     assert_eq!(ev(a, "exec_to_cancel_ns"), (70 * MS) as f64);
@@ -613,6 +614,7 @@ fn spoofing_on_a_deep_touch_fires_by_size_multiple() {
     f.delete(T0 + 200 * MS, 11);
     let s = spoofs(&f);
     assert_eq!(s.len(), 1, "{s:?}");
+    assert_eq!(s[0].severity, Severity::Medium, "just over the multiple");
     let m = ev(&s[0], "size_multiple_ratio");
     assert!((m - 7_000.0 / 300.0).abs() < 1e-9, "{m}");
     assert!(s[0]

@@ -530,11 +530,16 @@ impl Spoofing {
                 ..NO_PAIR
             };
         }
-        let size_ratio = c.shares as f64 / r.min_spoof_shares as f64;
-        let sev = if size_ratio >= 5.0 || (c.improve_ticks >= 2 && size_ratio >= 2.0) {
+        // High when it moved the best price, or outweighs the touch twice over the rule.
+        let over = if c.by_share {
+            c.touch_share / r.min_touch_share.max(f64::MIN_POSITIVE)
+        } else {
+            c.multiple / r.min_size_multiple
+        };
+        let sev = if c.improve_ticks >= 1 {
             Severity::High
         } else {
-            Severity::Medium
+            Severity::by_ratio(over, 2.0)
         };
         let a = Alert::new(DetectorId::Spoofing, ev.ts, ev.seq, ev.locate, ctx.symbol)
             .party(c.party)
