@@ -310,3 +310,59 @@ fn the_bars_job_allocates_nothing_after_setup() {
         );
     }
 }
+
+#[test]
+fn surveillance_allocates_nothing_after_setup() {
+    use tickwatch::gen::{generate_scenarios, ScenarioPlan};
+    use tickwatch::pipeline::alerts::SurvJob;
+    use tickwatch::pipeline::run_surv;
+    use tickwatch::scenario::ScenarioKind;
+    let _turn = PIPELINE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    // Every scenario injected, with the firm's participant flow: every detector and the risk
+    // book have work, and alerts are written.
+    let mut buf = Vec::new();
+    let (_, _, flow) = generate_scenarios(
+        &GenConfig {
+            messages: 200_000,
+            symbols: 60,
+            live_orders: 10_000,
+            seed: 4,
+        },
+        600_000_000_000,
+        &ScenarioPlan {
+            kinds: ScenarioKind::ALL.to_vec(),
+            rate: 1.0,
+        },
+        &mut buf,
+    )
+    .unwrap();
+    for workers in [1, 3] {
+        PIPELINE_CALLS.store(0, Ordering::SeqCst);
+        PIPELINE_THREADS.store(0, Ordering::SeqCst);
+        let cfg = PipelineConfig {
+            workers,
+            wait: WaitStrategy::SpinYield,
+            ring_capacity: 64,
+            books: BookConfig::for_orders(65_536, 61),
+            thread_hook: Some(count_steady_state),
+            ..PipelineConfig::default()
+        };
+        let job = SurvJob {
+            rules: tickwatch::surv::Rules::default(),
+            flow: flow.clone().unwrap_or_default(),
+            sink: Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::sink())),
+            mark_every: 1024,
+            reload: None,
+        };
+        let (stop, progress) = (AtomicBool::new(false), AtomicU64::new(0));
+        let out = run_surv(&buf, &cfg, job, &stop, &progress).unwrap();
+        out.report.check_conservation().unwrap();
+        assert!(out.report.surv.unwrap().total > 0, "alerts were written");
+        assert!(PIPELINE_THREADS.load(Ordering::SeqCst) >= 1);
+        assert_eq!(
+            PIPELINE_CALLS.load(Ordering::SeqCst),
+            0,
+            "{workers} workers: allocator calls on pipeline threads"
+        );
+    }
+}
