@@ -305,7 +305,8 @@ fn bps(from: u64, to: u64, dir: f64) -> f64 {
     if from == 0 || to == 0 {
         0.0
     } else {
-        dir * (to as f64 - from as f64) / from as f64 * 1e4
+        // `+ 0.0` turns a -0 (no move, direction down) into 0.
+        dir * (to as f64 - from as f64) / from as f64 * 1e4 + 0.0
     }
 }
 
@@ -756,5 +757,6 @@ mod tests {
         assert_eq!(bps(10_000, 10_010, 1.0), 10.0);
         assert_eq!(bps(10_000, 10_010, -1.0), -10.0);
         assert_eq!(bps(0, 10_010, 1.0), 0.0);
+        assert!(bps(10_000, 10_000, -1.0).is_sign_positive());
     }
 }
