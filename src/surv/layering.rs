@@ -1,5 +1,55 @@
-//! TODO(detector): layering — a stub until its detector lands.
-use super::{Alerts, Capacity, Ctx, Detector, DetectorId, SurvEvent};
+//! Layering: a participant stacks orders on several of the most competitive visible price levels
+//! of one side (a large share of each), the price leans with that apparent pressure, the
+//! participant trades on the *other* side, and then pulls the layers (after which the price
+//! usually reverts). This is the multi-level form of spoofing described in FINRA Rule 5210
+//! Supplementary Material .03 ("layering … multiple limit orders at different price levels …
+//! cancelled"), SEC v. Biremis / Trillium (FINRA 2010) and MAR Annex I 1(a).
+//!
+//! The participant is known from attributed `F` adds (or the account the participant flow links
+//! an order to). Per (stock, participant, side) the detector follows the participant's live
+//! orders that rested within the top `top_levels` levels of their side when added (at most
+//! [`LAYER_ORDERS`] each). Then:
+//!
+//! 1. **Arming.** When an order of the participant executes on one side, the other (layered)
+//!    side's top `top_levels` levels are read from the book ([`crate::book::Books::depth`]):
+//!    a level is *held* when the participant's own orders there make up at least
+//!    `min_level_share` of its shares, or (books too deep for any one participant to own a large
+//!    share) are at least `min_size_multiple` times the average other order there. With at least `min_levels_held` levels held (≥ 2: a single
+//!    large order is the spoofing shape, not layering) and `min_layer_shares` in them, the
+//!    layers are marked.
+//! 2. **Pull.** When `min_cancelled_layers` of the marked layers are cancelled (deleted, or
+//!    replaced to a worse price) within `max_cancel_after_exec_ns` of that execution, it fires —
+//!    once per arming, and at most once per `cooldown_ns` per (stock, participant, side).
+//!
+//! Evidence: levels held, the smallest share held, the layered shares, the executed shares,
+//! the cancelled layers and how soon, the mid's move in the layers' direction from the first
+//! layer to the execution, and its reversion from the execution to the pull (both in bps,
+//! gated by `min_move_bps` / `min_reversion_bps`, off by default).
+//!
+//! State: fixed [`KeyedState`] tables (orders by reference, pairs by a hash of the triple), sized
+//! by [`Capacity`], full tables counted in [`LayeringCounters`], stale entries expiring by TTL.
+//! Work per event: a table probe or two; an attributed add also reads the top levels of its side,
+//! an attributed execution with layers on the other side reads those levels and its ≤ 8 orders.
+
+use super::event::{Kind, Party, NOBODY};
+use super::spoofing::{better, opposite, pair_key, size_multiple};
+use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
+use crate::itch::Side;
+use crate::state::KeyedState;
+
+/// Live orders followed per (stock, participant, side); the oldest is dropped (counted) for a
+/// newer one.
+pub const LAYER_ORDERS: usize = 8;
+
+/// Most levels `top_levels` may name.
+pub const MAX_TOP_LEVELS: u32 = 16;
+
+/// Table entries expire when not written for this long (1 hour of event time), so a full table
+/// can reuse them: layers may rest a while before they are used.
+pub const STATE_TTL_NS: u64 = 3_600_000_000_000;
+
+/// Cancelled layer references kept for the alert.
+const PULLED_REFS: usize = 6;
 
 /// Thresholds of `[layering]` in the rules file.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -7,29 +57,588 @@ use super::{Alerts, Capacity, Ctx, Detector, DetectorId, SurvEvent};
 pub struct LayeringRules {
     /// Run this detector.
     pub enabled: bool,
+    /// How many of the best levels of the layered side count as "most competitive", levels.
+    /// Default 5: layers sit at and just behind the touch, where other traders read depth.
+    pub top_levels: u32,
+    /// Fewest of those levels the participant must hold, levels. Default 3 (at least 2: one
+    /// large order is spoofing, not layering).
+    pub min_levels_held: u32,
+    /// Smallest share of a level's displayed shares the participant's own orders must make up
+    /// for the level to count as held, ratio 0..=1. Default 0.2: levels near the touch of busy
+    /// names hold dozens of orders (10,000–40,000 shares in the generated busy stocks), and an
+    /// ordinary participant makes up a few percent of one (ten MPIDs share the 15 % of the
+    /// generated adds that are attributed); a fifth of each of several levels is a wall.
+    pub min_level_share: f64,
+    /// Or: smallest size of the participant's orders at a level over the average size of the
+    /// other orders there, ratio, for the level to count as held. Default 20: the busiest
+    /// generated book holds 70,000–125,000 shares in 250–550 orders per level, where no
+    /// participant can own a fifth, but a layer of a hundred round lots dwarfs the orders
+    /// around it (an ordinary order is a few round lots).
+    pub min_size_multiple: f64,
+    /// Fewest shares in the held levels together, shares. Default 5,000 (50 round lots): thin
+    /// books can make a few small orders a large share of their levels; layers are built to be
+    /// seen.
+    pub min_layer_shares: u64,
+    /// Fewest layer orders cancelled after the execution, orders. Default 2.
+    pub min_cancelled_layers: u32,
+    /// Longest time from the opposite-side execution to the cancel completing the pull, ns.
+    /// Default 2 s: layers are withdrawn as soon as they have done their work.
+    pub max_cancel_after_exec_ns: u64,
+    /// Smallest move of the mid in the layers' direction (up for bid layers) from the first
+    /// layer's add to the execution, bps. Default −10,000 (no requirement: it is reported; raise
+    /// it to require the price to have leaned with the layers).
+    pub min_move_bps: f64,
+    /// Smallest reversion of the mid from the execution to the pull, bps (positive = back
+    /// against the layers' direction). Default −10,000 (no requirement: it is reported; the
+    /// reversion usually follows the pull rather than coinciding with it).
+    pub min_reversion_bps: f64,
+    /// Quiet time after an alert for the same (stock, participant, side), ns. Default 10 s.
+    pub cooldown_ns: u64,
 }
 
 impl Default for LayeringRules {
     fn default() -> Self {
-        LayeringRules { enabled: true }
+        LayeringRules {
+            enabled: true,
+            top_levels: 5,
+            min_levels_held: 3,
+            min_level_share: 0.2,
+            min_size_multiple: 20.0,
+            min_layer_shares: 5_000,
+            min_cancelled_layers: 2,
+            max_cancel_after_exec_ns: 2_000_000_000,
+            min_move_bps: -10_000.0,
+            min_reversion_bps: -10_000.0,
+            cooldown_ns: 10_000_000_000,
+        }
     }
 }
 
 impl LayeringRules {
     /// Checks the thresholds make sense.
     pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_TOP_LEVELS).contains(&self.top_levels) {
+            return Err(format!(
+                "top_levels must be within 1..={MAX_TOP_LEVELS} (got {})",
+                self.top_levels
+            ));
+        }
+        if self.min_levels_held < 2 || self.min_levels_held > self.top_levels {
+            return Err(format!(
+                "min_levels_held must be within 2..=top_levels ({}) (got {}; one level is spoofing)",
+                self.top_levels, self.min_levels_held
+            ));
+        }
+        if !(self.min_level_share > 0.0 && self.min_level_share <= 1.0) {
+            return Err(format!(
+                "min_level_share must be within (0, 1] (got {})",
+                self.min_level_share
+            ));
+        }
+        if self.min_size_multiple.is_nan() || self.min_size_multiple < 1.0 {
+            return Err(format!(
+                "min_size_multiple must be at least 1 (got {})",
+                self.min_size_multiple
+            ));
+        }
+        if self.min_cancelled_layers == 0 || self.min_cancelled_layers as usize > LAYER_ORDERS {
+            return Err(format!(
+                "min_cancelled_layers must be within 1..={LAYER_ORDERS} (got {})",
+                self.min_cancelled_layers
+            ));
+        }
+        if self.max_cancel_after_exec_ns == 0 || self.max_cancel_after_exec_ns > STATE_TTL_NS {
+            return Err(format!(
+                "max_cancel_after_exec_ns must be within 1..={STATE_TTL_NS} (got {})",
+                self.max_cancel_after_exec_ns
+            ));
+        }
+        if self.min_move_bps.is_nan() || self.min_reversion_bps.is_nan() {
+            return Err("min_move_bps and min_reversion_bps must be numbers".into());
+        }
+        if self.cooldown_ns > STATE_TTL_NS {
+            return Err(format!(
+                "cooldown_ns must be at most {STATE_TTL_NS} (got {})",
+                self.cooldown_ns
+            ));
+        }
         Ok(())
     }
 }
 
+/// A followed order of a participant.
+#[derive(Clone, Copy, Debug)]
+struct LOrder {
+    locate: u16,
+    side: Side,
+    party: Party,
+    price: u32,
+    /// Shares resting.
+    shares: u32,
+    add_ts: u64,
+    /// Mid ×2 after its add (0: a side was empty).
+    mid2: u64,
+    /// The arming (execution time) that marked it a layer, 0 for none.
+    layer_of: u64,
+}
+
+const NO_ORDER: LOrder = LOrder {
+    locate: 0,
+    side: Side::Buy,
+    party: NOBODY,
+    price: 0,
+    shares: 0,
+    add_ts: 0,
+    mid2: 0,
+    layer_of: 0,
+};
+
+/// One (stock, participant, side): its followed orders and the current arming.
+#[derive(Clone, Copy, Debug)]
+struct Pair {
+    locate: u16,
+    side: Side,
+    party: Party,
+    refs: [u64; LAYER_ORDERS],
+    n: u8,
+    /// Execution time that armed it (0: not armed).
+    armed: u64,
+    fired: bool,
+    exec_ref: u64,
+    exec_shares: u64,
+    levels_held: u32,
+    min_share: f64,
+    /// Smallest size multiple among levels held by multiple, not share (∞: none).
+    min_multiple: f64,
+    layer_shares: u64,
+    first_add: u64,
+    mid2_first: u64,
+    mid2_exec: u64,
+    cancelled: u32,
+    pulled: [u64; PULLED_REFS],
+    last_alert: u64,
+}
+
+const NO_PAIR: Pair = Pair {
+    locate: 0,
+    side: Side::Buy,
+    party: NOBODY,
+    refs: [0; LAYER_ORDERS],
+    n: 0,
+    armed: 0,
+    fired: false,
+    exec_ref: 0,
+    exec_shares: 0,
+    levels_held: 0,
+    min_share: 0.0,
+    min_multiple: f64::INFINITY,
+    layer_shares: 0,
+    first_add: 0,
+    mid2_first: 0,
+    mid2_exec: 0,
+    cancelled: 0,
+    pulled: [0; PULLED_REFS],
+    last_alert: 0,
+};
+
+impl Pair {
+    fn is(&self, locate: u16, party: &Party, side: Side) -> bool {
+        self.locate == locate && self.party == *party && self.side == side
+    }
+
+    fn drop_ref(&mut self, r: u64) {
+        let n = self.n as usize;
+        if let Some(i) = self.refs[..n].iter().position(|&x| x == r) {
+            self.refs.copy_within(i + 1..n, i);
+            self.n -= 1;
+        }
+    }
+
+    /// Nothing left worth keeping at `now`.
+    fn idle(&self, now: u64, r: &LayeringRules) -> bool {
+        self.n == 0
+            && (self.armed == 0 || now > self.armed + r.max_cancel_after_exec_ns)
+            && (self.last_alert == 0 || now >= self.last_alert + r.cooldown_ns)
+    }
+}
+
+/// What the layering detector had to drop or skip.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayeringCounters {
+    /// Orders followed.
+    pub followed: u64,
+    /// Orders not followed: the order table was full.
+    pub order_overflow: u64,
+    /// Orders not followed: the pair table was full.
+    pub pair_overflow: u64,
+    /// Older orders dropped for newer ones of the same pair ([`LAYER_ORDERS`]).
+    pub pair_evicted: u64,
+    /// Pair-key hash collisions (the newer triple is skipped).
+    pub collisions: u64,
+    /// Executions that found the other side layered (armings).
+    pub armed: u64,
+    /// Alerts held back by the cooldown.
+    pub suppressed: u64,
+}
+
 /// The `layering` detector's state in one shard.
 #[derive(Debug)]
-pub struct Layering {}
+pub struct Layering {
+    orders: KeyedState<LOrder>,
+    pairs: KeyedState<Pair>,
+    /// Counters.
+    pub counters: LayeringCounters,
+}
+
+#[inline]
+fn mid2_of(t: &crate::agg::Touch) -> u64 {
+    if t.bid_shares > 0 && t.ask_shares > 0 {
+        t.bid as u64 + t.ask as u64
+    } else {
+        0
+    }
+}
+
+/// `dir` × (to − from) / from in bps; 0 when either is unknown.
+#[inline]
+fn bps(from: u64, to: u64, dir: f64) -> f64 {
+    if from == 0 || to == 0 {
+        0.0
+    } else {
+        // `+ 0.0` turns a -0 (no move, direction down) into 0.
+        dir * (to as f64 - from as f64) / from as f64 * 1e4 + 0.0
+    }
+}
 
 impl Layering {
-    /// State sized by `cap`.
-    pub fn new(_cap: &Capacity) -> Self {
-        Layering {}
+    /// State sized by `cap`: `cap.orders` followed orders, `cap.pairs` (stock, participant,
+    /// side) entries.
+    pub fn new(cap: &Capacity) -> Self {
+        Layering {
+            orders: KeyedState::with_ttl(cap.orders.max(1), NO_ORDER, STATE_TTL_NS),
+            pairs: KeyedState::with_ttl(cap.pairs.max(1), NO_PAIR, STATE_TTL_NS),
+            counters: LayeringCounters::default(),
+        }
+    }
+
+    /// Orders followed now (including expired ones not yet reclaimed).
+    pub fn followed(&self) -> usize {
+        self.orders.len()
+    }
+
+    /// Follows a new order of `party` if it rests within the top levels of its side.
+    #[allow(clippy::too_many_arguments)]
+    fn follow(
+        &mut self,
+        r: &LayeringRules,
+        ev: &SurvEvent,
+        ctx: &Ctx<'_>,
+        order_ref: u64,
+        side: Side,
+        price: u32,
+        shares: u32,
+        party: Party,
+    ) {
+        if shares == 0 {
+            return;
+        }
+        let top = ctx
+            .books
+            .depth(ev.locate, side)
+            .take(r.top_levels as usize)
+            .any(|l| l.price == price);
+        if !top {
+            return;
+        }
+        let key = pair_key(ev.locate, &party, side);
+        let pair = match self.pairs.entry(key, ev.ts) {
+            Ok(p) => p,
+            Err(_) => {
+                self.counters.pair_overflow += 1;
+                return;
+            }
+        };
+        if pair.party == NOBODY {
+            *pair = Pair {
+                locate: ev.locate,
+                side,
+                party,
+                ..NO_PAIR
+            };
+        } else if !pair.is(ev.locate, &party, side) {
+            self.counters.collisions += 1;
+            return;
+        }
+        let mut evicted = None;
+        if pair.n as usize == LAYER_ORDERS {
+            evicted = Some(pair.refs[0]);
+            pair.refs.copy_within(1.., 0);
+            pair.n -= 1;
+        }
+        pair.refs[pair.n as usize] = order_ref;
+        pair.n += 1;
+        if let Some(old) = evicted {
+            self.orders.remove(old);
+            self.counters.pair_evicted += 1;
+        }
+        let o = LOrder {
+            locate: ev.locate,
+            side,
+            party,
+            price,
+            shares,
+            add_ts: ev.ts,
+            mid2: mid2_of(&ev.after),
+            layer_of: 0,
+        };
+        if self.orders.set(order_ref, ev.ts, o).is_err() {
+            self.counters.order_overflow += 1;
+            if let Some(p) = self.pairs.get_mut(key, ev.ts) {
+                p.drop_ref(order_ref);
+            }
+        } else {
+            self.counters.followed += 1;
+        }
+    }
+
+    /// Stops following `r`; returns whether it was a layer of a live arming (and the pair key).
+    fn unfollow(&mut self, rules: &LayeringRules, r: u64, o: &LOrder, now: u64) {
+        self.orders.remove(r);
+        let key = pair_key(o.locate, &o.party, o.side);
+        let mut idle = false;
+        if let Some(p) = self.pairs.get_mut(key, now) {
+            if p.is(o.locate, &o.party, o.side) {
+                p.drop_ref(r);
+                idle = p.idle(now, rules);
+            }
+        }
+        if idle {
+            self.pairs.remove(key);
+        }
+    }
+
+    /// An execution of `party`'s order on `side`: is the other side layered by it?
+    fn on_exec(&mut self, r: &LayeringRules, ev: &SurvEvent, ctx: &Ctx<'_>, party: Party) {
+        let Kind::Exec {
+            order_ref,
+            side,
+            shares,
+            ..
+        } = ev.kind
+        else {
+            return;
+        };
+        let ls = opposite(side);
+        let key = pair_key(ev.locate, &party, ls);
+        let Some(p) = self.pairs.get_mut(key, ev.ts) else {
+            return;
+        };
+        if !p.is(ev.locate, &party, ls) {
+            return;
+        }
+        let rearm = p.armed != 0 && !p.fired && ev.ts <= p.armed + r.max_cancel_after_exec_ns;
+        if rearm {
+            // Armed already: more of the same trade (layers added since are marked below).
+            p.exec_shares += shares as u64;
+        } else if p.last_alert != 0 && ev.ts < p.last_alert + r.cooldown_ns {
+            return;
+        }
+        if (p.n as u32) < r.min_levels_held {
+            return;
+        }
+        let p = *p;
+        // The participant's followed orders on the layered side.
+        let mut mine = [(0u64, NO_ORDER); LAYER_ORDERS];
+        let mut m = 0;
+        for &x in &p.refs[..p.n as usize] {
+            if let Some(o) = self.orders.get(x, ev.ts) {
+                mine[m] = (x, *o);
+                m += 1;
+            }
+        }
+        let mine = &mine[..m];
+        let (mut held, mut min_share, mut layer_shares) = (0u32, 1.0f64, 0u64);
+        // The smallest size multiple among the levels held by it alone (not by share).
+        let mut min_multiple = f64::INFINITY;
+        let mut held_prices = [0u32; MAX_TOP_LEVELS as usize];
+        for lvl in ctx.books.depth(ev.locate, ls).take(r.top_levels as usize) {
+            if lvl.shares == 0 {
+                continue;
+            }
+            let (mut own, mut own_orders) = (0u64, 0u32);
+            for (_, o) in mine.iter().filter(|(_, o)| o.price == lvl.price) {
+                own += o.shares as u64;
+                own_orders += 1;
+            }
+            if own == 0 {
+                continue;
+            }
+            let share = own as f64 / lvl.shares as f64;
+            let by_share = share >= r.min_level_share;
+            let multiple = size_multiple(own, own_orders, lvl.shares, lvl.orders);
+            if by_share || multiple >= r.min_size_multiple {
+                held_prices[held as usize] = lvl.price;
+                held += 1;
+                min_share = min_share.min(share);
+                if !by_share {
+                    min_multiple = min_multiple.min(multiple);
+                }
+                layer_shares += own.min(lvl.shares);
+            }
+        }
+        if held < r.min_levels_held || layer_shares < r.min_layer_shares {
+            return;
+        }
+        let held_prices = &held_prices[..held as usize];
+        let tag = if rearm { p.armed } else { ev.ts };
+        let (mut first_add, mut mid2_first) = (u64::MAX, 0u64);
+        for &(x, o) in mine {
+            if held_prices.contains(&o.price) {
+                if o.add_ts < first_add {
+                    first_add = o.add_ts;
+                    mid2_first = o.mid2;
+                }
+                if let Some(om) = self.orders.get_mut(x, ev.ts) {
+                    om.layer_of = tag;
+                }
+            }
+        }
+        let Some(pm) = self.pairs.get_mut(key, ev.ts) else {
+            return;
+        };
+        if rearm {
+            if held > pm.levels_held {
+                pm.levels_held = held;
+                pm.min_share = min_share;
+                pm.min_multiple = min_multiple;
+                pm.layer_shares = layer_shares;
+            }
+            if first_add < pm.first_add {
+                pm.first_add = first_add;
+                pm.mid2_first = mid2_first;
+            }
+        } else {
+            self.counters.armed += 1;
+            *pm = Pair {
+                armed: ev.ts,
+                fired: false,
+                exec_ref: order_ref,
+                exec_shares: shares as u64,
+                levels_held: held,
+                min_share,
+                min_multiple,
+                layer_shares,
+                first_add,
+                mid2_first,
+                mid2_exec: mid2_of(&ev.before),
+                cancelled: 0,
+                pulled: [0; PULLED_REFS],
+                ..p
+            };
+        }
+    }
+
+    /// Order `x` (a followed order, value `o`) was pulled by its owner: counts it against its
+    /// arming and fires when enough layers are gone.
+    fn on_pull(
+        &mut self,
+        r: &LayeringRules,
+        ev: &SurvEvent,
+        ctx: &Ctx<'_>,
+        x: u64,
+        o: &LOrder,
+        out: &mut Alerts,
+    ) {
+        if o.layer_of == 0 {
+            return;
+        }
+        let key = pair_key(o.locate, &o.party, o.side);
+        let Some(p) = self.pairs.get_mut(key, ev.ts) else {
+            return;
+        };
+        if !p.is(o.locate, &o.party, o.side) || p.armed != o.layer_of || p.fired {
+            return;
+        }
+        let after = ev.ts.saturating_sub(p.armed);
+        if after > r.max_cancel_after_exec_ns {
+            return;
+        }
+        if (p.cancelled as usize) < PULLED_REFS {
+            p.pulled[p.cancelled as usize] = x;
+        }
+        p.cancelled += 1;
+        if p.cancelled < r.min_cancelled_layers {
+            return;
+        }
+        let dir = if o.side == Side::Buy { 1.0 } else { -1.0 };
+        let move_bps = bps(p.mid2_first, p.mid2_exec, dir);
+        let reversion_bps = bps(p.mid2_exec, mid2_of(&ev.after), -dir);
+        if move_bps < r.min_move_bps || reversion_bps < r.min_reversion_bps {
+            return;
+        }
+        if p.last_alert != 0 && ev.ts < p.last_alert + r.cooldown_ns {
+            self.counters.suppressed += 1;
+            p.fired = true;
+            return;
+        }
+        p.fired = true;
+        p.last_alert = ev.ts;
+        let p = *p;
+        let sev = Severity::by_ratio(p.levels_held as f64 / r.min_levels_held as f64, 4.0 / 3.0);
+        let mut a = Alert::new(DetectorId::Layering, ev.ts, ev.seq, ev.locate, ctx.symbol)
+            .party(p.party)
+            .severity(sev)
+            .order_ref(p.exec_ref);
+        for &pr in &p.pulled[..(p.cancelled as usize).min(PULLED_REFS)] {
+            a = a.order_ref(pr);
+        }
+        let a = a.evidence(
+            "levels_held",
+            p.levels_held as f64,
+            ">=",
+            r.min_levels_held as f64,
+        );
+        let a = if p.min_multiple.is_finite() {
+            // Some level was held by size, not share: the weakest such level.
+            a.evidence(
+                "min_size_multiple_ratio",
+                p.min_multiple,
+                ">=",
+                r.min_size_multiple,
+            )
+        } else {
+            a.evidence(
+                "min_level_share_ratio",
+                p.min_share,
+                ">=",
+                r.min_level_share,
+            )
+        };
+        out.push(
+            a.evidence(
+                "layer_shares",
+                p.layer_shares as f64,
+                ">=",
+                r.min_layer_shares as f64,
+            )
+            .evidence("exec_shares", p.exec_shares as f64, ">=", 1.0)
+            .evidence(
+                "cancelled_layers",
+                p.cancelled as f64,
+                ">=",
+                r.min_cancelled_layers as f64,
+            )
+            .evidence(
+                "cancel_after_exec_ns",
+                after as f64,
+                "<=",
+                r.max_cancel_after_exec_ns as f64,
+            )
+            .evidence("move_bps", move_bps, ">=", r.min_move_bps)
+            .evidence("reversion_bps", reversion_bps, ">=", r.min_reversion_bps)
+            .touch(ev.after)
+            .since(p.first_add.min(ev.ts)),
+        );
     }
 }
 
@@ -37,6 +646,117 @@ impl Detector for Layering {
     type Rules = LayeringRules;
     const ID: DetectorId = DetectorId::Layering;
 
-    fn on_event(&mut self, _r: &LayeringRules, _ev: &SurvEvent, _ctx: &Ctx<'_>, _out: &mut Alerts) {
+    fn on_event(&mut self, r: &LayeringRules, ev: &SurvEvent, ctx: &Ctx<'_>, out: &mut Alerts) {
+        if ev.locate == 0 {
+            return;
+        }
+        match ev.kind {
+            Kind::Add {
+                order_ref,
+                side,
+                price,
+                shares,
+                party,
+            } if party != NOBODY => {
+                self.follow(r, ev, ctx, order_ref, side, price, shares, party);
+            }
+            Kind::Exec {
+                order_ref,
+                shares,
+                remaining,
+                party,
+                ..
+            } => {
+                if let Some(o) = self.orders.get_mut(order_ref, ev.ts) {
+                    o.shares = remaining;
+                    let o = *o;
+                    if remaining == 0 {
+                        self.unfollow(r, order_ref, &o, ev.ts);
+                    }
+                }
+                if party != NOBODY && shares > 0 {
+                    self.on_exec(r, ev, ctx, party);
+                }
+            }
+            Kind::Cancel {
+                order_ref,
+                remaining,
+                ..
+            } => {
+                let Some(o) = self.orders.get_mut(order_ref, ev.ts) else {
+                    return;
+                };
+                o.shares = remaining;
+                let o = *o;
+                if remaining == 0 {
+                    self.unfollow(r, order_ref, &o, ev.ts);
+                    self.on_pull(r, ev, ctx, order_ref, &o, out);
+                }
+            }
+            Kind::Replace {
+                old_ref,
+                new_ref,
+                side,
+                old_price,
+                old_shares,
+                price,
+                shares,
+                party,
+            } => {
+                if let Some(o) = self.orders.get(old_ref, ev.ts).copied() {
+                    self.unfollow(r, old_ref, &o, ev.ts);
+                    if better(side, old_price, price) || (shares as u64) * 2 < old_shares as u64 {
+                        // Moved back or mostly withdrawn: the layer is pulled.
+                        self.on_pull(r, ev, ctx, old_ref, &o, out);
+                    } else if o.layer_of != 0 {
+                        // Kept its place: still the same layer under its new reference.
+                        self.follow(r, ev, ctx, new_ref, side, price, shares, party);
+                        if let Some(n) = self.orders.get_mut(new_ref, ev.ts) {
+                            n.layer_of = o.layer_of;
+                            n.add_ts = o.add_ts;
+                            n.mid2 = o.mid2;
+                        }
+                        return;
+                    }
+                }
+                if party != NOBODY {
+                    self.follow(r, ev, ctx, new_ref, side, price, shares, party);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_nonsense_is_rejected() {
+        assert!(LayeringRules::default().validate().is_ok());
+        let one_level = LayeringRules {
+            min_levels_held: 1,
+            ..LayeringRules::default()
+        };
+        assert!(one_level.validate().unwrap_err().contains("spoofing"));
+        let too_many = LayeringRules {
+            min_levels_held: 6,
+            ..LayeringRules::default()
+        };
+        assert!(too_many.validate().is_err());
+        let share = LayeringRules {
+            min_level_share: 0.0,
+            ..LayeringRules::default()
+        };
+        assert!(share.validate().is_err());
+    }
+
+    #[test]
+    fn bps_is_signed_by_direction() {
+        assert_eq!(bps(10_000, 10_010, 1.0), 10.0);
+        assert_eq!(bps(10_000, 10_010, -1.0), -10.0);
+        assert_eq!(bps(0, 10_010, 1.0), 0.0);
+        assert!(bps(10_000, 10_000, -1.0).is_sign_positive());
     }
 }

@@ -1,5 +1,51 @@
-//! TODO(detector): spoofing — a stub until its detector lands.
-use super::{Alerts, Capacity, Ctx, Detector, DetectorId, SurvEvent};
+//! Spoofing: a participant's large order that improves the best price (or makes up a large share
+//! of the size at the touch), an execution of the same participant's resting order on the
+//! *other* side while it stands, and then the large order pulled soon after — the shape of FINRA
+//! Rule 5210, Supplementary Material .03 ("orders … that are cancelled before execution, in
+//! order to induce others to trade against the entrant's other orders"; also MAR Annex I 1(a),
+//! Dodd-Frank §747 "bidding or offering with the intent to cancel before execution").
+//!
+//! In ITCH a participant is only known from attributed `F` adds (the MPID), carried by the book
+//! into that order's executions, cancels and replaces (the event's `party`), or from the
+//! participant flow, which relabels a linked order's events with the account. So:
+//!
+//! 1. **Candidate.** An attributed add of at least `min_spoof_shares` that rests at the touch
+//!    after it arrives (it improved the best price, or joined it) and makes up at least
+//!    `min_touch_share` of the touch size there — or, on books too deep for any one order to be
+//!    a large share, is at least `min_size_multiple` times the average order already there —
+//!    becomes a candidate spoof, remembered per (stock, participant, side).
+//! 2. **Inducement.** An execution of a resting order of that participant on the opposite side
+//!    (the aggressor was induced to trade against it) while the candidate stands, within
+//!    `max_lifetime_ns` of the candidate's add, is credited to every candidate of the pair.
+//! 3. **Pull.** When at least `min_cancel_ratio` of the candidate is cancelled (a delete, partial
+//!    cancels, or a replace that moves it away from the touch or shrinks it) within
+//!    `max_lifetime_ns` of its add and `max_exec_to_cancel_ns` of the last opposite execution,
+//!    the detector fires, naming the participant, the spoof and the executed order.
+//!
+//! A candidate that executes more than `max_spoof_fill_ratio` of its own size was a genuine
+//! order and is dropped. One alert per (stock, participant, side) per `cooldown_ns`.
+//!
+//! State: the candidates by order reference and the candidate list per (stock, participant,
+//! side), in fixed [`KeyedState`] tables sized by [`Capacity`] (full tables are counted in
+//! [`SpoofingCounters`]); stale entries expire by TTL when a table fills. Work per event: one
+//! or two table probes, and at most [`PAIR_CANDIDATES`] on an attributed execution.
+
+use super::event::{Kind, Party, NOBODY};
+use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
+use crate::agg::Touch;
+use crate::itch::Side;
+use crate::state::KeyedState;
+
+/// Candidates followed per (stock, participant, side); an older one is dropped (counted) for a
+/// newer one.
+pub const PAIR_CANDIDATES: usize = 4;
+
+/// Entries of the tables expire when not written for this long (10 minutes of event time), so
+/// a full table can reuse them; `max_lifetime_ns` and `cooldown_ns` may not exceed it.
+pub const STATE_TTL_NS: u64 = 600_000_000_000;
+
+/// One cent in Price(4).
+const TICK: u32 = 100;
 
 /// Thresholds of `[spoofing]` in the rules file.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -7,29 +53,535 @@ use super::{Alerts, Capacity, Ctx, Detector, DetectorId, SurvEvent};
 pub struct SpoofingRules {
     /// Run this detector.
     pub enabled: bool,
+    /// Smallest spoof order, shares. Default 1,000 (10 round lots): ordinary resting orders are
+    /// a few round lots (in the generated background fewer than 0.2 % reach 1,000), so the size
+    /// alone sets a candidate apart.
+    pub min_spoof_shares: u32,
+    /// Smallest share of the touch the order makes up right after it rests there, ratio 0..=1.
+    /// Default 0.2: it adds at least a quarter to the size at the best price it joined (an
+    /// order that improves the best price is the whole touch, 1.0). Touches of busy names hold
+    /// dozens of orders (the generated busy stocks show 1,000–50,000 shares at the best, and a
+    /// one-tick spread that leaves no room to improve), so a fifth of the touch from a single
+    /// order is already a conspicuous concentration.
+    pub min_touch_share: f64,
+    /// Or: smallest size of the order over the average size of the other orders resting at the
+    /// touch, ratio. Default 20: on the deepest books (the generated busiest stock shows
+    /// 100,000–230,000 shares and over a thousand orders at the best) no single order can be a
+    /// fifth of the touch, but a spoof still dwarfs the orders around it (ordinary orders are
+    /// a few round lots; a spoof is a hundred times that).
+    pub min_size_multiple: f64,
+    /// Longest time from the spoof's add to its cancel, ns. Default 2 s: spoofs are pulled as
+    /// soon as the other side trades (FINRA cases speak of orders live for seconds or less);
+    /// genuine large orders usually rest longer.
+    pub max_lifetime_ns: u64,
+    /// Longest time from the participant's last opposite-side execution to the cancel, ns.
+    /// Default 1 s: the pull follows the fill it induced.
+    pub max_exec_to_cancel_ns: u64,
+    /// Fewest opposite-side shares executed while the spoof stood. Default 1 (any execution:
+    /// a fill of the participant's other-side order is the benefit the spoof sought).
+    pub min_exec_shares: u32,
+    /// Largest fraction of the spoof itself that may execute, ratio 0..=1. Default 0.25: an
+    /// order a quarter or more filled was exposed to the market in earnest.
+    pub max_spoof_fill_ratio: f64,
+    /// Fraction of the spoof that must be cancelled (or replaced away) to count as pulled,
+    /// ratio 0..=1. Default 0.9.
+    pub min_cancel_ratio: f64,
+    /// Quiet time after an alert for the same (stock, participant, side), ns. Default 5 s: one
+    /// alert per episode.
+    pub cooldown_ns: u64,
 }
 
 impl Default for SpoofingRules {
     fn default() -> Self {
-        SpoofingRules { enabled: true }
+        SpoofingRules {
+            enabled: true,
+            min_spoof_shares: 1_000,
+            min_touch_share: 0.2,
+            min_size_multiple: 20.0,
+            max_lifetime_ns: 2_000_000_000,
+            max_exec_to_cancel_ns: 1_000_000_000,
+            min_exec_shares: 1,
+            max_spoof_fill_ratio: 0.25,
+            min_cancel_ratio: 0.9,
+            cooldown_ns: 5_000_000_000,
+        }
     }
 }
 
 impl SpoofingRules {
     /// Checks the thresholds make sense.
     pub fn validate(&self) -> Result<(), String> {
+        let ratio = |name: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{name} must be within 0..=1 (got {v})"))
+            }
+        };
+        if self.min_spoof_shares == 0 {
+            return Err("min_spoof_shares must be at least 1".into());
+        }
+        ratio("min_touch_share", self.min_touch_share)?;
+        ratio("max_spoof_fill_ratio", self.max_spoof_fill_ratio)?;
+        if self.min_size_multiple.is_nan() || self.min_size_multiple < 1.0 {
+            return Err(format!(
+                "min_size_multiple must be at least 1 (got {})",
+                self.min_size_multiple
+            ));
+        }
+        ratio("min_cancel_ratio", self.min_cancel_ratio)?;
+        if self.min_cancel_ratio == 0.0 {
+            return Err("min_cancel_ratio must be above 0".into());
+        }
+        if self.max_lifetime_ns == 0 || self.max_lifetime_ns > STATE_TTL_NS {
+            return Err(format!(
+                "max_lifetime_ns must be within 1..={STATE_TTL_NS} (got {})",
+                self.max_lifetime_ns
+            ));
+        }
+        if self.max_exec_to_cancel_ns == 0 {
+            return Err("max_exec_to_cancel_ns must be at least 1".into());
+        }
+        if self.min_exec_shares == 0 {
+            return Err("min_exec_shares must be at least 1".into());
+        }
+        if self.cooldown_ns > STATE_TTL_NS {
+            return Err(format!(
+                "cooldown_ns must be at most {STATE_TTL_NS} (got {})",
+                self.cooldown_ns
+            ));
+        }
         Ok(())
     }
 }
 
+/// The other side.
+#[inline]
+pub(crate) fn opposite(s: Side) -> Side {
+    match s {
+        Side::Buy => Side::Sell,
+        Side::Sell => Side::Buy,
+    }
+}
+
+#[inline]
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The table key of (stock, participant, side): a 64-bit hash (callers keep the triple in the
+/// value and check it, counting a collision instead of mixing two participants).
+#[inline]
+pub(crate) fn pair_key(locate: u16, party: &Party, side: Side) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&party[..8]);
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&party[8..]);
+    let a = u64::from_le_bytes(a);
+    let b = u32::from_le_bytes(b) as u64;
+    mix(mix(a ^ 0x9E37_79B9_7F4A_7C15) ^ (b << 18) ^ ((locate as u64) << 1) ^ (side as u64))
+}
+
+/// The touch of `side`: (price, shares); shares 0 when the side is empty.
+#[inline]
+pub(crate) fn side_touch(t: &Touch, side: Side) -> (u32, u64) {
+    match side {
+        Side::Buy => (t.bid, t.bid_shares),
+        Side::Sell => (t.ask, t.ask_shares),
+    }
+}
+
+/// Whether `a` is a better price than `b` on `side` (higher bid, lower offer).
+#[inline]
+pub(crate) fn better(side: Side, a: u32, b: u32) -> bool {
+    match side {
+        Side::Buy => a > b,
+        Side::Sell => a < b,
+    }
+}
+
+/// `own` shares in `own_orders` orders over the average of the *other* orders of a level of
+/// `level_shares` in `level_orders` orders (infinite when there are no others).
+#[inline]
+pub(crate) fn size_multiple(
+    own: u64,
+    own_orders: u32,
+    level_shares: u64,
+    level_orders: u32,
+) -> f64 {
+    let others = level_orders.saturating_sub(own_orders);
+    let other_shares = level_shares.saturating_sub(own);
+    if others == 0 || other_shares == 0 {
+        return f64::INFINITY;
+    }
+    own as f64 / (other_shares as f64 / others as f64)
+}
+
+/// A candidate spoof.
+#[derive(Clone, Copy, Debug)]
+struct Cand {
+    locate: u16,
+    side: Side,
+    party: Party,
+    add_ts: u64,
+    /// Shares when added.
+    shares: u32,
+    /// Shares resting now.
+    resting: u32,
+    /// Its own shares executed.
+    filled: u32,
+    /// Shares cancelled.
+    cancelled: u32,
+    /// Ticks it improved the best price by (0: joined it).
+    improve_ticks: u32,
+    /// Its share of the touch right after the add.
+    touch_share: f64,
+    /// Its size over the average of the other orders at the touch.
+    multiple: f64,
+    /// It qualified by its share of the touch (else by its size multiple).
+    by_share: bool,
+    /// The participant's opposite-side shares executed while it stood.
+    opp_shares: u64,
+    /// The last such execution: time and order.
+    opp_last_ts: u64,
+    opp_ref: u64,
+}
+
+const NO_CAND: Cand = Cand {
+    locate: 0,
+    side: Side::Buy,
+    party: NOBODY,
+    add_ts: 0,
+    shares: 0,
+    resting: 0,
+    filled: 0,
+    cancelled: 0,
+    improve_ticks: 0,
+    touch_share: 0.0,
+    multiple: 0.0,
+    by_share: false,
+    opp_shares: 0,
+    opp_last_ts: 0,
+    opp_ref: 0,
+};
+
+/// The candidates of one (stock, participant, side), and its last alert.
+#[derive(Clone, Copy, Debug)]
+struct Pair {
+    locate: u16,
+    side: Side,
+    party: Party,
+    refs: [u64; PAIR_CANDIDATES],
+    n: u8,
+    /// Last alert, ns (0: none).
+    last_alert: u64,
+}
+
+const NO_PAIR: Pair = Pair {
+    locate: 0,
+    side: Side::Buy,
+    party: NOBODY,
+    refs: [0; PAIR_CANDIDATES],
+    n: 0,
+    last_alert: 0,
+};
+
+impl Pair {
+    fn is(&self, locate: u16, party: &Party, side: Side) -> bool {
+        self.locate == locate && self.party == *party && self.side == side
+    }
+
+    fn drop_ref(&mut self, r: u64) {
+        let n = self.n as usize;
+        if let Some(i) = self.refs[..n].iter().position(|&x| x == r) {
+            self.refs.copy_within(i + 1..n, i);
+            self.n -= 1;
+        }
+    }
+}
+
+/// What the spoofing detector had to drop or skip.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpoofingCounters {
+    /// Candidates seen.
+    pub candidates: u64,
+    /// Candidates not followed: the order table was full.
+    pub order_overflow: u64,
+    /// Candidates not followed: the pair table was full.
+    pub pair_overflow: u64,
+    /// Older candidates dropped for newer ones of the same pair ([`PAIR_CANDIDATES`]).
+    pub pair_evicted: u64,
+    /// Pair-key hash collisions (two different triples on one key; the newer is skipped).
+    pub collisions: u64,
+    /// Candidates dropped as genuine (filled beyond `max_spoof_fill_ratio`).
+    pub genuine: u64,
+    /// Alerts held back by the cooldown.
+    pub suppressed: u64,
+}
+
 /// The `spoofing` detector's state in one shard.
 #[derive(Debug)]
-pub struct Spoofing {}
+pub struct Spoofing {
+    cands: KeyedState<Cand>,
+    pairs: KeyedState<Pair>,
+    /// Counters.
+    pub counters: SpoofingCounters,
+}
 
 impl Spoofing {
-    /// State sized by `cap`.
-    pub fn new(_cap: &Capacity) -> Self {
-        Spoofing {}
+    /// State sized by `cap`: `cap.orders` candidates, `cap.pairs` (stock, participant, side)
+    /// lists.
+    pub fn new(cap: &Capacity) -> Self {
+        Spoofing {
+            cands: KeyedState::with_ttl(cap.orders.max(1), NO_CAND, STATE_TTL_NS),
+            pairs: KeyedState::with_ttl(cap.pairs.max(1), NO_PAIR, STATE_TTL_NS),
+            counters: SpoofingCounters::default(),
+        }
+    }
+
+    /// Candidates followed now (including expired ones not yet reclaimed).
+    pub fn candidates(&self) -> usize {
+        self.cands.len()
+    }
+
+    /// Stops following candidate `r` (and takes it off its pair's list).
+    fn forget(&mut self, r: u64, c: &Cand, now: u64, cooldown_ns: u64) {
+        self.cands.remove(r);
+        let key = pair_key(c.locate, &c.party, c.side);
+        let mut empty = false;
+        if let Some(p) = self.pairs.get_mut(key, now) {
+            if p.is(c.locate, &c.party, c.side) {
+                p.drop_ref(r);
+                empty = p.n == 0 && (p.last_alert == 0 || now >= p.last_alert + cooldown_ns);
+            }
+        }
+        if empty {
+            self.pairs.remove(key);
+        }
+    }
+
+    fn on_add(
+        &mut self,
+        r: &SpoofingRules,
+        ev: &SurvEvent,
+        ctx: &Ctx<'_>,
+        order_ref: u64,
+        side: Side,
+    ) {
+        let Kind::Add {
+            price,
+            shares,
+            party,
+            ..
+        } = ev.kind
+        else {
+            return;
+        };
+        if party == NOBODY || ev.locate == 0 || shares < r.min_spoof_shares {
+            return;
+        }
+        // It must rest at the touch after the add, and make up enough of it.
+        let (best_after, touch_after) = side_touch(&ev.after, side);
+        if touch_after == 0 || best_after != price {
+            return;
+        }
+        let touch_share = shares as f64 / touch_after as f64;
+        // Or it dwarfs the orders already there (deep touches of busy names).
+        let multiple = match ctx.books.best(ev.locate, side) {
+            Some(l) if l.price == price => size_multiple(shares as u64, 1, l.shares, l.orders),
+            _ => 0.0,
+        };
+        let by_share = touch_share >= r.min_touch_share;
+        if !by_share && multiple < r.min_size_multiple {
+            return;
+        }
+        let (best_before, touch_before) = side_touch(&ev.before, side);
+        let improve_ticks = if touch_before > 0 && better(side, price, best_before) {
+            price.abs_diff(best_before) / TICK
+        } else {
+            0
+        };
+        self.counters.candidates += 1;
+        let key = pair_key(ev.locate, &party, side);
+        let pair = match self.pairs.entry(key, ev.ts) {
+            Ok(p) => p,
+            Err(_) => {
+                self.counters.pair_overflow += 1;
+                return;
+            }
+        };
+        if pair.n == 0 && pair.party == NOBODY {
+            *pair = Pair {
+                locate: ev.locate,
+                side,
+                party,
+                ..NO_PAIR
+            };
+        } else if !pair.is(ev.locate, &party, side) {
+            self.counters.collisions += 1;
+            return;
+        }
+        let mut evicted = None;
+        if pair.n as usize == PAIR_CANDIDATES {
+            evicted = Some(pair.refs[0]);
+            pair.refs.copy_within(1.., 0);
+            pair.n -= 1;
+        }
+        pair.refs[pair.n as usize] = order_ref;
+        pair.n += 1;
+        if let Some(old) = evicted {
+            self.cands.remove(old);
+            self.counters.pair_evicted += 1;
+        }
+        let c = Cand {
+            locate: ev.locate,
+            side,
+            party,
+            add_ts: ev.ts,
+            shares,
+            resting: shares,
+            improve_ticks,
+            touch_share,
+            multiple,
+            by_share,
+            ..NO_CAND
+        };
+        if self.cands.set(order_ref, ev.ts, c).is_err() {
+            self.counters.order_overflow += 1;
+            if let Some(p) = self.pairs.get_mut(key, ev.ts) {
+                p.drop_ref(order_ref);
+            }
+        }
+    }
+
+    /// Credits an execution of `party`'s order on `side` to its candidates on the other side.
+    fn credit(&mut self, r: &SpoofingRules, ev: &SurvEvent, party: Party, side: Side, q: u32) {
+        let key = pair_key(ev.locate, &party, opposite(side));
+        let Some(p) = self.pairs.get(key, ev.ts).copied() else {
+            return;
+        };
+        if !p.is(ev.locate, &party, opposite(side)) {
+            return;
+        }
+        let exec_ref = match ev.kind {
+            Kind::Exec { order_ref, .. } => order_ref,
+            _ => 0,
+        };
+        for &cr in &p.refs[..p.n as usize] {
+            if let Some(c) = self.cands.get_mut(cr, ev.ts) {
+                if ev.ts >= c.add_ts && ev.ts - c.add_ts <= r.max_lifetime_ns {
+                    c.opp_shares += q as u64;
+                    c.opp_last_ts = ev.ts;
+                    c.opp_ref = exec_ref;
+                }
+            }
+        }
+    }
+
+    /// The candidate `cr` lost `q` shares to its owner (cancel, or replaced away): fires if that
+    /// completes the pull.
+    fn pulled(
+        &mut self,
+        r: &SpoofingRules,
+        ev: &SurvEvent,
+        ctx: &Ctx<'_>,
+        cr: u64,
+        q: u32,
+        out: &mut Alerts,
+    ) {
+        let Some(c) = self.cands.get_mut(cr, ev.ts) else {
+            return;
+        };
+        c.cancelled = c.cancelled.saturating_add(q);
+        c.resting = c.resting.saturating_sub(q);
+        let c = *c;
+        let cancel_ratio = c.cancelled as f64 / c.shares.max(1) as f64;
+        if cancel_ratio < r.min_cancel_ratio && c.resting > 0 {
+            return;
+        }
+        self.forget(cr, &c, ev.ts, r.cooldown_ns);
+        let lifetime = ev.ts.saturating_sub(c.add_ts);
+        if lifetime > r.max_lifetime_ns || c.opp_shares < r.min_exec_shares as u64 {
+            return;
+        }
+        let exec_to_cancel = ev.ts.saturating_sub(c.opp_last_ts);
+        if exec_to_cancel > r.max_exec_to_cancel_ns {
+            return;
+        }
+        let fill_ratio = c.filled as f64 / c.shares.max(1) as f64;
+        let key = pair_key(c.locate, &c.party, c.side);
+        if let Some(p) = self.pairs.get_mut(key, ev.ts) {
+            if p.is(c.locate, &c.party, c.side) {
+                if p.last_alert != 0 && ev.ts < p.last_alert + r.cooldown_ns {
+                    self.counters.suppressed += 1;
+                    return;
+                }
+                p.last_alert = ev.ts;
+            }
+        } else if let Ok(p) = self.pairs.entry(key, ev.ts) {
+            // Keep the cooldown even though no candidate is left.
+            *p = Pair {
+                locate: c.locate,
+                side: c.side,
+                party: c.party,
+                last_alert: ev.ts,
+                ..NO_PAIR
+            };
+        }
+        // High when it moved the best price, or outweighs the touch twice over the rule.
+        let over = if c.by_share {
+            c.touch_share / r.min_touch_share.max(f64::MIN_POSITIVE)
+        } else {
+            c.multiple / r.min_size_multiple
+        };
+        let sev = if c.improve_ticks >= 1 {
+            Severity::High
+        } else {
+            Severity::by_ratio(over, 2.0)
+        };
+        let a = Alert::new(DetectorId::Spoofing, ev.ts, ev.seq, ev.locate, ctx.symbol)
+            .party(c.party)
+            .severity(sev)
+            .order_ref(cr)
+            .order_ref(c.opp_ref)
+            .evidence(
+                "spoof_shares",
+                c.shares as f64,
+                ">=",
+                r.min_spoof_shares as f64,
+            );
+        let a = if c.by_share {
+            a.evidence("touch_share_ratio", c.touch_share, ">=", r.min_touch_share)
+        } else {
+            a.evidence("size_multiple_ratio", c.multiple, ">=", r.min_size_multiple)
+        };
+        out.push(
+            a.evidence("improve_ticks", c.improve_ticks as f64, ">=", 0.0)
+                .evidence(
+                    "lifetime_ns",
+                    lifetime as f64,
+                    "<=",
+                    r.max_lifetime_ns as f64,
+                )
+                .evidence(
+                    "exec_shares",
+                    c.opp_shares as f64,
+                    ">=",
+                    r.min_exec_shares as f64,
+                )
+                .evidence(
+                    "exec_to_cancel_ns",
+                    exec_to_cancel as f64,
+                    "<=",
+                    r.max_exec_to_cancel_ns as f64,
+                )
+                .evidence("spoof_fill_ratio", fill_ratio, "<=", r.max_spoof_fill_ratio)
+                .evidence("cancel_ratio", cancel_ratio, ">=", r.min_cancel_ratio)
+                .touch(ev.after)
+                .since(c.add_ts),
+        );
     }
 }
 
@@ -37,6 +589,120 @@ impl Detector for Spoofing {
     type Rules = SpoofingRules;
     const ID: DetectorId = DetectorId::Spoofing;
 
-    fn on_event(&mut self, _r: &SpoofingRules, _ev: &SurvEvent, _ctx: &Ctx<'_>, _out: &mut Alerts) {
+    fn on_event(&mut self, r: &SpoofingRules, ev: &SurvEvent, ctx: &Ctx<'_>, out: &mut Alerts) {
+        if ev.locate == 0 {
+            return;
+        }
+        match ev.kind {
+            Kind::Add {
+                order_ref, side, ..
+            } => self.on_add(r, ev, ctx, order_ref, side),
+            Kind::Exec {
+                order_ref,
+                side,
+                shares,
+                remaining,
+                party,
+                ..
+            } => {
+                if let Some(c) = self.cands.get_mut(order_ref, ev.ts) {
+                    c.filled = c.filled.saturating_add(shares);
+                    c.resting = remaining;
+                    let c = *c;
+                    if remaining == 0 || c.filled as f64 > r.max_spoof_fill_ratio * c.shares as f64
+                    {
+                        self.counters.genuine += 1;
+                        self.forget(order_ref, &c, ev.ts, r.cooldown_ns);
+                    }
+                }
+                if party != NOBODY && shares > 0 {
+                    self.credit(r, ev, party, side, shares);
+                }
+            }
+            Kind::Cancel {
+                order_ref, shares, ..
+            } => self.pulled(r, ev, ctx, order_ref, shares, out),
+            Kind::Replace {
+                old_ref,
+                new_ref,
+                side,
+                old_price,
+                old_shares,
+                price,
+                shares,
+                ..
+            } => {
+                let Some(c) = self.cands.get(old_ref, ev.ts).copied() else {
+                    return;
+                };
+                let kept = shares as f64 >= (1.0 - r.min_cancel_ratio) * old_shares as f64;
+                if !better(side, old_price, price) && kept {
+                    // Still as aggressive and most of its size: follow it under its new
+                    // reference (a shrink counts as cancelled shares).
+                    self.cands.remove(old_ref);
+                    let key = pair_key(c.locate, &c.party, c.side);
+                    let moved = Cand {
+                        resting: shares,
+                        cancelled: c
+                            .cancelled
+                            .saturating_add(old_shares.saturating_sub(shares)),
+                        ..c
+                    };
+                    if self.cands.set(new_ref, ev.ts, moved).is_err() {
+                        self.counters.order_overflow += 1;
+                        self.forget(old_ref, &c, ev.ts, r.cooldown_ns);
+                    } else if let Some(p) = self.pairs.get_mut(key, ev.ts) {
+                        if let Some(x) = p.refs[..p.n as usize].iter_mut().find(|x| **x == old_ref)
+                        {
+                            *x = new_ref;
+                        }
+                    }
+                } else {
+                    // Moved away from the touch or mostly withdrawn: the size it showed is
+                    // pulled (the new order is a new order).
+                    self.pulled(r, ev, ctx, old_ref, c.resting.max(1), out);
+                    if let Some(c) = self.cands.get(old_ref, ev.ts).copied() {
+                        self.forget(old_ref, &c, ev.ts, r.cooldown_ns);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_nonsense_is_rejected() {
+        assert!(SpoofingRules::default().validate().is_ok());
+        let bad = SpoofingRules {
+            min_touch_share: 1.5,
+            ..SpoofingRules::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("min_touch_share"));
+        let bad = SpoofingRules {
+            max_lifetime_ns: 0,
+            ..SpoofingRules::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = SpoofingRules {
+            min_spoof_shares: 0,
+            ..SpoofingRules::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn pair_keys_differ_by_stock_party_and_side() {
+        let p = super::super::event::party_of_mpid(*b"GSCO");
+        let q = super::super::event::party_of_mpid(*b"MSCO");
+        let k = pair_key(1, &p, Side::Buy);
+        assert_ne!(k, pair_key(2, &p, Side::Buy));
+        assert_ne!(k, pair_key(1, &q, Side::Buy));
+        assert_ne!(k, pair_key(1, &p, Side::Sell));
+        assert_eq!(k, pair_key(1, &p, Side::Buy));
     }
 }
