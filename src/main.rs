@@ -436,6 +436,13 @@ struct BenchArgs {
 }
 
 fn main() {
+    // Like other Unix command-line tools, die quietly when the reader of standard output goes
+    // away (`tickwatch demo | head`), instead of panicking on the broken pipe in `println!`.
+    // SAFETY: called first thing, before any other thread exists; restores the default
+    // disposition of one signal and touches no memory.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Inspect(a) => cmd_inspect(a),

@@ -414,10 +414,35 @@ fn gen_is_deterministic() {
 fn demo_runs_and_is_consistent() {
     let o = ok(&["demo", "--messages", "50000", "--symbols", "20"]);
     let text = stdout(&o);
+    // 50,000 background messages plus the injected episodes'.
+    let inspected: u64 = text
+        .split("inspect: ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("an inspect line");
     assert!(
-        text.contains("inspect: 50000 messages, 20 stocks"),
+        inspected > 50_000 && text.contains(" messages, 20 stocks"),
         "{text}"
     );
+    assert!(text.contains("labelled manipulation episodes"), "{text}");
+    // Surveillance ran and was scored: every scenario's detector has a row with its recall.
+    for det in [
+        "spoofing",
+        "layering",
+        "quote_stuffing",
+        "momentum_ignition",
+        "marking_the_close",
+        "wash_trade",
+    ] {
+        let row = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(det))
+            .unwrap_or_else(|| panic!("no {det} row: {text}"));
+        let recall: f64 = row.split_whitespace().nth(3).unwrap().parse().unwrap();
+        assert!(recall > 0.5, "{row}");
+    }
+    assert!(text.contains("event to alert"), "{text}");
     assert!(
         text.contains("consistency: every level equals the sum of its orders; 0 crossed books"),
         "{text}"

@@ -667,7 +667,13 @@ impl Detector for Layering {
                 party,
                 ..
             } => {
-                if let Some(o) = self.orders.get_mut(order_ref, ev.ts) {
+                // Only attributed orders are followed: an anonymous one needs no lookup.
+                let followed = if party == NOBODY {
+                    None
+                } else {
+                    self.orders.get_mut(order_ref, ev.ts)
+                };
+                if let Some(o) = followed {
                     o.shares = remaining;
                     let o = *o;
                     if remaining == 0 {
@@ -681,8 +687,9 @@ impl Detector for Layering {
             Kind::Cancel {
                 order_ref,
                 remaining,
+                party,
                 ..
-            } => {
+            } if party != NOBODY => {
                 let Some(o) = self.orders.get_mut(order_ref, ev.ts) else {
                     return;
                 };
@@ -702,7 +709,7 @@ impl Detector for Layering {
                 price,
                 shares,
                 party,
-            } => {
+            } if party != NOBODY => {
                 if let Some(o) = self.orders.get(old_ref, ev.ts).copied() {
                     self.unfollow(r, old_ref, &o, ev.ts);
                     if better(side, old_price, price) || (shares as u64) * 2 < old_shares as u64 {

@@ -297,10 +297,18 @@ pub struct Surveillance {
     flow: Vec<(Vec<FlowRecord>, usize)>,
     /// Group index per locate (`u32::MAX`: none), resolved when the stock's directory arrives.
     flow_of: Vec<u32>,
+    /// The locates with a flow group, ascending (at most one per flow stock: preallocated).
+    flow_locates: Vec<u16>,
     /// Order reference → account (from flow `new` records).
     accounts: KeyedState<event::Party>,
     /// Per locate: some party holds a position (risk marks are sent on touch changes).
     held: Vec<bool>,
+    /// Per locate, the mark interval (`marks`) in which its mid last went to the risk book: a
+    /// held stock's mid is sent on its first touch change of each interval, not on every one
+    /// (the same events for any sharding; positions are marked at most one interval stale).
+    marked: Vec<u32>,
+    /// Marks seen.
+    marks: u32,
     /// Counters.
     pub counters: SurvCounters,
     /// Scratch for [`Surveillance::drain_step`]: (locate, detector, index, source).
@@ -335,9 +343,18 @@ impl Surveillance {
             alerts: Alerts::new(ALERTS_PER_STEP),
             risk: Vec::with_capacity(RISK_BUF),
             flow_of: vec![u32::MAX; cap.locates],
+            flow_locates: Vec::with_capacity(groups.len()),
             flow: groups,
-            accounts: KeyedState::new(cap.orders.max(1), event::NOBODY),
+            // Links come from the flow's `new` records (and replaces of linked orders): sized to
+            // them, so the table stays small and cache-resident, not to `limits.orders`.
+            accounts: KeyedState::new(
+                (2 * flow.iter().filter(|r| r.event == FlowEvent::New).count())
+                    .clamp(1024, cap.orders.max(1024)),
+                event::NOBODY,
+            ),
             held: vec![false; cap.locates],
+            marked: vec![u32::MAX; cap.locates],
+            marks: 0,
             counters: SurvCounters::default(),
             order: Vec::with_capacity(MAX_STEP_RECORDS),
         }
@@ -374,6 +391,10 @@ impl Surveillance {
                 .position(|(recs, _)| recs[0].stock == d.stock)
             {
                 if let Some(slot) = self.flow_of.get_mut(locate as usize) {
+                    if *slot == u32::MAX && self.flow_locates.len() < self.flow_locates.capacity() {
+                        let at = self.flow_locates.partition_point(|&l| l < locate);
+                        self.flow_locates.insert(at, locate);
+                    }
                     *slot = g as u32;
                 }
             }
@@ -503,16 +524,18 @@ impl Surveillance {
             }
             self.push_risk(ev.ts, ev.seq, i);
         }
-        if ev.before != ev.after && self.held.get(ev.locate as usize).copied().unwrap_or(false) {
+        let l = ev.locate as usize;
+        if ev.before != ev.after
+            && self.held.get(l).copied().unwrap_or(false)
+            && self.marked[l] != self.marks
+        {
             if let Some(mid2) = ev.mid2() {
-                self.push_risk(
-                    ev.ts,
-                    ev.seq,
-                    RiskInput::Mark {
-                        locate: ev.locate,
-                        mid2,
-                    },
-                );
+                self.marked[l] = self.marks;
+                let mark = RiskInput::Mark {
+                    locate: ev.locate,
+                    mid2,
+                };
+                self.push_risk(ev.ts, ev.seq, mark);
             }
         }
     }
@@ -594,12 +617,11 @@ impl Surveillance {
     /// applied (stocks in locate order), then timers run.
     pub fn watermark(&mut self, wm: u64, seq: u32, books: &Books) {
         if !self.flow.is_empty() {
-            for locate in 0..self.flow_of.len() {
-                if self.flow_of[locate] != u32::MAX {
-                    self.flow_until(locate as u16, wm, seq, books);
-                }
+            for i in 0..self.flow_locates.len() {
+                self.flow_until(self.flow_locates[i], wm, seq, books);
             }
         }
+        self.marks = self.marks.wrapping_add(1);
         let ctx = Ctx {
             books,
             symbol: [b' '; 8],

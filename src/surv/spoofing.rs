@@ -605,7 +605,14 @@ impl Detector for Spoofing {
                 party,
                 ..
             } => {
-                if let Some(c) = self.cands.get_mut(order_ref, ev.ts) {
+                // Candidates are attributed orders only: an anonymous order needs no lookup (a
+                // cache miss in a large table on most events).
+                let cand = if party == NOBODY {
+                    None
+                } else {
+                    self.cands.get_mut(order_ref, ev.ts)
+                };
+                if let Some(c) = cand {
                     c.filled = c.filled.saturating_add(shares);
                     c.resting = remaining;
                     let c = *c;
@@ -620,8 +627,11 @@ impl Detector for Spoofing {
                 }
             }
             Kind::Cancel {
-                order_ref, shares, ..
-            } => self.pulled(r, ev, ctx, order_ref, shares, out),
+                order_ref,
+                shares,
+                party,
+                ..
+            } if party != NOBODY => self.pulled(r, ev, ctx, order_ref, shares, out),
             Kind::Replace {
                 old_ref,
                 new_ref,
@@ -630,8 +640,9 @@ impl Detector for Spoofing {
                 old_shares,
                 price,
                 shares,
+                party,
                 ..
-            } => {
+            } if party != NOBODY => {
                 let Some(c) = self.cands.get(old_ref, ev.ts).copied() else {
                     return;
                 };
