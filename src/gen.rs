@@ -999,9 +999,12 @@ fn plan_episodes(
     let mut rng = SplitMix64::new(seed ^ 0x5CE7_A410_u64.wrapping_mul(0x9E37_79B9));
     let minutes = (close - open) as f64 / 60e9;
     let stocks = symbols.clamp(1, EPISODE_STOCKS);
-    // Episodes start after 20 s of trading and leave the last 5 minutes (or 5 %) for the close.
+    // Episodes start after 20 s of trading and end before the last 6 minutes (at most 60 % of
+    // the session): the marking-the-close detector watches the last 5 minutes of every stock,
+    // and an ignition or a stuffing burst there is itself unusual activity before the close —
+    // both detectors would rightly fire, and the truth would name only one.
     let lead = 20_000_000_000u64.min((close - open) / 10);
-    let tail = 300_000_000_000u64.min((close - open) / 5);
+    let tail = 360_000_000_000u64.min((close - open) * 3 / 5);
     let usable = (close - open).saturating_sub(lead + tail).max(1);
     let mut out: Vec<Running> = Vec::new();
     let mut busy: Vec<(u16, u64, u64)> = Vec::new();

@@ -64,7 +64,19 @@
 //! watermarks), [`state`] (dense and open-addressing keyed state with TTL), [`join`] (as-of,
 //! interval and window joins), [`agg`] (bars, Welford, touch statistics), and [`stream`], a
 //! builder for keyed windowed jobs over any fixed-layout record stream. None allocates after
-//! construction; a full table is a counted overflow. Surveillance detectors come next.
+//! construction; a full table is a counted overflow.
+//!
+//! ## Surveillance (`tickwatch run --alerts`, [`surv`])
+//! ```text
+//!  worker i: message ─▶ surv::SurvEvent (classified before the book applies it) ─▶ Books
+//!            ─▶ detectors of its stocks (spoofing, layering, stuffing, OTR, ignition, close,
+//!               abnormal, locked/crossed, wash)  ◀── participant flow (firm's accounts, by time)
+//!            ─▶ records keyed (epoch, phase, seq, stock, detector) ─┐
+//!                                                                   ▼
+//!  output: k-way merge ─▶ surv::RiskBook (participants across stocks, kill switch) ─▶ alerts JSONL
+//! ```
+//! [`scenario`] injects labelled manipulation into generated feeds; [`surv::eval`] scores
+//! alerts against it.
 //!
 //! ## Example
 //! ```

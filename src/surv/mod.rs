@@ -273,6 +273,14 @@ pub struct SurvCounters {
     pub reloads: u64,
 }
 
+/// Bits of the account-link filter.
+const LINK_FILTER_BITS: usize = 1 << 20;
+
+#[inline]
+fn link_bit(order_ref: u64) -> usize {
+    (order_ref.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 44) as usize
+}
+
 /// Risk inputs buffered per event before the caller drains them.
 const RISK_BUF: usize = 256;
 
@@ -301,6 +309,9 @@ pub struct Surveillance {
     flow_locates: Vec<u16>,
     /// Order reference → account (from flow `new` records).
     accounts: KeyedState<event::Party>,
+    /// A one-hash filter over the linked order references (2²⁰ bits, 128 KiB): most orders are
+    /// not the firm's, and a clear bit answers without probing the table.
+    linked: Vec<u64>,
     /// Per locate: some party holds a position (risk marks are sent on touch changes).
     held: Vec<bool>,
     /// Per locate, the mark interval (`marks`) in which its mid last went to the risk book: a
@@ -347,6 +358,7 @@ impl Surveillance {
             flow: groups,
             // Links come from the flow's `new` records (and replaces of linked orders): sized to
             // them, so the table stays small and cache-resident, not to `limits.orders`.
+            linked: vec![0; LINK_FILTER_BITS / 64],
             accounts: KeyedState::new(
                 (2 * flow.iter().filter(|r| r.event == FlowEvent::New).count())
                     .clamp(1024, cap.orders.max(1024)),
@@ -404,7 +416,13 @@ impl Surveillance {
         }
         let mut ev = SurvEvent::classify(msg, books, seq);
         if !self.flow.is_empty() {
-            let link = |r: u64, acc: &mut KeyedState<Party>| acc.get(r, 0).copied();
+            let link = |r: u64, acc: &mut KeyedState<Party>, linked: &[u64]| {
+                let b = link_bit(r);
+                if linked[b / 64] & (1 << (b % 64)) == 0 {
+                    return None;
+                }
+                acc.get(r, 0).copied()
+            };
             match &mut ev.kind {
                 Kind::Add {
                     order_ref, party, ..
@@ -415,7 +433,7 @@ impl Surveillance {
                 | Kind::Cancel {
                     order_ref, party, ..
                 } => {
-                    if let Some(a) = link(*order_ref, &mut self.accounts) {
+                    if let Some(a) = link(*order_ref, &mut self.accounts, &self.linked) {
                         *party = a;
                     }
                 }
@@ -425,11 +443,14 @@ impl Surveillance {
                     party,
                     ..
                 } => {
-                    if let Some(a) = link(*old_ref, &mut self.accounts) {
+                    if let Some(a) = link(*old_ref, &mut self.accounts, &self.linked) {
                         *party = a;
                         // The new order keeps the account.
                         if self.accounts.set(*new_ref, 0, a).is_err() {
                             self.counters.account_overflow += 1;
+                        } else {
+                            let b = link_bit(*new_ref);
+                            self.linked[b / 64] |= 1 << (b % 64);
                         }
                     }
                 }
@@ -486,8 +507,12 @@ impl Surveillance {
     /// What `ev` tells the risk book: fills and orders of known parties (a flow-linked order's
     /// fills come from the flow, not from here), and marks of stocks someone holds.
     fn risk_inputs(&mut self, ev: &SurvEvent, ctx: &Ctx<'_>) {
-        let flow_linked =
-            |s: &mut Self, r: u64| !s.flow.is_empty() && s.accounts.get(r, 0).is_some();
+        let flow_linked = |s: &mut Self, r: u64| {
+            let b = link_bit(r);
+            !s.flow.is_empty()
+                && s.linked[b / 64] & (1 << (b % 64)) != 0
+                && s.accounts.get(r, 0).is_some()
+        };
         let input = match ev.kind {
             Kind::Exec {
                 order_ref,
@@ -569,11 +594,13 @@ impl Surveillance {
 
     fn apply_flow(&mut self, rec: &FlowRecord, locate: u16, seq: u32, books: &Books) {
         self.counters.flow_applied += 1;
-        if rec.event == FlowEvent::New
-            && rec.order_ref != 0
-            && self.accounts.set(rec.order_ref, 0, rec.account).is_err()
-        {
-            self.counters.account_overflow += 1;
+        if rec.event == FlowEvent::New && rec.order_ref != 0 {
+            if self.accounts.set(rec.order_ref, 0, rec.account).is_err() {
+                self.counters.account_overflow += 1;
+            } else {
+                let b = link_bit(rec.order_ref);
+                self.linked[b / 64] |= 1 << (b % 64);
+            }
         }
         let ctx = Ctx {
             books,
