@@ -178,7 +178,8 @@ struct RunArgs {
     /// Shard workers (events are routed by stock locate; default: cores − 2 from 4 cores on, so
     /// the reader and the output stage get their own; below that cores + 1 at `--speed max`,
     /// packed evenly with them, and cores − 1 when paced, so latency never waits for another
-    /// stage's turn — each measured best on 2 cores, see PERF.md).
+    /// stage's turn; with `--alerts` at max speed below 4 cores, one per core — each measured
+    /// best on 2 cores, see PERF.md).
     #[arg(long)]
     workers: Option<usize>,
     /// Cores to pin the pipeline threads to, e.g. `0,1` (default: every core; `none`: no pinning).
@@ -1393,10 +1394,12 @@ fn run_pipeline(
             .workers
             // A bars job's output stage formats a row per window: like a paced run, it gets a
             // core of its own with the reader below 4 cores (measured faster, PERF.md).
-            .unwrap_or(default_workers(
-                ncores,
-                a.speed.0.is_some() || bars.is_some(),
-            )),
+            .unwrap_or(match (&surv, a.speed.0) {
+                // Surveillance makes the workers the heavy stages: one per core, each sharing
+                // it with the light reader or output stage (measured best on 2 cores, PERF.md).
+                (Some(_), None) if ncores < 4 => ncores,
+                _ => default_workers(ncores, a.speed.0.is_some() || bars.is_some()),
+            }),
         cores,
         wait: a.wait,
         backpressure: a.backpressure,
