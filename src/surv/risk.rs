@@ -24,8 +24,10 @@
 //! send [`RiskInput`]s (fills, marks, order and cancel counts) that the output stage applies in
 //! feed order to one [`RiskBook`] (in a single-threaded run, the caller applies them inline).
 //! All state is sized at construction (parties: `Capacity::parties`; positions:
-//! `Capacity::pairs`; marks and symbols per locate: `Capacity::locates`); [`RiskBook::apply`]
-//! never allocates. Money is kept in exact integers (half-units of Price(4): price × 2, the
+//! `Capacity::pairs`; marks and symbols per locate: `Capacity::locates`; holder lists per
+//! locate); [`RiskBook::apply`] never allocates. Party and position states live in dense arrays
+//! behind their hash indexes, and a position carries its party's index, so an input finds its
+//! party once (a recent-party cache usually skips the hash) and a mark finds none. Money is kept in exact integers (half-units of Price(4): price × 2, the
 //! unit of a mid `bid + ask`), so results do not depend on the order of float additions.
 use super::event::{Party, NOBODY};
 use super::{Alert, Alerts, Capacity, DetectorId, Severity};
