@@ -24,8 +24,10 @@
 //! send [`RiskInput`]s (fills, marks, order and cancel counts) that the output stage applies in
 //! feed order to one [`RiskBook`] (in a single-threaded run, the caller applies them inline).
 //! All state is sized at construction (parties: `Capacity::parties`; positions:
-//! `Capacity::pairs`; marks and symbols per locate: `Capacity::locates`); [`RiskBook::apply`]
-//! never allocates. Money is kept in exact integers (half-units of Price(4): price × 2, the
+//! `Capacity::pairs`; marks and symbols per locate: `Capacity::locates`; holder lists per
+//! locate); [`RiskBook::apply`] never allocates. Party and position states live in dense arrays
+//! behind their hash indexes, and a position carries its party's index, so an input finds its
+//! party once (a recent-party cache usually skips the hash) and a mark finds none. Money is kept in exact integers (half-units of Price(4): price × 2, the
 //! unit of a mid `bid + ask`), so results do not depend on the order of float additions.
 use super::event::{Party, NOBODY};
 use super::{Alert, Alerts, Capacity, DetectorId, Severity};
@@ -330,6 +332,8 @@ const NO_PARTY: PartyState = PartyState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Position {
     party: Party,
+    /// The party's index in the book's party states.
+    owner: u32,
     locate: u16,
     /// Net shares (long > 0).
     net: i64,
@@ -345,6 +349,7 @@ struct Position {
 
 const NO_POSITION: Position = Position {
     party: NOBODY,
+    owner: 0,
     locate: 0,
     net: 0,
     cost: 0,
@@ -353,17 +358,23 @@ const NO_POSITION: Position = Position {
     limit: NO_LIMIT,
 };
 
-/// The positions marked on each stock's mid.
+/// The positions marked on each stock's mid (indices into the book's positions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Holders {
     n: u8,
-    keys: [u64; HOLDERS],
+    keys: [u32; HOLDERS],
 }
 
 const NO_HOLDERS: Holders = Holders {
     n: 0,
     keys: [0; HOLDERS],
 };
+
+/// Entries of the recent-participants cache (a power of two).
+const RECENT: usize = 256;
+
+/// Not an index (a new entry of an index table).
+const NONE: u32 = u32::MAX;
 
 /// What the risk book counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -385,9 +396,22 @@ pub struct RiskCounters {
 /// Positions, exposure and P&L per participant.
 #[derive(Debug)]
 pub struct RiskBook {
-    parties: KeyedState<PartyState>,
-    positions: KeyedState<Position>,
-    holders: KeyedState<Holders>,
+    /// Participant (FNV key) → index in `states`; the stored party is checked on every find.
+    parties: KeyedState<u32>,
+    /// Participants' states in first-seen order (preallocated to `Capacity::parties`).
+    states: Vec<PartyState>,
+    /// Direct-mapped cache of recent participants' indices (a hit skips the FNV hash and the
+    /// probe; only found participants are cached).
+    recent: Box<[(Party, u32)]>,
+    /// Position (party, locate) key → index in `pos`.
+    positions: KeyedState<u32>,
+    /// Positions in opening order (preallocated to `Capacity::pairs`).
+    pos: Vec<Position>,
+    /// Holder list per locate (dense; `n == 0`: no list yet).
+    holders: Vec<Holders>,
+    /// Locates with a holder list, and how many may have one.
+    holder_lists: usize,
+    holder_cap: usize,
     /// Last mark per locate (money units per share; 0: none yet).
     marks: Vec<u64>,
     /// Symbol per locate (from fills).
@@ -406,8 +430,37 @@ fn party_key(p: &Party) -> u64 {
     h
 }
 
-fn position_key(pk: u64, locate: u16) -> u64 {
-    (pk ^ (locate as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)).rotate_left(17)
+/// The recent-participants cache slot of a party (one multiply, not FNV's twelve).
+#[inline]
+fn recent_slot(p: &Party) -> usize {
+    let mut lo = [0u8; 8];
+    lo.copy_from_slice(&p[..8]);
+    let mut hi = [0u8; 4];
+    hi.copy_from_slice(&p[8..]);
+    let k = u64::from_le_bytes(lo) ^ (u32::from_le_bytes(hi) as u64).rotate_left(29);
+    (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - RECENT.trailing_zeros())) as usize
+}
+
+/// The inverse of the index's Fibonacci multiplier (`0x9E37_79B9_7F4A_7C15`) modulo 2^64.
+const FIB_INV: u64 = 0xF1DE_83E1_9937_733D;
+
+/// The key of the position of the party at index `pi` in `locate`, chosen so its home bucket
+/// in the `positions` index (the top bits of `key × FIB`) lies next to the stock's other
+/// holders' (bucket `locate × 32 + pi`, wrapping): the positions in use share a few cache
+/// lines of the index rather than one random line of a 2 MiB table each. Unique per (party,
+/// locate): the low bits of `key × FIB` hold the locate and the index's low bits, the home
+/// their rest.
+#[inline]
+fn position_key(positions: &KeyedState<u32>, pi: usize, locate: u16) -> u64 {
+    let bits = positions.index().buckets().trailing_zeros();
+    let shift = 64 - bits;
+    let uniq = locate as u64 | (pi as u64) << 16;
+    let mask = (1u64 << bits) - 1;
+    let near = (locate as u64) << 5 | (pi as u64 & 31);
+    let home = (near ^ (uniq >> shift)) & mask;
+    let key = (home << shift | (uniq & ((1u64 << shift) - 1))).wrapping_mul(FIB_INV);
+    debug_assert_eq!(positions.index().home(key) as u64, home);
+    key
 }
 
 fn usd(units: i128) -> f64 {
@@ -419,9 +472,14 @@ impl RiskBook {
     pub fn new(cap: &Capacity) -> Self {
         let locates = cap.locates.clamp(1, 65_536);
         RiskBook {
-            parties: KeyedState::new(cap.parties.max(1), NO_PARTY),
-            positions: KeyedState::new(cap.pairs.max(1), NO_POSITION),
-            holders: KeyedState::new(locates.min(cap.pairs.max(1)), NO_HOLDERS),
+            parties: KeyedState::new(cap.parties.max(1), NONE),
+            states: Vec::with_capacity(cap.parties.max(1)),
+            recent: vec![(NOBODY, NONE); RECENT].into_boxed_slice(),
+            positions: KeyedState::new(cap.pairs.max(1), NONE),
+            pos: Vec::with_capacity(cap.pairs.max(1)),
+            holders: vec![NO_HOLDERS; 1 << 16],
+            holder_lists: 0,
+            holder_cap: locates.min(cap.pairs.max(1)),
             marks: vec![0; locates],
             symbols: vec![[b' '; 8]; locates],
             counters: RiskCounters::default(),
@@ -449,22 +507,36 @@ impl RiskBook {
         }
     }
 
-    /// The party's state, inserted if new; `None` if the table is full or the key collides.
-    fn party_mut(&mut self, p: &Party, ts: u64) -> Option<&mut PartyState> {
+    /// The index of the party's state, inserted if new; `None` if the table is full or the key
+    /// collides (counted).
+    #[inline]
+    fn party_idx(&mut self, p: &Party) -> Option<usize> {
         if *p == NOBODY {
             return None;
         }
-        match self.parties.entry(party_key(p), ts) {
-            Ok(s) if s.party == *p => Some(s),
-            Ok(s) if s.party == NOBODY => {
-                s.party = *p;
-                Some(s)
+        let c = recent_slot(p);
+        let (q, i) = self.recent[c];
+        if q == *p {
+            return Some(i as usize);
+        }
+        let i = match self.parties.entry(party_key(p), 0) {
+            Ok(v) if *v == NONE => {
+                let i = self.states.len();
+                self.states.push(PartyState {
+                    party: *p,
+                    ..NO_PARTY
+                });
+                *v = i as u32;
+                i
             }
+            Ok(v) if self.states[*v as usize].party == *p => *v as usize,
             _ => {
                 self.counters.overflow += 1;
-                None
+                return None;
             }
-        }
+        };
+        self.recent[c] = (*p, i as u32);
+        Some(i)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -492,24 +564,37 @@ impl RiskBook {
             }
         }
         let mark = self.marks.get(li).copied().unwrap_or(price as u64 * 2);
-        if self.party_mut(&party, ts).is_none() {
+        let Some(pi) = self.party_idx(&party) else {
             return;
-        }
-        let pk = party_key(&party);
-        let key = position_key(pk, locate);
-        let pos = match self.positions.entry(key, ts) {
-            Ok(p) if p.party == party && p.locate == locate => p,
-            Ok(p) if p.party == NOBODY => {
-                p.party = party;
-                p.locate = locate;
-                p.mark = mark;
-                p
+        };
+        let key = position_key(&self.positions, pi, locate);
+        let qi = match self.positions.entry(key, ts) {
+            Ok(v) if *v == NONE => {
+                let qi = self.pos.len();
+                self.pos.push(Position {
+                    party,
+                    owner: pi as u32,
+                    locate,
+                    mark,
+                    ..NO_POSITION
+                });
+                *v = qi as u32;
+                qi
+            }
+            Ok(v)
+                if {
+                    let p = &self.pos[*v as usize];
+                    p.party == party && p.locate == locate
+                } =>
+            {
+                *v as usize
             }
             _ => {
                 self.counters.overflow += 1;
                 return;
             }
         };
+        let pos = &mut self.pos[qi];
         let old = contribution(pos);
         // Average cost: a fill in the position's direction adds at its price; against it,
         // closes at the average cost (realising the difference), and any rest opens the
@@ -542,33 +627,35 @@ impl RiskBook {
         let listed = pos.listed;
         let net_notional = pos.net.unsigned_abs() as i128 * mark as i128;
         if !listed && pos.net != 0 {
-            if self.list_holder(locate, key) {
-                if let Some(p) = self.positions.get_mut(key, ts) {
-                    p.listed = true;
-                }
+            if self.list_holder(locate, qi) {
+                self.pos[qi].listed = true;
             } else {
                 self.counters.holder_overflow += 1;
             }
         }
-        let Some(ps) = self.party_mut(&party, ts) else {
-            return;
-        };
+        let ps = &mut self.states[pi];
         ps.realised += realised;
         apply_delta(ps, old, new);
-        let ps = *ps;
-        self.check_stock(r, ts, seq, &party, locate, key, net_notional, out);
-        self.check_totals(r, ts, seq, &ps, out);
+        self.check_stock(r, ts, seq, pi, locate, qi, net_notional, out);
+        self.check_totals(r, ts, seq, pi, out);
     }
 
-    /// Adds a position to its locate's holder list (false if the list is full).
-    fn list_holder(&mut self, locate: u16, key: u64) -> bool {
-        match self.holders.entry(locate as u64, 0) {
-            Ok(h) if (h.n as usize) < HOLDERS => {
-                h.keys[h.n as usize] = key;
-                h.n += 1;
-                true
+    /// Adds a position to its locate's holder list (false if the list is full, or no more
+    /// locates may have one).
+    fn list_holder(&mut self, locate: u16, qi: usize) -> bool {
+        let h = &mut self.holders[locate as usize];
+        if h.n == 0 {
+            if self.holder_lists >= self.holder_cap {
+                return false;
             }
-            _ => false,
+            self.holder_lists += 1;
+        }
+        if (h.n as usize) < HOLDERS {
+            h.keys[h.n as usize] = qi as u32;
+            h.n += 1;
+            true
+        } else {
+            false
         }
     }
 
@@ -578,28 +665,21 @@ impl RiskBook {
             return;
         }
         self.marks[li] = mid2;
-        let Some(h) = self.holders.get(locate as u64, 0).copied() else {
-            return;
-        };
-        for &key in &h.keys[..h.n as usize] {
-            let Some(pos) = self.positions.get_mut(key, ts) else {
-                continue;
-            };
+        let h = self.holders[li];
+        for &qi in &h.keys[..h.n as usize] {
+            let qi = qi as usize;
+            let pos = &mut self.pos[qi];
             let old = contribution(pos);
             pos.mark = mid2;
             let new = contribution(pos);
-            let party = pos.party;
+            let pi = pos.owner as usize;
             let net_notional = pos.net.unsigned_abs() as i128 * mid2 as i128;
             if old == new {
                 continue;
             }
-            let Some(ps) = self.party_mut(&party, ts) else {
-                continue;
-            };
-            apply_delta(ps, old, new);
-            let ps = *ps;
-            self.check_stock(r, ts, seq, &party, locate, key, net_notional, out);
-            self.check_totals(r, ts, seq, &ps, out);
+            apply_delta(&mut self.states[pi], old, new);
+            self.check_stock(r, ts, seq, pi, locate, qi, net_notional, out);
+            self.check_totals(r, ts, seq, pi, out);
         }
     }
 
@@ -616,9 +696,10 @@ impl RiskBook {
     ) {
         let _ = locate;
         let bucket_ns = (r.rate_window_ns / RATE_BUCKETS as u64).max(1);
-        let Some(ps) = self.party_mut(&party, ts) else {
+        let Some(pi) = self.party_idx(&party) else {
             return;
         };
+        let ps = &mut self.states[pi];
         let b = ts / bucket_ns;
         if b > ps.bucket {
             if b - ps.bucket >= RATE_BUCKETS as u64 {
@@ -669,7 +750,7 @@ impl RiskBook {
         let hit = self.breach(
             r,
             ts,
-            &party,
+            pi,
             lim,
             rate > limit,
             false,
@@ -697,17 +778,20 @@ impl RiskBook {
         &mut self,
         r: &RiskRules,
         ts: u64,
-        party: &Party,
+        pi: usize,
         lim: Limit,
         over: bool,
         kill: bool,
         rearm: bool,
     ) -> Option<bool> {
-        let mut suppressed = self.counters.suppressed;
-        let ps = self.party_mut(party, ts)?;
-        let hit = ps.limits[lim as usize].step(r, ts, over, kill, rearm, &mut suppressed);
-        self.counters.suppressed = suppressed;
-        hit
+        self.states[pi].limits[lim as usize].step(
+            r,
+            ts,
+            over,
+            kill,
+            rearm,
+            &mut self.counters.suppressed,
+        )
     }
 
     fn raise(&mut self, a: Alert, kill: bool, out: &mut Alerts) {
@@ -729,32 +813,28 @@ impl RiskBook {
         r: &RiskRules,
         ts: u64,
         seq: u32,
-        party: &Party,
+        pi: usize,
         locate: u16,
-        key: u64,
+        qi: usize,
         net_notional: i128,
         out: &mut Alerts,
     ) {
-        if let Some(ps) = self.party_mut(party, ts) {
-            ps.peak_net_stock = ps.peak_net_stock.max(net_notional);
-        }
+        let ps = &mut self.states[pi];
+        ps.peak_net_stock = ps.peak_net_stock.max(net_notional);
+        let party = &ps.party;
         let limit = r.max_net_notional_per_stock_usd;
         if limit <= 0.0 {
             return;
         }
         let v = usd(net_notional);
-        let mut suppressed = self.counters.suppressed;
-        let hit = self.positions.get_mut(key, ts).and_then(|p| {
-            p.limit.step(
-                r,
-                ts,
-                v > limit,
-                false,
-                v <= limit * r.rearm_ratio,
-                &mut suppressed,
-            )
-        });
-        self.counters.suppressed = suppressed;
+        let hit = self.pos[qi].limit.step(
+            r,
+            ts,
+            v > limit,
+            false,
+            v <= limit * r.rearm_ratio,
+            &mut self.counters.suppressed,
+        );
         if let Some(kill) = hit {
             let li = locate as usize;
             let stock = self.symbols.get(li).copied().unwrap_or([b' '; 8]);
@@ -772,18 +852,13 @@ impl RiskBook {
         }
     }
 
-    fn check_totals(
-        &mut self,
-        r: &RiskRules,
-        ts: u64,
-        seq: u32,
-        ps: &PartyState,
-        out: &mut Alerts,
-    ) {
-        if let Some(s) = self.party_mut(&ps.party, ts) {
-            s.peak_gross = s.peak_gross.max(s.gross);
-            s.peak_loss = s.peak_loss.max(-(s.realised + s.unrealised));
-        }
+    fn check_totals(&mut self, r: &RiskRules, ts: u64, seq: u32, pi: usize, out: &mut Alerts) {
+        let s = &mut self.states[pi];
+        s.peak_gross = s.peak_gross.max(s.gross);
+        s.peak_loss = s.peak_loss.max(-(s.realised + s.unrealised));
+        let ps = &*s;
+        let ps = *ps;
+        let ps = &ps;
         let gross = usd(ps.gross);
         let lev = gross / r.equity_usd;
         let pnl = usd(ps.realised + ps.unrealised);
@@ -829,15 +904,9 @@ impl RiskBook {
                 continue;
             }
             let rearm = v <= if soft > 0.0 { soft } else { hard } * r.rearm_ratio;
-            if let Some(kill) = self.breach(
-                r,
-                ts,
-                &ps.party,
-                lim,
-                over_soft || over_hard,
-                over_hard,
-                rearm,
-            ) {
+            if let Some(kill) =
+                self.breach(r, ts, pi, lim, over_soft || over_hard, over_hard, rearm)
+            {
                 let (threshold, ratio) = if kill {
                     (hard, v / hard)
                 } else {
@@ -858,22 +927,23 @@ impl RiskBook {
     /// A participant's totals: (gross notional, net notional, realised P&L, unrealised P&L) in
     /// dollars, if it is known.
     pub fn exposure(&mut self, party: &Party) -> Option<(f64, f64, f64, f64)> {
-        let s = self.parties.get(party_key(party), 0)?;
-        (s.party == *party).then(|| (usd(s.gross), usd(s.net), usd(s.realised), usd(s.unrealised)))
+        let s = self.state(party)?;
+        Some((usd(s.gross), usd(s.net), usd(s.realised), usd(s.unrealised)))
     }
 
     /// A participant's net position in `locate`, shares.
     pub fn position(&mut self, party: &Party, locate: u16) -> Option<i64> {
-        let p = self
-            .positions
-            .get(position_key(party_key(party), locate), 0)?;
+        let &pi = self.parties.get(party_key(party), 0)?;
+        let key = position_key(&self.positions, pi as usize, locate);
+        let &i = self.positions.get(key, 0)?;
+        let p = self.pos.get(i as usize)?;
         (p.party == *party && p.locate == locate).then_some(p.net)
     }
 
     /// Every participant's day so far, in table order (O(parties): for end-of-day reports, not
     /// the hot path).
     pub fn summary(&self) -> impl Iterator<Item = PartySummary> + '_ {
-        self.parties.iter().map(|(_, s)| PartySummary {
+        self.states.iter().map(|s| PartySummary {
             party: s.party,
             gross_notional_usd: usd(s.gross),
             net_notional_usd: usd(s.net),
@@ -890,9 +960,14 @@ impl RiskBook {
 
     /// Whether `party` has been stopped (any kill switch thrown).
     pub fn killed(&mut self, party: &Party) -> bool {
-        self.parties
-            .get(party_key(party), 0)
-            .is_some_and(|s| s.party == *party && s.limits.iter().any(|l| l.level == KILLED))
+        self.state(party)
+            .is_some_and(|s| s.limits.iter().any(|l| l.level == KILLED))
+    }
+
+    /// A known participant's state.
+    fn state(&mut self, party: &Party) -> Option<&PartyState> {
+        let &i = self.parties.get(party_key(party), 0)?;
+        self.states.get(i as usize).filter(|s| s.party == *party)
     }
 }
 

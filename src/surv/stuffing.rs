@@ -116,6 +116,9 @@ struct Ring {
     head: u64,
     /// Bucket width the ring was filled with (a rules change resets it).
     width: u64,
+    /// Start of the bucket after the newest (`(head + 1) * width`, saturating): a stamp
+    /// before it needs no advance (no division per message).
+    end: u64,
     msgs: [u32; BUCKETS],
     cancels: [u32; BUCKETS],
     total: u32,
@@ -125,6 +128,7 @@ struct Ring {
 const EMPTY_RING: Ring = Ring {
     head: 0,
     width: 0,
+    end: 0,
     msgs: [0; BUCKETS],
     cancels: [0; BUCKETS],
     total: 0,
@@ -134,16 +138,28 @@ const EMPTY_RING: Ring = Ring {
 impl Ring {
     /// Moves the window so its newest bucket holds `ts` (never back: a late stamp counts in the
     /// newest bucket).
+    #[inline]
     fn advance(&mut self, ts: u64, width: u64) {
+        // Within (or before) the newest bucket: nothing moves.
+        if ts < self.end && width == self.width {
+            return;
+        }
+        self.advance_to(ts, width);
+    }
+
+    /// [`Ring::advance`] past the newest bucket's end (or to a new width).
+    fn advance_to(&mut self, ts: u64, width: u64) {
         let b = ts / width;
         if width != self.width || b >= self.head.saturating_add(BUCKETS as u64) {
             *self = Ring {
                 head: b,
                 width,
+                end: b.saturating_add(1).saturating_mul(width),
                 ..EMPTY_RING
             };
             return;
         }
+        self.end = b.saturating_add(1).saturating_mul(width);
         while self.head < b {
             self.head += 1;
             let i = (self.head % BUCKETS as u64) as usize;
@@ -358,8 +374,49 @@ pub struct QuoteStuffing {
     stocks: Vec<StockRate>,
     pairs: KeyedState<PartyRate>,
     parties: Parties,
+    /// Recent participants' ids, in front of `parties`.
+    ids: PartyCache,
     /// Events skipped for a participant because a table was full (pairs or participants).
     pub full: u64,
+}
+
+/// Entries of a [`PartyCache`] (a power of two).
+const PARTY_CACHE: usize = 256;
+
+/// A direct-mapped cache of participant ids in front of [`Parties`]: a participant seen before
+/// costs one multiply and one compare, not a 12-byte FNV hash and a table probe. Only ids
+/// [`Parties`] assigned are cached (they never change), so refusals are still counted there.
+#[derive(Debug)]
+struct PartyCache {
+    slots: Box<[(Party, u32)]>,
+}
+
+impl PartyCache {
+    fn new() -> PartyCache {
+        PartyCache {
+            // NOBODY is never looked up, so an empty slot never matches.
+            slots: vec![(NOBODY, u32::MAX); PARTY_CACHE].into_boxed_slice(),
+        }
+    }
+
+    /// The id of `p` (not [`NOBODY`]), as [`Parties::id`].
+    #[inline]
+    fn id(&mut self, parties: &mut Parties, p: &Party) -> Option<u32> {
+        let mut lo = [0u8; 8];
+        lo.copy_from_slice(&p[..8]);
+        let mut hi = [0u8; 4];
+        hi.copy_from_slice(&p[8..]);
+        let k = u64::from_le_bytes(lo) ^ (u32::from_le_bytes(hi) as u64).rotate_left(29);
+        let i =
+            (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - PARTY_CACHE.trailing_zeros())) as usize;
+        let e = &mut self.slots[i];
+        if e.0 == *p {
+            return Some(e.1);
+        }
+        let id = parties.id(p)?;
+        *e = (*p, id);
+        Some(id)
+    }
 }
 
 impl QuoteStuffing {
@@ -376,6 +433,7 @@ impl QuoteStuffing {
                 PAIR_TTL_NS,
             ),
             parties: Parties::new(cap.parties),
+            ids: PartyCache::new(),
             full: 0,
         }
     }
@@ -384,6 +442,27 @@ impl QuoteStuffing {
     pub fn overflow(&self) -> u64 {
         self.full + self.parties.full
     }
+}
+
+/// The inverse of the index's Fibonacci multiplier (`0x9E37_79B9_7F4A_7C15`) modulo 2^64.
+const FIB_INV: u64 = 0xF1DE_83E1_9937_733D;
+
+/// The key of a (stock, participant) pair in `pairs`, chosen so the pair's home bucket in the
+/// index (the top bits of `key × FIB`) lies next to its stock's other participants' (bucket
+/// `locate × 32 + id`, wrapping): the pairs in use share a few cache lines of the index rather
+/// than one random line of a 2 MiB table each. Unique per pair: the low bits of `key × FIB`
+/// hold the locate and the id's low bits, the home their rest.
+#[inline]
+fn local_pair_key(pairs: &KeyedState<PartyRate>, locate: u16, id: u32) -> u64 {
+    let bits = pairs.index().buckets().trailing_zeros();
+    let shift = 64 - bits;
+    let uniq = locate as u64 | (id as u64) << 16;
+    let mask = (1u64 << bits) - 1;
+    let near = (locate as u64) << 5 | (id as u64 & 31);
+    let home = (near ^ (uniq >> shift)) & mask;
+    let key = (home << shift | (uniq & ((1u64 << shift) - 1))).wrapping_mul(FIB_INV);
+    debug_assert_eq!(pairs.index().home(key) as u64, home);
+    key
 }
 
 /// A message of a participant's order flow: (party, is a cancel/replace, order ref).
@@ -436,7 +515,14 @@ impl Detector for QuoteStuffing {
         let Some((party, cancel, order_ref)) = order_message(&ev.kind) else {
             return;
         };
-        let Some(st) = self.stocks.get_mut(ev.locate as usize) else {
+        let QuoteStuffing {
+            stocks,
+            pairs,
+            parties,
+            ids,
+            full,
+        } = self;
+        let Some(st) = stocks.get_mut(ev.locate as usize) else {
             return;
         };
         let width = (r.window_ns / BUCKETS as u64).max(1);
@@ -463,103 +549,97 @@ impl Detector for QuoteStuffing {
         st.ring.advance(ev.ts, width);
         st.ring.count(cancel);
         let stock_msgs = st.ring.total;
-        let base_window = st.base.max(st.fast) * window as f64 / 1e9;
         let warming = ev.ts < st.warm_until;
-        let rate_ratio = stock_msgs as f64 / base_window.max(1.0);
         let stock_armed = st
             .latch
             .armed(stock_msgs, r.stock_min_msgs, ev.ts, r.cooldown_ns);
+        // The baseline per window and the rate against it: only needed to judge a trigger or
+        // write an alert, not on every message.
+        let rates = |st: &StockRate| {
+            let base_window = st.base.max(st.fast) * window as f64 / 1e9;
+            (base_window, stock_msgs as f64 / base_window.max(1.0))
+        };
 
-        // The participant's window.
-        let mut pair: Option<(u64, PartyRate)> = None;
+        // The participant's window (one table probe: the live entry is updated in place).
+        let mut pair: Option<&mut PartyRate> = None;
         if party != NOBODY {
-            match self.parties.id(&party) {
-                Some(id) => {
-                    let key = pair_key(ev.locate, id);
-                    match self.pairs.entry(key, ev.ts) {
-                        Ok(p) => {
-                            p.ring.advance(ev.ts, width);
-                            p.ring.count(cancel);
-                            pair = Some((key, *p));
-                        }
-                        Err(_) => self.full += 1,
+            match ids.id(parties, &party) {
+                Some(id) => match pairs.entry(local_pair_key(pairs, ev.locate, id), ev.ts) {
+                    Ok(p) => {
+                        p.ring.advance(ev.ts, width);
+                        p.ring.count(cancel);
+                        pair = Some(p);
                     }
-                }
-                None => self.full += 1,
+                    Err(_) => *full += 1,
+                },
+                None => *full += 1,
             }
         }
-        let st = &mut self.stocks[ev.locate as usize];
 
-        if let Some((key, mut p)) = pair {
-            let mut raised = false;
+        if let Some(p) = pair.as_deref_mut() {
             let msgs = p.ring.total;
-            let share = p.ring.cancel_share();
             let armed = p.latch.armed(msgs, r.party_min_msgs, ev.ts, r.cooldown_ns);
-            if armed && msgs >= r.party_min_msgs && share >= r.min_cancel_share {
-                p.latch.fire(ev.ts);
-                st.latch.fire(ev.ts);
-                raised = true;
-                out.push(
-                    Alert::new(Self::ID, ev.ts, ev.seq, ev.locate, ctx.symbol)
-                        .party(party)
-                        .severity(Severity::by_ratio(
-                            msgs as f64 / r.party_min_msgs as f64,
-                            4.0,
-                        ))
-                        .order_ref(order_ref)
-                        .evidence("msgs_in_window", msgs as f64, ">=", r.party_min_msgs as f64)
-                        .evidence("cancel_share_ratio", share, ">=", r.min_cancel_share)
-                        .evidence("window_ns", window as f64, "<=", r.window_ns as f64)
-                        .evidence(
-                            "stock_msgs_in_window",
-                            stock_msgs as f64,
-                            cmp(stock_msgs as f64, r.stock_min_msgs as f64),
-                            r.stock_min_msgs as f64,
-                        )
-                        .evidence(
-                            "baseline_msgs_per_window",
-                            base_window,
-                            if base_window <= stock_msgs as f64 / r.rate_multiple {
-                                "<="
-                            } else {
-                                ">"
-                            },
-                            stock_msgs as f64 / r.rate_multiple,
-                        )
-                        .evidence(
-                            "rate_ratio",
-                            rate_ratio,
-                            cmp(rate_ratio, r.rate_multiple),
-                            r.rate_multiple,
-                        )
-                        .touch(ev.after)
-                        .since(p.ring.first_ts()),
-                );
-            }
-            if let Some(v) = self.pairs.get_mut(key, ev.ts) {
-                v.latch = p.latch;
-            }
-            if raised {
-                return;
+            if armed && msgs >= r.party_min_msgs {
+                let share = p.ring.cancel_share();
+                if share >= r.min_cancel_share {
+                    p.latch.fire(ev.ts);
+                    st.latch.fire(ev.ts);
+                    let (base_window, rate_ratio) = rates(st);
+                    out.push(
+                        Alert::new(Self::ID, ev.ts, ev.seq, ev.locate, ctx.symbol)
+                            .party(party)
+                            .severity(Severity::by_ratio(
+                                msgs as f64 / r.party_min_msgs as f64,
+                                4.0,
+                            ))
+                            .order_ref(order_ref)
+                            .evidence("msgs_in_window", msgs as f64, ">=", r.party_min_msgs as f64)
+                            .evidence("cancel_share_ratio", share, ">=", r.min_cancel_share)
+                            .evidence("window_ns", window as f64, "<=", r.window_ns as f64)
+                            .evidence(
+                                "stock_msgs_in_window",
+                                stock_msgs as f64,
+                                cmp(stock_msgs as f64, r.stock_min_msgs as f64),
+                                r.stock_min_msgs as f64,
+                            )
+                            .evidence(
+                                "baseline_msgs_per_window",
+                                base_window,
+                                if base_window <= stock_msgs as f64 / r.rate_multiple {
+                                    "<="
+                                } else {
+                                    ">"
+                                },
+                                stock_msgs as f64 / r.rate_multiple,
+                            )
+                            .evidence(
+                                "rate_ratio",
+                                rate_ratio,
+                                cmp(rate_ratio, r.rate_multiple),
+                                r.rate_multiple,
+                            )
+                            .touch(ev.after)
+                            .since(p.ring.first_ts()),
+                    );
+                    return;
+                }
             }
         }
 
-        if stock_armed
-            && !warming
-            && stock_msgs >= r.stock_min_msgs
-            && rate_ratio >= r.rate_multiple
-        {
+        if !(stock_armed && !warming && stock_msgs >= r.stock_min_msgs) {
+            return;
+        }
+        let (base_window, rate_ratio) = rates(st);
+        if rate_ratio >= r.rate_multiple {
             st.latch.fire(ev.ts);
             // Name the sender of this message if it sent at least half the window.
             let mut named = NOBODY;
             let mut share = st.ring.cancel_share();
-            if let Some((key, p)) = pair {
+            if let Some(p) = pair {
                 if p.ring.total.saturating_mul(2) >= stock_msgs {
                     named = party;
                     share = p.ring.cancel_share();
-                    if let Some(v) = self.pairs.get_mut(key, ev.ts) {
-                        v.latch.fire(ev.ts);
-                    }
+                    p.latch.fire(ev.ts);
                 }
             }
             let since = st.ring.first_ts();
