@@ -962,6 +962,41 @@ mod tests {
     }
 
     #[test]
+    fn order_table_follows_expires_and_refuses_when_full() {
+        let o = LOrder {
+            party: super::super::event::party_of_mpid(*b"GSCO"),
+            ..NO_ORDER
+        };
+        let mut t = OrderTable::new(4);
+        for k in 1..=4u64 {
+            assert!(t
+                .set(
+                    k,
+                    10,
+                    LOrder {
+                        shares: k as u32,
+                        ..o
+                    }
+                )
+                .is_ok());
+        }
+        assert!(t.set(5, 10, o).is_err(), "full");
+        assert_eq!(t.get(3, 20).map(|o| o.shares), Some(3));
+        assert_eq!(t.remove(3).map(|o| o.shares), Some(3));
+        assert!(t.get(3, 20).is_none());
+        assert!(t.remove(3).is_none());
+        assert!(t.set(5, 20, o).is_ok(), "room again");
+        assert!(t.get(77, 20).is_none());
+        // Not written for the TTL: gone, and its room reclaimed by a full table.
+        assert!(t.get_mut(1, STATE_TTL_NS).is_some());
+        assert!(t.get(2, 10 + STATE_TTL_NS).is_none());
+        assert_eq!(t.len(), 3);
+        assert!(t.set(6, 10 + STATE_TTL_NS, o).is_ok());
+        assert!(t.set(7, 10 + STATE_TTL_NS, o).is_ok(), "expired 4 swept");
+        assert!(t.get(1, 10 + STATE_TTL_NS).is_some());
+    }
+
+    #[test]
     fn bps_is_signed_by_direction() {
         assert_eq!(bps(10_000, 10_010, 1.0), 10.0);
         assert_eq!(bps(10_000, 10_010, -1.0), -10.0);

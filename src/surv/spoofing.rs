@@ -816,6 +816,23 @@ mod tests {
     }
 
     #[test]
+    fn filtered_table_answers_as_the_bare_table() {
+        let mut t = Filtered::with_ttl(4, 0u32, 100);
+        assert!(!t.may_hold(7));
+        assert!(t.set(7, 0, 70).is_ok());
+        *t.entry(8, 0).unwrap() += 80;
+        *t.entry(8, 0).unwrap() += 1;
+        assert_eq!(t.get(7, 1), Some(&70));
+        assert_eq!(t.get_mut(8, 1).copied(), Some(81));
+        assert_eq!(t.remove(7), Some(70));
+        assert!(t.get(7, 1).is_none());
+        assert!(t.remove(7).is_none());
+        // Expired inside the table: absent, though its filter bucket may still say "maybe".
+        assert!(t.get(8, 200).is_none());
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
     fn pair_keys_differ_by_stock_party_and_side() {
         let p = super::super::event::party_of_mpid(*b"GSCO");
         let q = super::super::event::party_of_mpid(*b"MSCO");
