@@ -26,16 +26,16 @@
 //! layer to the execution, and its reversion from the execution to the pull (both in bps,
 //! gated by `min_move_bps` / `min_reversion_bps`, off by default).
 //!
-//! State: fixed [`KeyedState`] tables (orders by reference, pairs by a hash of the triple), sized
+//! State: fixed [`KeyedState`](crate::state::KeyedState) tables (orders by reference, pairs by a
+//! hash of the triple), each behind a small counting filter that answers most lookups, sized
 //! by [`Capacity`], full tables counted in [`LayeringCounters`], stale entries expiring by TTL.
 //! Work per event: a table probe or two; an attributed add also reads the top levels of its side,
 //! an attributed execution with layers on the other side reads those levels and its ≤ 8 orders.
 
 use super::event::{Kind, Party, NOBODY};
-use super::spoofing::{better, opposite, pair_key, size_multiple};
+use super::spoofing::{better, opposite, pair_key, size_multiple, Filtered};
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
 use crate::itch::Side;
-use crate::state::KeyedState;
 
 /// Live orders followed per (stock, participant, side); the oldest is dropped (counted) for a
 /// newer one.
@@ -193,6 +193,207 @@ const NO_ORDER: LOrder = LOrder {
     layer_of: 0,
 };
 
+/// A bucket of [`OrderTable`]: the reference, its last write and the order, in one cache line.
+#[derive(Clone, Copy, Debug)]
+#[repr(align(64))]
+struct OrderSlot {
+    key: u64,
+    written: u64,
+    /// Vacant when `o.party` is [`NOBODY`] (followed orders are attributed).
+    o: LOrder,
+}
+
+const VACANT: OrderSlot = OrderSlot {
+    key: 0,
+    written: 0,
+    o: NO_ORDER,
+};
+
+/// The followed orders by reference: open addressing (linear probing, backward-shift removal)
+/// over twice as many buckets as orders allowed, each bucket holding the key, its write time
+/// and the order, so a lookup reads one cache line (a [`KeyedState`](crate::state::KeyedState)
+/// reads a bucket, a write time and a value in three arrays). Same rules as that table: at most
+/// `cap` orders; an order not written for [`STATE_TTL_NS`] is gone (removed when met); a full
+/// table first sweeps a few buckets for expired orders, then refuses (counted by the caller).
+#[derive(Debug)]
+struct OrderTable {
+    slots: Box<[OrderSlot]>,
+    shift: u32,
+    mask: usize,
+    len: usize,
+    cap: usize,
+    cursor: usize,
+    /// Orders held per hash bucket of references (saturating at 255, then kept): a zero
+    /// answers the lookup of an order never followed (most attributed executions and cancels)
+    /// from a small cache-resident array.
+    counts: Box<[u8]>,
+    count_shift: u32,
+}
+
+impl OrderTable {
+    fn new(cap: usize) -> Self {
+        let cap = cap.max(1);
+        let n = (cap.next_power_of_two() * 2).max(2);
+        OrderTable {
+            slots: vec![VACANT; n].into_boxed_slice(),
+            shift: 64 - n.trailing_zeros(),
+            mask: n - 1,
+            len: 0,
+            cap,
+            cursor: 0,
+            counts: vec![0u8; n.clamp(1 << 10, 1 << 18)].into_boxed_slice(),
+            count_shift: 64 - n.clamp(1 << 10, 1 << 18).trailing_zeros(),
+        }
+    }
+
+    #[inline]
+    fn count_at(&self, key: u64) -> usize {
+        // Different bits of the product than `home`, so a busy bucket run is spread out.
+        (key.wrapping_mul(0xD6E8_FEB8_6659_FD93) >> self.count_shift) as usize
+    }
+
+    #[inline]
+    fn home(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    #[inline]
+    fn expired(written: u64, now: u64) -> bool {
+        now.saturating_sub(written) >= STATE_TTL_NS
+    }
+
+    /// `Ok(bucket)` of `key` (live at `now`, when given), else `Err` (a vacant bucket where it
+    /// would go, or `usize::MAX`: see [`vacant`](Self::vacant)). An expired `key` met is
+    /// removed.
+    #[inline]
+    fn find(&mut self, key: u64, now: Option<u64>) -> Result<usize, usize> {
+        if self.counts[self.count_at(key)] == 0 {
+            return Err(usize::MAX);
+        }
+        let mut i = self.home(key);
+        loop {
+            let s = &self.slots[i];
+            if s.o.party == NOBODY {
+                return Err(i);
+            }
+            if s.key == key {
+                if now.is_some_and(|now| Self::expired(s.written, now)) {
+                    self.remove_at(i);
+                    return Err(usize::MAX);
+                }
+                return Ok(i);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// The vacant bucket where `key` (absent) goes.
+    #[inline]
+    fn vacant(&self, key: u64) -> usize {
+        let mut i = self.home(key);
+        while self.slots[i].o.party != NOBODY {
+            i = (i + 1) & self.mask;
+        }
+        i
+    }
+
+    fn remove_at(&mut self, i: usize) {
+        self.len -= 1;
+        let c = self.count_at(self.slots[i].key);
+        if self.counts[c] != u8::MAX {
+            self.counts[c] -= 1;
+        }
+        let mut hole = i;
+        let mut j = i;
+        loop {
+            j = (j + 1) & self.mask;
+            let s = self.slots[j];
+            if s.o.party == NOBODY {
+                break;
+            }
+            let home = self.home(s.key);
+            if (j.wrapping_sub(home) & self.mask) >= (j.wrapping_sub(hole) & self.mask) {
+                self.slots[hole] = s;
+                hole = j;
+            }
+        }
+        self.slots[hole] = VACANT;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Starts loading the bucket `key` goes to (a new order's: its miss then overlaps the
+    /// pair lookup).
+    #[inline]
+    fn prefetch(&self, key: u64) {
+        crate::feed::frame::prefetch(self.slots.as_ptr().wrapping_add(self.home(key)) as *const u8);
+    }
+
+    /// The order `key` at `now`, if followed (does not refresh its TTL).
+    #[inline]
+    fn get(&mut self, key: u64, now: u64) -> Option<&LOrder> {
+        let i = self.find(key, Some(now)).ok()?;
+        Some(&self.slots[i].o)
+    }
+
+    /// The order `key` to change, if followed; a write at `now`.
+    #[inline]
+    fn get_mut(&mut self, key: u64, now: u64) -> Option<&mut LOrder> {
+        let i = self.find(key, Some(now)).ok()?;
+        let s = &mut self.slots[i];
+        s.written = now;
+        Some(&mut s.o)
+    }
+
+    /// Follows `o` (attributed) as `key` at `now`; `Err` when the table is full.
+    fn set(&mut self, key: u64, now: u64, o: LOrder) -> Result<(), crate::state::Full> {
+        debug_assert!(o.party != NOBODY);
+        let i = match self.find(key, Some(now)) {
+            Ok(i) => i,
+            Err(mut i) => {
+                if i == usize::MAX {
+                    i = self.vacant(key);
+                }
+                if self.len >= self.cap {
+                    // Reclaim expired orders from a few buckets, as a full keyed table does.
+                    for _ in 0..crate::state::SWEEP_ON_FULL {
+                        let c = self.cursor;
+                        self.cursor = (c + 1) & self.mask;
+                        let s = &self.slots[c];
+                        if s.o.party != NOBODY && Self::expired(s.written, now) {
+                            self.remove_at(c);
+                        }
+                    }
+                    if self.len >= self.cap {
+                        return Err(crate::state::Full);
+                    }
+                    i = self.vacant(key);
+                }
+                self.len += 1;
+                let c = self.count_at(key);
+                self.counts[c] = self.counts[c].saturating_add(1);
+                i
+            }
+        };
+        self.slots[i] = OrderSlot {
+            key,
+            written: now,
+            o,
+        };
+        Ok(())
+    }
+
+    /// Stops following `key` (whatever its TTL).
+    fn remove(&mut self, key: u64) -> Option<LOrder> {
+        let i = self.find(key, None).ok()?;
+        let o = self.slots[i].o;
+        self.remove_at(i);
+        Some(o)
+    }
+}
+
 /// One (stock, participant, side): its followed orders and the current arming.
 #[derive(Clone, Copy, Debug)]
 struct Pair {
@@ -284,8 +485,8 @@ pub struct LayeringCounters {
 /// The `layering` detector's state in one shard.
 #[derive(Debug)]
 pub struct Layering {
-    orders: KeyedState<LOrder>,
-    pairs: KeyedState<Pair>,
+    orders: OrderTable,
+    pairs: Filtered<Pair>,
     /// Counters.
     pub counters: LayeringCounters,
 }
@@ -315,8 +516,8 @@ impl Layering {
     /// side) entries.
     pub fn new(cap: &Capacity) -> Self {
         Layering {
-            orders: KeyedState::with_ttl(cap.orders.max(1), NO_ORDER, STATE_TTL_NS),
-            pairs: KeyedState::with_ttl(cap.pairs.max(1), NO_PAIR, STATE_TTL_NS),
+            orders: OrderTable::new(cap.orders),
+            pairs: Filtered::with_ttl(cap.pairs.max(1), NO_PAIR, STATE_TTL_NS),
             counters: LayeringCounters::default(),
         }
     }
@@ -350,6 +551,7 @@ impl Layering {
         if !top {
             return;
         }
+        self.orders.prefetch(order_ref);
         let key = pair_key(ev.locate, &party, side);
         let pair = match self.pairs.entry(key, ev.ts) {
             Ok(p) => p,
@@ -757,6 +959,41 @@ mod tests {
             ..LayeringRules::default()
         };
         assert!(share.validate().is_err());
+    }
+
+    #[test]
+    fn order_table_follows_expires_and_refuses_when_full() {
+        let o = LOrder {
+            party: super::super::event::party_of_mpid(*b"GSCO"),
+            ..NO_ORDER
+        };
+        let mut t = OrderTable::new(4);
+        for k in 1..=4u64 {
+            assert!(t
+                .set(
+                    k,
+                    10,
+                    LOrder {
+                        shares: k as u32,
+                        ..o
+                    }
+                )
+                .is_ok());
+        }
+        assert!(t.set(5, 10, o).is_err(), "full");
+        assert_eq!(t.get(3, 20).map(|o| o.shares), Some(3));
+        assert_eq!(t.remove(3).map(|o| o.shares), Some(3));
+        assert!(t.get(3, 20).is_none());
+        assert!(t.remove(3).is_none());
+        assert!(t.set(5, 20, o).is_ok(), "room again");
+        assert!(t.get(77, 20).is_none());
+        // Not written for the TTL: gone, and its room reclaimed by a full table.
+        assert!(t.get_mut(1, STATE_TTL_NS).is_some());
+        assert!(t.get(2, 10 + STATE_TTL_NS).is_none());
+        assert_eq!(t.len(), 3);
+        assert!(t.set(6, 10 + STATE_TTL_NS, o).is_ok());
+        assert!(t.set(7, 10 + STATE_TTL_NS, o).is_ok(), "expired 4 swept");
+        assert!(t.get(1, 10 + STATE_TTL_NS).is_some());
     }
 
     #[test]

@@ -27,8 +27,10 @@
 //!
 //! State: the candidates by order reference and the candidate list per (stock, participant,
 //! side), in fixed [`KeyedState`] tables sized by [`Capacity`] (full tables are counted in
-//! [`SpoofingCounters`]); stale entries expire by TTL when a table fills. Work per event: one
-//! or two table probes, and at most [`PAIR_CANDIDATES`] on an attributed execution.
+//! [`SpoofingCounters`]); stale entries expire by TTL when a table fills. Each table sits behind
+//! a small counting filter (`Filtered`), so a lookup of an order or pair never followed (most
+//! of them) reads one byte. Work per event: one or two filter reads or table probes, and at most
+//! [`PAIR_CANDIDATES`] on an attributed execution.
 
 use super::event::{Kind, Party, NOBODY};
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
@@ -184,6 +186,113 @@ pub(crate) fn pair_key(locate: u16, party: &Party, side: Side) -> u64 {
     mix(mix(a ^ 0x9E37_79B9_7F4A_7C15) ^ (b << 18) ^ ((locate as u64) << 1) ^ (side as u64))
 }
 
+/// A [`KeyedState`] with a small counting filter in front: per hash bucket of keys, how many
+/// keys were inserted and not removed since. A key whose bucket counts 0 is certainly absent, so
+/// the lookups of most events (orders and pairs the detector never followed) read one byte of a
+/// cache-resident array instead of probing a large table (several cache misses).
+///
+/// The counts only over-approximate: an entry that expires inside the table keeps its count
+/// (the bucket just stays "maybe"), and a count that reaches 255 stays there. A skipped lookup
+/// is one that would have found nothing, so results are those of the bare table.
+#[derive(Debug)]
+pub(crate) struct Filtered<V: Copy> {
+    table: KeyedState<V>,
+    counts: Box<[u8]>,
+    shift: u32,
+}
+
+impl<V: Copy> Filtered<V> {
+    /// As [`KeyedState::with_ttl`], with a filter of about as many buckets as `capacity`
+    /// (2^10..=2^18).
+    pub(crate) fn with_ttl(capacity: usize, init: V, ttl: u64) -> Self {
+        let n = capacity.next_power_of_two().clamp(1 << 10, 1 << 18);
+        Filtered {
+            table: KeyedState::with_ttl(capacity, init, ttl),
+            counts: vec![0u8; n].into_boxed_slice(),
+            shift: 64 - n.trailing_zeros(),
+        }
+    }
+
+    #[inline]
+    fn bucket(&self, key: u64) -> usize {
+        // Fibonacci hashing, the top bits (a different hash than the table's own buckets would
+        // not matter: any fixed function of the key keeps the filter exact-or-conservative).
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    /// Whether `key` may be present (false: certainly absent).
+    #[inline]
+    pub(crate) fn may_hold(&self, key: u64) -> bool {
+        self.counts[self.bucket(key)] != 0
+    }
+
+    #[inline]
+    fn inserted(&mut self, key: u64) {
+        let i = self.bucket(key);
+        self.counts[i] = self.counts[i].saturating_add(1);
+    }
+
+    /// Keys present (including expired ones not yet reclaimed).
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// As [`KeyedState::get`].
+    #[inline]
+    pub(crate) fn get(&mut self, key: u64, now: u64) -> Option<&V> {
+        if !self.may_hold(key) {
+            return None;
+        }
+        self.table.get(key, now)
+    }
+
+    /// As [`KeyedState::get_mut`].
+    #[inline]
+    pub(crate) fn get_mut(&mut self, key: u64, now: u64) -> Option<&mut V> {
+        if !self.may_hold(key) {
+            return None;
+        }
+        self.table.get_mut(key, now)
+    }
+
+    /// As [`KeyedState::entry`].
+    #[inline]
+    pub(crate) fn entry(&mut self, key: u64, now: u64) -> Result<&mut V, crate::state::Full> {
+        let before = self.table.counters().inserts;
+        self.table.entry(key, now)?;
+        if self.table.counters().inserts != before {
+            self.inserted(key);
+        }
+        // Present and written at `now`: found again at once (the probe's lines are cached).
+        self.table.entry(key, now)
+    }
+
+    /// As [`KeyedState::set`].
+    #[inline]
+    pub(crate) fn set(&mut self, key: u64, now: u64, value: V) -> Result<(), crate::state::Full> {
+        let before = self.table.counters().inserts;
+        self.table.set(key, now, value)?;
+        if self.table.counters().inserts != before {
+            self.inserted(key);
+        }
+        Ok(())
+    }
+
+    /// As [`KeyedState::remove`].
+    #[inline]
+    pub(crate) fn remove(&mut self, key: u64) -> Option<V> {
+        if !self.may_hold(key) {
+            return None;
+        }
+        let v = self.table.remove(key)?;
+        let i = self.bucket(key);
+        if self.counts[i] != u8::MAX {
+            self.counts[i] -= 1;
+        }
+        Some(v)
+    }
+}
+
 /// The touch of `side`: (price, shares); shares 0 when the side is empty.
 #[inline]
 pub(crate) fn side_touch(t: &Touch, side: Side) -> (u32, u64) {
@@ -324,8 +433,8 @@ pub struct SpoofingCounters {
 /// The `spoofing` detector's state in one shard.
 #[derive(Debug)]
 pub struct Spoofing {
-    cands: KeyedState<Cand>,
-    pairs: KeyedState<Pair>,
+    cands: Filtered<Cand>,
+    pairs: Filtered<Pair>,
     /// Counters.
     pub counters: SpoofingCounters,
 }
@@ -335,8 +444,8 @@ impl Spoofing {
     /// lists.
     pub fn new(cap: &Capacity) -> Self {
         Spoofing {
-            cands: KeyedState::with_ttl(cap.orders.max(1), NO_CAND, STATE_TTL_NS),
-            pairs: KeyedState::with_ttl(cap.pairs.max(1), NO_PAIR, STATE_TTL_NS),
+            cands: Filtered::with_ttl(cap.orders.max(1), NO_CAND, STATE_TTL_NS),
+            pairs: Filtered::with_ttl(cap.pairs.max(1), NO_PAIR, STATE_TTL_NS),
             counters: SpoofingCounters::default(),
         }
     }
@@ -704,6 +813,23 @@ mod tests {
             ..SpoofingRules::default()
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn filtered_table_answers_as_the_bare_table() {
+        let mut t = Filtered::with_ttl(4, 0u32, 100);
+        assert!(!t.may_hold(7));
+        assert!(t.set(7, 0, 70).is_ok());
+        *t.entry(8, 0).unwrap() += 80;
+        *t.entry(8, 0).unwrap() += 1;
+        assert_eq!(t.get(7, 1), Some(&70));
+        assert_eq!(t.get_mut(8, 1).copied(), Some(81));
+        assert_eq!(t.remove(7), Some(70));
+        assert!(t.get(7, 1).is_none());
+        assert!(t.remove(7).is_none());
+        // Expired inside the table: absent, though its filter bucket may still say "maybe".
+        assert!(t.get(8, 200).is_none());
+        assert_eq!(t.len(), 0);
     }
 
     #[test]
