@@ -192,15 +192,23 @@ impl SparseIndex {
             if b.slot == EMPTY {
                 return Err(i);
             }
-            if now.is_some_and(|now| self.is_expired(b.slot, now)) {
-                // The backward shift refills bucket `i`, so look at it again; the key, if
-                // present, is still reachable from its home through `i`.
+            // The key is compared first: reading an entry's write time is another cache line,
+            // paid only for the entry that matches (or, with a TTL, for one in a long cluster).
+            if b.key == key {
+                if now.is_some_and(|now| self.is_expired(b.slot, now)) {
+                    // The backward shift refills bucket `i`, so look at it again.
+                    self.remove_at(i);
+                    self.counters.expired += 1;
+                    continue;
+                }
+                return Ok(i);
+            }
+            if self.ttl.is_some() && now.is_some_and(|now| self.is_expired(b.slot, now)) {
+                // An expired entry met on the way is removed; the key, if present, is still
+                // reachable from its home through `i` after the backward shift.
                 self.remove_at(i);
                 self.counters.expired += 1;
                 continue;
-            }
-            if b.key == key {
-                return Ok(i);
             }
             i = (i + 1) & self.mask;
         }
