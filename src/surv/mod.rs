@@ -641,9 +641,12 @@ impl Surveillance {
     }
 
     /// A watermark mark at feed position `seq`: flow records stamped at or before `wm` are
-    /// applied (stocks in locate order), then timers run.
+    /// applied (stocks in locate order; not at the end-of-feed marks), then timers run.
     pub fn watermark(&mut self, wm: u64, seq: u32, books: &Books) {
-        if !self.flow.is_empty() {
+        // The end-of-feed marks (`u64::MAX − 1`, `u64::MAX`) join no flow: records stamped after
+        // the feed's last message (a replay stopped `--until`, or after-hours records) have no
+        // market to be joined with; they are reported as never applied.
+        if !self.flow.is_empty() && wm < u64::MAX - 1 {
             for i in 0..self.flow_locates.len() {
                 self.flow_until(self.flow_locates[i], wm, seq, books);
             }
