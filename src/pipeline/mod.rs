@@ -509,12 +509,11 @@ fn run_jobs(
         }
         if let Some(j) = &surv {
             let (stx, srx) = ring(alerts::SurvWorker::RING);
-            worker = worker.with_surv(alerts::SurvWorker::new(
-                j.rules,
-                &j.flow,
-                stx,
-                j.reload.clone(),
-            ));
+            let mut sw = alerts::SurvWorker::new(j.rules, &j.flow, stx, j.reload.clone());
+            if let Some(until) = cfg.feed.until {
+                sw.s.set_flow_stop(until);
+            }
+            worker = worker.with_surv(sw);
             surv_rows.push(srx);
         }
         stages.push(AnyStage::Worker(worker));

@@ -320,6 +320,8 @@ pub struct Surveillance {
     marked: Vec<u32>,
     /// Marks seen.
     marks: u32,
+    /// Flow stamped after this is never joined (the replay's `--until`; `u64::MAX`: none).
+    flow_stop: u64,
     /// Counters.
     pub counters: SurvCounters,
     /// Scratch for [`Surveillance::drain_step`]: (locate, detector, index, source).
@@ -367,9 +369,15 @@ impl Surveillance {
             held: vec![false; cap.locates],
             marked: vec![u32::MAX; cap.locates],
             marks: 0,
+            flow_stop: u64::MAX,
             counters: SurvCounters::default(),
             order: Vec::with_capacity(MAX_STEP_RECORDS),
         }
+    }
+
+    /// Joins no flow record stamped after `ts` (a replay that stops at `ts`).
+    pub fn set_flow_stop(&mut self, ts: u64) {
+        self.flow_stop = ts;
     }
 
     /// The rules in force.
@@ -641,14 +649,15 @@ impl Surveillance {
     }
 
     /// A watermark mark at feed position `seq`: flow records stamped at or before `wm` are
-    /// applied (stocks in locate order; not at the end-of-feed marks), then timers run.
+    /// applied (stocks in locate order; none after [`Surveillance::set_flow_stop`]), then timers
+    /// run.
     pub fn watermark(&mut self, wm: u64, seq: u32, books: &Books) {
-        // The end-of-feed marks (`u64::MAX − 1`, `u64::MAX`) join no flow: records stamped after
-        // the feed's last message (a replay stopped `--until`, or after-hours records) have no
-        // market to be joined with; they are reported as never applied.
-        if !self.flow.is_empty() && wm < u64::MAX - 1 {
+        // A replay stopped early (`--until`) joins no flow stamped after its stop: those records
+        // have no market to be joined with and are reported as never applied.
+        if !self.flow.is_empty() {
+            let upto = wm.min(self.flow_stop);
             for i in 0..self.flow_locates.len() {
-                self.flow_until(self.flow_locates[i], wm, seq, books);
+                self.flow_until(self.flow_locates[i], upto, seq, books);
             }
         }
         self.marks = self.marks.wrapping_add(1);
