@@ -17,6 +17,7 @@
 //! known to be larger (its head, or the last key it sent, which an `EpochEnd` advances at every
 //! mark), so alerts stream out within one mark interval.
 
+use super::merge::{Keyed, Merge};
 use crate::book::Books;
 use crate::clock::{ticks, TickScale};
 use crate::itch::Message;
@@ -225,12 +226,17 @@ impl SurvWorker {
     }
 }
 
+impl Keyed for SurvRecord {
+    type Key = OutKey;
+    #[inline]
+    fn key(&self) -> OutKey {
+        self.key
+    }
+}
+
 /// The output stage's side: merges the workers' records, runs the risk book, writes alerts.
 pub struct SurvMerge {
-    rxs: Vec<Consumer<SurvRecord>>,
-    heads: Vec<Option<SurvRecord>>,
-    floor: Vec<Option<OutKey>>,
-    finished: Vec<bool>,
+    merge: Merge<SurvRecord>,
     out: SurvOutput,
     sink: Box<dyn Write + Send>,
     buf: Vec<u8>,
@@ -263,12 +269,8 @@ impl SurvMerge {
         scale: TickScale,
         reload: Option<Arc<RulesCell>>,
     ) -> SurvMerge {
-        let n = rxs.len();
         SurvMerge {
-            rxs,
-            heads: vec![None; n],
-            floor: vec![None; n],
-            finished: vec![false; n],
+            merge: Merge::new(rxs),
             out: SurvOutput::new(rules),
             sink,
             buf: Vec::with_capacity(Self::OUT_BYTES + 8192),
@@ -282,7 +284,7 @@ impl SurvMerge {
 
     /// Whether every worker's stream has ended and been written.
     pub fn done(&self) -> bool {
-        self.finished.iter().all(|f| *f)
+        self.merge.done()
     }
 
     /// Alerts written, by detector.
@@ -317,33 +319,7 @@ impl SurvMerge {
         }
         let mut moved = false;
         for _ in 0..budget {
-            for i in 0..self.rxs.len() {
-                if self.heads[i].is_none() && !self.finished[i] {
-                    self.heads[i] = self.rxs[i].take();
-                    if self.heads[i].is_none() && self.rxs[i].is_abandoned() {
-                        // Abandoned, then empty: the producer's last publish precedes its flag.
-                        self.heads[i] = self.rxs[i].take();
-                        self.finished[i] = self.heads[i].is_none();
-                    }
-                }
-            }
-            let Some((i, key)) = self
-                .heads
-                .iter()
-                .enumerate()
-                .filter_map(|(i, h)| h.map(|h| (i, h.key)))
-                .min_by_key(|&(_, k)| k)
-            else {
-                break;
-            };
-            let safe = (0..self.rxs.len()).all(|j| {
-                j == i || self.finished[j] || self.heads[j].is_some() || self.floor[j] >= Some(key)
-            });
-            if !safe {
-                break;
-            }
-            let rec = self.heads[i].take().expect("the minimum is a head");
-            self.floor[i] = Some(key);
+            let Some(rec) = self.merge.pop() else { break };
             moved = true;
             let (buf, n, lat, scale) = (
                 &mut self.buf,
@@ -362,9 +338,7 @@ impl SurvMerge {
                 self.drain();
             }
         }
-        for rx in &mut self.rxs {
-            rx.release();
-        }
+        self.merge.release();
         // Alerts go out as soon as the merge runs dry: a live run's alerts are never held back.
         if !moved {
             self.drain();

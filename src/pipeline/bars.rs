@@ -25,6 +25,7 @@
 //! for that at construction.
 
 use super::event::{Event, BODY};
+use super::merge::{Keyed, Merge};
 use crate::agg::{format_bar, Bar, BarFormat, BarInput, BarKey, MAX_ROW};
 use crate::ring::{Consumer, Producer};
 use crate::state::SparseIndex;
@@ -252,10 +253,11 @@ pub struct BarRecord {
     pub bar: Bar,
 }
 
-impl BarRecord {
+impl Keyed for BarRecord {
+    type Key = RowKey;
     /// Its merge key.
     #[inline]
-    pub fn key(&self) -> RowKey {
+    fn key(&self) -> RowKey {
         (self.epoch, self.phase, self.seq, self.start, self.key)
     }
 }
@@ -506,11 +508,7 @@ impl BarsWorker {
 
 /// The output stage's side: merges the workers' rows and writes them.
 pub struct BarsMerge {
-    rxs: Vec<Consumer<BarRecord>>,
-    heads: Vec<Option<BarRecord>>,
-    /// Key of the last record taken from each worker: its later records are larger.
-    floor: Vec<Option<RowKey>>,
-    finished: Vec<bool>,
+    merge: Merge<BarRecord>,
     sink: Box<dyn Write + Send>,
     format: BarFormat,
     by: BarKey,
@@ -540,12 +538,8 @@ impl std::fmt::Debug for BarsMerge {
 impl BarsMerge {
     /// A merge of one rows ring per worker into `cfg`'s sink.
     pub fn new(rxs: Vec<Consumer<BarRecord>>, cfg: BarsConfig) -> BarsMerge {
-        let n = rxs.len();
         let mut m = BarsMerge {
-            rxs,
-            heads: vec![None; n],
-            floor: vec![None; n],
-            finished: vec![false; n],
+            merge: Merge::new(rxs),
             sink: cfg.sink,
             format: cfg.format,
             by: cfg.by,
@@ -587,48 +581,18 @@ impl BarsMerge {
 
     /// Whether every worker's stream has ended and been written.
     pub fn done(&self) -> bool {
-        self.finished.iter().all(|f| *f)
+        self.merge.done()
     }
 
     /// Moves up to `budget` records from the rings to the sink in key order; true if any moved.
     pub fn work(&mut self, budget: usize) -> bool {
         let mut moved = false;
         for _ in 0..budget {
-            // Fill the heads.
-            for i in 0..self.rxs.len() {
-                if self.heads[i].is_none() && !self.finished[i] {
-                    self.heads[i] = self.rxs[i].take();
-                    if self.heads[i].is_none() && self.rxs[i].is_abandoned() {
-                        // Abandoned, then empty: the producer's last publish precedes its flag.
-                        self.heads[i] = self.rxs[i].take();
-                        self.finished[i] = self.heads[i].is_none();
-                    }
-                }
-            }
-            let Some((i, key)) = self
-                .heads
-                .iter()
-                .enumerate()
-                .filter_map(|(i, h)| h.map(|h| (i, h.key())))
-                .min_by_key(|&(_, k)| k)
-            else {
-                break;
-            };
-            // Every other live worker must be known to come after `key`.
-            let safe = (0..self.rxs.len()).all(|j| {
-                j == i || self.finished[j] || self.heads[j].is_some() || self.floor[j] >= Some(key)
-            });
-            if !safe {
-                break;
-            }
-            let rec = self.heads[i].take().expect("the minimum is a head");
-            self.floor[i] = Some(key);
+            let Some(rec) = self.merge.pop() else { break };
             moved = true;
             self.emit(rec);
         }
-        for rx in &mut self.rxs {
-            rx.release();
-        }
+        self.merge.release();
         // Under load rows gather up to a megabyte per write; as soon as the merge runs dry they
         // go out, so a live run's rows are never held back.
         if !moved || self.out.len() > Self::OUT_BYTES {

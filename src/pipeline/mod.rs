@@ -30,6 +30,7 @@
 pub mod alerts;
 pub mod bars;
 pub mod event;
+pub mod merge;
 pub mod output;
 pub mod reader;
 pub mod wait;
