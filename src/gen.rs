@@ -345,54 +345,90 @@ impl<W: Write> Gen<W> {
 
     fn add_at(&mut self, locate: usize, si: usize, price: u32) -> Result<()> {
         let shares = self.lot();
-        let order_ref = self.next_ref;
-        self.next_ref += 1;
         let side = if si == 0 { b'B' } else { b'S' };
-        let hdr_a = header(b'A', locate as u16, 0, self.ts);
-        let stock = symbol_for(locate as u32 - 1);
         let mut account = 0;
+        let mut mpid = None;
         if self.rng.chance(0.15) {
-            let mpid = *MPIDS[self.rng.below(MPIDS.len() as u64) as usize];
-            if self.flow.is_some() && mpid == FIRM {
+            let m = *MPIDS[self.rng.below(MPIDS.len() as u64) as usize];
+            if self.flow.is_some() && m == FIRM {
                 account = 1 + self.rng.below(ACCOUNTS as u64) as u8;
             }
-            let m = AddOrderMpid {
-                hdr: header(b'F', locate as u16, 0, self.ts),
-                order_ref: BeU64::new(order_ref),
-                side,
-                shares: BeU32::new(shares),
-                stock,
-                price: BeU32::new(price),
-                attribution: mpid,
-            };
-            self.emit(&m, b'F')?;
-        } else {
-            let m = AddOrder {
-                hdr: hdr_a,
-                order_ref: BeU64::new(order_ref),
-                side,
-                shares: BeU32::new(shares),
-                stock,
-                price: BeU32::new(price),
-            };
-            self.emit(&m, b'A')?;
+            mpid = Some(m);
         }
-        self.insert(GenOrder {
+        self.add_order(locate as u16, side, price, shares, mpid, 0, account)?;
+        Ok(())
+    }
+
+    /// Writes a new order ('F' with `mpid`, else 'A') and returns its reference.
+    fn write_add(
+        &mut self,
+        locate: u16,
+        side: u8,
+        price: u32,
+        shares: u32,
+        mpid: Option<[u8; 4]>,
+    ) -> Result<u64> {
+        let order_ref = self.next_ref;
+        self.next_ref += 1;
+        let stock = symbol_for(locate as u32 - 1);
+        match mpid {
+            Some(attribution) => {
+                let m = AddOrderMpid {
+                    hdr: header(b'F', locate, 0, self.ts),
+                    order_ref: BeU64::new(order_ref),
+                    side,
+                    shares: BeU32::new(shares),
+                    stock,
+                    price: BeU32::new(price),
+                    attribution,
+                };
+                self.emit(&m, b'F')?;
+            }
+            None => {
+                let m = AddOrder {
+                    hdr: header(b'A', locate, 0, self.ts),
+                    order_ref: BeU64::new(order_ref),
+                    side,
+                    shares: BeU32::new(shares),
+                    stock,
+                    price: BeU32::new(price),
+                };
+                self.emit(&m, b'A')?;
+            }
+        }
+        Ok(order_ref)
+    }
+
+    /// A new resting order of `owner` (0: the background; else the episode index + 1), in the
+    /// participant flow when `account` is not 0; returns its slab id.
+    #[allow(clippy::too_many_arguments)]
+    fn add_order(
+        &mut self,
+        locate: u16,
+        side: u8,
+        price: u32,
+        shares: u32,
+        mpid: Option<[u8; 4]>,
+        owner: u32,
+        account: u8,
+    ) -> Result<u32> {
+        let order_ref = self.write_add(locate, side, price, shares, mpid)?;
+        let id = self.insert(GenOrder {
             order_ref,
-            locate: locate as u16,
+            locate,
             side,
             price,
             shares,
             pos_live: 0,
             pos_side: 0,
-            owner: 0,
+            owner,
             account,
         });
         if account != 0 {
             self.flow_record(
                 FlowEvent::New,
                 account,
-                locate as u16,
+                locate,
                 side,
                 order_ref,
                 price,
@@ -400,7 +436,7 @@ impl<W: Write> Gen<W> {
                 0,
             );
         }
-        Ok(())
+        Ok(id)
     }
 
     /// A live order to delete, cancel or replace. Real order lifetimes are heavily skewed to the
@@ -795,56 +831,16 @@ impl<W: Write> Gen<W> {
             } => {
                 let si = (side == b'S') as usize;
                 let price = self.script_price(locate, si, px);
-                let shares = shares.max(1);
-                let order_ref = self.next_ref;
-                self.next_ref += 1;
-                let stock = symbol_for(locate as u32 - 1);
-                if attributed {
-                    let m = AddOrderMpid {
-                        hdr: header(b'F', locate as u16, 0, self.ts),
-                        order_ref: BeU64::new(order_ref),
-                        side,
-                        shares: BeU32::new(shares),
-                        stock,
-                        price: BeU32::new(price),
-                        attribution: e.ctx.mpid,
-                    };
-                    self.emit(&m, b'F')?;
-                } else {
-                    let m = AddOrder {
-                        hdr: header(b'A', locate as u16, 0, self.ts),
-                        order_ref: BeU64::new(order_ref),
-                        side,
-                        shares: BeU32::new(shares),
-                        stock,
-                        price: BeU32::new(price),
-                    };
-                    self.emit(&m, b'A')?;
-                }
-                let account = acc(flow);
-                let id = self.insert(GenOrder {
-                    order_ref,
-                    locate: locate as u16,
+                let mpid = attributed.then_some(e.ctx.mpid);
+                let id = self.add_order(
+                    locate as u16,
                     side,
                     price,
-                    shares,
-                    pos_live: 0,
-                    pos_side: 0,
+                    shares.max(1),
+                    mpid,
                     owner,
-                    account,
-                });
-                if account != 0 {
-                    self.flow_record(
-                        FlowEvent::New,
-                        account,
-                        locate as u16,
-                        side,
-                        order_ref,
-                        price,
-                        shares,
-                        0,
-                    );
-                }
+                    acc(flow),
+                )?;
                 if let Some(slot) = self.eps[i].handles.get_mut(h as usize) {
                     *slot = id;
                 }
@@ -894,19 +890,9 @@ impl<W: Write> Gen<W> {
                 for k in 0..n {
                     let si = (k % 2) as usize;
                     let price = self.script_price(locate, si, Px::Best(-(depth as i32)));
-                    let order_ref = self.next_ref;
-                    self.next_ref += 1;
                     let side = if si == 0 { b'B' } else { b'S' };
-                    let m = AddOrderMpid {
-                        hdr: header(b'F', locate as u16, 0, self.ts),
-                        order_ref: BeU64::new(order_ref),
-                        side,
-                        shares: BeU32::new(100),
-                        stock: symbol_for(locate as u32 - 1),
-                        price: BeU32::new(price),
-                        attribution: e.ctx.mpid,
-                    };
-                    self.emit(&m, b'F')?;
+                    let order_ref =
+                        self.write_add(locate as u16, side, price, 100, Some(e.ctx.mpid))?;
                     self.ts += step;
                     let d = OrderDelete {
                         hdr: header(b'D', locate as u16, 0, self.ts),
