@@ -16,7 +16,7 @@
 //! every platform and every version of this crate's dependencies.
 
 use crate::itch::be::{BeU32, BeU64};
-use crate::itch::encode::{header, FrameWriter};
+use crate::itch::encode::{common_stock, header, FrameWriter};
 use crate::itch::wire::*;
 use crate::scenario::{Action, Episode, EpisodeCtx, Op, Px, ScenarioKind, Script};
 use crate::surv::flow::{FlowEvent, FlowRecord};
@@ -599,42 +599,16 @@ impl<W: Write> Gen<W> {
             };
             self.emit(&m, b'E')?;
         }
-        if o.account != 0 {
-            self.flow_record(
-                FlowEvent::Fill,
-                o.account,
-                o.locate,
-                o.side,
-                o.order_ref,
-                o.price,
-                n,
-                match_number,
-            );
-        }
+        let mut aggressor = 0;
         if self.flow.is_some() && self.rng.chance(0.05) {
             // The firm aggresses now and then, from an account other than the resting one's: its
             // fill is in the flow too (the public feed shows only the resting order).
-            let mut acc = 1 + self.rng.below(ACCOUNTS as u64) as u8;
-            if acc == o.account {
-                acc = acc % ACCOUNTS + 1;
+            aggressor = 1 + self.rng.below(ACCOUNTS as u64) as u8;
+            if aggressor == o.account {
+                aggressor = aggressor % ACCOUNTS + 1;
             }
-            let side = if o.side == b'B' { b'S' } else { b'B' };
-            self.flow_record(
-                FlowEvent::Fill,
-                acc,
-                o.locate,
-                side,
-                0,
-                o.price,
-                n,
-                match_number,
-            );
         }
-        if n == o.shares {
-            self.remove(id);
-        } else {
-            self.slab[id as usize].shares -= n;
-        }
+        self.executed(id, n, match_number, aggressor);
         // The aggressor pushes the mid toward the side it took out.
         let st = &mut self.stocks[locate];
         if self.rng.chance(0.3) {
@@ -912,20 +886,11 @@ impl<W: Write> Gen<W> {
         (id != NO_ORDER && self.slab[id as usize].pos_live != NO_ORDER).then_some(id)
     }
 
-    /// Executes `shares` of resting order `id` (an E message); the aggressor is firm account
-    /// `aggressor` (1-based; 0: someone outside the flow).
-    fn fill(&mut self, id: u32, shares: u32, aggressor: u8) -> Result<()> {
+    /// After `n` shares of resting order `id` executed under `match_number`: the flow's fill
+    /// records (the resting order's, if the firm's; the aggressor's, firm account `aggressor`
+    /// 1-based, 0 for none) and the order reduced or removed.
+    fn executed(&mut self, id: u32, n: u32, match_number: u64, aggressor: u8) {
         let o = self.slab[id as usize];
-        let n = shares.clamp(1, o.shares);
-        let match_number = self.next_match;
-        self.next_match += 1;
-        let m = OrderExecuted {
-            hdr: header(b'E', o.locate, 0, self.ts),
-            order_ref: BeU64::new(o.order_ref),
-            executed_shares: BeU32::new(n),
-            match_number: BeU64::new(match_number),
-        };
-        self.emit(&m, b'E')?;
         if o.account != 0 {
             self.flow_record(
                 FlowEvent::Fill,
@@ -956,6 +921,23 @@ impl<W: Write> Gen<W> {
         } else {
             self.slab[id as usize].shares -= n;
         }
+    }
+
+    /// Executes `shares` of resting order `id` (an E message); the aggressor is firm account
+    /// `aggressor` (1-based; 0: someone outside the flow).
+    fn fill(&mut self, id: u32, shares: u32, aggressor: u8) -> Result<()> {
+        let o = self.slab[id as usize];
+        let n = shares.clamp(1, o.shares);
+        let match_number = self.next_match;
+        self.next_match += 1;
+        let m = OrderExecuted {
+            hdr: header(b'E', o.locate, 0, self.ts),
+            order_ref: BeU64::new(o.order_ref),
+            executed_shares: BeU32::new(n),
+            match_number: BeU64::new(match_number),
+        };
+        self.emit(&m, b'E')?;
+        self.executed(id, n, match_number, aggressor);
         Ok(())
     }
 }
@@ -1153,23 +1135,7 @@ pub fn generate_scenarios<W: Write>(
     for i in 0..cfg.symbols {
         let locate = i as u16 + 1;
         let ts = 10_800_000_001_000 + i as u64 * 1_000; // just after 03:00, before system hours
-        let m = StockDirectory {
-            hdr: header(b'R', locate, 0, ts),
-            stock: symbol_for(i),
-            market_category: b'Q',
-            financial_status: b'N',
-            round_lot_size: BeU32::new(100),
-            round_lots_only: b'N',
-            issue_classification: b'C',
-            issue_subtype: *b"Z ",
-            authenticity: b'P',
-            short_sale_threshold: b'N',
-            ipo_flag: b' ',
-            luld_tier: b'1',
-            etp_flag: b'N',
-            etp_leverage_factor: BeU32::new(0),
-            inverse_indicator: b'N',
-        };
+        let m = common_stock(locate, ts, symbol_for(i));
         g.emit(&m, b'R')?;
         let mid = TICK * (500 + g.rng.below(49_500) as u32);
         g.stocks[locate as usize].mid = mid;

@@ -6,7 +6,7 @@ mod common;
 use tickwatch::agg::Touch;
 use tickwatch::book::{BookConfig, Books};
 use tickwatch::itch::be::{BeU32, BeU64};
-use tickwatch::itch::encode::{header, push_frame};
+use tickwatch::itch::encode::{common_stock, header, push_frame};
 use tickwatch::itch::wire::*;
 use tickwatch::itch::Side;
 use tickwatch::surv::close::MarkingTheClose;
@@ -45,23 +45,7 @@ impl Feed {
             next_match: 1,
         };
         f.system(b'O', 3 * 3600 * SEC);
-        let m = StockDirectory {
-            hdr: header(b'R', 1, 0, 3 * 3600 * SEC + 1),
-            stock: SYM,
-            market_category: b'Q',
-            financial_status: b'N',
-            round_lot_size: BeU32::new(100),
-            round_lots_only: b'N',
-            issue_classification: b'C',
-            issue_subtype: *b"Z ",
-            authenticity: b'P',
-            short_sale_threshold: b'N',
-            ipo_flag: b' ',
-            luld_tier: b'1',
-            etp_flag: b'N',
-            etp_leverage_factor: BeU32::new(0),
-            inverse_indicator: b'N',
-        };
+        let m = common_stock(1, 3 * 3600 * SEC + 1, SYM);
         push_frame(&mut f.buf, &m);
         if premarket {
             f.system(b'S', 4 * 3600 * SEC);

@@ -5,7 +5,7 @@ mod common;
 
 use tickwatch::book::{BookConfig, Books};
 use tickwatch::itch::be::{BeU32, BeU64};
-use tickwatch::itch::encode::{header, push_frame};
+use tickwatch::itch::encode::{common_stock, header, push_frame};
 use tickwatch::itch::wire::*;
 use tickwatch::surv::event::party_name;
 use tickwatch::surv::{surveil_feed, Alert, DetectorId, Rules};
@@ -40,23 +40,7 @@ impl Feed {
             next_match: 1,
         };
         for (i, name) in stocks.iter().enumerate() {
-            let m = StockDirectory {
-                hdr: header(b'R', i as u16 + 1, 0, 1_000 + i as u64),
-                stock: symbol(name),
-                market_category: b'Q',
-                financial_status: b'N',
-                round_lot_size: BeU32::new(100),
-                round_lots_only: b'N',
-                issue_classification: b'C',
-                issue_subtype: *b"Z ",
-                authenticity: b'P',
-                short_sale_threshold: b'N',
-                ipo_flag: b' ',
-                luld_tier: b'1',
-                etp_flag: b'N',
-                etp_leverage_factor: BeU32::new(0),
-                inverse_indicator: b'N',
-            };
+            let m = common_stock(i as u16 + 1, 1_000 + i as u64, symbol(name));
             push_frame(&mut f.buf, &m);
         }
         f

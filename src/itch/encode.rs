@@ -3,8 +3,8 @@
 //! Messages are built as the same [`wire`](super::wire) structs the decoder reads and written with
 //! their 2-byte big-endian length prefix, so whatever is encoded is laid out exactly as decoded.
 
-use super::be::{BeU16, BeU48};
-use super::wire::Header;
+use super::be::{BeU16, BeU32, BeU48};
+use super::wire::{Header, StockDirectory};
 use bytemuck::Pod;
 use std::io::{self, Write};
 
@@ -15,6 +15,28 @@ pub fn header(msg_type: u8, stock_locate: u16, tracking_number: u16, timestamp_n
         stock_locate: BeU16::new(stock_locate),
         tracking_number: BeU16::new(tracking_number),
         timestamp: BeU48::new(timestamp_ns),
+    }
+}
+
+/// A stock directory entry of an ordinary NASDAQ-listed common stock (round lots of 100, normal
+/// financial status, LULD tier 1): what the generator lists and hand-made test feeds use.
+pub fn common_stock(stock_locate: u16, timestamp_ns: u64, stock: [u8; 8]) -> StockDirectory {
+    StockDirectory {
+        hdr: header(b'R', stock_locate, 0, timestamp_ns),
+        stock,
+        market_category: b'Q',
+        financial_status: b'N',
+        round_lot_size: BeU32::new(100),
+        round_lots_only: b'N',
+        issue_classification: b'C',
+        issue_subtype: *b"Z ",
+        authenticity: b'P',
+        short_sale_threshold: b'N',
+        ipo_flag: b' ',
+        luld_tier: b'1',
+        etp_flag: b'N',
+        etp_leverage_factor: BeU32::new(0),
+        inverse_indicator: b'N',
     }
 }
 
