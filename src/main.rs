@@ -1103,7 +1103,9 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
     let job = pipeline::alerts::SurvJob {
         rules: Rules::default(),
         flow: flow.clone(),
-        sink: Box::new(io::BufWriter::new(std::fs::File::create(&alerts_path)?)),
+        sink: pipeline::alerts::AlertSink::Journal(pipeline::journal::Journal::create(
+            &alerts_path,
+        )?),
         mark_every: 1024,
         reload: None,
     };
@@ -1288,11 +1290,12 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         (None, Some(_)) => bail!("--rules needs --alerts FILE (where the alerts go)"),
         (Some(out), _) => {
             let (rules, flow) = surv_inputs(&a.surv, &a.input.file)?;
-            let sink: Box<dyn Write + Send> = if out.as_os_str() == "-" {
-                Box::new(io::stdout())
+            let sink = if out.as_os_str() == "-" {
+                io::stdout().into()
             } else {
-                Box::new(
-                    std::fs::File::create(out)
+                // Memory-mapped: appending an alert makes no system call (see the module).
+                pipeline::alerts::AlertSink::Journal(
+                    pipeline::journal::Journal::create(out)
                         .with_context(|| format!("creating {}", out.display()))?,
                 )
             };
@@ -1581,8 +1584,8 @@ fn print_run_report(out: &mut dyn Write, path: &Path, r: &pipeline::RunReport) -
             sv.counters.account_overflow,
             sv.counters.risk_overflow
         )?;
-        if let Some(l) = &sv.latency {
-            tickwatch::latency::write_table(&mut &mut *out, std::slice::from_ref(l))?;
+        if sv.total > 0 {
+            tickwatch::latency::write_table(&mut &mut *out, &sv.latency)?;
         }
     }
     writeln!(

@@ -336,6 +336,7 @@ fn surveillance_allocates_nothing_after_setup() {
         &mut buf,
     )
     .unwrap();
+    let dir = tempfile::tempdir().unwrap();
     for workers in [1, 3] {
         PIPELINE_CALLS.store(0, Ordering::SeqCst);
         PIPELINE_THREADS.store(0, Ordering::SeqCst);
@@ -350,7 +351,12 @@ fn surveillance_allocates_nothing_after_setup() {
         let job = SurvJob {
             rules: tickwatch::surv::Rules::default(),
             flow: flow.clone().unwrap_or_default(),
-            sink: Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::sink())),
+            // The production sink: the memory-mapped journal (its first chunk is mapped and
+            // faulted in here, before the threads start).
+            sink: tickwatch::pipeline::alerts::AlertSink::Journal(
+                tickwatch::pipeline::journal::Journal::create(&dir.path().join("alerts.jsonl"))
+                    .unwrap(),
+            ),
             mark_every: 1024,
             reload: None,
         };

@@ -76,7 +76,7 @@ fn pipeline(
     let job = SurvJob {
         rules,
         flow: flow.to_vec(),
-        sink: Box::new(sink.clone()),
+        sink: sink.clone().into(),
         mark_every: 1024,
         reload: None,
     };
@@ -210,7 +210,7 @@ fn rules_replaced_while_running_take_effect_at_the_next_mark_and_keep_state() {
     let job = SurvJob {
         rules: all,
         flow: flow.clone(),
-        sink: Box::new(sink.clone()),
+        sink: sink.clone().into(),
         mark_every: 1024,
         reload: Some(cell),
     };

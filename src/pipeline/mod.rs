@@ -30,6 +30,7 @@
 pub mod alerts;
 pub mod bars;
 pub mod event;
+pub mod journal;
 pub mod merge;
 pub mod output;
 pub mod reader;
@@ -49,6 +50,7 @@ pub use reader::FeedOptions;
 use reader::{Pacer, Reader};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
 use std::time::Instant;
 pub use wait::WaitStrategy;
 use worker::Worker;
@@ -494,6 +496,7 @@ fn run_jobs(
     let wb = cfg.worker_books();
     let mut bar_rows = Vec::new();
     let mut surv_rows = Vec::new();
+    let frontier = Arc::new(reader::Frontier::default());
     for id in 0..n {
         let (tx, rx) = ring::<Event>(cfg.ring_capacity);
         let (otx, orx) = ring::<Done>(cfg.ring_capacity);
@@ -510,7 +513,8 @@ fn run_jobs(
         }
         if let Some(j) = &surv {
             let (stx, srx) = ring(alerts::SurvWorker::RING);
-            let mut sw = alerts::SurvWorker::new(j.rules, &j.flow, stx, j.reload.clone());
+            let mut sw = alerts::SurvWorker::new(j.rules, &j.flow, stx, j.reload.clone())
+                .with_frontier(frontier.clone());
             if let Some(until) = cfg.feed.until {
                 sw.s.set_flow_stop(until);
             }
@@ -538,7 +542,9 @@ fn run_jobs(
     }
     let flow_records = surv.as_ref().map_or(0, |j| j.flow.len() as u64);
     if let Some(j) = surv {
-        reader = reader.with_marks(MarkGen::periodic(j.mark_every), 0);
+        reader = reader
+            .with_marks(MarkGen::periodic(j.mark_every), 0)
+            .with_frontier(frontier);
         output = output.with_surv(alerts::SurvMerge::new(
             surv_rows, &j.rules, j.sink, scale, j.reload,
         ));
@@ -657,11 +663,7 @@ fn run_jobs(
                 total: merge.alerts,
                 marks: reader.marks_sent,
                 alert_overflow: merge.overflow(),
-                latency: Some(StageLatency::merged(
-                    "event to alert",
-                    "event read → alert written",
-                    [&merge.latency],
-                )),
+                latency: merge.latency_rows(),
                 ..Default::default()
             };
             let mut applied = 0;

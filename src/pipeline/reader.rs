@@ -11,9 +11,36 @@ use crate::itch::{decode, DecodeErrorKind};
 use crate::ring::Producer;
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Messages a reader handles per [`Stage::do_work`] call before publishing.
 pub const BATCH: usize = 1024;
+
+/// How far the reader has published the feed: every event and mark numbered below the
+/// announced position is in its ring. An idle worker that reads the frontier and then finds its
+/// ring empty knows that its next event comes at or after it — so it can tell the output's merge
+/// so at once, instead of at the next mark (which at a paced replay may be a second away).
+#[derive(Debug, Default)]
+pub struct Frontier(crossbeam_utils::CachePadded<AtomicU64>);
+
+impl Frontier {
+    /// Every event numbered below `seq` (wrapping `u32` feed positions) is published.
+    #[inline]
+    pub fn announce(&self, seq: u32) {
+        // Release: pairs with the Acquire in `load`; the rings' tail stores (each Release, in
+        // `publish`) come before it in program order, so a worker that sees `seq` and then
+        // loads its ring's tail sees every event below `seq` that is its own.
+        self.0.store(seq as u64 | 1 << 32, Ordering::Release);
+    }
+
+    /// The announced position, or `None` before the first announcement.
+    #[inline]
+    pub fn load(&self) -> Option<u32> {
+        // Acquire: pairs with the Release in `announce`.
+        let v = self.0.load(Ordering::Acquire);
+        (v >> 32 != 0).then_some(v as u32)
+    }
+}
 
 /// [`Event::origin`] of an event that is not timed (sent during a paced replay's fast-forward).
 pub const UNTIMED: u64 = 0;
@@ -106,6 +133,8 @@ pub struct Reader<'a> {
     pub marks_sent: u64,
     /// The feed has ended (the final marks may still be waiting for room).
     finishing: bool,
+    /// Where the feed position published so far is announced (see [`Frontier`]).
+    frontier: Option<Arc<Frontier>>,
     /// The error that ended the feed early, if any.
     pub error: Option<InspectError>,
     /// Stopped by the stop flag (Ctrl-C) before the end of the file.
@@ -156,6 +185,7 @@ impl<'a> Reader<'a> {
             marks: None,
             marks_sent: 0,
             finishing: false,
+            frontier: None,
             error: None,
             interrupted: false,
             done: false,
@@ -165,6 +195,12 @@ impl<'a> Reader<'a> {
     /// Sends watermark marks from `gen` to every worker (windows of `size` ns).
     pub fn with_marks(mut self, gen: MarkGen, size: u64) -> Self {
         self.marks = Some((gen, size));
+        self
+    }
+
+    /// Announces on `f` how far the feed has been published (for idle workers' progress).
+    pub fn with_frontier(mut self, f: Arc<Frontier>) -> Self {
+        self.frontier = Some(f);
         self
     }
 
@@ -395,6 +431,9 @@ impl Stage for Reader<'_> {
         self.close(ticks());
         for o in &mut self.outs {
             o.publish();
+        }
+        if let Some(f) = &self.frontier {
+            f.announce(self.seq);
         }
         // Relaxed: a progress gauge for the display thread, ordering nothing.
         self.progress.store(self.messages, Ordering::Relaxed);

@@ -161,6 +161,10 @@ impl Stage for Worker {
                 self.done = true;
                 return Progress::Done;
             }
+            if let Some(s) = &mut self.surv {
+                let rx = &mut self.rx;
+                s.idle(|| rx.available() == 0);
+            }
             return Progress::Idle;
         }
         let mut room = self.out.tx.free_cached();

@@ -246,15 +246,19 @@ impl Alert {
     /// Writes the alert as one JSON line (no allocation when `out` has room: `core::fmt` into a
     /// `Vec` with capacity).
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        // Hand-laid bytes, integers through `itoa` and fractions through `ryu`: no `fmt`
+        // machinery, so a lone alert in a paced replay touches little cold code (see
+        // `benches/alert.rs`).
         let w = out;
-        let _ = write!(w, "{{\"ts_ns\":{},\"time\":\"", self.ts);
+        w.extend_from_slice(b"{\"ts_ns\":");
+        write_u64(w, self.ts);
+        w.extend_from_slice(b",\"time\":\"");
         write_clock(w, self.ts);
-        let _ = write!(
-            w,
-            "\",\"detector\":\"{}\",\"severity\":\"{}\",\"stock\":",
-            self.detector.name(),
-            self.severity.name()
-        );
+        w.extend_from_slice(b"\",\"detector\":\"");
+        w.extend_from_slice(self.detector.name().as_bytes());
+        w.extend_from_slice(b"\",\"severity\":\"");
+        w.extend_from_slice(self.severity.name().as_bytes());
+        w.extend_from_slice(b"\",\"stock\":");
         let sym = trim_symbol(&self.stock);
         if sym.is_empty() {
             w.extend_from_slice(b"null");
@@ -268,14 +272,17 @@ impl Alert {
             write_json_str(w, party_name(&self.party));
         }
         if self.detector == DetectorId::Risk {
-            let _ = write!(w, ",\"kill_switch\":{}", self.kill_switch);
+            w.extend_from_slice(b",\"kill_switch\":");
+            w.extend_from_slice(if self.kill_switch { b"true" } else { b"false" });
         }
-        let _ = write!(w, ",\"since_ns\":{},\"order_refs\":[", self.since);
+        w.extend_from_slice(b",\"since_ns\":");
+        write_u64(w, self.since);
+        w.extend_from_slice(b",\"order_refs\":[");
         for (i, r) in self.refs().iter().enumerate() {
             if i > 0 {
                 w.push(b',');
             }
-            let _ = write!(w, "{r}");
+            write_u64(w, *r);
         }
         w.extend_from_slice(b"],\"evidence\":{");
         for (i, e) in self.evidence_list().iter().enumerate() {
@@ -285,19 +292,23 @@ impl Alert {
             write_json_str(w, e.name);
             w.extend_from_slice(b":{\"value\":");
             write_f64(w, e.value);
-            let _ = write!(w, ",\"op\":\"{}\",\"threshold\":", e.op);
+            w.extend_from_slice(b",\"op\":\"");
+            w.extend_from_slice(e.op.as_bytes());
+            w.extend_from_slice(b"\",\"threshold\":");
             write_f64(w, e.threshold);
             w.push(b'}');
         }
         w.extend_from_slice(b"},\"book\":{\"bid\":");
         write_price_or_null(w, self.touch.bid, self.touch.bid_shares);
-        let _ = write!(w, ",\"bid_shares\":{},\"ask\":", self.touch.bid_shares);
+        w.extend_from_slice(b",\"bid_shares\":");
+        write_u64(w, self.touch.bid_shares);
+        w.extend_from_slice(b",\"ask\":");
         write_price_or_null(w, self.touch.ask, self.touch.ask_shares);
-        let _ = writeln!(
-            w,
-            ",\"ask_shares\":{}}},\"seq\":{}}}",
-            self.touch.ask_shares, self.seq
-        );
+        w.extend_from_slice(b",\"ask_shares\":");
+        write_u64(w, self.touch.ask_shares);
+        w.extend_from_slice(b"},\"seq\":");
+        write_u64(w, self.seq as u64);
+        w.extend_from_slice(b"}\n");
     }
 }
 
@@ -325,12 +336,23 @@ fn write_json_str(w: &mut Vec<u8>, s: &str) {
     w.push(b'"');
 }
 
-/// A finite number as JSON (shortest round-trip form); NaN and infinities as `null`.
+fn write_u64(w: &mut Vec<u8>, v: u64) {
+    w.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// A finite number as JSON: a whole number (below 2^53) in integer form, any other in its
+/// shortest round-trip form; NaN and infinities as `null`.
 fn write_f64(w: &mut Vec<u8>, v: f64) {
-    if v.is_finite() {
-        let _ = write!(w, "{v}");
-    } else {
+    const EXACT: f64 = (1u64 << 53) as f64;
+    if !v.is_finite() {
         w.extend_from_slice(b"null");
+    } else if v.fract() == 0.0 && v.abs() < EXACT {
+        if v < 0.0 {
+            w.push(b'-');
+        }
+        write_u64(w, v.abs() as u64);
+    } else {
+        w.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
     }
 }
 
@@ -338,21 +360,39 @@ fn write_price_or_null(w: &mut Vec<u8>, price: u32, shares: u64) {
     if shares == 0 {
         w.extend_from_slice(b"null");
     } else {
-        let _ = write!(w, "\"{}.{:04}\"", price / 10_000, price % 10_000);
+        w.push(b'"');
+        write_u64(w, (price / 10_000) as u64);
+        w.push(b'.');
+        write_digits(w, (price % 10_000) as u64, 4);
+        w.push(b'"');
+    }
+}
+
+/// `v` in exactly `n` digits (zero-padded; `v < 10^n`).
+fn write_digits(w: &mut Vec<u8>, mut v: u64, n: usize) {
+    let at = w.len();
+    w.resize(at + n, b'0');
+    for d in w[at..].iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
     }
 }
 
 /// `HH:MM:SS.nnnnnnnnn`.
 fn write_clock(w: &mut Vec<u8>, ts: u64) {
     let s = ts / 1_000_000_000;
-    let _ = write!(
-        w,
-        "{:02}:{:02}:{:02}.{:09}",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        ts % 1_000_000_000
-    );
+    let h = s / 3600;
+    if h < 100 {
+        write_digits(w, h, 2);
+    } else {
+        write_u64(w, h);
+    }
+    w.push(b':');
+    write_digits(w, s / 60 % 60, 2);
+    w.push(b':');
+    write_digits(w, s % 60, 2);
+    w.push(b'.');
+    write_digits(w, ts % 1_000_000_000, 9);
 }
 
 /// Where detectors put alerts: a fixed-capacity buffer, drained by the caller after each event;

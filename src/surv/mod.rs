@@ -751,6 +751,9 @@ pub enum OutBody {
     },
     /// The worker has sent everything of its epoch.
     EpochEnd,
+    /// The worker has sent everything keyed up to this record's key (sent while it waits for
+    /// events, so that the merge need not wait for the next mark).
+    Progress,
 }
 
 /// A keyed record for the output stage.
@@ -761,6 +764,9 @@ pub struct SurvRecord {
     /// When the event that raised it was read (TSC ticks; 0: untimed), for event-to-alert
     /// latency.
     pub origin: u64,
+    /// When the worker staged it (TSC ticks; 0: untimed), for the alert latency's detect / hop
+    /// split. Set for the alerts of timed events only.
+    pub staged: u64,
     /// The record.
     pub body: OutBody,
 }
@@ -822,7 +828,12 @@ impl Surveillance {
                 let (ts, seq, input) = self.risk[i as usize];
                 OutBody::Risk { ts, seq, input }
             };
-            f(SurvRecord { key, origin, body });
+            f(SurvRecord {
+                key,
+                origin,
+                staged: 0,
+                body,
+            });
         }
         self.alerts.drain();
         self.risk.clear();
@@ -879,7 +890,7 @@ impl SurvOutput {
                     }
                 }
             }
-            OutBody::EpochEnd => {}
+            OutBody::EpochEnd | OutBody::Progress => {}
         }
     }
 }
