@@ -26,7 +26,7 @@ use crate::itch::Message;
 use crate::ring::{Consumer, Producer};
 use crate::surv::{
     Alert, DetectorId, FlowRecord, OutBody, OutKey, Rules, SurvCounters, SurvOutput, SurvRecord,
-    Surveillance, MAX_STEP_RECORDS,
+    Surveillance, ALERTS_PER_STEP, MAX_STEP_RECORDS,
 };
 use hdrhistogram::Histogram;
 use std::io::Write;
@@ -170,6 +170,8 @@ pub struct SurvWorker {
     /// The detectors.
     pub s: Surveillance,
     tx: Producer<SurvRecord>,
+    /// The alerts of the `OutBody::Alert` records on `tx`, in the same order (published first).
+    atx: Producer<Alert>,
     epoch: u64,
     mark_seq: u32,
     /// Records staged.
@@ -187,17 +189,22 @@ pub struct SurvWorker {
 impl SurvWorker {
     /// Slots of a worker's records ring.
     pub const RING: usize = 8 * MAX_STEP_RECORDS;
+    /// Slots of a worker's alerts ring.
+    pub const ALERT_RING: usize = 8 * ALERTS_PER_STEP;
 
-    /// A worker's surveillance, sending on `tx`, picking up replaced rules from `reload`.
+    /// A worker's surveillance, sending records on `tx` and their alerts on `atx`, picking up
+    /// replaced rules from `reload`.
     pub fn new(
         rules: Rules,
         flow: &[FlowRecord],
         tx: Producer<SurvRecord>,
+        atx: Producer<Alert>,
         reload: Option<Arc<RulesCell>>,
     ) -> SurvWorker {
         SurvWorker {
             s: Surveillance::new(rules, flow),
             tx,
+            atx,
             epoch: 0,
             mark_seq: 0,
             records: 0,
@@ -260,13 +267,29 @@ impl SurvWorker {
         }
     }
 
-    /// Whether the ring has room for whatever one step can raise (and an epoch end).
+    /// Whether the rings have room for whatever one step can raise (and an epoch end).
     #[inline]
     pub fn has_room(&mut self) -> bool {
-        self.tx.free_cached() > MAX_STEP_RECORDS || self.tx.free_slots() > MAX_STEP_RECORDS
+        (self.tx.free_cached() > MAX_STEP_RECORDS || self.tx.free_slots() > MAX_STEP_RECORDS)
+            && (self.atx.free_cached() >= ALERTS_PER_STEP
+                || self.atx.free_slots() >= ALERTS_PER_STEP)
     }
 
-    fn send(tx: &mut Producer<SurvRecord>, records: &mut u64, lost: &mut u64, r: SurvRecord) {
+    /// Stages a record (and its alert first, if it has one).
+    fn send(
+        tx: &mut Producer<SurvRecord>,
+        atx: &mut Producer<Alert>,
+        records: &mut u64,
+        lost: &mut u64,
+        r: SurvRecord,
+        alert: Option<&Alert>,
+    ) {
+        if let Some(a) = alert {
+            if atx.stage(*a).is_err() {
+                *lost += 1;
+                return;
+            }
+        }
         if tx.stage(r).is_ok() {
             *records += 1;
         } else {
@@ -289,7 +312,14 @@ impl SurvWorker {
             staged: 0,
             body: OutBody::EpochEnd,
         };
-        Self::send(&mut self.tx, &mut self.records, &mut self.lost, end);
+        Self::send(
+            &mut self.tx,
+            &mut self.atx,
+            &mut self.records,
+            &mut self.lost,
+            end,
+            None,
+        );
         self.epoch += 1;
         self.mark_seq = seq;
         if let Some((cell, seen)) = &mut self.reload {
@@ -299,9 +329,15 @@ impl SurvWorker {
             }
         }
         self.s.watermark(wm, seq, books);
-        let (tx, records, lost) = (&mut self.tx, &mut self.records, &mut self.lost);
-        self.s
-            .drain_step(self.epoch, 0, 0, 0, |r| Self::send(tx, records, lost, r));
+        let (tx, atx, records, lost) = (
+            &mut self.tx,
+            &mut self.atx,
+            &mut self.records,
+            &mut self.lost,
+        );
+        self.s.drain_step(self.epoch, 0, 0, 0, |r, a| {
+            Self::send(tx, atx, records, lost, r, a)
+        });
     }
 
     /// One message at feed position `seq` (read at `origin`): classified, applied to `books`,
@@ -325,28 +361,36 @@ impl SurvWorker {
         } else {
             0
         };
-        let (tx, records, lost) = (&mut self.tx, &mut self.records, &mut self.lost);
-        self.s.drain_step(self.epoch, 1, rel, origin, |mut r| {
-            if matches!(r.body, OutBody::Alert(_)) {
+        let (tx, atx, records, lost) = (
+            &mut self.tx,
+            &mut self.atx,
+            &mut self.records,
+            &mut self.lost,
+        );
+        self.s.drain_step(self.epoch, 1, rel, origin, |mut r, a| {
+            if a.is_some() {
                 r.staged = staged;
             }
-            Self::send(tx, records, lost, r)
+            Self::send(tx, atx, records, lost, r, a)
         });
         if staged != 0 {
             // A timed alert goes out now, not at the end of the worker's batch.
-            self.tx.publish();
+            self.publish();
         }
         ev.locate != 0 && ev.before != ev.after
     }
 
-    /// Publishes what is staged.
+    /// Publishes what is staged: the alerts first, so that the output stage, seeing an alert
+    /// record, finds its alert.
     pub fn publish(&mut self) {
+        self.atx.publish();
         self.tx.publish();
     }
 
     /// The worker is done: publish and close.
     pub fn close(&mut self) {
-        self.tx.publish();
+        self.publish();
+        self.atx.close();
         self.tx.close();
     }
 }
@@ -362,6 +406,10 @@ impl Keyed for SurvRecord {
 /// The output stage's side: merges the workers' records, runs the risk book, writes alerts.
 pub struct SurvMerge {
     merge: Merge<SurvRecord>,
+    /// Each worker's alerts ring, read in step with its records.
+    arxs: Vec<Consumer<Alert>>,
+    /// Alert records whose alert was missing (never expected: alerts are published first).
+    pub missing: u64,
     out: SurvOutput,
     sink: AlertSink,
     buf: Vec<u8>,
@@ -455,9 +503,10 @@ impl SurvMerge {
         ]
     }
 
-    /// A merge of one records ring per worker into `sink`.
+    /// A merge of one records ring (and its alerts ring) per worker into `sink`.
     pub fn new(
         rxs: Vec<Consumer<SurvRecord>>,
+        arxs: Vec<Consumer<Alert>>,
         rules: &Rules,
         sink: AlertSink,
         scale: TickScale,
@@ -465,6 +514,8 @@ impl SurvMerge {
     ) -> SurvMerge {
         SurvMerge {
             merge: Merge::new(rxs),
+            arxs,
+            missing: 0,
             out: SurvOutput::new(rules),
             sink,
             buf: Vec::with_capacity(Self::OUT_BYTES + 8192),
@@ -526,8 +577,18 @@ impl SurvMerge {
         }
         let mut moved = false;
         for _ in 0..budget {
-            let Some(rec) = self.merge.pop() else { break };
+            let Some((from, rec)) = self.merge.pop_from() else {
+                break;
+            };
             moved = true;
+            let alert = match rec.body {
+                OutBody::Alert => {
+                    let a = self.arxs[from].take();
+                    self.missing += a.is_none() as u64;
+                    a
+                }
+                _ => None,
+            };
             let taken = if rec.staged != 0 { ticks() } else { 0 };
             if taken != 0 {
                 self.detect
@@ -543,7 +604,7 @@ impl SurvMerge {
                 self.scale,
             );
             let last = &mut self.last;
-            self.out.take(&rec, |a: &Alert| {
+            self.out.take(&rec, alert.as_ref(), |a: &Alert| {
                 *last = Some(*a);
                 a.write_json(buf);
                 *n += 1;
@@ -563,6 +624,9 @@ impl SurvMerge {
             }
         }
         self.merge.release();
+        for a in &mut self.arxs {
+            a.release();
+        }
         if moved {
             self.idle = 0;
         } else {
@@ -582,5 +646,111 @@ impl SurvMerge {
             }
         }
         moved
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::ring;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn worker(f: &Arc<Frontier>) -> (SurvWorker, Consumer<SurvRecord>, Consumer<Alert>) {
+        let (tx, rx) = ring(SurvWorker::RING);
+        let (atx, arx) = ring(SurvWorker::ALERT_RING);
+        let w = SurvWorker::new(Rules::default(), &[], tx, atx, None).with_frontier(f.clone());
+        (w, rx, arx)
+    }
+
+    /// Worker 0 raises an alert at feed position 5; worker 1 has nothing. The merge may write
+    /// the alert only once worker 1 is known to have nothing keyed before it: its idle progress
+    /// record at a published position past 5 says so at once — no mark needed — and one at or
+    /// below 5 must not.
+    #[test]
+    fn idle_progress_releases_other_workers_alerts_and_only_those_before_it() {
+        let f = Arc::new(Frontier::default());
+        let (mut w0, rx0, arx0) = worker(&f);
+        let (mut w1, rx1, arx1) = worker(&f);
+        let sink = Shared::default();
+        let mut m = SurvMerge::new(
+            vec![rx0, rx1],
+            vec![arx0, arx1],
+            &Rules::default(),
+            sink.clone().into(),
+            TickScale::new(1.0),
+            None,
+        );
+        let key = OutKey {
+            epoch: 0,
+            phase: 1,
+            rel: 5,
+            locate: 2,
+            det: DetectorId::Spoofing as u8,
+            idx: 0,
+        };
+        let rec = SurvRecord {
+            key,
+            origin: 0,
+            staged: 0,
+            body: OutBody::Alert,
+        };
+        let alert = Alert::new(DetectorId::Spoofing, 1_000, 5, 2, *b"AAPL    ");
+        SurvWorker::send(
+            &mut w0.tx,
+            &mut w0.atx,
+            &mut w0.records,
+            &mut w0.lost,
+            rec,
+            Some(&alert),
+        );
+        w0.publish();
+        let lines = |s: &Shared| s.0.lock().unwrap().iter().filter(|&&c| c == b'\n').count();
+        m.work(64);
+        assert_eq!(lines(&sink), 0, "worker 1 not heard from: the alert waits");
+
+        // Nothing announced yet: no progress.
+        w1.idle(|| true);
+        assert_eq!(w1.progress, 0);
+        // Published up to position 5 (positions 0..=4): worker 1 could still send at 5.
+        f.announce(5);
+        w1.idle(|| true);
+        assert_eq!(w1.progress, 1);
+        m.work(64);
+        assert_eq!(
+            lines(&sink),
+            0,
+            "progress to position 4 does not pass position 5"
+        );
+        // The same position again sends nothing new.
+        w1.idle(|| true);
+        assert_eq!(w1.progress, 1);
+        // Its ring is not empty after all: no progress may be claimed.
+        f.announce(9);
+        w1.idle(|| false);
+        assert_eq!(w1.progress, 1);
+        // Published past 5 and worker 1's ring is empty: the alert goes out.
+        w1.idle(|| true);
+        assert_eq!(w1.progress, 2);
+        m.work(64);
+        assert_eq!(
+            lines(&sink),
+            1,
+            "the alert is written without waiting for a mark"
+        );
+        assert_eq!(m.missing, 0);
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("\"detector\":\"spoofing\""), "{text}");
     }
 }

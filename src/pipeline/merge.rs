@@ -46,6 +46,12 @@ impl<T: Keyed> Merge<T> {
     /// all have ended).
     #[inline]
     pub fn pop(&mut self) -> Option<T> {
+        self.pop_from().map(|(_, r)| r)
+    }
+
+    /// [`Merge::pop`], with the number of the stream the record came from.
+    #[inline]
+    pub fn pop_from(&mut self) -> Option<(usize, T)> {
         for i in 0..self.rxs.len() {
             if self.heads[i].is_none() && !self.finished[i] {
                 self.heads[i] = self.rxs[i].take();
@@ -70,7 +76,7 @@ impl<T: Keyed> Merge<T> {
             return None;
         }
         self.floor[i] = Some(key);
-        self.heads[i].take()
+        self.heads[i].take().map(|r| (i, r))
     }
 
     /// Hands the taken slots back to the producers.

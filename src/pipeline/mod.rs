@@ -496,6 +496,7 @@ fn run_jobs(
     let wb = cfg.worker_books();
     let mut bar_rows = Vec::new();
     let mut surv_rows = Vec::new();
+    let mut surv_alerts = Vec::new();
     let frontier = Arc::new(reader::Frontier::default());
     for id in 0..n {
         let (tx, rx) = ring::<Event>(cfg.ring_capacity);
@@ -513,13 +514,15 @@ fn run_jobs(
         }
         if let Some(j) = &surv {
             let (stx, srx) = ring(alerts::SurvWorker::RING);
-            let mut sw = alerts::SurvWorker::new(j.rules, &j.flow, stx, j.reload.clone())
+            let (atx, arx) = ring(alerts::SurvWorker::ALERT_RING);
+            let mut sw = alerts::SurvWorker::new(j.rules, &j.flow, stx, atx, j.reload.clone())
                 .with_frontier(frontier.clone());
             if let Some(until) = cfg.feed.until {
                 sw.s.set_flow_stop(until);
             }
             worker = worker.with_surv(sw);
             surv_rows.push(srx);
+            surv_alerts.push(arx);
         }
         stages.push(AnyStage::Worker(worker));
     }
@@ -546,7 +549,12 @@ fn run_jobs(
             .with_marks(MarkGen::periodic(j.mark_every), 0)
             .with_frontier(frontier);
         output = output.with_surv(alerts::SurvMerge::new(
-            surv_rows, &j.rules, j.sink, scale, j.reload,
+            surv_rows,
+            surv_alerts,
+            &j.rules,
+            j.sink,
+            scale,
+            j.reload,
         ));
     }
     stages.push(AnyStage::Reader(reader));
@@ -662,7 +670,7 @@ fn run_jobs(
                     .collect(),
                 total: merge.alerts,
                 marks: reader.marks_sent,
-                alert_overflow: merge.overflow(),
+                alert_overflow: merge.overflow() + merge.missing,
                 latency: merge.latency_rows(),
                 ..Default::default()
             };

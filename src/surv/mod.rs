@@ -734,12 +734,13 @@ pub struct OutKey {
 }
 
 /// What a worker sends the output stage (records travel by value in a preallocated ring: no
-/// boxing).
-#[allow(clippy::large_enum_variant)]
+/// boxing). Small — most records are risk inputs — so an alert's body travels beside it, in a
+/// ring of its own, in the same order (see `pipeline::alerts`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum OutBody {
-    /// An alert to write.
-    Alert(Alert),
+    /// An alert to write (its [`Alert`] comes with it: [`Surveillance::drain_step`] hands it
+    /// over beside the record).
+    Alert,
     /// An input for the risk book.
     Risk {
         /// Event time.
@@ -774,18 +775,20 @@ pub struct SurvRecord {
 /// Records one step (an event or a mark) can raise at most: alerts, then risk inputs; the
 /// rest are counted in [`Alerts::overflow`] and [`SurvCounters::risk_overflow`].
 pub const MAX_STEP_RECORDS: usize = ALERTS_PER_STEP + RISK_BUF;
-const ALERTS_PER_STEP: usize = 256;
+/// Alerts one step can raise at most (the rest are counted in [`Alerts::overflow`]).
+pub const ALERTS_PER_STEP: usize = 256;
 
 impl Surveillance {
     /// Hands over what the last step raised, as records sorted by key (`epoch`, `phase`, `rel`
-    /// as in [`OutKey`]). No allocation: the scratch order is preallocated.
+    /// as in [`OutKey`]), each alert record with its [`Alert`]. No allocation: the scratch order
+    /// is preallocated.
     pub fn drain_step(
         &mut self,
         epoch: u64,
         phase: u8,
         rel: u32,
         origin: u64,
-        mut f: impl FnMut(SurvRecord),
+        mut f: impl FnMut(SurvRecord, Option<&Alert>),
     ) {
         if self.alerts.is_empty() && self.risk.is_empty() {
             return;
@@ -822,18 +825,21 @@ impl Surveillance {
                 det,
                 idx,
             };
-            let body = if src == 0 {
-                OutBody::Alert(self.alerts.pending()[i as usize])
+            let (body, alert) = if src == 0 {
+                (OutBody::Alert, Some(&self.alerts.pending()[i as usize]))
             } else {
                 let (ts, seq, input) = self.risk[i as usize];
-                OutBody::Risk { ts, seq, input }
+                (OutBody::Risk { ts, seq, input }, None)
             };
-            f(SurvRecord {
-                key,
-                origin,
-                staged: 0,
-                body,
-            });
+            f(
+                SurvRecord {
+                    key,
+                    origin,
+                    staged: 0,
+                    body,
+                },
+                alert,
+            );
         }
         self.alerts.drain();
         self.risk.clear();
@@ -873,12 +879,14 @@ impl SurvOutput {
         self.scratch.overflow
     }
 
-    /// Takes the next record in key order.
-    pub fn take(&mut self, rec: &SurvRecord, mut emit: impl FnMut(&Alert)) {
+    /// Takes the next record in key order (with its alert, for an alert record).
+    pub fn take(&mut self, rec: &SurvRecord, alert: Option<&Alert>, mut emit: impl FnMut(&Alert)) {
         match &rec.body {
-            OutBody::Alert(a) => {
-                self.written[a.detector as usize] += 1;
-                emit(a);
+            OutBody::Alert => {
+                if let Some(a) = alert {
+                    self.written[a.detector as usize] += 1;
+                    emit(a);
+                }
             }
             OutBody::Risk { ts, seq, input } => {
                 if self.rules.enabled {
@@ -918,7 +926,9 @@ pub fn surveil_feed(
     let mut report = crate::replay::ReplayReport::default();
     let mut take = |s: &mut Surveillance, epoch: u64, phase: u8, rel: u32, books: &Books| {
         let _ = books;
-        s.drain_step(epoch, phase, rel, 0, |r| out.take(&r, |a| alerts.push(*a)));
+        s.drain_step(epoch, phase, rel, 0, |r, a| {
+            out.take(&r, a, |a| alerts.push(*a))
+        });
     };
     crate::replay::for_each_message(feed, books, false, &mut report, |books, msg, _| {
         let ts = msg.timestamp();
