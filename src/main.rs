@@ -1584,6 +1584,21 @@ fn print_run_report(out: &mut dyn Write, path: &Path, r: &pipeline::RunReport) -
             sv.counters.account_overflow,
             sv.counters.risk_overflow
         )?;
+        let pressed: Vec<String> = sv
+            .tables
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
+        writeln!(
+            out,
+            "detector tables: {}",
+            if pressed.is_empty() {
+                "no overflow, eviction or collision (every detector saw the whole feed)".to_string()
+            } else {
+                pressed.join(", ")
+            }
+        )?;
         if sv.total > 0 {
             tickwatch::latency::write_table(&mut &mut *out, &sv.latency)?;
         }

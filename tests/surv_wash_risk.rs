@@ -717,3 +717,45 @@ fn the_wash_script_rests_an_attributed_flow_order_then_washes_it_two_or_three_ti
         assert!(last < 15 * SEC, "an episode lasts seconds");
     }
 }
+
+#[test]
+fn flat_positions_leave_the_mark_list_so_open_ones_are_marked() {
+    // 32 open positions per stock are marked to mid at once; the 33rd is counted and stays at
+    // its fill price — until one of the 32 goes flat and gives its place up.
+    let mut b = RiskBook::new(&Capacity {
+        parties: 256,
+        ..cap()
+    });
+    let r = RiskRules::default();
+    let mut inputs: Vec<(u64, RiskInput)> = (0..33)
+        .map(|i| (T0 + i, fill(&format!("H{i:02}"), 7, Side::Buy, 1000, 100)))
+        .collect();
+    inputs.push((T0 + 40, mark(7, 1100)));
+    run(&mut b, &r, &inputs);
+    assert_eq!(b.counters.holder_overflow, 1);
+    let unrealised = |b: &mut RiskBook, who: &str| b.exposure(&p(who)).unwrap().3;
+    assert_eq!(unrealised(&mut b, "H00"), 100.0); // 100 × (11 − 10)
+    assert_eq!(
+        unrealised(&mut b, "H32"),
+        0.0,
+        "not listed: still at its fill price"
+    );
+    // H00 sells out: flat, it leaves the list; H33 opens and is listed without overflow.
+    run(
+        &mut b,
+        &r,
+        &[
+            (T0 + 50, fill("H00", 7, Side::Sell, 1100, 100)),
+            (T0 + 51, fill("H33", 7, Side::Buy, 1100, 100)),
+            (T0 + 52, mark(7, 1200)),
+        ],
+    );
+    assert_eq!(
+        b.counters.holder_overflow, 1,
+        "the flat position's place was reused"
+    );
+    assert_eq!(b.position(&p("H00"), 7), Some(0));
+    assert_eq!(unrealised(&mut b, "H00"), 0.0);
+    assert_eq!(unrealised(&mut b, "H33"), 100.0); // 100 × (12 − 11)
+    assert_eq!(unrealised(&mut b, "H01"), 200.0); // 100 × (12 − 10)
+}

@@ -159,6 +159,10 @@ pub struct SurvReport {
     pub alert_overflow: u64,
     /// Flow records no worker applied (their stock was never listed in the feed).
     pub flow_unapplied: u64,
+    /// Detector and risk-book table pressure, summed over the workers (names from
+    /// [`crate::surv::TABLE_PRESSURE`], then the risk book's): all zero when every detector saw
+    /// the whole feed.
+    pub tables: Vec<(String, u64)>,
     /// Alert latency: its parts (detect, hop, format: alerts raised by the workers) and event
     /// read → alert written (every alert of a timed event).
     pub latency: Vec<crate::latency::StageLatency>,
@@ -547,6 +551,18 @@ impl SurvMerge {
     /// Alerts the risk book could not hold (counted).
     pub fn overflow(&self) -> u64 {
         self.out.overflow()
+    }
+
+    /// The risk book's table pressure: inputs dropped (table full), positions not marked.
+    pub fn risk_pressure(&self) -> [(&'static str, u64); 2] {
+        let c = &self.out.risk.counters;
+        [
+            ("risk inputs dropped (table full)", c.overflow),
+            (
+                "risk positions not marked (holders full)",
+                c.holder_overflow,
+            ),
+        ]
     }
 
     fn drain(&mut self) {

@@ -675,7 +675,11 @@ fn run_jobs(
                 ..Default::default()
             };
             let mut applied = 0;
+            let mut tables = [0u64; crate::surv::TABLE_PRESSURE.len()];
             for s in workers.iter().filter_map(|w| w.surv.as_ref()) {
+                for (t, n) in tables.iter_mut().zip(s.s.table_pressure()) {
+                    *t += n;
+                }
                 let c = &s.s.counters;
                 r.counters.events += c.events;
                 r.counters.flow_applied += c.flow_applied;
@@ -686,6 +690,12 @@ fn run_jobs(
                 applied += c.flow_applied;
             }
             r.flow_unapplied = flow_records.saturating_sub(applied);
+            r.tables = crate::surv::TABLE_PRESSURE
+                .iter()
+                .map(|n| n.to_string())
+                .zip(tables)
+                .chain(merge.risk_pressure().map(|(n, c)| (n.to_string(), c)))
+                .collect();
             Some(r)
         }
         None => None,

@@ -778,6 +778,46 @@ pub const MAX_STEP_RECORDS: usize = ALERTS_PER_STEP + RISK_BUF;
 /// Alerts one step can raise at most (the rest are counted in [`Alerts::overflow`]).
 pub const ALERTS_PER_STEP: usize = 256;
 
+/// Names of the detector tables whose pressure [`Surveillance::table_pressure`] reports, in its
+/// order: a nonzero count means a detector saw less than the feed (raise the `[limits]`), or
+/// for the eviction and collision counts, that older state made room for newer.
+pub const TABLE_PRESSURE: [&str; 13] = [
+    "spoofing orders full",
+    "spoofing pairs full",
+    "spoofing pair evictions",
+    "spoofing pair-key collisions",
+    "layering orders full",
+    "layering pairs full",
+    "layering pair evictions",
+    "layering pair-key collisions",
+    "ignition stocks full",
+    "ignition participants full",
+    "close stocks full",
+    "close participant evictions",
+    "wash fills dropped (table full)",
+];
+
+impl Surveillance {
+    /// The detectors' table-pressure counters, in [`TABLE_PRESSURE`] order.
+    pub fn table_pressure(&self) -> [u64; TABLE_PRESSURE.len()] {
+        [
+            self.spoofing.counters.order_overflow,
+            self.spoofing.counters.pair_overflow,
+            self.spoofing.counters.pair_evicted,
+            self.spoofing.counters.collisions,
+            self.layering.counters.order_overflow,
+            self.layering.counters.pair_overflow,
+            self.layering.counters.pair_evicted,
+            self.layering.counters.collisions,
+            self.ignition.stock_overflow,
+            self.ignition.party_overflow,
+            self.close.stock_overflow,
+            self.close.party_evictions,
+            self.wash.counters.overflow,
+        ]
+    }
+}
+
 impl Surveillance {
     /// Hands over what the last step raised, as records sorted by key (`epoch`, `phase`, `rel`
     /// as in [`OutKey`]), each alert record with its [`Alert`]. No allocation: the scratch order

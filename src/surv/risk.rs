@@ -38,9 +38,9 @@ use crate::state::KeyedState;
 const UNITS_PER_USD: f64 = 20_000.0;
 /// Sub-buckets of the rate window.
 const RATE_BUCKETS: usize = 8;
-/// Stocks a position is marked on at once per locate (holders beyond are counted, and marked
-/// at their last fill price).
-const HOLDERS: usize = 16;
+/// Open positions marked to mid at once per locate (a flat position leaves the list; holders
+/// beyond are counted, and marked at their last fill price).
+const HOLDERS: usize = 32;
 
 /// Thresholds of `[risk]` in the rules file.
 ///
@@ -632,6 +632,10 @@ impl RiskBook {
             } else {
                 self.counters.holder_overflow += 1;
             }
+        } else if listed && pos.net == 0 {
+            // Flat: nothing to mark until it trades again; its place goes to another holder.
+            self.unlist_holder(locate, qi);
+            self.pos[qi].listed = false;
         }
         let ps = &mut self.states[pi];
         ps.realised += realised;
@@ -656,6 +660,19 @@ impl RiskBook {
             true
         } else {
             false
+        }
+    }
+
+    /// Removes a position from its locate's holder list.
+    fn unlist_holder(&mut self, locate: u16, qi: usize) {
+        let h = &mut self.holders[locate as usize];
+        let n = h.n as usize;
+        if let Some(i) = h.keys[..n].iter().position(|&k| k == qi as u32) {
+            h.keys[i] = h.keys[n - 1];
+            h.n -= 1;
+            if h.n == 0 {
+                self.holder_lists -= 1;
+            }
         }
     }
 
