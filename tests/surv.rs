@@ -189,6 +189,24 @@ fn bad_rules_files_are_refused_naming_the_problem() {
 }
 
 #[test]
+fn the_printed_defaults_explain_every_table_and_key() {
+    // `tickwatch rules` prints each table and key under its doc comment from the source.
+    let text = Rules::defaults_toml();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut keys = 0;
+    for (i, l) in lines.iter().enumerate() {
+        let is_key = !l.starts_with('#') && l.contains(" = ");
+        if is_key || l.starts_with('[') {
+            let before = lines[..i].last().copied().unwrap_or("");
+            assert!(before.starts_with("# "), "{l:?} has no comment above it");
+            keys += is_key as usize;
+        }
+    }
+    assert!(keys > 80, "only {keys} keys");
+    assert!(text.contains("# Run this detector.\nenabled = true"));
+}
+
+#[test]
 fn rules_replaced_while_running_take_effect_at_the_next_mark_and_keep_state() {
     let (feed, _, flow) = scenario_feed(200_000, 3);
     let all = Rules::default();

@@ -141,6 +141,26 @@ pub struct Rules {
     pub limits: Capacity,
 }
 
+include!(concat!(env!("OUT_DIR"), "/rule_docs.rs"));
+
+/// `doc` as `# ` comment lines of at most 100 columns.
+fn push_comment(s: &mut String, doc: &str) {
+    let mut line = String::from("#");
+    for w in doc.split_whitespace() {
+        if line.len() + 1 + w.len() > 100 && line.len() > 1 {
+            s.push_str(&line);
+            s.push('\n');
+            line = String::from("#");
+        }
+        line.push(' ');
+        line.push_str(w);
+    }
+    if line.len() > 1 {
+        s.push_str(&line);
+        s.push('\n');
+    }
+}
+
 /// A rules file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
@@ -233,11 +253,34 @@ impl Rules {
     /// The default rules as TOML (every key, with its default value).
     pub fn defaults_toml() -> String {
         let mut s = String::from(
-            "# tickwatch surveillance rules: every key with its default.\n\
+            "# tickwatch surveillance rules: every key with its meaning and default.\n\
              # Missing tables and keys take these defaults; unknown keys are an error.\n\
-             # Times are in nanoseconds of event time (`_ns`), prices moves in basis points (`_bps`).\n\n",
+             # Times are in nanoseconds of event time (`_ns`), prices moves in basis points (`_bps`).\n",
         );
-        s.push_str(&toml::to_string(&Rules::default()).expect("the defaults serialise"));
+        let text = toml::to_string(&Rules::default()).expect("the defaults serialise");
+        let mut table = "";
+        for line in text.lines() {
+            if let Some(t) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                table = RULE_DOCS
+                    .iter()
+                    .find(|r| r.0 == "Rules" && r.1 == t)
+                    .map_or("", |r| r.2);
+                let doc = RULE_DOCS
+                    .iter()
+                    .find(|r| r.0 == "Rules" && r.1 == t)
+                    .map_or("", |r| r.3);
+                s.push('\n');
+                push_comment(&mut s, doc);
+            } else if let Some((key, _)) = line.split_once(" = ") {
+                if let Some(r) = RULE_DOCS.iter().find(|r| r.0 == table && r.1 == key) {
+                    push_comment(&mut s, r.3);
+                }
+            }
+            if !line.is_empty() {
+                s.push_str(line);
+                s.push('\n');
+            }
+        }
         s
     }
 
