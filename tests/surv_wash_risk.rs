@@ -148,6 +148,11 @@ fn a_self_trade_in_the_flow_fires_naming_the_account_match_and_orders() {
     assert_eq!(a.len(), 1, "{a:?}");
     let a = &a[0];
     assert_eq!(party_name(&a.party), "ACCT1");
+    assert_eq!(
+        party_name(&a.counterparty),
+        "ACCT1",
+        "a self trade: the same account"
+    );
     assert_eq!(&a.stock, b"ABC     ");
     assert_eq!(a.locate, 1);
     assert_eq!(a.ts, T0 + SEC + SEC / 2);
@@ -205,6 +210,11 @@ fn two_accounts_of_one_owner_fire_when_grouped_and_not_otherwise() {
     let a = washes(&msgs, &fl, r);
     assert_eq!(a.len(), 1);
     assert_eq!(party_name(&a[0].party), "GSCO1");
+    assert_eq!(
+        party_name(&a[0].counterparty),
+        "GSCO2",
+        "the aggressor's account"
+    );
     assert_eq!(ev(&a[0], "same_account"), 0.0);
     assert_eq!(a[0].severity, Severity::Medium);
     // Or by the firm's MPID.

@@ -138,6 +138,9 @@ pub struct Alert {
     pub stock: [u8; 8],
     /// The participant (MPID or account), or [`NOBODY`].
     pub party: Party,
+    /// The other side's participant, when a detector knows it (wash trades: the aggressor's
+    /// account, the resting side's being `party`); [`NOBODY`] otherwise.
+    pub counterparty: Party,
     /// Severity.
     pub severity: Severity,
     /// For risk alerts: the participant is stopped (kill switch).
@@ -169,6 +172,7 @@ impl Alert {
             locate,
             stock,
             party: NOBODY,
+            counterparty: NOBODY,
             severity: Severity::Medium,
             kill_switch: false,
             refs: [0; MAX_REFS],
@@ -183,6 +187,12 @@ impl Alert {
     /// Names the participant.
     pub fn party(mut self, p: Party) -> Alert {
         self.party = p;
+        self
+    }
+
+    /// Names the other side's participant.
+    pub fn counterparty(mut self, p: Party) -> Alert {
+        self.counterparty = p;
         self
     }
 
@@ -266,10 +276,16 @@ impl Alert {
             write_json_str(w, sym);
         }
         w.extend_from_slice(b",\"participant\":");
-        if self.party == NOBODY {
-            w.extend_from_slice(b"null");
-        } else {
-            write_json_str(w, party_name(&self.party));
+        for (p, key) in [
+            (&self.party, &b""[..]),
+            (&self.counterparty, b",\"counterparty\":"),
+        ] {
+            w.extend_from_slice(key);
+            if *p == NOBODY {
+                w.extend_from_slice(b"null");
+            } else {
+                write_json_str(w, party_name(p));
+            }
         }
         if self.detector == DetectorId::Risk {
             w.extend_from_slice(b",\"kill_switch\":");
@@ -474,6 +490,7 @@ mod tests {
         assert_eq!(v["time"], "09:30:00.000000123");
         assert_eq!(v["stock"], "ABC");
         assert_eq!(v["participant"], "GSCO");
+        assert!(v["counterparty"].is_null(), "none known");
         assert_eq!(v["severity"], "high");
         assert_eq!(v["order_refs"], serde_json::json!([11, 12]));
         assert_eq!(v["evidence"]["lifetime_ns"]["value"], 1500.0);

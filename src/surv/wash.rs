@@ -319,16 +319,23 @@ impl WashTrade {
         if !self.admit(r, owner, locate, rec.ts) {
             return;
         }
-        // Name the resting side's account: the side whose order rested on the book (it has an
-        // ITCH order reference); else the first reported.
+        // The resting side's account is the participant (its order rested on the book: it has
+        // an ITCH order reference; else the first reported), the aggressor's the counterparty.
         let (resting, aggressor) = if other.order_ref == 0 && rec.order_ref != 0 {
-            ((rec.account, rec.order_ref), other.order_ref)
+            (
+                (rec.account, rec.order_ref),
+                (other.account, other.order_ref),
+            )
         } else {
-            ((other.account, other.order_ref), rec.order_ref)
+            (
+                (other.account, other.order_ref),
+                (rec.account, rec.order_ref),
+            )
         };
         let same_account = other.account == rec.account;
         let mut a = Alert::new(DetectorId::WashTrade, rec.ts, seq, locate, ctx.symbol)
             .party(resting.0)
+            .counterparty(aggressor.0)
             .severity(if same_account {
                 Severity::High
             } else {
@@ -357,7 +364,7 @@ impl WashTrade {
             .evidence("same_account", same_account as u8 as f64, ">=", 0.0)
             .touch(Touch::of(ctx.books, locate))
             .since(other.ts);
-        for rf in [resting.1, aggressor] {
+        for rf in [resting.1, aggressor.1] {
             if rf != 0 {
                 a = a.order_ref(rf);
             }
