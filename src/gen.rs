@@ -12,6 +12,20 @@
 //! reach ≈2 M live orders over ≈8,000 stocks. Order lifetimes are skewed short: half
 //! of all removals hit one of the 1,024 most recent live orders, the rest any live order.
 //!
+//! Before the closing cross come its Net Order Imbalance Indicators ('I', cross type 'C'). NASDAQ
+//! disseminates them in the ten minutes before the close, every 5 seconds (ITCH 5.0 §4.6), for
+//! every stock; to keep the message count sane the generator writes one round of them for every
+//! stock every 20 s over the last ten minutes (30 rounds; the lead is at most half of a
+//! compressed session, and the rounds at most 2 % of the flow, so small feeds get fewer). They
+//! are counted in the fixed messages of the `--messages` total, like the directory and the
+//! crosses. Each is consistent with the stock's book at its time: the current reference price is
+//! the mid clamped inside the touch, the near and far indicative prices lie on the imbalance's
+//! side of it, ordinary imbalances are up to 30 % of the paired shares (either side, or none). On
+//! a stock a `close` episode is marking, from the episode's start, the NOIIs show its pressure: a
+//! buy imbalance of 1.5–2.5× the paired shares, the reference following the price the sweeps
+//! lift. The NOIIs draw on a random stream of their own, so the rest of the feed is the same
+//! with them as without.
+//!
 //! Randomness is a SplitMix64 stream from the seed: the same arguments give the same bytes on
 //! every platform and every version of this crate's dependencies.
 
@@ -150,6 +164,49 @@ struct Gen<W: Write> {
     flow: Option<Vec<FlowRecord>>,
     /// Episodes being played.
     eps: Vec<Running>,
+    /// The closing-cross NOII schedule.
+    noii: NoiiPlan,
+}
+
+/// When the closing cross's NOIIs are written: `rounds` rounds, every `every_ns` from `from`,
+/// each one NOII per stock; their own random stream, so the background and the episodes are
+/// the same with or without them.
+#[derive(Clone, Debug)]
+struct NoiiPlan {
+    from: u64,
+    every_ns: u64,
+    rounds: u64,
+    /// Rounds written.
+    done: u64,
+    rng: SplitMix64,
+}
+
+impl NoiiPlan {
+    /// The time of the next round, if any.
+    fn next(&self) -> Option<u64> {
+        (self.done < self.rounds).then(|| self.from + self.done * self.every_ns)
+    }
+}
+
+/// NASDAQ disseminates the closing cross's NOIIs in the last ten minutes before the close.
+const NOII_LEAD_NS: u64 = 600_000_000_000;
+/// NOII rounds at most (one NOII per stock each): every 20 s over the ten minutes.
+const NOII_ROUNDS: u64 = 30;
+
+/// The NOII schedule of a session `[open, close)` with `symbols` stocks and `flow` messages
+/// besides the fixed ones: rounds over the last ten minutes (at most half the session), at
+/// most [`NOII_ROUNDS`] and at most 2 % of the flow.
+fn noii_plan(open: u64, close: u64, symbols: u32, flow: u64, seed: u64) -> NoiiPlan {
+    let lead = NOII_LEAD_NS.min((close - open) / 2);
+    let rounds = NOII_ROUNDS.min(flow / (50 * symbols.max(1) as u64));
+    let every_ns = lead / rounds.max(1);
+    NoiiPlan {
+        from: close - lead + every_ns / 2,
+        every_ns,
+        rounds,
+        done: 0,
+        rng: SplitMix64::new(seed ^ 0x4E01_1C05_u64.wrapping_mul(0x9E37_79B9)),
+    }
 }
 
 /// The MPID of the firm whose participant flow is written (one of [`MPIDS`]).
@@ -653,6 +710,103 @@ impl<W: Write> Gen<W> {
         self.emit(&m, b'Q')
     }
 
+    /// One closing-cross NOII for `locate`, consistent with its book: the reference price
+    /// inside the touch (the mid, clamped into it), the near and far indicative prices on the
+    /// imbalance's side of it. Ordinary imbalances are up to 30 % of the paired shares, either
+    /// side (or none); a stock being marked (`pushed`) shows the manipulator's market-on-close
+    /// buying: a buy imbalance of 1.5–2.5× the paired shares, the indicative prices above the
+    /// reference.
+    fn noii(&mut self, locate: usize, pushed: bool) -> Result<()> {
+        let bid = self.best(locate, 0);
+        let ask = self.best(locate, 1);
+        let mut reference = self.stocks[locate].mid;
+        if let Some(a) = ask {
+            reference = reference.min(a);
+        }
+        if let Some(b) = bid {
+            reference = reference.max(b);
+        }
+        let r = &mut self.noii.rng;
+        let paired = 100 * (10 + r.below(2_000));
+        let (direction, imbalance) = if pushed {
+            (b'B', paired * (150 + r.below(100)) / 100 / 100 * 100)
+        } else if r.chance(0.1) {
+            (b'N', 0)
+        } else {
+            let side = if r.chance(0.5) { b'B' } else { b'S' };
+            (side, paired * r.below(31) / 100 / 100 * 100)
+        };
+        let near_ticks = if direction == b'N' {
+            0
+        } else {
+            r.below(3) as u32
+        };
+        let far_ticks = if direction == b'N' {
+            0
+        } else {
+            near_ticks + 1 + r.below(5) as u32
+        };
+        let off = |t: u32| {
+            if direction == b'S' {
+                reference.saturating_sub(t * TICK).max(TICK)
+            } else {
+                reference + t * TICK
+            }
+        };
+        let near = off(near_ticks);
+        let pct = near.abs_diff(reference) as u64 * 100 / reference.max(1) as u64;
+        let m = Noii {
+            hdr: header(b'I', locate as u16, 0, self.ts),
+            paired_shares: BeU64::new(paired),
+            imbalance_shares: BeU64::new(imbalance),
+            imbalance_direction: direction,
+            stock: symbol_for(locate as u32 - 1),
+            far_price: BeU32::new(off(far_ticks)),
+            near_price: BeU32::new(near),
+            current_reference_price: BeU32::new(reference),
+            cross_type: b'C',
+            price_variation_indicator: match pct {
+                0 => b'L',
+                1..=9 => b'0' + pct as u8,
+                10..=19 => b'A',
+                20..=29 => b'B',
+                _ => b'C',
+            },
+        };
+        self.emit(&m, b'I')
+    }
+
+    /// Writes the NOII rounds due at or before `until`, and the episode actions between them,
+    /// in time order.
+    fn play_until(&mut self, until: u64) -> Result<()> {
+        loop {
+            let action = self.next_action().filter(|&(t, _)| t <= until);
+            let round = self.noii.next().filter(|&t| t <= until);
+            match (action, round) {
+                (Some((t, i)), r) if r.map_or(true, |r| t <= r) => {
+                    self.ts = self.ts.max(t);
+                    let a = self.eps[i].script.actions[self.eps[i].next];
+                    self.eps[i].next += 1;
+                    self.play(i, a)?;
+                }
+                (_, Some(t)) => {
+                    self.ts = self.ts.max(t);
+                    let now = self.ts;
+                    self.noii.done += 1;
+                    for locate in 1..self.stocks.len() {
+                        let pushed = self.eps.iter().any(|e| {
+                            e.kind == ScenarioKind::Close
+                                && e.ctx.locate as usize == locate
+                                && e.script.start <= now
+                        });
+                        self.noii(locate, pushed)?;
+                    }
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
     fn step(&mut self) -> Result<()> {
         let r = self.rng.unit();
         let full = self.live.len() as u64 >= self.live_cap;
@@ -746,20 +900,6 @@ impl<W: Write> Gen<W> {
                     .map(|a| (e.script.start + a.at, i))
             })
             .min()
-    }
-
-    /// Plays every episode action due at or before `until` (the next background message's time).
-    fn play_until(&mut self, until: u64) -> Result<()> {
-        while let Some((t, i)) = self.next_action() {
-            if t > until {
-                break;
-            }
-            self.ts = self.ts.max(t);
-            let a = self.eps[i].script.actions[self.eps[i].next];
-            self.eps[i].next += 1;
-            self.play(i, a)?;
-        }
-        Ok(())
     }
 
     /// A price for a new order on side `si` of `locate`, never locking or crossing.
@@ -1103,14 +1243,23 @@ pub fn generate_scenarios<W: Write>(
     if cfg.symbols == 0 || cfg.symbols > 65_535 {
         bail!("--symbols must be 1..=65535, got {}", cfg.symbols);
     }
-    let fixed = 6 + 3 * cfg.symbols as u64; // S events, R per stock, open and close cross per stock
-    if cfg.messages < fixed + 1 {
+    let base = 6 + 3 * cfg.symbols as u64; // S events, R per stock, open and close cross per stock
+    if cfg.messages < base + 1 {
         bail!(
-            "--messages {} is too few for {} symbols: the directory, the system events and the opening and closing crosses alone take {fixed}",
+            "--messages {} is too few for {} symbols: the directory, the system events and the opening and closing crosses alone take {base}",
             cfg.messages,
             cfg.symbols
         );
     }
+    let noii = noii_plan(
+        OPEN_NS,
+        close_ns,
+        cfg.symbols,
+        cfg.messages - base,
+        cfg.seed,
+    );
+    // The closing NOIIs: one per stock per round.
+    let fixed = base + noii.rounds * cfg.symbols as u64;
     let mut g = Gen {
         out: FrameWriter::new(out),
         rng: SplitMix64::new(cfg.seed),
@@ -1130,6 +1279,7 @@ pub fn generate_scenarios<W: Write>(
         } else {
             plan_episodes(plan, cfg.symbols, OPEN_NS, close_ns, cfg.seed)
         },
+        noii,
     };
     g.system(b'O', g.ts)?;
     for i in 0..cfg.symbols {
@@ -1177,15 +1327,11 @@ pub fn generate_scenarios<W: Write>(
         };
         let gap = -mean_gap * (1.0 - g.rng.unit()).ln();
         let next = (g.ts + gap as u64).min(close_ns - 1);
-        if !g.eps.is_empty() {
-            g.play_until(next)?;
-        }
+        g.play_until(next)?;
         g.ts = g.ts.max(next).min(close_ns - 1);
         g.step()?;
     }
-    if !g.eps.is_empty() {
-        g.play_until(close_ns - 1)?;
-    }
+    g.play_until(close_ns - 1)?;
     g.ts = close_ns;
     for locate in 1..=cfg.symbols as usize {
         g.cross(locate, b'C')?;
@@ -1250,6 +1396,83 @@ mod tests {
         assert_eq!(market_close, Some(OPEN_NS + 10_000_000_000));
         assert!(generate_session(&cfg, 0, &mut Vec::new()).is_err());
         assert!(generate_session(&cfg, CLOSE_NS, &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn closing_noiis_decode_follow_the_book_and_precede_the_closing_cross() {
+        use crate::book::{BookConfig, Books};
+        use crate::itch::Message;
+        let cfg = GenConfig {
+            messages: 200_000,
+            symbols: 20,
+            live_orders: 5_000,
+            seed: 11,
+        };
+        let session = 1_200_000_000_000; // 20 minutes
+        let close = OPEN_NS + session;
+        // Without episodes: the exact count, the NOIIs among the fixed messages.
+        let mut v = Vec::new();
+        let r = generate_session(&cfg, session, &mut v).unwrap();
+        assert_eq!(r.messages, 200_000);
+        assert_eq!(r.by_type[b'I' as usize], NOII_ROUNDS * 20);
+        // With a close episode: its stock's NOIIs show the push.
+        let plan = ScenarioPlan {
+            kinds: vec![ScenarioKind::Close],
+            rate: 0.1,
+        };
+        let mut v = Vec::new();
+        let (_, eps, _) = generate_scenarios(&cfg, session, &plan, &mut v).unwrap();
+        assert!(!eps.is_empty());
+        let mut books = Books::new(BookConfig::for_orders(1 << 16, 64));
+        let mut noiis = [0u32; 21];
+        let mut closed = [false; 21];
+        let mut pushed = 0;
+        for f in crate::feed::Frames::new(&v) {
+            let m = crate::itch::decode(f.unwrap().body, 0).unwrap();
+            let ts = m.timestamp();
+            match m {
+                Message::Noii(n) => {
+                    let l = n.hdr.stock_locate.get() as usize;
+                    assert!(!closed[l], "a NOII after its stock's closing cross");
+                    assert!((close - NOII_LEAD_NS..close).contains(&ts));
+                    assert_eq!(n.cross_type, b'C');
+                    assert_eq!(n.stock, symbol_for(l as u32 - 1));
+                    let t = crate::agg::Touch::of(&books, l as u16);
+                    let reference = n.current_reference_price.get();
+                    if t.bid_shares > 0 && t.ask_shares > 0 {
+                        assert!((t.bid..=t.ask).contains(&reference), "inside the touch");
+                    }
+                    let (paired, imb) = (n.paired_shares.get(), n.imbalance_shares.get());
+                    let near = n.near_price.get();
+                    let far = n.far_price.get();
+                    match n.imbalance_direction {
+                        b'B' => assert!(reference <= near && near < far),
+                        b'S' => assert!(reference >= near && near > far),
+                        d => assert!(d == b'N' && imb == 0 && near == reference),
+                    }
+                    let marking = eps
+                        .iter()
+                        .any(|e| e.locate as usize == l && e.start_ns <= ts);
+                    if marking {
+                        assert_eq!(n.imbalance_direction, b'B');
+                        assert!(imb * 2 >= paired * 3, "{imb} vs {paired}");
+                        pushed += 1;
+                    } else {
+                        assert!(imb * 10 <= paired * 3, "{imb} vs {paired}");
+                    }
+                    noiis[l] += 1;
+                }
+                Message::CrossTrade(c) if c.cross_type == b'C' => {
+                    let l = c.hdr.stock_locate.get() as usize;
+                    assert_eq!(noiis[l] as u64, NOII_ROUNDS, "every round before the cross");
+                    closed[l] = true;
+                }
+                _ => {}
+            }
+            books.apply(&m);
+        }
+        assert!(closed[1..].iter().all(|&c| c));
+        assert!(pushed >= 5, "{pushed}");
     }
 
     #[test]

@@ -474,7 +474,7 @@ fn generated_mix_is_within_bands() {
             preopen += 1;
             assert!(m.timestamp() < OPEN_NS);
         }
-        if open_seen && !closing && t != b'Q' && t != b'S' {
+        if open_seen && !closing && t != b'Q' && t != b'S' && t != b'I' {
             assert!((OPEN_NS..CLOSE_NS).contains(&m.timestamp()));
             *cont.entry(t).or_default() += 1;
             continuous += 1;
@@ -482,10 +482,12 @@ fn generated_mix_is_within_bands() {
     }
     let c = |t: u8| *cont.get(&t).unwrap_or(&0);
     let a = |t: u8| *all.get(&t).unwrap_or(&0);
-    // Fixed parts: six system events, the directory, an opening and a closing cross per stock.
+    // Fixed parts: six system events, the directory, an opening and a closing cross per stock,
+    // and the closing cross's NOIIs (30 rounds of one per stock).
     assert_eq!(a(b'S'), 6);
     assert_eq!(a(b'R'), symbols as u64);
     assert_eq!(a(b'Q'), 2 * symbols as u64);
+    assert_eq!(a(b'I'), 30 * symbols as u64);
     assert_eq!(
         (cross_types[&b'O'], cross_types[&b'C']),
         (symbols as u64, symbols as u64)
@@ -493,7 +495,7 @@ fn generated_mix_is_within_bands() {
     assert_eq!(all.values().sum::<u64>(), n);
     // Pre-open build-up: at most 40 % of the flow.
     assert!(
-        preopen > 0 && preopen as f64 <= 0.4 * (n - 6 - 3 * symbols as u64) as f64,
+        preopen > 0 && preopen as f64 <= 0.4 * (n - 6 - 33 * symbols as u64) as f64,
         "{preopen}"
     );
     assert!(continuous > 100_000, "{continuous}");
@@ -523,7 +525,7 @@ fn generated_mix_is_within_bands() {
     in_band("F among adds", pct(c(b'F'), c(b'A') + c(b'F')), 12.0, 18.0);
     assert!(mpids.len() >= 5, "{mpids:?}");
     // Nothing else appears.
-    let known = b"SRAFDUXECPQB";
+    let known = b"SRAFDUXECPQBI";
     assert!(
         all.keys().all(|t| known.contains(t)),
         "{:?}",

@@ -29,6 +29,19 @@ struct Feed {
     buf: Vec<u8>,
     next_ref: u64,
     next_match: u64,
+    /// NOIIs to write, in time order, each before the first message at or after its time.
+    noiis: std::collections::VecDeque<NoiiAt>,
+}
+
+/// A NOII of stock 1 (Price(4) prices).
+#[derive(Clone, Copy, Debug)]
+struct NoiiAt {
+    ts: u64,
+    paired: u64,
+    imbalance: u64,
+    direction: u8,
+    reference: u32,
+    cross_type: u8,
 }
 
 impl Feed {
@@ -43,6 +56,7 @@ impl Feed {
             buf: Vec::new(),
             next_ref: 1,
             next_match: 1,
+            noiis: Default::default(),
         };
         f.system(b'O', 3 * 3600 * SEC);
         let m = common_stock(1, 3 * 3600 * SEC + 1, SYM);
@@ -75,7 +89,30 @@ impl Feed {
         f
     }
 
+    /// Writes the scheduled NOIIs due at or before `ts`.
+    fn noiis_until(&mut self, ts: u64) {
+        while self.noiis.front().is_some_and(|n| n.ts <= ts) {
+            let Some(n) = self.noiis.pop_front() else {
+                break;
+            };
+            let m = Noii {
+                hdr: header(b'I', 1, 0, n.ts),
+                paired_shares: BeU64::new(n.paired),
+                imbalance_shares: BeU64::new(n.imbalance),
+                imbalance_direction: n.direction,
+                stock: SYM,
+                far_price: BeU32::new(n.reference),
+                near_price: BeU32::new(n.reference),
+                current_reference_price: BeU32::new(n.reference),
+                cross_type: n.cross_type,
+                price_variation_indicator: b'L',
+            };
+            push_frame(&mut self.buf, &m);
+        }
+    }
+
     fn system(&mut self, code: u8, ts: u64) {
+        self.noiis_until(ts);
         let m = SystemEvent {
             hdr: header(b'S', 0, 0, ts),
             event_code: code,
@@ -85,6 +122,7 @@ impl Feed {
 
     /// Adds an order (attributed to `mpid` if given); returns its reference.
     fn add(&mut self, ts: u64, side: u8, price: u32, shares: u32, mpid: Option<&[u8; 4]>) -> u64 {
+        self.noiis_until(ts);
         let r = self.next_ref;
         self.next_ref += 1;
         match mpid {
@@ -139,6 +177,7 @@ impl Feed {
     }
 
     fn cross_of(&mut self, ts: u64, price: u32, shares: u64, cross_type: u8) {
+        self.noiis_until(ts);
         let m = CrossTrade {
             hdr: header(b'Q', 1, 0, ts),
             shares: BeU64::new(shares),
@@ -321,6 +360,17 @@ fn ignition_fires_once_naming_the_participant_with_its_executed_orders() {
     assert_eq!(ev(a, "direction_ratio"), 1.0);
     assert_eq!(ev(a, "party_executed_shares"), 1800.0);
     assert!(ev(a, "reversion_ratio") >= 0.5);
+    // The give-back in bps of the peak 10.16: the ratio of the 15-cent move, over 10.16.
+    let rv = ev(a, "reversion_bps");
+    let want = ev(a, "reversion_ratio") * 15.0 / 10.16 * 100.0;
+    assert!((rv - want).abs() < 0.01, "reversion {rv} vs {want}");
+    let rv_min = a
+        .evidence_list()
+        .iter()
+        .find(|e| e.name == "reversion_bps")
+        .map(|e| e.threshold)
+        .unwrap();
+    assert!(rv >= rv_min && (rv_min - 0.5 * 15.0 / 10.16 * 100.0).abs() < 0.01);
     assert!(ev(a, "reversion_ns") <= 10e9);
     assert_eq!(&a.stock, &SYM);
     assert!(a.since < a.ts);
@@ -442,7 +492,19 @@ fn close_feed(tail: Tail, cross: bool) -> (Feed, Vec<u64>) {
 /// [`close_feed`], with pre-market trading (04:00-09:30: a quiet start, then heavy buying
 /// lifting the price in its last minutes) before the start of market hours if `premarket`.
 fn close_feed_with(tail: Tail, cross: bool, premarket: bool) -> (Feed, Vec<u64>) {
+    close_feed_auction(tail, cross.then_some(None), premarket, &[])
+}
+
+/// [`close_feed_with`], with `noiis` written in time order and the closing cross (if `cross`)
+/// at the given price (`None`: the last price).
+fn close_feed_auction(
+    tail: Tail,
+    cross: Option<Option<u32>>,
+    premarket: bool,
+    noiis: &[NoiiAt],
+) -> (Feed, Vec<u64>) {
     let mut f = Feed::new_with(premarket);
+    f.noiis = noiis.iter().copied().collect();
     f.cross_of(OPEN, c(1000), 20_000, b'O');
     let tail_from = CLOSE - 180 * SEC;
     let mut t = OPEN + 5 * SEC;
@@ -506,8 +568,8 @@ fn close_feed_with(tail: Tail, cross: bool, premarket: bool) -> (Feed, Vec<u64>)
             }
         }
     }
-    if cross {
-        f.cross(CLOSE, last, 50_000);
+    if let Some(px) = cross {
+        f.cross(CLOSE, px.unwrap_or(last), 50_000);
     }
     f.system(b'M', CLOSE);
     f.system(b'E', CLOSE + 4 * 3600 * SEC);
@@ -567,6 +629,193 @@ fn close_near_miss_heavy_volume_without_price_impact() {
         .is_empty());
 }
 
+/// Closing NOIIs every 20 s over the last 10 minutes (cross type `cross_type`): `paired`
+/// shares, an imbalance of `ratio` × paired on `direction`, the reference moving linearly from
+/// `from` to `to` (Price(4)).
+fn noiis(cross_type: u8, direction: u8, ratio: f64, from: u32, to: u32) -> Vec<NoiiAt> {
+    let n = 30u64;
+    (0..n)
+        .map(|k| NoiiAt {
+            ts: CLOSE - 600 * SEC + 10 * SEC + k * 20 * SEC,
+            paired: 40_000,
+            imbalance: (40_000.0 * ratio) as u64,
+            direction,
+            reference: (from as i64 + (to as i64 - from as i64) * k as i64 / (n as i64 - 1)) as u32,
+            cross_type,
+        })
+        .collect()
+}
+
+fn threshold(a: &Alert, name: &str) -> f64 {
+    a.evidence_list()
+        .iter()
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("evidence {name} missing"))
+        .threshold
+}
+
+#[test]
+fn close_alert_carries_the_noii_and_cross_evidence() {
+    // P marks the close (10.01 → 10.11); the closing NOIIs show a buy imbalance of 1.5× the
+    // paired shares, the reference rising 10.00 → 10.10 over the last ten minutes.
+    let n = noiis(b'C', b'B', 1.5, c(1000), c(1010));
+    let (f, _) = close_feed_auction(Tail::Marked, Some(Some(c(1012))), false, &n);
+    let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(a.party, party_of_mpid(*b"MSCO"));
+    assert_eq!(ev(a, "cross_px"), 10.12);
+    assert_eq!(ev(a, "last_px"), 10.11);
+    assert_eq!(ev(a, "noii_imbalance_shares"), 60_000.0);
+    assert_eq!(ev(a, "noii_imbalance_ratio"), 1.5);
+    assert_eq!(threshold(a, "noii_imbalance_ratio"), 1.0);
+    // The window's NOIIs, from the first in its oldest bucket (the window is exact to one of
+    // its 16 buckets of 18.75 s: here from 281.25 s before the close) to the last.
+    let first = n
+        .iter()
+        .find(|x| x.ts >= CLOSE - 281_250_000_000)
+        .unwrap()
+        .reference as f64;
+    let want = (c(1010) as f64 - first) / first * 10_000.0;
+    let mv = ev(a, "noii_ref_move_bps");
+    assert!(
+        (mv - want).abs() < 1e-9 && mv > 40.0,
+        "ref move {mv} vs {want}"
+    );
+    // The cross's move is the larger impact: 9.99 or 10.01 → 10.12.
+    assert!(ev(a, "impact_ticks") >= 11.0);
+    assert!(a.evidence_list().len() <= tickwatch::surv::alert::MAX_EVIDENCE);
+    assert_eq!(a.evidence_list().len(), 12);
+    // JSON: the signed metrics have no threshold.
+    let mut out = Vec::new();
+    a.write_json(&mut out);
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["evidence"]["noii_imbalance_shares"]["value"], 60_000);
+    assert!(v["evidence"]["noii_imbalance_shares"]["threshold"].is_null());
+
+    // A sell imbalance is negative.
+    let n = noiis(b'C', b'S', 0.2, c(1000), c(1010));
+    let (f, _) = close_feed_auction(Tail::Marked, Some(None), false, &n);
+    let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(ev(&alerts[0], "noii_imbalance_shares"), -8_000.0);
+}
+
+#[test]
+fn close_without_noii_reports_null_auction_evidence() {
+    let (f, _) = close_feed(Tail::Marked, false);
+    let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    for name in [
+        "cross_px",
+        "noii_imbalance_shares",
+        "noii_imbalance_ratio",
+        "noii_ref_move_bps",
+    ] {
+        assert!(ev(&alerts[0], name).is_nan(), "{name}");
+    }
+}
+
+#[test]
+fn close_pushed_only_through_the_auction_fires() {
+    // Continuous trading bounces 9.99/10.01 at its usual pace to the end; the closing NOIIs show
+    // a buy imbalance twice the paired shares and the reference climbing; the cross prints at
+    // 10.25, 24 cents above the window's start.
+    let n = noiis(b'C', b'B', 2.0, c(1000), c(1024));
+    let (f, _) = close_feed_auction(Tail::Ordinary, Some(Some(c(1025))), false, &n);
+    let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(a.ts, CLOSE);
+    assert_eq!(a.party, NOBODY);
+    assert!(
+        ev(a, "volume_ratio") < 2.0,
+        "continuous trading is ordinary"
+    );
+    assert_eq!(ev(a, "cross_px"), 10.25);
+    assert!(ev(a, "impact_ticks") >= 24.0);
+    assert!(ev(a, "impact_bps") >= 230.0);
+    assert_eq!(ev(a, "noii_imbalance_ratio"), 2.0);
+    assert!(ev(a, "noii_ref_move_bps") > 0.0);
+    // A sell-side push through the auction, the same way.
+    let n = noiis(b'C', b'S', 2.0, c(1000), c(976));
+    let (f, _) = close_feed_auction(Tail::Ordinary, Some(Some(c(975))), false, &n);
+    let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(ev(&alerts[0], "noii_imbalance_shares"), -80_000.0);
+    // The threshold is the rules'.
+    let mut rules = Rules::default();
+    rules.marking_the_close.min_noii_imbalance_ratio = 2.5;
+    let n = noiis(b'C', b'B', 2.0, c(1000), c(1024));
+    let (f, _) = close_feed_auction(Tail::Ordinary, Some(Some(c(1025))), false, &n);
+    assert!(f.run(rules, DetectorId::MarkingTheClose).is_empty());
+}
+
+#[test]
+fn close_near_miss_a_big_natural_imbalance_at_an_ordinary_close() {
+    // A sell imbalance three times the paired shares (an index rebalance), but the cross prints
+    // where the window began: no impact, nothing.
+    let n = noiis(b'C', b'S', 3.0, c(1000), c(1000));
+    let (f, _) = close_feed_auction(Tail::Ordinary, Some(Some(c(1000))), false, &n);
+    assert!(f
+        .run(Rules::default(), DetectorId::MarkingTheClose)
+        .is_empty());
+}
+
+#[test]
+fn close_near_miss_an_auction_move_without_a_one_sided_imbalance() {
+    // The cross prints 24 cents up, but the imbalance is ordinary (half the paired shares), or
+    // on the other side of the move, or there was no closing NOII in the window at all.
+    let cases = [
+        noiis(b'C', b'B', 0.5, c(1000), c(1024)),
+        noiis(b'C', b'S', 3.0, c(1000), c(1024)),
+        noiis(b'C', b'N', 0.0, c(1000), c(1024)),
+        // NOIIs only before the window (the first ten of them, up to 6:50 before the close).
+        noiis(b'C', b'B', 3.0, c(1000), c(1024))[..10].to_vec(),
+        Vec::new(),
+    ];
+    for (i, n) in cases.iter().enumerate() {
+        let (f, _) = close_feed_auction(Tail::Ordinary, Some(Some(c(1025))), false, n);
+        let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+        assert!(alerts.is_empty(), "case {i}: {alerts:#?}");
+    }
+}
+
+#[test]
+fn close_near_miss_heavy_volume_with_only_the_cross_price_moved() {
+    // Heavy two-sided trading leaves the price where it was; the cross prints 24 cents up with
+    // an ordinary imbalance (or no NOII): the volume does not make the auction's move unusual.
+    for n in [noiis(b'C', b'B', 0.3, c(1000), c(1024)), Vec::new()] {
+        let (f, _) = close_feed_auction(Tail::HeavyFlat, Some(Some(c(1025))), false, &n);
+        let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+        assert!(alerts.is_empty(), "{alerts:#?}");
+    }
+    // With a one-sided imbalance it is the auction route, and the alert says so.
+    let n = noiis(b'C', b'B', 2.0, c(1000), c(1024));
+    let (f, _) = close_feed_auction(Tail::HeavyFlat, Some(Some(c(1025))), false, &n);
+    let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert!(ev(&alerts[0], "volume_ratio") >= 2.0);
+    assert!(ev(&alerts[0], "impact_ticks") >= 24.0);
+}
+
+#[test]
+fn close_ignores_noii_of_other_crosses() {
+    // The same one-sided NOIIs as the auction push, but for the opening or a halt cross: the
+    // closing auction's move alone is not unusual activity.
+    for ct in [b'O', b'H'] {
+        let n = noiis(ct, b'B', 2.0, c(1000), c(1024));
+        let (f, _) = close_feed_auction(Tail::Ordinary, Some(Some(c(1025))), false, &n);
+        let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+        assert!(alerts.is_empty(), "cross type {}: {alerts:#?}", ct as char);
+        // …and they leave a marked close's auction evidence empty.
+        let (f, _) = close_feed_auction(Tail::Marked, Some(None), false, &n);
+        let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+        assert_eq!(alerts.len(), 1);
+        assert!(ev(&alerts[0], "noii_imbalance_shares").is_nan());
+    }
+}
+
 #[test]
 fn close_rules_reject_nonsense() {
     let bad = [
@@ -574,6 +823,9 @@ fn close_rules_reject_nonsense() {
         "[marking_the_close]\nmin_volume_ratio = 0.0\n",
         "[marking_the_close]\nmin_party_share = 1.5\n",
         "[marking_the_close]\nmin_impact_bps = -3.0\n",
+        "[marking_the_close]\nmin_noii_imbalance_ratio = 0.0\n",
+        "[marking_the_close]\nmin_noii_imbalance_ratio = nan\n",
+        "[marking_the_close]\nnoii_ratio = 1.0\n",
     ];
     for t in bad {
         assert!(Rules::from_toml(t, "t.toml").is_err(), "{t}");
@@ -700,6 +952,12 @@ fn the_detectors_do_not_allocate_per_event() {
     let (f, _) = close_feed(Tail::Marked, true);
     assert_eq!(run_direct(&f.buf, &mut ign, &mut close), (0, 1, 0));
     assert_eq!(ign.stock_overflow + close.stock_overflow, 0);
+    // The closing NOIIs and the auction push.
+    let mut ign = MomentumIgnition::new(&small_cap());
+    let mut close = MarkingTheClose::new(&small_cap());
+    let n = noiis(b'C', b'B', 2.0, c(1000), c(1024));
+    let (f, _) = close_feed_auction(Tail::Ordinary, Some(Some(c(1025))), false, &n);
+    assert_eq!(run_direct(&f.buf, &mut ign, &mut close), (0, 1, 0));
 }
 
 #[test]
@@ -752,6 +1010,8 @@ fn bad_input_never_panics() {
             imbalance: u64::MAX,
             direction: b'B',
             reference: 0,
+            near: u32::MAX,
+            far: 0,
             cross_type: b'C',
         },
         Kind::Unknown,

@@ -114,14 +114,15 @@ pub struct Evidence {
     pub value: f64,
     /// How it compares with the threshold: `">="`, `"<="`, `">"`, `"<"`, `"=="`.
     pub op: &'static str,
-    /// The rule's threshold (from the rules file).
+    /// The rule's threshold (from the rules file); −∞ with `">="` for a signed metric reported
+    /// for the analyst without a test of its own (`null` in JSON).
     pub threshold: f64,
 }
 
 /// Order references an alert can name.
 pub const MAX_REFS: usize = 8;
 /// Evidence metrics an alert can carry.
-pub const MAX_EVIDENCE: usize = 8;
+pub const MAX_EVIDENCE: usize = 12;
 
 /// One alert: fixed size, `Copy`, built on the hot path without allocating.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -21,13 +21,38 @@
 //! close; a stock without NASDAQ crosses closes on its listing exchange, which ITCH does not
 //! show) — the window is
 //! compared with the baseline: volume ratio = window shares / (baseline shares per ns ×
-//! window), and impact = the last displayed execution before the close against the last one
-//! before the window, in bps and in cents (the closing cross price is reported beside it). It
-//! fires when the impact reaches `min_impact_bps` and `min_impact_ticks`, the window had at
-//! least `min_window_trades` trades and the volume ratio reaches `min_volume_ratio`; the
-//! participant whose attributed executions are the largest share of the window's shares is
-//! named if that share reaches `min_party_share`. One alert per stock per day. An ordinary last few minutes, or heavy volume that leaves the price where
-//! it was, raise nothing.
+//! window).
+//!
+//! The closing auction counts too. NASDAQ disseminates Net Order Imbalance Indicators ('I',
+//! cross type 'C') before the closing cross: the shares paired at the current reference price,
+//! the imbalance shares and their side. Each stock's closing NOIIs go into the same buckets (the
+//! first reference price per bucket) and the last one is kept (time, paired shares, signed
+//! imbalance, last reference price); NOIIs of the opening or halt crosses ('O', 'H') are
+//! ignored. Two moves are measured from the last displayed execution before the window: the
+//! *continuous push* (to the last displayed execution before the close) and the *auction's
+//! move* (to the closing cross price: a manipulator can mark the close through market- and
+//! limit-on-close orders alone, leaving continuous trading flat). With at least
+//! `min_window_trades` trades in the window, it fires by either of two routes, each a move that
+//! reaches `min_impact_bps` and `min_impact_ticks` paired with its own unusual activity:
+//! the continuous push with the window's volume ratio at least `min_volume_ratio`; or the
+//! auction's move with a one-sided auction — the window's last closing NOII showed an imbalance
+//! on the side the cross price moved of at least `min_noii_imbalance_ratio` × its paired shares.
+//! The reported impact is the move of the route that fired (the larger if both did). The cross
+//! price never pairs with the volume test alone: a quiet stock's closing price can sit many
+//! ticks from its last trade with nothing unusual about it. A large imbalance with the closing
+//! price where the window began (an ordinary index-rebalance close), an auction that moved
+//! against its imbalance, or a cross price far off with an ordinary imbalance, raises nothing.
+//!
+//! The participant whose attributed executions are the largest share of the window's shares is
+//! named if that share reaches `min_party_share` (the auction's orders are anonymous in ITCH).
+//! One alert per stock per day, carrying the auction evidence beside the window's:
+//! `cross_px` (the closing cross price; null at a close by system event),
+//! `noii_imbalance_shares` (signed: + buy, − sell, at the window's last closing NOII),
+//! `noii_imbalance_ratio` (its imbalance over its paired shares) and `noii_ref_move_bps` (the
+//! current reference price's move from the window's first closing NOII to its last); the NOII
+//! metrics are null when the window held no closing NOII, and the signed ones are reported
+//! without a threshold (−∞). An ordinary last few minutes, or heavy volume that leaves the price
+//! where it was, raise nothing.
 
 use super::event::{Kind, Party, NOBODY};
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
@@ -58,6 +83,13 @@ pub struct MarkingTheCloseRules {
     /// is named (default 0.15: ten times the share of any one of ten firms trading alike),
     /// ratio 0..=1.
     pub min_party_share: f64,
+    /// The closing auction as the unusual activity, instead of the window's volume: the last
+    /// closing NOII in the window must show imbalance shares at least this multiple of its
+    /// paired shares, on the side the closing cross price moved (default 1.0: more unmatched
+    /// interest than all the shares the auction matched — the one-sided market-on-close interest
+    /// it takes to move a closing price; ordinary imbalances are a fraction of the paired
+    /// shares). Only when the cross price itself passes the impact thresholds.
+    pub min_noii_imbalance_ratio: f64,
 }
 
 impl Default for MarkingTheCloseRules {
@@ -70,6 +102,7 @@ impl Default for MarkingTheCloseRules {
             min_impact_bps: 5.0,
             min_impact_ticks: 10,
             min_party_share: 0.15,
+            min_noii_imbalance_ratio: 1.0,
         }
     }
 }
@@ -101,6 +134,12 @@ impl MarkingTheCloseRules {
                 self.min_party_share
             ));
         }
+        if !(self.min_noii_imbalance_ratio > 0.0 && self.min_noii_imbalance_ratio.is_finite()) {
+            return Err(format!(
+                "min_noii_imbalance_ratio must be a positive number, got {}",
+                self.min_noii_imbalance_ratio
+            ));
+        }
         Ok(())
     }
 }
@@ -124,6 +163,8 @@ struct Bucket {
     /// The last trade price before this bucket's first trade (0: none).
     prev_px: u32,
     first_px: u32,
+    /// The current reference price of this bucket's first closing NOII (0: none).
+    noii_ref: u32,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -131,6 +172,19 @@ struct PartySlot {
     party: Party,
     /// Executed shares per bucket (aligned with the stock's buckets).
     shares: [u64; BUCKETS],
+}
+
+/// The last closing NOII ('I' with cross type 'C') of a stock.
+#[derive(Clone, Copy, Debug, Default)]
+struct Noii {
+    /// Its time (meaningful when `seen`).
+    ts: u64,
+    seen: bool,
+    paired: u64,
+    /// Imbalance shares, signed: + buy, − sell (0 for no imbalance or a paused/insufficient one).
+    imbalance: i64,
+    /// The last current reference price quoted (a NOII without one keeps the previous), Price(4).
+    reference: u32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -143,6 +197,8 @@ struct Stock {
     trades: u64,
     shares: u64,
     last_px: u32,
+    /// The last closing NOII.
+    noii: Noii,
     /// Had its opening cross: a system event after it may be its close.
     opened: bool,
     /// Evaluated at the close already.
@@ -160,6 +216,7 @@ impl Default for Stock {
             trades: 0,
             shares: 0,
             last_px: 0,
+            noii: Noii::default(),
             opened: false,
             done: false,
         }
@@ -216,25 +273,54 @@ struct Window {
     expected: Option<f64>,
     /// The participant with the most window shares, and its shares.
     top: Option<(Party, u64)>,
+    /// The reference prices of the window's first and last closing NOII.
+    noii_ref: Option<(u32, u32)>,
+    /// The window's last closing NOII.
+    noii: Option<Noii>,
 }
 
 impl Stock {
-    /// Adds a trade; returns true when a participant had to be evicted.
-    fn record(&mut self, width: u64, ts: u64, px: Option<u32>, shares: u64, party: Party) -> bool {
+    /// The bucket of time `ts` (its index and id), emptied if it held an older time.
+    fn roll(&mut self, width: u64, ts: u64) -> (usize, u64) {
         let id = ts / width + 1;
         let i = (id % BUCKETS as u64) as usize;
         if self.buckets[i].id != id {
             self.buckets[i] = Bucket {
                 id,
-                trades: 0,
-                shares: 0,
                 prev_px: self.last_px,
-                first_px: 0,
+                ..Bucket::default()
             };
             for p in &mut self.parties[..self.n_parties as usize] {
                 p.shares[i] = 0;
             }
         }
+        (i, id)
+    }
+
+    /// Adds a closing NOII: the bucket's first reference price, the stock's last NOII.
+    fn record_noii(&mut self, width: u64, ts: u64, paired: u64, imbalance: i64, reference: u32) {
+        let (i, _) = self.roll(width, ts);
+        if self.buckets[i].noii_ref == 0 {
+            self.buckets[i].noii_ref = reference;
+        }
+        if !self.noii.seen || ts >= self.noii.ts {
+            self.noii = Noii {
+                ts,
+                seen: true,
+                paired,
+                imbalance,
+                reference: if reference != 0 {
+                    reference
+                } else {
+                    self.noii.reference
+                },
+            };
+        }
+    }
+
+    /// Adds a trade; returns true when a participant had to be evicted.
+    fn record(&mut self, width: u64, ts: u64, px: Option<u32>, shares: u64, party: Party) -> bool {
+        let (i, id) = self.roll(width, ts);
         let b = &mut self.buckets[i];
         b.trades += 1;
         b.shares += shares;
@@ -297,14 +383,19 @@ impl Stock {
         let now = ts / width + 1;
         let (mut trades, mut shares) = (0u32, 0u64);
         let mut first: Option<&Bucket> = None;
+        let mut first_noii: Option<&Bucket> = None;
         for (i, b) in self.buckets.iter().enumerate() {
             if !self.in_window(i, now) {
                 continue;
             }
             trades += b.trades;
             shares += b.shares;
-            if first.map_or(true, |f| b.id < f.id) {
+            // A bucket with only NOIIs has no price of its own before the first trade.
+            if (b.trades > 0 || b.prev_px != 0) && first.map_or(true, |f| b.id < f.id) {
                 first = Some(b);
+            }
+            if b.noii_ref != 0 && first_noii.map_or(true, |f| b.id < f.id) {
+                first_noii = Some(b);
             }
         }
         let start_px = first.map_or(0, |b| {
@@ -325,12 +416,19 @@ impl Stock {
             .map(|k| (self.parties[k].party, self.party_window(k, now)))
             .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
             .filter(|&(_, s)| s > 0);
+        let noii_id = self.noii.ts / width + 1;
+        let noii = (self.noii.seen && noii_id + (BUCKETS as u64 - 1) >= now && noii_id <= now)
+            .then_some(self.noii);
+        // The last reference quoted is at or after the window's first one.
+        let noii_ref = first_noii.map(|f| (f.noii_ref, self.noii.reference.max(1)));
         Window {
             trades,
             shares,
             start_px,
             expected,
             top,
+            noii_ref,
+            noii,
         }
     }
 }
@@ -364,26 +462,52 @@ impl MarkingTheClose {
         if w.start_px == 0 || end_px == 0 || w.trades < r.min_window_trades {
             return false;
         }
-        let impact_bps = (end_px as f64 - w.start_px as f64) / w.start_px as f64 * 10_000.0;
-        let ticks = end_px.abs_diff(w.start_px) / TICK;
-        if impact_bps.abs() < r.min_impact_bps || ticks < r.min_impact_ticks {
-            return false;
-        }
+        let bps = |px: u32| (px as f64 - w.start_px as f64) / w.start_px as f64 * 10_000.0;
+        let passes =
+            |b: f64, ticks: u32| b.abs() >= r.min_impact_bps && ticks >= r.min_impact_ticks;
+        // The continuous push, and the closing cross price's move (0 without a cross).
+        let (cont_bps, cont_ticks) = (bps(end_px), end_px.abs_diff(w.start_px) / TICK);
+        let (cross_bps, cross_ticks) =
+            close_px.map_or((0.0, 0), |c| (bps(c), c.abs_diff(w.start_px) / TICK));
         let ratio = w.expected.map(|e| w.shares as f64 / e.max(1.0));
         let share = w.top.map(|(_, s)| s as f64 / w.shares.max(1) as f64);
         let busy = ratio.is_some_and(|x| x >= r.min_volume_ratio);
+        // The auction's one-sided interest: the last NOII's imbalance over its paired shares.
+        let imb_ratio = w
+            .noii
+            .map(|n| n.imbalance.unsigned_abs() as f64 / n.paired.max(1) as f64);
+        let one_sided_auction = passes(cross_bps, cross_ticks)
+            && w.noii.is_some_and(|n| {
+                (n.imbalance > 0 && cross_bps > 0.0) || (n.imbalance < 0 && cross_bps < 0.0)
+            })
+            && imb_ratio.is_some_and(|x| x >= r.min_noii_imbalance_ratio);
         let party = w
             .top
             .filter(|_| share.is_some_and(|x| x >= r.min_party_share))
             .map(|(p, _)| p);
-        if !busy {
-            return false;
-        }
-        let sev = if party.is_some() || impact_bps.abs() >= 2.0 * r.min_impact_bps {
+        // Two routes: the continuous push with heavy volume, the auction's move with a one-sided
+        // imbalance. The cross price alone never pairs with the volume: a quiet stock's closing
+        // price can sit many ticks from its last trade (seen on a generated full day: a 15-tick
+        // cross on an ordinary stock at 2× its pace).
+        let pushed = passes(cont_bps, cont_ticks) && busy;
+        let (impact_bps, ticks) = match (pushed, one_sided_auction) {
+            (false, false) => return false,
+            (true, false) => (cont_bps, cont_ticks),
+            (false, true) => (cross_bps, cross_ticks),
+            (true, true) if cross_bps.abs() > cont_bps.abs() => (cross_bps, cross_ticks),
+            (true, true) => (cont_bps, cont_ticks),
+        };
+        let sev = if party.is_some()
+            || (pushed && one_sided_auction)
+            || impact_bps.abs() >= 2.0 * r.min_impact_bps
+        {
             Severity::High
         } else {
             Severity::Medium
         };
+        let ref_move = w
+            .noii_ref
+            .map(|(a, b)| (b as f64 - a as f64) / a.max(1) as f64 * 10_000.0);
         let mut a = Alert::new(DetectorId::MarkingTheClose, ts, seq, st.locate, symbol)
             .party(party.unwrap_or(NOBODY))
             .severity(sev)
@@ -415,6 +539,30 @@ impl MarkingTheClose {
             )
             .evidence("start_px", w.start_px as f64 / 10_000.0, ">", 0.0)
             .evidence("last_px", end_px as f64 / 10_000.0, ">", 0.0)
+            .evidence(
+                "cross_px",
+                close_px.map_or(f64::NAN, |c| c as f64 / 10_000.0),
+                ">",
+                0.0,
+            )
+            .evidence(
+                "noii_imbalance_shares",
+                w.noii.map_or(f64::NAN, |n| n.imbalance as f64),
+                ">=",
+                f64::NEG_INFINITY,
+            )
+            .evidence(
+                "noii_imbalance_ratio",
+                imb_ratio.unwrap_or(f64::NAN),
+                ">=",
+                r.min_noii_imbalance_ratio,
+            )
+            .evidence(
+                "noii_ref_move_bps",
+                ref_move.unwrap_or(f64::NAN),
+                ">=",
+                f64::NEG_INFINITY,
+            )
             .since(ts.saturating_sub(r.window_ns));
         if st.locate != 0 {
             a = a.touch(crate::agg::Touch::of(ctx.books, st.locate));
@@ -455,6 +603,25 @@ impl Detector for MarkingTheClose {
                 let width = (r.window_ns / BUCKETS as u64).max(1);
                 if let Some(s) = self.slot(ev.locate) {
                     self.stocks[s].record(width, ev.ts, None, shares as u64, NOBODY);
+                }
+            }
+            Kind::Imbalance {
+                paired,
+                imbalance,
+                direction,
+                reference,
+                cross_type: b'C',
+                ..
+            } if ev.locate != 0 => {
+                let width = (r.window_ns / BUCKETS as u64).max(1);
+                let shares = imbalance.min(i64::MAX as u64) as i64;
+                let signed = match direction {
+                    b'B' => shares,
+                    b'S' => -shares,
+                    _ => 0,
+                };
+                if let Some(s) = self.slot(ev.locate) {
+                    self.stocks[s].record_noii(width, ev.ts, paired, signed, reference);
                 }
             }
             Kind::Cross {

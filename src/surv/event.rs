@@ -135,8 +135,14 @@ pub enum Kind {
         imbalance: u64,
         /// `B`, `S`, `N`, `O` or `P`.
         direction: u8,
-        /// Reference price.
+        /// Current reference price: where the paired shares would cross, Price(4) (0: none).
         reference: u32,
+        /// Near indicative clearing price: the cross price with the continuous book and the
+        /// auction's orders, Price(4) (0: none).
+        near: u32,
+        /// Far indicative clearing price: the cross price with the auction's orders only,
+        /// Price(4) (0: none).
+        far: u32,
         /// `O`, `C` or `H`.
         cross_type: u8,
     },
@@ -265,6 +271,8 @@ impl SurvEvent {
                 imbalance: m.imbalance_shares.get(),
                 direction: m.imbalance_direction,
                 reference: m.current_reference_price.get(),
+                near: m.near_price.get(),
+                far: m.far_price.get(),
                 cross_type: m.cross_type,
             },
             ref other => Kind::Other(other.msg_type()),

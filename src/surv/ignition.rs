@@ -459,6 +459,7 @@ impl MomentumIgnition {
                         .copied();
                     if let Some(p) = best {
                         let move_bps = bps(ep.peak_px, ep.start_px).abs();
+                        let peak = ep.peak_px.max(1) as f64;
                         let mut a = Alert::new(
                             DetectorId::MomentumIgnition,
                             ts,
@@ -490,6 +491,14 @@ impl MomentumIgnition {
                         )
                         .evidence("direction_ratio", ep.direction, ">=", r.min_direction_ratio)
                         .evidence("reversion_ratio", back / mv, ">=", r.min_revert_fraction)
+                        // The give-back from the peak in bps of the peak price; the threshold is
+                        // the retracement `min_revert_fraction` asks of this move.
+                        .evidence(
+                            "reversion_bps",
+                            back / peak * 10_000.0,
+                            ">=",
+                            r.min_revert_fraction * mv / peak * 10_000.0,
+                        )
                         .evidence(
                             "reversion_ns",
                             ts.saturating_sub(ep.peak_ts) as f64,
