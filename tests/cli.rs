@@ -695,3 +695,42 @@ fn bars_and_export_agree_and_do_not_depend_on_workers() {
     let e = fails(&["bars", s(&feed), "--window", "1s", "--slide", "300ms"]);
     assert!(e.contains("multiple of slide"), "{e}");
 }
+
+#[test]
+fn run_alerts_file_equals_the_reference_and_scores() {
+    // `run --alerts FILE` writes through the memory-mapped journal: the file must end up cut to
+    // exactly the alerts (no NUL tail), byte-identical to the single-threaded `surveil`, and
+    // readable by `eval`.
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("s.itch");
+    ok(&[
+        "gen",
+        "--messages",
+        "300000",
+        "--symbols",
+        "40",
+        "--session",
+        "10m",
+        "--seed",
+        "5",
+        "--scenarios",
+        "spoofing,layering,stuffing,ignition,close,wash",
+        "--scenario-rate",
+        "1",
+        "--out",
+        s(&feed),
+    ]);
+    let (a, r) = (dir.path().join("a.jsonl"), dir.path().join("r.jsonl"));
+    let o = ok(&["run", s(&feed), "--workers", "2", "--alerts", s(&a)]);
+    let report = stdout(&o);
+    assert!(report.contains("detector tables:"), "{report}");
+    assert!(report.contains("event to alert"), "{report}");
+    ok(&["surveil", s(&feed), "-o", s(&r)]);
+    let (got, want) = (std::fs::read(&a).unwrap(), std::fs::read(&r).unwrap());
+    assert!(!want.is_empty());
+    assert!(!got.contains(&0), "no NUL tail");
+    assert!(got == want, "run's alerts differ from surveil's");
+    let o = ok(&["eval", s(&feed), "--alerts", s(&a), "--json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v.to_string().contains("spoofing"), "{v}");
+}
