@@ -159,6 +159,9 @@ pub struct SurvReport {
     pub alert_overflow: u64,
     /// Flow records no worker applied (their stock was never listed in the feed).
     pub flow_unapplied: u64,
+    /// Progress records idle workers sent (each lets the merge write other workers' records
+    /// without waiting for a mark).
+    pub progress: u64,
     /// Detector and risk-book table pressure, summed over the workers (names from
     /// [`crate::surv::TABLE_PRESSURE`], then the risk book's): all zero when every detector saw
     /// the whole feed.

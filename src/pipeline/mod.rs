@@ -680,6 +680,7 @@ fn run_jobs(
                 for (t, n) in tables.iter_mut().zip(s.s.table_pressure()) {
                     *t += n;
                 }
+                r.progress += s.progress;
                 let c = &s.s.counters;
                 r.counters.events += c.events;
                 r.counters.flow_applied += c.flow_applied;
