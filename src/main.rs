@@ -221,8 +221,10 @@ struct RunArgs {
     json: bool,
     #[command(flatten)]
     caps: CapacityArgs,
-    /// Run the surveillance detectors and write their alerts here (JSON lines; `-` for
-    /// standard output, the report then goes to standard error).
+    /// Run the surveillance detectors and write their alerts here (JSON lines, appended through
+    /// a memory map: no system call per alert; while running, the file is pre-sized and the
+    /// alerts end at the first NUL byte; at the end it is cut to its alerts). `-` for standard
+    /// output (one `write` per batch of alerts; the report then goes to standard error).
     #[arg(long, value_name = "FILE.jsonl")]
     alerts: Option<PathBuf>,
     #[command(flatten)]

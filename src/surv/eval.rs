@@ -53,6 +53,9 @@ pub struct Score {
 /// # Errors
 /// A line that is not a JSON object with those fields, naming the line.
 pub fn parse_alerts(text: &str) -> Result<Vec<AlertRef>, String> {
+    // A run's alerts file ends at the first NUL byte while the run goes on (or if it was
+    // killed before cutting it: see `pipeline::journal`).
+    let text = text.split('\0').next().unwrap_or("");
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -221,5 +224,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a[0].participant, "");
+        // A journal still open (or never cut): the alerts end at the first NUL.
+        let open = format!(
+            "{}\n{}",
+            "{\"ts_ns\":5,\"detector\":\"risk\"}",
+            "\0".repeat(100)
+        );
+        assert_eq!(parse_alerts(&open).unwrap().len(), 1);
     }
 }
