@@ -171,20 +171,51 @@ pub struct SurvReport {
     pub latency: Vec<crate::latency::StageLatency>,
 }
 
-/// A worker's surveillance: the detectors of its stocks and its records ring.
+/// A worker's way to the output stage: its records ring and its alerts ring.
 #[derive(Debug)]
-pub struct SurvWorker {
-    /// The detectors.
-    pub s: Surveillance,
+pub struct Outbox {
     tx: Producer<SurvRecord>,
     /// The alerts of the `OutBody::Alert` records on `tx`, in the same order (published first).
     atx: Producer<Alert>,
-    epoch: u64,
-    mark_seq: u32,
     /// Records staged.
     pub records: u64,
     /// Records that found no room (never expected: room is checked before each step).
     pub lost: u64,
+}
+
+impl Outbox {
+    /// Stages a record (and its alert first, if it has one).
+    fn send(&mut self, r: SurvRecord, alert: Option<&Alert>) {
+        if let Some(a) = alert {
+            if self.atx.stage(*a).is_err() {
+                self.lost += 1;
+                return;
+            }
+        }
+        if self.tx.stage(r).is_ok() {
+            self.records += 1;
+        } else {
+            self.lost += 1;
+        }
+    }
+
+    /// Publishes what is staged: the alerts first, so that the output stage, seeing an alert
+    /// record, finds its alert.
+    fn publish(&mut self) {
+        self.atx.publish();
+        self.tx.publish();
+    }
+}
+
+/// A worker's surveillance: the detectors of its stocks and its rings to the output stage.
+#[derive(Debug)]
+pub struct SurvWorker {
+    /// The detectors.
+    pub s: Surveillance,
+    /// Its rings to the output stage.
+    pub out: Outbox,
+    epoch: u64,
+    mark_seq: u32,
     reload: Option<(Arc<RulesCell>, u64)>,
     /// The reader's published feed position, and the last position a progress record was sent
     /// for.
@@ -210,12 +241,14 @@ impl SurvWorker {
     ) -> SurvWorker {
         SurvWorker {
             s: Surveillance::new(rules, flow),
-            tx,
-            atx,
+            out: Outbox {
+                tx,
+                atx,
+                records: 0,
+                lost: 0,
+            },
             epoch: 0,
             mark_seq: 0,
-            records: 0,
-            lost: 0,
             reload: reload.map(|c| (c, 0)),
             frontier: None,
             progress: 0,
@@ -237,7 +270,8 @@ impl SurvWorker {
             return;
         };
         let Some(pos) = f.load() else { return };
-        if *sent == Some(pos) || pos == self.mark_seq && self.epoch == 0 || !ring_empty() {
+        // Before the first mark at position 0 nothing was published: no claim to make.
+        if *sent == Some(pos) || (pos == self.mark_seq && self.epoch == 0) || !ring_empty() {
             return;
         }
         let key = if pos == self.mark_seq {
@@ -267,41 +301,19 @@ impl SurvWorker {
             body: OutBody::Progress,
         };
         // No room: the output is behind anyway; the next idle call tries again.
-        if self.tx.stage(rec).is_ok() {
+        if self.out.tx.stage(rec).is_ok() {
             *sent = Some(pos);
             self.progress += 1;
-            self.tx.publish();
+            self.out.tx.publish();
         }
     }
 
     /// Whether the rings have room for whatever one step can raise (and an epoch end).
     #[inline]
     pub fn has_room(&mut self) -> bool {
-        (self.tx.free_cached() > MAX_STEP_RECORDS || self.tx.free_slots() > MAX_STEP_RECORDS)
-            && (self.atx.free_cached() >= ALERTS_PER_STEP
-                || self.atx.free_slots() >= ALERTS_PER_STEP)
-    }
-
-    /// Stages a record (and its alert first, if it has one).
-    fn send(
-        tx: &mut Producer<SurvRecord>,
-        atx: &mut Producer<Alert>,
-        records: &mut u64,
-        lost: &mut u64,
-        r: SurvRecord,
-        alert: Option<&Alert>,
-    ) {
-        if let Some(a) = alert {
-            if atx.stage(*a).is_err() {
-                *lost += 1;
-                return;
-            }
-        }
-        if tx.stage(r).is_ok() {
-            *records += 1;
-        } else {
-            *lost += 1;
-        }
+        let o = &mut self.out;
+        (o.tx.free_cached() > MAX_STEP_RECORDS || o.tx.free_slots() > MAX_STEP_RECORDS)
+            && (o.atx.free_cached() >= ALERTS_PER_STEP || o.atx.free_slots() >= ALERTS_PER_STEP)
     }
 
     /// A watermark mark at feed position `seq`: ends the epoch, then runs the timers.
@@ -319,14 +331,7 @@ impl SurvWorker {
             staged: 0,
             body: OutBody::EpochEnd,
         };
-        Self::send(
-            &mut self.tx,
-            &mut self.atx,
-            &mut self.records,
-            &mut self.lost,
-            end,
-            None,
-        );
+        self.out.send(end, None);
         self.epoch += 1;
         self.mark_seq = seq;
         if let Some((cell, seen)) = &mut self.reload {
@@ -336,15 +341,9 @@ impl SurvWorker {
             }
         }
         self.s.watermark(wm, seq, books);
-        let (tx, atx, records, lost) = (
-            &mut self.tx,
-            &mut self.atx,
-            &mut self.records,
-            &mut self.lost,
-        );
-        self.s.drain_step(self.epoch, 0, 0, 0, |r, a| {
-            Self::send(tx, atx, records, lost, r, a)
-        });
+        let out = &mut self.out;
+        self.s
+            .drain_step(self.epoch, 0, 0, 0, |r, a| out.send(r, a));
     }
 
     /// One message at feed position `seq` (read at `origin`): classified, applied to `books`,
@@ -368,17 +367,12 @@ impl SurvWorker {
         } else {
             0
         };
-        let (tx, atx, records, lost) = (
-            &mut self.tx,
-            &mut self.atx,
-            &mut self.records,
-            &mut self.lost,
-        );
+        let out = &mut self.out;
         self.s.drain_step(self.epoch, 1, rel, origin, |mut r, a| {
             if a.is_some() {
                 r.staged = staged;
             }
-            Self::send(tx, atx, records, lost, r, a)
+            out.send(r, a)
         });
         if staged != 0 {
             // A timed alert goes out now, not at the end of the worker's batch.
@@ -387,18 +381,16 @@ impl SurvWorker {
         ev.locate != 0 && ev.before != ev.after
     }
 
-    /// Publishes what is staged: the alerts first, so that the output stage, seeing an alert
-    /// record, finds its alert.
+    /// Publishes what is staged.
     pub fn publish(&mut self) {
-        self.atx.publish();
-        self.tx.publish();
+        self.out.publish();
     }
 
     /// The worker is done: publish and close.
     pub fn close(&mut self) {
-        self.publish();
-        self.atx.close();
-        self.tx.close();
+        self.out.publish();
+        self.out.atx.close();
+        self.out.tx.close();
     }
 }
 
@@ -726,14 +718,7 @@ mod tests {
             body: OutBody::Alert,
         };
         let alert = Alert::new(DetectorId::Spoofing, 1_000, 5, 2, *b"AAPL    ");
-        SurvWorker::send(
-            &mut w0.tx,
-            &mut w0.atx,
-            &mut w0.records,
-            &mut w0.lost,
-            rec,
-            Some(&alert),
-        );
+        w0.out.send(rec, Some(&alert));
         w0.publish();
         let lines = |s: &Shared| s.0.lock().unwrap().iter().filter(|&&c| c == b'\n').count();
         m.work(64);

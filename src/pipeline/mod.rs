@@ -687,7 +687,7 @@ fn run_jobs(
                 r.counters.account_overflow += c.account_overflow;
                 r.counters.risk_overflow += c.risk_overflow;
                 r.counters.reloads += c.reloads;
-                r.alert_overflow += s.s.alerts.overflow + s.lost;
+                r.alert_overflow += s.s.alerts.overflow + s.out.lost;
                 applied += c.flow_applied;
             }
             r.flow_unapplied = flow_records.saturating_sub(applied);
