@@ -651,7 +651,6 @@ impl SurvMerge {
         // ≈ 1 in 5,000 messages).
         self.drain();
         if self.done() {
-            self.drain();
             if let Err(e) = self.sink.finish() {
                 self.error.get_or_insert(e);
             }
