@@ -224,7 +224,8 @@ struct RunArgs {
     /// Run the surveillance detectors and write their alerts here (JSON lines, appended through
     /// a memory map: no system call per alert; while running, the file is pre-sized and the
     /// alerts end at the first NUL byte; at the end it is cut to its alerts). `-` for standard
-    /// output (one `write` per batch of alerts; the report then goes to standard error).
+    /// output (one `write` per batch of alerts; the report then goes to standard error); a
+    /// device or a pipe is written to the same way.
     #[arg(long, value_name = "FILE.jsonl")]
     alerts: Option<PathBuf>,
     #[command(flatten)]
@@ -1292,8 +1293,16 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         (None, Some(_)) => bail!("--rules needs --alerts FILE (where the alerts go)"),
         (Some(out), _) => {
             let (rules, flow) = surv_inputs(&a.surv, &a.input.file)?;
+            let special = std::fs::metadata(out).is_ok_and(|m| !m.is_file());
             let sink = if out.as_os_str() == "-" {
                 io::stdout().into()
+            } else if special {
+                // A device or a pipe (`/dev/null`, a FIFO): it cannot be mapped; written to.
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(out)
+                    .with_context(|| format!("opening {}", out.display()))?
+                    .into()
             } else {
                 // Memory-mapped: appending an alert makes no system call (see the module).
                 pipeline::alerts::AlertSink::Journal(

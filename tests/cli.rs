@@ -730,6 +730,8 @@ fn run_alerts_file_equals_the_reference_and_scores() {
     assert!(!want.is_empty());
     assert!(!got.contains(&0), "no NUL tail");
     assert!(got == want, "run's alerts differ from surveil's");
+    // A device cannot be mapped: it is written to instead.
+    ok(&["run", s(&feed), "--alerts", "/dev/null"]);
     let o = ok(&["eval", s(&feed), "--alerts", s(&a), "--json"]);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v.to_string().contains("spoofing"), "{v}");
