@@ -7,7 +7,8 @@
 //! `/dev/null` — more than the rest of the alert's way from the feed. The journal takes that
 //! out of the steady state:
 //!
-//! * The file grows in [`Journal::CHUNK`] steps (`ftruncate` + `mmap`). Each chunk's pages are
+//! * The file grows in [`Journal::CHUNK`] steps (`posix_fallocate` + `mmap`: the blocks are
+//!   reserved first, so a full disk is an error, not a SIGBUS on a later store). Each chunk's pages are
 //!   written once when it is mapped, so later appends take no page fault; the next chunk is
 //!   prepared when the write position passes the middle of the current one. Those system calls
 //!   happen once per 16 MiB (≈ 27,000 alerts).
@@ -69,9 +70,11 @@ impl Journal {
         self.len() == 0
     }
 
-    /// Grows the file to hold the chunk at `offset`, maps it and faults its pages in.
+    /// Grows the file to hold the chunk at `offset` — its disk blocks reserved, so that a full
+    /// disk is an error here and never a fault (SIGBUS) on a later store — maps it and faults
+    /// its pages in.
     fn map(file: &File, offset: u64) -> io::Result<MmapMut> {
-        file.set_len(offset + Self::CHUNK as u64)?;
+        Self::reserve(file, offset, Self::CHUNK as u64)?;
         // SAFETY: the file was opened (and truncated) by this journal, which alone writes it
         // while the run goes on; the mapping covers bytes inside the length just set. Another
         // process truncating the file under us could fault (SIGBUS) — the same contract every
@@ -87,6 +90,29 @@ impl Journal {
             map[p] = 0;
         }
         Ok(map)
+    }
+
+    /// Allocates the file's blocks for `[offset, offset + len)`, growing it as needed.
+    #[cfg(unix)]
+    fn reserve(file: &File, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let (Ok(off), Ok(n)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+            return Err(io::Error::other("journal offset out of range"));
+        };
+        // SAFETY: a plain system call on a descriptor this journal owns (open for writing);
+        // it reads and writes no memory of ours. glibc emulates it where the file system has
+        // no fallocate.
+        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), off, n) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        Ok(())
+    }
+
+    /// Grows the file to `offset + len` (no block reservation on this platform).
+    #[cfg(not(unix))]
+    fn reserve(file: &File, offset: u64, len: u64) -> io::Result<()> {
+        file.set_len(offset + len)
     }
 
     /// Bytes ahead of the write position that [`Journal::warm`] touches.
