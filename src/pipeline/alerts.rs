@@ -163,8 +163,8 @@ pub struct SurvReport {
     /// without waiting for a mark).
     pub progress: u64,
     /// Detector and risk-book table pressure, summed over the workers (names from
-    /// [`crate::surv::TABLE_PRESSURE`], then the risk book's): all zero when every detector saw
-    /// the whole feed.
+    /// [`crate::surv::Surveillance::table_pressure`], then the risk book's): all zero when every
+    /// detector saw the whole feed.
     pub tables: Vec<(String, u64)>,
     /// Alert latency: its parts (detect, hop, format: alerts raised by the workers) and event
     /// read → alert written (every alert of a timed event).

@@ -675,10 +675,12 @@ fn run_jobs(
                 ..Default::default()
             };
             let mut applied = 0;
-            let mut tables = [0u64; crate::surv::TABLE_PRESSURE.len()];
+            let mut tables: Option<[(&str, u64); 13]> = None;
             for s in workers.iter().filter_map(|w| w.surv.as_ref()) {
-                for (t, n) in tables.iter_mut().zip(s.s.table_pressure()) {
-                    *t += n;
+                let p = s.s.table_pressure();
+                match &mut tables {
+                    None => tables = Some(p),
+                    Some(t) => t.iter_mut().zip(p).for_each(|(t, (_, n))| t.1 += n),
                 }
                 r.progress += s.progress;
                 let c = &s.s.counters;
@@ -691,11 +693,11 @@ fn run_jobs(
                 applied += c.flow_applied;
             }
             r.flow_unapplied = flow_records.saturating_sub(applied);
-            r.tables = crate::surv::TABLE_PRESSURE
-                .iter()
-                .map(|n| n.to_string())
-                .zip(tables)
-                .chain(merge.risk_pressure().map(|(n, c)| (n.to_string(), c)))
+            r.tables = tables
+                .into_iter()
+                .flatten()
+                .chain(merge.risk_pressure())
+                .map(|(n, c)| (n.to_string(), c))
                 .collect();
             Some(r)
         }

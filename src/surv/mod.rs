@@ -261,14 +261,12 @@ impl Rules {
         let mut table = "";
         for line in text.lines() {
             if let Some(t) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                table = RULE_DOCS
+                // The table's field in `Rules`: its type names the table's keys.
+                let (ty, doc) = RULE_DOCS
                     .iter()
                     .find(|r| r.0 == "Rules" && r.1 == t)
-                    .map_or("", |r| r.2);
-                let doc = RULE_DOCS
-                    .iter()
-                    .find(|r| r.0 == "Rules" && r.1 == t)
-                    .map_or("", |r| r.3);
+                    .map_or(("", ""), |r| (r.2, r.3));
+                table = ty;
                 s.push('\n');
                 push_comment(&mut s, doc);
             } else if let Some((key, _)) = line.split_once(" = ") {
@@ -821,42 +819,46 @@ pub const MAX_STEP_RECORDS: usize = ALERTS_PER_STEP + RISK_BUF;
 /// Alerts one step can raise at most (the rest are counted in [`Alerts::overflow`]).
 pub const ALERTS_PER_STEP: usize = 256;
 
-/// Names of the detector tables whose pressure [`Surveillance::table_pressure`] reports, in its
-/// order: a nonzero count means a detector saw less than the feed (raise the `[limits]`), or
-/// for the eviction and collision counts, that older state made room for newer.
-pub const TABLE_PRESSURE: [&str; 13] = [
-    "spoofing orders full",
-    "spoofing pairs full",
-    "spoofing pair evictions",
-    "spoofing pair-key collisions",
-    "layering orders full",
-    "layering pairs full",
-    "layering pair evictions",
-    "layering pair-key collisions",
-    "ignition stocks full",
-    "ignition participants full",
-    "close stocks full",
-    "close participant evictions",
-    "wash fills dropped (table full)",
-];
-
 impl Surveillance {
-    /// The detectors' table-pressure counters, in [`TABLE_PRESSURE`] order.
-    pub fn table_pressure(&self) -> [u64; TABLE_PRESSURE.len()] {
+    /// The detectors' table-pressure counters, by name: a nonzero count means a detector saw
+    /// less than the feed (raise the `[limits]`), or for the eviction and collision counts, that
+    /// older state made room for newer.
+    pub fn table_pressure(&self) -> [(&'static str, u64); 13] {
         [
-            self.spoofing.counters.order_overflow,
-            self.spoofing.counters.pair_overflow,
-            self.spoofing.counters.pair_evicted,
-            self.spoofing.counters.collisions,
-            self.layering.counters.order_overflow,
-            self.layering.counters.pair_overflow,
-            self.layering.counters.pair_evicted,
-            self.layering.counters.collisions,
-            self.ignition.stock_overflow,
-            self.ignition.party_overflow,
-            self.close.stock_overflow,
-            self.close.party_evictions,
-            self.wash.counters.overflow,
+            (
+                "spoofing orders full",
+                self.spoofing.counters.order_overflow,
+            ),
+            ("spoofing pairs full", self.spoofing.counters.pair_overflow),
+            (
+                "spoofing pair evictions",
+                self.spoofing.counters.pair_evicted,
+            ),
+            (
+                "spoofing pair-key collisions",
+                self.spoofing.counters.collisions,
+            ),
+            (
+                "layering orders full",
+                self.layering.counters.order_overflow,
+            ),
+            ("layering pairs full", self.layering.counters.pair_overflow),
+            (
+                "layering pair evictions",
+                self.layering.counters.pair_evicted,
+            ),
+            (
+                "layering pair-key collisions",
+                self.layering.counters.collisions,
+            ),
+            ("ignition stocks full", self.ignition.stock_overflow),
+            ("ignition participants full", self.ignition.party_overflow),
+            ("close stocks full", self.close.stock_overflow),
+            ("close participant evictions", self.close.party_evictions),
+            (
+                "wash fills dropped (table full)",
+                self.wash.counters.overflow,
+            ),
         ]
     }
 }
