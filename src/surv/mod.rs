@@ -32,6 +32,7 @@ pub mod risk;
 pub mod spoofing;
 pub mod stuffing;
 pub mod wash;
+pub mod watch;
 
 pub use alert::{Alert, Alerts, DetectorId, Evidence, Severity};
 pub use event::{Kind, Party, SurvEvent, NOBODY};

@@ -1,0 +1,425 @@
+//! The command line's arguments (clap): one struct per command, shared option groups, and the
+//! parsers of values clap does not know.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use tickwatch::agg::{BarFormat, BarKey};
+use tickwatch::book::BookConfig;
+use tickwatch::itch::parse_time;
+use tickwatch::pipeline::{Backpressure, WaitStrategy};
+
+/// Low-latency market-data engine: decode NASDAQ ITCH 5.0, rebuild full-depth books, measure.
+#[derive(Parser, Debug)]
+#[command(name = "tickwatch", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Count a feed file's messages by type, its stocks, time span and anything skipped.
+    Inspect(InspectArgs),
+    /// Print one stock's order book at a time of day (default: end of file).
+    Book(BookArgs),
+    /// Write a deterministic synthetic ITCH 5.0 BinaryFILE.
+    Gen(GenArgs),
+    /// Convert other formats to ITCH 5.0.
+    #[command(subcommand)]
+    Convert(ConvertCmd),
+    /// Generate a sample feed, decode it, rebuild its books and summarise (no arguments needed).
+    Demo(DemoArgs),
+    /// Measure whole-file decode and book throughput and per-message latency.
+    Bench(BenchArgs),
+    /// Run a feed through the pinned, sharded pipeline (reader → shard workers → output) and
+    /// report throughput, counters and per-stage latency percentiles.
+    Run(RunArgs),
+    /// Write the feed as one CSV row per stock message (executions priced from the books), for
+    /// engines that read text, such as the Flink comparison in tools/.
+    Export(ExportArgs),
+    /// Per-stock bars in event-time windows through the pinned pipeline: OHLC, volume, VWAP,
+    /// trades, messages and order-to-trade ratio, one row per stock and window (the same rows
+    /// whatever the worker count); the run's report goes to standard error.
+    Bars(BarsArgs),
+    /// Run the surveillance detectors over a feed on one thread (the reference the pipeline's
+    /// `run --alerts` matches): alerts as JSON lines, counts per detector on standard error.
+    Surveil(SurveilArgs),
+    /// Score alerts against a generated feed's ground truth: precision and recall per detector.
+    Eval(EvalArgs),
+    /// Print the default surveillance rules (TOML, every key), or check a rules file.
+    Rules(RulesArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SurvOpts {
+    /// Rules file (TOML; missing keys take their defaults — see `tickwatch rules`).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// The firm's participant order flow (CSV, see `surv::flow`), joined with the feed by time
+    /// (default: FILE.flow.csv when it exists beside the feed).
+    #[arg(long)]
+    pub flow: Option<PathBuf>,
+    /// Do not read a flow file even if one sits beside the feed.
+    #[arg(long)]
+    pub no_flow: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SurveilArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub surv: SurvOpts,
+    /// Where to write the alerts (JSON lines; default: standard output).
+    #[arg(long, short = 'o')]
+    pub alerts: Option<PathBuf>,
+    /// A watermark mark (timers, flow) every this many messages, as the pipeline sends them.
+    #[arg(long, default_value_t = 1024)]
+    pub mark_every: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The feed the truth describes (for the report).
+    pub feed: PathBuf,
+    /// Ground truth JSON (default: FEED.truth.json).
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
+    /// Alerts JSON lines.
+    #[arg(long)]
+    pub alerts: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RulesArgs {
+    /// Check this rules file instead of printing the defaults.
+    #[arg(long)]
+    pub check: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct BarsArgs {
+    /// Window length: `1s`, `200ms`, `5m`, …
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub window: std::time::Duration,
+    /// Slide between window starts (sliding windows; default: the window length, tumbling).
+    /// Must divide the window length.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub slide: Option<std::time::Duration>,
+    /// Window starts are offset from midnight by this much (less than the slide).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub offset: std::time::Duration,
+    /// Watermark: how far a message's timestamp may lag the latest one seen.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub out_of_orderness: std::time::Duration,
+    /// Allowed lateness: a window still takes late messages this long after it fired, and
+    /// writes its updated row (`late` = 1); later messages are counted in the late ledger.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub lateness: std::time::Duration,
+    /// One row per stock, or per market participant (the MPID of attributed orders, carried
+    /// through their executions, cancels and replaces).
+    #[arg(long, value_enum, default_value = "stock")]
+    pub by: BarKey,
+    /// Participants each worker tracks with `--by participant` (more are counted and skipped).
+    #[arg(long, default_value_t = 4096)]
+    pub max_participants: usize,
+    /// Only this stock's rows (with `--by participant`: this MPID's).
+    #[arg(long)]
+    pub symbol: Option<String>,
+    /// Row format.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: BarFormat,
+    /// Write the rows here (default: standard output).
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Output format (CSV: `ts_ns,symbol,msg_type,is_trade,shares,price_e4`).
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: ExportFormat,
+    /// Output file (default: standard output).
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Shard workers (events are routed by stock locate; default: cores − 2 from 4 cores on, so
+    /// the reader and the output stage get their own; below that cores + 1 at `--speed max`,
+    /// packed evenly with them, and cores − 1 when paced, so latency never waits for another
+    /// stage's turn; with `--alerts` at max speed below 4 cores, one per core — each measured
+    /// best on 2 cores, see PERF.md).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Cores to pin the pipeline threads to, e.g. `0,1` (default: every core; `none`: no pinning).
+    #[arg(long, value_delimiter = ',', value_parser = parse_core)]
+    pub cores: Option<Vec<Option<usize>>>,
+    /// How idle threads wait.
+    #[arg(long, value_enum, default_value_t = WaitStrategy::BusySpin)]
+    pub wait: WaitStrategy,
+    /// What a full reader → worker ring does: block (lossless replay) or drop (live; counted).
+    #[arg(long, value_enum, default_value_t = Backpressure::Block)]
+    pub backpressure: Backpressure,
+    /// `max` (as fast as possible) or a multiple of the feed's own pace: `1`, `10`, `0.5`, `100x`.
+    #[arg(long, default_value = "max", value_parser = parse_speed)]
+    pub speed: Speed,
+    /// With a paced `--speed`: fast-forward (untimed) to this time of day, then pace.
+    #[arg(long, value_name = "HH:MM:SS[.f]", value_parser = parse_tod)]
+    pub from: Option<u64>,
+    /// Stop before the first message stamped after this time of day.
+    #[arg(long, value_name = "HH:MM:SS[.f]", value_parser = parse_tod)]
+    pub until: Option<u64>,
+    /// Slots per ring (rounded up to a power of two; 64 bytes each on the worker rings).
+    #[arg(long, default_value_t = 1 << 14)]
+    pub ring_capacity: usize,
+    /// `stages`: time every stage of every event; `e2e`: only end to end (every event still),
+    /// so the workers read no clock and no stage histograms are kept (faster: see PERF.md).
+    /// (Default: `stages` for `run`, `e2e` for `bars`, whose product is its rows.)
+    #[arg(long, value_enum)]
+    pub timing: Option<Timing>,
+    /// Write the end-to-end latency as an HdrHistogram percentile distribution (ns) here, and
+    /// an SVG plot of every stage beside it (same name, `.svg`).
+    #[arg(long, value_name = "FILE.hgrm")]
+    pub latency_out: Option<PathBuf>,
+    /// Do not `mlock` the mapped feed (by default its pages are locked in memory so that the
+    /// kernel cannot drop them mid-replay and stall the reader on a major fault).
+    #[arg(long)]
+    pub no_mlock: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub caps: CapacityArgs,
+    /// Run the surveillance detectors and write their alerts here (JSON lines, appended through
+    /// a memory map: no system call per alert; while running, the file is pre-sized and the
+    /// alerts end at the first NUL byte; at the end it is cut to its alerts). `-` for standard
+    /// output (one `write` per batch of alerts; the report then goes to standard error); a
+    /// device or a pipe is written to the same way.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub alerts: Option<PathBuf>,
+    #[command(flatten)]
+    pub surv: SurvOpts,
+}
+
+/// `--timing`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Timing {
+    /// Every stage of every event.
+    Stages,
+    /// End to end only.
+    E2e,
+}
+
+/// `--speed`: `None` is max.
+#[derive(Clone, Copy, Debug)]
+pub struct Speed(pub Option<f64>);
+
+fn parse_speed(s: &str) -> Result<Speed, String> {
+    if s.trim().eq_ignore_ascii_case("max") {
+        return Ok(Speed(None));
+    }
+    let t = s.trim().trim_end_matches(['x', 'X']);
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(Speed(Some(v))),
+        _ => Err(format!(
+            "`{s}`: expected `max` or a positive number such as 1, 10 or 0.5"
+        )),
+    }
+}
+
+fn parse_core(s: &str) -> Result<Option<usize>, String> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    s.trim()
+        .parse()
+        .map(Some)
+        .map_err(|_| format!("`{s}`: expected a core number or `none`"))
+}
+
+fn parse_tod(s: &str) -> Result<u64, String> {
+    parse_time(s).ok_or_else(|| format!("`{s}`: expected HH:MM:SS[.fffffffff]"))
+}
+
+#[derive(Args, Debug)]
+pub struct InputArgs {
+    /// ITCH 5.0 BinaryFILE (2-byte big-endian length before each message); `.gz` is decompressed
+    /// once to a cached sibling file.
+    pub file: PathBuf,
+    /// Where to keep the decompressed copy of a `.gz` input (default: beside it, without `.gz`).
+    #[arg(long, value_name = "PATH")]
+    pub cache: Option<PathBuf>,
+    /// Count and skip known message types whose length is wrong, instead of stopping at the first.
+    #[arg(long)]
+    pub lenient: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Threads to decode with (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct BookArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Stock symbol, as in the stock directory (e.g. AAPL).
+    #[arg(long)]
+    pub symbol: String,
+    /// Time of day, HH:MM:SS[.fffffffff]: apply messages up to and including this time.
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Price levels per side to show.
+    #[arg(long, default_value_t = 10)]
+    pub depth: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub caps: CapacityArgs,
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct CapacityArgs {
+    /// Most live orders the books hold (preallocated; more is a counted overflow).
+    #[arg(long, default_value_t = 4 << 20)]
+    pub max_orders: usize,
+    /// Price-level slots across all books (preallocated; default: 2 × max-orders + 16 per locate).
+    #[arg(long)]
+    pub max_levels: Option<usize>,
+}
+
+impl CapacityArgs {
+    pub fn config(self) -> BookConfig {
+        let mut c = BookConfig::for_orders(self.max_orders, 1 << 16);
+        if let Some(l) = self.max_levels {
+            c.max_levels = l;
+        }
+        c
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct GenArgs {
+    /// Total messages to write.
+    #[arg(long)]
+    pub messages: u64,
+    /// Number of stocks.
+    #[arg(long)]
+    pub symbols: u32,
+    /// Live orders to ramp up to and then hold (default: messages / 20, at most 2,000,000).
+    #[arg(long)]
+    pub live_orders: Option<u64>,
+    /// Random seed: the same seed and arguments give the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Compress the continuous session (normally 09:30-16:00) into this long after the open,
+    /// e.g. `10m`: the same messages at a higher rate, so that short windows hold many events.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub session: Option<std::time::Duration>,
+    /// Inject labelled manipulation episodes: any of spoofing, layering, stuffing, ignition,
+    /// close, wash (comma-separated). Writes OUT.truth.json (the ground truth) and, with wash,
+    /// OUT.flow.csv (the firm's participant flow).
+    #[arg(long, value_delimiter = ',')]
+    pub scenarios: Vec<String>,
+    /// Episodes of each scenario per minute of the continuous session.
+    #[arg(long, default_value_t = 0.2)]
+    pub scenario_rate: f64,
+    /// Output file.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConvertCmd {
+    /// LOBSTER message + orderbook CSV pair → ITCH 5.0 BinaryFILE.
+    Lobster(LobsterArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LobsterArgs {
+    /// LOBSTER message file (CSV).
+    #[arg(long)]
+    pub messages: PathBuf,
+    /// LOBSTER orderbook file (CSV) for the same sample.
+    #[arg(long)]
+    pub orderbook: PathBuf,
+    /// Symbol to give the stock.
+    #[arg(long)]
+    pub symbol: String,
+    /// Trading date, YYYY-MM-DD.
+    #[arg(long)]
+    pub date: String,
+    /// Output ITCH file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print the conversion report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Messages in the generated feed.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub messages: u64,
+    /// Stocks in the generated feed.
+    #[arg(long, default_value_t = 500)]
+    pub symbols: u32,
+    /// Keep the generated feed in this directory instead of a temporary one.
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Timed repetitions of each kernel (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
+    /// Threads for the parallel decode (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Also time a cold first walk: evict the file from the page cache, map without populating, walk.
+    #[arg(long)]
+    pub cold: bool,
+    /// Map without MAP_POPULATE.
+    #[arg(long)]
+    pub no_populate: bool,
+    /// Ask for transparent huge pages on the mapping.
+    #[arg(long)]
+    pub huge_pages: bool,
+    /// Time decode + book update on every N-th message for the latency percentiles (1 = every
+    /// message; timing every message perturbs the pipelined loop by ≈ 30 ns/msg).
+    #[arg(long, default_value_t = 16)]
+    pub latency_sample: u64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub caps: CapacityArgs,
+}

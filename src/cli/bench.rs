@@ -1,0 +1,115 @@
+//! `tickwatch bench`: whole-file decode and book throughput, per-message latency.
+
+use super::args::BenchArgs;
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::io;
+use std::time::Instant;
+use tickwatch::bench;
+use tickwatch::feed::mmap::evict_page_cache;
+use tickwatch::feed::{gz, MapOptions, MappedFile};
+use tickwatch::filebench::{self, FileBenchOptions, KernelResult};
+use tickwatch::policy::threads_or_all;
+
+pub fn cmd_bench(a: BenchArgs) -> Result<()> {
+    let path = gz::resolve(&a.input.file, a.input.cache.as_deref())?;
+    let mut cold = None;
+    if a.cold {
+        evict_page_cache(&path)
+            .with_context(|| format!("evicting {} from the page cache", path.display()))?;
+        let t0 = Instant::now();
+        let lazy = MapOptions {
+            populate: false,
+            sequential: true,
+            huge_pages: false,
+        };
+        let map = MappedFile::open(&path, lazy)?;
+        let w = bench::decode_fold(map.bytes())?;
+        let dt = t0.elapsed().as_nanos() as f64;
+        cold = Some(KernelResult::single(
+            "decode (cold: evicted, lazy map)",
+            w.messages,
+            dt,
+        ));
+    }
+    let opts = MapOptions {
+        populate: !a.no_populate,
+        sequential: true,
+        huge_pages: a.huge_pages,
+    };
+    let map = MappedFile::open(&path, opts)?;
+    if map.bytes().is_empty() {
+        bail!("{}: empty file", path.display());
+    }
+    let mut rep = filebench::run(
+        map.bytes(),
+        FileBenchOptions {
+            repeat: a.repeat,
+            threads: threads_or_all(a.threads),
+            books: a.caps.config(),
+            latency_sample_every: a.latency_sample,
+        },
+    )?;
+    rep.kernels.splice(0..0, cold);
+    if a.json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            file: String,
+            populate: bool,
+            huge_pages: bool,
+            #[serde(flatten)]
+            report: &'a filebench::FileBenchReport,
+        }
+        let o = Out {
+            file: path.display().to_string(),
+            populate: opts.populate,
+            huge_pages: opts.huge_pages,
+            report: &rep,
+        };
+        serde_json::to_writer_pretty(io::stdout().lock(), &o)?;
+        println!();
+        return Ok(());
+    }
+    println!(
+        "file {} ({} bytes, {} messages); map: populate={} huge_pages={}; median of {} runs",
+        path.display(),
+        rep.bytes,
+        rep.messages,
+        opts.populate,
+        opts.huge_pages,
+        a.repeat
+    );
+    println!(
+        "{:<40} {:>12} {:>10} {:>10} {:>9}",
+        "kernel", "M msg/s", "ns/msg", "best", "vs naive"
+    );
+    let naive = rep
+        .kernels
+        .iter()
+        .find(|r| r.kernel.starts_with("naive"))
+        .map(|r| r.median_ns_per_msg)
+        .unwrap_or(1.0);
+    for r in &rep.kernels {
+        println!(
+            "{:<40} {:>12.1} {:>10.2} {:>10.2} {:>8.2}x",
+            r.kernel,
+            r.median_msgs_per_s / 1e6,
+            r.median_ns_per_msg,
+            r.min_ns_per_msg,
+            naive / r.median_ns_per_msg
+        );
+    }
+    let l = rep.book_latency_ns;
+    println!(
+        "decode + book update per message (ns; {} samples, 1 in {}; TSC at {:.3} GHz): p50 {:.0}  p90 {:.0}  p99 {:.0}  p99.9 {:.0}  p99.99 {:.0}  max {:.0}  (timer pair alone: p50 {:.0})",
+        l.samples, l.sample_every, l.tsc_ghz, l.p50, l.p90, l.p99, l.p999, l.p9999, l.max, l.timer_overhead_p50
+    );
+    let st = rep.book_stats;
+    println!(
+        "book: {} live orders at end; skips {} (unknown refs {})",
+        rep.live_orders_at_end,
+        st.skipped(),
+        st.unknown_refs
+    );
+    Ok(())
+}

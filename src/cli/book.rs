@@ -1,0 +1,97 @@
+//! `tickwatch book`: one stock's book at a time of day.
+
+use super::args::BookArgs;
+use super::files::open_feed;
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
+use std::io::{self, Write};
+use tickwatch::book::{Books, LevelView};
+use tickwatch::feed::MapOptions;
+use tickwatch::itch::{fmt_time, parse_time, price4, symbol_field, Side};
+use tickwatch::replay;
+
+#[derive(Serialize)]
+struct BookJson<'a> {
+    symbol: &'a str,
+    timestamp_ns: u64,
+    bids: Vec<LevelView>,
+    asks: Vec<LevelView>,
+}
+
+pub fn cmd_book(a: BookArgs) -> Result<()> {
+    let stock =
+        symbol_field(&a.symbol).ok_or_else(|| anyhow!("--symbol must be 1 to 8 characters"))?;
+    let at = match &a.at {
+        Some(t) => Some(
+            parse_time(t).ok_or_else(|| anyhow!("--at {t:?}: expected HH:MM:SS[.fffffffff]"))?,
+        ),
+        None => None,
+    };
+    let map = open_feed(&a.input, MapOptions::default())?;
+    if map.bytes().is_empty() {
+        bail!("{}: empty file: no ITCH messages", a.input.file.display());
+    }
+    let mut books = Books::new(a.caps.config());
+    let rep = replay::replay(map.bytes(), &mut books, at, a.input.lenient)
+        .with_context(|| format!("{}", a.input.file.display()))?;
+    let Some(locate) = books.locate_of(&stock) else {
+        bail!(
+            "symbol {} not found in {}{}",
+            a.symbol,
+            a.input.file.display(),
+            if at.is_some() {
+                " before that time"
+            } else {
+                ""
+            }
+        );
+    };
+    let ts = at.unwrap_or(books.last_timestamp());
+    let bids: Vec<LevelView> = books.depth(locate, Side::Buy).take(a.depth).collect();
+    let asks: Vec<LevelView> = books.depth(locate, Side::Sell).take(a.depth).collect();
+    let st = books.stats();
+    if st.skipped() > 0 || rep.skipped_unknown_types > 0 || rep.skipped_bad_lengths > 0 {
+        eprintln!(
+            "tickwatch: note: {} message(s) named orders never added (file starts mid-day?), {} other book skip(s), {} unknown-type frame(s), {} bad-length frame(s)",
+            st.unknown_refs,
+            st.skipped() - st.unknown_refs,
+            rep.skipped_unknown_types,
+            rep.skipped_bad_lengths
+        );
+    }
+    let mut out = io::stdout().lock();
+    if a.json {
+        serde_json::to_writer(
+            &mut out,
+            &BookJson {
+                symbol: &a.symbol,
+                timestamp_ns: ts,
+                bids,
+                asks,
+            },
+        )?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "{} (locate {}) at {}", a.symbol, locate, fmt_time(ts))?;
+    writeln!(
+        out,
+        "{:>8} {:>10} {:>12} | {:<12} {:<10} {:<8}",
+        "orders", "shares", "bid", "ask", "shares", "orders"
+    )?;
+    for i in 0..bids.len().max(asks.len()) {
+        let b = bids
+            .get(i)
+            .map(|l| format!("{:>8} {:>10} {:>12}", l.orders, l.shares, price4(l.price)));
+        let s = asks
+            .get(i)
+            .map(|l| format!("{:<12} {:<10} {:<8}", price4(l.price), l.shares, l.orders));
+        writeln!(
+            out,
+            "{} | {}",
+            b.unwrap_or_else(|| " ".repeat(32)),
+            s.unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}

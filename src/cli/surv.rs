@@ -1,0 +1,108 @@
+//! `tickwatch surveil`, `eval` and `rules`: the single-threaded detectors, scoring, rules.
+
+use super::args::{EvalArgs, RulesArgs, SurvOpts, SurveilArgs};
+use super::files::{open_feed, output_writer, sibling};
+use anyhow::{Context, Result};
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::Instant;
+use tickwatch::book::{BookConfig, Books};
+use tickwatch::feed::MapOptions;
+use tickwatch::surv::{DetectorId, FlowRecord, Rules};
+
+/// The rules and participant flow a surveillance command uses.
+pub fn surv_inputs(o: &SurvOpts, feed: &Path) -> Result<(Rules, Vec<FlowRecord>)> {
+    let rules = match &o.rules {
+        Some(p) => Rules::load(p)?,
+        None => Rules::default(),
+    };
+    let flow_path = match (&o.flow, o.no_flow) {
+        (_, true) => None,
+        (Some(p), _) => Some(p.clone()),
+        (None, _) => Some(sibling(feed, "flow.csv")).filter(|p| p.exists()),
+    };
+    let flow = match flow_path {
+        Some(p) => {
+            let f = tickwatch::surv::flow::read_flow(&p)?;
+            eprintln!("participant flow: {} records from {}", f.len(), p.display());
+            f
+        }
+        None => Vec::new(),
+    };
+    Ok((rules, flow))
+}
+
+pub fn cmd_surveil(a: SurveilArgs) -> Result<()> {
+    let (rules, flow) = surv_inputs(&a.surv, &a.input.file)?;
+    let map = open_feed(&a.input, MapOptions::default())?;
+    let mut books = Books::new(BookConfig::full_day());
+    let t0 = Instant::now();
+    let (alerts, counters) =
+        tickwatch::surv::surveil_feed(map.bytes(), &mut books, rules, &flow, a.mark_every)
+            .with_context(|| format!("{}", a.input.file.display()))?;
+    let secs = t0.elapsed().as_secs_f64();
+    let mut w = output_writer(a.alerts.as_deref())?;
+    let mut line = Vec::with_capacity(4096);
+    let mut by = [0u64; DetectorId::ALL.len()];
+    for al in &alerts {
+        line.clear();
+        al.write_json(&mut line);
+        w.write_all(&line)?;
+        by[al.detector as usize] += 1;
+    }
+    w.flush()?;
+    eprintln!(
+        "{}: {} events in {:.2} s ({:.2} M/s); {} alerts; flow records applied {} of {}",
+        a.input.file.display(),
+        counters.events,
+        secs,
+        counters.events as f64 / secs / 1e6,
+        alerts.len(),
+        counters.flow_applied,
+        flow.len()
+    );
+    for d in DetectorId::ALL {
+        eprintln!("  {:<18} {:>7}", d.name(), by[d as usize]);
+    }
+    Ok(())
+}
+
+pub fn cmd_eval(a: EvalArgs) -> Result<()> {
+    let tp = a
+        .truth
+        .clone()
+        .unwrap_or_else(|| sibling(&a.feed, "truth.json"));
+    let truth: tickwatch::scenario::Truth = serde_json::from_str(
+        &std::fs::read_to_string(&tp).with_context(|| format!("reading {}", tp.display()))?,
+    )
+    .with_context(|| format!("{}: not a truth file", tp.display()))?;
+    let text = std::fs::read_to_string(&a.alerts)
+        .with_context(|| format!("reading {}", a.alerts.display()))?;
+    let alerts = tickwatch::surv::eval::parse_alerts(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.alerts.display()))?;
+    let rows = tickwatch::surv::eval::score(&truth, &alerts);
+    if a.json {
+        serde_json::to_writer_pretty(io::stdout().lock(), &rows)?;
+        println!();
+    } else {
+        println!(
+            "{}: {} episodes, {} alerts",
+            a.feed.display(),
+            truth.episodes.len(),
+            alerts.len()
+        );
+        print!("{}", tickwatch::surv::eval::format_scores(&rows));
+    }
+    Ok(())
+}
+
+pub fn cmd_rules(a: RulesArgs) -> Result<()> {
+    match a.check {
+        Some(p) => {
+            Rules::load(&p)?;
+            println!("{}: ok", p.display());
+        }
+        None => print!("{}", Rules::defaults_toml()),
+    }
+    Ok(())
+}
