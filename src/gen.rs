@@ -34,8 +34,39 @@ use crate::itch::encode::{common_stock, header, FrameWriter};
 use crate::itch::wire::*;
 use crate::scenario::{Action, Episode, EpisodeCtx, Op, Px, ScenarioKind, Script};
 use crate::surv::flow::{FlowEvent, FlowRecord};
-use anyhow::{bail, Result};
 use std::io::Write;
+
+/// Arguments that cannot make a valid day, or output that cannot be written.
+#[derive(Debug, thiserror::Error)]
+pub enum GenError {
+    /// The continuous session is not 2 s to 6.5 h long.
+    #[error("the session must be 2 s to 6.5 h long, got {0} ns")]
+    Session(u64),
+    /// No symbols, or more than stock locates can name.
+    #[error("--symbols must be 1..=65535, got {0}")]
+    Symbols(u32),
+    /// Fewer messages than the fixed ones (directory, system events, crosses).
+    #[error(
+        "--messages {messages} is too few for {symbols} symbols: the directory, the system events and the opening and closing crosses alone take {fixed}"
+    )]
+    TooFewMessages {
+        /// Messages asked for.
+        messages: u64,
+        /// Symbols asked for.
+        symbols: u32,
+        /// Messages the fixed part takes.
+        fixed: u64,
+    },
+    /// Writing the feed failed.
+    #[error("writing the feed")]
+    Io(#[from] std::io::Error),
+}
+
+type Result<T, E = GenError> = std::result::Result<T, E>;
+
+/// What [`generate_scenarios`] made: the report, the episodes played (the ground truth) and the
+/// firm's participant flow (when a scenario needs it).
+pub type Generated = (GenReport, Vec<Episode>, Option<Vec<FlowRecord>>);
 
 /// Generator parameters.
 #[derive(Clone, Debug)]
@@ -1211,7 +1242,7 @@ fn truth_of(eps: &[Running]) -> Vec<Episode> {
 /// # Errors
 /// Arguments that cannot make a valid day (no symbols, too few messages for the directory and
 /// crosses, more than 65,535 symbols) and I/O errors.
-pub fn generate<W: Write>(cfg: &GenConfig, out: W) -> Result<GenReport> {
+pub fn generate<W: Write>(cfg: &GenConfig, out: W) -> Result<GenReport, GenError> {
     generate_session(cfg, CLOSE_NS - OPEN_NS, out)
 }
 
@@ -1221,7 +1252,11 @@ pub fn generate<W: Write>(cfg: &GenConfig, out: W) -> Result<GenReport> {
 ///
 /// # Errors
 /// As [`generate`]; a session of zero or longer than 6.5 hours.
-pub fn generate_session<W: Write>(cfg: &GenConfig, session_ns: u64, out: W) -> Result<GenReport> {
+pub fn generate_session<W: Write>(
+    cfg: &GenConfig,
+    session_ns: u64,
+    out: W,
+) -> Result<GenReport, GenError> {
     Ok(generate_scenarios(cfg, session_ns, &ScenarioPlan::default(), out)?.0)
 }
 
@@ -1235,21 +1270,21 @@ pub fn generate_scenarios<W: Write>(
     session_ns: u64,
     plan: &ScenarioPlan,
     out: W,
-) -> Result<(GenReport, Vec<Episode>, Option<Vec<FlowRecord>>)> {
+) -> Result<Generated, GenError> {
     if !(2_000_000_000..=CLOSE_NS - OPEN_NS).contains(&session_ns) {
-        bail!("the session must be 2 s to 6.5 h long, got {session_ns} ns");
+        return Err(GenError::Session(session_ns));
     }
     let close_ns = OPEN_NS + session_ns;
     if cfg.symbols == 0 || cfg.symbols > 65_535 {
-        bail!("--symbols must be 1..=65535, got {}", cfg.symbols);
+        return Err(GenError::Symbols(cfg.symbols));
     }
     let base = 6 + 3 * cfg.symbols as u64; // S events, R per stock, open and close cross per stock
     if cfg.messages < base + 1 {
-        bail!(
-            "--messages {} is too few for {} symbols: the directory, the system events and the opening and closing crosses alone take {base}",
-            cfg.messages,
-            cfg.symbols
-        );
+        return Err(GenError::TooFewMessages {
+            messages: cfg.messages,
+            symbols: cfg.symbols,
+            fixed: base,
+        });
     }
     let noii = noii_plan(
         OPEN_NS,

@@ -99,7 +99,6 @@ use crate::itch::wire::{
     StockTradingAction, SystemEvent, Trade,
 };
 use crate::itch::{symbol_field, Side};
-use anyhow::Context;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
@@ -135,7 +134,7 @@ pub enum LobsterError {
         /// 1-based line number.
         line: usize,
         /// What is wrong with it.
-        reason: String,
+        reason: RowError,
     },
     /// The two files do not have one order-book row per message.
     #[error(
@@ -166,8 +165,143 @@ pub enum LobsterError {
     #[error("symbol {0:?} must be 1 to 8 printable ASCII characters")]
     Symbol(String),
     /// Writing the output failed.
-    #[error("writing ITCH output: {0}")]
+    #[error("writing ITCH output")]
     Io(#[from] io::Error),
+    /// An input file cannot be read (or is not UTF-8).
+    #[error("reading {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The output file cannot be created.
+    #[error("creating {path}")]
+    Create {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What is wrong with one LOBSTER row.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum RowError {
+    /// A blank line before the last row.
+    #[error("empty row")]
+    Empty,
+    /// A message row without six columns.
+    #[error("expected 6 columns (time,type,id,size,price,direction), found {0}")]
+    MessageColumns(usize),
+    /// An order-book row whose columns are not whole levels.
+    #[error("{0} columns is not a multiple of 4 (ask price, ask size, bid price, bid size)")]
+    BookColumns(usize),
+    /// An order-book row with another column count than the first.
+    #[error("expected {expected} columns like line 1, found {found}")]
+    ColumnCount {
+        /// The first row's.
+        expected: usize,
+        /// This row's.
+        found: usize,
+    },
+    /// A time that is not decimal seconds after midnight.
+    #[error("time {0:?} is not decimal seconds after midnight")]
+    Time(String),
+    /// A field that is not an integer.
+    #[error("{what} {field:?} is not an integer")]
+    NotInteger {
+        /// The field's name (and column).
+        what: String,
+        /// Its text.
+        field: String,
+    },
+    /// An order id or size that is not a non-negative integer.
+    #[error("{what} {field:?} is not a non-negative integer")]
+    NotCount {
+        /// The field's name.
+        what: &'static str,
+        /// Its text.
+        field: String,
+    },
+    /// An event type outside 1..=7.
+    #[error("unknown event type {0}")]
+    EventType(i64),
+    /// A direction other than ±1.
+    #[error("direction {0} is neither 1 (buy) nor -1 (sell)")]
+    Direction(i64),
+    /// A time past ITCH's 48-bit timestamp.
+    #[error("time {0} ns does not fit ITCH's 48-bit timestamp")]
+    TimeRange(u64),
+    /// An order event or cross without a side.
+    #[error("direction is missing")]
+    NoDirection,
+    /// A halt state other than −1, 0, 1.
+    #[error("halt state (price field) {0} is not -1, 0 or 1")]
+    HaltState(i64),
+    /// A cross price outside `u32`.
+    #[error("cross price {0} does not fit ITCH Price(4)")]
+    CrossPrice(i64),
+    /// An order price outside `1..=u32::MAX`.
+    #[error("price {0} is outside 1..=4294967295")]
+    Price(i64),
+    /// An order size outside `1..=u32::MAX`.
+    #[error("size {0} is outside 1..=4294967295")]
+    Size(u64),
+    /// An empty level (LOBSTER's dummy price) with shares.
+    #[error("empty {side} level {level} has size {shares}")]
+    EmptyLevelSize {
+        /// `ask` or `bid`.
+        side: &'static str,
+        /// 1-based level.
+        level: usize,
+        /// Its size.
+        shares: i64,
+    },
+    /// A real level after an empty one.
+    #[error("{side} level {level} follows an empty level")]
+    AfterEmpty {
+        /// `ask` or `bid`.
+        side: &'static str,
+        /// 1-based level.
+        level: usize,
+    },
+    /// A level price outside `1..=u32::MAX`.
+    #[error("{side} price {price} at level {level} is outside 1..=4294967295")]
+    LevelPrice {
+        /// `ask` or `bid`.
+        side: &'static str,
+        /// The price.
+        price: i64,
+        /// 1-based level.
+        level: usize,
+    },
+    /// A real level with no shares.
+    #[error("{side} level {level} at price {price} has size {shares}")]
+    LevelSize {
+        /// `ask` or `bid`.
+        side: &'static str,
+        /// 1-based level.
+        level: usize,
+        /// The price.
+        price: i64,
+        /// Its size.
+        shares: i64,
+    },
+    /// Levels not strictly sorted best first.
+    #[error("{side} level {level} at price {price} is not better-ordered after {prev}")]
+    Unsorted {
+        /// `ask` or `bid`.
+        side: &'static str,
+        /// 1-based level.
+        level: usize,
+        /// The price.
+        price: i64,
+        /// The level before's.
+        prev: u32,
+    },
 }
 
 /// The seven LOBSTER event types.
@@ -265,31 +399,22 @@ impl Event {
     /// What is out of range: a time past ITCH's 48 bits, a missing side on an order event or cross,
     /// a halt state other than −1, 0, 1, a cross price outside `u32`, or an order price or size
     /// outside `1..=u32::MAX`.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), RowError> {
         let (price, size) = (self.price, self.size);
         if self.time_ns >= 1 << 48 {
-            return Err(format!(
-                "time {} ns does not fit ITCH's 48-bit timestamp",
-                self.time_ns
-            ));
+            return Err(RowError::TimeRange(self.time_ns));
         }
         if self.kind != EventKind::Halt && self.side.is_none() {
-            return Err("direction is missing".into());
+            return Err(RowError::NoDirection);
         }
         match self.kind {
-            EventKind::Halt if !(-1..=1).contains(&price) => Err(format!(
-                "halt state (price field) {price} is not -1, 0 or 1"
-            )),
+            EventKind::Halt if !(-1..=1).contains(&price) => Err(RowError::HaltState(price)),
             EventKind::Cross if !(0..=u32::MAX as i64).contains(&price) => {
-                Err(format!("cross price {price} does not fit ITCH Price(4)"))
+                Err(RowError::CrossPrice(price))
             }
             EventKind::Halt | EventKind::Cross => Ok(()),
-            _ if !(1..=u32::MAX as i64).contains(&price) => {
-                Err(format!("price {price} is outside 1..=4294967295"))
-            }
-            _ if !(1..=u32::MAX as u64).contains(&size) => {
-                Err(format!("size {size} is outside 1..=4294967295"))
-            }
+            _ if !(1..=u32::MAX as i64).contains(&price) => Err(RowError::Price(price)),
+            _ if !(1..=u32::MAX as u64).contains(&size) => Err(RowError::Size(size)),
             _ => Ok(()),
         }
     }
@@ -531,7 +656,7 @@ fn rows<'a>(text: &'a str, file: &str) -> Result<Vec<(usize, &'a str)>, LobsterE
             return Err(LobsterError::Row {
                 file: file.to_string(),
                 line: i + 1,
-                reason: "empty row".into(),
+                reason: RowError::Empty,
             });
         }
         out.push((i + 1, *l));
@@ -539,11 +664,22 @@ fn rows<'a>(text: &'a str, file: &str) -> Result<Vec<(usize, &'a str)>, LobsterE
     Ok(out)
 }
 
-fn int_field(field: &str, what: &str) -> Result<i64, String> {
+fn int_field(field: &str, what: &str) -> Result<i64, RowError> {
     field
         .trim()
         .parse::<i64>()
-        .map_err(|_| format!("{what} {field:?} is not an integer"))
+        .map_err(|_| RowError::NotInteger {
+            what: what.to_string(),
+            field: field.to_string(),
+        })
+}
+
+/// A non-negative integer field (an order id, a size).
+fn count_field(field: &str, what: &'static str) -> Result<u64, RowError> {
+    field.trim().parse::<u64>().map_err(|_| RowError::NotCount {
+        what,
+        field: field.to_string(),
+    })
 }
 
 impl Messages {
@@ -570,33 +706,23 @@ impl Messages {
     }
 }
 
-fn parse_event(row: &str) -> Result<Event, String> {
+fn parse_event(row: &str) -> Result<Event, RowError> {
     let f: Vec<&str> = row.split(',').collect();
     if f.len() != 6 {
-        return Err(format!(
-            "expected 6 columns (time,type,id,size,price,direction), found {}",
-            f.len()
-        ));
+        return Err(RowError::MessageColumns(f.len()));
     }
-    let time_ns = parse_seconds(f[0].trim())
-        .ok_or_else(|| format!("time {:?} is not decimal seconds after midnight", f[0]))?;
+    let time_ns = parse_seconds(f[0].trim()).ok_or_else(|| RowError::Time(f[0].to_string()))?;
     let code = int_field(f[1], "type")?;
-    let kind = EventKind::from_code(code).ok_or_else(|| format!("unknown event type {code}"))?;
-    let id = f[2]
-        .trim()
-        .parse::<u64>()
-        .map_err(|_| format!("order id {:?} is not a non-negative integer", f[2]))?;
-    let size = f[3]
-        .trim()
-        .parse::<u64>()
-        .map_err(|_| format!("size {:?} is not a non-negative integer", f[3]))?;
+    let kind = EventKind::from_code(code).ok_or(RowError::EventType(code))?;
+    let id = count_field(f[2], "order id")?;
+    let size = count_field(f[3], "size")?;
     let price = int_field(f[4], "price")?;
     let direction = int_field(f[5], "direction")?;
     let side = match (kind, direction) {
         (EventKind::Halt, _) => None,
         (_, 1) => Some(Side::Buy),
         (_, -1) => Some(Side::Sell),
-        (_, d) => return Err(format!("direction {d} is neither 1 (buy) nor -1 (sell)")),
+        (_, d) => return Err(RowError::Direction(d)),
     };
     let e = Event {
         time_ns,
@@ -622,7 +748,7 @@ impl OrderBook {
         let mut levels = 0;
         let mut out = Vec::new();
         for (line, row) in rows(text, file)? {
-            let err = |reason: String| LobsterError::Row {
+            let err = |reason: RowError| LobsterError::Row {
                 file: file.to_string(),
                 line,
                 reason,
@@ -630,15 +756,14 @@ impl OrderBook {
             let f: Vec<&str> = row.split(',').collect();
             if levels == 0 {
                 if f.len() % 4 != 0 {
-                    return Err(err(format!("{} columns is not a multiple of 4 (ask price, ask size, bid price, bid size)", f.len())));
+                    return Err(err(RowError::BookColumns(f.len())));
                 }
                 levels = f.len() / 4;
             } else if f.len() != levels * 4 {
-                return Err(err(format!(
-                    "expected {} columns like line 1, found {}",
-                    levels * 4,
-                    f.len()
-                )));
+                return Err(err(RowError::ColumnCount {
+                    expected: levels * 4,
+                    found: f.len(),
+                }));
             }
             out.push(parse_book_row(&f).map_err(err)?);
         }
@@ -650,7 +775,7 @@ impl OrderBook {
     }
 }
 
-fn parse_book_row(f: &[&str]) -> Result<BookRow, String> {
+fn parse_book_row(f: &[&str]) -> Result<BookRow, RowError> {
     let mut row = BookRow::default();
     for (side, off, empty) in [
         (Side::Sell, 0, EMPTY_ASK_PRICE),
@@ -664,25 +789,35 @@ fn parse_book_row(f: &[&str]) -> Result<BookRow, String> {
             let shares = int_field(f[col + 1], &format!("{name} size (column {})", col + 2))?;
             if price == empty {
                 if shares != 0 {
-                    return Err(format!("empty {name} level {} has size {shares}", lv + 1));
+                    return Err(RowError::EmptyLevelSize {
+                        side: name,
+                        level: lv + 1,
+                        shares,
+                    });
                 }
                 ended = true;
                 continue;
             }
             if ended {
-                return Err(format!("{name} level {} follows an empty level", lv + 1));
+                return Err(RowError::AfterEmpty {
+                    side: name,
+                    level: lv + 1,
+                });
             }
             if !(1..=u32::MAX as i64).contains(&price) {
-                return Err(format!(
-                    "{name} price {price} at level {} is outside 1..=4294967295",
-                    lv + 1
-                ));
+                return Err(RowError::LevelPrice {
+                    side: name,
+                    price,
+                    level: lv + 1,
+                });
             }
             if shares <= 0 {
-                return Err(format!(
-                    "{name} level {} at price {price} has size {shares}",
-                    lv + 1
-                ));
+                return Err(RowError::LevelSize {
+                    side: name,
+                    level: lv + 1,
+                    price,
+                    shares,
+                });
             }
             let levels = if side == Side::Sell {
                 &mut row.asks
@@ -696,11 +831,12 @@ fn parse_book_row(f: &[&str]) -> Result<BookRow, String> {
                     prev.price > price as u32
                 };
                 if !sorted {
-                    return Err(format!(
-                        "{name} level {} at price {price} is not better-ordered after {}",
-                        lv + 1,
-                        prev.price
-                    ));
+                    return Err(RowError::Unsorted {
+                        side: name,
+                        level: lv + 1,
+                        price,
+                        prev: prev.price,
+                    });
                 }
             }
             levels.push(Level {
@@ -1552,7 +1688,7 @@ pub fn convert_parsed<W: Write>(
 ///     Path::new("aapl.itch"),
 /// )?;
 /// println!("{} events, {} deep levels", report.events, report.deep_levels_seeded);
-/// # Ok::<(), anyhow::Error>(())
+/// # Ok::<(), tickwatch::lobster::LobsterError>(())
 /// ```
 pub fn convert(
     messages: &Path,
@@ -1560,15 +1696,21 @@ pub fn convert(
     symbol: &str,
     date: &str,
     out: &Path,
-) -> anyhow::Result<ConvertReport> {
-    let read =
-        |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+) -> Result<ConvertReport, LobsterError> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|source| LobsterError::Read {
+            path: p.display().to_string(),
+            source,
+        })
+    };
     let msgs = Messages::parse(&read(messages)?, &messages.display().to_string())?;
     let book = OrderBook::parse(&read(orderbook)?, &orderbook.display().to_string())?;
     validate_date(date)?;
-    let file = File::create(out).with_context(|| format!("creating {}", out.display()))?;
-    let (_, report) = convert_parsed(&msgs, &book, symbol, date, BufWriter::new(file))
-        .with_context(|| format!("converting to {}", out.display()))?;
+    let file = File::create(out).map_err(|source| LobsterError::Create {
+        path: out.display().to_string(),
+        source,
+    })?;
+    let (_, report) = convert_parsed(&msgs, &book, symbol, date, BufWriter::new(file))?;
     Ok(report)
 }
 

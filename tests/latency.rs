@@ -2,9 +2,9 @@
 //! 2.1.11's `outputPercentileDistribution(out, 5, 1.0)`), the percentile chart, `Percentiles`.
 
 use hdrhistogram::Histogram;
-use tickwatch::latency::{
-    histogram, percentile_rows, plot_svg, write_hgrm, Percentiles, StageLatency,
-};
+use tickwatch::latency::{histogram, percentile_rows, write_hgrm, Percentiles};
+#[cfg(feature = "plot")]
+use tickwatch::latency::{plot_svg, StageLatency};
 
 fn hgrm(h: &Histogram<u64>) -> String {
     let mut out = Vec::new();
@@ -268,11 +268,13 @@ fn single_value_histogram_has_a_zero_and_a_hundred_percent_row() {
     );
 }
 
+#[cfg(feature = "plot")]
 fn stage(name: &str, h: &Histogram<u64>) -> StageLatency {
     StageLatency::merged(name, "test span", [h])
 }
 
 #[test]
+#[cfg(feature = "plot")]
 fn plot_svg_draws_every_non_empty_stage() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("latency.svg");
@@ -319,6 +321,7 @@ fn plot_svg_draws_every_non_empty_stage() {
 }
 
 #[test]
+#[cfg(feature = "plot")]
 fn plot_svg_uses_a_linear_axis_for_a_narrow_range() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("narrow.svg");
@@ -333,6 +336,7 @@ fn plot_svg_uses_a_linear_axis_for_a_narrow_range() {
 }
 
 #[test]
+#[cfg(feature = "plot")]
 fn plot_svg_without_data_still_writes_a_chart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("empty.svg");
@@ -343,6 +347,7 @@ fn plot_svg_without_data_still_writes_a_chart() {
 }
 
 #[test]
+#[cfg(feature = "plot")]
 fn plot_svg_reports_an_unwritable_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("no such dir").join("x.svg");

@@ -441,7 +441,7 @@ proptest! {
                 Op::Get(k) => prop_assert_eq!(ix.get(k, 0), model.get(&k).copied()),
             }
             prop_assert_eq!(ix.len(), model.len());
-            ix.check().map_err(TestCaseError::fail)?;
+            ix.check().map_err(|e| TestCaseError::fail(e.to_string()))?;
         }
         prop_assert_eq!(ix.counters().overflow, overflow);
         let mut got: Vec<_> = ix.iter().collect();
@@ -479,7 +479,7 @@ proptest! {
                 2 => prop_assert_eq!(ix.get(k, now), model.get(&k).map(|m| m.0)),
                 _ => { ix.expire(now, 3); }
             }
-            ix.check().map_err(TestCaseError::fail)?;
+            ix.check().map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert!(ix.len() >= model.len());
         }
         let c = ix.counters();

@@ -288,7 +288,11 @@ fn rules_replaced_while_running_take_effect_at_the_next_mark_and_keep_state() {
     let mut s = tickwatch::surv::Surveillance::new(all, &[]);
     let mut bigger = all;
     bigger.limits.orders *= 2;
-    assert!(s.set_rules(bigger).unwrap_err().contains("[limits]"));
+    assert!(s
+        .set_rules(bigger)
+        .unwrap_err()
+        .to_string()
+        .contains("[limits]"));
     assert!(s.set_rules(fewer).is_ok());
 }
 

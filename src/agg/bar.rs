@@ -328,7 +328,8 @@ impl crate::window::Aggregate for Bar {
 }
 
 /// How `tickwatch bars` writes rows.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum BarFormat {
     /// Comma-separated, one header line.
     #[default]
@@ -338,7 +339,8 @@ pub enum BarFormat {
 }
 
 /// What a bar row is about.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum BarKey {
     /// One row per stock and window.
     #[default]

@@ -587,13 +587,13 @@ impl Books {
     /// their orders, be strictly sorted, and hold no empty level. Slow; for tests and `--check`.
     ///
     /// # Errors
-    /// A description of the first inconsistency.
-    pub fn check(&self) -> Result<(), String> {
+    /// The first inconsistency.
+    pub fn check(&self) -> Result<(), CheckError> {
         use std::collections::BTreeMap;
         let mut want: BTreeMap<(u16, usize, u32), (u64, u32)> = BTreeMap::new();
         for o in self.orders.iter() {
             if o.shares == 0 {
-                return Err(format!("order {} has zero shares", o.order_ref()));
+                return Err(CheckError::ZeroShares(o.order_ref()));
             }
             let e = want
                 .entry((o.locate, (o.side == b'S') as usize, o.price))
@@ -603,40 +603,101 @@ impl Books {
         }
         let mut got = BTreeMap::new();
         for (loc, sides) in self.ladders.iter().enumerate() {
-            for (si, ladder) in sides.0.iter().enumerate() {
+            for (side, ladder) in sides.0.iter().enumerate() {
                 let lv = self.arena.levels(ladder);
                 for w in lv.windows(2) {
-                    let ok = if si == 0 {
+                    let ok = if side == 0 {
                         w[0].price < w[1].price
                     } else {
                         w[0].price > w[1].price
                     };
                     if !ok {
-                        return Err(format!(
-                            "locate {loc} side {si}: levels out of order {:?}",
-                            w
-                        ));
+                        return Err(CheckError::OutOfOrder {
+                            locate: loc as u16,
+                            side,
+                            first: w[0].price,
+                            then: w[1].price,
+                        });
                     }
                 }
                 for l in lv {
                     if l.orders == 0 || l.shares == 0 {
-                        return Err(format!("locate {loc} side {si}: empty level {l:?}"));
+                        return Err(CheckError::EmptyLevel {
+                            locate: loc as u16,
+                            side,
+                            price: l.price,
+                        });
                     }
-                    got.insert((loc as u16, si, l.price), (l.shares, l.orders));
+                    got.insert((loc as u16, side, l.price), (l.shares, l.orders));
                 }
             }
         }
-        if want != got {
-            let diff = want
-                .iter()
-                .find(|(k, v)| got.get(k) != Some(v))
-                .map(|(k, v)| (k, v, got.get(k)));
-            return Err(format!(
-                "levels disagree with orders: first difference {diff:?}"
-            ));
+        let diff = want
+            .iter()
+            .find(|(k, v)| got.get(k) != Some(v))
+            .map(|(k, v)| (*k, Some(*v), got.get(k).copied()))
+            .or_else(|| {
+                got.iter()
+                    .find(|(k, _)| !want.contains_key(k))
+                    .map(|(k, v)| (*k, None, Some(*v)))
+            });
+        match diff {
+            Some(((locate, side, price), orders, level)) => Err(CheckError::Disagree {
+                locate,
+                side,
+                price,
+                orders,
+                level,
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
+}
+
+/// An inconsistency [`Books::check`] found (`side` 0 is bids, 1 asks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    /// A live order with no shares.
+    #[error("order {0} has zero shares")]
+    ZeroShares(u64),
+    /// Two neighbouring levels not strictly sorted best first.
+    #[error("locate {locate} side {side}: levels out of order, price {first} then {then}")]
+    OutOfOrder {
+        /// Stock locate.
+        locate: u16,
+        /// 0 bids, 1 asks.
+        side: usize,
+        /// The first level's price.
+        first: u32,
+        /// The next level's price.
+        then: u32,
+    },
+    /// A level with no shares or no orders.
+    #[error("locate {locate} side {side}: empty level at price {price}")]
+    EmptyLevel {
+        /// Stock locate.
+        locate: u16,
+        /// 0 bids, 1 asks.
+        side: usize,
+        /// Its price.
+        price: u32,
+    },
+    /// A level whose (shares, orders) differ from the sums of the live orders at its price.
+    #[error(
+        "levels disagree with orders: first difference at locate {locate} side {side} price {price}: orders {orders:?}, level {level:?} (shares, orders)"
+    )]
+    Disagree {
+        /// Stock locate.
+        locate: u16,
+        /// 0 bids, 1 asks.
+        side: usize,
+        /// The price.
+        price: u32,
+        /// (shares, orders) of the live orders there, if any.
+        orders: Option<(u64, u32)>,
+        /// (shares, orders) of the level, if any.
+        level: Option<(u64, u32)>,
+    },
 }
 
 #[cfg(test)]

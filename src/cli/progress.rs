@@ -74,8 +74,9 @@ fn reload(bar: &indicatif::ProgressBar, cell: &RulesCell, w: &mut RulesWatch) {
             "tickwatch: {}: [limits] cannot change while running; rules not reloaded",
             w.path().display()
         )),
-        Some(Reload::Failed(e)) => {
-            bar.println(format!("tickwatch: {e}; the previous rules stay in force"))
-        }
+        Some(Reload::Failed(e)) => bar.println(format!(
+            "tickwatch: {:#}; the previous rules stay in force",
+            anyhow::Error::new(e)
+        )),
     }
 }

@@ -5,11 +5,47 @@
 //! it is written to a temporary name and renamed into place, so an interrupted run never leaves a
 //! half-written cache behind that a later run would trust.
 
-use anyhow::{bail, Context, Result};
 use flate2::read::MultiGzDecoder;
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read};
 use std::path::{Path, PathBuf};
+
+/// A `.gz` input that cannot be resolved to a mappable file.
+#[derive(Debug, thiserror::Error)]
+pub enum GzError {
+    /// The input cannot be opened or read.
+    #[error("opening {}", path.display())]
+    Open {
+        /// The input.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The cache would overwrite the input.
+    #[error("{}: gzip input and cache path are the same file", .0.display())]
+    SameFile(PathBuf),
+    /// The gzip stream is corrupt or cannot be read.
+    #[error("writing decompressed cache {}: decompressing {}", cache.display(), path.display())]
+    Decompress {
+        /// The input.
+        path: PathBuf,
+        /// The cache being written.
+        cache: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The cache cannot be written or renamed into place.
+    #[error("writing decompressed cache {}", cache.display())]
+    Cache {
+        /// The cache being written.
+        cache: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
 
 /// True when the file starts with the gzip magic bytes.
 pub fn is_gzip(path: &Path) -> io::Result<bool> {
@@ -25,8 +61,12 @@ pub fn is_gzip(path: &Path) -> io::Result<bool> {
 ///
 /// # Errors
 /// I/O errors, and a corrupt gzip stream (reported with the path).
-pub fn resolve(path: &Path, cache: Option<&Path>) -> Result<PathBuf> {
-    if !is_gzip(path).with_context(|| format!("opening {}", path.display()))? {
+pub fn resolve(path: &Path, cache: Option<&Path>) -> Result<PathBuf, GzError> {
+    let gzip = is_gzip(path).map_err(|source| GzError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !gzip {
         return Ok(path.to_path_buf());
     }
     let target = match cache {
@@ -34,30 +74,37 @@ pub fn resolve(path: &Path, cache: Option<&Path>) -> Result<PathBuf> {
         None => default_cache(path),
     };
     if target == path {
-        bail!(
-            "{}: gzip input and cache path are the same file",
-            path.display()
-        );
+        return Err(GzError::SameFile(path.to_path_buf()));
     }
     if is_fresh(&target, path) {
         return Ok(target);
     }
     let tmp = target.with_extension(format!("tmp{}", std::process::id()));
-    let result = (|| -> Result<()> {
-        let src = File::open(path)?;
-        let mut dec = MultiGzDecoder::new(BufReader::with_capacity(1 << 20, src));
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-        io::copy(&mut dec, &mut out)
-            .with_context(|| format!("decompressing {}", path.display()))?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        fs::rename(&tmp, &target)?;
-        Ok(())
-    })();
+    let result = decompress(path, &tmp, &target);
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result.with_context(|| format!("writing decompressed cache {}", target.display()))?;
+    result?;
     Ok(target)
+}
+
+/// Decompresses `path` into `tmp`, then renames it to `target`.
+fn decompress(path: &Path, tmp: &Path, target: &Path) -> Result<(), GzError> {
+    let cache = |source| GzError::Cache {
+        cache: target.to_path_buf(),
+        source,
+    };
+    let src = File::open(path).map_err(cache)?;
+    let mut dec = MultiGzDecoder::new(BufReader::with_capacity(1 << 20, src));
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(tmp).map_err(cache)?);
+    io::copy(&mut dec, &mut out).map_err(|source| GzError::Decompress {
+        path: path.to_path_buf(),
+        cache: target.to_path_buf(),
+        source,
+    })?;
+    let file = out.into_inner().map_err(|e| cache(e.into_error()))?;
+    file.sync_all().map_err(cache)?;
+    fs::rename(tmp, target).map_err(cache)
 }
 
 fn default_cache(path: &Path) -> PathBuf {

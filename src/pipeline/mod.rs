@@ -73,7 +73,8 @@ pub trait Stage {
 }
 
 /// What a full ring does with a new event.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Backpressure {
     /// Wait for room: lossless (replay; the default).

@@ -1,10 +1,10 @@
 //! What a stage thread does when none of its stages has work.
 
-use clap::ValueEnum;
 use serde::Serialize;
 
 /// How an idle stage thread waits for work.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum WaitStrategy {
     /// Spin on the rings (`PAUSE` between polls): lowest latency, burns its core. For pinned,

@@ -37,7 +37,7 @@ mod sparse;
 pub use counters::StateCounters;
 pub use dense::DenseState;
 pub use keyed::{KeyedState, ListState, ReducingState};
-pub use sparse::{Entry, Full, SparseIndex, SWEEP_ON_FULL};
+pub use sparse::{Entry, Full, IndexCheckError, SparseIndex, SWEEP_ON_FULL};
 
 /// Event time: nanoseconds since midnight, as in ITCH timestamps.
 pub type Ts = u64;

@@ -41,6 +41,43 @@ const VACANT: Bucket = Bucket {
 #[error("keyed state full: key not inserted (raise the capacity)")]
 pub struct Full;
 
+/// A broken invariant [`SparseIndex::check`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IndexCheckError {
+    /// A bucket names a slot that is free or holds another key.
+    #[error("bucket {bucket}: slot {slot} does not hold key {key}")]
+    Slot {
+        /// The bucket.
+        bucket: usize,
+        /// The slot it names.
+        slot: usize,
+        /// Its key.
+        key: u64,
+    },
+    /// An empty bucket between a key's home bucket and its bucket.
+    #[error("bucket {bucket}: key {key} cut off at {at}")]
+    CutOff {
+        /// The bucket.
+        bucket: usize,
+        /// Its key.
+        key: u64,
+        /// The empty bucket on the way.
+        at: usize,
+    },
+    /// The counts of buckets, live slots and free slots disagree with `len`.
+    #[error("len {len} but {buckets} buckets, {live} live slots, {free} free")]
+    Count {
+        /// Entries counted.
+        len: usize,
+        /// Occupied buckets.
+        buckets: usize,
+        /// Live slots.
+        live: usize,
+        /// Free slots.
+        free: usize,
+    },
+}
+
 /// Where a key lives, from [`SparseIndex::insert`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -351,8 +388,8 @@ impl SparseIndex {
     /// O(buckets · probe length); for tests.
     ///
     /// # Errors
-    /// A description of the first violation.
-    pub fn check(&self) -> Result<(), String> {
+    /// The first violation.
+    pub fn check(&self) -> Result<(), IndexCheckError> {
         let mut seen = 0;
         for (i, b) in self.buckets.iter().enumerate() {
             if b.slot == EMPTY {
@@ -361,22 +398,32 @@ impl SparseIndex {
             seen += 1;
             let s = b.slot as usize;
             if s >= self.capacity() || !self.slot_live[s] || self.slot_key[s] != b.key {
-                return Err(format!("bucket {i}: slot {s} does not hold key {}", b.key));
+                return Err(IndexCheckError::Slot {
+                    bucket: i,
+                    slot: s,
+                    key: b.key,
+                });
             }
             let mut p = self.home(b.key);
             while p != i {
                 if self.buckets[p].slot == EMPTY {
-                    return Err(format!("bucket {i}: key {} cut off at {p}", b.key));
+                    return Err(IndexCheckError::CutOff {
+                        bucket: i,
+                        key: b.key,
+                        at: p,
+                    });
                 }
                 p = (p + 1) & self.mask;
             }
         }
         let live = self.slot_live.iter().filter(|&&l| l).count();
         if seen != self.len || live != self.len || self.free_len + self.len != self.capacity() {
-            return Err(format!(
-                "len {} but {seen} buckets, {live} live slots, {} free",
-                self.len, self.free_len
-            ));
+            return Err(IndexCheckError::Count {
+                len: self.len,
+                buckets: seen,
+                live,
+                free: self.free_len,
+            });
         }
         Ok(())
     }

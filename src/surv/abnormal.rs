@@ -31,6 +31,7 @@
 //! watermark, the same for every worker, is the clock: the result does not depend on how stocks
 //! are sharded).
 
+use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Kind, Severity, SurvEvent};
 use crate::agg::{Touch, Welford};
 
@@ -92,15 +93,21 @@ impl Default for AbnormalMoveRules {
 
 impl AbnormalMoveRules {
     /// Checks the thresholds make sense.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.min_samples < 2 || self.pane_samples < 2 {
-            return Err("min_samples and pane_samples must be at least 2".into());
+    pub fn validate(&self) -> Result<(), RuleError> {
+        if self.min_samples < 2 {
+            return Err(RuleError::new("min_samples", "must be at least 2"));
+        }
+        if self.pane_samples < 2 {
+            return Err(RuleError::new("pane_samples", "must be at least 2"));
         }
         if self.min_samples > 2 * self.pane_samples {
-            return Err(format!(
-                "min_samples ({}) cannot exceed two panes (2 x pane_samples = {})",
-                self.min_samples,
-                2 * self.pane_samples
+            return Err(RuleError::new(
+                "min_samples",
+                format!(
+                    "({}) cannot exceed two panes (2 x pane_samples = {})",
+                    self.min_samples,
+                    2 * self.pane_samples
+                ),
             ));
         }
         for (name, v) in [
@@ -109,20 +116,26 @@ impl AbnormalMoveRules {
             ("jump_bps", self.jump_bps),
         ] {
             if !(v.is_finite() && v > 0.0) {
-                return Err(format!("{name} must be a finite number > 0, got {v}"));
+                return Err(RuleError::new(
+                    name,
+                    format!("must be a finite number > 0, got {v}"),
+                ));
             }
         }
         if !(self.volume_multiple.is_finite() && self.volume_multiple >= 1.0) {
-            return Err(format!(
-                "volume_multiple must be a finite number >= 1, got {}",
-                self.volume_multiple
+            return Err(RuleError::new(
+                "volume_multiple",
+                format!("must be a finite number >= 1, got {}", self.volume_multiple),
             ));
         }
-        if self.volume_window_ns == 0 || self.jump_window_ns == 0 {
-            return Err("volume_window_ns and jump_window_ns must be above 0".into());
+        if self.volume_window_ns == 0 {
+            return Err(RuleError::new("volume_window_ns", "must be above 0"));
+        }
+        if self.jump_window_ns == 0 {
+            return Err(RuleError::new("jump_window_ns", "must be above 0"));
         }
         if self.min_volume_shares == 0 {
-            return Err("min_volume_shares must be at least 1".into());
+            return Err(RuleError::new("min_volume_shares", "must be at least 1"));
         }
         Ok(())
     }
@@ -357,9 +370,12 @@ impl Default for LockedCrossedRules {
 
 impl LockedCrossedRules {
     /// Checks the thresholds make sense.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), RuleError> {
         if self.standing_ns == 0 {
-            return Err("standing_ns must be above 0 (else every lock fires at once)".into());
+            return Err(RuleError::new(
+                "standing_ns",
+                "must be above 0 (else every lock fires at once)",
+            ));
         }
         Ok(())
     }

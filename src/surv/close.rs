@@ -55,6 +55,7 @@
 //! where it was, raise nothing.
 
 use super::event::{Kind, Party, NOBODY};
+use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
 
 /// Thresholds of `[marking_the_close]` in the rules file.
@@ -109,35 +110,38 @@ impl Default for MarkingTheCloseRules {
 
 impl MarkingTheCloseRules {
     /// Checks the thresholds make sense.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), RuleError> {
         if !(BUCKETS as u64 * 1_000..=3_600_000_000_000).contains(&self.window_ns) {
-            return Err(format!(
-                "window_ns must be {} µs to 1 h, got {}",
-                BUCKETS, self.window_ns
+            return Err(RuleError::new(
+                "window_ns",
+                format!("must be {} µs to 1 h, got {}", BUCKETS, self.window_ns),
             ));
         }
         if !(self.min_volume_ratio > 0.0 && self.min_volume_ratio.is_finite()) {
-            return Err(format!(
-                "min_volume_ratio must be a positive number, got {}",
-                self.min_volume_ratio
+            return Err(RuleError::new(
+                "min_volume_ratio",
+                format!("must be a positive number, got {}", self.min_volume_ratio),
             ));
         }
         if !(self.min_impact_bps >= 0.0 && self.min_impact_bps.is_finite()) {
-            return Err(format!(
-                "min_impact_bps must be a non-negative number, got {}",
-                self.min_impact_bps
+            return Err(RuleError::new(
+                "min_impact_bps",
+                format!("must be a non-negative number, got {}", self.min_impact_bps),
             ));
         }
         if !(self.min_party_share > 0.0 && self.min_party_share <= 1.0) {
-            return Err(format!(
-                "min_party_share must be within (0, 1], got {}",
-                self.min_party_share
+            return Err(RuleError::new(
+                "min_party_share",
+                format!("must be within (0, 1], got {}", self.min_party_share),
             ));
         }
         if !(self.min_noii_imbalance_ratio > 0.0 && self.min_noii_imbalance_ratio.is_finite()) {
-            return Err(format!(
-                "min_noii_imbalance_ratio must be a positive number, got {}",
-                self.min_noii_imbalance_ratio
+            return Err(RuleError::new(
+                "min_noii_imbalance_ratio",
+                format!(
+                    "must be a positive number, got {}",
+                    self.min_noii_imbalance_ratio
+                ),
             ));
         }
         Ok(())

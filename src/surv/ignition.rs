@@ -26,6 +26,7 @@
 //! move too small, or a move with no attributed execution on the other side, raises nothing.
 
 use super::event::{Kind, Party, NOBODY};
+use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
 use crate::itch::Side;
 
@@ -92,35 +93,35 @@ impl Default for MomentumIgnitionRules {
 
 impl MomentumIgnitionRules {
     /// Checks the thresholds make sense.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), RuleError> {
         if !(BUCKETS as u64..=60_000_000_000).contains(&self.burst_ns) {
-            return Err(format!(
-                "burst_ns must be {BUCKETS} ns to 60 s, got {}",
-                self.burst_ns
+            return Err(RuleError::new(
+                "burst_ns",
+                format!("must be {BUCKETS} ns to 60 s, got {}", self.burst_ns),
             ));
         }
         if self.min_trades == 0 {
-            return Err("min_trades must be at least 1".into());
+            return Err(RuleError::new("min_trades", "must be at least 1"));
         }
         if !(0.0..=1.0).contains(&self.min_direction_ratio) {
-            return Err(format!(
-                "min_direction_ratio must be within 0..=1, got {}",
-                self.min_direction_ratio
+            return Err(RuleError::new(
+                "min_direction_ratio",
+                format!("must be within 0..=1, got {}", self.min_direction_ratio),
             ));
         }
         if !(self.min_move_bps > 0.0 && self.min_move_bps.is_finite()) {
-            return Err(format!(
-                "min_move_bps must be a positive number, got {}",
-                self.min_move_bps
+            return Err(RuleError::new(
+                "min_move_bps",
+                format!("must be a positive number, got {}", self.min_move_bps),
             ));
         }
         if self.revert_ns == 0 {
-            return Err("revert_ns must be positive".into());
+            return Err(RuleError::new("revert_ns", "must be positive"));
         }
         if !(self.min_revert_fraction > 0.0 && self.min_revert_fraction <= 1.0) {
-            return Err(format!(
-                "min_revert_fraction must be within (0, 1], got {}",
-                self.min_revert_fraction
+            return Err(RuleError::new(
+                "min_revert_fraction",
+                format!("must be within (0, 1], got {}", self.min_revert_fraction),
             ));
         }
         Ok(())

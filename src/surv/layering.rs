@@ -34,6 +34,7 @@
 
 use super::event::{Kind, Party, NOBODY};
 use super::spoofing::{better, opposite, pair_key, size_multiple, Filtered};
+use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
 use crate::itch::Side;
 
@@ -116,50 +117,65 @@ impl Default for LayeringRules {
 
 impl LayeringRules {
     /// Checks the thresholds make sense.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), RuleError> {
         if !(1..=MAX_TOP_LEVELS).contains(&self.top_levels) {
-            return Err(format!(
-                "top_levels must be within 1..={MAX_TOP_LEVELS} (got {})",
-                self.top_levels
+            return Err(RuleError::new(
+                "top_levels",
+                format!(
+                    "must be within 1..={MAX_TOP_LEVELS} (got {})",
+                    self.top_levels
+                ),
             ));
         }
         if self.min_levels_held < 2 || self.min_levels_held > self.top_levels {
-            return Err(format!(
-                "min_levels_held must be within 2..=top_levels ({}) (got {}; one level is spoofing)",
-                self.top_levels, self.min_levels_held
+            return Err(RuleError::new(
+                "min_levels_held",
+                format!(
+                    "must be within 2..=top_levels ({}) (got {}; one level is spoofing)",
+                    self.top_levels, self.min_levels_held
+                ),
             ));
         }
         if !(self.min_level_share > 0.0 && self.min_level_share <= 1.0) {
-            return Err(format!(
-                "min_level_share must be within (0, 1] (got {})",
-                self.min_level_share
+            return Err(RuleError::new(
+                "min_level_share",
+                format!("must be within (0, 1] (got {})", self.min_level_share),
             ));
         }
         if self.min_size_multiple.is_nan() || self.min_size_multiple < 1.0 {
-            return Err(format!(
-                "min_size_multiple must be at least 1 (got {})",
-                self.min_size_multiple
+            return Err(RuleError::new(
+                "min_size_multiple",
+                format!("must be at least 1 (got {})", self.min_size_multiple),
             ));
         }
         if self.min_cancelled_layers == 0 || self.min_cancelled_layers as usize > LAYER_ORDERS {
-            return Err(format!(
-                "min_cancelled_layers must be within 1..={LAYER_ORDERS} (got {})",
-                self.min_cancelled_layers
+            return Err(RuleError::new(
+                "min_cancelled_layers",
+                format!(
+                    "must be within 1..={LAYER_ORDERS} (got {})",
+                    self.min_cancelled_layers
+                ),
             ));
         }
         if self.max_cancel_after_exec_ns == 0 || self.max_cancel_after_exec_ns > STATE_TTL_NS {
-            return Err(format!(
-                "max_cancel_after_exec_ns must be within 1..={STATE_TTL_NS} (got {})",
-                self.max_cancel_after_exec_ns
+            return Err(RuleError::new(
+                "max_cancel_after_exec_ns",
+                format!(
+                    "must be within 1..={STATE_TTL_NS} (got {})",
+                    self.max_cancel_after_exec_ns
+                ),
             ));
         }
-        if self.min_move_bps.is_nan() || self.min_reversion_bps.is_nan() {
-            return Err("min_move_bps and min_reversion_bps must be numbers".into());
+        if self.min_move_bps.is_nan() {
+            return Err(RuleError::new("min_move_bps", "must be a number"));
+        }
+        if self.min_reversion_bps.is_nan() {
+            return Err(RuleError::new("min_reversion_bps", "must be a number"));
         }
         if self.cooldown_ns > STATE_TTL_NS {
-            return Err(format!(
-                "cooldown_ns must be at most {STATE_TTL_NS} (got {})",
-                self.cooldown_ns
+            return Err(RuleError::new(
+                "cooldown_ns",
+                format!("must be at most {STATE_TTL_NS} (got {})", self.cooldown_ns),
             ));
         }
         Ok(())
@@ -948,7 +964,11 @@ mod tests {
             min_levels_held: 1,
             ..LayeringRules::default()
         };
-        assert!(one_level.validate().unwrap_err().contains("spoofing"));
+        assert!(one_level
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("spoofing"));
         let too_many = LayeringRules {
             min_levels_held: 6,
             ..LayeringRules::default()

@@ -166,7 +166,7 @@ fn push_comment(s: &mut String, doc: &str) {
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
     /// I/O.
-    #[error("reading rules {path}: {source}")]
+    #[error("reading rules {path}")]
     Io {
         /// The file.
         path: String,
@@ -182,16 +182,41 @@ pub enum RulesError {
         message: String,
     },
     /// A threshold out of range.
-    #[error("rules {path}: [{table}] {message}")]
+    #[error("rules {path}: [{table}] {rule}")]
     Invalid {
         /// The file.
         path: String,
         /// The table.
         table: &'static str,
-        /// What is wrong.
-        message: String,
+        /// The key and what it must be.
+        rule: RuleError,
     },
 }
+
+/// One rule value out of its range: the key, and what it must be (with the value found).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{key} {must}")]
+pub struct RuleError {
+    /// The key, as in the rules file.
+    pub key: &'static str,
+    /// What it must be, e.g. `must be within 0..=1 (got 2)`.
+    pub must: String,
+}
+
+impl RuleError {
+    /// `key` `must` be something else.
+    pub fn new(key: &'static str, must: impl Into<String>) -> RuleError {
+        RuleError {
+            key,
+            must: must.into(),
+        }
+    }
+}
+
+/// New rules whose `[limits]` differ from the running ones: the tables are sized at start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("[limits] cannot change while running (tables are sized at start); restart to resize")]
+pub struct LimitsChanged;
 
 impl Rules {
     /// Parses rules from TOML text (`path` names it in errors); missing tables and keys take
@@ -206,10 +231,10 @@ impl Rules {
         })?;
         rules
             .validate()
-            .map_err(|(table, message)| RulesError::Invalid {
+            .map_err(|(table, rule)| RulesError::Invalid {
                 path: path.to_string(),
                 table,
-                message,
+                rule,
             })?;
         Ok(rules)
     }
@@ -228,8 +253,8 @@ impl Rules {
     }
 
     /// Checks every table; the first bad one as (table, message).
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let checks: [(&'static str, Result<(), String>); 10] = [
+    pub fn validate(&self) -> Result<(), (&'static str, RuleError)> {
+        let checks: [(&'static str, Result<(), RuleError>); 10] = [
             ("spoofing", self.spoofing.validate()),
             ("layering", self.layering.validate()),
             ("quote_stuffing", self.quote_stuffing.validate()),
@@ -246,7 +271,16 @@ impl Rules {
         }
         let l = &self.limits;
         if l.orders == 0 || l.parties == 0 || l.pairs == 0 || l.locates == 0 {
-            return Err(("limits", "every limit must be at least 1".into()));
+            let zero = [
+                ("orders", l.orders),
+                ("parties", l.parties),
+                ("pairs", l.pairs),
+                ("locates", l.locates),
+            ]
+            .into_iter()
+            .find_map(|(k, v)| (v == 0).then_some(k))
+            .unwrap_or("orders");
+            return Err(("limits", RuleError::new(zero, "must be at least 1")));
         }
         Ok(())
     }
@@ -432,9 +466,9 @@ impl Surveillance {
     ///
     /// # Errors
     /// New rules whose limits differ.
-    pub fn set_rules(&mut self, rules: Rules) -> Result<(), String> {
+    pub fn set_rules(&mut self, rules: Rules) -> Result<(), LimitsChanged> {
         if rules.limits != self.rules.limits {
-            return Err("[limits] cannot change while running (tables are sized at start); restart to resize".into());
+            return Err(LimitsChanged);
         }
         self.rules = rules;
         self.counters.reloads += 1;

@@ -30,6 +30,7 @@
 //! party once (a recent-party cache usually skips the hash) and a mark finds none. Money is kept in exact integers (half-units of Price(4): price × 2, the
 //! unit of a mid `bid + ask`), so results do not depend on the order of float additions.
 use super::event::{Party, NOBODY};
+use super::RuleError;
 use super::{Alert, Alerts, Capacity, DetectorId, Severity};
 use crate::itch::Side;
 use crate::state::KeyedState;
@@ -115,7 +116,7 @@ impl Default for RiskRules {
 
 impl RiskRules {
     /// Checks the thresholds make sense.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), RuleError> {
         let fields = [
             ("equity_usd", self.equity_usd),
             ("max_gross_notional_usd", self.max_gross_notional_usd),
@@ -132,36 +133,49 @@ impl RiskRules {
         ];
         for (name, v) in fields {
             if !v.is_finite() || v < 0.0 {
-                return Err(format!(
-                    "{name} must be a finite number >= 0 (0: off), found {v}"
+                return Err(RuleError::new(
+                    name,
+                    format!("must be a finite number >= 0 (0: off), found {v}"),
                 ));
             }
         }
         if self.equity_usd <= 0.0 {
-            return Err("equity_usd must be above 0 (it divides gross notional)".into());
+            return Err(RuleError::new(
+                "equity_usd",
+                "must be above 0 (it divides gross notional)",
+            ));
         }
         if self.kill_leverage > 0.0 && self.kill_leverage < self.max_leverage {
-            return Err(format!(
-                "kill_leverage ({}) must be at least max_leverage ({}) or 0",
-                self.kill_leverage, self.max_leverage
+            return Err(RuleError::new(
+                "kill_leverage",
+                format!(
+                    "({}) must be at least max_leverage ({}) or 0",
+                    self.kill_leverage, self.max_leverage
+                ),
             ));
         }
         if self.kill_loss_usd > 0.0 && self.kill_loss_usd < self.max_loss_usd {
-            return Err(format!(
-                "kill_loss_usd ({}) must be at least max_loss_usd ({}) or 0",
-                self.kill_loss_usd, self.max_loss_usd
+            return Err(RuleError::new(
+                "kill_loss_usd",
+                format!(
+                    "({}) must be at least max_loss_usd ({}) or 0",
+                    self.kill_loss_usd, self.max_loss_usd
+                ),
             ));
         }
         if !(self.rearm_ratio > 0.0 && self.rearm_ratio <= 1.0) {
-            return Err(format!(
-                "rearm_ratio must be in (0, 1], found {}",
-                self.rearm_ratio
+            return Err(RuleError::new(
+                "rearm_ratio",
+                format!("must be in (0, 1], found {}", self.rearm_ratio),
             ));
         }
         if self.rate_window_ns < RATE_BUCKETS as u64 {
-            return Err(format!(
-                "rate_window_ns must be at least {RATE_BUCKETS} ns, found {}",
-                self.rate_window_ns
+            return Err(RuleError::new(
+                "rate_window_ns",
+                format!(
+                    "must be at least {RATE_BUCKETS} ns, found {}",
+                    self.rate_window_ns
+                ),
             ));
         }
         Ok(())

@@ -33,6 +33,7 @@
 //! [`PAIR_CANDIDATES`] on an attributed execution.
 
 use super::event::{Kind, Party, NOBODY};
+use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
 use crate::agg::Touch;
 use crate::itch::Side;
@@ -112,45 +113,54 @@ impl Default for SpoofingRules {
 
 impl SpoofingRules {
     /// Checks the thresholds make sense.
-    pub fn validate(&self) -> Result<(), String> {
-        let ratio = |name: &str, v: f64| {
+    pub fn validate(&self) -> Result<(), RuleError> {
+        let ratio = |name: &'static str, v: f64| {
             if (0.0..=1.0).contains(&v) {
                 Ok(())
             } else {
-                Err(format!("{name} must be within 0..=1 (got {v})"))
+                Err(RuleError::new(
+                    name,
+                    format!("must be within 0..=1 (got {v})"),
+                ))
             }
         };
         if self.min_spoof_shares == 0 {
-            return Err("min_spoof_shares must be at least 1".into());
+            return Err(RuleError::new("min_spoof_shares", "must be at least 1"));
         }
         ratio("min_touch_share", self.min_touch_share)?;
         ratio("max_spoof_fill_ratio", self.max_spoof_fill_ratio)?;
         if self.min_size_multiple.is_nan() || self.min_size_multiple < 1.0 {
-            return Err(format!(
-                "min_size_multiple must be at least 1 (got {})",
-                self.min_size_multiple
+            return Err(RuleError::new(
+                "min_size_multiple",
+                format!("must be at least 1 (got {})", self.min_size_multiple),
             ));
         }
         ratio("min_cancel_ratio", self.min_cancel_ratio)?;
         if self.min_cancel_ratio == 0.0 {
-            return Err("min_cancel_ratio must be above 0".into());
+            return Err(RuleError::new("min_cancel_ratio", "must be above 0"));
         }
         if self.max_lifetime_ns == 0 || self.max_lifetime_ns > STATE_TTL_NS {
-            return Err(format!(
-                "max_lifetime_ns must be within 1..={STATE_TTL_NS} (got {})",
-                self.max_lifetime_ns
+            return Err(RuleError::new(
+                "max_lifetime_ns",
+                format!(
+                    "must be within 1..={STATE_TTL_NS} (got {})",
+                    self.max_lifetime_ns
+                ),
             ));
         }
         if self.max_exec_to_cancel_ns == 0 {
-            return Err("max_exec_to_cancel_ns must be at least 1".into());
+            return Err(RuleError::new(
+                "max_exec_to_cancel_ns",
+                "must be at least 1",
+            ));
         }
         if self.min_exec_shares == 0 {
-            return Err("min_exec_shares must be at least 1".into());
+            return Err(RuleError::new("min_exec_shares", "must be at least 1"));
         }
         if self.cooldown_ns > STATE_TTL_NS {
-            return Err(format!(
-                "cooldown_ns must be at most {STATE_TTL_NS} (got {})",
-                self.cooldown_ns
+            return Err(RuleError::new(
+                "cooldown_ns",
+                format!("must be at most {STATE_TTL_NS} (got {})", self.cooldown_ns),
             ));
         }
         Ok(())
@@ -802,7 +812,11 @@ mod tests {
             min_touch_share: 1.5,
             ..SpoofingRules::default()
         };
-        assert!(bad.validate().unwrap_err().contains("min_touch_share"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("min_touch_share"));
         let bad = SpoofingRules {
             max_lifetime_ns: 0,
             ..SpoofingRules::default()

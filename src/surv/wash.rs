@@ -28,6 +28,7 @@
 //! Not a wash: the firm's two fills on different match numbers; one match number between two
 //! unrelated accounts (different owners); two fills of one match number on the same side.
 use super::event::Party;
+use super::RuleError;
 use super::SurvEvent;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, FlowEvent, FlowRecord, Severity};
 use crate::agg::Touch;
@@ -95,32 +96,44 @@ impl Default for WashTradeRules {
 
 impl WashTradeRules {
     /// Checks the thresholds make sense.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), RuleError> {
         if self.pair_window_ns == 0 || self.pair_window_ns > MAX_PAIR_WINDOW_NS {
-            return Err(format!(
-                "pair_window_ns must be in 1..={MAX_PAIR_WINDOW_NS} (found {})",
-                self.pair_window_ns
+            return Err(RuleError::new(
+                "pair_window_ns",
+                format!(
+                    "must be in 1..={MAX_PAIR_WINDOW_NS} (found {})",
+                    self.pair_window_ns
+                ),
             ));
         }
         if self.owner_prefix_len > 12 {
-            return Err(format!(
-                "owner_prefix_len must be 0..=12 (accounts have at most 12 characters; found {})",
-                self.owner_prefix_len
+            return Err(RuleError::new(
+                "owner_prefix_len",
+                format!(
+                    "must be 0..=12 (accounts have at most 12 characters; found {})",
+                    self.owner_prefix_len
+                ),
             ));
         }
         if self.cooldown_ns == 0 || self.quiet_ns > self.cooldown_ns {
-            return Err(format!(
-                "cooldown_ns must be at least 1 and at least quiet_ns (found cooldown_ns {}, quiet_ns {})",
-                self.cooldown_ns, self.quiet_ns
+            return Err(RuleError::new(
+                "cooldown_ns",
+                format!(
+                    "must be at least 1 and at least quiet_ns (found cooldown_ns {}, quiet_ns {})",
+                    self.cooldown_ns, self.quiet_ns
+                ),
             ));
         }
         if self.min_shares == 0 {
-            return Err("min_shares must be at least 1".into());
+            return Err(RuleError::new("min_shares", "must be at least 1"));
         }
         if self.near_wash_ns > MAX_NEAR_WASH_NS {
-            return Err(format!(
-                "near_wash_ns must be at most {MAX_NEAR_WASH_NS} (found {})",
-                self.near_wash_ns
+            return Err(RuleError::new(
+                "near_wash_ns",
+                format!(
+                    "must be at most {MAX_NEAR_WASH_NS} (found {})",
+                    self.near_wash_ns
+                ),
             ));
         }
         Ok(())
