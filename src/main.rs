@@ -11,12 +11,15 @@ mod cli {
     pub mod files;
     pub mod gen;
     pub mod inspect;
+    pub mod memory;
     pub mod progress;
     pub mod report;
     pub mod run;
     pub mod surv;
+    pub mod values;
 }
 
+use clap::error::ErrorKind;
 use clap::Parser;
 use cli::args::{Cli, Cmd, ConvertCmd};
 use std::io;
@@ -29,7 +32,8 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let result = match Cli::parse().cmd {
+    let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
+    let result = match cli.cmd {
         Cmd::Inspect(a) => cli::inspect::cmd_inspect(a),
         Cmd::Book(a) => cli::book::cmd_book(a),
         Cmd::Gen(a) => cli::gen::cmd_gen(a),
@@ -53,4 +57,20 @@ fn main() {
         eprintln!("tickwatch: error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// A flag value out of its range (or unreadable) is an error like any other: `tickwatch: error:`
+/// naming the flag and its range, exit code 1. Other usage errors, `--help` and `--version` are
+/// clap's.
+fn usage_error(e: clap::Error) -> ! {
+    if e.kind() != ErrorKind::ValueValidation {
+        e.exit()
+    }
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    eprintln!(
+        "tickwatch: error: {}",
+        first.strip_prefix("error: ").unwrap_or(first)
+    );
+    std::process::exit(1)
 }

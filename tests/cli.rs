@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tickwatch::book::{BookConfig, Books};
@@ -58,6 +59,36 @@ fn fails(args: &[&str]) -> String {
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(err.starts_with("tickwatch: error:"), "{args:?}: {err}");
     assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// Runs with a deadline and expects a clean error exit (as [`fails`]) within a few seconds, not
+/// a hang or a crash; returns stderr.
+fn fails_fast(args: &[&str]) -> String {
+    let t0 = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running tickwatch");
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if t0.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("tickwatch {args:?} still running after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = t0.elapsed();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{args:?}: {err}");
+    assert!(err.starts_with("tickwatch: error:"), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(took < Duration::from_secs(5), "{args:?} took {took:?}");
     err
 }
 
@@ -735,4 +766,73 @@ fn run_alerts_file_equals_the_reference_and_scores() {
     let o = ok(&["eval", s(&feed), "--alerts", s(&a), "--json"]);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v.to_string().contains("spoofing"), "{v}");
+}
+
+#[test]
+fn flags_out_of_range_are_refused_at_once_naming_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = sample_path();
+    let (f, out) = (s(&feed), dir.path().join("x.itch"));
+    // Each once panicked, hung, spun or tried to allocate terabytes.
+    let cases: [(&[&str], &str, &str); 6] = [
+        (
+            &["run", f, "--ring-capacity", "18446744073709551615"],
+            "--ring-capacity",
+            "2..=16777216",
+        ),
+        (&["run", f, "--workers", "100000"], "--workers", "1..=1024"),
+        (
+            &["run", f, "--max-orders", "18446744073709551615"],
+            "--max-orders",
+            "1..=67108864",
+        ),
+        (&["bars", f, "--slide", "1ns"], "--slide", "1ms..=24h"),
+        (&["bars", f, "--window", "1ns"], "--window", "1ms..=24h"),
+        (
+            &[
+                "gen",
+                "--messages",
+                "100000",
+                "--symbols",
+                "10",
+                "--scenarios",
+                "spoofing",
+                "--scenario-rate",
+                "1e9",
+                "--out",
+                s(&out),
+            ],
+            "--scenario-rate",
+            "(0, 10]",
+        ),
+    ];
+    for (args, flag, range) in cases {
+        let err = fails_fast(args);
+        assert!(err.contains(flag) && err.contains(range), "{args:?}: {err}");
+    }
+    assert!(!out.exists(), "nothing generated");
+}
+
+#[test]
+fn flag_combinations_too_big_for_memory_are_refused_at_once() {
+    let f = sample_path();
+    let f = s(&f);
+    // Lateness a day long in 1 s panes: 86,404 panes per stock, terabytes of windows.
+    let err = fails_fast(&["bars", f, "--window", "1s", "--lateness", "24h"]);
+    assert!(
+        err.contains("--lateness") && err.contains("memory"),
+        "{err}"
+    );
+    // A 1 h window sliding every 1 ms: 3.6 M panes per stock, beyond the pane ring's limit.
+    let err = fails_fast(&["bars", f, "--window", "1h", "--slide", "1ms"]);
+    assert!(
+        err.contains("--slide") && err.contains("pane slots"),
+        "{err}"
+    );
+    // 1,024 workers with 2^24-slot rings: 1.4 TB of rings.
+    let err = fails_fast(&["run", f, "--workers", "1024", "--ring-capacity", "16777216"]);
+    assert!(
+        err.contains("--ring-capacity") && err.contains("memory"),
+        "{err}"
+    );
 }

@@ -1,11 +1,11 @@
 //! The command line's arguments (clap): one struct per command, shared option groups, and the
 //! parsers of values clap does not know.
 
+use super::values::{self, count, Speed};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use tickwatch::agg::{BarFormat, BarKey};
 use tickwatch::book::BookConfig;
-use tickwatch::itch::parse_time;
 use tickwatch::pipeline::{Backpressure, WaitStrategy};
 
 /// Low-latency market-data engine: decode NASDAQ ITCH 5.0, rebuild full-depth books, measure.
@@ -74,7 +74,7 @@ pub struct SurveilArgs {
     #[arg(long, short = 'o')]
     pub alerts: Option<PathBuf>,
     /// A watermark mark (timers, flow) every this many messages, as the pipeline sends them.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = count::<u32>(values::MARK_EVERY))]
     pub mark_every: u32,
 }
 
@@ -102,29 +102,31 @@ pub struct RulesArgs {
 
 #[derive(Args, Debug)]
 pub struct BarsArgs {
-    /// Window length: `1s`, `200ms`, `5m`, …
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    /// Window length: `1s`, `200ms`, `5m`, … (1 ms to 24 h; the state that the window/slide
+    /// ratio, the lateness and the out-of-orderness need must fit in half the machine's memory).
+    #[arg(long, default_value = "1s", value_parser = values::window_len)]
     pub window: std::time::Duration,
     /// Slide between window starts (sliding windows; default: the window length, tumbling).
-    /// Must divide the window length.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    /// Must divide the window length. At least 1 ms: the reader sends a watermark mark every
+    /// slide across the feed's time span.
+    #[arg(long, value_parser = values::window_len)]
     pub slide: Option<std::time::Duration>,
     /// Window starts are offset from midnight by this much (less than the slide).
-    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = values::time_span)]
     pub offset: std::time::Duration,
     /// Watermark: how far a message's timestamp may lag the latest one seen.
-    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = values::time_span)]
     pub out_of_orderness: std::time::Duration,
     /// Allowed lateness: a window still takes late messages this long after it fired, and
     /// writes its updated row (`late` = 1); later messages are counted in the late ledger.
-    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = values::time_span)]
     pub lateness: std::time::Duration,
     /// One row per stock, or per market participant (the MPID of attributed orders, carried
     /// through their executions, cancels and replaces).
     #[arg(long, value_enum, default_value = "stock")]
     pub by: BarKey,
     /// Participants each worker tracks with `--by participant` (more are counted and skipped).
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, value_parser = count::<usize>(values::PARTICIPANTS))]
     pub max_participants: usize,
     /// Only this stock's rows (with `--by participant`: this MPID's).
     #[arg(long)]
@@ -165,10 +167,10 @@ pub struct RunArgs {
     /// packed evenly with them, and cores − 1 when paced, so latency never waits for another
     /// stage's turn; with `--alerts` at max speed below 4 cores, one per core — each measured
     /// best on 2 cores, see PERF.md).
-    #[arg(long)]
+    #[arg(long, value_parser = count::<usize>(values::THREADS))]
     pub workers: Option<usize>,
     /// Cores to pin the pipeline threads to, e.g. `0,1` (default: every core; `none`: no pinning).
-    #[arg(long, value_delimiter = ',', value_parser = parse_core)]
+    #[arg(long, value_delimiter = ',', value_parser = values::core)]
     pub cores: Option<Vec<Option<usize>>>,
     /// How idle threads wait.
     #[arg(long, value_enum, default_value_t = WaitStrategy::BusySpin)]
@@ -177,16 +179,17 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Backpressure::Block)]
     pub backpressure: Backpressure,
     /// `max` (as fast as possible) or a multiple of the feed's own pace: `1`, `10`, `0.5`, `100x`.
-    #[arg(long, default_value = "max", value_parser = parse_speed)]
+    #[arg(long, default_value = "max", value_parser = values::speed)]
     pub speed: Speed,
     /// With a paced `--speed`: fast-forward (untimed) to this time of day, then pace.
-    #[arg(long, value_name = "HH:MM:SS[.f]", value_parser = parse_tod)]
+    #[arg(long, value_name = "HH:MM:SS[.f]", value_parser = values::time_of_day)]
     pub from: Option<u64>,
     /// Stop before the first message stamped after this time of day.
-    #[arg(long, value_name = "HH:MM:SS[.f]", value_parser = parse_tod)]
+    #[arg(long, value_name = "HH:MM:SS[.f]", value_parser = values::time_of_day)]
     pub until: Option<u64>,
-    /// Slots per ring (rounded up to a power of two; 64 bytes each on the worker rings).
-    #[arg(long, default_value_t = 1 << 14)]
+    /// Slots per ring (rounded up to a power of two; 64 bytes each on the worker rings; at most
+    /// 2^24, and every worker's rings together within half the machine's memory).
+    #[arg(long, default_value_t = 1 << 14, value_parser = count::<usize>(values::RING_SLOTS))]
     pub ring_capacity: usize,
     /// `stages`: time every stage of every event; `e2e`: only end to end (every event still),
     /// so the workers read no clock and no stage histograms are kept (faster: see PERF.md).
@@ -226,37 +229,6 @@ pub enum Timing {
     E2e,
 }
 
-/// `--speed`: `None` is max.
-#[derive(Clone, Copy, Debug)]
-pub struct Speed(pub Option<f64>);
-
-fn parse_speed(s: &str) -> Result<Speed, String> {
-    if s.trim().eq_ignore_ascii_case("max") {
-        return Ok(Speed(None));
-    }
-    let t = s.trim().trim_end_matches(['x', 'X']);
-    match t.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(Speed(Some(v))),
-        _ => Err(format!(
-            "`{s}`: expected `max` or a positive number such as 1, 10 or 0.5"
-        )),
-    }
-}
-
-fn parse_core(s: &str) -> Result<Option<usize>, String> {
-    if s.eq_ignore_ascii_case("none") {
-        return Ok(None);
-    }
-    s.trim()
-        .parse()
-        .map(Some)
-        .map_err(|_| format!("`{s}`: expected a core number or `none`"))
-}
-
-fn parse_tod(s: &str) -> Result<u64, String> {
-    parse_time(s).ok_or_else(|| format!("`{s}`: expected HH:MM:SS[.fffffffff]"))
-}
-
 #[derive(Args, Debug)]
 pub struct InputArgs {
     /// ITCH 5.0 BinaryFILE (2-byte big-endian length before each message); `.gz` is decompressed
@@ -278,7 +250,7 @@ pub struct InspectArgs {
     #[arg(long)]
     pub json: bool,
     /// Threads to decode with (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = count::<usize>(values::THREADS))]
     pub threads: Option<usize>,
 }
 
@@ -293,7 +265,7 @@ pub struct BookArgs {
     #[arg(long)]
     pub at: Option<String>,
     /// Price levels per side to show.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = count::<usize>(values::DEPTH))]
     pub depth: usize,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -304,11 +276,12 @@ pub struct BookArgs {
 
 #[derive(Args, Debug, Clone, Copy)]
 pub struct CapacityArgs {
-    /// Most live orders the books hold (preallocated; more is a counted overflow).
-    #[arg(long, default_value_t = 4 << 20)]
+    /// Most live orders the books hold (preallocated; more is a counted overflow; at most 2^26).
+    #[arg(long, default_value_t = 4 << 20, value_parser = count::<usize>(values::ORDERS))]
     pub max_orders: usize,
-    /// Price-level slots across all books (preallocated; default: 2 × max-orders + 16 per locate).
-    #[arg(long)]
+    /// Price-level slots across all books (preallocated; default: 2 × max-orders + 16 per locate;
+    /// at most 2^28).
+    #[arg(long, value_parser = count::<usize>(values::LEVELS))]
     pub max_levels: Option<usize>,
 }
 
@@ -325,28 +298,28 @@ impl CapacityArgs {
 #[derive(Args, Debug)]
 pub struct GenArgs {
     /// Total messages to write.
-    #[arg(long)]
+    #[arg(long, value_parser = count::<u64>(values::MESSAGES))]
     pub messages: u64,
     /// Number of stocks.
-    #[arg(long)]
+    #[arg(long, value_parser = count::<u32>(values::SYMBOLS))]
     pub symbols: u32,
     /// Live orders to ramp up to and then hold (default: messages / 20, at most 2,000,000).
-    #[arg(long)]
+    #[arg(long, value_parser = count::<u64>(values::ORDERS))]
     pub live_orders: Option<u64>,
     /// Random seed: the same seed and arguments give the same bytes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Compress the continuous session (normally 09:30-16:00) into this long after the open,
     /// e.g. `10m`: the same messages at a higher rate, so that short windows hold many events.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = values::session)]
     pub session: Option<std::time::Duration>,
     /// Inject labelled manipulation episodes: any of spoofing, layering, stuffing, ignition,
     /// close, wash (comma-separated). Writes OUT.truth.json (the ground truth) and, with wash,
     /// OUT.flow.csv (the firm's participant flow).
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<String>,
-    /// Episodes of each scenario per minute of the continuous session.
-    #[arg(long, default_value_t = 0.2)]
+    /// Episodes of each scenario per minute of the continuous session (above 0, at most 10).
+    #[arg(long, default_value_t = 0.2, value_parser = values::scenario_rate)]
     pub scenario_rate: f64,
     /// Output file.
     #[arg(long)]
@@ -384,10 +357,10 @@ pub struct LobsterArgs {
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Messages in the generated feed.
-    #[arg(long, default_value_t = 2_000_000)]
+    #[arg(long, default_value_t = 2_000_000, value_parser = count::<u64>(values::MESSAGES))]
     pub messages: u64,
     /// Stocks in the generated feed.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = count::<u32>(values::SYMBOLS))]
     pub symbols: u32,
     /// Keep the generated feed in this directory instead of a temporary one.
     #[arg(long)]
@@ -399,10 +372,10 @@ pub struct BenchArgs {
     #[command(flatten)]
     pub input: InputArgs,
     /// Timed repetitions of each kernel (the median is reported).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = count::<usize>(values::REPEAT))]
     pub repeat: usize,
     /// Threads for the parallel decode (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = count::<usize>(values::THREADS))]
     pub threads: Option<usize>,
     /// Also time a cold first walk: evict the file from the page cache, map without populating, walk.
     #[arg(long)]
@@ -415,7 +388,7 @@ pub struct BenchArgs {
     pub huge_pages: bool,
     /// Time decode + book update on every N-th message for the latency percentiles (1 = every
     /// message; timing every message perturbs the pipelined loop by ≈ 30 ns/msg).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = count::<u64>(values::SAMPLE_EVERY))]
     pub latency_sample: u64,
     /// Print JSON instead of text.
     #[arg(long)]

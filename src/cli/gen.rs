@@ -2,7 +2,7 @@
 
 use super::args::GenArgs;
 use super::files::sibling;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::io::{self, Write};
 use std::time::Instant;
 use tickwatch::gen::GenConfig;
@@ -32,12 +32,6 @@ pub fn cmd_gen(a: GenArgs) -> Result<()> {
         if !kinds.contains(&k) {
             kinds.push(k);
         }
-    }
-    if !(a.scenario_rate.is_finite() && a.scenario_rate > 0.0) {
-        bail!(
-            "--scenario-rate must be a positive number, got {}",
-            a.scenario_rate
-        );
     }
     let session = a
         .session

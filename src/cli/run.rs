@@ -3,6 +3,7 @@
 
 use super::args::{BarsArgs, RunArgs, Timing};
 use super::files::output_writer;
+use super::memory;
 use super::progress::{self, Watch};
 use super::report::print_run_report;
 use super::surv::surv_inputs;
@@ -97,6 +98,7 @@ fn run_pipeline(
         (None, None) => RunKind::Books,
     };
     let cfg = pipeline_config(&a, kind)?;
+    memory::check(&cfg, bars.as_ref())?;
     ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
     let progress = AtomicU64::new(0);

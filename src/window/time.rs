@@ -105,6 +105,26 @@ impl TimeWindowConfig {
     }
 }
 
+/// The sizes of a [`TimeWindows`]' state.
+struct Layout {
+    /// Panes per window.
+    n: u64,
+    /// Timestamp shift (see the module).
+    shift: u64,
+    /// Latest timestamp the shift leaves room for.
+    max_ts: Ts,
+    /// Pane slots per key.
+    slots: usize,
+    /// Words of a bitmap over the keys.
+    words: usize,
+    /// Pane cells (keys × slots).
+    total: usize,
+    /// Suffix cells (keys × (n − 1)).
+    sfx_total: usize,
+    /// Bytes of cells (panes, suffixes, the prefix row) and pane bitmaps.
+    bytes: usize,
+}
+
 /// Words of a bitmap over `keys` keys.
 #[inline]
 fn words_for(keys: usize) -> usize {
@@ -217,38 +237,16 @@ impl<A: Aggregate> TimeWindows<A> {
     /// slides; [`WindowError::TooLarge`] when the sizes overflow `u64` arithmetic or the state
     /// does not fit in memory.
     pub fn new(cfg: TimeWindowConfig, keys: usize) -> Result<Self, WindowError> {
-        cfg.validate()?;
-        check_keys(keys)?;
-        let n = cfg.size / cfg.slide;
-        let shift = cfg
-            .size
-            .checked_add(cfg.slide - cfg.offset)
-            .ok_or(WindowError::TooLarge)?;
-        let max_ts = Ts::MAX
-            .checked_sub(shift)
-            .and_then(|m| m.checked_sub(cfg.size))
-            .ok_or(WindowError::TooLarge)?;
-        let needed = cfg.panes_needed().ok_or(WindowError::TooLarge)?;
-        if needed > MAX_PANE_SLOTS {
-            return Err(WindowError::TooManyPanes {
-                needed,
-                limit: MAX_PANE_SLOTS,
-            });
-        }
-        let slots = needed.next_power_of_two() as usize;
-        let words = words_for(keys);
-        // Pane rows, suffix rows (n - 1 <= slots) and the prefix row.
-        let sfx_rows = n as usize - 1;
-        let total = keys.checked_mul(slots).ok_or(WindowError::TooLarge)?;
-        let sfx_total = keys.checked_mul(sfx_rows).ok_or(WindowError::TooLarge)?;
-        let bytes = total
-            .checked_add(sfx_total)
-            .and_then(|c| c.checked_add(keys))
-            .and_then(|c| c.checked_mul(std::mem::size_of::<A>().max(1)))
-            .and_then(|b| b.checked_add(slots.checked_mul(words)?.checked_mul(8)?));
-        if bytes.map_or(true, |b| b > isize::MAX as usize) {
-            return Err(WindowError::TooLarge);
-        }
+        let Layout {
+            n,
+            shift,
+            max_ts,
+            slots,
+            words,
+            total,
+            sfx_total,
+            ..
+        } = Self::layout(cfg, keys)?;
         Ok(Self {
             cfg,
             keys,
@@ -279,6 +277,60 @@ impl<A: Aggregate> TimeWindows<A> {
             fast_slot: 0,
             warm: 0,
             ledger: LateLedger::default(),
+        })
+    }
+
+    /// The bytes [`TimeWindows::new`] allocates for `keys` keys: what a caller checks against
+    /// its memory before building the operator.
+    ///
+    /// # Errors
+    /// As [`TimeWindows::new`].
+    pub fn state_bytes(cfg: TimeWindowConfig, keys: usize) -> Result<usize, WindowError> {
+        Ok(Self::layout(cfg, keys)?.bytes)
+    }
+
+    /// Checks `cfg` and sizes the state for `keys` keys.
+    fn layout(cfg: TimeWindowConfig, keys: usize) -> Result<Layout, WindowError> {
+        cfg.validate()?;
+        check_keys(keys)?;
+        let n = cfg.size / cfg.slide;
+        let shift = cfg
+            .size
+            .checked_add(cfg.slide - cfg.offset)
+            .ok_or(WindowError::TooLarge)?;
+        let max_ts = Ts::MAX
+            .checked_sub(shift)
+            .and_then(|m| m.checked_sub(cfg.size))
+            .ok_or(WindowError::TooLarge)?;
+        let needed = cfg.panes_needed().ok_or(WindowError::TooLarge)?;
+        if needed > MAX_PANE_SLOTS {
+            return Err(WindowError::TooManyPanes {
+                needed,
+                limit: MAX_PANE_SLOTS,
+            });
+        }
+        let slots = needed.next_power_of_two() as usize;
+        let words = words_for(keys);
+        // Pane rows, suffix rows (n - 1 <= slots) and the prefix row.
+        let sfx_rows = n as usize - 1;
+        let total = keys.checked_mul(slots).ok_or(WindowError::TooLarge)?;
+        let sfx_total = keys.checked_mul(sfx_rows).ok_or(WindowError::TooLarge)?;
+        let bytes = total
+            .checked_add(sfx_total)
+            .and_then(|c| c.checked_add(keys))
+            .and_then(|c| c.checked_mul(std::mem::size_of::<A>().max(1)))
+            .and_then(|b| b.checked_add(slots.checked_mul(words)?.checked_mul(8)?))
+            .filter(|&b| b <= isize::MAX as usize)
+            .ok_or(WindowError::TooLarge)?;
+        Ok(Layout {
+            n,
+            shift,
+            max_ts,
+            slots,
+            words,
+            total,
+            sfx_total,
+            bytes,
         })
     }
 
