@@ -7,8 +7,8 @@
 //!
 //! Besides the summary table ([`write_table`]) a histogram can be written as HdrHistogram's
 //! percentile-distribution text ([`write_hgrm`], the `.hgrm` files HdrHistogram's online plotter
-//! reads) and a set of stages drawn as the classic latency-by-percentile chart ([`plot_svg`]);
-//! both are built from the same rows, [`percentile_rows`].
+//! reads) and a set of stages drawn as the classic latency-by-percentile chart (`plot_svg`, with
+//! the `plot` feature); both are built from the same rows, [`percentile_rows`].
 
 use std::io::{self, Write};
 

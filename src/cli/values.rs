@@ -15,7 +15,7 @@ pub const THREADS: RangeInclusive<u64> = 1..=1024;
 pub const CORES: RangeInclusive<usize> = 0..=1023;
 /// Slots per ring (rounded up to a power of two): 2^24 slots of 64 bytes is 1 GiB per ring.
 pub const RING_SLOTS: RangeInclusive<u64> = 2..=1 << 24;
-/// Live orders: 2^26 is 16 times the default, ≈ 6 GiB of order table and level arena.
+/// Live orders: 2^26 is 16 times the default; a 3-worker `run` prefaults 9.5 GB for it (13 s).
 pub const ORDERS: RangeInclusive<u64> = 1..=1 << 26;
 /// Price-level slots (a few per order).
 pub const LEVELS: RangeInclusive<u64> = 1..=1 << 28;
@@ -35,8 +35,8 @@ pub const REPEAT: RangeInclusive<u64> = 1..=1000;
 pub const SAMPLE_EVERY: RangeInclusive<u64> = 1..=1 << 20;
 
 /// Shortest window slide: the reader sends a watermark mark every slide across the feed's time
-/// span, wherever there are messages or not. Measured: a 17-hour feed takes 21 s at 1 ms and
-/// minutes below (2 workers).
+/// span, wherever there are messages or not. Measured: 1 ms bars of a generated feed spanning 17
+/// hours take 30 s (1 worker; 20 s with 2), 100 µs ones minutes.
 const MIN_SLIDE: Duration = Duration::from_millis(1);
 /// Longest window, slide, offset, lateness or out-of-orderness: a day.
 const DAY: Duration = Duration::from_secs(86_400);
