@@ -102,7 +102,7 @@ pub use event::{Done, Event, SeqOrder, Tag};
 pub use marks::{Clock, Frontier, MarkGen, MAX_CLOCKS, UNTIMED};
 pub use op::{Collector, Job, Plan, ShardOp};
 pub use reader::{Control, Pacer};
-pub use run::{run, run_job, tick_scale, Finished};
+pub use run::{run, run_job, tick_scale, Finished, JobFailure, JobFinished};
 pub use source::{Route, Source};
 pub use stage::{pack, Progress, Stage, ThreadReport, HICCUP_NS, STALL_NS};
 pub use wait::WaitStrategy;

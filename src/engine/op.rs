@@ -103,7 +103,7 @@ pub trait Job {
     /// The output stage's collector.
     type Collector: Collector;
     /// Why it cannot be built.
-    type Error;
+    type Error: std::error::Error + 'static;
     /// Builds the job for `shards` shards.
     fn build(self, shards: usize) -> Result<Plan<Self::Op, Self::Collector>, Self::Error>;
 }

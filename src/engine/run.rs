@@ -76,24 +76,38 @@ pub fn tick_scale() -> TickScale {
     TickScale::cached()
 }
 
+/// Why [`run_job`] failed: the job could not be built, or the engine failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobFailure<E: std::error::Error + 'static> {
+    /// The job's own error.
+    #[error(transparent)]
+    Build(E),
+    /// The engine's.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// What [`run_job`] hands back.
+pub type JobFinished<S, J> = Finished<S, <J as Job>::Op, <J as Job>::Collector>;
+
 /// Builds `job` for `cfg.workers` shards and runs it over `source`.
 ///
 /// # Errors
-/// The job's own build error (as `Err(Ok(e))`), or the engine's (as `Err(Err(e))`).
+/// The job's build error, or the engine's.
 pub fn run_job<S, J>(
     source: S,
     job: J,
     cfg: &Config,
     ctl: Control<'_>,
-) -> Result<Finished<S, J::Op, J::Collector>, Result<J::Error, EngineError>>
+) -> Result<JobFinished<S, J>, JobFailure<J::Error>>
 where
     S: Source,
     J: Job,
     J::Op: ShardOp<Event = S::Event>,
 {
-    cfg.validate().map_err(Err)?;
-    let plan = job.build(cfg.workers).map_err(Ok)?;
-    run(source, plan, cfg, ctl).map_err(Err)
+    cfg.validate()?;
+    let plan = job.build(cfg.workers).map_err(JobFailure::Build)?;
+    Ok(run(source, plan, cfg, ctl)?)
 }
 
 /// Runs `plan` over `source`: a reader, one worker per operator and an output stage, packed
@@ -163,13 +177,15 @@ where
 }
 
 type Group<'a, S, O, C> = Vec<AnyStage<'a, S, O, C>>;
+/// Each thread's report and its stages, as they ended.
+type Ended<'a, S, O, C> = Vec<(ThreadReport, Group<'a, S, O, C>)>;
 
 /// Runs the stages on their threads until all are done; a panic in one stops them all.
 fn spawn<'a, S, O, C>(
     stages: Vec<AnyStage<'a, S, O, C>>,
     cfg: &Config,
     scale: TickScale,
-) -> Result<Vec<(ThreadReport, Group<'a, S, O, C>)>, EngineError>
+) -> Result<Ended<'a, S, O, C>, EngineError>
 where
     S: Source,
     O: ShardOp<Event = S::Event>,
@@ -269,7 +285,7 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 
 /// Takes the stages apart after the run and assembles the report.
 fn collect<S, O, C>(
-    finished: Vec<(ThreadReport, Group<'_, S, O, C>)>,
+    finished: Ended<'_, S, O, C>,
     elapsed_ns: u64,
     scale: TickScale,
     op_stage: &str,
