@@ -74,15 +74,26 @@ fn single(records: &[Txn], on_close: bool) -> Changelog {
 }
 
 fn cfg(workers: usize) -> Config {
+    with_wait(workers, WaitStrategy::SpinYield)
+}
+
+fn with_wait(workers: usize, wait: WaitStrategy) -> Config {
     Config {
         workers,
-        wait: WaitStrategy::SpinYield,
+        wait,
         ring_capacity: 256,
         ..Config::default()
     }
 }
 
 fn ctl_run<S>(source: S, workers: usize, on_close: bool) -> Changelog
+where
+    S: engine::Source<Event = engine::Record<Txn>>,
+{
+    run_with(source, cfg(workers), on_close)
+}
+
+fn run_with<S>(source: S, cfg: Config, on_close: bool) -> Changelog
 where
     S: engine::Source<Event = engine::Record<Txn>>,
 {
@@ -96,7 +107,7 @@ where
         move || score_job(on_close),
         |k, s: Span, v: &i64| out.push((k, s, *v)),
     );
-    let done = engine::run_job(source, job, &cfg(workers), ctl).unwrap();
+    let done = engine::run_job(source, job, &cfg, ctl).unwrap();
     assert!(done.error.is_none());
     assert_eq!(done.report.order_violations, 0);
     let lost: u64 = done.ops.iter().map(|o| o.lost).sum();
@@ -111,9 +122,14 @@ fn the_sharded_credit_score_equals_the_single_threaded_one_for_any_worker_count(
     for on_close in [false, true] {
         let want = single(&records, on_close);
         assert!(want.len() >= 700);
-        for workers in 1..=4 {
+        let waits = [
+            WaitStrategy::BusySpin,
+            WaitStrategy::SpinYield,
+            WaitStrategy::Park,
+        ];
+        for (workers, wait) in (1..=4).flat_map(|w| waits.map(|s| (w, s))) {
             let src = RecordSource::new(&records, |t: &Txn| t.account, |t: &Txn| t.ts_ns);
-            let got = ctl_run(src, workers, on_close);
+            let got = run_with(src, with_wait(workers, wait), on_close);
             assert!(
                 got == want,
                 "on_close {on_close}, {workers} workers: {} vs {} results",

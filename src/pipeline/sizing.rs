@@ -54,7 +54,14 @@ mod tests {
     #[test]
     fn counts_adds_per_shard_and_caps_at_the_configured_size() {
         let mut buf = Vec::new();
-        for (t, locate) in [(b'A', 1u16), (b'A', 2), (b'F', 3), (b'U', 1), (b'D', 1), (b'S', 0)] {
+        for (t, locate) in [
+            (b'A', 1u16),
+            (b'A', 2),
+            (b'F', 3),
+            (b'U', 1),
+            (b'D', 1),
+            (b'S', 0),
+        ] {
             // Only the type and locate are read: a header is enough.
             push_frame(&mut buf, &header(t, locate, 0, 0));
         }
