@@ -433,7 +433,9 @@ fn a_user_operator_sees_the_same_marks_of_every_clock_for_any_worker_count() {
 #[test]
 fn the_engine_imports_nothing_of_markets() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/engine");
-    let market = ["itch", "book", "surv", "agg", "join", "lobster", "gen", "scenario", "pipeline"];
+    let market = [
+        "itch", "book", "surv", "agg", "join", "lobster", "gen", "scenario", "pipeline",
+    ];
     let mut files = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -441,7 +443,11 @@ fn the_engine_imports_nothing_of_markets() {
         files += 1;
         for m in market {
             let needle = format!("crate::{m}");
-            assert!(!text.contains(&needle), "{} mentions {needle}", path.display());
+            assert!(
+                !text.contains(&needle),
+                "{} mentions {needle}",
+                path.display()
+            );
         }
     }
     assert!(files >= 10, "read {files} files of src/engine");

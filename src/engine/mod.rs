@@ -279,7 +279,7 @@ pub struct EngineReport {
     pub marks: u64,
     /// Marks the reader sent, per clock.
     pub marks_sent: Vec<u64>,
-    /// Wall time from the first stage starting to the last finishing, ns.
+    /// Wall time from the last thread ready (its operators prepared) to the last finishing, ns.
     pub elapsed_ns: u64,
     /// `messages` / elapsed.
     pub messages_per_s: f64,
