@@ -59,7 +59,8 @@ fn check_rings(cfg: &PipelineConfig) -> Result<()> {
 /// Every bars worker's windows (pane rings per key) and rows ring.
 fn check_bars(cfg: &PipelineConfig, bars: &BarsConfig) -> Result<()> {
     let workers = cfg.workers.max(1);
-    let max_locates = cfg.worker_books().max_locates;
+    // At most: the pipeline sizes the books to the feed's highest locate, within this.
+    let max_locates = cfg.books.max_locates;
     // As the pipeline's bars workers size them: their keys, and pane rings with a slide more of
     // out-of-orderness (messages run up to a slide ahead of the last mark).
     let keys = match bars.by {

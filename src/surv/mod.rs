@@ -1037,7 +1037,7 @@ pub fn surveil_feed(
     flow: &[FlowRecord],
     mark_every: u32,
 ) -> Result<(Vec<Alert>, SurvCounters), crate::inspect::InspectError> {
-    use crate::pipeline::bars::MarkGen;
+    use crate::engine::MarkGen;
     let mut s = Surveillance::new(rules, flow);
     let mut out = SurvOutput::new(&rules);
     let mut alerts = Vec::new();
