@@ -761,6 +761,64 @@ fn run_alerts_file_equals_the_reference_and_scores() {
     assert!(!want.is_empty());
     assert!(!got.contains(&0), "no NUL tail");
     assert!(got == want, "run's alerts differ from surveil's");
+    // Bars and surveillance in one run (`run --bars`, or `bars --alerts`): each file equals
+    // what each job writes alone, for any worker count.
+    let b = dir.path().join("b.csv");
+    ok(&["bars", s(&feed), "--workers", "1", "-o", s(&b)]);
+    let bars_alone = std::fs::read(&b).unwrap();
+    assert!(bars_alone.len() > 1_000);
+    for (i, workers) in ["1", "3"].into_iter().enumerate() {
+        let (a2, b2) = (
+            dir.path().join(format!("a{i}.jsonl")),
+            dir.path().join(format!("b{i}.csv")),
+        );
+        let o = ok(&[
+            "run",
+            s(&feed),
+            "--workers",
+            workers,
+            "--alerts",
+            s(&a2),
+            "--bars",
+            s(&b2),
+        ]);
+        let report = stdout(&o);
+        assert!(
+            report.contains("bars:") && report.contains("surveillance:"),
+            "{report}"
+        );
+        assert!(report.contains("host hiccups"), "{report}");
+        assert!(
+            std::fs::read(&a2).unwrap() == want,
+            "{workers} workers: alerts differ"
+        );
+        assert!(
+            std::fs::read(&b2).unwrap() == bars_alone,
+            "{workers} workers: bars differ"
+        );
+        let (a3, b3) = (
+            dir.path().join(format!("c{i}.jsonl")),
+            dir.path().join(format!("d{i}.csv")),
+        );
+        ok(&[
+            "bars",
+            s(&feed),
+            "--workers",
+            workers,
+            "-o",
+            s(&b3),
+            "--alerts",
+            s(&a3),
+        ]);
+        assert!(
+            std::fs::read(&a3).unwrap() == want,
+            "bars --alerts, {workers} workers: alerts differ"
+        );
+        assert!(
+            std::fs::read(&b3).unwrap() == bars_alone,
+            "bars --alerts, {workers} workers: bars differ"
+        );
+    }
     // A device cannot be mapped: it is written to instead.
     ok(&["run", s(&feed), "--alerts", "/dev/null"]);
     let o = ok(&["eval", s(&feed), "--alerts", s(&a), "--json"]);

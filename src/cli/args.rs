@@ -216,6 +216,11 @@ pub struct RunArgs {
     /// device or a pipe is written to the same way.
     #[arg(long, value_name = "FILE.jsonl")]
     pub alerts: Option<PathBuf>,
+    /// Also write per-stock bars here, in the same run (CSV, 1-second tumbling windows: the rows
+    /// `tickwatch bars FILE` writes; for other windows use `tickwatch bars FILE -o B.csv`, which
+    /// takes `--alerts` too). `-` for standard output.
+    #[arg(long, value_name = "FILE.csv")]
+    pub bars: Option<PathBuf>,
     #[command(flatten)]
     pub surv: SurvOpts,
 }

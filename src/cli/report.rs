@@ -29,8 +29,11 @@ pub fn print_run_report(out: &mut dyn Write, path: &Path, r: &pipeline::RunRepor
             .map_or("unpinned".to_string(), |c| format!("core {c}"));
         writeln!(
             out,
-            "  thread {:<28} {:<9} idle polls {}",
-            t.name, core, t.idle_polls
+            "  thread {:<28} {:<9} idle polls {}; {}",
+            t.name,
+            core,
+            t.idle_polls,
+            hiccups(t)
         )?;
     }
     tickwatch::latency::write_table(&mut &mut *out, &r.latency)?;
@@ -115,4 +118,22 @@ pub fn print_run_report(out: &mut dyn Write, path: &Path, r: &pipeline::RunRepor
         if r.stopped_at_until { "; stopped at --until" } else { "" }
     )?;
     Ok(())
+}
+
+/// A thread's host hiccups: gaps of ≥ 1 µs between its idle polls (time the host took the core
+/// away while the thread had nothing to do), over the idle time watched.
+fn hiccups(t: &pipeline::ThreadReport) -> String {
+    if t.observed_ns == 0 {
+        return "host hiccups not watched (never idle)".into();
+    }
+    let us = |ns: u64| ns as f64 / 1e3;
+    format!(
+        "host hiccups ≥ 1 µs: {} in {:.3} s idle (p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs), {} ≥ 1 ms",
+        t.hiccups,
+        t.observed_ns as f64 / 1e9,
+        us(t.hiccup_p50_ns),
+        us(t.hiccup_p99_ns),
+        us(t.hiccup_max_ns),
+        t.stalls
+    )
 }

@@ -23,7 +23,32 @@ use tickwatch::window::{Emit, TimeWindowConfig};
 static STOP: AtomicBool = AtomicBool::new(false);
 
 pub fn cmd_run(a: RunArgs) -> Result<()> {
-    let surv = match (&a.alerts, &a.surv.rules) {
+    let bars = match &a.bars {
+        None => None,
+        Some(out) => Some(BarsConfig {
+            window: TimeWindowConfig {
+                size: 1_000_000_000,
+                slide: 1_000_000_000,
+                offset: 0,
+                allowed_lateness: 0,
+                max_out_of_orderness: 0,
+                emit: Emit::OnClose,
+            },
+            mark_every: 1024,
+            by: tickwatch::agg::BarKey::Stock,
+            max_participants: 4096,
+            symbol: None,
+            format: tickwatch::agg::BarFormat::Csv,
+            sink: output_writer((out.as_os_str() != "-").then_some(out.as_path()))?,
+        }),
+    };
+    let surv = surv_job(&a)?;
+    run_pipeline(a, bars, surv)
+}
+
+/// The surveillance job of `--alerts` (and `--rules`), if any.
+fn surv_job(a: &RunArgs) -> Result<Option<pipeline::alerts::SurvJob>> {
+    Ok(match (&a.alerts, &a.surv.rules) {
         (None, None) => None,
         (None, Some(_)) => bail!("--rules needs --alerts FILE (where the alerts go)"),
         (Some(out), _) => {
@@ -36,8 +61,7 @@ pub fn cmd_run(a: RunArgs) -> Result<()> {
                 reload: None,
             })
         }
-    };
-    run_pipeline(a, None, surv)
+    })
 }
 
 pub fn cmd_bars(a: BarsArgs) -> Result<()> {
@@ -65,10 +89,11 @@ pub fn cmd_bars(a: BarsArgs) -> Result<()> {
         format: a.format,
         sink: output_writer(a.out.as_deref())?,
     };
-    if a.run.alerts.is_some() {
-        bail!("bars and surveillance (--alerts) are separate runs");
+    if a.run.bars.is_some() {
+        bail!("--bars is `run`'s; `bars` writes its rows to -o/--out");
     }
-    run_pipeline(a.run, Some(bars), None)
+    let surv = surv_job(&a.run)?;
+    run_pipeline(a.run, Some(bars), surv)
 }
 
 fn run_pipeline(
@@ -102,13 +127,14 @@ fn run_pipeline(
     ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
     let progress = AtomicU64::new(0);
-    let outcome = progress::while_running(&progress, watch, || match surv {
-        Some(j) => pipeline::run_surv(buf, &cfg, j, &STOP, &progress),
-        None => pipeline::run_job(buf, &cfg, bars, &STOP, &progress),
+    let bars_on_stdout = bars.is_some() && a.bars.as_ref().map_or(true, |p| p.as_os_str() == "-");
+    let jobs = pipeline::MarketJobs { bars, surv };
+    let outcome = progress::while_running(&progress, watch, || {
+        pipeline::run_market(buf, &cfg, jobs, &STOP, &progress)
     })?;
     let r = &outcome.report;
-    // A bars job's rows may be on standard output: its report goes to standard error.
-    let mut report: Box<dyn Write> = if r.bars.is_some() || alerts_on_stdout {
+    // Rows or alerts on standard output: the report goes to standard error.
+    let mut report: Box<dyn Write> = if bars_on_stdout || alerts_on_stdout {
         Box::new(io::stderr().lock())
     } else {
         Box::new(io::stdout().lock())
