@@ -15,7 +15,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use tickwatch::feed::{MapOptions, MappedFile};
-use tickwatch::gen::SplitMix64;
+use tickwatch::rng::SplitMix64;
 use tickwatch::stream::{Job, Window};
 
 /// One transaction, as laid out in the file.

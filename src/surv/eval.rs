@@ -7,10 +7,10 @@
 //! / alerts. Detectors with no scenario (order-to-trade, abnormal move, locked/crossed, risk) have
 //! no truth: their alerts are counted, not scored.
 //!
-//! [`detect_from_ns`]: crate::scenario::Episode::detect_from_ns
-//! [`detect_until_ns`]: crate::scenario::Episode::detect_until_ns
+//! [`detect_from_ns`]: crate::truth::Episode::detect_from_ns
+//! [`detect_until_ns`]: crate::truth::Episode::detect_until_ns
 
-use crate::scenario::Truth;
+use crate::truth::Truth;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -92,7 +92,7 @@ pub fn score(truth: &Truth, alerts: &[AlertRef]) -> Vec<Score> {
         r.detector = ep.detector.clone();
         r.episodes += 1;
     }
-    let detects = |a: &AlertRef, ep: &crate::scenario::Episode| {
+    let detects = |a: &AlertRef, ep: &crate::truth::Episode| {
         a.detector == ep.detector
             && a.stock == ep.stock
             && (a.participant.is_empty() || a.participant == ep.participant)
@@ -152,7 +152,7 @@ pub fn format_scores(rows: &[Score]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::Episode;
+    use crate::truth::Episode;
 
     fn ep(id: u32, det: &str, stock: &str, who: &str, from: u64, until: u64) -> Episode {
         Episode {
