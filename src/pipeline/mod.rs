@@ -675,7 +675,7 @@ fn run_jobs(
                 ..Default::default()
             };
             let mut applied = 0;
-            let mut tables: Option<[(&str, u64); 13]> = None;
+            let mut tables: Option<Vec<(&str, u64)>> = None;
             for s in workers.iter().filter_map(|w| w.surv.as_ref()) {
                 let p = s.s.table_pressure();
                 match &mut tables {

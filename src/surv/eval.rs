@@ -83,10 +83,14 @@ pub fn parse_alerts(text: &str) -> Result<Vec<AlertRef>, String> {
 }
 
 /// Scores `alerts` against `truth`, one row per detector that has episodes or alerts (in
-/// detector order).
+/// detector order; detectors the crate does not know, such as user detectors, after them by
+/// name).
 pub fn score(truth: &Truth, alerts: &[AlertRef]) -> Vec<Score> {
-    let mut rows: BTreeMap<u8, Score> = BTreeMap::new();
-    let id = |name: &str| super::DetectorId::from_name(name).map_or(u8::MAX, |d| d as u8);
+    let mut rows: BTreeMap<(u8, String), Score> = BTreeMap::new();
+    let id = |name: &str| {
+        let known = super::DetectorId::from_name(name).filter(|&d| d != super::DetectorId::Custom);
+        (known.map_or(u8::MAX, |d| d as u8), name.to_string())
+    };
     for ep in &truth.episodes {
         let r = rows.entry(id(&ep.detector)).or_default();
         r.detector = ep.detector.clone();
@@ -212,6 +216,18 @@ mod tests {
         // An alert that names no participant may detect an episode.
         let rows = score(&truth, &[al(399, "spoofing", "XYZ", "")]);
         assert_eq!(rows[0].detected, 1);
+        // Detectors the crate does not know (user detectors) get a row each, after the others.
+        let user = [
+            al(1, "odd_lots", "A", ""),
+            al(2, "big_add", "A", ""),
+            al(3, "odd_lots", "B", ""),
+        ];
+        let rows: Vec<_> = score(&truth, &user)
+            .into_iter()
+            .map(|r| (r.detector, r.alerts))
+            .collect();
+        let want = [("spoofing", 0), ("big_add", 1), ("odd_lots", 2)];
+        assert_eq!(rows, want.map(|(d, n)| (d.to_string(), n)));
     }
 
     #[test]

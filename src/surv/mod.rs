@@ -23,6 +23,7 @@
 pub mod abnormal;
 pub mod alert;
 pub mod close;
+pub mod custom;
 pub mod eval;
 pub mod event;
 pub mod flow;
@@ -33,7 +34,8 @@ pub mod spoofing;
 pub mod stuffing;
 pub mod wash;
 
-pub use alert::{Alert, Alerts, DetectorId, Evidence, Severity};
+pub use alert::{Alert, Alerts, DetectorId, Evidence, Severity, UserId};
+pub use custom::{DetectorFactory, UserAlerts, UserDetector, UserDetectorError};
 pub use event::{Kind, Party, SurvEvent, NOBODY};
 pub use flow::{FlowEvent, FlowRecord};
 pub use risk::{RiskBook, RiskInput};
@@ -295,6 +297,8 @@ impl Rules {
             DetectorId::LockedCrossed => self.locked_crossed.enabled,
             DetectorId::WashTrade => self.wash_trade.enabled,
             DetectorId::Risk => self.risk.enabled,
+            // User detectors have their own switches.
+            DetectorId::Custom => true,
         }
     }
 }
@@ -338,6 +342,8 @@ pub struct Surveillance {
     abnormal: abnormal::AbnormalMove,
     locked: abnormal::LockedCrossed,
     wash: wash::WashTrade,
+    /// Detectors of the user's own, run after the built-in ones.
+    user: custom::UserDetectors,
     /// Alerts raised and not yet drained.
     pub alerts: Alerts,
     /// Risk inputs produced and not yet drained: (ts, seq, input).
@@ -394,6 +400,7 @@ impl Surveillance {
             abnormal: abnormal::AbnormalMove::new(&cap),
             locked: abnormal::LockedCrossed::new(&cap),
             wash: wash::WashTrade::new(&cap),
+            user: custom::UserDetectors::default(),
             alerts: Alerts::new(ALERTS_PER_STEP),
             risk: Vec::with_capacity(RISK_BUF),
             flow_of: vec![u32::MAX; cap.locates],
@@ -414,6 +421,38 @@ impl Surveillance {
             counters: SurvCounters::default(),
             order: Vec::with_capacity(MAX_STEP_RECORDS),
         }
+    }
+
+    /// [`Surveillance::new`] with one instance of each user detector `factories` build, in
+    /// that order.
+    ///
+    /// # Errors
+    /// A user detector that cannot be registered ([`Surveillance::add_detector`]).
+    pub fn with_detectors(
+        rules: Rules,
+        flow: &[FlowRecord],
+        factories: &[DetectorFactory],
+    ) -> Result<Surveillance, UserDetectorError> {
+        let mut s = Surveillance::new(rules, flow);
+        for f in factories {
+            s.add_detector(f())?;
+        }
+        Ok(s)
+    }
+
+    /// Registers a detector of the user's own ([`custom`]): it runs after the built-in ones
+    /// (and earlier user detectors) on every event, mark and flow record.
+    ///
+    /// # Errors
+    /// Its name is malformed or taken, or there are already
+    /// [`custom::MAX_USER_DETECTORS`].
+    pub fn add_detector(&mut self, d: Box<dyn UserDetector>) -> Result<(), UserDetectorError> {
+        self.user.add(d)
+    }
+
+    /// The user detectors' names, in registration order.
+    pub fn user_detectors(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.user.names()
     }
 
     /// Joins no flow record stamped after `ts` (a replay that stops at `ts`).
@@ -548,6 +587,9 @@ impl Surveillance {
         if r.wash_trade.enabled {
             self.wash.on_event(&r.wash_trade, ev, &ctx, out);
         }
+        if !self.user.is_empty() {
+            self.user.on_event(ev, &ctx, out);
+        }
         if r.risk.enabled {
             self.risk_inputs(ev, &ctx);
         }
@@ -664,6 +706,9 @@ impl Surveillance {
             self.spoofing
                 .on_flow(&r.spoofing, rec, locate, seq, &ctx, &mut self.alerts);
         }
+        if !self.user.is_empty() {
+            self.user.on_flow(rec, locate, seq, &ctx, &mut self.alerts);
+        }
         if r.risk.enabled {
             let i = match rec.event {
                 FlowEvent::Fill => {
@@ -739,6 +784,9 @@ impl Surveillance {
         }
         if r.wash_trade.enabled {
             self.wash.on_watermark(&r.wash_trade, wm, seq, &ctx, out);
+        }
+        if !self.user.is_empty() {
+            self.user.on_watermark(wm, seq, &ctx, out);
         }
     }
 
@@ -822,9 +870,10 @@ pub const ALERTS_PER_STEP: usize = 256;
 impl Surveillance {
     /// The detectors' table-pressure counters, by name: a nonzero count means a detector saw
     /// less than the feed (raise the `[limits]`), or for the eviction and collision counts, that
-    /// older state made room for newer.
-    pub fn table_pressure(&self) -> [(&'static str, u64); 13] {
-        [
+    /// older state made room for newer. The built-in detectors' come first, always the same
+    /// 13, then the user detectors' (the same names and order on every shard).
+    pub fn table_pressure(&self) -> Vec<(&'static str, u64)> {
+        let builtin = [
             (
                 "spoofing orders full",
                 self.spoofing.counters.order_overflow,
@@ -859,7 +908,11 @@ impl Surveillance {
                 "wash fills dropped (table full)",
                 self.wash.counters.overflow,
             ),
-        ]
+        ];
+        builtin
+            .into_iter()
+            .chain(self.user.table_pressure())
+            .collect()
     }
 }
 
@@ -880,7 +933,7 @@ impl Surveillance {
         }
         self.order.clear();
         for (i, a) in self.alerts.pending().iter().enumerate() {
-            self.order.push((a.locate, a.detector as u8, i as u16, 0));
+            self.order.push((a.locate, a.sort_id(), i as u16, 0));
         }
         for (i, (_, _, r)) in self.risk.iter().enumerate() {
             let locate = match *r {
@@ -939,8 +992,10 @@ pub struct SurvOutput {
     pub risk: RiskBook,
     rules: risk::RiskRules,
     scratch: Alerts,
-    /// Alerts written, by detector.
+    /// Alerts written, by detector (the user detectors' total under [`DetectorId::Custom`]).
     pub written: [u64; DetectorId::ALL.len()],
+    /// Alerts written by each user detector, by registration slot, with its name.
+    written_user: [(&'static str, u64); custom::MAX_USER_DETECTORS],
 }
 
 impl SurvOutput {
@@ -951,6 +1006,34 @@ impl SurvOutput {
             rules: rules.risk,
             scratch: Alerts::new(ALERTS_PER_STEP),
             written: [0; DetectorId::ALL.len()],
+            written_user: [("", 0); custom::MAX_USER_DETECTORS],
+        }
+    }
+
+    /// Names the user detectors (in registration order), so that those which write no alert
+    /// are counted too.
+    pub fn name_user_detectors(&mut self, names: impl IntoIterator<Item = &'static str>) {
+        for (w, n) in self.written_user.iter_mut().zip(names) {
+            w.0 = n;
+        }
+    }
+
+    /// Alerts written by each detector, by name: the built-in ones in [`DetectorId`] order, then
+    /// every named user detector (or one that wrote an alert) in registration order.
+    pub fn written_by_name(&self) -> Vec<(&'static str, u64)> {
+        let builtin = DetectorId::ALL
+            .into_iter()
+            .filter(|&d| d != DetectorId::Custom)
+            .map(|d| (d.name(), self.written[d as usize]));
+        let user = self.written_user.iter().filter(|w| !w.0.is_empty());
+        builtin.chain(user.copied()).collect()
+    }
+
+    fn count(&mut self, a: &Alert) {
+        self.written[a.detector as usize] += 1;
+        if let Some(u) = a.user {
+            let w = &mut self.written_user[u.slot as usize];
+            *w = (u.name, w.1 + 1);
         }
     }
 
@@ -969,7 +1052,7 @@ impl SurvOutput {
         match &rec.body {
             OutBody::Alert => {
                 if let Some(a) = alert {
-                    self.written[a.detector as usize] += 1;
+                    self.count(a);
                     emit(a);
                 }
             }
@@ -977,6 +1060,7 @@ impl SurvOutput {
                 if self.rules.enabled {
                     self.risk
                         .apply(&self.rules, *ts, *seq, input, &mut self.scratch);
+                    // The risk book's alerts (never a user detector's).
                     for a in self.scratch.drain() {
                         self.written[a.detector as usize] += 1;
                         emit(&a);
@@ -1002,9 +1086,48 @@ pub fn surveil_feed(
     flow: &[FlowRecord],
     mark_every: u32,
 ) -> Result<(Vec<Alert>, SurvCounters), crate::inspect::InspectError> {
+    run_feed(feed, books, Surveillance::new(rules, flow), mark_every)
+}
+
+/// Why [`surveil_feed_with`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SurveilError {
+    /// A malformed feed.
+    #[error(transparent)]
+    Feed(#[from] crate::inspect::InspectError),
+    /// A user detector that cannot be registered.
+    #[error(transparent)]
+    Detector(#[from] UserDetectorError),
+}
+
+/// [`surveil_feed`] with user detectors beside the built-in ones: one instance from each of
+/// `detectors`, run after the built-in detectors; their alerts come in the same order and
+/// format (the built-in detectors' alerts are the same as without them).
+///
+/// # Errors
+/// A malformed feed, or a user detector that cannot be registered.
+pub fn surveil_feed_with(
+    feed: &[u8],
+    books: &mut Books,
+    rules: Rules,
+    flow: &[FlowRecord],
+    mark_every: u32,
+    detectors: &[DetectorFactory],
+) -> Result<(Vec<Alert>, SurvCounters), SurveilError> {
+    let s = Surveillance::with_detectors(rules, flow, detectors)?;
+    Ok(run_feed(feed, books, s, mark_every)?)
+}
+
+/// The single-threaded run of `s` over `feed`, marks placed as the pipeline places them.
+fn run_feed(
+    feed: &[u8],
+    books: &mut Books,
+    mut s: Surveillance,
+    mark_every: u32,
+) -> Result<(Vec<Alert>, SurvCounters), crate::inspect::InspectError> {
     use crate::pipeline::bars::MarkGen;
-    let mut s = Surveillance::new(rules, flow);
-    let mut out = SurvOutput::new(&rules);
+    let mut out = SurvOutput::new(&s.rules);
+    out.name_user_detectors(s.user_detectors());
     let mut alerts = Vec::new();
     let mut marks = MarkGen::periodic(mark_every);
     let (mut seq, mut epoch, mut mark_seq) = (0u32, 0u64, 0u32);
