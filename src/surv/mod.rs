@@ -29,6 +29,7 @@ pub mod event;
 pub mod flow;
 pub mod ignition;
 pub mod layering;
+pub mod range;
 pub mod risk;
 pub mod spoofing;
 pub mod stuffing;
@@ -43,6 +44,7 @@ pub use risk::{RiskBook, RiskInput};
 use crate::book::Books;
 use crate::itch::Message;
 use crate::state::KeyedState;
+use range::Key;
 use std::path::Path;
 
 /// What a detector can look at besides the event: the books after it, and the stock's symbol.
@@ -104,6 +106,40 @@ pub struct Capacity {
     pub locates: usize,
 }
 
+impl Capacity {
+    /// Its table in the rules file.
+    pub const TABLE: &'static str = "limits";
+    /// Every size with its allowed range: bounded so a shard's tables stay within memory.
+    pub const KEYS: &'static [Key] = &[
+        Key::int("orders", 1, 1 << 22).why("about 1 GiB of tables per shard at most"),
+        Key::int("parties", 1, 1 << 20).why("about 128 MiB of tables per shard at most"),
+        Key::int("pairs", 1, 1 << 20).why("about 1 GiB of tables per shard at most"),
+        Key::int("locates", 1, 65_536).why("stock locates are 16-bit"),
+    ];
+
+    /// Checks every size is in its range.
+    pub fn validate(&self) -> Result<(), String> {
+        range::check(Self::TABLE, self, Self::KEYS)
+    }
+
+    /// Every size brought into its range: what the tables are sized by, so that limits built
+    /// in code (never validated) cannot panic or allocate without bound either.
+    pub fn clamped(&self) -> Capacity {
+        let k = |name: &str| {
+            Self::KEYS
+                .iter()
+                .find(|k| k.name == name)
+                .expect("a listed key")
+        };
+        Capacity {
+            orders: range::clamp(k("orders"), self.orders),
+            parties: range::clamp(k("parties"), self.parties),
+            pairs: range::clamp(k("pairs"), self.pairs),
+            locates: range::clamp(k("locates"), self.locates),
+        }
+    }
+}
+
 impl Default for Capacity {
     fn default() -> Self {
         Capacity {
@@ -144,6 +180,54 @@ pub struct Rules {
 }
 
 include!(concat!(env!("OUT_DIR"), "/rule_docs.rs"));
+
+/// Every table's keys with their ranges, by table name.
+const TABLE_KEYS: [(&str, &[Key]); 11] = [
+    (
+        spoofing::SpoofingRules::TABLE,
+        spoofing::SpoofingRules::KEYS,
+    ),
+    (
+        layering::LayeringRules::TABLE,
+        layering::LayeringRules::KEYS,
+    ),
+    (
+        stuffing::QuoteStuffingRules::TABLE,
+        stuffing::QuoteStuffingRules::KEYS,
+    ),
+    (
+        stuffing::OrderToTradeRules::TABLE,
+        stuffing::OrderToTradeRules::KEYS,
+    ),
+    (
+        ignition::MomentumIgnitionRules::TABLE,
+        ignition::MomentumIgnitionRules::KEYS,
+    ),
+    (
+        close::MarkingTheCloseRules::TABLE,
+        close::MarkingTheCloseRules::KEYS,
+    ),
+    (
+        abnormal::AbnormalMoveRules::TABLE,
+        abnormal::AbnormalMoveRules::KEYS,
+    ),
+    (
+        abnormal::LockedCrossedRules::TABLE,
+        abnormal::LockedCrossedRules::KEYS,
+    ),
+    (wash::WashTradeRules::TABLE, wash::WashTradeRules::KEYS),
+    (risk::RiskRules::TABLE, risk::RiskRules::KEYS),
+    (Capacity::TABLE, Capacity::KEYS),
+];
+
+/// The printed range of a key (nothing for a flag).
+fn allowed_note(k: &Key) -> String {
+    match k.allowed {
+        range::Allowed::Flag => String::new(),
+        a if k.why.is_empty() => format!(" Allowed: {a}."),
+        a => format!(" Allowed: {a} ({}).", k.why),
+    }
+}
 
 /// `doc` as `# ` comment lines of at most 100 columns.
 fn push_comment(s: &mut String, doc: &str) {
@@ -228,28 +312,48 @@ impl Rules {
         Rules::from_toml(&text, &p)
     }
 
-    /// Checks every table; the first bad one as (table, message).
+    /// Checks every key of every table against its allowed range (and the few keys bounded by
+    /// another); the first bad one as (table, message naming `table.key` and the range).
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let checks: [(&'static str, Result<(), String>); 10] = [
-            ("spoofing", self.spoofing.validate()),
-            ("layering", self.layering.validate()),
-            ("quote_stuffing", self.quote_stuffing.validate()),
-            ("order_to_trade", self.order_to_trade.validate()),
-            ("momentum_ignition", self.momentum_ignition.validate()),
-            ("marking_the_close", self.marking_the_close.validate()),
-            ("abnormal_move", self.abnormal_move.validate()),
-            ("locked_crossed", self.locked_crossed.validate()),
-            ("wash_trade", self.wash_trade.validate()),
-            ("risk", self.risk.validate()),
-        ];
-        for (t, r) in checks {
+        for (t, r) in self.checks() {
             r.map_err(|m| (t, m))?;
         }
-        let l = &self.limits;
-        if l.orders == 0 || l.parties == 0 || l.pairs == 0 || l.locates == 0 {
-            return Err(("limits", "every limit must be at least 1".into()));
-        }
         Ok(())
+    }
+
+    /// Every table's name and check.
+    fn checks(&self) -> [(&'static str, Result<(), String>); 11] {
+        [
+            (spoofing::SpoofingRules::TABLE, self.spoofing.validate()),
+            (layering::LayeringRules::TABLE, self.layering.validate()),
+            (
+                stuffing::QuoteStuffingRules::TABLE,
+                self.quote_stuffing.validate(),
+            ),
+            (
+                stuffing::OrderToTradeRules::TABLE,
+                self.order_to_trade.validate(),
+            ),
+            (
+                ignition::MomentumIgnitionRules::TABLE,
+                self.momentum_ignition.validate(),
+            ),
+            (
+                close::MarkingTheCloseRules::TABLE,
+                self.marking_the_close.validate(),
+            ),
+            (
+                abnormal::AbnormalMoveRules::TABLE,
+                self.abnormal_move.validate(),
+            ),
+            (
+                abnormal::LockedCrossedRules::TABLE,
+                self.locked_crossed.validate(),
+            ),
+            (wash::WashTradeRules::TABLE, self.wash_trade.validate()),
+            (risk::RiskRules::TABLE, self.risk.validate()),
+            (Capacity::TABLE, self.limits.validate()),
+        ]
     }
 
     /// The default rules as TOML (every key, with its default value).
@@ -260,7 +364,7 @@ impl Rules {
              # Times are in nanoseconds of event time (`_ns`), prices moves in basis points (`_bps`).\n",
         );
         let text = toml::to_string(&Rules::default()).expect("the defaults serialise");
-        let mut table = "";
+        let (mut table, mut keys): (&str, &[Key]) = ("", &[]);
         for line in text.lines() {
             if let Some(t) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
                 // The table's field in `Rules`: its type names the table's keys.
@@ -269,11 +373,13 @@ impl Rules {
                     .find(|r| r.0 == "Rules" && r.1 == t)
                     .map_or(("", ""), |r| (r.2, r.3));
                 table = ty;
+                keys = TABLE_KEYS.iter().find(|k| k.0 == t).map_or(&[], |k| k.1);
                 s.push('\n');
                 push_comment(&mut s, doc);
             } else if let Some((key, _)) = line.split_once(" = ") {
                 if let Some(r) = RULE_DOCS.iter().find(|r| r.0 == table && r.1 == key) {
-                    push_comment(&mut s, r.3);
+                    let range = keys.iter().find(|k| k.name == key).map(allowed_note);
+                    push_comment(&mut s, &format!("{}{}", r.3, range.unwrap_or_default()));
                 }
             }
             if !line.is_empty() {
@@ -379,7 +485,7 @@ impl Surveillance {
     /// Detectors with `rules` (their `[limits]` size the state), joined with the participant
     /// `flow` (in time order).
     pub fn new(rules: Rules, flow: &[FlowRecord]) -> Surveillance {
-        let cap = rules.limits;
+        let cap = rules.limits.clamped();
         let mut groups: Vec<(Vec<FlowRecord>, usize)> = Vec::new();
         let mut by_stock: std::collections::BTreeMap<[u8; 8], usize> = Default::default();
         for r in flow {
@@ -1002,7 +1108,7 @@ impl SurvOutput {
     /// The output side for `rules`.
     pub fn new(rules: &Rules) -> SurvOutput {
         SurvOutput {
-            risk: RiskBook::new(&rules.limits),
+            risk: RiskBook::new(&rules.limits.clamped()),
             rules: rules.risk,
             scratch: Alerts::new(ALERTS_PER_STEP),
             written: [0; DetectorId::ALL.len()],
@@ -1162,4 +1268,56 @@ fn run_feed(
         marks.sent_mark(wm);
     }
     Ok((alerts, s.counters))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_of_the_rules_is_checked_and_has_its_ranges() {
+        let rules = serde_json::to_value(Rules::default()).unwrap();
+        let tables: Vec<&str> = rules
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        let mut checked: Vec<&str> = Rules::default().checks().iter().map(|c| c.0).collect();
+        let mut ranged: Vec<&str> = TABLE_KEYS.iter().map(|t| t.0).collect();
+        checked.sort_unstable();
+        ranged.sort_unstable();
+        assert_eq!(checked, tables);
+        assert_eq!(ranged, tables);
+        for (t, r) in Rules::default().checks() {
+            assert_eq!(r, Ok(()), "{t}: the defaults are in range");
+        }
+    }
+
+    #[test]
+    fn absurd_limits_built_in_code_are_clamped() {
+        let huge = Capacity {
+            orders: usize::MAX,
+            parties: 1 << 40,
+            pairs: usize::MAX,
+            locates: 1 << 32,
+        };
+        let c = huge.clamped();
+        assert_eq!(
+            (c.orders, c.parties, c.pairs, c.locates),
+            (1 << 22, 1 << 20, 1 << 20, 65_536)
+        );
+        let zero = Capacity {
+            orders: 0,
+            parties: 0,
+            pairs: 0,
+            locates: 0,
+        }
+        .clamped();
+        assert_eq!(
+            (zero.orders, zero.parties, zero.pairs, zero.locates),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(Capacity::default().clamped(), Capacity::default());
+    }
 }
