@@ -76,7 +76,8 @@
 //!  output: k-way merge ─▶ surv::RiskBook (participants across stocks, kill switch) ─▶ alerts JSONL
 //! ```
 //! [`scenario`] injects labelled manipulation into generated feeds; [`surv::eval`] scores
-//! alerts against it.
+//! alerts against it. A firm's own detectors run beside the built-in ones through the public
+//! [`surv::custom::UserDetector`] trait.
 //!
 //! ## Example
 //! ```
