@@ -4,7 +4,7 @@
 //! round-lot size (odd lots are not protected quotes and do not move the displayed touch).
 //!
 //! The detector implements `tickwatch::surv::UserDetector`; `surveil_feed_with` builds one from
-//! its factory (the pipeline builds one per shard worker the same way) and runs it after the
+//! its factory (a sharded run builds one per shard worker) and runs it after the
 //! built-in detectors on every event, so its alerts come in the same order and JSON format.
 //! The feed is generated (`tickwatch::gen`, a 10-minute session with every manipulation
 //! scenario injected).

@@ -101,6 +101,7 @@ pub mod agg;
 pub mod bench;
 pub mod book;
 pub mod clock;
+pub mod engine;
 pub mod export;
 pub mod feed;
 pub mod filebench;

@@ -87,3 +87,17 @@ impl<T: Pod> std::ops::DerefMut for HugeArray<T> {
         self.as_mut_slice()
     }
 }
+
+/// Hints the CPU to start loading the cache line at `p`. Never faults, whatever the address.
+#[inline(always)]
+pub fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: PREFETCHT0 is an SSE instruction (baseline on x86_64) and is only a hint: it
+        // never faults and never reads memory architecturally, so any address is allowed.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}

@@ -15,7 +15,7 @@ use tickwatch::itch::be::{BeU32, BeU64};
 use tickwatch::itch::encode::{header, push_frame};
 use tickwatch::itch::{AddOrder, Side, SystemEvent};
 use tickwatch::pipeline::{
-    run, shard_of, Backpressure, FeedOptions, PipelineConfig, RunOutcome, WaitStrategy,
+    run, shard_of, Backpressure, FeedOptions, JobError, PipelineConfig, RunOutcome, WaitStrategy,
 };
 use tickwatch::replay::replay;
 
@@ -318,7 +318,10 @@ fn feed_errors_name_the_offset_like_the_single_threaded_path() {
                 &progress,
             )
             .unwrap_err();
-            assert_eq!(got, want, "cut at {cut}, {workers} workers");
+            match got {
+                JobError::Feed(got) => assert_eq!(got, want, "cut at {cut}, {workers} workers"),
+                other => panic!("cut at {cut}, {workers} workers: {other}"),
+            }
         }
     }
     // A known type with a bad length: an error naming its offset, or a counted skip if lenient.

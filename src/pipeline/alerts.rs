@@ -18,15 +18,17 @@
 //! mark), so alerts stream out within one mark interval.
 
 use super::journal::Journal;
-use super::merge::{Keyed, Merge};
-use super::reader::Frontier;
+use super::op::BookHook;
+use crate::agg::Touch;
 use crate::book::Books;
 use crate::clock::{ticks, TickScale};
+use crate::engine::merge::{Keyed, Merge};
+use crate::engine::{Collector, UNTIMED};
 use crate::itch::Message;
 use crate::ring::{Consumer, Producer};
 use crate::surv::{
-    Alert, DetectorId, FlowRecord, OutBody, OutKey, Rules, SurvCounters, SurvOutput, SurvRecord,
-    Surveillance, ALERTS_PER_STEP, MAX_STEP_RECORDS,
+    Alert, DetectorId, FlowRecord, OutBody, OutKey, Rules, SurvCounters, SurvEvent, SurvOutput,
+    SurvRecord, Surveillance, ALERTS_PER_STEP, MAX_STEP_RECORDS,
 };
 use hdrhistogram::Histogram;
 use std::io::Write;
@@ -217,11 +219,12 @@ pub struct SurvWorker {
     epoch: u64,
     mark_seq: u32,
     reload: Option<(Arc<RulesCell>, u64)>,
-    /// The reader's published feed position, and the last position a progress record was sent
-    /// for.
-    frontier: Option<(Arc<Frontier>, Option<u32>)>,
+    /// The last reader position a progress record was sent for.
+    sent: Option<u32>,
     /// Progress records sent while idle.
     pub progress: u64,
+    /// The number of its mark clock.
+    clock: u8,
 }
 
 impl SurvWorker {
@@ -250,28 +253,25 @@ impl SurvWorker {
             epoch: 0,
             mark_seq: 0,
             reload: reload.map(|c| (c, 0)),
-            frontier: None,
+            sent: None,
             progress: 0,
+            clock: 0,
         }
     }
 
-    /// Reads the reader's published position from `f` when idle (see [`SurvWorker::idle`]).
-    pub fn with_frontier(mut self, f: Arc<Frontier>) -> SurvWorker {
-        self.frontier = Some((f, None));
+    /// Takes the marks of clock number `clock` (the run's clock list is the job's to order).
+    pub fn on_clock(mut self, clock: u8) -> SurvWorker {
+        self.clock = clock;
         self
     }
 
-    /// The worker's input ring is empty: if the reader has published the feed up to position
-    /// `S` since the last call, and `ring_empty` (checked after reading `S`) still holds, every
-    /// later record of this worker is keyed after feed position `S − 1` — sent as a progress
-    /// record, so the output's merge can write other workers' alerts at once.
-    pub fn idle(&mut self, ring_empty: impl FnOnce() -> bool) {
-        let Some((f, sent)) = &mut self.frontier else {
-            return;
-        };
-        let Some(pos) = f.load() else { return };
+    /// The worker's input ring is empty and the reader has published the feed up to position
+    /// `pos` (read before the ring was found empty): every later record of this worker is keyed
+    /// after feed position `pos − 1` — sent as a progress record, so the output's merge can
+    /// write other workers' alerts at once.
+    pub fn idle(&mut self, pos: u32) {
         // Before the first mark at position 0 nothing was published: no claim to make.
-        if *sent == Some(pos) || (pos == self.mark_seq && self.epoch == 0) || !ring_empty() {
+        if self.sent == Some(pos) || (pos == self.mark_seq && self.epoch == 0) {
             return;
         }
         let key = if pos == self.mark_seq {
@@ -302,7 +302,7 @@ impl SurvWorker {
         };
         // No room: the output is behind anyway; the next idle call tries again.
         if self.out.tx.stage(rec).is_ok() {
-            *sent = Some(pos);
+            self.sent = Some(pos);
             self.progress += 1;
             self.out.tx.publish();
         }
@@ -346,19 +346,18 @@ impl SurvWorker {
             .drain_step(self.epoch, 0, 0, 0, |r, a| out.send(r, a));
     }
 
-    /// One message at feed position `seq` (read at `origin`): classified, applied to `books`,
-    /// run through the detectors.
-    /// True when the message changed its stock's touch.
+    /// The detectors' view of a message at feed position `seq`, before the books apply it.
     #[inline]
-    pub fn event(&mut self, msg: &Message<'_>, books: &mut Books, seq: u32, origin: u64) -> bool {
-        let mut ev = self.s.before(msg, books, seq);
-        books.apply(msg);
+    pub fn before(&mut self, msg: &Message<'_>, books: &Books, seq: u32) -> SurvEvent {
+        self.s.before(msg, books, seq)
+    }
+
+    /// The message of `ev` was applied to `books` (its latency started at `origin`): run the
+    /// detectors and send what they raised.
+    #[inline]
+    pub fn after(&mut self, mut ev: SurvEvent, books: &Books, seq: u32, origin: u64) {
         self.s.after(&mut ev, books);
-        let origin = if origin == super::reader::UNTIMED {
-            0
-        } else {
-            origin
-        };
+        let origin = if origin == UNTIMED { 0 } else { origin };
         let rel = seq.wrapping_sub(self.mark_seq);
         // One TSC read for a timed event that raised alerts: the detect / hop split of their
         // latency (alerts are rare; nothing is read for the rest).
@@ -378,7 +377,6 @@ impl SurvWorker {
             // A timed alert goes out now, not at the end of the worker's batch.
             self.publish();
         }
-        ev.locate != 0 && ev.before != ev.after
     }
 
     /// Publishes what is staged.
@@ -391,6 +389,55 @@ impl SurvWorker {
         self.out.publish();
         self.out.atx.close();
         self.out.tx.close();
+    }
+}
+
+impl BookHook for SurvWorker {
+    type Pre = (SurvEvent, u32, u64);
+    const FRONTIER: bool = true;
+
+    #[inline(always)]
+    fn has_room(&mut self, _mark: bool) -> bool {
+        SurvWorker::has_room(self)
+    }
+
+    #[inline(always)]
+    fn before(&mut self, m: &Message<'_>, books: &Books, seq: u32, origin: u64) -> Self::Pre {
+        (SurvWorker::before(self, m, books, seq), seq, origin)
+    }
+
+    #[inline(always)]
+    fn after(&mut self, pre: Self::Pre, _m: &Message<'_>, books: &Books, _touch: Option<Touch>) {
+        SurvWorker::after(self, pre.0, books, pre.1, pre.2);
+    }
+
+    fn on_mark(&mut self, wm: u64, clock: u8, seq: u32, books: &Books) {
+        if clock == self.clock {
+            self.mark(wm, seq, books);
+        }
+    }
+
+    fn on_idle(&mut self, pos: u32) {
+        self.idle(pos);
+    }
+
+    #[inline(always)]
+    fn end_of_batch(&mut self) {
+        self.publish();
+    }
+
+    fn close(&mut self) {
+        SurvWorker::close(self);
+    }
+}
+
+impl Collector for SurvMerge {
+    fn work(&mut self, budget: usize) -> bool {
+        SurvMerge::work(self, budget)
+    }
+
+    fn done(&self) -> bool {
+        SurvMerge::done(self)
     }
 }
 
@@ -677,10 +724,10 @@ mod tests {
         }
     }
 
-    fn worker(f: &Arc<Frontier>) -> (SurvWorker, Consumer<SurvRecord>, Consumer<Alert>) {
+    fn worker() -> (SurvWorker, Consumer<SurvRecord>, Consumer<Alert>) {
         let (tx, rx) = ring(SurvWorker::RING);
         let (atx, arx) = ring(SurvWorker::ALERT_RING);
-        let w = SurvWorker::new(Rules::default(), &[], tx, atx, None).with_frontier(f.clone());
+        let w = SurvWorker::new(Rules::default(), &[], tx, atx, None);
         (w, rx, arx)
     }
 
@@ -690,9 +737,8 @@ mod tests {
     /// below 5 must not.
     #[test]
     fn idle_progress_releases_other_workers_alerts_and_only_those_before_it() {
-        let f = Arc::new(Frontier::default());
-        let (mut w0, rx0, arx0) = worker(&f);
-        let (mut w1, rx1, arx1) = worker(&f);
+        let (mut w0, rx0, arx0) = worker();
+        let (mut w1, rx1, arx1) = worker();
         let sink = Shared::default();
         let mut m = SurvMerge::new(
             vec![rx0, rx1],
@@ -723,12 +769,8 @@ mod tests {
         m.work(64);
         assert_eq!(lines(&sink), 0, "worker 1 not heard from: the alert waits");
 
-        // Nothing announced yet: no progress.
-        w1.idle(|| true);
-        assert_eq!(w1.progress, 0);
         // Published up to position 5 (positions 0..=4): worker 1 could still send at 5.
-        f.announce(5);
-        w1.idle(|| true);
+        w1.idle(5);
         assert_eq!(w1.progress, 1);
         m.work(64);
         assert_eq!(
@@ -737,14 +779,10 @@ mod tests {
             "progress to position 4 does not pass position 5"
         );
         // The same position again sends nothing new.
-        w1.idle(|| true);
-        assert_eq!(w1.progress, 1);
-        // Its ring is not empty after all: no progress may be claimed.
-        f.announce(9);
-        w1.idle(|| false);
+        w1.idle(5);
         assert_eq!(w1.progress, 1);
         // Published past 5 and worker 1's ring is empty: the alert goes out.
-        w1.idle(|| true);
+        w1.idle(9);
         assert_eq!(w1.progress, 2);
         m.work(64);
         assert_eq!(

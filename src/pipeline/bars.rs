@@ -24,31 +24,16 @@
 //! for every stock it owns; an event fires at most `size / slide` late windows. Rings are sized
 //! for that at construction.
 
-use super::event::{Event, BODY};
-use super::merge::{Keyed, Merge};
-use crate::agg::{format_bar, Bar, BarFormat, BarInput, BarKey, MAX_ROW};
+use super::op::BookHook;
+use crate::agg::{format_bar, participant_of, Bar, BarFormat, BarInput, BarKey, Touch, MAX_ROW};
+use crate::book::Books;
+use crate::engine::merge::{Keyed, Merge};
+use crate::engine::{Clock, Collector, MarkGen};
+use crate::itch::Message;
 use crate::ring::{Consumer, Producer};
 use crate::state::SparseIndex;
 use crate::window::{Firing, FiringKind, TimeWindowConfig, TimeWindows};
 use std::io::Write;
-
-/// [`Event`] type byte of a watermark mark (not an ITCH type letter).
-pub const MARK: u8 = 0xFF;
-
-/// Builds a mark event carrying watermark `wm`.
-#[inline]
-pub fn mark_event(ev: &mut Event, wm: u64) {
-    ev.origin = super::reader::UNTIMED;
-    ev.body = [0; BODY];
-    ev.body[0] = MARK;
-    ev.body[3..11].copy_from_slice(&wm.to_le_bytes());
-}
-
-/// The watermark of a mark event.
-#[inline]
-pub fn mark_watermark(ev: &Event) -> u64 {
-    u64::from_le_bytes(ev.body[3..11].try_into().expect("8 bytes"))
-}
 
 /// The bars job of a pipeline run.
 pub struct BarsConfig {
@@ -102,132 +87,6 @@ pub struct BarsReport {
     pub lost: u64,
     /// Participant messages skipped because a worker's participant table was full.
     pub participants_overflow: u64,
-}
-
-/// The reader's watermark and mark schedule.
-#[derive(Clone, Copy, Debug)]
-pub struct MarkGen {
-    slide: u64,
-    offset: u64,
-    ooo: u64,
-    every: u32,
-    max_ts: Option<u64>,
-    /// The next window end − 1 to announce.
-    next_step: u64,
-    since: u32,
-    /// Marks sent.
-    pub sent: u64,
-    /// The last watermark sent.
-    pub last: Option<u64>,
-}
-
-impl MarkGen {
-    /// A schedule for windows ending every `slide` ns from `offset`, with `ooo` ns of
-    /// out-of-orderness, and a mark at least every `every` messages.
-    pub fn new(cfg: &BarsConfig) -> MarkGen {
-        MarkGen {
-            slide: cfg.window.slide.max(1),
-            offset: cfg.window.offset,
-            ooo: cfg.window.max_out_of_orderness,
-            every: cfg.mark_every.max(1),
-            max_ts: None,
-            next_step: 0,
-            since: 0,
-            sent: 0,
-            last: None,
-        }
-    }
-
-    /// A schedule with no windows: a mark every `every` messages only (surveillance timers and
-    /// the output's merge), then two final marks at the end.
-    pub fn periodic(every: u32) -> MarkGen {
-        MarkGen {
-            slide: u64::MAX,
-            offset: 0,
-            ooo: 0,
-            every: every.max(1),
-            max_ts: None,
-            next_step: u64::MAX - 1,
-            since: 0,
-            sent: 0,
-            last: None,
-        }
-    }
-
-    /// The feed's watermark once `ts` is seen: no later message should be stamped at or before
-    /// it.
-    fn watermark(max_ts: u64, ooo: u64) -> Option<u64> {
-        max_ts.checked_sub(ooo + 1)
-    }
-
-    /// The next mark due before the message stamped `ts` (call until `None`, sending each and
-    /// calling [`MarkGen::sent_mark`]), or `None` when the message can go.
-    #[inline]
-    pub fn due(&self, ts: u64) -> Option<u64> {
-        let max = self.max_ts.map_or(ts, |m| m.max(ts));
-        let wm = Self::watermark(max, self.ooo)?;
-        if self.max_ts.is_some() && wm >= self.next_step {
-            return Some(self.next_step);
-        }
-        if self.since >= self.every && self.last.map_or(true, |l| wm > l) {
-            return Some(wm);
-        }
-        None
-    }
-
-    /// A mark with watermark `wm` was sent.
-    #[inline]
-    pub fn sent_mark(&mut self, wm: u64) {
-        if wm >= self.next_step && self.max_ts.is_some() {
-            self.next_step = self.step_after(wm);
-        }
-        self.last = Some(wm);
-        self.since = 0;
-        self.sent += 1;
-    }
-
-    /// The first window end − 1 after `wm`.
-    fn step_after(&self, wm: u64) -> u64 {
-        // Window ends are offset + k·slide (offset < slide); the step is end − 1.
-        if wm.saturating_add(1) < self.offset {
-            return self.offset - 1;
-        }
-        let base = wm.saturating_add(1) - self.offset;
-        let k = base / self.slide + 1;
-        self.offset
-            .saturating_add(k.saturating_mul(self.slide))
-            .saturating_sub(1)
-    }
-
-    /// The message stamped `ts` was sent.
-    #[inline]
-    pub fn sent_message(&mut self, ts: u64) {
-        if self.max_ts.is_none() {
-            // The first step is the end of the first window holding the first message.
-            self.next_step = if ts == 0 {
-                self.step_after(0).min(self.offset.wrapping_sub(1))
-            } else {
-                self.step_after(ts - 1)
-            };
-        }
-        self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
-        self.since += 1;
-    }
-
-    /// Marks to close every window after the last message, then the final mark (`u64::MAX`):
-    /// the next one to send, or `None` when all are sent.
-    pub fn final_due(&self, size: u64) -> Option<u64> {
-        let max = self.max_ts?;
-        if self.last == Some(u64::MAX) {
-            return None;
-        }
-        let last_end = max.saturating_add(size).saturating_add(self.slide);
-        if self.next_step <= last_end && self.last.map_or(true, |l| l < self.next_step) {
-            Some(self.next_step)
-        } else {
-            Some(u64::MAX)
-        }
-    }
 }
 
 /// Sort key of a row: (epoch, phase, seq, window start, key).
@@ -288,6 +147,18 @@ pub struct BarsWorker {
     pub rows: u64,
     /// Rows that found no room (a bug if ever > 0).
     pub lost: u64,
+    /// The number of its mark clock.
+    clock: u8,
+}
+
+/// The mark clock of a bars job: a mark at every window end the watermark passes, and every
+/// `mark_every` messages.
+pub fn clock(cfg: &BarsConfig) -> Clock {
+    let w = &cfg.window;
+    Clock {
+        gen: MarkGen::windows(w.slide, w.offset, w.max_out_of_orderness, cfg.mark_every),
+        size: w.size,
+    }
 }
 
 impl BarsWorker {
@@ -327,7 +198,14 @@ impl BarsWorker {
             last_seq32: 0,
             rows: 0,
             lost: 0,
+            clock: 0,
         })
+    }
+
+    /// Takes the marks of clock number `clock` (the run's clock list is the job's to order).
+    pub fn on_clock(mut self, clock: u8) -> BarsWorker {
+        self.clock = clock;
+        self
     }
 
     /// Dense keys of a worker: the stocks it owns, or its participant table's capacity.
@@ -506,6 +384,70 @@ impl BarsWorker {
     }
 }
 
+/// What a bars hook learns before the books apply a message.
+#[derive(Clone, Copy, Debug)]
+pub struct BarsPre {
+    input: Option<BarInput>,
+    mpid: Option<[u8; 4]>,
+    seq: u32,
+}
+
+impl BookHook for BarsWorker {
+    type Pre = BarsPre;
+
+    #[inline(always)]
+    fn has_room(&mut self, mark: bool) -> bool {
+        BarsWorker::has_room(self, mark)
+    }
+
+    /// What the message adds, and (per-participant rows) whose it is, read before the books
+    /// forget an order it removes.
+    #[inline(always)]
+    fn before(&mut self, m: &Message<'_>, books: &Books, seq: u32, _origin: u64) -> BarsPre {
+        let locate = m.stock_locate();
+        BarsPre {
+            input: (locate != 0).then(|| BarInput::classify(m, books)),
+            mpid: if self.by_participant() {
+                participant_of(m, books)
+            } else {
+                None
+            },
+            seq,
+        }
+    }
+
+    #[inline(always)]
+    fn after(&mut self, pre: BarsPre, m: &Message<'_>, books: &Books, touch: Option<Touch>) {
+        let Some(mut x) = pre.input else { return };
+        if touch.is_some() {
+            x.touch = touch;
+        }
+        let locate = m.stock_locate();
+        let seq = pre.seq;
+        if !self.by_participant() {
+            let sym = books.symbol(locate).copied().unwrap_or(*b"?       ");
+            self.add(locate, m.timestamp(), seq, &x, &sym);
+        } else if let Some(p) = pre.mpid {
+            self.add_participant(p, m.timestamp(), seq, &x);
+        }
+    }
+
+    fn on_mark(&mut self, wm: u64, clock: u8, _seq: u32, books: &Books) {
+        if clock == self.clock {
+            self.mark(wm, |l| books.symbol(l).copied().unwrap_or(*b"?       "));
+        }
+    }
+
+    #[inline(always)]
+    fn end_of_batch(&mut self) {
+        self.publish();
+    }
+
+    fn close(&mut self) {
+        BarsWorker::close(self);
+    }
+}
+
 /// The output stage's side: merges the workers' rows and writes them.
 pub struct BarsMerge {
     merge: Merge<BarRecord>,
@@ -532,6 +474,16 @@ impl std::fmt::Debug for BarsMerge {
             .field("rows", &self.rows)
             .field("late_rows", &self.late_rows)
             .finish_non_exhaustive()
+    }
+}
+
+impl Collector for BarsMerge {
+    fn work(&mut self, budget: usize) -> bool {
+        BarsMerge::work(self, budget)
+    }
+
+    fn done(&self) -> bool {
+        BarsMerge::done(self)
     }
 }
 

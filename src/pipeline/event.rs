@@ -51,67 +51,44 @@ impl std::fmt::Debug for Event {
     }
 }
 
-/// A worker's record of one processed event, for the output stage.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(C)]
-pub struct Done {
-    /// The event's [`Event::origin`].
-    pub origin: u64,
-    /// TSC ticks when the worker pushed this record.
-    pub pushed: u64,
-    /// The event's [`Event::seq`].
-    pub seq: u32,
-    /// Stock locate.
-    pub locate: u16,
-    /// ITCH type letter.
-    pub msg_type: u8,
-    /// Bit 0: the stock's best bid or offer changed.
-    pub flags: u8,
-}
+pub use crate::engine::{Done, SeqOrder};
 
-/// Checks that sequence numbers arrive in feed order on one stream (gaps are fine: other shards
-/// take the numbers between), counting any that go backwards. Wrapping arithmetic, as
-/// [`Event::seq`] wraps.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SeqOrder {
-    next: u32,
-    /// Sequence numbers seen at or before one already seen.
-    pub violations: u64,
-}
+/// [`Event`] type byte of a watermark mark (not an ITCH type letter).
+pub const MARK: u8 = 0xFF;
 
-impl SeqOrder {
-    /// Notes `seq`, the next number on this stream.
+impl crate::engine::Event for Event {
     #[inline(always)]
-    pub fn observe(&mut self, seq: u32) {
-        if seq.wrapping_sub(self.next) as i32 >= 0 {
-            self.next = seq.wrapping_add(1);
-        } else {
-            self.violations += 1;
-        }
+    fn origin(&self) -> u64 {
+        self.origin
     }
-}
 
-/// [`Done::flags`]: the event changed its stock's best bid or offer.
-pub const TOP_CHANGED: u8 = 1;
+    #[inline(always)]
+    fn seq(&self) -> u32 {
+        self.seq
+    }
 
-const _: () = assert!(std::mem::size_of::<Done>() == 24);
+    #[inline(always)]
+    fn set_header(&mut self, origin: u64, seq: u32) {
+        self.origin = origin;
+        self.seq = seq;
+    }
 
-#[cfg(test)]
-mod tests {
-    use super::SeqOrder;
+    /// A mark: the type byte [`MARK`], its clock in byte 1, its watermark in bytes 3..11.
+    #[inline]
+    fn set_mark(&mut self, wm: u64, clock: u8, seq: u32) {
+        self.origin = crate::engine::UNTIMED;
+        self.seq = seq;
+        self.body = [0; BODY];
+        self.body[0] = MARK;
+        self.body[1] = clock;
+        self.body[3..11].copy_from_slice(&wm.to_le_bytes());
+    }
 
-    #[test]
-    fn seq_order_allows_gaps_and_wrap_and_counts_regressions() {
-        let mut o = SeqOrder::default();
-        // Gaps (under 2³¹ apart), and the wrap from u32::MAX to 0, are in order.
-        for s in [0, 1, 5, 1 << 30, 2 << 30, 3 << 30, u32::MAX, 0, 3] {
-            o.observe(s);
-        }
-        assert_eq!(o.violations, 0);
-        o.observe(3); // repeated
-        o.observe(2); // backwards
-        assert_eq!(o.violations, 2);
-        o.observe(4);
-        assert_eq!(o.violations, 2);
+    #[inline(always)]
+    fn mark(&self) -> Option<(u64, u8)> {
+        (self.body[0] == MARK).then(|| {
+            let wm = u64::from_le_bytes(self.body[3..11].try_into().expect("8 bytes"));
+            (wm, self.body[1])
+        })
     }
 }

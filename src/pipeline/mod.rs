@@ -1,5 +1,6 @@
-//! The pinned, sharded pipeline: a reader, N shard workers and an output stage on their own
-//! threads, joined by SPSC [`ring`](crate::ring)s.
+//! The market jobs on the [engine](crate::engine): an ITCH source, the shard workers' order
+//! books with the jobs that watch them (bars, surveillance, or both in one run), and their
+//! collectors in the output stage.
 //!
 //! ```text
 //!                        ┌─▶ ring ─▶ worker 0 (books of locates ≡ 0 mod N) ─▶ ring ─┐
@@ -31,82 +32,23 @@ pub mod alerts;
 pub mod bars;
 pub mod event;
 pub mod journal;
-pub mod merge;
-pub mod output;
-pub mod reader;
-pub mod wait;
-pub mod worker;
+pub mod op;
+pub mod source;
 
 use crate::book::{BookConfig, BookStats, Books};
-use crate::clock::TickScale;
+pub use crate::engine::wait;
+pub use crate::engine::{Backpressure, Progress, RingCounters, Stage, ThreadReport, WaitStrategy};
+use crate::engine::{Clock, Collector, Config, Control, EngineError, Finished, Plan};
 use crate::inspect::InspectError;
 use crate::latency::StageLatency;
 use crate::ring::ring;
+use alerts::{SurvJob, SurvMerge, SurvReport, SurvWorker};
 pub use bars::BarsConfig;
-use bars::{BarsMerge, BarsWorker, MarkGen};
-use event::{Done, Event};
-use output::Output;
-pub use reader::FeedOptions;
-use reader::{Pacer, Reader};
+use bars::{BarsMerge, BarsReport, BarsWorker};
+use op::{BookHook, BookOp};
 use serde::Serialize;
+pub use source::{FeedOptions, ItchSource};
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::Arc;
-use std::time::Instant;
-pub use wait::WaitStrategy;
-use worker::Worker;
-
-/// What a stage's [`Stage::do_work`] call achieved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Progress {
-    /// Did some work; call again soon.
-    Worked,
-    /// Nothing to do right now.
-    Idle,
-    /// Finished for good (its outputs are closed).
-    Done,
-}
-
-/// One step of a pipeline: does a bounded batch of work and returns, never blocking.
-pub trait Stage {
-    /// Does up to one batch of work.
-    fn do_work(&mut self) -> Progress;
-}
-
-/// What a full ring does with a new event.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Backpressure {
-    /// Wait for room: lossless (replay; the default).
-    #[default]
-    Block,
-    /// Drop the newest event and count it (live feeds, where falling behind is worse).
-    Drop,
-}
-
-/// Counters of one ring, kept by its producer (and its consumer's count beside it).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct RingCounters {
-    /// Slots.
-    pub capacity: usize,
-    /// Items pushed.
-    pub pushed: u64,
-    /// Items the consumer took.
-    pub popped: u64,
-    /// Times the producer found the ring full (each a wait under `block`).
-    pub full: u64,
-    /// Items dropped because the ring was full (`drop` policy).
-    pub dropped: u64,
-}
-
-impl RingCounters {
-    /// Zeroed counters for a ring of `capacity` slots.
-    pub fn new(capacity: usize) -> RingCounters {
-        RingCounters {
-            capacity,
-            ..Default::default()
-        }
-    }
-}
 
 /// How to run the pipeline.
 #[derive(Clone, Debug)]
@@ -162,6 +104,23 @@ impl Default for PipelineConfig {
 }
 
 impl PipelineConfig {
+    /// The engine's part of this configuration.
+    pub fn engine(&self) -> Config {
+        Config {
+            workers: self.workers,
+            cores: self.cores.clone(),
+            wait: self.wait,
+            backpressure: self.backpressure,
+            speed: self.speed,
+            pace_from: self.pace_from,
+            until: self.feed.until,
+            ring_capacity: self.ring_capacity,
+            stage_timing: self.stage_timing,
+            thread_hook: self.thread_hook,
+            scale: None,
+        }
+    }
+
     /// One worker's book capacities: orders and levels divided among the workers with 50 %
     /// headroom for uneven shards (never more than the whole), every locate.
     pub fn worker_books(&self) -> BookConfig {
@@ -176,17 +135,6 @@ impl PipelineConfig {
             max_levels: share(self.books.max_levels),
         }
     }
-}
-
-/// One pipeline thread, as run.
-#[derive(Clone, Debug, Serialize)]
-pub struct ThreadReport {
-    /// Thread name (its stages).
-    pub name: String,
-    /// The core it was pinned to, if pinning succeeded.
-    pub core: Option<usize>,
-    /// Idle polls (rounds in which none of its stages had work).
-    pub idle_polls: u64,
 }
 
 /// Everything a run measured.
@@ -219,6 +167,8 @@ pub struct RunReport {
     pub undecodable: u64,
     /// Stopped by Ctrl-C before the end of the file.
     pub interrupted: bool,
+    /// Marks the reader sent, per mark clock.
+    pub marks_sent: Vec<u64>,
     /// Watermark marks the workers took (a windowed job's marks reach every worker).
     pub marks: u64,
     /// The windowed bars job, when the run had one.
@@ -309,118 +259,7 @@ pub fn shard_of(locate: u16, workers: usize) -> usize {
     locate as usize % workers.max(1)
 }
 
-// Stages are built once and moved only at thread start and end; boxing the reader would not
-// make the hot path any faster.
-#[allow(clippy::large_enum_variant)]
-enum AnyStage<'a> {
-    Reader(Reader<'a>),
-    Worker(Worker),
-    Output(Output),
-}
-
-impl AnyStage<'_> {
-    fn name(&self) -> String {
-        match self {
-            AnyStage::Reader(_) => "reader".into(),
-            AnyStage::Worker(w) => format!("worker-{}", w.id),
-            AnyStage::Output(_) => "output".into(),
-        }
-    }
-
-    /// Share of the pipeline's work per feed message, in units of 1/`workers`, for packing
-    /// stages onto fewer cores: measured per message here (PERF.md), the reader costs ≈ 35 ns,
-    /// the output ≈ 10 ns and the books ≈ 60–90 ns in all, split evenly over the workers.
-    fn weight(&self, workers: u32) -> u32 {
-        match self {
-            AnyStage::Reader(_) => 4 * workers,
-            AnyStage::Worker(_) => 8,
-            AnyStage::Output(_) => workers,
-        }
-    }
-
-    fn do_work(&mut self) -> Progress {
-        match self {
-            AnyStage::Reader(s) => s.do_work(),
-            AnyStage::Worker(s) => s.do_work(),
-            AnyStage::Output(s) => s.do_work(),
-        }
-    }
-}
-
-/// Packs `stages` onto at most `threads` groups, heaviest first onto the lightest group.
-fn pack(mut stages: Vec<AnyStage<'_>>, threads: usize) -> Vec<Vec<AnyStage<'_>>> {
-    let threads = threads.clamp(1, stages.len());
-    let workers = stages
-        .iter()
-        .filter(|s| matches!(s, AnyStage::Worker(_)))
-        .count() as u32;
-    let weight = |s: &AnyStage<'_>| s.weight(workers.max(1));
-    stages.sort_by_key(|s| std::cmp::Reverse(weight(s)));
-    let mut groups: Vec<(u32, Vec<AnyStage<'_>>)> = (0..threads).map(|_| (0, Vec::new())).collect();
-    for s in stages {
-        let g = groups
-            .iter_mut()
-            .min_by_key(|g| g.0)
-            .expect("at least one group");
-        g.0 += weight(&s);
-        g.1.push(s);
-    }
-    groups.into_iter().map(|g| g.1).collect()
-}
-
-/// Runs a group of stages on this thread until all are done (`done`: one flag per stage, all
-/// false; allocated by the caller, so the loop itself allocates nothing).
-fn run_group(stages: &mut [AnyStage<'_>], done: &mut [bool], wait: WaitStrategy) -> u64 {
-    let mut idle = wait::Idle::new(wait);
-    let mut left = stages.len();
-    while left > 0 {
-        let mut worked = false;
-        for (s, d) in stages.iter_mut().zip(done.iter_mut()) {
-            if *d {
-                continue;
-            }
-            match s.do_work() {
-                Progress::Worked => worked = true,
-                Progress::Idle => {}
-                Progress::Done => {
-                    *d = true;
-                    left -= 1;
-                    worked = true;
-                }
-            }
-        }
-        if worked {
-            idle.reset();
-        } else {
-            idle.wait();
-        }
-    }
-    idle.polls
-}
-
-/// Runs `buf` (a BinaryFILE image) through the pipeline.
-///
-/// `stop` ends the feed early when set (Ctrl-C); `progress` is updated with the messages read
-/// so far (for a progress bar). Allocation happens here, before the threads start their loops:
-/// rings, books, histograms.
-///
-/// # Errors
-/// The first framing or decoding error of the feed, naming its byte offset (after the pipeline
-/// has drained and stopped cleanly).
-pub fn run(
-    buf: &[u8],
-    cfg: &PipelineConfig,
-    stop: &AtomicBool,
-    progress: &AtomicU64,
-) -> Result<RunOutcome, InspectError> {
-    match run_job(buf, cfg, None, stop, progress) {
-        Ok(o) => Ok(o),
-        Err(JobError::Feed(e)) => Err(e),
-        Err(e) => unreachable!("only a windowed job has window or sink errors: {e}"),
-    }
-}
-
-/// Why a windowed run failed.
+/// Why a market run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     /// The feed is malformed at a byte offset.
@@ -429,12 +268,45 @@ pub enum JobError {
     /// The window configuration is invalid.
     #[error("window: {0}")]
     Window(#[from] crate::window::WindowError),
-    /// Writing the rows failed.
+    /// Writing the bars failed.
     #[error("writing the bars: {0}")]
     Sink(std::io::Error),
+    /// Writing the alerts failed.
+    #[error("writing the alerts: {0}")]
+    AlertSink(std::io::Error),
     /// The job's options do not go together.
     #[error("{0}")]
     Config(&'static str),
+    /// The engine failed (a configuration out of range, a stage that panicked).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// The jobs of one market run: the books always, bars and surveillance when given.
+#[derive(Debug, Default)]
+pub struct MarketJobs {
+    /// Windowed bars.
+    pub bars: Option<BarsConfig>,
+    /// Surveillance.
+    pub surv: Option<SurvJob>,
+}
+
+/// Runs `buf` (a BinaryFILE image) through the pipeline: the books only.
+///
+/// `stop` ends the feed early when set (Ctrl-C); `progress` is updated with the messages read
+/// so far (for a progress bar). Allocation happens here, before the threads start their loops:
+/// rings, books, histograms.
+///
+/// # Errors
+/// The first framing or decoding error of the feed, naming its byte offset (after the pipeline
+/// has drained and stopped cleanly); the engine's errors.
+pub fn run(
+    buf: &[u8],
+    cfg: &PipelineConfig,
+    stop: &AtomicBool,
+    progress: &AtomicU64,
+) -> Result<RunOutcome, JobError> {
+    run_market(buf, cfg, MarketJobs::default(), stop, progress)
 }
 
 /// [`run`], with a windowed bars job: the workers keep every stock's bars in event-time windows
@@ -449,7 +321,8 @@ pub fn run_job(
     stop: &AtomicBool,
     progress: &AtomicU64,
 ) -> Result<RunOutcome, JobError> {
-    run_jobs(buf, cfg, bars, None, stop, progress)
+    let jobs = MarketJobs { bars, surv: None };
+    run_market(buf, cfg, jobs, stop, progress)
 }
 
 /// [`run`], with surveillance: the workers run the detectors of their stocks and the output
@@ -461,26 +334,33 @@ pub fn run_job(
 pub fn run_surv(
     buf: &[u8],
     cfg: &PipelineConfig,
-    surv: alerts::SurvJob,
+    surv: SurvJob,
     stop: &AtomicBool,
     progress: &AtomicU64,
 ) -> Result<RunOutcome, JobError> {
-    run_jobs(buf, cfg, None, Some(surv), stop, progress)
+    let jobs = MarketJobs {
+        bars: None,
+        surv: Some(surv),
+    };
+    run_market(buf, cfg, jobs, stop, progress)
 }
 
-fn run_jobs(
+/// [`run`] with any of the market jobs — bars and surveillance together included, each
+/// writing what it would write alone.
+///
+/// # Errors
+/// As [`run_job`] and [`run_surv`].
+pub fn run_market(
     buf: &[u8],
     cfg: &PipelineConfig,
-    bars: Option<BarsConfig>,
-    surv: Option<alerts::SurvJob>,
+    jobs: MarketJobs,
     stop: &AtomicBool,
     progress: &AtomicU64,
 ) -> Result<RunOutcome, JobError> {
-    let n = cfg.workers.max(1);
-    if bars.is_some() && surv.is_some() {
-        return Err(JobError::Config("bars and surveillance are separate runs"));
-    }
-    if let Some(b) = &bars {
+    let ecfg = cfg.engine();
+    ecfg.validate()?;
+    let n = cfg.workers;
+    if let Some(b) = &jobs.bars {
         if b.by == crate::agg::BarKey::Participant && b.window.allowed_lateness > 0 {
             // A late row is one worker's part of a participant's window: the others' parts of
             // the same window are not re-sent with it, so the row could not be whole.
@@ -489,287 +369,313 @@ fn run_jobs(
             ));
         }
     }
-    let scale = TickScale::calibrate(50);
-    let mut to_workers = Vec::with_capacity(n);
-    let mut stages = Vec::with_capacity(n + 2);
-    let mut to_output = Vec::with_capacity(n);
     let wb = cfg.worker_books();
-    let mut bar_rows = Vec::new();
-    let mut surv_rows = Vec::new();
-    let mut surv_alerts = Vec::new();
-    let frontier = Arc::new(reader::Frontier::default());
-    for id in 0..n {
-        let (tx, rx) = ring::<Event>(cfg.ring_capacity);
-        let (otx, orx) = ring::<Done>(cfg.ring_capacity);
-        to_workers.push(tx);
-        to_output.push(orx);
-        let mut books = Books::new(wb);
-        books.prefault(); // no page faults on the hot path
-        let mut worker = Worker::new(id, rx, otx, books, scale, cfg.stage_timing);
-        if let Some(b) = &bars {
-            let (btx, brx) = ring(BarsWorker::ring_slots(b, n, wb.max_locates));
-            let bw = BarsWorker::new(b, id, n, wb.max_locates, btx)?;
-            worker = worker.with_bars(bw);
-            bar_rows.push(brx);
-        }
-        if let Some(j) = &surv {
-            let (stx, srx) = ring(alerts::SurvWorker::RING);
-            let (atx, arx) = ring(alerts::SurvWorker::ALERT_RING);
-            let mut sw = alerts::SurvWorker::new(j.rules, &j.flow, stx, atx, j.reload.clone())
-                .with_frontier(frontier.clone());
-            if let Some(until) = cfg.feed.until {
-                sw.s.set_flow_stop(until);
-            }
-            worker = worker.with_surv(sw);
-            surv_rows.push(srx);
-            surv_alerts.push(arx);
-        }
-        stages.push(AnyStage::Worker(worker));
-    }
-    let pacer = cfg.speed.map(|s| Pacer::new(s, cfg.pace_from, scale));
-    let mut reader = Reader::new(
-        buf,
-        cfg.feed,
-        to_workers,
-        cfg.backpressure,
-        pacer,
-        scale,
-        cfg.stage_timing,
-        stop,
-        progress,
-    );
-    let mut output = Output::new(to_output, scale);
-    if let Some(b) = bars {
-        reader = reader.with_marks(MarkGen::new(&b), b.window.size);
-        output = output.with_bars(BarsMerge::new(bar_rows, b));
-    }
-    let flow_records = surv.as_ref().map_or(0, |j| j.flow.len() as u64);
-    if let Some(j) = surv {
-        reader = reader
-            .with_marks(MarkGen::periodic(j.mark_every), 0)
-            .with_frontier(frontier);
-        output = output.with_surv(alerts::SurvMerge::new(
-            surv_rows,
-            surv_alerts,
-            &j.rules,
-            j.sink,
-            scale,
-            j.reload,
-        ));
-    }
-    stages.push(AnyStage::Reader(reader));
-    stages.push(AnyStage::Output(output));
-
-    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = if cfg.cores.is_empty() {
-        available
-    } else {
-        cfg.cores.len()
-    };
-    let groups = pack(stages, threads);
-    let t0 = Instant::now();
-    let mut finished: Vec<(ThreadReport, Vec<AnyStage<'_>>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = groups
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut group)| {
-                let name = format!(
-                    "tw-{}",
-                    group.iter().map(|s| s.name()).collect::<Vec<_>>().join("+")
-                );
-                let core = cfg.cores.get(i).copied();
-                let (wait, hook) = (cfg.wait, cfg.thread_hook);
-                std::thread::Builder::new()
-                    .name(name.clone())
-                    .spawn_scoped(scope, move || {
-                        let pinned = core.filter(|&c| {
-                            core_affinity::set_for_current(core_affinity::CoreId { id: c })
-                        });
-                        let mut done = vec![false; group.len()];
-                        if let Some(h) = hook {
-                            h(true);
-                        }
-                        let idle_polls = run_group(&mut group, &mut done, wait);
-                        if let Some(h) = hook {
-                            h(false);
-                        }
-                        (
-                            ThreadReport {
-                                name,
-                                core: pinned,
-                                idle_polls,
-                            },
-                            group,
-                        )
-                    })
-                    .expect("spawning a pipeline thread")
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a pipeline thread panicked"))
-            .collect()
+    let ctl = Control { stop, progress };
+    let flow_records = jobs.surv.as_ref().map_or(0, |j| j.flow.len() as u64);
+    let bars_clock = jobs.bars.as_ref().map(bars::clock);
+    let surv_clock = jobs.surv.as_ref().map(|j| Clock {
+        gen: crate::engine::MarkGen::periodic(j.mark_every),
+        size: 0,
     });
-    let elapsed_ns = t0.elapsed().as_nanos() as u64;
-    finished.sort_by_key(|(t, _)| t.name.clone());
-
-    let mut threads = Vec::new();
-    let mut reader = None;
-    let mut workers = Vec::new();
-    let mut output = None;
-    for (t, group) in finished {
-        threads.push(t);
-        for s in group {
-            match s {
-                AnyStage::Reader(r) => reader = Some(r),
-                AnyStage::Worker(w) => workers.push(w),
-                AnyStage::Output(o) => output = Some(o),
-            }
+    // Clock 0 is the first job's; a second job takes clock 1.
+    let clocks: Vec<Clock> = bars_clock.into_iter().chain(surv_clock).collect();
+    let surv_clock_no = bars_clock.is_some() as u8;
+    let bars_parts = match jobs.bars {
+        Some(b) => Some(bars_hooks(b, n, wb.max_locates)?),
+        None => None,
+    };
+    let surv_parts = jobs
+        .surv
+        .map(|j| surv_hooks(j, n, cfg.feed.until, surv_clock_no));
+    let src = ItchSource::new(buf, cfg.feed.lenient);
+    let hooks = (bars_parts, surv_parts);
+    let extra = Extra { flow_records };
+    match hooks {
+        (None, None) => {
+            let plan = plan(vec![(); n], (), clocks, wb);
+            finish(crate::engine::run(src, plan, &ecfg, ctl)?, cfg, extra)
+        }
+        (Some((bh, bm)), None) => {
+            let plan = plan(bh, bm, clocks, wb);
+            finish(crate::engine::run(src, plan, &ecfg, ctl)?, cfg, extra)
+        }
+        (None, Some((sh, sm))) => {
+            let plan = plan(sh, sm, clocks, wb);
+            finish(crate::engine::run(src, plan, &ecfg, ctl)?, cfg, extra)
+        }
+        (Some((bh, bm)), Some((sh, sm))) => {
+            let hooks = bh.into_iter().zip(sh).collect();
+            let plan = plan(hooks, (bm, sm), clocks, wb);
+            finish(crate::engine::run(src, plan, &ecfg, ctl)?, cfg, extra)
         }
     }
-    workers.sort_by_key(|w| w.id);
-    let (Some(mut reader), Some(mut output)) = (reader, output) else {
-        unreachable!("the reader and output stages were built above")
-    };
-    if let Some(e) = reader.error.take() {
+}
+
+/// What the report needs beyond the run's own state.
+#[derive(Clone, Copy, Debug)]
+struct Extra {
+    flow_records: u64,
+}
+
+/// One worker's books per hook, prefaulted so the hot path takes no page fault.
+fn plan<H: BookHook, C: Collector>(
+    hooks: Vec<H>,
+    collector: C,
+    clocks: Vec<Clock>,
+    wb: BookConfig,
+) -> Plan<BookOp<H>, C> {
+    let ops = hooks
+        .into_iter()
+        .map(|h| {
+            let mut books = Books::new(wb);
+            books.prefault();
+            BookOp::new(books, h)
+        })
+        .collect();
+    Plan {
+        ops,
+        collector,
+        clocks,
+    }
+}
+
+fn bars_hooks(
+    b: BarsConfig,
+    n: usize,
+    max_locates: usize,
+) -> Result<(Vec<BarsWorker>, BarsMerge), JobError> {
+    let mut hooks = Vec::with_capacity(n);
+    let mut rows = Vec::with_capacity(n);
+    for id in 0..n {
+        let (tx, rx) = ring(BarsWorker::ring_slots(&b, n, max_locates));
+        hooks.push(BarsWorker::new(&b, id, n, max_locates, tx)?.on_clock(0));
+        rows.push(rx);
+    }
+    Ok((hooks, BarsMerge::new(rows, b)))
+}
+
+fn surv_hooks(j: SurvJob, n: usize, until: Option<u64>, clock: u8) -> (Vec<SurvWorker>, SurvMerge) {
+    let mut hooks = Vec::with_capacity(n);
+    let (mut rows, mut alerts) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let (stx, srx) = ring(SurvWorker::RING);
+        let (atx, arx) = ring(SurvWorker::ALERT_RING);
+        let mut sw = SurvWorker::new(j.rules, &j.flow, stx, atx, j.reload.clone()).on_clock(clock);
+        if let Some(until) = until {
+            sw.s.set_flow_stop(until);
+        }
+        hooks.push(sw);
+        rows.push(srx);
+        alerts.push(arx);
+    }
+    let scale = crate::engine::tick_scale();
+    let merge = SurvMerge::new(rows, alerts, &j.rules, j.sink, scale, j.reload);
+    (hooks, merge)
+}
+
+/// The bars and surveillance parts of a hook.
+trait Parts {
+    fn bars(&self) -> Option<&BarsWorker> {
+        None
+    }
+    fn surv(&self) -> Option<&SurvWorker> {
+        None
+    }
+}
+
+impl Parts for () {}
+
+impl Parts for BarsWorker {
+    fn bars(&self) -> Option<&BarsWorker> {
+        Some(self)
+    }
+}
+
+impl Parts for SurvWorker {
+    fn surv(&self) -> Option<&SurvWorker> {
+        Some(self)
+    }
+}
+
+impl Parts for (BarsWorker, SurvWorker) {
+    fn bars(&self) -> Option<&BarsWorker> {
+        Some(&self.0)
+    }
+    fn surv(&self) -> Option<&SurvWorker> {
+        Some(&self.1)
+    }
+}
+
+/// The bars and surveillance parts of a collector.
+trait MergeParts {
+    fn bars(&mut self) -> Option<&mut BarsMerge> {
+        None
+    }
+    fn surv(&mut self) -> Option<&mut SurvMerge> {
+        None
+    }
+}
+
+impl MergeParts for () {}
+
+impl MergeParts for BarsMerge {
+    fn bars(&mut self) -> Option<&mut BarsMerge> {
+        Some(self)
+    }
+}
+
+impl MergeParts for SurvMerge {
+    fn surv(&mut self) -> Option<&mut SurvMerge> {
+        Some(self)
+    }
+}
+
+impl MergeParts for (BarsMerge, SurvMerge) {
+    fn bars(&mut self) -> Option<&mut BarsMerge> {
+        Some(&mut self.0)
+    }
+    fn surv(&mut self) -> Option<&mut SurvMerge> {
+        Some(&mut self.1)
+    }
+}
+
+/// The run's outcome from what the engine handed back.
+fn finish<H: BookHook + Parts, C: Collector + MergeParts>(
+    mut f: Finished<ItchSource<'_>, BookOp<H>, C>,
+    cfg: &PipelineConfig,
+    extra: Extra,
+) -> Result<RunOutcome, JobError> {
+    if let Some(e) = f.error.take() {
         return Err(e.into());
     }
-    let bars = match output.bars.take() {
-        Some(mut merge) => {
-            if let Some(e) = merge.error.take() {
-                return Err(JobError::Sink(e));
-            }
-            let mut r = bars::BarsReport {
-                marks: reader.marks_sent,
-                rows: merge.rows,
-                late_rows: merge.late_rows,
-                ..Default::default()
-            };
-            for b in workers.iter().filter_map(|w| w.bars.as_ref()) {
-                let l = b.ledger();
-                r.dropped_late += l.dropped_late;
-                r.max_lateness_ns = r.max_lateness_ns.max(l.max_lateness_ns);
-                r.overflow += l.overflow + l.out_of_range;
-                r.participants_overflow += b.participants_overflow;
-                r.lost += b.lost;
-            }
-            Some(r)
-        }
+    let hooks: Vec<&H> = f.ops.iter().map(|o| &o.hook).collect();
+    let bars = match f.collector.bars() {
+        Some(m) => Some(bars_report(m, &hooks, &f.report.marks_sent)?),
         None => None,
     };
-    let surv = match output.surv.take() {
-        Some(mut merge) => {
-            if let Some(e) = merge.error.take() {
-                return Err(JobError::Sink(e));
-            }
-            let written = merge.written();
-            let mut r = alerts::SurvReport {
-                alerts: crate::surv::DetectorId::ALL
-                    .iter()
-                    .map(|d| (d.name().to_string(), written[*d as usize]))
-                    .collect(),
-                total: merge.alerts,
-                marks: reader.marks_sent,
-                alert_overflow: merge.overflow() + merge.missing,
-                latency: merge.latency_rows(),
-                ..Default::default()
-            };
-            let mut applied = 0;
-            let mut tables: Option<Vec<(&str, u64)>> = None;
-            for s in workers.iter().filter_map(|w| w.surv.as_ref()) {
-                let p = s.s.table_pressure();
-                match &mut tables {
-                    None => tables = Some(p),
-                    Some(t) => t.iter_mut().zip(p).for_each(|(t, (_, n))| t.1 += n),
-                }
-                r.progress += s.progress;
-                let c = &s.s.counters;
-                r.counters.events += c.events;
-                r.counters.flow_applied += c.flow_applied;
-                r.counters.account_overflow += c.account_overflow;
-                r.counters.risk_overflow += c.risk_overflow;
-                r.counters.reloads += c.reloads;
-                r.alert_overflow += s.s.alerts.overflow + s.out.lost;
-                applied += c.flow_applied;
-            }
-            r.flow_unapplied = flow_records.saturating_sub(applied);
-            r.tables = tables
-                .into_iter()
-                .flatten()
-                .chain(merge.risk_pressure())
-                .map(|(n, c)| (n.to_string(), c))
-                .collect();
-            Some(r)
-        }
+    let surv = match f.collector.surv() {
+        Some(m) => Some(surv_report(m, &hooks, &f.report.marks_sent, extra)?),
         None => None,
     };
-    let mut rings = reader.counters.clone();
-    for (r, w) in rings.iter_mut().zip(&workers) {
-        r.popped = w.popped;
-    }
-    for (w, received) in workers.iter().zip(&output.received) {
-        let mut c = w.out.counters;
-        c.popped = *received;
-        rings.push(c);
-    }
+    let e = f.report;
+    let mut latency = e.latency;
+    latency[2].span = "take → next take (decode, apply, top check)".into();
     let mut book_stats = BookStats::default();
-    for w in &workers {
-        book_stats.add(w.books.stats());
+    for o in &f.ops {
+        book_stats.add(o.books.stats());
     }
-    let latency = vec![
-        StageLatency::merged(
-            "reader",
-            "read → next read (frame, validate, stage)",
-            [&reader.latency],
-        ),
-        StageLatency::merged(
-            "worker queue",
-            "origin → taken by worker",
-            workers.iter().map(|w| &w.queue_latency),
-        ),
-        StageLatency::merged(
-            "book update",
-            "take → next take (decode, apply, top check)",
-            workers.iter().map(|w| &w.out.book_latency),
-        ),
-        StageLatency::merged("output hop", "worker push → output", [&output.hop_latency]),
-        StageLatency::merged("end to end", "origin → output", [&output.e2e_latency]),
-    ];
-    let offered: u64 = reader.counters.iter().map(|c| c.pushed + c.dropped).sum();
     let report = RunReport {
-        messages: reader.messages,
-        offered,
-        dropped: reader.counters.iter().map(|c| c.dropped).sum(),
-        processed: workers.iter().map(|w| w.processed).sum(),
-        output_received: output.received.iter().sum(),
-        top_changes: output.top_changes,
-        skipped_unknown: reader.skipped_unknown,
-        skipped_bad_lengths: reader.skipped_bad_lengths,
-        out_of_order_ts: reader.out_of_order_ts,
-        order_violations: workers.iter().map(|w| w.order.violations).sum::<u64>()
-            + output.order.iter().map(|o| o.violations).sum::<u64>(),
-        stopped_at_until: reader.stopped_at_until,
-        undecodable: workers.iter().map(|w| w.undecodable).sum(),
-        interrupted: reader.interrupted,
-        marks: workers.iter().map(|w| w.marks).sum(),
+        messages: e.messages,
+        offered: e.offered,
+        dropped: e.dropped,
+        processed: e.processed,
+        output_received: e.output_received,
+        top_changes: e.flagged,
+        skipped_unknown: f.source.skipped_unknown,
+        skipped_bad_lengths: f.source.skipped_bad_lengths,
+        out_of_order_ts: e.out_of_order_ts,
+        order_violations: e.order_violations,
+        stopped_at_until: e.stopped_at_until,
+        undecodable: e.rejected,
+        interrupted: e.interrupted,
+        marks: e.marks,
+        marks_sent: e.marks_sent,
         bars,
         surv,
-        elapsed_ns,
-        messages_per_s: reader.messages as f64 * 1e9 / elapsed_ns.max(1) as f64,
-        rings,
+        elapsed_ns: e.elapsed_ns,
+        messages_per_s: e.messages_per_s,
+        rings: e.rings,
         latency,
-        threads,
+        threads: e.threads,
         book_stats,
-        live_orders: workers.iter().map(|w| w.books.live_orders()).sum(),
-        workers: n,
+        live_orders: f.ops.iter().map(|o| o.books.live_orders()).sum(),
+        workers: cfg.workers,
         wait: cfg.wait,
         backpressure: cfg.backpressure,
         speed: cfg.speed,
         stage_timing: cfg.stage_timing,
-        ticks_per_ns: scale.ticks_per_ns,
+        ticks_per_ns: e.ticks_per_ns,
     };
     Ok(RunOutcome {
         report,
-        books: workers.into_iter().map(|w| w.books).collect(),
+        books: f.ops.into_iter().map(|o| o.books).collect(),
     })
+}
+
+fn bars_report<H: Parts>(
+    merge: &mut BarsMerge,
+    hooks: &[&H],
+    marks_sent: &[u64],
+) -> Result<BarsReport, JobError> {
+    if let Some(e) = merge.error.take() {
+        return Err(JobError::Sink(e));
+    }
+    let mut r = BarsReport {
+        // The bars' clock is always clock 0.
+        marks: marks_sent.first().copied().unwrap_or(0),
+        rows: merge.rows,
+        late_rows: merge.late_rows,
+        ..Default::default()
+    };
+    for b in hooks.iter().filter_map(|h| h.bars()) {
+        let l = b.ledger();
+        r.dropped_late += l.dropped_late;
+        r.max_lateness_ns = r.max_lateness_ns.max(l.max_lateness_ns);
+        r.overflow += l.overflow + l.out_of_range;
+        r.participants_overflow += b.participants_overflow;
+        r.lost += b.lost;
+    }
+    Ok(r)
+}
+
+fn surv_report<H: Parts>(
+    merge: &mut SurvMerge,
+    hooks: &[&H],
+    marks_sent: &[u64],
+    extra: Extra,
+) -> Result<SurvReport, JobError> {
+    if let Some(e) = merge.error.take() {
+        return Err(JobError::AlertSink(e));
+    }
+    let written = merge.written();
+    let mut r = SurvReport {
+        alerts: crate::surv::DetectorId::ALL
+            .iter()
+            .map(|d| (d.name().to_string(), written[*d as usize]))
+            .collect(),
+        total: merge.alerts,
+        // Surveillance's clock is the last one.
+        marks: marks_sent.last().copied().unwrap_or(0),
+        alert_overflow: merge.overflow() + merge.missing,
+        latency: merge.latency_rows(),
+        ..Default::default()
+    };
+    let mut applied = 0;
+    let mut tables: Vec<(String, u64)> = Vec::new();
+    for s in hooks.iter().filter_map(|h| h.surv()) {
+        for (i, (name, count)) in s.s.table_pressure().into_iter().enumerate() {
+            match tables.get_mut(i) {
+                Some(t) => t.1 += count,
+                None => tables.push((name.to_string(), count)),
+            }
+        }
+        r.progress += s.progress;
+        let c = &s.s.counters;
+        r.counters.events += c.events;
+        r.counters.flow_applied += c.flow_applied;
+        r.counters.account_overflow += c.account_overflow;
+        r.counters.risk_overflow += c.risk_overflow;
+        r.counters.reloads += c.reloads;
+        r.alert_overflow += s.s.alerts.overflow + s.out.lost;
+        applied += c.flow_applied;
+    }
+    r.flow_unapplied = extra.flow_records.saturating_sub(applied);
+    tables.extend(
+        merge
+            .risk_pressure()
+            .into_iter()
+            .map(|(n, c)| (n.to_string(), c)),
+    );
+    r.tables = tables;
+    Ok(r)
 }

@@ -93,7 +93,8 @@ pub trait UserDetector: Send {
     }
 }
 
-/// Builds one instance of a user detector (the pipeline calls it once per shard worker).
+/// Builds one instance of a user detector: one per shard, so a sharded run (the pipeline's
+/// workers) calls it once per worker; `tickwatch run --alerts` does not take user detectors yet.
 pub type DetectorFactory = Arc<dyn Fn() -> Box<dyn UserDetector> + Send + Sync>;
 
 /// A [`DetectorFactory`] from a closure.

@@ -1231,7 +1231,7 @@ fn run_feed(
     mut s: Surveillance,
     mark_every: u32,
 ) -> Result<(Vec<Alert>, SurvCounters), crate::inspect::InspectError> {
-    use crate::pipeline::bars::MarkGen;
+    use crate::engine::MarkGen;
     let mut out = SurvOutput::new(&s.rules);
     out.name_user_detectors(s.user_detectors());
     let mut alerts = Vec::new();

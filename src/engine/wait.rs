@@ -1,10 +1,10 @@
 //! What a stage thread does when none of its stages has work.
 
-use clap::ValueEnum;
 use serde::Serialize;
 
 /// How an idle stage thread waits for work.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum WaitStrategy {
     /// Spin on the rings (`PAUSE` between polls): lowest latency, burns its core. For pinned,
@@ -50,18 +50,26 @@ impl Idle {
         self.rounds = 0;
     }
 
-    /// Nothing to do this round: wait a little, as the strategy says.
+    /// Nothing to do this round: wait a little, as the strategy says. True when it gave the
+    /// core away (yield or sleep), so the time until the next round was not the host's doing.
     #[inline]
-    pub fn wait(&mut self) {
+    pub fn wait(&mut self) -> bool {
         self.polls += 1;
         self.rounds = self.rounds.saturating_add(1);
-        match self.strategy {
-            WaitStrategy::BusySpin => std::hint::spin_loop(),
-            WaitStrategy::SpinYield if self.rounds < SPINS => std::hint::spin_loop(),
-            WaitStrategy::SpinYield => std::thread::yield_now(),
-            WaitStrategy::Park if self.rounds < SPINS => std::hint::spin_loop(),
-            WaitStrategy::Park if self.rounds < SPINS + YIELDS => std::thread::yield_now(),
-            WaitStrategy::Park => std::thread::park_timeout(std::time::Duration::from_micros(50)),
+        let spin = match self.strategy {
+            WaitStrategy::BusySpin => true,
+            WaitStrategy::SpinYield | WaitStrategy::Park => self.rounds < SPINS,
+        };
+        if spin {
+            std::hint::spin_loop();
+            return false;
         }
+        match self.strategy {
+            WaitStrategy::Park if self.rounds >= SPINS + YIELDS => {
+                std::thread::park_timeout(std::time::Duration::from_micros(50))
+            }
+            _ => std::thread::yield_now(),
+        }
+        true
     }
 }

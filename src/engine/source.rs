@@ -1,0 +1,37 @@
+//! Where a run's events come from.
+
+use super::Event;
+
+/// Which shard an item goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// One shard (its number, below the shard count).
+    One(usize),
+    /// Every shard (e.g. a market-wide message).
+    All,
+}
+
+/// A source of items, read by the reader stage one at a time.
+///
+/// The reader calls [`Source::advance`] to read the next item, then [`Source::time`] and
+/// [`Source::route`] about it, and [`Source::write`] once per ring slot it goes to. An item the
+/// rings have no room for stays current: the reader asks again later, without advancing.
+pub trait Source: Send {
+    /// What goes on the rings.
+    type Event: Event;
+    /// Why the source stopped early.
+    type Error: std::error::Error + Send + 'static;
+
+    /// Reads the next item: `None` at the end, or the error that ends the feed. Items the
+    /// source skips (and counts) are not returned.
+    fn advance(&mut self) -> Option<Result<(), Self::Error>>;
+
+    /// The current item's event time, ns (marks and `until` are computed from it).
+    fn time(&self) -> u64;
+
+    /// Which of `shards` shards the current item goes to.
+    fn route(&self, shards: usize) -> Route;
+
+    /// Writes the current item into a ring slot (the engine sets the header after).
+    fn write(&self, slot: &mut Self::Event);
+}

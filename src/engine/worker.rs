@@ -1,0 +1,221 @@
+//! A shard worker: runs its operator over the events of its shard in feed order, and reports
+//! each one to the output stage.
+
+use super::marks::{Frontier, UNTIMED};
+use super::op::ShardOp;
+use super::stage::{Progress, Stage};
+use super::{Done, Event, RingCounters, SeqOrder, Tag};
+use crate::clock::{ticks, TickScale};
+use crate::ring::{Consumer, Producer};
+use hdrhistogram::Histogram;
+use std::sync::Arc;
+
+/// Events a worker handles per [`Stage::do_work`] call before publishing.
+pub const BATCH: usize = 1024;
+
+/// A worker's output side: it ends each event, timing it and reporting it to the output stage.
+#[derive(Debug)]
+pub struct Reporter {
+    tx: Producer<Done>,
+    /// The output ring's counters (the worker is its producer).
+    pub counters: RingCounters,
+    /// The operator's time per event, ns: from taking the event to taking the next one, or to
+    /// the end of the batch.
+    pub op_latency: Histogram<u64>,
+    scale: TickScale,
+    stage_timing: bool,
+}
+
+impl Reporter {
+    /// Ends an event that started at `t0` at `t1`: records its operator time and stages its
+    /// record for the output stage, stamped `t1`.
+    #[inline(always)]
+    fn close(&mut self, mut d: Done, t0: u64, t1: u64) {
+        if d.origin != UNTIMED && self.stage_timing {
+            self.op_latency
+                .saturating_record(self.scale.between(t0, t1));
+        }
+        d.pushed = t1;
+        // Room was reserved before the batch: cannot fail.
+        if self.tx.stage(d).is_ok() {
+            self.counters.pushed += 1;
+        }
+    }
+}
+
+/// A shard worker stage.
+#[derive(Debug)]
+pub struct Worker<O: ShardOp> {
+    /// Shard number.
+    pub id: usize,
+    rx: Consumer<O::Event>,
+    /// The records to the output stage, their ring's counters, and the operator's latency.
+    pub out: Reporter,
+    /// The shard's operator.
+    pub op: O,
+    /// Events taken from the input ring (marks included).
+    pub popped: u64,
+    /// Events the operator processed.
+    pub processed: u64,
+    /// Events the operator rejected ([`Tag::REJECTED`]).
+    pub rejected: u64,
+    /// Feed order of this worker's events (a violation is never expected: a ring is FIFO and
+    /// the reader numbers in feed order).
+    pub order: SeqOrder,
+    /// Event origin → taken by this worker, ns (reader work, the ring hop, and queueing).
+    pub queue_latency: Histogram<u64>,
+    scale: TickScale,
+    stage_timing: bool,
+    /// Marks taken.
+    pub marks: u64,
+    frontier: Option<Arc<Frontier>>,
+    done: bool,
+}
+
+impl<O: ShardOp> Worker<O> {
+    pub(crate) fn new(
+        id: usize,
+        rx: Consumer<O::Event>,
+        tx: Producer<Done>,
+        op: O,
+        scale: TickScale,
+        stage_timing: bool,
+        frontier: Option<Arc<Frontier>>,
+    ) -> Self {
+        Worker {
+            id,
+            out: Reporter {
+                counters: RingCounters::new(tx.capacity()),
+                tx,
+                op_latency: crate::latency::histogram(),
+                scale,
+                stage_timing,
+            },
+            rx,
+            op,
+            popped: 0,
+            processed: 0,
+            rejected: 0,
+            order: SeqOrder::default(),
+            queue_latency: crate::latency::histogram(),
+            scale,
+            stage_timing,
+            marks: 0,
+            frontier,
+            done: false,
+        }
+    }
+
+    /// The input is empty: the end of the shard's input, or news of the reader's position.
+    fn idle(&mut self) -> Progress {
+        // Abandoned first, then empty: the producer's last publish precedes its flag.
+        if self.rx.is_abandoned() && self.rx.available() == 0 {
+            self.out.tx.close(); // the output stage sees this worker finish
+            self.op.close();
+            self.done = true;
+            return Progress::Done;
+        }
+        if O::FRONTIER {
+            if let Some(pos) = self.frontier.as_ref().and_then(|f| f.load()) {
+                // Read after the position: every event below it that is ours is in the ring.
+                if self.rx.available() == 0 {
+                    self.op.on_idle(pos);
+                }
+            }
+        }
+        Progress::Idle
+    }
+
+    /// Processes up to `n` events (fewer if the operator's rings run short of room).
+    #[inline(always)]
+    fn batch(&mut self, n: usize) -> Progress {
+        // Events are read in place (no copy out of the ring), with the operator's look-ahead
+        // hints, and ring slots prefetched further ahead (they come from the reader's core).
+        let (a, b) = self.rx.read_slices(n + 2 * O::FAR);
+        let at = |i: usize| a.get(i).or_else(|| b.get(i.wrapping_sub(a.len())));
+        // One TSC read per event: the read that starts event k also ends event k − 1 (whose
+        // record is staged only then, stamped with it); one more read closes the batch.
+        let mut open: Option<(Done, u64)> = None;
+        let mut taken = 0;
+        for i in 0..n {
+            if let Some(e) = at(i + O::FAR) {
+                self.op.prefetch_far(e);
+            }
+            if let Some(e) = at(i + O::NEAR) {
+                self.op.prefetch_near(e);
+            }
+            if let Some(e) = at(i + 2 * O::FAR) {
+                crate::mem::prefetch(e as *const O::Event as *const u8);
+            }
+            let Some(ev) = at(i) else { break };
+            let mark = ev.mark();
+            if !self.op.has_room(mark.is_some()) {
+                break;
+            }
+            taken += 1;
+            if let Some((wm, clock)) = mark {
+                self.marks += 1;
+                self.op.on_mark(wm, clock, ev.seq());
+                continue;
+            }
+            let t_pop = if self.stage_timing { ticks() } else { 0 };
+            if let Some((d, t0)) = open.take() {
+                self.out.close(d, t0, t_pop);
+            }
+            let tag = self.op.on_event(ev);
+            if tag.flags & Tag::REJECTED != 0 {
+                self.rejected += 1;
+            } else {
+                self.processed += 1;
+            }
+            let origin = ev.origin();
+            if origin != UNTIMED && self.stage_timing {
+                self.queue_latency
+                    .saturating_record(self.scale.between(origin, t_pop));
+            }
+            self.order.observe(ev.seq());
+            let done = Done {
+                origin,
+                pushed: 0,
+                seq: ev.seq(),
+                tag,
+            };
+            open = Some((done, t_pop));
+        }
+        if let Some((d, t0)) = open {
+            let t1 = if self.stage_timing { ticks() } else { 0 };
+            self.out.close(d, t0, t1);
+        }
+        self.popped += taken as u64;
+        self.rx.advance(taken);
+        self.rx.release();
+        self.out.tx.publish();
+        self.op.end_of_batch();
+        if taken == 0 {
+            return Progress::Idle;
+        }
+        Progress::Worked
+    }
+}
+
+impl<O: ShardOp> Stage for Worker<O> {
+    fn do_work(&mut self) -> Progress {
+        if self.done {
+            return Progress::Done;
+        }
+        let avail = self.rx.available();
+        if avail == 0 {
+            return self.idle();
+        }
+        let mut room = self.out.tx.free_cached();
+        if room < avail.min(BATCH) {
+            room = self.out.tx.free_slots();
+        }
+        let n = avail.min(BATCH).min(room);
+        if n == 0 {
+            self.out.counters.full += 1;
+            return Progress::Idle;
+        }
+        self.batch(n)
+    }
+}
