@@ -196,14 +196,20 @@ impl UserDetectors {
         }
     }
 
+    // Out of line: the built-in detectors' hot path holds only the empty check.
+    #[inline(never)]
     pub(super) fn on_event(&mut self, ev: &SurvEvent, ctx: &Ctx<'_>, alerts: &mut Alerts) {
         self.each(alerts, |d, out| d.on_event(ev, ctx, out));
     }
 
+    // Out of line: the built-in detectors' hot path holds only the empty check.
+    #[inline(never)]
     pub(super) fn on_watermark(&mut self, wm: u64, seq: u32, ctx: &Ctx<'_>, alerts: &mut Alerts) {
         self.each(alerts, |d, out| d.on_watermark(wm, seq, ctx, out));
     }
 
+    // Out of line: the built-in detectors' hot path holds only the empty check.
+    #[inline(never)]
     pub(super) fn on_flow(
         &mut self,
         rec: &FlowRecord,

@@ -789,6 +789,8 @@ impl Surveillance {
         }
     }
 
+    // Out of line: once per flow record, while `flow_until` runs on every event.
+    #[inline(never)]
     fn apply_flow(&mut self, rec: &FlowRecord, locate: u16, seq: u32, books: &Books) {
         self.counters.flow_applied += 1;
         if rec.event == FlowEvent::New && rec.order_ref != 0 {
