@@ -40,15 +40,18 @@
 //!             └── LevelArena (per stock/side sorted ladders, best last, fixed arena)
 //! ```
 //!
-//! ## Pipeline (`tickwatch run`)
+//! ## The engine (`tickwatch run`, [`engine`])
 //! ```text
-//!                    ┌─ ring::ring<Event> ─▶ pipeline::worker 0 (Books of locates ≡ 0 mod N) ─┐
-//!  pipeline::reader ─┼─ ring::ring<Event> ─▶ pipeline::worker 1 (Books of locates ≡ 1 mod N) ─┼─▶ pipeline::output
-//!  (frame, validate, └─ …  64-byte events, batched publish          ring::ring<Done> ─────────┘   (end-to-end latency,
-//!   stamp, route)                                                                                 counters)
-//!  each stage on a pinned thread (or packed several to a core); latency::histogram per stage
-//!  per thread, merged after the run → percentile table, .hgrm, SVG
+//!                   ┌─ ring<S::Event> ─▶ worker 0: ShardOp (e.g. BookOp: Books of locates ≡ 0 mod N) ─┐
+//!  Source ─▶ reader ┼─ ring<S::Event> ─▶ worker 1: ShardOp (… ≡ 1 mod N)                            ─┼─▶ output
+//!  (read, stamp,    └─ …  events built in place, batched publish            ring<Done> ──────────────┘   (latency, counters,
+//!   marks, route)                                                                                        the job's Collector)
+//!  each stage on a pinned thread (or packed several to a core); latency per stage per thread and
+//!  host hiccups per thread, merged after the run → percentile table, .hgrm, SVG
 //! ```
+//! [`engine`] knows nothing of markets: [`pipeline`] plugs in the ITCH source and the book
+//! operator with its hooks (bars, surveillance, or both), [`stream`] plugs in record and CSV
+//! sources and keyed jobs, and a user's own job plugs in the same way.
 //!
 //! ## Stream processing in the workers (`tickwatch bars`, [`stream::Job`])
 //! ```text

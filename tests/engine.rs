@@ -338,3 +338,117 @@ fn configuration_out_of_range_is_refused_naming_the_value_and_range() {
         "{err}"
     );
 }
+
+/// Sums its events and notes every mark it sees.
+struct Marks {
+    sum: u64,
+    marks: Vec<(u8, u32, u64)>,
+}
+
+impl ShardOp for Marks {
+    type Event = Ev;
+    fn on_event(&mut self, ev: &Ev) -> Tag {
+        self.sum += ev.value;
+        Tag {
+            key: ev.key,
+            kind: 0,
+            flags: (ev.value % 3 == 0) as u8 * Tag::FLAGGED,
+        }
+    }
+    fn on_mark(&mut self, wm: u64, clock: u8, seq: u32) {
+        self.marks.push((clock, seq, wm));
+    }
+}
+
+#[test]
+fn a_user_operator_sees_the_same_marks_of_every_clock_for_any_worker_count() {
+    use tickwatch::engine::{Clock, MarkGen};
+    let mut want: Option<Vec<(u8, u32, u64)>> = None;
+    for workers in 1..=3 {
+        let cfg = Config {
+            workers,
+            wait: WaitStrategy::SpinYield,
+            ring_capacity: 64,
+            ..Config::default()
+        };
+        let ops = (0..workers)
+            .map(|_| Marks {
+                sum: 0,
+                marks: Vec::with_capacity(1 << 12),
+            })
+            .collect();
+        // Clock 0: windows of 100 ns of event time; clock 1: every 250 items.
+        let clocks = vec![
+            Clock {
+                gen: MarkGen::windows(100, 0, 0, u32::MAX),
+                size: 100,
+            },
+            Clock {
+                gen: MarkGen::periodic(250),
+                size: 0,
+            },
+        ];
+        let plan = Plan {
+            ops,
+            collector: (),
+            clocks,
+        };
+        let (stop, progress) = (AtomicBool::new(false), AtomicU64::new(0));
+        let ctl = Control {
+            stop: &stop,
+            progress: &progress,
+        };
+        let src = Counting {
+            next: 0,
+            end: 2_000,
+        };
+        let done = engine::run(src, plan, &cfg, ctl).unwrap();
+        let r = &done.report;
+        assert_eq!((r.messages, r.processed), (2_000, 2_000));
+        assert_eq!(
+            r.flagged,
+            (1..=2_000u64).filter(|v| v % 3 == 0).count() as u64
+        );
+        assert_eq!(
+            done.ops.iter().map(|o| o.sum).sum::<u64>(),
+            (1..=2_000u64).sum::<u64>()
+        );
+        // Every shard saw every mark, in the same order, at the same feed positions.
+        for o in &done.ops {
+            assert_eq!(o.marks, done.ops[0].marks);
+        }
+        let marks = done.ops[0].marks.clone();
+        assert_eq!(r.marks, marks.len() as u64 * workers as u64);
+        assert_eq!(r.marks_sent.iter().sum::<u64>(), marks.len() as u64);
+        // Window ends every 100 ns of event time (1 ns per item), then the final marks.
+        assert!(marks.iter().filter(|m| m.0 == 0).count() >= 20);
+        assert!(marks.iter().filter(|m| m.0 == 1).count() >= 8);
+        match &want {
+            None => want = Some(marks),
+            Some(w) => assert_eq!(&marks, w, "{workers} workers"),
+        }
+    }
+}
+
+#[test]
+fn the_engine_imports_nothing_of_markets() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/engine");
+    let market = [
+        "itch", "book", "surv", "agg", "join", "lobster", "gen", "scenario", "pipeline",
+    ];
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        files += 1;
+        for m in market {
+            let needle = format!("crate::{m}");
+            assert!(
+                !text.contains(&needle),
+                "{} mentions {needle}",
+                path.display()
+            );
+        }
+    }
+    assert!(files >= 10, "read {files} files of src/engine");
+}

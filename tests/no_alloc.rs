@@ -372,3 +372,110 @@ fn surveillance_allocates_nothing_after_setup() {
         );
     }
 }
+
+#[test]
+fn bars_with_surveillance_in_one_run_allocate_nothing_after_setup() {
+    use tickwatch::agg::BarFormat;
+    use tickwatch::pipeline::alerts::SurvJob;
+    use tickwatch::pipeline::{run_market, BarsConfig, MarketJobs};
+    use tickwatch::window::{Emit, TimeWindowConfig};
+    let _turn = PIPELINE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let buf = feed();
+    for workers in [1, 2] {
+        PIPELINE_CALLS.store(0, Ordering::SeqCst);
+        PIPELINE_THREADS.store(0, Ordering::SeqCst);
+        let cfg = PipelineConfig {
+            workers,
+            wait: WaitStrategy::SpinYield,
+            ring_capacity: 64,
+            books: BookConfig::for_orders(16_384, 51),
+            thread_hook: Some(count_steady_state),
+            ..PipelineConfig::default()
+        };
+        let bars = BarsConfig {
+            window: TimeWindowConfig {
+                size: 1_000_000_000,
+                slide: 1_000_000_000,
+                offset: 0,
+                allowed_lateness: 0,
+                max_out_of_orderness: 0,
+                emit: Emit::OnClose,
+            },
+            mark_every: 1024,
+            by: tickwatch::agg::BarKey::Stock,
+            max_participants: 1024,
+            symbol: None,
+            format: BarFormat::Csv,
+            sink: Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::sink())),
+        };
+        let surv = SurvJob {
+            rules: tickwatch::surv::Rules::default(),
+            flow: Vec::new(),
+            sink: std::io::BufWriter::with_capacity(1 << 16, std::io::sink()).into(),
+            mark_every: 1024,
+            reload: None,
+        };
+        let jobs = MarketJobs {
+            bars: Some(bars),
+            surv: Some(surv),
+        };
+        let (stop, progress) = (AtomicBool::new(false), AtomicU64::new(0));
+        let out = run_market(&buf, &cfg, jobs, &stop, &progress).unwrap();
+        out.report.check_conservation().unwrap();
+        assert!(out.report.bars.unwrap().rows > 1_000);
+        assert_eq!(
+            PIPELINE_CALLS.load(Ordering::SeqCst),
+            0,
+            "{workers} workers: allocator calls on pipeline threads"
+        );
+    }
+}
+
+#[test]
+fn a_sharded_keyed_job_allocates_nothing_after_setup() {
+    use tickwatch::engine::{self, Config, Control};
+    use tickwatch::stream::{Job, RecordSource, Sharded, Span, Window};
+    let _turn = PIPELINE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    // (time, key, value) records over 500 keys.
+    let records: Vec<[u64; 3]> = (0..100_000u64)
+        .map(|i| [i, i * 7919 % 500, i % 13])
+        .collect();
+    for workers in [1, 3] {
+        PIPELINE_CALLS.store(0, Ordering::SeqCst);
+        PIPELINE_THREADS.store(0, Ordering::SeqCst);
+        let cfg = Config {
+            workers,
+            wait: WaitStrategy::SpinYield,
+            ring_capacity: 64,
+            thread_hook: Some(count_steady_state),
+            ..Config::default()
+        };
+        let src = RecordSource::new(&records, |r: &[u64; 3]| r[1], |r: &[u64; 3]| r[0]);
+        // The sink sums what it receives: no allocation of its own.
+        let mut total = 0u64;
+        let job = Sharded::new(
+            || {
+                Job::keyed(|r: &[u64; 3]| r[1])
+                    .event_time(|r| r[0])
+                    .window(Window::Global)
+                    .aggregate(|| 0u64, |acc: &mut u64, r: &[u64; 3]| *acc += r[2])
+                    .on_update()
+                    .capacity(1024)
+                    .build()
+            },
+            |_, _: Span, v: &u64| total = total.wrapping_add(*v),
+        );
+        let (stop, progress) = (AtomicBool::new(false), AtomicU64::new(0));
+        let ctl = Control {
+            stop: &stop,
+            progress: &progress,
+        };
+        let done = engine::run_job(src, job, &cfg, ctl).unwrap();
+        assert_eq!(done.collector.emitted, 100_000);
+        assert_eq!(
+            PIPELINE_CALLS.load(Ordering::SeqCst),
+            0,
+            "{workers} workers: allocator calls on engine threads"
+        );
+    }
+}

@@ -92,6 +92,7 @@ pub mod merge;
 mod op;
 mod output;
 mod reader;
+mod record;
 mod run;
 mod source;
 mod stage;
@@ -102,6 +103,7 @@ pub use event::{Done, Event, SeqOrder, Tag};
 pub use marks::{Clock, Frontier, MarkGen, MAX_CLOCKS, UNTIMED};
 pub use op::{Collector, Job, Plan, ShardOp};
 pub use reader::{Control, Pacer};
+pub use record::Record;
 pub use run::{run, run_job, tick_scale, Finished, JobFailure, JobFinished};
 pub use source::{Route, Source};
 pub use stage::{pack, Progress, Stage, ThreadReport, HICCUP_NS, STALL_NS};
@@ -277,7 +279,7 @@ pub struct EngineReport {
     pub marks: u64,
     /// Marks the reader sent, per clock.
     pub marks_sent: Vec<u64>,
-    /// Wall time from the first stage starting to the last finishing, ns.
+    /// Wall time from the last thread ready (its operators prepared) to the last finishing, ns.
     pub elapsed_ns: u64,
     /// `messages` / elapsed.
     pub messages_per_s: f64,

@@ -16,6 +16,10 @@ pub trait ShardOp: Send {
     /// then announces it after every batch).
     const FRONTIER: bool = false;
 
+    /// Set-up on its own thread before the run starts (e.g. touch its tables, so their pages
+    /// are faulted in by the core that will use them, in parallel with the other shards).
+    fn prepare(&mut self) {}
+
     /// A hint, [`ShardOp::FAR`] events ahead of the one being processed: e.g. prefetch the
     /// state it will touch.
     #[inline(always)]

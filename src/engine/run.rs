@@ -11,7 +11,7 @@ use super::{Config, Done, EngineError, EngineReport};
 use crate::clock::TickScale;
 use crate::latency::StageLatency;
 use crate::ring::ring;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -40,6 +40,12 @@ enum AnyStage<'a, S: Source, O: ShardOp, C: Collector> {
 }
 
 impl<S: Source, O: ShardOp<Event = S::Event>, C: Collector> AnyStage<'_, S, O, C> {
+    fn prepare(&mut self) {
+        if let AnyStage::Worker(w) = self {
+            w.op.prepare();
+        }
+    }
+
     fn name(&self) -> String {
         match self {
             AnyStage::Reader(_) => "reader".into(),
@@ -171,8 +177,11 @@ where
     stages.push(AnyStage::Reader(reader));
     stages.push(AnyStage::Output(Output::new(to_output, collector, scale)));
     let t0 = Instant::now();
-    let finished = spawn(stages, cfg, scale)?;
-    let elapsed_ns = t0.elapsed().as_nanos() as u64;
+    let ready = AtomicU64::new(0);
+    let finished = spawn(stages, cfg, scale, (t0, &ready))?;
+    // From the last thread ready (its operators prepared) to the end.
+    // Relaxed: the threads were joined, which orders their stores before this load.
+    let elapsed_ns = (t0.elapsed().as_nanos() as u64).saturating_sub(ready.load(Ordering::Relaxed));
     Ok(collect(finished, elapsed_ns, scale, O::STAGE))
 }
 
@@ -185,6 +194,7 @@ fn spawn<'a, S, O, C>(
     stages: Vec<AnyStage<'a, S, O, C>>,
     cfg: &Config,
     scale: TickScale,
+    (t0, ready): (Instant, &AtomicU64),
 ) -> Result<Ended<'a, S, O, C>, EngineError>
 where
     S: Source,
@@ -225,6 +235,9 @@ where
                         let mut flags = vec![false; group.len()];
                         let hiccups = Hiccups::new(scale);
                         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            group.iter_mut().for_each(AnyStage::prepare);
+                            // Relaxed: a gauge read after the join.
+                            ready.fetch_max(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
                             if let Some(h) = hook {
                                 h(true);
                             }
@@ -241,7 +254,7 @@ where
                             Err(p) => {
                                 // Relaxed: every other thread stops at its next round; nothing
                                 // it reads depends on this one's data.
-                                abort.store(true, std::sync::atomic::Ordering::Relaxed);
+                                abort.store(true, Ordering::Relaxed);
                                 Err(panic_message(p.as_ref()))
                             }
                         }
@@ -250,7 +263,7 @@ where
                 Ok(h) => handles.push((thread_name, h)),
                 Err(e) => {
                     // Relaxed: as above.
-                    abort.store(true, std::sync::atomic::Ordering::Relaxed);
+                    abort.store(true, Ordering::Relaxed);
                     failure.get_or_insert(EngineError::Spawn(e.to_string()));
                 }
             }

@@ -33,6 +33,7 @@ pub mod bars;
 pub mod event;
 pub mod journal;
 pub mod op;
+pub mod sizing;
 pub mod source;
 
 use crate::book::{BookConfig, BookStats, Books};
@@ -77,8 +78,8 @@ pub struct PipelineConfig {
     /// read no clock at all — measured to save ≈ 27 ns per event on a 2 M-order book, where
     /// `RDTSC` curtails the overlap of cache misses.
     pub stage_timing: bool,
-    /// Books capacities for the whole feed; each worker gets a share (see
-    /// [`PipelineConfig::worker_books`]).
+    /// Most book capacities per worker: each worker's books are sized to what its stocks add in
+    /// the feed, up to these (see [`sizing::shard_books`]).
     pub books: BookConfig,
     /// Called on each pipeline thread after its setup, with `true`, and after its loop ends,
     /// with `false` (tests use it to count allocations in the steady state only).
@@ -118,21 +119,6 @@ impl PipelineConfig {
             stage_timing: self.stage_timing,
             thread_hook: self.thread_hook,
             scale: None,
-        }
-    }
-
-    /// One worker's book capacities: orders and levels divided among the workers with 50 %
-    /// headroom for uneven shards (never more than the whole), every locate.
-    pub fn worker_books(&self) -> BookConfig {
-        let n = self.workers.max(1);
-        if n == 1 {
-            return self.books;
-        }
-        let share = |x: usize| (x / n + x / (2 * n)).max(1 << 12).min(x);
-        BookConfig {
-            max_orders: share(self.books.max_orders),
-            max_locates: self.books.max_locates,
-            max_levels: share(self.books.max_levels),
         }
     }
 }
@@ -369,7 +355,8 @@ pub fn run_market(
             ));
         }
     }
-    let wb = cfg.worker_books();
+    let sizes = sizing::shard_books(buf, n, cfg.books);
+    let locates = sizes.first().map_or(1, |b| b.max_locates);
     let ctl = Control { stop, progress };
     let flow_records = jobs.surv.as_ref().map_or(0, |j| j.flow.len() as u64);
     let bars_clock = jobs.bars.as_ref().map(bars::clock);
@@ -381,7 +368,7 @@ pub fn run_market(
     let clocks: Vec<Clock> = bars_clock.into_iter().chain(surv_clock).collect();
     let surv_clock_no = bars_clock.is_some() as u8;
     let bars_parts = match jobs.bars {
-        Some(b) => Some(bars_hooks(b, n, wb.max_locates)?),
+        Some(b) => Some(bars_hooks(b, n, locates)?),
         None => None,
     };
     let surv_parts = jobs
@@ -389,6 +376,7 @@ pub fn run_market(
         .map(|j| surv_hooks(j, n, cfg.feed.until, surv_clock_no));
     let src = ItchSource::new(buf, cfg.feed.lenient);
     let hooks = (bars_parts, surv_parts);
+    let wb = sizes;
     let extra = Extra { flow_records };
     match hooks {
         (None, None) => {
@@ -417,20 +405,18 @@ struct Extra {
     flow_records: u64,
 }
 
-/// One worker's books per hook, prefaulted so the hot path takes no page fault.
+/// One worker's books per hook (shard `i` sized `sizes[i]`; each worker faults its own in
+/// before the run, so the hot path takes no page fault).
 fn plan<H: BookHook, C: Collector>(
     hooks: Vec<H>,
     collector: C,
     clocks: Vec<Clock>,
-    wb: BookConfig,
+    sizes: Vec<BookConfig>,
 ) -> Plan<BookOp<H>, C> {
     let ops = hooks
         .into_iter()
-        .map(|h| {
-            let mut books = Books::new(wb);
-            books.prefault();
-            BookOp::new(books, h)
-        })
+        .zip(sizes)
+        .map(|(h, size)| BookOp::new(Books::new(size), h))
         .collect();
     Plan {
         ops,

@@ -117,6 +117,11 @@ impl<H: BookHook> ShardOp for BookOp<H> {
     const FAR: usize = LOOKAHEAD;
     const NEAR: usize = NEAR_LOOKAHEAD;
 
+    /// Faults the books' tables in on the worker's own core (in parallel with the others).
+    fn prepare(&mut self) {
+        self.books.prefault();
+    }
+
     #[inline(always)]
     fn prefetch_far(&self, ev: &Event) {
         self.books.prefetch_frame(&ev.body);

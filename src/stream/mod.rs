@@ -67,6 +67,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod shard;
+pub mod source;
+
+pub use shard::{Changelog, Emission, KeyedOp, ShardError, ShardJob, Sharded};
+pub use source::{shard_of_key, CsvSource, RecordError, RecordSource};
+
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -747,6 +753,17 @@ impl<R, K, T, V: Copy, I, U> Job<R, K, T, V, I, U> {
             window,
             watermark: self.wm,
         }
+    }
+
+    /// Keys seen so far (cheaper than [`Job::stats`]).
+    #[inline]
+    pub fn keys(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether keys are dense (their own slots: [`Job::dense`]), not hashed.
+    pub fn dense_keys(&self) -> bool {
+        matches!(self.keys, Keys::Dense { .. })
     }
 
     /// The configured window.
