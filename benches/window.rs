@@ -67,8 +67,8 @@ use std::collections::{HashMap, VecDeque};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use tickwatch::agg::{kind_of, Bar, BarInput, Touch};
-use tickwatch::gen::SplitMix64;
 use tickwatch::join::{AsOf, IntervalJoin};
+use tickwatch::rng::SplitMix64;
 use tickwatch::window::{Aggregate, Firing, FiringKind, TimeWindowConfig, TimeWindows, Ts};
 
 /// Events per iteration in bench mode (`TICKWATCH_BENCH_WINDOW_EVENTS` overrides).

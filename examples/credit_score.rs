@@ -19,7 +19,7 @@ use std::time::Instant;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use tickwatch::engine::{self, Config, Control};
 use tickwatch::feed::{MapOptions, MappedFile};
-use tickwatch::gen::SplitMix64;
+use tickwatch::rng::SplitMix64;
 use tickwatch::stream::{Job, RecordSource, Sharded, Span, Window};
 
 /// One transaction, as laid out in the file.

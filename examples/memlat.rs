@@ -9,8 +9,8 @@
 
 use std::hint::black_box;
 use std::time::Instant;
-use tickwatch::gen::SplitMix64;
 use tickwatch::mem::HugeArray;
+use tickwatch::rng::SplitMix64;
 
 const BYTES: usize = 256 << 20;
 const LINE_WORDS: usize = 8; // u64 words per 64-byte line

@@ -79,7 +79,8 @@
 //!  output: k-way merge ─▶ surv::RiskBook (participants across stocks, kill switch) ─▶ alerts JSONL
 //! ```
 //! [`scenario`] injects labelled manipulation into generated feeds; [`surv::eval`] scores
-//! alerts against it.
+//! alerts against it. A firm's own detectors run beside the built-in ones through the public
+//! [`surv::custom::UserDetector`] trait.
 //!
 //! ## Example
 //! ```
@@ -118,9 +119,11 @@ pub mod pipeline;
 pub mod policy;
 pub mod replay;
 pub mod ring;
+pub mod rng;
 pub mod scenario;
 pub mod sink;
 pub mod state;
 pub mod stream;
 pub mod surv;
+pub mod truth;
 pub mod window;

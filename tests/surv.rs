@@ -10,8 +10,9 @@ use tickwatch::book::{BookConfig, Books};
 use tickwatch::gen::{generate_scenarios, GenConfig, ScenarioPlan};
 use tickwatch::pipeline::alerts::SurvJob;
 use tickwatch::pipeline::{run_surv, PipelineConfig, WaitStrategy};
-use tickwatch::scenario::{Episode, ScenarioKind, Truth};
+use tickwatch::scenario::ScenarioKind;
 use tickwatch::surv::{surveil_feed, FlowRecord, Rules};
+use tickwatch::truth::{Episode, Truth};
 
 /// A `Write` the test can read back after the run.
 #[derive(Clone, Default)]

@@ -838,8 +838,9 @@ fn close_rules_reject_nonsense() {
 #[test]
 fn generated_ignition_and_close_episodes_are_caught_with_no_false_alerts() {
     use tickwatch::gen::{generate_scenarios, GenConfig, ScenarioPlan};
-    use tickwatch::scenario::{ScenarioKind, Truth};
+    use tickwatch::scenario::ScenarioKind;
     use tickwatch::surv::eval::{parse_alerts, score};
+    use tickwatch::truth::Truth;
     let cfg = GenConfig {
         messages: 400_000,
         symbols: 60,
@@ -1063,7 +1064,7 @@ fn close_pre_market_trading_is_not_taken_for_a_close() {
 
 #[test]
 fn the_scripts_keep_to_their_shape() {
-    use tickwatch::gen::SplitMix64;
+    use tickwatch::rng::SplitMix64;
     use tickwatch::scenario::{EpisodeCtx, Op, ScenarioKind};
     let mut rng = SplitMix64::new(9);
     for i in 0..200u64 {

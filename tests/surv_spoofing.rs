@@ -8,7 +8,7 @@ use tickwatch::itch::be::{BeU32, BeU64};
 use tickwatch::itch::encode::{header, push_frame};
 use tickwatch::itch::wire::*;
 use tickwatch::itch::Side;
-use tickwatch::scenario::{ScenarioKind, Truth};
+use tickwatch::scenario::ScenarioKind;
 use tickwatch::surv::eval::{parse_alerts, score};
 use tickwatch::surv::event::{party_name, party_of_mpid, party_of_name};
 use tickwatch::surv::layering::Layering;
@@ -17,6 +17,7 @@ use tickwatch::surv::{
     surveil_feed, Alert, Alerts, Capacity, Ctx, Detector, DetectorId, FlowEvent, FlowRecord, Rules,
     Severity, SurvEvent, NOBODY,
 };
+use tickwatch::truth::Truth;
 
 mod common;
 
@@ -652,7 +653,7 @@ fn layering_on_deep_levels_holds_them_by_size_multiple() {
     assert!(layerings(&build(5_000)).is_empty());
 }
 
-fn generated(seed: u64, messages: u64) -> (Vec<u8>, Vec<tickwatch::scenario::Episode>) {
+fn generated(seed: u64, messages: u64) -> (Vec<u8>, Vec<tickwatch::truth::Episode>) {
     let mut feed = Vec::new();
     let (_, episodes, _) = generate_scenarios(
         &GenConfig {

@@ -676,7 +676,7 @@ fn a_position_hovering_at_its_limit_is_one_alert_and_each_stock_has_its_own() {
 
 #[test]
 fn the_wash_script_rests_an_attributed_flow_order_then_washes_it_two_or_three_times() {
-    use tickwatch::gen::SplitMix64;
+    use tickwatch::rng::SplitMix64;
     use tickwatch::scenario::{EpisodeCtx, Op, ScenarioKind};
     let c = EpisodeCtx {
         start: T0 + 60 * SEC,

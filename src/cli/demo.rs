@@ -15,8 +15,9 @@ use tickwatch::inspect::{inspect, InspectOptions};
 use tickwatch::itch::{price4, symbol_str, Side};
 use tickwatch::pipeline::{self, PipelineConfig};
 use tickwatch::policy::{available_cores, default_workers, threads_or_all};
-use tickwatch::scenario::{ScenarioKind, Truth};
+use tickwatch::scenario::ScenarioKind;
 use tickwatch::surv::{FlowRecord, Rules};
+use tickwatch::truth::Truth;
 use tickwatch::{bench, latency};
 
 pub fn cmd_demo(a: DemoArgs) -> Result<()> {

@@ -60,7 +60,7 @@ pub fn cmd_gen(a: GenArgs) -> Result<()> {
             );
             flow_path = Some(p.display().to_string());
         }
-        let truth = tickwatch::scenario::Truth {
+        let truth = tickwatch::truth::Truth {
             feed: a.out.display().to_string(),
             seed: a.seed,
             scenarios: plan.kinds.iter().map(|k| k.name().to_string()).collect(),

@@ -72,7 +72,7 @@ pub fn cmd_eval(a: EvalArgs) -> Result<()> {
         .truth
         .clone()
         .unwrap_or_else(|| sibling(&a.feed, "truth.json"));
-    let truth: tickwatch::scenario::Truth = serde_json::from_str(
+    let truth: tickwatch::truth::Truth = serde_json::from_str(
         &std::fs::read_to_string(&tp).with_context(|| format!("reading {}", tp.display()))?,
     )
     .with_context(|| format!("{}: not a truth file", tp.display()))?;

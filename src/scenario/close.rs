@@ -7,7 +7,7 @@
 //! the price ends tens of cents above where the window began.
 
 use super::{Action, EpisodeCtx, Op, Px, Script};
-use crate::gen::SplitMix64;
+use crate::rng::SplitMix64;
 
 const MS: u64 = 1_000_000;
 

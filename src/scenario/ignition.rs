@@ -10,7 +10,7 @@
 //! the move (as when the last buyers of a run-up meet the manipulator's offers).
 
 use super::{Action, EpisodeCtx, Op, Px, Script};
-use crate::gen::SplitMix64;
+use crate::rng::SplitMix64;
 
 const MS: u64 = 1_000_000;
 

@@ -12,7 +12,7 @@
 //! to 1 s after the last cancel.
 
 use super::{Action, EpisodeCtx, Op, Px, Script};
-use crate::gen::SplitMix64;
+use crate::rng::SplitMix64;
 
 const MS: u64 = 1_000_000;
 

@@ -10,7 +10,7 @@
 //! runs from the start to 1 s after it.
 
 use super::{Action, EpisodeCtx, Op, Px, Script};
-use crate::gen::SplitMix64;
+use crate::rng::SplitMix64;
 
 const MS: u64 = 1_000_000;
 

@@ -4,7 +4,7 @@
 //! each burst is its own alert). The detector should name the MPID within the bursts' span plus
 //! one second.
 use super::{Action, EpisodeCtx, Op, Script};
-use crate::gen::SplitMix64;
+use crate::rng::SplitMix64;
 
 /// Time after the last burst in which the alert is still expected, ns.
 const REACTION_NS: u64 = 1_000_000_000;

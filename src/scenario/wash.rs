@@ -7,7 +7,7 @@
 //! The detector ([`crate::surv::wash`]) pairs the two `fill` records of one match number; it
 //! fires on the first print, so the detection window is the episode plus a second.
 use super::{Action, EpisodeCtx, Op, Px, Script};
-use crate::gen::SplitMix64;
+use crate::rng::SplitMix64;
 
 /// Share of episodes whose aggressor is the firm's second account. 0: the generator's firm
 /// accounts are separate clients (its background crosses two of them on one match number all

@@ -35,9 +35,12 @@ pub struct DenseState<V: Copy> {
 }
 
 impl<V: Copy> DenseState<V> {
-    /// Room for keys `0..capacity`, each starting absent; [`update`](Self::update) starts an
-    /// absent key from `default`.
+    /// Room for keys `0..capacity` (at most [`MAX_CAPACITY`]), each starting absent;
+    /// [`update`](Self::update) starts an absent key from `default`.
+    ///
+    /// [`MAX_CAPACITY`]: super::MAX_CAPACITY
     pub fn new(capacity: usize, default: V) -> Self {
+        let capacity = super::capped(capacity);
         let slot = Slot {
             value: default,
             written: 0,

@@ -30,10 +30,7 @@ pub struct KeyedState<V: Copy> {
 }
 
 impl<V: Copy> KeyedState<V> {
-    /// Room for `capacity` keys; a new key starts at `init`.
-    ///
-    /// # Panics
-    /// As [`SparseIndex::new`].
+    /// Room for `capacity` keys (as [`SparseIndex::new`]); a new key starts at `init`.
     pub fn new(capacity: usize, init: V) -> Self {
         Self::from_index(SparseIndex::new(capacity), init)
     }
@@ -175,10 +172,8 @@ impl<V: Copy + fmt::Debug, In, F: Fn(&mut V, &In)> fmt::Debug for ReducingState<
 }
 
 impl<V: Copy, In, F: Fn(&mut V, &In)> ReducingState<V, In, F> {
-    /// Room for `capacity` keys; a new key's accumulator starts at `init`.
-    ///
-    /// # Panics
-    /// As [`SparseIndex::new`].
+    /// Room for `capacity` keys (as [`SparseIndex::new`]); a new key's accumulator starts at
+    /// `init`.
     pub fn new(capacity: usize, init: V, f: F) -> Self {
         Self {
             state: KeyedState::new(capacity, init),
@@ -262,10 +257,8 @@ pub struct ListState<V: Copy> {
 }
 
 impl<V: Copy> ListState<V> {
-    /// Room for `capacity` keys of `per_key` values each (`capacity * per_key` cells).
-    ///
-    /// # Panics
-    /// As [`SparseIndex::new`], or if `capacity * per_key` overflows.
+    /// Room for `capacity` keys of `per_key` values each (`capacity * per_key` cells, at most
+    /// [`MAX_CAPACITY`](super::MAX_CAPACITY): beyond, fewer values are kept per key).
     pub fn new(capacity: usize, per_key: usize) -> Self {
         Self {
             index: SparseIndex::new(capacity),

@@ -11,6 +11,8 @@
 //! ## Guarantees
 //! - **Allocates on construction; after that, none.** `get`, `insert`, `update`, `push`,
 //!   `remove` and `expire` never allocate and never grow a table.
+//! - **Sizes are bounded.** A capacity above [`MAX_CAPACITY`] is clamped to it: no size panics a
+//!   constructor or allocates without bound.
 //! - **Full is a counted overflow, never a panic.** A new key that does not fit (table full, or a
 //!   dense key `>= capacity`) is refused with [`Full`] or `false` and counted in
 //!   [`StateCounters::overflow`]; a full list evicts its oldest value, returned and counted in
@@ -38,6 +40,16 @@ pub use counters::StateCounters;
 pub use dense::DenseState;
 pub use keyed::{KeyedState, ListState, ReducingState};
 pub use sparse::{Entry, Full, IndexCheckError, SparseIndex, SWEEP_ON_FULL};
+
+/// Keys (or list cells) one structure holds at most. A larger capacity is clamped to it, so no
+/// size taken from a configuration can make a constructor panic or allocate without bound
+/// (the callers bound their sizes further: `[limits]` in the surveillance rules).
+pub const MAX_CAPACITY: usize = 1 << 28;
+
+/// `capacity` clamped to [`MAX_CAPACITY`]: the size every constructor here allocates for.
+pub fn capped(capacity: usize) -> usize {
+    capacity.min(MAX_CAPACITY)
+}
 
 /// Event time: nanoseconds since midnight, as in ITCH timestamps.
 pub type Ts = u64;

@@ -25,16 +25,13 @@ impl<T: Copy> fmt::Debug for Rings<T> {
 }
 
 impl<T: Copy> Rings<T> {
-    /// # Panics
-    /// If `cap` exceeds `u32::MAX` or `rings * cap` overflows.
+    /// At most [`MAX_CAPACITY`](super::MAX_CAPACITY) rings and cells in all: larger sizes are
+    /// clamped, the rings' length first (a full ring evicts its oldest element, counted by the
+    /// callers).
     pub(crate) fn new(rings: usize, cap: usize) -> Self {
-        assert!(
-            u32::try_from(cap).is_ok(),
-            "ring capacity {cap} exceeds u32"
-        );
-        let total = rings
-            .checked_mul(cap)
-            .unwrap_or_else(|| panic!("{rings} rings of {cap} overflow usize"));
+        let rings = super::capped(rings);
+        let cap = super::capped(cap).min(super::MAX_CAPACITY / rings.max(1));
+        let total = rings * cap;
         Self {
             cells: vec![None; total].into_boxed_slice(),
             head: vec![0; rings].into_boxed_slice(),

@@ -15,8 +15,9 @@
 use super::{expired, StateCounters, Ts};
 use core::fmt;
 
-/// Marks an empty bucket (slot numbers are `< capacity <= u32::MAX - 1`).
+/// Marks an empty bucket (slot numbers are `< capacity <= MAX_CAPACITY < u32::MAX`).
 const EMPTY: u32 = u32::MAX;
+const _: () = assert!(super::MAX_CAPACITY < EMPTY as usize);
 
 /// Slots a full index with a TTL sweeps for expired entries before refusing an insertion
 /// (bounds the extra work of that one insertion).
@@ -131,15 +132,12 @@ impl fmt::Debug for SparseIndex {
 }
 
 impl SparseIndex {
-    /// Room for `capacity` keys; never grows.
+    /// Room for `capacity` keys (at most [`MAX_CAPACITY`]); never grows.
     ///
-    /// # Panics
-    /// If `capacity >= u32::MAX` (slots are `u32`).
+    /// [`MAX_CAPACITY`]: super::MAX_CAPACITY
     pub fn new(capacity: usize) -> Self {
-        assert!(
-            capacity < EMPTY as usize,
-            "capacity {capacity} must be below u32::MAX"
-        );
+        // Slots are `u32`s below `EMPTY`: the cap keeps them so.
+        let capacity = super::capped(capacity);
         let buckets = (capacity.max(1).next_power_of_two() * 2).max(2);
         Self {
             buckets: vec![VACANT; buckets].into_boxed_slice(),
@@ -161,7 +159,7 @@ impl SparseIndex {
     /// As [`new`](Self::new), and an entry not written for `ttl` ns or more is expired.
     ///
     /// # Panics
-    /// As `new`, or if `ttl` is 0.
+    /// If `ttl` is 0.
     pub fn with_ttl(capacity: usize, ttl: Ts) -> Self {
         assert!(ttl > 0, "a TTL of 0 expires every entry at once");
         Self {

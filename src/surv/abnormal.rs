@@ -31,6 +31,7 @@
 //! watermark, the same for every worker, is the clock: the result does not depend on how stocks
 //! are sharded).
 
+use super::range::{self, Key, BPS, COUNT, DAY_NS, MULTIPLE, VOLUME};
 use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Kind, Severity, SurvEvent};
 use crate::agg::{Touch, Welford};
@@ -92,14 +93,27 @@ impl Default for AbnormalMoveRules {
 }
 
 impl AbnormalMoveRules {
-    /// Checks the thresholds make sense.
+    /// Its table in the rules file.
+    pub const TABLE: &'static str = "abnormal_move";
+    /// Every key with its allowed range.
+    pub const KEYS: &'static [Key] = &[
+        Key::flag("enabled"),
+        Key::int("min_samples", 2, COUNT).why("and at most two panes, 2 x pane_samples"),
+        Key::int("pane_samples", 2, COUNT),
+        Key::above("z_threshold", 0.0, MULTIPLE),
+        Key::above("min_return_bps", 0.0, BPS),
+        Key::above("jump_bps", 0.0, BPS),
+        Key::int("jump_window_ns", 1, DAY_NS),
+        Key::int("volume_window_ns", 1, DAY_NS),
+        Key::int("min_volume_shares", 1, VOLUME),
+        Key::real("volume_multiple", 1.0, MULTIPLE),
+        Key::int("min_volume_windows", 0, COUNT),
+        Key::int("cooldown_ns", 0, DAY_NS),
+    ];
+
+    /// Checks every threshold is in its range, and the samples needed fit the baseline.
     pub fn validate(&self) -> Result<(), RuleError> {
-        if self.min_samples < 2 {
-            return Err(RuleError::new("min_samples", "must be at least 2"));
-        }
-        if self.pane_samples < 2 {
-            return Err(RuleError::new("pane_samples", "must be at least 2"));
-        }
+        range::check(Self::TABLE, self, Self::KEYS)?;
         if self.min_samples > 2 * self.pane_samples {
             return Err(RuleError::new(
                 "min_samples",
@@ -109,33 +123,6 @@ impl AbnormalMoveRules {
                     2 * self.pane_samples
                 ),
             ));
-        }
-        for (name, v) in [
-            ("z_threshold", self.z_threshold),
-            ("min_return_bps", self.min_return_bps),
-            ("jump_bps", self.jump_bps),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(RuleError::new(
-                    name,
-                    format!("must be a finite number > 0, got {v}"),
-                ));
-            }
-        }
-        if !(self.volume_multiple.is_finite() && self.volume_multiple >= 1.0) {
-            return Err(RuleError::new(
-                "volume_multiple",
-                format!("must be a finite number >= 1, got {}", self.volume_multiple),
-            ));
-        }
-        if self.volume_window_ns == 0 {
-            return Err(RuleError::new("volume_window_ns", "must be above 0"));
-        }
-        if self.jump_window_ns == 0 {
-            return Err(RuleError::new("jump_window_ns", "must be above 0"));
-        }
-        if self.min_volume_shares == 0 {
-            return Err(RuleError::new("min_volume_shares", "must be at least 1"));
         }
         Ok(())
     }
@@ -369,15 +356,17 @@ impl Default for LockedCrossedRules {
 }
 
 impl LockedCrossedRules {
-    /// Checks the thresholds make sense.
+    /// Its table in the rules file.
+    pub const TABLE: &'static str = "locked_crossed";
+    /// Every key with its allowed range.
+    pub const KEYS: &'static [Key] = &[
+        Key::flag("enabled"),
+        Key::int("standing_ns", 1, DAY_NS).why("0 would fire on every lock at once"),
+    ];
+
+    /// Checks every threshold is in its range.
     pub fn validate(&self) -> Result<(), RuleError> {
-        if self.standing_ns == 0 {
-            return Err(RuleError::new(
-                "standing_ns",
-                "must be above 0 (else every lock fires at once)",
-            ));
-        }
-        Ok(())
+        range::check(Self::TABLE, self, Self::KEYS)
     }
 }
 

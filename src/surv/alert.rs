@@ -30,11 +30,14 @@ pub enum DetectorId {
     WashTrade = 8,
     /// Risk limit breaches (and kill switches).
     Risk = 9,
+    /// A user's own detector ([`crate::surv::custom`]): its alerts name it by
+    /// [`Alert::user`]; counts under this id are the user detectors' total.
+    Custom = 10,
 }
 
 impl DetectorId {
     /// Every detector.
-    pub const ALL: [DetectorId; 10] = [
+    pub const ALL: [DetectorId; 11] = [
         DetectorId::Spoofing,
         DetectorId::Layering,
         DetectorId::QuoteStuffing,
@@ -45,6 +48,7 @@ impl DetectorId {
         DetectorId::LockedCrossed,
         DetectorId::WashTrade,
         DetectorId::Risk,
+        DetectorId::Custom,
     ];
 
     /// The name alerts carry.
@@ -60,12 +64,30 @@ impl DetectorId {
             DetectorId::LockedCrossed => "locked_crossed",
             DetectorId::WashTrade => "wash_trade",
             DetectorId::Risk => "risk",
+            DetectorId::Custom => "custom",
         }
     }
 
     /// The detector named `name`.
     pub fn from_name(name: &str) -> Option<DetectorId> {
         DetectorId::ALL.into_iter().find(|d| d.name() == name)
+    }
+}
+
+/// Which user detector ([`crate::surv::custom::UserDetector`]) raised an alert: its
+/// registration slot (its place in the sort order) and its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserId {
+    /// Registration order, from 0.
+    pub slot: u8,
+    /// The detector's name (the alert's JSON `detector`).
+    pub name: &'static str,
+}
+
+impl UserId {
+    /// Its byte in the output's sort key: after every built-in detector.
+    pub fn sort_id(self) -> u8 {
+        DetectorId::ALL.len() as u8 + self.slot
     }
 }
 
@@ -131,8 +153,10 @@ pub struct Alert {
     pub ts: u64,
     /// Feed position of that message.
     pub seq: u32,
-    /// Which detector.
+    /// Which detector ([`DetectorId::Custom`] for a user detector, named by `user`).
     pub detector: DetectorId,
+    /// The user detector that raised it (set when it is raised; `None` for built-ins).
+    pub user: Option<UserId>,
     /// Stock locate (0 when the alert is not about one stock).
     pub locate: u16,
     /// Stock symbol (spaces for none).
@@ -170,6 +194,7 @@ impl Alert {
             ts,
             seq,
             detector,
+            user: None,
             locate,
             stock,
             party: NOBODY,
@@ -244,6 +269,17 @@ impl Alert {
         self
     }
 
+    /// The detector's name: the user detector's for its alerts, else [`DetectorId::name`].
+    pub fn detector_name(&self) -> &'static str {
+        self.user.map_or(self.detector.name(), |u| u.name)
+    }
+
+    /// Its detector's byte in the output's sort key: the [`DetectorId`] of a built-in, after
+    /// them all for a user detector ([`UserId::sort_id`]).
+    pub fn sort_id(&self) -> u8 {
+        self.user.map_or(self.detector as u8, UserId::sort_id)
+    }
+
     /// The order references.
     pub fn refs(&self) -> &[u64] {
         &self.refs[..self.n_refs as usize]
@@ -266,7 +302,7 @@ impl Alert {
         w.extend_from_slice(b",\"time\":\"");
         write_clock(w, self.ts);
         w.extend_from_slice(b"\",\"detector\":\"");
-        w.extend_from_slice(self.detector.name().as_bytes());
+        w.extend_from_slice(self.detector_name().as_bytes());
         w.extend_from_slice(b"\",\"severity\":\"");
         w.extend_from_slice(self.severity.name().as_bytes());
         w.extend_from_slice(b"\",\"stock\":");

@@ -55,6 +55,7 @@
 //! where it was, raise nothing.
 
 use super::event::{Kind, Party, NOBODY};
+use super::range::{self, Key, BPS, COUNT, MULTIPLE};
 use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
 
@@ -109,42 +110,24 @@ impl Default for MarkingTheCloseRules {
 }
 
 impl MarkingTheCloseRules {
-    /// Checks the thresholds make sense.
+    /// Its table in the rules file.
+    pub const TABLE: &'static str = "marking_the_close";
+    /// Every key with its allowed range.
+    pub const KEYS: &'static [Key] = &[
+        Key::flag("enabled"),
+        Key::int("window_ns", BUCKETS as u64 * 1_000, 3_600_000_000_000)
+            .why("one µs a bucket, to 1 h"),
+        Key::int("min_window_trades", 0, COUNT),
+        Key::above("min_volume_ratio", 0.0, MULTIPLE),
+        Key::real("min_impact_bps", 0.0, BPS),
+        Key::int("min_impact_ticks", 0, COUNT),
+        Key::above("min_party_share", 0.0, 1.0),
+        Key::above("min_noii_imbalance_ratio", 0.0, MULTIPLE),
+    ];
+
+    /// Checks every threshold is in its range.
     pub fn validate(&self) -> Result<(), RuleError> {
-        if !(BUCKETS as u64 * 1_000..=3_600_000_000_000).contains(&self.window_ns) {
-            return Err(RuleError::new(
-                "window_ns",
-                format!("must be {} µs to 1 h, got {}", BUCKETS, self.window_ns),
-            ));
-        }
-        if !(self.min_volume_ratio > 0.0 && self.min_volume_ratio.is_finite()) {
-            return Err(RuleError::new(
-                "min_volume_ratio",
-                format!("must be a positive number, got {}", self.min_volume_ratio),
-            ));
-        }
-        if !(self.min_impact_bps >= 0.0 && self.min_impact_bps.is_finite()) {
-            return Err(RuleError::new(
-                "min_impact_bps",
-                format!("must be a non-negative number, got {}", self.min_impact_bps),
-            ));
-        }
-        if !(self.min_party_share > 0.0 && self.min_party_share <= 1.0) {
-            return Err(RuleError::new(
-                "min_party_share",
-                format!("must be within (0, 1], got {}", self.min_party_share),
-            ));
-        }
-        if !(self.min_noii_imbalance_ratio > 0.0 && self.min_noii_imbalance_ratio.is_finite()) {
-            return Err(RuleError::new(
-                "min_noii_imbalance_ratio",
-                format!(
-                    "must be a positive number, got {}",
-                    self.min_noii_imbalance_ratio
-                ),
-            ));
-        }
-        Ok(())
+        range::check(Self::TABLE, self, Self::KEYS)
     }
 }
 

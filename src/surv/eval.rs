@@ -7,10 +7,10 @@
 //! / alerts. Detectors with no scenario (order-to-trade, abnormal move, locked/crossed, risk) have
 //! no truth: their alerts are counted, not scored.
 //!
-//! [`detect_from_ns`]: crate::scenario::Episode::detect_from_ns
-//! [`detect_until_ns`]: crate::scenario::Episode::detect_until_ns
+//! [`detect_from_ns`]: crate::truth::Episode::detect_from_ns
+//! [`detect_until_ns`]: crate::truth::Episode::detect_until_ns
 
-use crate::scenario::Truth;
+use crate::truth::Truth;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -83,16 +83,20 @@ pub fn parse_alerts(text: &str) -> Result<Vec<AlertRef>, String> {
 }
 
 /// Scores `alerts` against `truth`, one row per detector that has episodes or alerts (in
-/// detector order).
+/// detector order; detectors the crate does not know, such as user detectors, after them by
+/// name).
 pub fn score(truth: &Truth, alerts: &[AlertRef]) -> Vec<Score> {
-    let mut rows: BTreeMap<u8, Score> = BTreeMap::new();
-    let id = |name: &str| super::DetectorId::from_name(name).map_or(u8::MAX, |d| d as u8);
+    let mut rows: BTreeMap<(u8, String), Score> = BTreeMap::new();
+    let id = |name: &str| {
+        let known = super::DetectorId::from_name(name).filter(|&d| d != super::DetectorId::Custom);
+        (known.map_or(u8::MAX, |d| d as u8), name.to_string())
+    };
     for ep in &truth.episodes {
         let r = rows.entry(id(&ep.detector)).or_default();
         r.detector = ep.detector.clone();
         r.episodes += 1;
     }
-    let detects = |a: &AlertRef, ep: &crate::scenario::Episode| {
+    let detects = |a: &AlertRef, ep: &crate::truth::Episode| {
         a.detector == ep.detector
             && a.stock == ep.stock
             && (a.participant.is_empty() || a.participant == ep.participant)
@@ -152,7 +156,7 @@ pub fn format_scores(rows: &[Score]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::Episode;
+    use crate::truth::Episode;
 
     fn ep(id: u32, det: &str, stock: &str, who: &str, from: u64, until: u64) -> Episode {
         Episode {
@@ -212,6 +216,18 @@ mod tests {
         // An alert that names no participant may detect an episode.
         let rows = score(&truth, &[al(399, "spoofing", "XYZ", "")]);
         assert_eq!(rows[0].detected, 1);
+        // Detectors the crate does not know (user detectors) get a row each, after the others.
+        let user = [
+            al(1, "odd_lots", "A", ""),
+            al(2, "big_add", "A", ""),
+            al(3, "odd_lots", "B", ""),
+        ];
+        let rows: Vec<_> = score(&truth, &user)
+            .into_iter()
+            .map(|r| (r.detector, r.alerts))
+            .collect();
+        let want = [("spoofing", 0), ("big_add", 1), ("odd_lots", 2)];
+        assert_eq!(rows, want.map(|(d, n)| (d.to_string(), n)));
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! move too small, or a move with no attributed execution on the other side, raises nothing.
 
 use super::event::{Kind, Party, NOBODY};
+use super::range::{self, Key, BPS, COUNT, DAY_NS, VOLUME};
 use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
 use crate::itch::Side;
@@ -92,39 +93,26 @@ impl Default for MomentumIgnitionRules {
 }
 
 impl MomentumIgnitionRules {
-    /// Checks the thresholds make sense.
+    /// Its table in the rules file.
+    pub const TABLE: &'static str = "momentum_ignition";
+    /// Every key with its allowed range.
+    pub const KEYS: &'static [Key] = &[
+        Key::flag("enabled"),
+        Key::int("burst_ns", BUCKETS as u64, 60_000_000_000).why("one bucket a ns, to 60 s"),
+        Key::int("min_trades", 1, COUNT),
+        Key::real("min_direction_ratio", 0.0, 1.0),
+        Key::above("min_move_bps", 0.0, BPS),
+        Key::int("min_move_ticks", 0, COUNT),
+        Key::int("revert_ns", 1, DAY_NS),
+        Key::above("min_revert_fraction", 0.0, 1.0),
+        Key::int("min_revert_trades", 0, COUNT),
+        Key::int("min_party_shares", 0, VOLUME),
+        Key::int("cooldown_ns", 0, DAY_NS),
+    ];
+
+    /// Checks every threshold is in its range.
     pub fn validate(&self) -> Result<(), RuleError> {
-        if !(BUCKETS as u64..=60_000_000_000).contains(&self.burst_ns) {
-            return Err(RuleError::new(
-                "burst_ns",
-                format!("must be {BUCKETS} ns to 60 s, got {}", self.burst_ns),
-            ));
-        }
-        if self.min_trades == 0 {
-            return Err(RuleError::new("min_trades", "must be at least 1"));
-        }
-        if !(0.0..=1.0).contains(&self.min_direction_ratio) {
-            return Err(RuleError::new(
-                "min_direction_ratio",
-                format!("must be within 0..=1, got {}", self.min_direction_ratio),
-            ));
-        }
-        if !(self.min_move_bps > 0.0 && self.min_move_bps.is_finite()) {
-            return Err(RuleError::new(
-                "min_move_bps",
-                format!("must be a positive number, got {}", self.min_move_bps),
-            ));
-        }
-        if self.revert_ns == 0 {
-            return Err(RuleError::new("revert_ns", "must be positive"));
-        }
-        if !(self.min_revert_fraction > 0.0 && self.min_revert_fraction <= 1.0) {
-            return Err(RuleError::new(
-                "min_revert_fraction",
-                format!("must be within (0, 1], got {}", self.min_revert_fraction),
-            ));
-        }
-        Ok(())
+        range::check(Self::TABLE, self, Self::KEYS)
     }
 }
 

@@ -33,6 +33,7 @@
 //! an attributed execution with layers on the other side reads those levels and its ≤ 8 orders.
 
 use super::event::{Kind, Party, NOBODY};
+use super::range::{self, Key, BPS, MULTIPLE, VOLUME};
 use super::spoofing::{better, opposite, pair_key, size_multiple, Filtered};
 use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
@@ -116,66 +117,35 @@ impl Default for LayeringRules {
 }
 
 impl LayeringRules {
-    /// Checks the thresholds make sense.
+    /// Its table in the rules file.
+    pub const TABLE: &'static str = "layering";
+    /// Every key with its allowed range.
+    pub const KEYS: &'static [Key] = &[
+        Key::flag("enabled"),
+        Key::int("top_levels", 1, MAX_TOP_LEVELS as u64),
+        Key::int("min_levels_held", 2, MAX_TOP_LEVELS as u64)
+            .why("and at most top_levels; one level is spoofing"),
+        Key::above("min_level_share", 0.0, 1.0),
+        Key::real("min_size_multiple", 1.0, MULTIPLE),
+        Key::int("min_layer_shares", 0, VOLUME),
+        Key::int("min_cancelled_layers", 1, LAYER_ORDERS as u64)
+            .why("orders followed per participant and side"),
+        Key::int("max_cancel_after_exec_ns", 1, STATE_TTL_NS).why("state is kept this long"),
+        Key::real("min_move_bps", -BPS, BPS),
+        Key::real("min_reversion_bps", -BPS, BPS),
+        Key::int("cooldown_ns", 0, STATE_TTL_NS).why("state is kept this long"),
+    ];
+
+    /// Checks every threshold is in its range, and the levels held fit the levels counted.
     pub fn validate(&self) -> Result<(), RuleError> {
-        if !(1..=MAX_TOP_LEVELS).contains(&self.top_levels) {
-            return Err(RuleError::new(
-                "top_levels",
-                format!(
-                    "must be within 1..={MAX_TOP_LEVELS} (got {})",
-                    self.top_levels
-                ),
-            ));
-        }
-        if self.min_levels_held < 2 || self.min_levels_held > self.top_levels {
+        range::check(Self::TABLE, self, Self::KEYS)?;
+        if self.min_levels_held > self.top_levels {
             return Err(RuleError::new(
                 "min_levels_held",
                 format!(
                     "must be within 2..=top_levels ({}) (got {}; one level is spoofing)",
                     self.top_levels, self.min_levels_held
                 ),
-            ));
-        }
-        if !(self.min_level_share > 0.0 && self.min_level_share <= 1.0) {
-            return Err(RuleError::new(
-                "min_level_share",
-                format!("must be within (0, 1] (got {})", self.min_level_share),
-            ));
-        }
-        if self.min_size_multiple.is_nan() || self.min_size_multiple < 1.0 {
-            return Err(RuleError::new(
-                "min_size_multiple",
-                format!("must be at least 1 (got {})", self.min_size_multiple),
-            ));
-        }
-        if self.min_cancelled_layers == 0 || self.min_cancelled_layers as usize > LAYER_ORDERS {
-            return Err(RuleError::new(
-                "min_cancelled_layers",
-                format!(
-                    "must be within 1..={LAYER_ORDERS} (got {})",
-                    self.min_cancelled_layers
-                ),
-            ));
-        }
-        if self.max_cancel_after_exec_ns == 0 || self.max_cancel_after_exec_ns > STATE_TTL_NS {
-            return Err(RuleError::new(
-                "max_cancel_after_exec_ns",
-                format!(
-                    "must be within 1..={STATE_TTL_NS} (got {})",
-                    self.max_cancel_after_exec_ns
-                ),
-            ));
-        }
-        if self.min_move_bps.is_nan() {
-            return Err(RuleError::new("min_move_bps", "must be a number"));
-        }
-        if self.min_reversion_bps.is_nan() {
-            return Err(RuleError::new("min_reversion_bps", "must be a number"));
-        }
-        if self.cooldown_ns > STATE_TTL_NS {
-            return Err(RuleError::new(
-                "cooldown_ns",
-                format!("must be at most {STATE_TTL_NS} (got {})", self.cooldown_ns),
             ));
         }
         Ok(())

@@ -23,18 +23,21 @@
 pub mod abnormal;
 pub mod alert;
 pub mod close;
+pub mod custom;
 pub mod eval;
 pub mod event;
 pub mod flow;
 pub mod ignition;
 pub mod layering;
+pub mod range;
 pub mod risk;
 pub mod spoofing;
 pub mod stuffing;
 pub mod wash;
 pub mod watch;
 
-pub use alert::{Alert, Alerts, DetectorId, Evidence, Severity};
+pub use alert::{Alert, Alerts, DetectorId, Evidence, Severity, UserId};
+pub use custom::{DetectorFactory, UserAlerts, UserDetector, UserDetectorError};
 pub use event::{Kind, Party, SurvEvent, NOBODY};
 pub use flow::{FlowEvent, FlowRecord};
 pub use risk::{RiskBook, RiskInput};
@@ -42,6 +45,7 @@ pub use risk::{RiskBook, RiskInput};
 use crate::book::Books;
 use crate::itch::Message;
 use crate::state::KeyedState;
+use range::Key;
 use std::path::Path;
 
 /// What a detector can look at besides the event: the books after it, and the stock's symbol.
@@ -103,6 +107,40 @@ pub struct Capacity {
     pub locates: usize,
 }
 
+impl Capacity {
+    /// Its table in the rules file.
+    pub const TABLE: &'static str = "limits";
+    /// Every size with its allowed range: bounded so a shard's tables stay within memory.
+    pub const KEYS: &'static [Key] = &[
+        Key::int("orders", 1, 1 << 22).why("about 1 GiB of tables per shard at most"),
+        Key::int("parties", 1, 1 << 20).why("about 128 MiB of tables per shard at most"),
+        Key::int("pairs", 1, 1 << 20).why("about 1 GiB of tables per shard at most"),
+        Key::int("locates", 1, 65_536).why("stock locates are 16-bit"),
+    ];
+
+    /// Checks every size is in its range.
+    pub fn validate(&self) -> Result<(), RuleError> {
+        range::check(Self::TABLE, self, Self::KEYS)
+    }
+
+    /// Every size brought into its range: what the tables are sized by, so that limits built
+    /// in code (never validated) cannot panic or allocate without bound either.
+    pub fn clamped(&self) -> Capacity {
+        let k = |name: &str| {
+            Self::KEYS
+                .iter()
+                .find(|k| k.name == name)
+                .expect("a listed key")
+        };
+        Capacity {
+            orders: range::clamp(k("orders"), self.orders),
+            parties: range::clamp(k("parties"), self.parties),
+            pairs: range::clamp(k("pairs"), self.pairs),
+            locates: range::clamp(k("locates"), self.locates),
+        }
+    }
+}
+
 impl Default for Capacity {
     fn default() -> Self {
         Capacity {
@@ -144,6 +182,54 @@ pub struct Rules {
 
 include!(concat!(env!("OUT_DIR"), "/rule_docs.rs"));
 
+/// Every table's keys with their ranges, by table name.
+const TABLE_KEYS: [(&str, &[Key]); 11] = [
+    (
+        spoofing::SpoofingRules::TABLE,
+        spoofing::SpoofingRules::KEYS,
+    ),
+    (
+        layering::LayeringRules::TABLE,
+        layering::LayeringRules::KEYS,
+    ),
+    (
+        stuffing::QuoteStuffingRules::TABLE,
+        stuffing::QuoteStuffingRules::KEYS,
+    ),
+    (
+        stuffing::OrderToTradeRules::TABLE,
+        stuffing::OrderToTradeRules::KEYS,
+    ),
+    (
+        ignition::MomentumIgnitionRules::TABLE,
+        ignition::MomentumIgnitionRules::KEYS,
+    ),
+    (
+        close::MarkingTheCloseRules::TABLE,
+        close::MarkingTheCloseRules::KEYS,
+    ),
+    (
+        abnormal::AbnormalMoveRules::TABLE,
+        abnormal::AbnormalMoveRules::KEYS,
+    ),
+    (
+        abnormal::LockedCrossedRules::TABLE,
+        abnormal::LockedCrossedRules::KEYS,
+    ),
+    (wash::WashTradeRules::TABLE, wash::WashTradeRules::KEYS),
+    (risk::RiskRules::TABLE, risk::RiskRules::KEYS),
+    (Capacity::TABLE, Capacity::KEYS),
+];
+
+/// The printed range of a key (nothing for a flag).
+fn allowed_note(k: &Key) -> String {
+    match k.allowed {
+        range::Allowed::Flag => String::new(),
+        a if k.why.is_empty() => format!(" Allowed: {a}."),
+        a => format!(" Allowed: {a} ({}).", k.why),
+    }
+}
+
 /// `doc` as `# ` comment lines of at most 100 columns.
 fn push_comment(s: &mut String, doc: &str) {
     let mut line = String::from("#");
@@ -181,8 +267,8 @@ pub enum RulesError {
         /// The parser's message (with line and column).
         message: String,
     },
-    /// A threshold out of range.
-    #[error("rules {path}: [{table}] {rule}")]
+    /// A threshold out of range (named `table.key`, with its allowed range).
+    #[error("rules {path}: [{table}] {table}.{rule}")]
     Invalid {
         /// The file.
         path: String,
@@ -193,13 +279,15 @@ pub enum RulesError {
     },
 }
 
-/// One rule value out of its range: the key, and what it must be (with the value found).
+/// One rule value out of its range: the key, and what it must be (with the value found). The
+/// table is the caller's (each table's `validate` checks only its own keys).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{key} {must}")]
 pub struct RuleError {
     /// The key, as in the rules file.
     pub key: &'static str,
-    /// What it must be, e.g. `must be within 0..=1 (got 2)`.
+    /// What is wrong, e.g. `= 2.0 is out of range; allowed [0, 1]` (from the key's range, see
+    /// [`range::check`]) or `must be within 2..=top_levels (4) (got 5)` (between keys).
     pub must: String,
 }
 
@@ -252,37 +340,49 @@ impl Rules {
         Rules::from_toml(&text, &p)
     }
 
-    /// Checks every table; the first bad one as (table, message).
+    /// Checks every key of every table against its allowed range (and the few keys bounded by
+    /// another); the first bad one as (table, its key's error), shown by [`RulesError::Invalid`]
+    /// as `table.key` with the range.
     pub fn validate(&self) -> Result<(), (&'static str, RuleError)> {
-        let checks: [(&'static str, Result<(), RuleError>); 10] = [
-            ("spoofing", self.spoofing.validate()),
-            ("layering", self.layering.validate()),
-            ("quote_stuffing", self.quote_stuffing.validate()),
-            ("order_to_trade", self.order_to_trade.validate()),
-            ("momentum_ignition", self.momentum_ignition.validate()),
-            ("marking_the_close", self.marking_the_close.validate()),
-            ("abnormal_move", self.abnormal_move.validate()),
-            ("locked_crossed", self.locked_crossed.validate()),
-            ("wash_trade", self.wash_trade.validate()),
-            ("risk", self.risk.validate()),
-        ];
-        for (t, r) in checks {
+        for (t, r) in self.checks() {
             r.map_err(|m| (t, m))?;
         }
-        let l = &self.limits;
-        if l.orders == 0 || l.parties == 0 || l.pairs == 0 || l.locates == 0 {
-            let zero = [
-                ("orders", l.orders),
-                ("parties", l.parties),
-                ("pairs", l.pairs),
-                ("locates", l.locates),
-            ]
-            .into_iter()
-            .find_map(|(k, v)| (v == 0).then_some(k))
-            .unwrap_or("orders");
-            return Err(("limits", RuleError::new(zero, "must be at least 1")));
-        }
         Ok(())
+    }
+
+    /// Every table's name and check.
+    fn checks(&self) -> [(&'static str, Result<(), RuleError>); 11] {
+        [
+            (spoofing::SpoofingRules::TABLE, self.spoofing.validate()),
+            (layering::LayeringRules::TABLE, self.layering.validate()),
+            (
+                stuffing::QuoteStuffingRules::TABLE,
+                self.quote_stuffing.validate(),
+            ),
+            (
+                stuffing::OrderToTradeRules::TABLE,
+                self.order_to_trade.validate(),
+            ),
+            (
+                ignition::MomentumIgnitionRules::TABLE,
+                self.momentum_ignition.validate(),
+            ),
+            (
+                close::MarkingTheCloseRules::TABLE,
+                self.marking_the_close.validate(),
+            ),
+            (
+                abnormal::AbnormalMoveRules::TABLE,
+                self.abnormal_move.validate(),
+            ),
+            (
+                abnormal::LockedCrossedRules::TABLE,
+                self.locked_crossed.validate(),
+            ),
+            (wash::WashTradeRules::TABLE, self.wash_trade.validate()),
+            (risk::RiskRules::TABLE, self.risk.validate()),
+            (Capacity::TABLE, self.limits.validate()),
+        ]
     }
 
     /// The default rules as TOML (every key, with its default value).
@@ -293,7 +393,7 @@ impl Rules {
              # Times are in nanoseconds of event time (`_ns`), prices moves in basis points (`_bps`).\n",
         );
         let text = toml::to_string(&Rules::default()).expect("the defaults serialise");
-        let mut table = "";
+        let (mut table, mut keys): (&str, &[Key]) = ("", &[]);
         for line in text.lines() {
             if let Some(t) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
                 // The table's field in `Rules`: its type names the table's keys.
@@ -302,11 +402,13 @@ impl Rules {
                     .find(|r| r.0 == "Rules" && r.1 == t)
                     .map_or(("", ""), |r| (r.2, r.3));
                 table = ty;
+                keys = TABLE_KEYS.iter().find(|k| k.0 == t).map_or(&[], |k| k.1);
                 s.push('\n');
                 push_comment(&mut s, doc);
             } else if let Some((key, _)) = line.split_once(" = ") {
                 if let Some(r) = RULE_DOCS.iter().find(|r| r.0 == table && r.1 == key) {
-                    push_comment(&mut s, r.3);
+                    let range = keys.iter().find(|k| k.name == key).map(allowed_note);
+                    push_comment(&mut s, &format!("{}{}", r.3, range.unwrap_or_default()));
                 }
             }
             if !line.is_empty() {
@@ -330,6 +432,8 @@ impl Rules {
             DetectorId::LockedCrossed => self.locked_crossed.enabled,
             DetectorId::WashTrade => self.wash_trade.enabled,
             DetectorId::Risk => self.risk.enabled,
+            // User detectors have their own switches.
+            DetectorId::Custom => true,
         }
     }
 }
@@ -373,6 +477,8 @@ pub struct Surveillance {
     abnormal: abnormal::AbnormalMove,
     locked: abnormal::LockedCrossed,
     wash: wash::WashTrade,
+    /// Detectors of the user's own, run after the built-in ones.
+    user: custom::UserDetectors,
     /// Alerts raised and not yet drained.
     pub alerts: Alerts,
     /// Risk inputs produced and not yet drained: (ts, seq, input).
@@ -408,7 +514,7 @@ impl Surveillance {
     /// Detectors with `rules` (their `[limits]` size the state), joined with the participant
     /// `flow` (in time order).
     pub fn new(rules: Rules, flow: &[FlowRecord]) -> Surveillance {
-        let cap = rules.limits;
+        let cap = rules.limits.clamped();
         let mut groups: Vec<(Vec<FlowRecord>, usize)> = Vec::new();
         let mut by_stock: std::collections::BTreeMap<[u8; 8], usize> = Default::default();
         for r in flow {
@@ -429,6 +535,7 @@ impl Surveillance {
             abnormal: abnormal::AbnormalMove::new(&cap),
             locked: abnormal::LockedCrossed::new(&cap),
             wash: wash::WashTrade::new(&cap),
+            user: custom::UserDetectors::default(),
             alerts: Alerts::new(ALERTS_PER_STEP),
             risk: Vec::with_capacity(RISK_BUF),
             flow_of: vec![u32::MAX; cap.locates],
@@ -449,6 +556,38 @@ impl Surveillance {
             counters: SurvCounters::default(),
             order: Vec::with_capacity(MAX_STEP_RECORDS),
         }
+    }
+
+    /// [`Surveillance::new`] with one instance of each user detector `factories` build, in
+    /// that order.
+    ///
+    /// # Errors
+    /// A user detector that cannot be registered ([`Surveillance::add_detector`]).
+    pub fn with_detectors(
+        rules: Rules,
+        flow: &[FlowRecord],
+        factories: &[DetectorFactory],
+    ) -> Result<Surveillance, UserDetectorError> {
+        let mut s = Surveillance::new(rules, flow);
+        for f in factories {
+            s.add_detector(f())?;
+        }
+        Ok(s)
+    }
+
+    /// Registers a detector of the user's own ([`custom`]): it runs after the built-in ones
+    /// (and earlier user detectors) on every event, mark and flow record.
+    ///
+    /// # Errors
+    /// Its name is malformed or taken, or there are already
+    /// [`custom::MAX_USER_DETECTORS`].
+    pub fn add_detector(&mut self, d: Box<dyn UserDetector>) -> Result<(), UserDetectorError> {
+        self.user.add(d)
+    }
+
+    /// The user detectors' names, in registration order.
+    pub fn user_detectors(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.user.names()
     }
 
     /// Joins no flow record stamped after `ts` (a replay that stops at `ts`).
@@ -583,6 +722,9 @@ impl Surveillance {
         if r.wash_trade.enabled {
             self.wash.on_event(&r.wash_trade, ev, &ctx, out);
         }
+        if !self.user.is_empty() {
+            self.user.on_event(ev, &ctx, out);
+        }
         if r.risk.enabled {
             self.risk_inputs(ev, &ctx);
         }
@@ -676,6 +818,8 @@ impl Surveillance {
         }
     }
 
+    // Out of line: once per flow record, while `flow_until` runs on every event.
+    #[inline(never)]
     fn apply_flow(&mut self, rec: &FlowRecord, locate: u16, seq: u32, books: &Books) {
         self.counters.flow_applied += 1;
         if rec.event == FlowEvent::New && rec.order_ref != 0 {
@@ -698,6 +842,9 @@ impl Surveillance {
         if r.spoofing.enabled {
             self.spoofing
                 .on_flow(&r.spoofing, rec, locate, seq, &ctx, &mut self.alerts);
+        }
+        if !self.user.is_empty() {
+            self.user.on_flow(rec, locate, seq, &ctx, &mut self.alerts);
         }
         if r.risk.enabled {
             let i = match rec.event {
@@ -774,6 +921,9 @@ impl Surveillance {
         }
         if r.wash_trade.enabled {
             self.wash.on_watermark(&r.wash_trade, wm, seq, &ctx, out);
+        }
+        if !self.user.is_empty() {
+            self.user.on_watermark(wm, seq, &ctx, out);
         }
     }
 
@@ -857,9 +1007,10 @@ pub const ALERTS_PER_STEP: usize = 256;
 impl Surveillance {
     /// The detectors' table-pressure counters, by name: a nonzero count means a detector saw
     /// less than the feed (raise the `[limits]`), or for the eviction and collision counts, that
-    /// older state made room for newer.
-    pub fn table_pressure(&self) -> [(&'static str, u64); 13] {
-        [
+    /// older state made room for newer. The built-in detectors' come first, always the same
+    /// 13, then the user detectors' (the same names and order on every shard).
+    pub fn table_pressure(&self) -> Vec<(&'static str, u64)> {
+        let builtin = [
             (
                 "spoofing orders full",
                 self.spoofing.counters.order_overflow,
@@ -894,7 +1045,11 @@ impl Surveillance {
                 "wash fills dropped (table full)",
                 self.wash.counters.overflow,
             ),
-        ]
+        ];
+        builtin
+            .into_iter()
+            .chain(self.user.table_pressure())
+            .collect()
     }
 }
 
@@ -915,7 +1070,7 @@ impl Surveillance {
         }
         self.order.clear();
         for (i, a) in self.alerts.pending().iter().enumerate() {
-            self.order.push((a.locate, a.detector as u8, i as u16, 0));
+            self.order.push((a.locate, a.sort_id(), i as u16, 0));
         }
         for (i, (_, _, r)) in self.risk.iter().enumerate() {
             let locate = match *r {
@@ -974,18 +1129,48 @@ pub struct SurvOutput {
     pub risk: RiskBook,
     rules: risk::RiskRules,
     scratch: Alerts,
-    /// Alerts written, by detector.
+    /// Alerts written, by detector (the user detectors' total under [`DetectorId::Custom`]).
     pub written: [u64; DetectorId::ALL.len()],
+    /// Alerts written by each user detector, by registration slot, with its name.
+    written_user: [(&'static str, u64); custom::MAX_USER_DETECTORS],
 }
 
 impl SurvOutput {
     /// The output side for `rules`.
     pub fn new(rules: &Rules) -> SurvOutput {
         SurvOutput {
-            risk: RiskBook::new(&rules.limits),
+            risk: RiskBook::new(&rules.limits.clamped()),
             rules: rules.risk,
             scratch: Alerts::new(ALERTS_PER_STEP),
             written: [0; DetectorId::ALL.len()],
+            written_user: [("", 0); custom::MAX_USER_DETECTORS],
+        }
+    }
+
+    /// Names the user detectors (in registration order), so that those which write no alert
+    /// are counted too.
+    pub fn name_user_detectors(&mut self, names: impl IntoIterator<Item = &'static str>) {
+        for (w, n) in self.written_user.iter_mut().zip(names) {
+            w.0 = n;
+        }
+    }
+
+    /// Alerts written by each detector, by name: the built-in ones in [`DetectorId`] order, then
+    /// every named user detector (or one that wrote an alert) in registration order.
+    pub fn written_by_name(&self) -> Vec<(&'static str, u64)> {
+        let builtin = DetectorId::ALL
+            .into_iter()
+            .filter(|&d| d != DetectorId::Custom)
+            .map(|d| (d.name(), self.written[d as usize]));
+        let user = self.written_user.iter().filter(|w| !w.0.is_empty());
+        builtin.chain(user.copied()).collect()
+    }
+
+    fn count(&mut self, a: &Alert) {
+        self.written[a.detector as usize] += 1;
+        if let Some(u) = a.user {
+            let w = &mut self.written_user[u.slot as usize];
+            *w = (u.name, w.1 + 1);
         }
     }
 
@@ -1004,7 +1189,7 @@ impl SurvOutput {
         match &rec.body {
             OutBody::Alert => {
                 if let Some(a) = alert {
-                    self.written[a.detector as usize] += 1;
+                    self.count(a);
                     emit(a);
                 }
             }
@@ -1012,6 +1197,7 @@ impl SurvOutput {
                 if self.rules.enabled {
                     self.risk
                         .apply(&self.rules, *ts, *seq, input, &mut self.scratch);
+                    // The risk book's alerts (never a user detector's).
                     for a in self.scratch.drain() {
                         self.written[a.detector as usize] += 1;
                         emit(&a);
@@ -1037,9 +1223,48 @@ pub fn surveil_feed(
     flow: &[FlowRecord],
     mark_every: u32,
 ) -> Result<(Vec<Alert>, SurvCounters), crate::inspect::InspectError> {
+    run_feed(feed, books, Surveillance::new(rules, flow), mark_every)
+}
+
+/// Why [`surveil_feed_with`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SurveilError {
+    /// A malformed feed.
+    #[error(transparent)]
+    Feed(#[from] crate::inspect::InspectError),
+    /// A user detector that cannot be registered.
+    #[error(transparent)]
+    Detector(#[from] UserDetectorError),
+}
+
+/// [`surveil_feed`] with user detectors beside the built-in ones: one instance from each of
+/// `detectors`, run after the built-in detectors; their alerts come in the same order and
+/// format (the built-in detectors' alerts are the same as without them).
+///
+/// # Errors
+/// A malformed feed, or a user detector that cannot be registered.
+pub fn surveil_feed_with(
+    feed: &[u8],
+    books: &mut Books,
+    rules: Rules,
+    flow: &[FlowRecord],
+    mark_every: u32,
+    detectors: &[DetectorFactory],
+) -> Result<(Vec<Alert>, SurvCounters), SurveilError> {
+    let s = Surveillance::with_detectors(rules, flow, detectors)?;
+    Ok(run_feed(feed, books, s, mark_every)?)
+}
+
+/// The single-threaded run of `s` over `feed`, marks placed as the pipeline places them.
+fn run_feed(
+    feed: &[u8],
+    books: &mut Books,
+    mut s: Surveillance,
+    mark_every: u32,
+) -> Result<(Vec<Alert>, SurvCounters), crate::inspect::InspectError> {
     use crate::engine::MarkGen;
-    let mut s = Surveillance::new(rules, flow);
-    let mut out = SurvOutput::new(&rules);
+    let mut out = SurvOutput::new(&s.rules);
+    out.name_user_detectors(s.user_detectors());
     let mut alerts = Vec::new();
     let mut marks = MarkGen::periodic(mark_every);
     let (mut seq, mut epoch, mut mark_seq) = (0u32, 0u64, 0u32);
@@ -1074,4 +1299,56 @@ pub fn surveil_feed(
         marks.sent_mark(wm);
     }
     Ok((alerts, s.counters))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_of_the_rules_is_checked_and_has_its_ranges() {
+        let rules = serde_json::to_value(Rules::default()).unwrap();
+        let tables: Vec<&str> = rules
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        let mut checked: Vec<&str> = Rules::default().checks().iter().map(|c| c.0).collect();
+        let mut ranged: Vec<&str> = TABLE_KEYS.iter().map(|t| t.0).collect();
+        checked.sort_unstable();
+        ranged.sort_unstable();
+        assert_eq!(checked, tables);
+        assert_eq!(ranged, tables);
+        for (t, r) in Rules::default().checks() {
+            assert_eq!(r, Ok(()), "{t}: the defaults are in range");
+        }
+    }
+
+    #[test]
+    fn absurd_limits_built_in_code_are_clamped() {
+        let huge = Capacity {
+            orders: usize::MAX,
+            parties: 1 << 40,
+            pairs: usize::MAX,
+            locates: 1 << 32,
+        };
+        let c = huge.clamped();
+        assert_eq!(
+            (c.orders, c.parties, c.pairs, c.locates),
+            (1 << 22, 1 << 20, 1 << 20, 65_536)
+        );
+        let zero = Capacity {
+            orders: 0,
+            parties: 0,
+            pairs: 0,
+            locates: 0,
+        }
+        .clamped();
+        assert_eq!(
+            (zero.orders, zero.parties, zero.pairs, zero.locates),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(Capacity::default().clamped(), Capacity::default());
+    }
 }

@@ -30,6 +30,7 @@
 //! party once (a recent-party cache usually skips the hash) and a mark finds none. Money is kept in exact integers (half-units of Price(4): price × 2, the
 //! unit of a mid `bid + ask`), so results do not depend on the order of float additions.
 use super::event::{Party, NOBODY};
+use super::range::{self, Key, COUNT, DAY_NS, MULTIPLE};
 use super::RuleError;
 use super::{Alert, Alerts, Capacity, DetectorId, Severity};
 use crate::itch::Side;
@@ -39,6 +40,8 @@ use crate::state::KeyedState;
 const UNITS_PER_USD: f64 = 20_000.0;
 /// Sub-buckets of the rate window.
 const RATE_BUCKETS: usize = 8;
+/// The largest amount of money a risk key may name, dollars.
+const MAX_USD: f64 = 1e15;
 /// Open positions marked to mid at once per locate (a flat position leaves the list; holders
 /// beyond are counted, and marked at their last fill price).
 const HOLDERS: usize = 32;
@@ -115,36 +118,28 @@ impl Default for RiskRules {
 }
 
 impl RiskRules {
-    /// Checks the thresholds make sense.
+    /// Its table in the rules file.
+    pub const TABLE: &'static str = "risk";
+    /// Every key with its allowed range (0: off, for the limits).
+    pub const KEYS: &'static [Key] = &[
+        Key::flag("enabled"),
+        Key::above("equity_usd", 0.0, MAX_USD).why("it divides gross notional"),
+        Key::real("max_gross_notional_usd", 0.0, MAX_USD),
+        Key::real("max_net_notional_per_stock_usd", 0.0, MAX_USD),
+        Key::real("max_leverage", 0.0, MULTIPLE),
+        Key::real("kill_leverage", 0.0, MULTIPLE).why("and 0 or at least max_leverage"),
+        Key::real("max_loss_usd", 0.0, MAX_USD),
+        Key::real("kill_loss_usd", 0.0, MAX_USD).why("and 0 or at least max_loss_usd"),
+        Key::real("max_order_rate", 0.0, COUNT as f64),
+        Key::real("max_cancel_rate", 0.0, COUNT as f64),
+        Key::int("rate_window_ns", RATE_BUCKETS as u64, DAY_NS).why("one ns a sub-bucket at least"),
+        Key::int("cooldown_ns", 0, DAY_NS),
+        Key::above("rearm_ratio", 0.0, 1.0),
+    ];
+
+    /// Checks every limit is in its range, and a kill switch is not below its alert.
     pub fn validate(&self) -> Result<(), RuleError> {
-        let fields = [
-            ("equity_usd", self.equity_usd),
-            ("max_gross_notional_usd", self.max_gross_notional_usd),
-            (
-                "max_net_notional_per_stock_usd",
-                self.max_net_notional_per_stock_usd,
-            ),
-            ("max_leverage", self.max_leverage),
-            ("kill_leverage", self.kill_leverage),
-            ("max_loss_usd", self.max_loss_usd),
-            ("kill_loss_usd", self.kill_loss_usd),
-            ("max_order_rate", self.max_order_rate),
-            ("max_cancel_rate", self.max_cancel_rate),
-        ];
-        for (name, v) in fields {
-            if !v.is_finite() || v < 0.0 {
-                return Err(RuleError::new(
-                    name,
-                    format!("must be a finite number >= 0 (0: off), found {v}"),
-                ));
-            }
-        }
-        if self.equity_usd <= 0.0 {
-            return Err(RuleError::new(
-                "equity_usd",
-                "must be above 0 (it divides gross notional)",
-            ));
-        }
+        range::check(Self::TABLE, self, Self::KEYS)?;
         if self.kill_leverage > 0.0 && self.kill_leverage < self.max_leverage {
             return Err(RuleError::new(
                 "kill_leverage",
@@ -160,21 +155,6 @@ impl RiskRules {
                 format!(
                     "({}) must be at least max_loss_usd ({}) or 0",
                     self.kill_loss_usd, self.max_loss_usd
-                ),
-            ));
-        }
-        if !(self.rearm_ratio > 0.0 && self.rearm_ratio <= 1.0) {
-            return Err(RuleError::new(
-                "rearm_ratio",
-                format!("must be in (0, 1], found {}", self.rearm_ratio),
-            ));
-        }
-        if self.rate_window_ns < RATE_BUCKETS as u64 {
-            return Err(RuleError::new(
-                "rate_window_ns",
-                format!(
-                    "must be at least {RATE_BUCKETS} ns, found {}",
-                    self.rate_window_ns
                 ),
             ));
         }

@@ -33,6 +33,7 @@
 //! [`PAIR_CANDIDATES`] on an attributed execution.
 
 use super::event::{Kind, Party, NOBODY};
+use super::range::{self, Key, COUNT, DAY_NS, MULTIPLE};
 use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
 use crate::agg::Touch;
@@ -112,58 +113,25 @@ impl Default for SpoofingRules {
 }
 
 impl SpoofingRules {
-    /// Checks the thresholds make sense.
+    /// Its table in the rules file.
+    pub const TABLE: &'static str = "spoofing";
+    /// Every key with its allowed range.
+    pub const KEYS: &'static [Key] = &[
+        Key::flag("enabled"),
+        Key::int("min_spoof_shares", 1, COUNT),
+        Key::real("min_touch_share", 0.0, 1.0),
+        Key::real("min_size_multiple", 1.0, MULTIPLE),
+        Key::int("max_lifetime_ns", 1, STATE_TTL_NS).why("state is kept this long"),
+        Key::int("max_exec_to_cancel_ns", 1, DAY_NS),
+        Key::int("min_exec_shares", 1, COUNT),
+        Key::real("max_spoof_fill_ratio", 0.0, 1.0),
+        Key::above("min_cancel_ratio", 0.0, 1.0),
+        Key::int("cooldown_ns", 0, STATE_TTL_NS).why("state is kept this long"),
+    ];
+
+    /// Checks every threshold is in its range.
     pub fn validate(&self) -> Result<(), RuleError> {
-        let ratio = |name: &'static str, v: f64| {
-            if (0.0..=1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(RuleError::new(
-                    name,
-                    format!("must be within 0..=1 (got {v})"),
-                ))
-            }
-        };
-        if self.min_spoof_shares == 0 {
-            return Err(RuleError::new("min_spoof_shares", "must be at least 1"));
-        }
-        ratio("min_touch_share", self.min_touch_share)?;
-        ratio("max_spoof_fill_ratio", self.max_spoof_fill_ratio)?;
-        if self.min_size_multiple.is_nan() || self.min_size_multiple < 1.0 {
-            return Err(RuleError::new(
-                "min_size_multiple",
-                format!("must be at least 1 (got {})", self.min_size_multiple),
-            ));
-        }
-        ratio("min_cancel_ratio", self.min_cancel_ratio)?;
-        if self.min_cancel_ratio == 0.0 {
-            return Err(RuleError::new("min_cancel_ratio", "must be above 0"));
-        }
-        if self.max_lifetime_ns == 0 || self.max_lifetime_ns > STATE_TTL_NS {
-            return Err(RuleError::new(
-                "max_lifetime_ns",
-                format!(
-                    "must be within 1..={STATE_TTL_NS} (got {})",
-                    self.max_lifetime_ns
-                ),
-            ));
-        }
-        if self.max_exec_to_cancel_ns == 0 {
-            return Err(RuleError::new(
-                "max_exec_to_cancel_ns",
-                "must be at least 1",
-            ));
-        }
-        if self.min_exec_shares == 0 {
-            return Err(RuleError::new("min_exec_shares", "must be at least 1"));
-        }
-        if self.cooldown_ns > STATE_TTL_NS {
-            return Err(RuleError::new(
-                "cooldown_ns",
-                format!("must be at most {STATE_TTL_NS} (got {})", self.cooldown_ns),
-            ));
-        }
-        Ok(())
+        range::check(Self::TABLE, self, Self::KEYS)
     }
 }
 

@@ -42,6 +42,7 @@
 //! participant) pairs in [`KeyedState`]s, participants interned to small ids); a full table is
 //! counted in the detector's `full` counter and the event skipped for that key.
 
+use super::range::{self, Key, COUNT, DAY_NS, MULTIPLE};
 use super::RuleError;
 use super::{
     Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Kind, Party, Severity, SurvEvent, NOBODY,
@@ -291,50 +292,32 @@ impl Default for QuoteStuffingRules {
 }
 
 impl QuoteStuffingRules {
-    /// Checks the thresholds make sense.
+    /// Its table in the rules file.
+    pub const TABLE: &'static str = "quote_stuffing";
+    /// Every key with its allowed range.
+    pub const KEYS: &'static [Key] = &[
+        Key::flag("enabled"),
+        Key::int("window_ns", BUCKETS as u64, 10_000_000_000).why("one sub-bucket a ns, to 10 s"),
+        Key::int("party_min_msgs", 2, COUNT),
+        Key::real("min_cancel_share", 0.0, 1.0),
+        Key::int("stock_min_msgs", 2, COUNT),
+        Key::real("rate_multiple", 1.0, MULTIPLE),
+        Key::int("baseline_ns", 1_000_000_000, DAY_NS),
+        Key::int("fast_baseline_ns", 1_000_000_000, DAY_NS).why("and at most baseline_ns"),
+        Key::int("cooldown_ns", 0, PAIR_TTL_NS / 2)
+            .why("idle participant windows are forgotten after twice this"),
+    ];
+
+    /// Checks every threshold is in its range, and the fast baseline is the shorter.
     pub fn validate(&self) -> Result<(), RuleError> {
-        if self.window_ns < BUCKETS as u64 || self.window_ns > 10_000_000_000 {
-            return Err(RuleError::new(
-                "window_ns",
-                format!("must be {BUCKETS} ns to 10 s, got {}", self.window_ns),
-            ));
-        }
-        if self.party_min_msgs < 2 {
-            return Err(RuleError::new("party_min_msgs", "must be at least 2"));
-        }
-        if self.stock_min_msgs < 2 {
-            return Err(RuleError::new("stock_min_msgs", "must be at least 2"));
-        }
-        if !(0.0..=1.0).contains(&self.min_cancel_share) {
-            return Err(RuleError::new(
-                "min_cancel_share",
-                format!("must be within 0..=1, got {}", self.min_cancel_share),
-            ));
-        }
-        if !(self.rate_multiple.is_finite() && self.rate_multiple >= 1.0) {
-            return Err(RuleError::new(
-                "rate_multiple",
-                format!("must be a finite number >= 1, got {}", self.rate_multiple),
-            ));
-        }
-        if self.fast_baseline_ns < 1_000_000_000 || self.fast_baseline_ns > self.baseline_ns {
+        range::check(Self::TABLE, self, Self::KEYS)?;
+        if self.fast_baseline_ns > self.baseline_ns {
             return Err(RuleError::new(
                 "fast_baseline_ns",
                 format!(
                     "must be at least 1 s and at most baseline_ns ({}), got {}",
                     self.baseline_ns, self.fast_baseline_ns
                 ),
-            ));
-        }
-        if self.cooldown_ns > PAIR_TTL_NS / 2 {
-            return Err(RuleError::new(
-                "cooldown_ns",
-                format!(
-                "must be at most {} s (idle participant windows are forgotten after {} s), got {}",
-                PAIR_TTL_NS / 2_000_000_000,
-                PAIR_TTL_NS / 1_000_000_000,
-                self.cooldown_ns
-            ),
             ));
         }
         Ok(())
@@ -717,30 +700,19 @@ impl Default for OrderToTradeRules {
 }
 
 impl OrderToTradeRules {
-    /// Checks the thresholds make sense.
+    /// Its table in the rules file.
+    pub const TABLE: &'static str = "order_to_trade";
+    /// Every key with its allowed range.
+    pub const KEYS: &'static [Key] = &[
+        Key::flag("enabled"),
+        Key::int("min_messages", 1, COUNT),
+        Key::real("max_number_ratio", 1.0, MULTIPLE),
+        Key::real("max_volume_ratio", 0.0, MULTIPLE).why("0 disables it"),
+    ];
+
+    /// Checks every threshold is in its range.
     pub fn validate(&self) -> Result<(), RuleError> {
-        if self.min_messages == 0 {
-            return Err(RuleError::new("min_messages", "must be at least 1"));
-        }
-        if !(self.max_number_ratio.is_finite() && self.max_number_ratio >= 1.0) {
-            return Err(RuleError::new(
-                "max_number_ratio",
-                format!(
-                    "must be a finite number >= 1, got {}",
-                    self.max_number_ratio
-                ),
-            ));
-        }
-        if !(self.max_volume_ratio.is_finite() && self.max_volume_ratio >= 0.0) {
-            return Err(RuleError::new(
-                "max_volume_ratio",
-                format!(
-                    "must be a finite number >= 0 (0 disables it), got {}",
-                    self.max_volume_ratio
-                ),
-            ));
-        }
-        Ok(())
+        range::check(Self::TABLE, self, Self::KEYS)
     }
 }
 

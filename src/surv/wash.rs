@@ -28,6 +28,7 @@
 //! Not a wash: the firm's two fills on different match numbers; one match number between two
 //! unrelated accounts (different owners); two fills of one match number on the same side.
 use super::event::Party;
+use super::range::{self, Key, COUNT, DAY_NS};
 use super::RuleError;
 use super::SurvEvent;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, FlowEvent, FlowRecord, Severity};
@@ -95,44 +96,29 @@ impl Default for WashTradeRules {
 }
 
 impl WashTradeRules {
-    /// Checks the thresholds make sense.
+    /// Its table in the rules file.
+    pub const TABLE: &'static str = "wash_trade";
+    /// Every key with its allowed range.
+    pub const KEYS: &'static [Key] = &[
+        Key::flag("enabled"),
+        Key::int("pair_window_ns", 1, MAX_PAIR_WINDOW_NS),
+        Key::int("owner_prefix_len", 0, 12).why("accounts have at most 12 characters"),
+        Key::flag("same_mpid_same_owner"),
+        Key::int("min_shares", 1, COUNT),
+        Key::int("quiet_ns", 0, DAY_NS).why("and at most cooldown_ns"),
+        Key::int("cooldown_ns", 1, DAY_NS),
+        Key::int("near_wash_ns", 0, MAX_NEAR_WASH_NS).why("0: off"),
+    ];
+
+    /// Checks every threshold is in its range, and a case is quiet before it is raised again.
     pub fn validate(&self) -> Result<(), RuleError> {
-        if self.pair_window_ns == 0 || self.pair_window_ns > MAX_PAIR_WINDOW_NS {
-            return Err(RuleError::new(
-                "pair_window_ns",
-                format!(
-                    "must be in 1..={MAX_PAIR_WINDOW_NS} (found {})",
-                    self.pair_window_ns
-                ),
-            ));
-        }
-        if self.owner_prefix_len > 12 {
-            return Err(RuleError::new(
-                "owner_prefix_len",
-                format!(
-                    "must be 0..=12 (accounts have at most 12 characters; found {})",
-                    self.owner_prefix_len
-                ),
-            ));
-        }
-        if self.cooldown_ns == 0 || self.quiet_ns > self.cooldown_ns {
+        range::check(Self::TABLE, self, Self::KEYS)?;
+        if self.quiet_ns > self.cooldown_ns {
             return Err(RuleError::new(
                 "cooldown_ns",
                 format!(
                     "must be at least 1 and at least quiet_ns (found cooldown_ns {}, quiet_ns {})",
                     self.cooldown_ns, self.quiet_ns
-                ),
-            ));
-        }
-        if self.min_shares == 0 {
-            return Err(RuleError::new("min_shares", "must be at least 1"));
-        }
-        if self.near_wash_ns > MAX_NEAR_WASH_NS {
-            return Err(RuleError::new(
-                "near_wash_ns",
-                format!(
-                    "must be at most {MAX_NEAR_WASH_NS} (found {})",
-                    self.near_wash_ns
                 ),
             ));
         }
