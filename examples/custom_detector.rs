@@ -4,8 +4,10 @@
 //! round-lot size (odd lots are not protected quotes and do not move the displayed touch).
 //!
 //! The detector implements `tickwatch::surv::UserDetector`; `surveil_feed_with` builds one from
-//! its factory (a sharded run builds one per shard worker) and runs it after the
-//! built-in detectors on every event, so its alerts come in the same order and JSON format.
+//! its factory and runs it after the built-in detectors on every event, so its alerts come in
+//! the same order and JSON format. Then the same factory goes to the pinned pipeline
+//! (`run --alerts`'s job: one instance per shard worker), whose alerts file is checked
+//! byte-identical to the single-threaded one for 1, 2 and 3 workers.
 //! The feed is generated (`tickwatch::gen`, a 10-minute session with every manipulation
 //! scenario injected).
 //!
@@ -13,14 +15,19 @@
 
 use std::collections::HashMap;
 use std::error::Error;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
 
 use tickwatch::book::{BookConfig, Books};
 use tickwatch::gen::{generate_scenarios, GenConfig, ScenarioPlan};
+use tickwatch::pipeline::alerts::SurvJob;
+use tickwatch::pipeline::{run_surv, PipelineConfig};
 use tickwatch::scenario::ScenarioKind;
 use tickwatch::surv::custom::factory;
 use tickwatch::surv::{
-    surveil_feed_with, Alert, Ctx, DetectorId, Kind, Rules, Severity, SurvEvent, UserAlerts,
-    UserDetector,
+    surveil_feed_with, Alert, Ctx, DetectorFactory, DetectorId, FlowRecord, Kind, Rules, Severity,
+    SurvEvent, UserAlerts, UserDetector,
 };
 
 /// Odd lots a stock's window can hold (the largest `min_odd_lots`).
@@ -151,8 +158,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     // One instance per shard; here one shard.
     let storms = factory(|| OddLotStorm::new(18, 1_000_000_000, 8192));
     let mut books = Books::new(BookConfig::small());
-    let (alerts, _) =
-        surveil_feed_with(&feed, &mut books, Rules::default(), &flow, 1024, &[storms])?;
+    let (alerts, _) = surveil_feed_with(
+        &feed,
+        &mut books,
+        Rules::default(),
+        &flow,
+        1024,
+        std::slice::from_ref(&storms),
+    )?;
 
     let mut by: Vec<(&str, usize)> = Vec::new();
     for a in &alerts {
@@ -173,5 +186,71 @@ fn main() -> Result<(), Box<dyn Error>> {
         a.write_json(&mut line);
         print!("  {}", String::from_utf8_lossy(&line));
     }
+    let mut want = Vec::new();
+    for a in &alerts {
+        a.write_json(&mut want);
+    }
+    pinned(&feed, &flow, &storms, &want)
+}
+
+/// The same detectors on the pinned pipeline: the alerts equal `want` for 1, 2 and 3 workers.
+fn pinned(
+    feed: &[u8],
+    flow: &[FlowRecord],
+    storms: &DetectorFactory,
+    want: &[u8],
+) -> Result<(), Box<dyn Error>> {
+    println!("\non the pinned pipeline (reader → N workers → output):");
+    for workers in 1..=3 {
+        let sink = Shared::default();
+        let cfg = PipelineConfig {
+            workers,
+            books: BookConfig::small(),
+            ..PipelineConfig::default()
+        };
+        let job = SurvJob {
+            rules: Rules::default(),
+            flow: flow.to_vec(),
+            sink: sink.clone().into(),
+            mark_every: 1024,
+            reload: None,
+            detectors: vec![storms.clone()],
+        };
+        let (stop, progress) = (AtomicBool::new(false), AtomicU64::new(0));
+        let out = run_surv(feed, &cfg, job, &stop, &progress)?;
+        let s = out.report.surv.as_ref().expect("a surveillance report");
+        let storms = s.alerts.iter().find(|(n, _)| n == "odd_lot_storm");
+        println!(
+            "  {workers} workers: {} alerts ({} odd-lot storms) in {:.1} ms",
+            s.total,
+            storms.map_or(0, |x| x.1),
+            out.report.elapsed_ns as f64 / 1e6
+        );
+        let got = sink.0.lock().map_err(|_| "sink poisoned")?.clone();
+        if got != want {
+            return Err(format!(
+                "{workers} workers: the alerts differ from the single-threaded run"
+            )
+            .into());
+        }
+    }
+    println!("  verified: byte-identical to the single-threaded alerts for every worker count");
     Ok(())
+}
+
+/// A `Write` the example can read back after the run.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

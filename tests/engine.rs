@@ -86,6 +86,7 @@ fn surv_job(sink: &Shared, flow: &[FlowRecord]) -> SurvJob {
         sink: sink.clone().into(),
         mark_every: 1024,
         reload: None,
+        detectors: Vec::new(),
     }
 }
 

@@ -359,6 +359,7 @@ fn surveillance_allocates_nothing_after_setup() {
             ),
             mark_every: 1024,
             reload: None,
+            detectors: Vec::new(),
         };
         let (stop, progress) = (AtomicBool::new(false), AtomicU64::new(0));
         let out = run_surv(&buf, &cfg, job, &stop, &progress).unwrap();
@@ -414,6 +415,7 @@ fn bars_with_surveillance_in_one_run_allocate_nothing_after_setup() {
             sink: std::io::BufWriter::with_capacity(1 << 16, std::io::sink()).into(),
             mark_every: 1024,
             reload: None,
+            detectors: Vec::new(),
         };
         let jobs = MarketJobs {
             bars: Some(bars),

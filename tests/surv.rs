@@ -95,6 +95,7 @@ fn pipeline_paced(
         sink: sink.clone().into(),
         mark_every: 1024,
         reload: None,
+        detectors: Vec::new(),
     };
     let out = run_surv(feed, &cfg, job, &AtomicBool::new(false), &AtomicU64::new(0)).unwrap();
     out.report.check_conservation().unwrap();
@@ -266,6 +267,7 @@ fn rules_replaced_while_running_take_effect_at_the_next_mark_and_keep_state() {
         sink: sink.clone().into(),
         mark_every: 1024,
         reload: Some(cell),
+        detectors: Vec::new(),
     };
     let out = run_surv(
         &feed,

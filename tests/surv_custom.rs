@@ -308,3 +308,84 @@ fn a_factory_builds_one_instance_per_surveillance() {
         assert_eq!(s.user_detectors().collect::<Vec<_>>(), ["flow_fill"]);
     }
 }
+
+/// A `Write` the test can read back after the run.
+#[derive(Clone, Default)]
+struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn user_detectors_on_the_pinned_pipeline_write_the_single_threaded_alerts() {
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    use tickwatch::pipeline::alerts::SurvJob;
+    use tickwatch::pipeline::{run_surv, PipelineConfig, WaitStrategy};
+    let (feed, flow) = feed();
+    // Per-stock detectors (a market-wide timer would fire once per shard), each instance able
+    // to follow every stock.
+    let per_stock = || -> Vec<DetectorFactory> {
+        vec![
+            factory(|| BigAdd {
+                min: 4_000,
+                stocks: Vec::new(),
+                max_stocks: 100,
+                full: 0,
+            }),
+            factory(|| FlowFills),
+        ]
+    };
+    let want = jsonl(&run(&feed, &flow, &per_stock()));
+    for workers in 1..=3 {
+        let sink = Shared::default();
+        let cfg = PipelineConfig {
+            workers,
+            wait: WaitStrategy::SpinYield,
+            books: BookConfig::small(),
+            ring_capacity: 1024,
+            ..PipelineConfig::default()
+        };
+        let job = SurvJob {
+            rules: Rules::default(),
+            flow: flow.clone(),
+            sink: sink.clone().into(),
+            mark_every: 1024,
+            reload: None,
+            detectors: per_stock(),
+        };
+        let out = run_surv(
+            &feed,
+            &cfg,
+            job,
+            &AtomicBool::new(false),
+            &AtomicU64::new(0),
+        )
+        .unwrap();
+        out.report.check_conservation().unwrap();
+        let s = out.report.surv.as_ref().unwrap();
+        // The report counts the user detectors by name, beside the built-ins.
+        let user: u64 = s
+            .alerts
+            .iter()
+            .filter(|(n, _)| DetectorId::ALL.iter().all(|d| d.name() != n))
+            .map(|(_, c)| c)
+            .sum();
+        assert!(
+            user > 0,
+            "{workers} workers: no user alerts counted: {:?}",
+            s.alerts
+        );
+        let got = sink.0.lock().unwrap().clone();
+        assert!(
+            got == want,
+            "{workers} workers: alerts differ from the single-threaded run"
+        );
+    }
+}

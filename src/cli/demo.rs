@@ -221,6 +221,7 @@ fn surveil(
         )?),
         mark_every: 1024,
         reload: None,
+        detectors: Vec::new(),
     };
     let spcfg = PipelineConfig {
         stage_timing: false,

@@ -59,6 +59,7 @@ fn surv_job(a: &RunArgs) -> Result<Option<pipeline::alerts::SurvJob>> {
                 sink: tickwatch::sink::alert_sink(out)?,
                 mark_every: 1024,
                 reload: None,
+                detectors: Vec::new(),
             })
         }
     })

@@ -27,8 +27,8 @@ use crate::engine::{Collector, UNTIMED};
 use crate::itch::Message;
 use crate::ring::{Consumer, Producer};
 use crate::surv::{
-    Alert, DetectorId, FlowRecord, OutBody, OutKey, Rules, SurvCounters, SurvEvent, SurvOutput,
-    SurvRecord, Surveillance, ALERTS_PER_STEP, MAX_STEP_RECORDS,
+    Alert, DetectorFactory, DetectorId, FlowRecord, OutBody, OutKey, Rules, SurvCounters,
+    SurvEvent, SurvOutput, SurvRecord, Surveillance, ALERTS_PER_STEP, MAX_STEP_RECORDS,
 };
 use hdrhistogram::Histogram;
 use std::io::Write;
@@ -135,6 +135,8 @@ pub struct SurvJob {
     pub mark_every: u32,
     /// Where replaced rules come from while running (`None`: fixed rules).
     pub reload: Option<Arc<RulesCell>>,
+    /// The user's own detectors, run after the built-in ones (one instance per worker).
+    pub detectors: Vec<DetectorFactory>,
 }
 
 impl std::fmt::Debug for SurvJob {
@@ -142,6 +144,7 @@ impl std::fmt::Debug for SurvJob {
         f.debug_struct("SurvJob")
             .field("flow", &self.flow.len())
             .field("mark_every", &self.mark_every)
+            .field("detectors", &self.detectors.len())
             .finish_non_exhaustive()
     }
 }
@@ -588,6 +591,11 @@ impl SurvMerge {
     /// Alerts written, by detector.
     pub fn written(&self) -> [u64; DetectorId::ALL.len()] {
         self.out.written
+    }
+
+    /// Alerts written per detector name: the built-in ones, then the user's.
+    pub fn written_by_name(&self) -> Vec<(&'static str, u64)> {
+        self.out.written_by_name()
     }
 
     /// Alerts the risk book could not hold (counted).

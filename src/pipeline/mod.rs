@@ -263,6 +263,9 @@ pub enum JobError {
     /// The job's options do not go together.
     #[error("{0}")]
     Config(&'static str),
+    /// A user detector could not be registered.
+    #[error("user detector: {0}")]
+    Detector(#[from] crate::surv::UserDetectorError),
     /// The engine failed (a configuration out of range, a stage that panicked).
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -371,9 +374,10 @@ pub fn run_market(
         Some(b) => Some(bars_hooks(b, n, locates)?),
         None => None,
     };
-    let surv_parts = jobs
-        .surv
-        .map(|j| surv_hooks(j, n, cfg.feed.until, surv_clock_no));
+    let surv_parts = match jobs.surv {
+        Some(j) => Some(surv_hooks(j, n, cfg.feed.until, surv_clock_no)?),
+        None => None,
+    };
     let src = ItchSource::new(buf, cfg.feed.lenient);
     let hooks = (bars_parts, surv_parts);
     let wb = sizes;
@@ -440,7 +444,12 @@ fn bars_hooks(
     Ok((hooks, BarsMerge::new(rows, b)))
 }
 
-fn surv_hooks(j: SurvJob, n: usize, until: Option<u64>, clock: u8) -> (Vec<SurvWorker>, SurvMerge) {
+fn surv_hooks(
+    j: SurvJob,
+    n: usize,
+    until: Option<u64>,
+    clock: u8,
+) -> Result<(Vec<SurvWorker>, SurvMerge), JobError> {
     let mut hooks = Vec::with_capacity(n);
     let (mut rows, mut alerts) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for _ in 0..n {
@@ -450,13 +459,16 @@ fn surv_hooks(j: SurvJob, n: usize, until: Option<u64>, clock: u8) -> (Vec<SurvW
         if let Some(until) = until {
             sw.s.set_flow_stop(until);
         }
+        for f in &j.detectors {
+            sw.s.add_detector(f())?;
+        }
         hooks.push(sw);
         rows.push(srx);
         alerts.push(arx);
     }
     let scale = crate::engine::tick_scale();
     let merge = SurvMerge::new(rows, alerts, &j.rules, j.sink, scale, j.reload);
-    (hooks, merge)
+    Ok((hooks, merge))
 }
 
 /// The bars and surveillance parts of a hook.
@@ -623,11 +635,11 @@ fn surv_report<H: Parts>(
     if let Some(e) = merge.error.take() {
         return Err(JobError::AlertSink(e));
     }
-    let written = merge.written();
     let mut r = SurvReport {
-        alerts: crate::surv::DetectorId::ALL
-            .iter()
-            .map(|d| (d.name().to_string(), written[*d as usize]))
+        alerts: merge
+            .written_by_name()
+            .into_iter()
+            .map(|(d, n)| (d.to_string(), n))
             .collect(),
         total: merge.alerts,
         // Surveillance's clock is the last one.

@@ -10,8 +10,10 @@
 //! JSON line with `"detector"` set to its [`name`](UserDetector::name).
 //!
 //! A shard sees only its own stocks' events (the pipeline shards by stock locate), while marks
-//! reach every shard at the same feed positions: keep state per stock and raise alerts from
-//! events or marks only, and the alerts are the same for any worker count.
+//! reach every shard at the same feed positions: keep state per stock (sized for every stock a
+//! shard may own, not a share of them) and raise alerts about stocks from events or marks, and
+//! the alerts are the same for any worker count. An alert raised at a mark that is not about a
+//! stock of the shard (a market-wide timer, say) is raised once per shard.
 //!
 //! With no user detector registered the cost is one empty-`Vec` check per event and per mark.
 //!
