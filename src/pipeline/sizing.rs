@@ -3,7 +3,8 @@
 
 use super::shard_of;
 use crate::book::BookConfig;
-use crate::feed::Frames;
+use crate::feed::split::par_walk;
+use crate::feed::{Frame, FrameError, Frames};
 
 /// Orders a shard holds beyond its count (the tables' own slack is in the book).
 const SLACK: usize = 1 << 10;
@@ -15,20 +16,21 @@ const SLACK: usize = 1 << 10;
 /// framing error are not counted (the run stops there).
 pub fn shard_books(buf: &[u8], workers: usize, cap: BookConfig) -> Vec<BookConfig> {
     let n = workers.max(1);
-    let mut adds = vec![0usize; n];
-    let mut max_locate = 0u16;
-    for f in Frames::new(buf) {
-        let Ok(f) = f else { break };
-        let b = f.body;
-        if b.len() < 3 {
-            continue;
-        }
-        let locate = u16::from_be_bytes([b[1], b[2]]);
-        max_locate = max_locate.max(locate);
-        if matches!(b[0], b'A' | b'F' | b'U') && locate != 0 {
-            adds[shard_of(locate, n)] += 1;
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    // On every core (the walk's chunks resynchronise provably); a framing error: serially, up
+    // to the error, where the run will stop too.
+    let walk = par_walk::<_, FrameError, _, _>(buf, threads, || Count::new(n), Count::frame);
+    let (adds, max_locate) = match walk {
+        Ok((parts, _)) => parts.into_iter().fold(Count::new(n), Count::merge),
+        Err(_) => {
+            let mut c = Count::new(n);
+            for f in Frames::new(buf).map_while(Result::ok) {
+                let _ = c.frame(f);
+            }
+            c
         }
     }
+    .into_parts();
     let locates = (usize::from(max_locate) + 1).min(cap.max_locates);
     let share = |x: usize| match n {
         1 => x,
@@ -44,6 +46,48 @@ pub fn shard_books(buf: &[u8], workers: usize, cap: BookConfig) -> Vec<BookConfi
             }
         })
         .collect()
+}
+
+/// Orders added per shard, and the highest locate, in part of the feed.
+struct Count {
+    adds: Vec<usize>,
+    max_locate: u16,
+}
+
+impl Count {
+    fn new(shards: usize) -> Count {
+        Count {
+            adds: vec![0; shards],
+            max_locate: 0,
+        }
+    }
+
+    #[inline]
+    fn frame(&mut self, f: Frame<'_>) -> Result<(), FrameError> {
+        let b = f.body;
+        if b.len() >= 3 {
+            let locate = u16::from_be_bytes([b[1], b[2]]);
+            self.max_locate = self.max_locate.max(locate);
+            if matches!(b[0], b'A' | b'F' | b'U') && locate != 0 {
+                let shard = shard_of(locate, self.adds.len());
+                self.adds[shard] += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn merge(mut self, other: Count) -> Count {
+        self.adds
+            .iter_mut()
+            .zip(&other.adds)
+            .for_each(|(a, b)| *a += b);
+        self.max_locate = self.max_locate.max(other.max_locate);
+        self
+    }
+
+    fn into_parts(self) -> (Vec<usize>, u16) {
+        (self.adds, self.max_locate)
+    }
 }
 
 #[cfg(test)]
