@@ -192,43 +192,95 @@ pub struct RunReport {
 impl RunReport {
     /// The conservation law every run must satisfy: every delivery offered to a worker ring was
     /// processed or counted as dropped, and the output stage heard of every processed event.
-    pub fn check_conservation(&self) -> Result<(), String> {
-        if self.offered != self.processed + self.dropped + self.undecodable + self.marks {
-            return Err(format!(
-                "offered {} ≠ processed {} + dropped {} + undecodable {} + marks {}",
-                self.offered, self.processed, self.dropped, self.undecodable, self.marks
-            ));
+    ///
+    /// # Errors
+    /// The first count that does not balance.
+    pub fn check_conservation(&self) -> Result<(), Imbalance> {
+        let handled = self.processed + self.dropped + self.undecodable + self.marks;
+        if self.offered != handled {
+            return Err(Imbalance::Offered {
+                offered: self.offered,
+                processed: self.processed,
+                dropped: self.dropped,
+                undecodable: self.undecodable,
+                marks: self.marks,
+            });
         }
-        if let Some(b) = &self.bars {
-            if b.lost != 0 {
-                return Err(format!("{} bar rows found no room", b.lost));
-            }
+        if let Some(lost) = self.bars.as_ref().map(|b| b.lost).filter(|&l| l != 0) {
+            return Err(Imbalance::BarRows(lost));
         }
         if self.order_violations != 0 {
-            return Err(format!("{} events out of order", self.order_violations));
+            return Err(Imbalance::Order(self.order_violations));
         }
-        if self.output_received != self.processed + self.undecodable {
-            return Err(format!(
-                "output received {} of {} events",
-                self.output_received,
-                self.processed + self.undecodable
-            ));
+        let events = self.processed + self.undecodable;
+        if self.output_received != events {
+            return Err(Imbalance::Output {
+                received: self.output_received,
+                events,
+            });
         }
-        for (i, r) in self.rings.iter().enumerate() {
-            if r.pushed != r.popped {
-                return Err(format!(
-                    "ring {i}: pushed {} but popped {}",
-                    r.pushed, r.popped
-                ));
-            }
+        match self
+            .rings
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.pushed != r.popped)
+        {
+            Some((ring, r)) => Err(Imbalance::Ring {
+                ring,
+                pushed: r.pushed,
+                popped: r.popped,
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// The end-to-end latency (origin → output stage).
     pub fn end_to_end(&self) -> &StageLatency {
         self.latency.last().expect("a run always reports latency")
     }
+}
+
+/// A count of a run that does not balance (never expected: a bug if ever seen).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Imbalance {
+    /// Deliveries offered ≠ processed + dropped + undecodable + marks.
+    #[error("offered {offered} ≠ processed {processed} + dropped {dropped} + undecodable {undecodable} + marks {marks}")]
+    Offered {
+        /// Deliveries offered.
+        offered: u64,
+        /// Processed.
+        processed: u64,
+        /// Dropped.
+        dropped: u64,
+        /// Undecodable.
+        undecodable: u64,
+        /// Marks.
+        marks: u64,
+    },
+    /// Bar rows found no room.
+    #[error("{0} bar rows found no room")]
+    BarRows(u64),
+    /// Events out of feed order.
+    #[error("{0} events out of order")]
+    Order(u64),
+    /// The output stage did not hear of every event.
+    #[error("output received {received} of {events} events")]
+    Output {
+        /// Records received.
+        received: u64,
+        /// Events processed or undecodable.
+        events: u64,
+    },
+    /// A ring's consumer did not take everything.
+    #[error("ring {ring}: pushed {pushed} but popped {popped}")]
+    Ring {
+        /// Its index (reader → worker rings, then worker → output).
+        ring: usize,
+        /// Pushed.
+        pushed: u64,
+        /// Popped.
+        popped: u64,
+    },
 }
 
 /// A run's report, and the workers' books (worker `i` holds the stocks with `locate % N == i`).
