@@ -159,6 +159,11 @@ fn run_pipeline(
     }
     r.check_conservation()
         .map_err(|e| anyhow!("pipeline accounting failed: {e}"))?;
+    report.flush()?;
+    // The process ends here: the books and the mapped feed go with it, without unmapping
+    // hundreds of megabytes one table at a time (≈ 6 ms on a 3 M-message feed).
+    std::mem::forget(outcome);
+    std::mem::forget(map);
     Ok(())
 }
 

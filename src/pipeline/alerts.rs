@@ -236,17 +236,16 @@ impl SurvWorker {
     /// Slots of a worker's alerts ring.
     pub const ALERT_RING: usize = 8 * ALERTS_PER_STEP;
 
-    /// A worker's surveillance, sending records on `tx` and their alerts on `atx`, picking up
+    /// A worker's detectors `s`, sending records on `tx` and their alerts on `atx`, picking up
     /// replaced rules from `reload`.
     pub fn new(
-        rules: Rules,
-        flow: &[FlowRecord],
+        s: Surveillance,
         tx: Producer<SurvRecord>,
         atx: Producer<Alert>,
         reload: Option<Arc<RulesCell>>,
     ) -> SurvWorker {
         SurvWorker {
-            s: Surveillance::new(rules, flow),
+            s,
             out: Outbox {
                 tx,
                 atx,
@@ -735,7 +734,7 @@ mod tests {
     fn worker() -> (SurvWorker, Consumer<SurvRecord>, Consumer<Alert>) {
         let (tx, rx) = ring(SurvWorker::RING);
         let (atx, arx) = ring(SurvWorker::ALERT_RING);
-        let w = SurvWorker::new(Rules::default(), &[], tx, atx, None);
+        let w = SurvWorker::new(Surveillance::new(Rules::default(), &[]), tx, atx, None);
         (w, rx, arx)
     }
 

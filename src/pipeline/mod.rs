@@ -43,6 +43,7 @@ use crate::engine::{Clock, Collector, Config, Control, EngineError, Finished, Pl
 use crate::inspect::InspectError;
 use crate::latency::StageLatency;
 use crate::ring::ring;
+use crate::surv::Surveillance;
 use alerts::{SurvJob, SurvMerge, SurvReport, SurvWorker};
 pub use bars::BarsConfig;
 use bars::{BarsMerge, BarsReport, BarsWorker};
@@ -410,7 +411,8 @@ pub fn run_market(
             ));
         }
     }
-    let sizes = sizing::shard_books(buf, n, cfg.books);
+    let counts = sizing::FeedCounts::of(buf, n);
+    let sizes = counts.books(cfg.books);
     let locates = sizes.first().map_or(1, |b| b.max_locates);
     let ctl = Control { stop, progress };
     let flow_records = jobs.surv.as_ref().map_or(0, |j| j.flow.len() as u64);
@@ -427,7 +429,7 @@ pub fn run_market(
         None => None,
     };
     let surv_parts = match jobs.surv {
-        Some(j) => Some(surv_hooks(j, n, cfg.feed.until, surv_clock_no)?),
+        Some(j) => Some(surv_hooks(j, &counts, cfg.feed.until, surv_clock_no)?),
         None => None,
     };
     let src = ItchSource::new(buf, cfg.feed.lenient);
@@ -496,18 +498,22 @@ fn bars_hooks(
     Ok((hooks, BarsMerge::new(rows, b)))
 }
 
+/// Each worker's detectors, their tables sized to what its shard of the feed can fill.
 fn surv_hooks(
     j: SurvJob,
-    n: usize,
+    counts: &sizing::FeedCounts,
     until: Option<u64>,
     clock: u8,
 ) -> Result<(Vec<SurvWorker>, SurvMerge), JobError> {
+    let n = counts.adds.len();
     let mut hooks = Vec::with_capacity(n);
     let (mut rows, mut alerts) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for _ in 0..n {
+    for shard in 0..n {
         let (stx, srx) = ring(SurvWorker::RING);
         let (atx, arx) = ring(SurvWorker::ALERT_RING);
-        let mut sw = SurvWorker::new(j.rules, &j.flow, stx, atx, j.reload.clone()).on_clock(clock);
+        let fit = counts.detector_fit(shard, j.flow.len());
+        let s = Surveillance::sized(j.rules, &j.flow, fit);
+        let mut sw = SurvWorker::new(s, stx, atx, j.reload.clone()).on_clock(clock);
         if let Some(until) = until {
             sw.s.set_flow_stop(until);
         }

@@ -1,92 +1,128 @@
-//! Books sized to the feed: one pass over the frames counts what each shard can hold at most,
-//! so a short feed does not pay for (and fault in) a whole day's tables.
+//! Books and detector tables sized to the feed: one pass over the frames counts what each shard
+//! can hold at most, so a short feed does not pay for (and fault in) a whole day's tables.
 
 use super::shard_of;
 use crate::book::BookConfig;
 use crate::feed::split::par_walk;
 use crate::feed::{Frame, FrameError, Frames};
+use crate::surv::Capacity;
 
 /// Orders a shard holds beyond its count (the tables' own slack is in the book).
 const SLACK: usize = 1 << 10;
 
-/// Each of `workers` shards' capacities for the feed `buf`: its live orders cannot exceed the
-/// orders added on its stocks (`A`, `F`, and the new orders of `U`), and its locates stop at
-/// the highest locate in the feed. Never above its share of `cap` (`cap` divided among the
-/// shards with 50 % headroom for uneven ones, never more than the whole). Frames after a
-/// framing error are not counted (the run stops there).
-pub fn shard_books(buf: &[u8], workers: usize, cap: BookConfig) -> Vec<BookConfig> {
-    let n = workers.max(1);
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
-    // On every core (the walk's chunks resynchronise provably); a framing error: serially, up
-    // to the error, where the run will stop too.
-    let walk = par_walk::<_, FrameError, _, _>(buf, threads, || Count::new(n), Count::frame);
-    let (adds, max_locate) = match walk {
-        Ok((parts, _)) => parts.into_iter().fold(Count::new(n), Count::merge),
-        Err(_) => {
-            let mut c = Count::new(n);
-            for f in Frames::new(buf).map_while(Result::ok) {
-                let _ = c.frame(f);
-            }
-            c
-        }
-    }
-    .into_parts();
-    let locates = (usize::from(max_locate) + 1).min(cap.max_locates);
-    let share = |x: usize| match n {
-        1 => x,
-        _ => (x / n + x / (2 * n)).max(1 << 12).min(x),
-    };
-    adds.into_iter()
-        .map(|a| {
-            let orders = (a + SLACK).min(share(cap.max_orders));
-            let c = BookConfig::for_orders(orders, locates);
-            BookConfig {
-                max_levels: c.max_levels.min(share(cap.max_levels)),
-                ..c
-            }
-        })
-        .collect()
+/// What each shard of a feed can hold at most: the orders added on its stocks (`A`, `F`, and
+/// the new orders of `U`), the messages it gets (market-wide ones go to every shard), and the
+/// highest locate. Frames after a framing error are not counted (the run stops there).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedCounts {
+    /// Orders added, per shard.
+    pub adds: Vec<usize>,
+    /// Messages, per shard.
+    pub messages: Vec<usize>,
+    /// The highest stock locate.
+    pub max_locate: u16,
 }
 
-/// Orders added per shard, and the highest locate, in part of the feed.
-struct Count {
-    adds: Vec<usize>,
-    max_locate: u16,
+impl FeedCounts {
+    /// One pass over the frames of `buf` for `shards` shards, on every core (the walk's chunks
+    /// resynchronise provably); after a framing error, serially up to it.
+    pub fn of(buf: &[u8], shards: usize) -> FeedCounts {
+        let n = shards.max(1);
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+        let walk = par_walk::<_, FrameError, _, _>(buf, threads, || Count::new(n), Count::frame);
+        let c = match walk {
+            Ok((parts, _)) => parts.into_iter().fold(Count::new(n), Count::merge),
+            Err(_) => {
+                let mut c = Count::new(n);
+                for f in Frames::new(buf).map_while(Result::ok) {
+                    let _ = c.frame(f);
+                }
+                c
+            }
+        };
+        c.0
+    }
+
+    /// Each shard's book capacities: never above its share of `cap` (`cap` divided among the
+    /// shards with 50 % headroom for uneven ones, never more than the whole).
+    pub fn books(&self, cap: BookConfig) -> Vec<BookConfig> {
+        let n = self.adds.len().max(1);
+        let locates = (usize::from(self.max_locate) + 1).min(cap.max_locates);
+        let share = |x: usize| match n {
+            1 => x,
+            _ => (x / n + x / (2 * n)).max(1 << 12).min(x),
+        };
+        self.adds
+            .iter()
+            .map(|&a| {
+                let orders = (a + SLACK).min(share(cap.max_orders));
+                let c = BookConfig::for_orders(orders, locates);
+                BookConfig {
+                    max_levels: c.max_levels.min(share(cap.max_levels)),
+                    ..c
+                }
+            })
+            .collect()
+    }
+
+    /// The most shard `shard`'s detector tables can fill, with `flow` participant-flow
+    /// records: an entry is made by an event (a message or a flow record), an order by an add
+    /// or a flow record. Tables this large never fill, so they behave as the configured ones.
+    pub fn detector_fit(&self, shard: usize, flow: usize) -> Capacity {
+        let events = self.messages.get(shard).copied().unwrap_or(0) + flow + SLACK;
+        Capacity {
+            orders: self.adds.get(shard).copied().unwrap_or(0) + flow + SLACK,
+            parties: events,
+            pairs: events,
+            locates: usize::from(self.max_locate) + 1,
+        }
+    }
 }
+
+/// Each of `workers` shards' book capacities for the feed `buf` (see [`FeedCounts::books`]).
+pub fn shard_books(buf: &[u8], workers: usize, cap: BookConfig) -> Vec<BookConfig> {
+    FeedCounts::of(buf, workers).books(cap)
+}
+
+/// [`FeedCounts`] of part of the feed.
+struct Count(FeedCounts);
 
 impl Count {
     fn new(shards: usize) -> Count {
-        Count {
+        Count(FeedCounts {
             adds: vec![0; shards],
+            messages: vec![0; shards],
             max_locate: 0,
-        }
+        })
     }
 
     #[inline]
     fn frame(&mut self, f: Frame<'_>) -> Result<(), FrameError> {
+        let c = &mut self.0;
         let b = f.body;
         if b.len() >= 3 {
             let locate = u16::from_be_bytes([b[1], b[2]]);
-            self.max_locate = self.max_locate.max(locate);
-            if matches!(b[0], b'A' | b'F' | b'U') && locate != 0 {
-                let shard = shard_of(locate, self.adds.len());
-                self.adds[shard] += 1;
+            c.max_locate = c.max_locate.max(locate);
+            if locate == 0 {
+                c.messages.iter_mut().for_each(|m| *m += 1);
+            } else {
+                let shard = shard_of(locate, c.adds.len());
+                c.messages[shard] += 1;
+                c.adds[shard] += usize::from(matches!(b[0], b'A' | b'F' | b'U'));
             }
         }
         Ok(())
     }
 
     fn merge(mut self, other: Count) -> Count {
-        self.adds
+        let (a, b) = (&mut self.0, other.0);
+        a.adds.iter_mut().zip(&b.adds).for_each(|(x, y)| *x += y);
+        a.messages
             .iter_mut()
-            .zip(&other.adds)
-            .for_each(|(a, b)| *a += b);
-        self.max_locate = self.max_locate.max(other.max_locate);
+            .zip(&b.messages)
+            .for_each(|(x, y)| *x += y);
+        a.max_locate = a.max_locate.max(b.max_locate);
         self
-    }
-
-    fn into_parts(self) -> (Vec<usize>, u16) {
-        (self.adds, self.max_locate)
     }
 }
 

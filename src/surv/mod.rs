@@ -123,6 +123,17 @@ impl Capacity {
         range::check(Self::TABLE, self, Self::KEYS)
     }
 
+    /// Each size no larger than `fit`'s (and at least 1).
+    pub fn within(&self, fit: &Capacity) -> Capacity {
+        let m = |a: usize, b: usize| a.min(b).max(1);
+        Capacity {
+            orders: m(self.orders, fit.orders),
+            parties: m(self.parties, fit.parties),
+            pairs: m(self.pairs, fit.pairs),
+            locates: m(self.locates, fit.locates),
+        }
+    }
+
     /// Every size brought into its range: what the tables are sized by, so that limits built
     /// in code (never validated) cannot panic or allocate without bound either.
     pub fn clamped(&self) -> Capacity {
@@ -514,7 +525,15 @@ impl Surveillance {
     /// Detectors with `rules` (their `[limits]` size the state), joined with the participant
     /// `flow` (in time order).
     pub fn new(rules: Rules, flow: &[FlowRecord]) -> Surveillance {
-        let cap = rules.limits.clamped();
+        Surveillance::sized(rules, flow, rules.limits)
+    }
+
+    /// [`Surveillance::new`] with tables no larger than `fit` — what the input can fill (e.g.
+    /// a shard's orders added, see `pipeline::sizing`): tables that never fill behave as the
+    /// configured ones, without paying for them. The rules keep their `[limits]` (a reload is
+    /// compared with those).
+    pub fn sized(rules: Rules, flow: &[FlowRecord], fit: Capacity) -> Surveillance {
+        let cap = rules.limits.clamped().within(&fit);
         let mut groups: Vec<(Vec<FlowRecord>, usize)> = Vec::new();
         let mut by_stock: std::collections::BTreeMap<[u8; 8], usize> = Default::default();
         for r in flow {
