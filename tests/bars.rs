@@ -4,9 +4,11 @@
 //! messages are dropped and counted, or (with allowed lateness) fire updated rows.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex};
+
+mod common;
+use common::shared::Shared;
 
 use tickwatch::agg::{
     participant_of, write_bar, Bar, BarFormat, BarInput, BarKey, Touch, CSV_HEADER,
@@ -35,20 +37,6 @@ fn assert_rows(got: &str, want: &str, label: &str) {
             g.get(i),
             w.get(i)
         );
-    }
-}
-
-/// A `Write` the test can read back after the run.
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 

@@ -3,10 +3,12 @@
 //! stage and the run returns an error at once; configuration values out of range are refused
 //! with their name and range.
 
-use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::mpsc;
 use std::time::Duration;
+
+mod common;
+use common::shared::Shared;
 
 use tickwatch::agg::{BarFormat, BarKey};
 use tickwatch::book::BookConfig;
@@ -19,26 +21,6 @@ use tickwatch::pipeline::{run_market, BarsConfig, JobError, MarketJobs, Pipeline
 use tickwatch::scenario::ScenarioKind;
 use tickwatch::surv::{FlowRecord, Rules};
 use tickwatch::window::{Emit, TimeWindowConfig};
-
-/// A `Write` the test can read back after the run.
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Shared {
-    fn bytes(&self) -> Vec<u8> {
-        self.0.lock().unwrap().clone()
-    }
-}
 
 fn scenario_feed(messages: u64, seed: u64) -> (Vec<u8>, Vec<FlowRecord>) {
     let mut v = Vec::new();

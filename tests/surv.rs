@@ -2,9 +2,11 @@
 //! wait strategy, equal to the single-threaded reference; generated scenarios are found; rules
 //! files that make no sense are refused with a clear error.
 
-use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+mod common;
+use common::shared::Shared;
 
 use tickwatch::book::{BookConfig, Books};
 use tickwatch::gen::{generate_scenarios, GenConfig, ScenarioPlan};
@@ -13,20 +15,6 @@ use tickwatch::pipeline::{run_surv, PipelineConfig, WaitStrategy};
 use tickwatch::scenario::ScenarioKind;
 use tickwatch::surv::{surveil_feed, FlowRecord, Rules};
 use tickwatch::truth::{Episode, Truth};
-
-/// A `Write` the test can read back after the run.
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 /// A 10-minute session with every scenario injected.
 fn scenario_feed(messages: u64, seed: u64) -> (Vec<u8>, Vec<Episode>, Vec<FlowRecord>) {

@@ -6,6 +6,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+mod common;
+use common::shared::Shared;
+
 use tickwatch::book::{BookConfig, Books};
 use tickwatch::gen::{generate_scenarios, GenConfig, ScenarioPlan};
 use tickwatch::scenario::ScenarioKind;
@@ -306,20 +309,6 @@ fn a_factory_builds_one_instance_per_surveillance() {
     assert_eq!(built.load(Ordering::Relaxed), 3);
     for s in &shards {
         assert_eq!(s.user_detectors().collect::<Vec<_>>(), ["flow_fill"]);
-    }
-}
-
-/// A `Write` the test can read back after the run.
-#[derive(Clone, Default)]
-struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Shared {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each binary uses its own part of it
 
+pub mod shared;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::hint::black_box;
