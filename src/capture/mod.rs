@@ -11,9 +11,11 @@
 //! The MoldUDP64 layer on top of the datagrams lives elsewhere (`mold`).
 
 pub mod net;
+pub mod read;
 pub mod write;
 
 pub use net::{LinkType, NetCounts};
+pub use read::{is_capture, open, CaptureError, Datagram, Datagrams, FileKind};
 pub use write::{
     convert_file, days_from_civil, write_capture, CaptureFormat, TsResolution, WriteError,
     WriteOptions, WriteReport, END_OF_SESSION,
