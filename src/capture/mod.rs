@@ -18,5 +18,5 @@ pub use net::{LinkType, NetCounts};
 pub use read::{is_capture, open, CaptureError, Datagram, Datagrams, FileKind};
 pub use write::{
     convert_file, days_from_civil, write_capture, CaptureFormat, TsResolution, WriteError,
-    WriteOptions, WriteReport, END_OF_SESSION,
+    WriteOptions, WriteReport, END_OF_SESSION, MOLD_HEADER,
 };

@@ -488,7 +488,7 @@ impl<'a> Datagrams<'a> {
             offset_s,
             global: *described,
         });
-        *described += 1;
+        *described = described.saturating_add(1);
         Ok(())
     }
 

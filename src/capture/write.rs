@@ -56,7 +56,8 @@ pub struct WriteOptions {
     pub source: SocketAddrV4,
     /// MoldUDP64 session (at most 10 ASCII bytes; padded with spaces).
     pub session: String,
-    /// Most MoldUDP64 bytes per packet (header included), 64..=8972.
+    /// Most MoldUDP64 bytes per packet (header included), 64..=8972; a message too long for an
+    /// empty packet goes alone in one.
     pub max_payload: usize,
     /// A packet holds no message more than this many ns after its first.
     pub max_gap_ns: u64,
@@ -367,7 +368,7 @@ impl<W: Write> PacketWriter<W> {
     /// One MoldUDP64 payload as a record stamped `date + itch_ts`.
     fn packet(&mut self, payload: &[u8], itch_ts: u64) -> io::Result<()> {
         self.build_frame(payload)?;
-        let ns = self.opts.date_ns + itch_ts;
+        let ns = self.opts.date_ns.saturating_add(itch_ts);
         let ts = match self.opts.resolution {
             TsResolution::Nano => ns,
             TsResolution::Micro => ns / 1_000,
@@ -424,9 +425,10 @@ impl<W: Write> PacketWriter<W> {
             LinkType::Sll2 => sll2(f),
             LinkType::RawIpv4 => {}
         }
-        let udp_len = 8 + payload.len();
+        let udp_len = u16::try_from(8 + payload.len())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let mut ip = Ipv4Header::new(
-            udp_len as u16,
+            udp_len,
             32,
             IpNumber::UDP,
             o.source.ip().octets(),
@@ -439,7 +441,7 @@ impl<W: Write> PacketWriter<W> {
         let udp = UdpHeader {
             source_port: o.source.port(),
             destination_port: o.group.port(),
-            length: udp_len as u16,
+            length: udp_len,
             checksum: 0,
         };
         f.extend_from_slice(&udp.to_bytes());
