@@ -9,6 +9,20 @@
 //!        ──▶ Datagram { ts_ns, src, dst, payload: &[u8], offset }  (+ Counts of what was skipped)
 //! ```
 //! The MoldUDP64 layer on top of the datagrams lives elsewhere (`mold`).
+//!
+//! ```
+//! use tickwatch::capture::{write_capture, Datagrams, WriteOptions, END_OF_SESSION};
+//! use tickwatch::gen::{generate, GenConfig};
+//! let mut feed = Vec::new();
+//! generate(&GenConfig { messages: 2_000, symbols: 5, live_orders: 100, seed: 1 }, &mut feed)?;
+//! let mut cap = Vec::new();
+//! let report = write_capture(&feed, &WriteOptions::default(), &mut cap)?;
+//! let mut datagrams = Datagrams::new(&cap)?; // over a mapped file: capture::open(path)?.bytes()
+//! let last = datagrams.by_ref().last().unwrap()?;
+//! assert_eq!(last.payload[18..20], END_OF_SESSION.to_be_bytes());
+//! assert_eq!(datagrams.packets(), report.packets + 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod net;
 pub mod read;

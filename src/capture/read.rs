@@ -284,7 +284,7 @@ impl<'a> Datagrams<'a> {
         self.pos as u64
     }
 
-    /// The next packet's frame: (offset, link, frame, cut, ts_ns, interface), or `None` at the end.
+    /// The next packet's frame (skipping blocks that hold none), or `None` at the end.
     fn next_frame(&mut self) -> Result<Option<Frame<'a>>, CaptureError> {
         loop {
             if self.pos == self.buf.len() {
