@@ -103,6 +103,7 @@
 pub mod agg;
 pub mod bench;
 pub mod book;
+pub mod capture;
 pub mod clock;
 pub mod engine;
 pub mod export;

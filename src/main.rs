@@ -41,6 +41,7 @@ fn main() {
         Cmd::Eval(a) => cli::surv::cmd_eval(a),
         Cmd::Rules(a) => cli::surv::cmd_rules(a),
         Cmd::Convert(ConvertCmd::Lobster(a)) => cli::convert::cmd_lobster(a),
+        Cmd::Convert(ConvertCmd::Itch(a)) => cli::convert::cmd_itch(a),
         Cmd::Demo(a) => cli::demo::cmd_demo(a),
         Cmd::Bench(a) => cli::bench::cmd_bench(a),
         Cmd::Run(a) => cli::run::cmd_run(a),

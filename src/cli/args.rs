@@ -335,6 +335,54 @@ pub struct GenArgs {
 pub enum ConvertCmd {
     /// LOBSTER message + orderbook CSV pair → ITCH 5.0 BinaryFILE.
     Lobster(LobsterArgs),
+    /// ITCH 5.0 BinaryFILE → MoldUDP64 capture (UDP/IPv4 in Ethernet, SLL or SLL2; pcap or
+    /// pcapng), packets filled as a feed fills them, end of session at the end.
+    Itch(ItchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ItchArgs {
+    /// ITCH 5.0 BinaryFILE; `.gz` is decompressed once to a cached sibling file.
+    pub file: PathBuf,
+    /// Where to keep the decompressed copy of a `.gz` input (default: beside it, without `.gz`).
+    #[arg(long, value_name = "PATH")]
+    pub cache: Option<PathBuf>,
+    /// Output capture.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Tag every Ethernet frame with this 802.1Q VLAN ID (0..=4095).
+    #[arg(long, value_parser = count::<u16>(values::VLAN_ID))]
+    pub vlan: Option<u16>,
+    /// Link layer.
+    #[arg(long, value_enum, default_value = "ethernet")]
+    pub linktype: tickwatch::capture::LinkType,
+    /// Write pcapng instead of classic pcap.
+    #[arg(long)]
+    pub pcapng: bool,
+    /// Microsecond timestamps (default: nanoseconds).
+    #[arg(long)]
+    pub micro: bool,
+    /// Leave out every N-th packet (1..=2^32), to make sequence gaps.
+    #[arg(long, value_parser = count::<u64>(values::DROP_EVERY))]
+    pub drop_every: Option<u64>,
+    /// Destination multicast group and port.
+    #[arg(long, default_value = "233.54.12.111:26477", value_parser = values::group)]
+    pub group: std::net::SocketAddrV4,
+    /// MoldUDP64 session name (1..=10 ASCII characters).
+    #[arg(long, default_value = "000000001", value_parser = values::mold_session)]
+    pub session: String,
+    /// The feed's date (its ITCH times are added to this midnight, UTC).
+    #[arg(long, default_value = "2019-12-30", value_parser = values::date)]
+    pub date: u64,
+    /// Most MoldUDP64 bytes per packet, header included (64..=8972).
+    #[arg(long, default_value_t = 1400, value_parser = count::<usize>(values::MOLD_PAYLOAD))]
+    pub max_payload: usize,
+    /// Longest a packet holds a message after its first (0s..=24h).
+    #[arg(long, default_value = "100us", value_parser = values::time_span)]
+    pub max_gap: std::time::Duration,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

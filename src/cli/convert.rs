@@ -1,8 +1,11 @@
-//! `tickwatch convert lobster`: a LOBSTER pair as an ITCH file.
+//! `tickwatch convert lobster`: a LOBSTER pair as an ITCH file; `tickwatch convert itch`: an ITCH
+//! file as a MoldUDP64 capture.
 
-use super::args::LobsterArgs;
-use anyhow::Result;
-use std::io;
+use super::args::{ItchArgs, LobsterArgs};
+use anyhow::{Context, Result};
+use std::io::{self, Write};
+use tickwatch::capture::{CaptureFormat, TsResolution, WriteOptions};
+use tickwatch::feed::gz;
 use tickwatch::itch::fmt_time;
 
 pub fn cmd_lobster(a: LobsterArgs) -> Result<()> {
@@ -30,6 +33,58 @@ pub fn cmd_lobster(a: LobsterArgs) -> Result<()> {
             "{} level change(s) LOBSTER did not record were corrected with {} message(s); {} inconsistency(ies) in the input",
             r.corrected_levels, r.correction_messages, r.inconsistencies
         );
+    }
+    Ok(())
+}
+
+pub fn cmd_itch(a: ItchArgs) -> Result<()> {
+    let input = gz::resolve(&a.file, a.cache.as_deref())?;
+    let opts = WriteOptions {
+        link: a.linktype,
+        vlan: a.vlan,
+        format: match a.pcapng {
+            true => CaptureFormat::PcapNg,
+            false => CaptureFormat::Pcap,
+        },
+        resolution: match a.micro {
+            true => TsResolution::Micro,
+            false => TsResolution::Nano,
+        },
+        group: a.group,
+        session: a.session.clone(),
+        max_payload: a.max_payload,
+        max_gap_ns: a.max_gap.as_nanos() as u64,
+        drop_every: a.drop_every,
+        date_ns: a.date * 86_400_000_000_000,
+        ..WriteOptions::default()
+    };
+    let r = tickwatch::capture::convert_file(&input, &a.out, &opts)
+        .with_context(|| format!("converting {}", a.file.display()))?;
+    if a.json {
+        serde_json::to_writer_pretty(io::stdout().lock(), &r)?;
+        println!();
+        return Ok(());
+    }
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "wrote {}: {} ITCH messages in {} MoldUDP64 packets to {} (session {:?}), end of session at sequence {}, {} bytes",
+        a.out.display(),
+        r.messages,
+        r.packets,
+        a.group,
+        a.session,
+        r.end_sequence,
+        r.bytes
+    )?;
+    if r.dropped_packets > 0 {
+        writeln!(
+            out,
+            "left out {} packets ({} messages): every {}th",
+            r.dropped_packets,
+            r.dropped_messages,
+            a.drop_every.unwrap_or(0)
+        )?;
     }
     Ok(())
 }

@@ -34,6 +34,13 @@ pub const REPEAT: RangeInclusive<u64> = 1..=1000;
 /// Every N-th message timed.
 pub const SAMPLE_EVERY: RangeInclusive<u64> = 1..=1 << 20;
 
+/// VLAN IDs: 12 bits.
+pub const VLAN_ID: RangeInclusive<u64> = 0..=4095;
+/// `convert itch --drop-every`: leave out every N-th packet (1 drops them all).
+pub const DROP_EVERY: RangeInclusive<u64> = 1..=1 << 32;
+/// MoldUDP64 bytes per packet: 64 up to a 9000-byte jumbo frame's UDP payload.
+pub const MOLD_PAYLOAD: RangeInclusive<u64> = 64..=8972;
+
 /// Shortest window slide: the reader sends a watermark mark every slide across the feed's time
 /// span, wherever there are messages or not. Measured: 1 ms bars of a generated feed spanning 17
 /// hours take 30 s (1 worker; 20 s with 2), 100 µs ones minutes.
@@ -135,6 +142,55 @@ pub fn time_of_day(s: &str) -> Result<u64, String> {
         .ok_or_else(|| "expected HH:MM:SS[.fffffffff] in 00:00:00..=23:59:59.999999999".to_string())
 }
 
+/// `--group`: an IPv4 address and a port (1..=65535), `233.54.12.111:26477`.
+pub fn group(s: &str) -> Result<std::net::SocketAddrV4, String> {
+    match s.trim().parse::<std::net::SocketAddrV4>() {
+        Ok(a) if a.port() != 0 => Ok(a),
+        _ => Err("expected IPV4:PORT with a port in 1..=65535, such as 233.54.12.111:26477".into()),
+    }
+}
+
+/// `--session`: a MoldUDP64 session name, 1..=10 printable ASCII characters.
+pub fn mold_session(s: &str) -> Result<String, String> {
+    if (1..=10).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(s.to_string())
+    } else {
+        Err("expected 1..=10 printable ASCII characters".into())
+    }
+}
+
+/// `--date`: YYYY-MM-DD in 1970-01-01..=2199-12-31, as days since the Unix epoch.
+pub fn date(s: &str) -> Result<u64, String> {
+    let err = || "expected a date YYYY-MM-DD in 1970-01-01..=2199-12-31".to_string();
+    let mut it = s.trim().splitn(3, '-').map(|p| p.parse::<u32>().ok());
+    let (Some(Some(y)), Some(Some(m)), Some(Some(d))) = (it.next(), it.next(), it.next()) else {
+        return Err(err());
+    };
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days_in = [
+        31,
+        28 + u32::from(leap),
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1970..=2199).contains(&y)
+        || !(1..=12).contains(&m)
+        || d == 0
+        || d > days_in[m as usize - 1]
+    {
+        return Err(err());
+    }
+    Ok(tickwatch::capture::days_from_civil(i64::from(y), m, d) as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +209,11 @@ mod tests {
         assert_eq!(speed("10x").unwrap().0, Some(10.0));
         assert_eq!(core("none"), Ok(None));
         assert!(core("100000").is_err());
+        assert!(group("233.54.12.111:0").is_err() && group("::1:5").is_err());
+        assert_eq!(group("233.54.12.111:26477").unwrap().port(), 26477);
+        assert!(mold_session("").is_err() && mold_session("ELEVENCHARS").is_err());
+        assert_eq!(date("1970-01-01"), Ok(0));
+        assert_eq!(date("2019-12-30"), Ok(18_260));
+        assert!(date("2019-02-29").is_err() && date("2200-01-01").is_err());
     }
 }
