@@ -114,6 +114,7 @@ pub mod itch;
 pub mod join;
 pub mod latency;
 pub mod lobster;
+pub mod mold;
 pub mod mem;
 pub mod pipeline;
 pub mod policy;
