@@ -8,10 +8,15 @@
 
 use std::net::SocketAddrV4;
 
+pub mod arbiter;
 pub mod packet;
+pub mod report;
 pub mod stream;
 
+pub use arbiter::{Arbiter, ArbiterConfig, Outcome, StreamKey};
 pub use packet::{Packet, PacketError, PacketKind, Session};
+pub use report::MoldReport;
+pub use stream::{Delivered, Gap, Sink, Stream, StreamConfig};
 
 /// One UDP datagram as the capture reader or a receiver hands it in.
 #[derive(Debug, Clone, Copy)]

@@ -24,7 +24,9 @@ pub const END_OF_SESSION: u16 = 0xFFFF;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum PacketError {
     /// Fewer bytes than the 20-byte header.
-    #[error("at byte offset {offset}: MoldUDP64 header needs {HEADER_LEN} bytes, datagram has {len}")]
+    #[error(
+        "at byte offset {offset}: MoldUDP64 header needs {HEADER_LEN} bytes, datagram has {len}"
+    )]
     ShortHeader {
         /// Where the datagram's payload starts.
         offset: u64,
@@ -97,7 +99,11 @@ impl Session {
 
     /// The name without its padding (non-UTF-8 bytes shown as U+FFFD).
     pub fn name(&self) -> String {
-        let end = self.0.iter().rposition(|&b| b != b' ' && b != 0).map_or(0, |i| i + 1);
+        let end = self
+            .0
+            .iter()
+            .rposition(|&b| b != b' ' && b != 0)
+            .map_or(0, |i| i + 1);
         String::from_utf8_lossy(&self.0[..end]).into_owned()
     }
 }
@@ -143,14 +149,21 @@ impl<'a> Packet<'a> {
     /// `offset` is where `bytes` starts in its source, for errors.
     pub fn parse(bytes: &'a [u8], offset: u64) -> Result<Packet<'a>, PacketError> {
         if bytes.len() < HEADER_LEN {
-            return Err(PacketError::ShortHeader { offset, len: bytes.len() });
+            return Err(PacketError::ShortHeader {
+                offset,
+                len: bytes.len(),
+            });
         }
         let p = Packet { bytes, offset };
         let count = p.raw_count();
         let messages = p.message_count();
         if p.sequence().checked_add(u64::from(messages)).is_none() {
             let (sequence, offset) = (p.sequence(), offset + SESSION_LEN as u64);
-            return Err(PacketError::SequenceOverflow { offset, sequence, count });
+            return Err(PacketError::SequenceOverflow {
+                offset,
+                sequence,
+                count,
+            });
         }
         let mut at = HEADER_LEN;
         for index in 0..messages {
@@ -161,13 +174,23 @@ impl<'a> Packet<'a> {
             };
             if need > have {
                 let offset = offset + at as u64;
-                return Err(PacketError::MessagePastEnd { offset, index, count, need, have });
+                return Err(PacketError::MessagePastEnd {
+                    offset,
+                    index,
+                    count,
+                    need,
+                    have,
+                });
             }
             at += need;
         }
         if at != bytes.len() {
             let (offset, extra) = (offset + at as u64, bytes.len() - at);
-            return Err(PacketError::TrailingBytes { offset, extra, count });
+            return Err(PacketError::TrailingBytes {
+                offset,
+                extra,
+                count,
+            });
         }
         Ok(p)
     }
@@ -258,10 +281,16 @@ impl<'a> Iterator for Messages<'a> {
             return None;
         }
         // Lengths were validated in `Packet::parse`; `get` keeps this panic-free regardless.
-        let len = usize::from(u16::from_be_bytes([*self.rest.first()?, *self.rest.get(1)?]));
+        let len = usize::from(u16::from_be_bytes([
+            *self.rest.first()?,
+            *self.rest.get(1)?,
+        ]));
         let bytes = self.rest.get(2..2 + len)?;
         self.rest = &self.rest[2 + len..];
-        let m = Message { seq: self.seq, bytes };
+        let m = Message {
+            seq: self.seq,
+            bytes,
+        };
         self.seq += 1;
         self.left -= 1;
         Some(m)

@@ -180,7 +180,11 @@ impl Stream {
             first_seq: None,
             end_of_session: false,
             held: Vec::with_capacity(cfg.hold_messages),
-            arena: Vec::with_capacity(if cfg.hold_messages == 0 { 0 } else { cfg.hold_bytes }),
+            arena: Vec::with_capacity(if cfg.hold_messages == 0 {
+                0
+            } else {
+                cfg.hold_bytes
+            }),
             gaps: Vec::with_capacity(cfg.max_gaps),
             counters: StreamCounters::default(),
         }
@@ -263,7 +267,14 @@ impl Stream {
     fn notice_gap(&mut self, first: u64, last: u64, ts_ns: u64) {
         self.counters.gaps += 1;
         if self.gaps.len() < self.gaps.capacity() {
-            let g = Gap { first, last, noticed_ns: ts_ns, recovered: 0, lost: 0, closed_ns: None };
+            let g = Gap {
+                first,
+                last,
+                noticed_ns: ts_ns,
+                recovered: 0,
+                lost: 0,
+                closed_ns: None,
+            };
             self.gaps.push(g);
         } else {
             self.counters.gaps_overflow += 1;
@@ -277,8 +288,17 @@ impl Stream {
     }
 
     /// One message; `true` if new.
-    fn accept(&mut self, seq: u64, bytes: &[u8], ts: u64, high_before: u64, sink: &mut impl Sink) -> bool {
-        let Some(exp) = self.expected else { return false };
+    fn accept(
+        &mut self,
+        seq: u64,
+        bytes: &[u8],
+        ts: u64,
+        high_before: u64,
+        sink: &mut impl Sink,
+    ) -> bool {
+        let Some(exp) = self.expected else {
+            return false;
+        };
         if seq < exp {
             return false;
         }
@@ -323,7 +343,15 @@ impl Stream {
     fn hold(&mut self, pos: usize, seq: u64, bytes: &[u8], ts_ns: u64) {
         let start = self.arena.len();
         self.arena.extend_from_slice(bytes);
-        self.held.insert(pos, Held { seq, start, len: bytes.len(), ts_ns });
+        self.held.insert(
+            pos,
+            Held {
+                seq,
+                start,
+                len: bytes.len(),
+                ts_ns,
+            },
+        );
     }
 
     fn recover(&mut self, seq: u64, ts: u64) {
@@ -359,7 +387,13 @@ impl Stream {
         self.counters.delivered += 1;
         self.counters.delivered_held += u64::from(held);
         self.expected = Some(seq + 1);
-        sink.message(Delivered { stream: self.id, seq, bytes, ts_ns, held });
+        sink.message(Delivered {
+            stream: self.id,
+            seq,
+            bytes,
+            ts_ns,
+            held,
+        });
     }
 
     /// Delivers the held messages that now follow in order.
@@ -373,7 +407,13 @@ impl Stream {
             self.counters.delivered_held += 1;
             self.expected = Some(h.seq + 1);
             let bytes = &self.arena[h.start..h.start + h.len];
-            sink.message(Delivered { stream: self.id, seq: h.seq, bytes, ts_ns: h.ts_ns, held: true });
+            sink.message(Delivered {
+                stream: self.id,
+                seq: h.seq,
+                bytes,
+                ts_ns: h.ts_ns,
+                held: true,
+            });
             n += 1;
         }
         if n > 0 {
@@ -382,6 +422,11 @@ impl Stream {
         if self.held.is_empty() {
             self.arena.clear();
         }
+    }
+
+    /// The id given at construction.
+    pub fn id(&self) -> u32 {
+        self.id
     }
 
     /// Next sequence to deliver (`None` before the first packet).
@@ -396,7 +441,9 @@ impl Stream {
 
     /// Last sequence delivered.
     pub fn last_delivered(&self) -> Option<u64> {
-        self.expected.filter(|&e| self.counters.delivered > 0 && e > 0).map(|e| e - 1)
+        self.expected
+            .filter(|&e| self.counters.delivered > 0 && e > 0)
+            .map(|e| e - 1)
     }
 
     /// One past the highest sequence known to exist.
