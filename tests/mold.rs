@@ -11,6 +11,12 @@ use tickwatch::mold::{
 };
 use tickwatch::rng::SplitMix64;
 
+mod common;
+use common::allocations;
+
+#[global_allocator]
+static GLOBAL: common::Counting = common::Counting;
+
 const A: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(233, 54, 12, 111), 26477);
 const B: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(233, 49, 196, 111), 26477);
 const SRC: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40000);
@@ -225,6 +231,24 @@ fn a_full_window_gives_up_the_oldest_hole() {
         .map(|g| (g.first, g.last, g.recovered, g.lost))
         .collect();
     assert_eq!(gaps, vec![(2, 2, 0, 1), (5, 5, 1, 0)]);
+}
+
+#[test]
+fn the_window_reuses_the_bytes_of_delivered_messages() {
+    // 3, 4, 6 held (37 bytes); 2 delivers 2-4 while 6 waits; 7-9 fit only once 3-4's bytes go.
+    let cfg = StreamConfig {
+        hold_bytes: 45,
+        ..StreamConfig::default()
+    };
+    let mut s = Stream::new(0, cfg);
+    let mut rec = Rec::default();
+    for (seq, n) in [(1, 1), (3, 2), (6, 1), (2, 1), (7, 3)] {
+        push(&mut s, &data("S", seq, n), seq, &mut rec);
+    }
+    assert_eq!((s.held(), s.counters().window_full), (4, 0));
+    push(&mut s, &data("S", 5, 1), 10, &mut rec); // Rec checks every message's bytes
+    assert_eq!(rec.seqs(), (1..=9).collect::<Vec<_>>());
+    assert!(rec.lost.is_empty());
 }
 
 #[test]
@@ -540,6 +564,71 @@ fn every_cut_of_a_valid_packet_is_an_error_never_a_panic() {
         Packet::parse(&overflow, 0),
         Err(PacketError::SequenceOverflow { offset: 10, .. })
     ));
+}
+
+/// Counts what it is given, allocating nothing.
+#[derive(Default)]
+struct Tally {
+    messages: u64,
+    seq_sum: u64,
+    lost: u64,
+}
+
+impl Sink for Tally {
+    fn message(&mut self, m: Delivered<'_>) {
+        self.messages += 1;
+        self.seq_sum += m.seq;
+    }
+    fn lost(&mut self, _: u32, first: u64, last: u64) {
+        self.lost += last - first + 1;
+    }
+}
+
+#[test]
+fn the_arbiter_allocates_nothing_once_its_stream_exists() {
+    let mut rng = SplitMix64::new(5);
+    let pk = packets(20_000, &mut rng);
+    let mut wire: Vec<(SocketAddrV4, Vec<u8>)> = Vec::new();
+    let mut late_b = None;
+    for &(seq, n) in &pk[1..] {
+        let bytes = data("AB", seq, n);
+        // A loses 10 %, B 10 %; B's copy is a packet late a third of the time (so holes open
+        // and fill); a heartbeat now and then; a garbage datagram.
+        let (a, b) = (!rng.chance(0.1), !rng.chance(0.1));
+        if a {
+            wire.push((A, bytes.clone()));
+        }
+        if let Some(late) = late_b.take() {
+            wire.push((B, late));
+        }
+        if b && rng.chance(0.3) {
+            late_b = Some(bytes);
+        } else if b {
+            wire.push((B, bytes));
+        }
+        if rng.chance(0.01) {
+            wire.push((A, control("AB", seq, 0)));
+            wire.push((B, vec![1, 2, 3]));
+        }
+    }
+    let cfg = ArbiterConfig {
+        ab: vec![(A, B)],
+        ..ArbiterConfig::default()
+    };
+    let mut arb = Arbiter::new(cfg);
+    let mut tally = Tally::default();
+    arb.push(&dgram(A, &data("AB", pk[0].0, pk[0].1), 0), &mut tally); // creates the stream
+    let (_, n) = allocations(|| {
+        for (i, (dst, bytes)) in wire.iter().enumerate() {
+            arb.push(&dgram(*dst, bytes, i as u64), &mut tally);
+        }
+        arb.expire(u64::MAX, &mut tally);
+        arb.finish(u64::MAX, &mut tally);
+    });
+    assert_eq!(n, 0, "allocations while pushing {} datagrams", wire.len());
+    let last = pk.last().map(|&(s, k)| s + u64::from(k) - 1).unwrap();
+    assert_eq!(tally.messages + tally.lost, last);
+    assert!(tally.lost > 0 && arb.stream(0).unwrap().counters().recovered > 0);
 }
 
 proptest! {

@@ -15,7 +15,7 @@
 use std::net::SocketAddrV4;
 
 use super::packet::{Packet, PacketError, PacketKind, Session};
-use super::report::{ChannelReport, LineStats, MoldReport, PortCount, SessionReport};
+use super::report::{ChannelReport, LineReport, LineStats, MoldReport, PortCount, SessionReport};
 use super::stream::{Sink, Stream, StreamConfig};
 use super::Datagram;
 
@@ -299,8 +299,9 @@ fn channel_report(c: &Channel) -> ChannelReport {
 
 fn session_report(e: &Entry) -> SessionReport {
     let s = &e.stream;
-    let mut lines = vec![(e.key.lines.0, e.lines[0])];
-    lines.extend(e.key.lines.1.map(|b| (b, e.lines[1])));
+    let line = |dst, stats| LineReport { dst, stats };
+    let mut lines = vec![line(e.key.lines.0, e.lines[0])];
+    lines.extend(e.key.lines.1.map(|b| line(b, e.lines[1])));
     SessionReport {
         stream: s.id(),
         session: e.key.session,

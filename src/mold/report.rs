@@ -83,6 +83,16 @@ pub struct LineStats {
     pub arbitrated: u64,
 }
 
+/// One line of a session, with its channel.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LineReport {
+    /// The line's channel.
+    pub dst: SocketAddrV4,
+    /// Its counters.
+    #[serde(flatten)]
+    pub stats: LineStats,
+}
+
 /// One session of one feed.
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionReport {
@@ -91,7 +101,7 @@ pub struct SessionReport {
     /// Session name.
     pub session: Session,
     /// The feed's lines (A, then B if any) with their counters.
-    pub lines: Vec<(SocketAddrV4, LineStats)>,
+    pub lines: Vec<LineReport>,
     /// First sequence received.
     pub first_seq: Option<u64>,
     /// Last sequence delivered.

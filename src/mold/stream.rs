@@ -18,7 +18,10 @@
 //!   `start` says otherwise (e.g. 1, to report a missing start as a gap).
 //!
 //! After [`Stream::new`] nothing here allocates: the window, the held list and the gap list are
-//! fixed; a gap past the gap list's capacity is counted in `gaps_overflow`, still handled.
+//! fixed; a gap past the gap list's capacity is counted in `gaps_overflow`, still handled. Held
+//! bytes are copied once into the window's arena (the out-of-order path only; in-order messages
+//! go to the consumer straight from the datagram), which is compacted when delivered messages'
+//! bytes stand in the way of a new one.
 
 use serde::Serialize;
 
@@ -164,7 +167,12 @@ pub struct Stream {
     first_seq: Option<u64>,
     end_of_session: bool,
     held: Vec<Held>,
+    /// Bytes of the held messages, in arrival order (compacted when dead bytes block a hold).
     arena: Vec<u8>,
+    /// Bytes of the messages still held (the arena also holds delivered ones until compacted).
+    held_bytes: usize,
+    /// Scratch for compaction: held indices by arena position.
+    by_start: Vec<usize>,
     gaps: Vec<Gap>,
     counters: StreamCounters,
 }
@@ -180,6 +188,8 @@ impl Stream {
             first_seq: None,
             end_of_session: false,
             held: Vec::with_capacity(cfg.hold_messages),
+            held_bytes: 0,
+            by_start: Vec::with_capacity(cfg.hold_messages),
             arena: Vec::with_capacity(if cfg.hold_messages == 0 {
                 0
             } else {
@@ -337,10 +347,14 @@ impl Stream {
     }
 
     fn fits(&self, len: usize) -> bool {
-        self.held.len() < self.cfg.hold_messages && self.arena.len() + len <= self.cfg.hold_bytes
+        self.held.len() < self.cfg.hold_messages && self.held_bytes + len <= self.cfg.hold_bytes
     }
 
     fn hold(&mut self, pos: usize, seq: u64, bytes: &[u8], ts_ns: u64) {
+        if self.arena.len() + bytes.len() > self.cfg.hold_bytes {
+            self.compact();
+        }
+        self.held_bytes += bytes.len();
         let start = self.arena.len();
         self.arena.extend_from_slice(bytes);
         self.held.insert(
@@ -352,6 +366,23 @@ impl Stream {
                 ts_ns,
             },
         );
+    }
+
+    /// Moves the held messages' bytes to the front of the arena, in arena order (each moves down
+    /// or stays, so no byte is overwritten before it is moved).
+    fn compact(&mut self) {
+        self.by_start.clear();
+        self.by_start.extend(0..self.held.len());
+        let held = &self.held;
+        self.by_start.sort_unstable_by_key(|&i| held[i].start);
+        let mut to = 0;
+        for &i in &self.by_start {
+            let h = &mut self.held[i];
+            self.arena.copy_within(h.start..h.start + h.len, to);
+            h.start = to;
+            to += h.len;
+        }
+        self.arena.truncate(to);
     }
 
     fn recover(&mut self, seq: u64, ts: u64) {
@@ -417,6 +448,7 @@ impl Stream {
             n += 1;
         }
         if n > 0 {
+            self.held_bytes -= self.held[..n].iter().map(|h| h.len).sum::<usize>();
             self.held.drain(..n);
         }
         if self.held.is_empty() {
