@@ -502,6 +502,35 @@ fn without_filters_each_channel_and_session_is_a_stream() {
     assert_eq!(streams, vec![(0, 1), (1, 1), (2, 1), (0, 2)]);
     let k = arb.stream_key(2).unwrap();
     assert_eq!((k.lines, k.session), ((other, None), session("X")));
+    // Other traffic is counted by port without taking a place in the channel table.
+    let dns = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 53), 53);
+    assert!(matches!(
+        arb.push(&dgram(dns, b"not mold", 0), &mut rec),
+        Outcome::NotMold(_)
+    ));
+    let r = arb.report();
+    assert_eq!((r.channels.len(), r.not_mold_by_port[0].port), (2, 53));
+}
+
+#[test]
+fn copies_from_the_other_line_are_arbitrated_and_own_copies_repeats() {
+    let cfg = ArbiterConfig {
+        ab: vec![(A, B)],
+        ..ArbiterConfig::default()
+    };
+    let mut arb = Arbiter::new(cfg);
+    let mut rec = Rec::default();
+    for (dst, first) in [(A, 1), (B, 1), (B, 1), (B, 4), (A, 4)] {
+        arb.push(&dgram(dst, &data("AB", first, 3), 0), &mut rec);
+    }
+    assert_eq!(rec.seqs(), (1..=6).collect::<Vec<_>>());
+    let [a, b] = arb.line_stats(0).unwrap();
+    assert_eq!((a.won, a.arbitrated, a.repeats), (3, 3, 0));
+    assert_eq!((b.won, b.arbitrated, b.repeats), (3, 3, 3));
+    let r = arb.report();
+    assert_eq!(r.sessions[0].arbitrated_duplicates, 6);
+    assert_eq!(r.sessions[0].counters.duplicates, 9);
+    assert!(r.sessions[0].gaps.is_empty());
 }
 
 #[test]

@@ -7,8 +7,8 @@
 //! missing from the merged stream, a gap, only when both lines missed it; each line also counts
 //! the gaps in its own sequence.
 //!
-//! Which line brought a message first is kept for the last [`WINNER_WINDOW`] sequences; an older
-//! copy is counted as a repeat of its own line. Datagrams that are not MoldUDP64 are counted by
+//! Which line brought a message first is kept for the last [`WINNER_WINDOW`] sequences; a copy
+//! older than that, or of a message given up as lost, is counted as a repeat of its own line. Datagrams that are not MoldUDP64 are counted by
 //! destination port, the first error kept. After construction, the only allocations are a new
 //! channel's (when no `--channel` filter is given) and a new session's stream, once each.
 
@@ -98,8 +98,8 @@ struct Entry {
     lines: [LineStats; 2],
     /// Line-next sequence per line (one past the highest it carried).
     line_next: [Option<u64>; 2],
-    /// 1 + the line that brought each of the last WINNER_WINDOW sequences first.
-    winner: Box<[u8]>,
+    /// (sequence, line) that brought it first, for the last WINNER_WINDOW fresh sequences.
+    winner: Box<[(u64, u8)]>,
 }
 
 /// Datagrams in; per-session messages, in sequence order, out.
@@ -170,18 +170,28 @@ impl Arbiter {
         r.datagrams += 1;
         r.first_ts_ns.get_or_insert(d.ts_ns);
         r.last_ts_ns = Some(d.ts_ns);
-        let ci = match self.channel(d.dst) {
-            Some(i) => i,
-            None if !self.filtered => match self.add_feed(d.dst, None) {
-                Some(i) => i,
-                None => return self.skip_channel(),
-            },
-            None => return self.skip_channel(),
-        };
-        self.channels[ci].datagrams += 1;
+        let known = self.channel(d.dst);
+        if known.is_none() && self.filtered {
+            return self.skip_channel();
+        }
+        if let Some(ci) = known {
+            self.channels[ci].datagrams += 1;
+        }
         let p = match Packet::parse(d.payload, d.offset) {
             Ok(p) => p,
-            Err(e) => return self.not_mold(ci, d.dst.port(), e),
+            Err(e) => return self.not_mold(known, d.dst.port(), e),
+        };
+        // Unfiltered, a channel is tracked from its first MoldUDP64 packet (other traffic is
+        // only counted by port, so it cannot fill the channel table).
+        let ci = match known {
+            Some(ci) => ci,
+            None => match self.add_feed(d.dst, None) {
+                Some(ci) => {
+                    self.channels[ci].datagrams += 1;
+                    ci
+                }
+                None => return self.skip_channel(),
+            },
         };
         if self.cfg.session.is_some_and(|s| s != p.session()) {
             self.report.skipped_session += 1;
@@ -203,8 +213,10 @@ impl Arbiter {
         Outcome::SkippedChannel
     }
 
-    fn not_mold(&mut self, ci: usize, port: u16, e: PacketError) -> Outcome {
-        self.channels[ci].not_mold += 1;
+    fn not_mold(&mut self, ci: Option<usize>, port: u16, e: PacketError) -> Outcome {
+        if let Some(ci) = ci {
+            self.channels[ci].not_mold += 1;
+        }
         self.report.not_mold += 1;
         self.first_error.get_or_insert_with(|| e.clone());
         match self.ports.iter().position(|p| p.port == port) {
@@ -236,7 +248,7 @@ impl Arbiter {
             stream: Stream::new(id, self.cfg.stream),
             lines: [LineStats::default(); 2],
             line_next: [None; 2],
-            winner: vec![0; WINNER_WINDOW].into_boxed_slice(),
+            winner: vec![(u64::MAX, 0); WINNER_WINDOW].into_boxed_slice(),
         });
         Some(self.streams.len() - 1)
     }
@@ -331,15 +343,13 @@ impl Entry {
         }
         *next = (*next).max(p.next_sequence());
         let (winner, stream) = (&mut self.winner, &mut self.stream);
-        let mark = line as u8 + 1;
-        // A slot still names its sequence while no later fresh sequence shared it.
-        let newest = stream.high().max(p.next_sequence());
+        let line = line as u8;
         stream.push_with(p, ts_ns, sink, |seq, fresh| {
             let slot = &mut winner[seq as usize & (WINNER_WINDOW - 1)];
             if fresh {
-                *slot = mark;
+                *slot = (seq, line);
                 ls.won += 1;
-            } else if *slot != 0 && *slot != mark && seq + (WINNER_WINDOW as u64) >= newest {
+            } else if slot.0 == seq && slot.1 != line {
                 ls.arbitrated += 1;
             } else {
                 ls.repeats += 1;

@@ -77,7 +77,7 @@ pub struct LineStats {
     pub missing: u64,
     /// Messages this line brought first.
     pub won: u64,
-    /// Copies this line had already carried (or too old to tell).
+    /// Copies this line had already carried (or too old to tell, or given up as lost before).
     pub repeats: u64,
     /// Copies the other line had brought first: arbitrated, neither a gap nor an error.
     pub arbitrated: u64,
