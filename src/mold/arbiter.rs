@@ -98,7 +98,8 @@ struct Entry {
     lines: [LineStats; 2],
     /// Line-next sequence per line (one past the highest it carried).
     line_next: [Option<u64>; 2],
-    /// (sequence, line) that brought it first, for the last WINNER_WINDOW fresh sequences.
+    /// (sequence, bit mask of the lines that carried it), for the last WINNER_WINDOW fresh
+    /// sequences.
     winner: Box<[(u64, u8)]>,
 }
 
@@ -343,13 +344,14 @@ impl Entry {
         }
         *next = (*next).max(p.next_sequence());
         let (winner, stream) = (&mut self.winner, &mut self.stream);
-        let line = line as u8;
+        let bit = 1u8 << line;
         stream.push_with(p, ts_ns, sink, |seq, fresh| {
             let slot = &mut winner[seq as usize & (WINNER_WINDOW - 1)];
             if fresh {
-                *slot = (seq, line);
+                *slot = (seq, bit);
                 ls.won += 1;
-            } else if slot.0 == seq && slot.1 != line {
+            } else if slot.0 == seq && slot.1 & bit == 0 {
+                slot.1 |= bit;
                 ls.arbitrated += 1;
             } else {
                 ls.repeats += 1;
