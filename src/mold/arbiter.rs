@@ -7,10 +7,11 @@
 //! missing from the merged stream, a gap, only when both lines missed it; each line also counts
 //! the gaps in its own sequence.
 //!
-//! Which line brought a message first is kept for the last [`WINNER_WINDOW`] sequences; a copy
-//! older than that, or of a message given up as lost, is counted as a repeat of its own line. Datagrams that are not MoldUDP64 are counted by
-//! destination port, the first error kept. After construction, the only allocations are a new
-//! channel's (when no `--channel` filter is given) and a new session's stream, once each.
+//! Which lines carried each message is kept for the last [`WINNER_WINDOW`] sequences; a copy
+//! older than that, or of a message given up as lost, is counted as a repeat of its own line.
+//! Datagrams that are not MoldUDP64 are counted by destination port, the first error kept.
+//! After construction, the only allocations are a new channel's (when no `--channel` filter is
+//! given) and a new session's stream, once each.
 
 use std::net::SocketAddrV4;
 
