@@ -104,7 +104,7 @@ pub struct SessionReport {
     pub lines: Vec<LineReport>,
     /// First sequence received.
     pub first_seq: Option<u64>,
-    /// Last sequence delivered.
+    /// Last sequence passed (delivered, or given up just before the report).
     pub last_seq: Option<u64>,
     /// Next sequence expected.
     pub next_seq: Option<u64>,

@@ -471,7 +471,8 @@ impl Stream {
         self.first_seq
     }
 
-    /// Last sequence delivered.
+    /// Last sequence passed to the consumer: delivered, or given up if the stream's last event
+    /// was a loss (`None` before any delivery).
     pub fn last_delivered(&self) -> Option<u64> {
         self.expected
             .filter(|&e| self.counters.delivered > 0 && e > 0)
