@@ -116,6 +116,7 @@ pub mod join;
 pub mod latency;
 pub mod lobster;
 pub mod mem;
+pub mod mold;
 pub mod pipeline;
 pub mod policy;
 pub mod replay;
