@@ -11,6 +11,7 @@ mod cli {
     pub mod files;
     pub mod gen;
     pub mod inspect;
+    pub mod inspect_capture;
     pub mod memory;
     pub mod progress;
     pub mod report;

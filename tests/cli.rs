@@ -894,3 +894,61 @@ fn flag_combinations_too_big_for_memory_are_refused_at_once() {
         "{err}"
     );
 }
+
+#[test]
+fn inspect_reads_a_capture_its_moldudp64_gaps_and_the_itch_inside() {
+    let dir = tempfile::tempdir().unwrap();
+    let want = counts(&sample());
+    let sample = sample_path();
+    // Every 7th packet left out: the gaps are reported with their exact ranges.
+    let (pcap, pcapng) = (dir.path().join("s.pcap"), dir.path().join("s.pcapng"));
+    ok(&[
+        "convert",
+        "itch",
+        s(&sample),
+        "--out",
+        s(&pcap),
+        "--vlan",
+        "100",
+        "--drop-every",
+        "7",
+    ]);
+    ok(&[
+        "convert",
+        "itch",
+        s(&sample),
+        "--out",
+        s(&pcapng),
+        "--pcapng",
+        "--linktype",
+        "sll2",
+    ]);
+    let o = ok(&["inspect", s(&pcapng), "--json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let session = &v["mold"]["sessions"][0];
+    assert_eq!(v["itch"]["messages"], 1000, "{v}");
+    assert_eq!(session["counters"]["gaps"], 0, "{v}");
+    assert_eq!(session["end_of_session"], true, "{v}");
+    for (t, n) in &want {
+        assert_eq!(v["itch"]["by_type"][t].as_u64(), Some(*n), "type {t}: {v}");
+    }
+    let o = ok(&["inspect", s(&pcap), "--json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let session = &v["mold"]["sessions"][0];
+    let gaps = session["gaps"].as_array().unwrap();
+    let lost: u64 = gaps.iter().map(|g| g["lost"].as_u64().unwrap()).sum();
+    assert_eq!(gaps.len(), 4, "{v}");
+    assert_eq!(v["itch"]["messages"].as_u64().unwrap() + lost, 1000, "{v}");
+    // The gaps are the dropped packets' messages: they tile the missing sequence numbers.
+    for g in gaps {
+        assert!(
+            g["first"].as_u64().unwrap() <= g["last"].as_u64().unwrap(),
+            "{g}"
+        );
+    }
+    let text = stdout(&ok(&["inspect", s(&pcap)]));
+    assert!(
+        text.contains("gap") && text.contains("end of session seen"),
+        "{text}"
+    );
+}

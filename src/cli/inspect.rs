@@ -13,6 +13,9 @@ use tickwatch::policy::threads_or_all;
 
 pub fn cmd_inspect(a: InspectArgs) -> Result<()> {
     let map = open_feed(&a.input, MapOptions::default())?;
+    if let Some(kind) = tickwatch::capture::is_capture(map.bytes()) {
+        return super::inspect_capture::cmd_inspect_capture(&a, map.bytes(), kind);
+    }
     let t0 = Instant::now();
     let s = inspect(
         map.bytes(),

@@ -1,0 +1,164 @@
+//! `tickwatch inspect CAPTURE`: a packet capture's MoldUDP64 streams (packets, channels,
+//! sessions, sequence range, gaps, duplicates, heartbeats, end of session, what is not
+//! MoldUDP64), then the ITCH messages they carry, counted as for a BinaryFILE.
+
+use super::args::InspectArgs;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::io::{self, Write};
+use tickwatch::capture::{Datagrams, FileKind, NetCounts};
+use tickwatch::inspect::{inspect, InspectError, InspectOptions, Summary};
+use tickwatch::itch::fmt_time;
+use tickwatch::mold::{self, Arbiter, ArbiterConfig, Delivered, MoldReport};
+use tickwatch::policy::threads_or_all;
+
+#[derive(Serialize)]
+struct Out<'a> {
+    file: String,
+    format: String,
+    capture_packets: u64,
+    network: &'a NetCounts,
+    mold: &'a MoldReport,
+    /// The ITCH messages in sequence order (`None`: the capture carries none).
+    itch: Option<&'a Summary>,
+}
+
+pub fn cmd_inspect_capture(a: &InspectArgs, buf: &[u8], kind: FileKind) -> Result<()> {
+    let file = a.input.file.display().to_string();
+    let mut datagrams = Datagrams::new(buf).with_context(|| file.clone())?;
+    let mut arbiter = Arbiter::new(ArbiterConfig::default());
+    // The delivered messages, re-framed as a BinaryFILE for the ITCH counts.
+    let mut itch = Vec::new();
+    let mut sink = |d: Delivered<'_>| {
+        itch.extend_from_slice(&(d.bytes.len() as u16).to_be_bytes());
+        itch.extend_from_slice(d.bytes);
+    };
+    let mut last_ts = 0;
+    for d in &mut datagrams {
+        let d = d.with_context(|| file.clone())?;
+        last_ts = last_ts.max(d.ts_ns);
+        let md = mold::Datagram {
+            ts_ns: d.ts_ns,
+            src: d.src,
+            dst: d.dst,
+            payload: d.payload,
+            offset: d.offset,
+        };
+        arbiter.push(&md, &mut sink);
+    }
+    arbiter.finish(last_ts, &mut sink);
+    let report = arbiter.report();
+    let opts = InspectOptions {
+        threads: threads_or_all(a.threads),
+        lenient: a.input.lenient,
+    };
+    let summary = match inspect(&itch, opts) {
+        Ok(s) => Some(s),
+        Err(InspectError::Empty) => None,
+        Err(e) => return Err(e).with_context(|| format!("{file}: the MoldUDP64 messages")),
+    };
+    let out = Out {
+        file,
+        format: format!("{kind:?}"),
+        capture_packets: datagrams.packets(),
+        network: datagrams.counts(),
+        mold: &report,
+        itch: summary.as_ref(),
+    };
+    let mut w = io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut w, &out)?;
+        writeln!(w)?;
+        return Ok(());
+    }
+    print_text(&mut w, &out)
+}
+
+fn print_text(w: &mut impl Write, o: &Out<'_>) -> Result<()> {
+    let m = o.mold;
+    writeln!(w, "file        {} ({})", o.file, o.format)?;
+    writeln!(
+        w,
+        "packets     {} captured, {} UDP/IPv4 datagrams, {} MoldUDP64 packets; not MoldUDP64: {}{}",
+        o.capture_packets,
+        o.network.datagrams,
+        m.packets,
+        m.not_mold,
+        ports(m)
+    )?;
+    writeln!(
+        w,
+        "network     fragments {}, malformed {}, cut by snap length {}, not IPv4 {:?}, not UDP {:?}",
+        o.network.fragments,
+        o.network.malformed,
+        o.network.snapped,
+        o.network.non_ipv4,
+        o.network.non_udp
+    )?;
+    let span = |f: Option<u64>, l: Option<u64>| match (f, l) {
+        (Some(f), Some(l)) => format!("{:.6} s", (l.saturating_sub(f)) as f64 / 1e9),
+        _ => "-".into(),
+    };
+    writeln!(
+        w,
+        "capture     {} of capture time",
+        span(m.first_ts_ns, m.last_ts_ns)
+    )?;
+    for c in &m.channels {
+        writeln!(w, "channel     {} ({} packets)", c.dst, c.packets)?;
+    }
+    for s in &m.sessions {
+        let c = &s.counters;
+        writeln!(
+            w,
+            "session     {} seq {}..{}: {} messages delivered, {} gaps ({} messages lost), {} duplicates, {} heartbeats, end of session {}",
+            s.session,
+            s.first_seq.map_or("-".into(), |v| v.to_string()),
+            s.last_seq.map_or("-".into(), |v| v.to_string()),
+            c.delivered,
+            c.gaps,
+            c.lost,
+            c.duplicates + s.arbitrated_duplicates,
+            c.heartbeats,
+            if s.end_of_session { "seen" } else { "not seen" }
+        )?;
+        for g in s.gaps.iter().take(20) {
+            writeln!(
+                w,
+                "  gap       {}..={} ({} recovered, {} lost)",
+                g.first, g.last, g.recovered, g.lost
+            )?;
+        }
+    }
+    match o.itch {
+        None => writeln!(w, "itch        no MoldUDP64 messages in this capture")?,
+        Some(s) => {
+            let span = match (s.first_timestamp_ns, s.last_timestamp_ns) {
+                (Some(f), Some(l)) => format!("{} .. {}", fmt_time(f), fmt_time(l)),
+                _ => "-".into(),
+            };
+            writeln!(
+                w,
+                "itch        {} messages, {} stocks, ITCH time {span}",
+                s.messages, s.stocks
+            )?;
+            for (t, n) in &s.by_type {
+                writeln!(w, "  {t}  {n:>12}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The ports of the datagrams that were not MoldUDP64.
+fn ports(m: &MoldReport) -> String {
+    if m.not_mold_by_port.is_empty() {
+        return String::new();
+    }
+    let p: Vec<String> = m
+        .not_mold_by_port
+        .iter()
+        .map(|p| format!("port {}: {}", p.port, p.datagrams))
+        .collect();
+    format!(" ({})", p.join(", "))
+}
