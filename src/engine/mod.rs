@@ -104,7 +104,7 @@ pub use marks::{Clock, Frontier, MarkGen, MAX_CLOCKS, UNTIMED};
 pub use op::{Collector, Job, Plan, ShardOp};
 pub use reader::{Control, Pacer};
 pub use record::Record;
-pub use run::{run, run_job, tick_scale, Finished, JobFailure, JobFinished};
+pub use run::{run, run_job, Finished, JobFailure, JobFinished};
 pub use source::{Route, Source};
 pub use stage::{pack, Progress, Stage, ThreadReport, HICCUP_NS, STALL_NS};
 pub use wait::WaitStrategy;
@@ -182,7 +182,7 @@ pub struct Config {
     /// Called on each engine thread after its setup, with `true`, and after its loop ends,
     /// with `false` (tests use it to count allocations in the steady state only).
     pub thread_hook: Option<fn(bool)>,
-    /// The TSC scale (`None`: [`tick_scale`]).
+    /// The TSC scale (`None`: [`TickScale::cached`]).
     pub scale: Option<TickScale>,
 }
 

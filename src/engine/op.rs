@@ -12,6 +12,8 @@ pub trait ShardOp: Send {
     type Event: Event;
     /// Name of its per-event stage in the latency report (e.g. "book update").
     const STAGE: &'static str = "operator";
+    /// What its stage's latency spans, in the report.
+    const SPAN: &'static str = "take → next take (the operator)";
     /// Whether it wants [`ShardOp::on_idle`] with the reader's published position (the reader
     /// then announces it after every batch).
     const FRONTIER: bool = false;

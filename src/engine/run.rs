@@ -77,11 +77,6 @@ impl<S: Source, O: ShardOp<Event = S::Event>, C: Collector> Stage for AnyStage<'
     }
 }
 
-/// The TSC scale, calibrated once per process (see [`TickScale::cached`]).
-pub fn tick_scale() -> TickScale {
-    TickScale::cached()
-}
-
 /// Why [`run_job`] failed: the job could not be built, or the engine failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JobFailure<E: std::error::Error + 'static> {
@@ -153,7 +148,7 @@ where
             super::MAX_CLOCKS
         )));
     }
-    let scale = cfg.scale.unwrap_or_else(tick_scale);
+    let scale = cfg.scale.unwrap_or_else(TickScale::cached);
     let frontier = O::FRONTIER.then(|| Arc::new(Frontier::default()));
     let mut to_workers = Vec::with_capacity(n);
     let mut to_output = Vec::with_capacity(n);
@@ -182,7 +177,7 @@ where
     // From the last thread ready (its operators prepared) to the end.
     // Relaxed: the threads were joined, which orders their stores before this load.
     let elapsed_ns = (t0.elapsed().as_nanos() as u64).saturating_sub(ready.load(Ordering::Relaxed));
-    Ok(collect(finished, elapsed_ns, scale, O::STAGE))
+    Ok(collect(finished, elapsed_ns, scale))
 }
 
 type Group<'a, S, O, C> = Vec<AnyStage<'a, S, O, C>>;
@@ -301,7 +296,6 @@ fn collect<S, O, C>(
     finished: Ended<'_, S, O, C>,
     elapsed_ns: u64,
     scale: TickScale,
-    op_stage: &str,
 ) -> Finished<S, O, C>
 where
     S: Source,
@@ -347,11 +341,7 @@ where
             "origin → taken by worker",
             workers.iter().map(|w| &w.queue_latency),
         ),
-        StageLatency::merged(
-            op_stage,
-            "take → next take (the operator)",
-            workers.iter().map(|w| &w.out.op_latency),
-        ),
+        StageLatency::merged(O::STAGE, O::SPAN, workers.iter().map(|w| &w.out.op_latency)),
         StageLatency::merged("output hop", "worker push → output", [&output.hop_latency]),
         StageLatency::merged("end to end", "origin → output", [&output.e2e_latency]),
     ];

@@ -37,6 +37,7 @@ pub mod sizing;
 pub mod source;
 
 use crate::book::{BookConfig, BookStats, Books};
+use crate::clock::TickScale;
 pub use crate::engine::wait;
 pub use crate::engine::{Backpressure, Progress, RingCounters, Stage, ThreadReport, WaitStrategy};
 use crate::engine::{Clock, Collector, Config, Control, EngineError, Finished, Plan};
@@ -80,7 +81,7 @@ pub struct PipelineConfig {
     /// `RDTSC` curtails the overlap of cache misses.
     pub stage_timing: bool,
     /// Most book capacities per worker: each worker's books are sized to what its stocks add in
-    /// the feed, up to these (see [`sizing::shard_books`]).
+    /// the feed, up to these (see [`sizing::FeedCounts::books`]).
     pub books: BookConfig,
     /// Called on each pipeline thread after its setup, with `true`, and after its loop ends,
     /// with `false` (tests use it to count allocations in the steady state only).
@@ -399,8 +400,11 @@ pub fn run_market(
     stop: &AtomicBool,
     progress: &AtomicU64,
 ) -> Result<RunOutcome, JobError> {
-    let ecfg = cfg.engine();
+    let mut ecfg = cfg.engine();
     ecfg.validate()?;
+    // One TSC scale for the engine's latency and the alerts' (the same clock, read once).
+    let scale = TickScale::cached();
+    ecfg.scale = Some(scale);
     let n = cfg.workers;
     if let Some(b) = &jobs.bars {
         if b.by == crate::agg::BarKey::Participant && b.window.allowed_lateness > 0 {
@@ -429,38 +433,52 @@ pub fn run_market(
         None => None,
     };
     let surv_parts = match jobs.surv {
-        Some(j) => Some(surv_hooks(j, &counts, cfg.feed.until, surv_clock_no)?),
+        Some(j) => Some(surv_hooks(
+            j,
+            &counts,
+            cfg.feed.until,
+            surv_clock_no,
+            scale,
+        )?),
         None => None,
     };
     let src = ItchSource::new(buf, cfg.feed.lenient);
     let hooks = (bars_parts, surv_parts);
-    let wb = sizes;
-    let extra = Extra { flow_records };
     match hooks {
         (None, None) => {
-            let plan = plan(vec![(); n], (), clocks, wb);
-            finish(crate::engine::run(src, plan, &ecfg, ctl)?, cfg, extra)
+            let plan = plan(vec![(); n], (), clocks, sizes);
+            finish(
+                crate::engine::run(src, plan, &ecfg, ctl)?,
+                cfg,
+                flow_records,
+            )
         }
         (Some((bh, bm)), None) => {
-            let plan = plan(bh, bm, clocks, wb);
-            finish(crate::engine::run(src, plan, &ecfg, ctl)?, cfg, extra)
+            let plan = plan(bh, bm, clocks, sizes);
+            finish(
+                crate::engine::run(src, plan, &ecfg, ctl)?,
+                cfg,
+                flow_records,
+            )
         }
         (None, Some((sh, sm))) => {
-            let plan = plan(sh, sm, clocks, wb);
-            finish(crate::engine::run(src, plan, &ecfg, ctl)?, cfg, extra)
+            let plan = plan(sh, sm, clocks, sizes);
+            finish(
+                crate::engine::run(src, plan, &ecfg, ctl)?,
+                cfg,
+                flow_records,
+            )
         }
         (Some((bh, bm)), Some((sh, sm))) => {
             let hooks = bh.into_iter().zip(sh).collect();
-            let plan = plan(hooks, (bm, sm), clocks, wb);
-            finish(crate::engine::run(src, plan, &ecfg, ctl)?, cfg, extra)
+            let plan = plan(hooks, (bm, sm), clocks, sizes);
+            finish(
+                crate::engine::run(src, plan, &ecfg, ctl)?,
+                cfg,
+                flow_records,
+            )
         }
     }
-}
-
-/// What the report needs beyond the run's own state.
-#[derive(Clone, Copy, Debug)]
-struct Extra {
-    flow_records: u64,
 }
 
 /// One worker's books per hook (shard `i` sized `sizes[i]`; each worker faults its own in
@@ -504,6 +522,7 @@ fn surv_hooks(
     counts: &sizing::FeedCounts,
     until: Option<u64>,
     clock: u8,
+    scale: TickScale,
 ) -> Result<(Vec<SurvWorker>, SurvMerge), JobError> {
     let n = counts.adds.len();
     let mut hooks = Vec::with_capacity(n);
@@ -524,7 +543,6 @@ fn surv_hooks(
         rows.push(srx);
         alerts.push(arx);
     }
-    let scale = crate::engine::tick_scale();
     let merge = SurvMerge::new(rows, alerts, &j.rules, j.sink, scale, j.reload);
     Ok((hooks, merge))
 }
@@ -599,7 +617,7 @@ impl MergeParts for (BarsMerge, SurvMerge) {
 fn finish<H: BookHook + Parts, C: Collector + MergeParts>(
     mut f: Finished<ItchSource<'_>, BookOp<H>, C>,
     cfg: &PipelineConfig,
-    extra: Extra,
+    flow_records: u64,
 ) -> Result<RunOutcome, JobError> {
     if let Some(e) = f.error.take() {
         return Err(e.into());
@@ -610,12 +628,10 @@ fn finish<H: BookHook + Parts, C: Collector + MergeParts>(
         None => None,
     };
     let surv = match f.collector.surv() {
-        Some(m) => Some(surv_report(m, &hooks, &f.report.marks_sent, extra)?),
+        Some(m) => Some(surv_report(m, &hooks, &f.report.marks_sent, flow_records)?),
         None => None,
     };
     let e = f.report;
-    let mut latency = e.latency;
-    latency[2].span = "take → next take (decode, apply, top check)".into();
     let mut book_stats = BookStats::default();
     for o in &f.ops {
         book_stats.add(o.books.stats());
@@ -641,7 +657,7 @@ fn finish<H: BookHook + Parts, C: Collector + MergeParts>(
         elapsed_ns: e.elapsed_ns,
         messages_per_s: e.messages_per_s,
         rings: e.rings,
-        latency,
+        latency: e.latency,
         threads: e.threads,
         book_stats,
         live_orders: f.ops.iter().map(|o| o.books.live_orders()).sum(),
@@ -688,7 +704,7 @@ fn surv_report<H: Parts>(
     merge: &mut SurvMerge,
     hooks: &[&H],
     marks_sent: &[u64],
-    extra: Extra,
+    flow_records: u64,
 ) -> Result<SurvReport, JobError> {
     if let Some(e) = merge.error.take() {
         return Err(JobError::AlertSink(e));
@@ -725,7 +741,7 @@ fn surv_report<H: Parts>(
         r.alert_overflow += s.s.alerts.overflow + s.out.lost;
         applied += c.flow_applied;
     }
-    r.flow_unapplied = extra.flow_records.saturating_sub(applied);
+    r.flow_unapplied = flow_records.saturating_sub(applied);
     tables.extend(
         merge
             .risk_pressure()

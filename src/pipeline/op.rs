@@ -113,6 +113,7 @@ impl<H: BookHook> BookOp<H> {
 impl<H: BookHook> ShardOp for BookOp<H> {
     type Event = Event;
     const STAGE: &'static str = "book update";
+    const SPAN: &'static str = "take → next take (decode, apply, top check)";
     const FRONTIER: bool = H::FRONTIER;
     const FAR: usize = LOOKAHEAD;
     const NEAR: usize = NEAR_LOOKAHEAD;

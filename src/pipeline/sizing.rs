@@ -79,11 +79,6 @@ impl FeedCounts {
     }
 }
 
-/// Each of `workers` shards' book capacities for the feed `buf` (see [`FeedCounts::books`]).
-pub fn shard_books(buf: &[u8], workers: usize, cap: BookConfig) -> Vec<BookConfig> {
-    FeedCounts::of(buf, workers).books(cap)
-}
-
 /// [`FeedCounts`] of part of the feed.
 struct Count(FeedCounts);
 
@@ -146,12 +141,12 @@ mod tests {
             push_frame(&mut buf, &header(t, locate, 0, 0));
         }
         let cap = BookConfig::full_day();
-        let b = shard_books(&buf, 2, cap);
+        let b = FeedCounts::of(&buf, 2).books(cap);
         // Shard 1 holds locates 1 and 3 (A, F, U), shard 0 locate 2 (A).
         assert_eq!(b[1].max_orders, 3 + SLACK);
         assert_eq!(b[0].max_orders, 1 + SLACK);
         assert_eq!(b[0].max_locates, 4);
         let small = BookConfig::for_orders(2, 1 << 16);
-        assert!(shard_books(&buf, 1, small)[0].max_orders == 2);
+        assert!(FeedCounts::of(&buf, 1).books(small)[0].max_orders == 2);
     }
 }

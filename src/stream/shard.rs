@@ -147,7 +147,7 @@ impl<R, J: ShardJob<R>> KeyedOp<R, J> {
     /// The shard running `job`, sending on `tx` (of at least [`KeyedOp::ring_slots`] slots).
     fn new(job: J, tx: Producer<Emission<J::Value>>) -> Self {
         let on_close = job.emit() == Emit::OnClose;
-        let close = if on_close { job.capacity() } else { 0 };
+        let close = Self::close_slots(&job);
         KeyedOp {
             first_seen: Vec::with_capacity(if on_close && !job.dense_keys() {
                 job.capacity()
@@ -168,14 +168,18 @@ impl<R, J: ShardJob<R>> KeyedOp<R, J> {
         }
     }
 
-    /// Ring slots a shard of `job` needs: room for the close's results beside the rest.
-    fn ring_slots(job: &J) -> usize {
-        let close = if job.emit() == Emit::OnClose {
+    /// Results a close can emit at once: every key's, when the job emits on close.
+    fn close_slots(job: &J) -> usize {
+        if job.emit() == Emit::OnClose {
             job.capacity()
         } else {
             0
-        };
-        RING + close
+        }
+    }
+
+    /// Ring slots a shard of `job` needs: room for the close's results beside the rest.
+    fn ring_slots(job: &J) -> usize {
+        RING + Self::close_slots(job)
     }
 
     /// The 64-bit feed position of `seq32` (positions arrive in order; `u32` ones wrap).
