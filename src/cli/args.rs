@@ -191,9 +191,10 @@ pub struct RunArgs {
     /// 2^24, and every worker's rings together within half the machine's memory).
     #[arg(long, default_value_t = 1 << 14, value_parser = count::<usize>(values::RING_SLOTS))]
     pub ring_capacity: usize,
-    /// `stages`: time every stage of every event; `e2e`: only end to end (every event still),
-    /// so the workers read no clock and no stage histograms are kept (faster: see PERF.md).
-    /// (Default: `stages` for `run`, `e2e` for `bars`, whose product is its rows.)
+    /// `stages`: time every stage of every event; `sampled`: every stage of one event in 16
+    /// (chosen by a hash of its feed position), end to end of every event; `e2e`: only end to
+    /// end (every event), so the workers read no clock and keep no stage histograms (faster:
+    /// see PERF.md). (Default: `sampled` for `run`, `e2e` for `bars`, whose product is its rows.)
     #[arg(long, value_enum)]
     pub timing: Option<Timing>,
     /// Write the end-to-end latency as an HdrHistogram percentile distribution (ns) here, and
@@ -230,6 +231,9 @@ pub struct RunArgs {
 pub enum Timing {
     /// Every stage of every event.
     Stages,
+    /// Every stage of one event in 16 (by a hash of its feed position), end to end of every
+    /// event.
+    Sampled,
     /// End to end only.
     E2e,
 }

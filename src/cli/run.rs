@@ -199,7 +199,7 @@ fn pipeline_config(a: &RunArgs, kind: RunKind) -> Result<PipelineConfig> {
     let timing = a.timing.unwrap_or(if kind == RunKind::Bars {
         Timing::E2e
     } else {
-        Timing::Stages
+        Timing::Sampled
     });
     Ok(PipelineConfig {
         workers: a
@@ -215,7 +215,8 @@ fn pipeline_config(a: &RunArgs, kind: RunKind) -> Result<PipelineConfig> {
             lenient: a.input.lenient,
         },
         ring_capacity: a.ring_capacity,
-        stage_timing: timing == Timing::Stages,
+        stage_timing: timing != Timing::E2e,
+        stage_sample: if timing == Timing::Sampled { 16 } else { 1 },
         books: a.caps.config(),
         thread_hook: None,
     })
