@@ -92,7 +92,7 @@ impl PacketList {
         if !(64..=8_972).contains(&o.max_payload) {
             return Err(NetError::Option("max payload: 64..=8972 bytes"));
         }
-        let session = o.session.unwrap_or_else(|| Session(*b"000000001 "));
+        let session = o.session.unwrap_or(Session(*b"000000001 "));
         let mut list = PacketList::new(session);
         let mut open: Option<(u64, usize)> = None; // (first ts, packet start)
         for f in Frames::new(itch) {

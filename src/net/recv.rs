@@ -224,28 +224,15 @@ impl Receiver {
         li: usize,
         f: &mut impl FnMut(&Datagram<'_>),
     ) -> Result<usize, NetError> {
-        // SAFETY: all-zero is a valid value of these plain C structs.
-        let mut names: [libc::sockaddr_in; BATCH] = unsafe { zeroed() };
-        let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-        for i in 0..BATCH {
-            iovs[i].iov_base = self.data[i * SLOT..].as_mut_ptr().cast();
-            iovs[i].iov_len = SLOT;
-            let h = &mut hdrs[i].msg_hdr;
-            h.msg_name = (&mut names[i] as *mut libc::sockaddr_in).cast();
-            h.msg_namelen = size_of::<libc::sockaddr_in>() as u32;
-            h.msg_iov = &mut iovs[i];
-            h.msg_iovlen = 1;
-            h.msg_control = self.ctrl[i * CTRL_WORDS..].as_mut_ptr().cast();
-            h.msg_controllen = CTRL_WORDS * 8;
-        }
+        let mut s = Slots::zeroed();
+        s.aim(&mut self.data, &mut self.ctrl);
         let fd = self.lines[li].sock.as_raw_fd();
-        // SAFETY: every header points into `names`, `iovs`, `self.data` and `self.ctrl`, which
-        // outlive the call and are as large as the lengths given.
+        // SAFETY: every header points into `s.names`, `s.iovs`, `self.data` and `self.ctrl`,
+        // which outlive the call, do not move during it, and are as large as the lengths given.
         let r = unsafe {
             libc::recvmmsg(
                 fd,
-                hdrs.as_mut_ptr(),
+                s.hdrs.as_mut_ptr(),
                 BATCH as u32,
                 libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
@@ -261,17 +248,13 @@ impl Receiver {
         let n = r as usize;
         self.stats.batches += u64::from(n > 0);
         for i in 0..n {
-            let meta = read_ctrl(&hdrs[i].msg_hdr);
-            self.count(
-                li,
-                &meta,
-                hdrs[i].msg_len as usize,
-                hdrs[i].msg_hdr.msg_flags,
-            );
-            let len = (hdrs[i].msg_len as usize).min(SLOT);
+            let h = &s.hdrs[i];
+            let meta = read_ctrl(&h.msg_hdr);
+            self.count(li, &meta, h.msg_len as usize, h.msg_hdr.msg_flags);
+            let len = (h.msg_len as usize).min(SLOT);
             let d = Datagram {
                 ts_ns: meta.ts_ns.unwrap_or_else(now_ns),
-                src: from_sockaddr(&names[i]),
+                src: from_sockaddr(&s.names[i]),
                 dst: self.lines[li].group,
                 payload: &self.data[i * SLOT..i * SLOT + len],
                 offset: self.stats.bytes,
@@ -292,6 +275,36 @@ impl Receiver {
             let line = &mut self.lines[li];
             s.kernel_drops += u64::from(d.wrapping_sub(line.drops));
             line.drops = d;
+        }
+    }
+}
+
+/// The `recvmmsg` headers of one batch, each aimed at its slot of the data and control
+/// buffers and at its own source address. Not moved once aimed (the headers point into it).
+struct Slots {
+    names: [libc::sockaddr_in; BATCH],
+    iovs: [libc::iovec; BATCH],
+    hdrs: [libc::mmsghdr; BATCH],
+}
+
+impl Slots {
+    fn zeroed() -> Slots {
+        // SAFETY: all-zero bytes are a valid value of these plain C structs (null pointers,
+        // zero lengths).
+        unsafe { zeroed() }
+    }
+
+    fn aim(&mut self, data: &mut [u8], ctrl: &mut [u64]) {
+        for i in 0..BATCH {
+            self.iovs[i].iov_base = data[i * SLOT..].as_mut_ptr().cast();
+            self.iovs[i].iov_len = SLOT;
+            let h = &mut self.hdrs[i].msg_hdr;
+            h.msg_name = (&mut self.names[i] as *mut libc::sockaddr_in).cast();
+            h.msg_namelen = size_of::<libc::sockaddr_in>() as u32;
+            h.msg_iov = &mut self.iovs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = ctrl[i * CTRL_WORDS..].as_mut_ptr().cast();
+            h.msg_controllen = CTRL_WORDS * 8;
         }
     }
 }
