@@ -17,7 +17,7 @@ use tickwatch::gen::{generate, GenConfig};
 use tickwatch::mold::{Arbiter, ArbiterConfig, Delivered};
 use tickwatch::net::{
     Faults, PackOptions, PacketList, Receiver, RecordOptions, RecordReport, Recorder, RecvOptions,
-    RerequestServer, Rerequester, SendOptions, SendReport, Sender,
+    RerequestServer, Rerequester, SendOptions, SendReport, Sender, TimestampSource,
 };
 
 const SAMPLE: &str = concat!(
@@ -187,6 +187,7 @@ fn sample_and_generated_feed_round_trip_through_a_recording() {
         let (s, r) = record(&list, &line, [Faults::default(); 2], &out, None);
         assert!(r.end_of_session, "{r:?}");
         assert_eq!(r.kernel_drops, 0);
+        assert_eq!(r.timestamps, Some(TimestampSource::Software));
         assert_eq!(r.packets, s.lines[0].datagrams);
         let (got, arb) = replay(&r.files, &line);
         assert_same(&got, &bodies(&itch));
