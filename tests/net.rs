@@ -375,3 +375,48 @@ fn from_and_until_take_a_slice() {
     assert_eq!(list.messages(), want);
     assert!((401..1_000).contains(&want));
 }
+
+#[test]
+fn heartbeats_go_out_while_idle() {
+    need_multicast!();
+    let itch = sample();
+    let all = bodies(&itch);
+    let t = |b: &[u8]| b[5..11].iter().fold(0u64, |a, &x| a << 8 | u64::from(x));
+    let o = PackOptions {
+        until_ns: Some(t(&all[30])),
+        ..PackOptions::default()
+    };
+    let list = PacketList::from_itch(&itch, &o).unwrap();
+    let span = list.packets().last().unwrap().ts_ns - list.packets()[0].ts_ns;
+    // Slowed so that the gaps between packets last several heartbeat intervals (≈ 0.3 s in all).
+    let speed = span as f64 / 300e6;
+    let line = group(70, 30_070);
+    let rx = Receiver::new(&opts(vec![line])).unwrap();
+    let (mut beats, mut ended) = (0, false);
+    let watch = std::thread::spawn(move || {
+        let mut rx = rx;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ended && Instant::now() < deadline {
+            rx.poll(Duration::from_millis(20), |d| {
+                beats += u64::from(d.payload.len() == 20 && d.payload[18..20] == [0, 0]);
+                ended |= d.payload.len() == 20 && d.payload[18..20] == [0xFF, 0xFF];
+            })
+            .unwrap();
+        }
+        (beats, ended)
+    });
+    let so = SendOptions {
+        lines: vec![line],
+        speed: Some(speed),
+        iface: Some(LO),
+        heartbeat: Duration::from_millis(5),
+        ..SendOptions::default()
+    };
+    let s = Sender::new(&list, so)
+        .unwrap()
+        .run(&AtomicBool::new(false))
+        .unwrap();
+    let (seen, ended) = watch.join().unwrap();
+    assert!(s.heartbeats >= 5, "{s:?}");
+    assert!(ended && seen == s.heartbeats, "{seen} of {}", s.heartbeats);
+}

@@ -80,22 +80,27 @@ impl RerequestServer {
 }
 
 fn serve(sock: &UdpSocket, list: &PacketList, max_payload: usize, stop: &AtomicBool) -> ServeStats {
-    let mut st = ServeStats::default();
+    let mut r = Replier {
+        sock,
+        list,
+        max_payload,
+        out: Vec::with_capacity(max_payload),
+        stats: ServeStats::default(),
+    };
     let mut req = [0u8; 64];
-    let mut out = Vec::with_capacity(max_payload);
     while !stop.load(Ordering::Relaxed) {
         let Ok((n, from)) = sock.recv_from(&mut req) else {
             continue; // timeout: look at `stop` again
         };
         match parse_request(&req[..n]) {
             Some((s, seq, count)) if s == list.session() => {
-                st.requests += 1;
-                answer(sock, from, list, seq, count, max_payload, &mut out, &mut st);
+                r.stats.requests += 1;
+                r.answer(from, seq, count);
             }
-            _ => st.ignored += 1,
+            _ => r.stats.ignored += 1,
         }
     }
-    st
+    r.stats
 }
 
 /// (session, first sequence, count) of a request.
@@ -108,48 +113,54 @@ pub fn parse_request(b: &[u8]) -> Option<(Session, u64, u16)> {
     Some((session, seq, u16::from_be_bytes([b[18], b[19]])))
 }
 
-/// Sends messages `seq..seq+count` (stopping at one the list lacks) in packets.
-#[allow(clippy::too_many_arguments)]
-fn answer(
-    sock: &UdpSocket,
-    to: SocketAddr,
-    list: &PacketList,
-    seq: u64,
-    count: u16,
+/// The server's answering state.
+struct Replier<'a> {
+    sock: &'a UdpSocket,
+    list: &'a PacketList,
     max_payload: usize,
-    out: &mut Vec<u8>,
-    st: &mut ServeStats,
-) {
-    let end = seq.saturating_add(u64::from(count));
-    let mut next = seq;
-    for _ in 0..MAX_REPLY_PACKETS {
-        let first = next;
-        start_packet(out, list.session(), first);
-        while next < end {
-            let Some(m) = list.message(next) else { break };
-            if out.len() + m.len() > max_payload && next > first {
-                break;
-            }
-            out.extend_from_slice(m);
-            next += 1;
-        }
-        let n = (next - first) as u16;
-        if n == 0 {
-            return;
-        }
-        out[18..20].copy_from_slice(&n.to_be_bytes());
-        if sock.send_to(out, to).is_ok() {
-            st.packets += 1;
-            st.messages += u64::from(n);
-        }
-    }
+    out: Vec<u8>,
+    stats: ServeStats,
 }
 
-fn start_packet(out: &mut Vec<u8>, session: Session, seq: u64) {
-    out.clear();
-    out.extend_from_slice(&session.0);
-    out.extend_from_slice(&seq.to_be_bytes());
-    out.extend_from_slice(&[0, 0]);
+impl Replier<'_> {
+    /// Sends messages `seq..seq+count` (stopping at one the list lacks) in packets.
+    fn answer(&mut self, to: SocketAddr, seq: u64, count: u16) {
+        let end = seq.saturating_add(u64::from(count));
+        let mut next = seq;
+        for _ in 0..MAX_REPLY_PACKETS {
+            let first = next;
+            next = self.fill(first, end);
+            let n = (next - first) as u16;
+            if n == 0 {
+                return;
+            }
+            self.out[18..20].copy_from_slice(&n.to_be_bytes());
+            if self.sock.send_to(&self.out, to).is_ok() {
+                self.stats.packets += 1;
+                self.stats.messages += u64::from(n);
+            }
+        }
+    }
+
+    /// A packet of messages from `first` (before `end`) in `out`; the sequence after its last.
+    fn fill(&mut self, first: u64, end: u64) -> u64 {
+        self.out.clear();
+        self.out.extend_from_slice(&self.list.session().0);
+        self.out.extend_from_slice(&first.to_be_bytes());
+        self.out.extend_from_slice(&[0, 0]);
+        let mut next = first;
+        while next < end {
+            let Some(m) = self.list.message(next) else {
+                break;
+            };
+            if self.out.len() + m.len() > self.max_payload && next > first {
+                break;
+            }
+            self.out.extend_from_slice(m);
+            next += 1;
+        }
+        next
+    }
 }
 
 /// What the client did.
