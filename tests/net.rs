@@ -420,3 +420,59 @@ fn heartbeats_go_out_while_idle() {
     assert!(s.heartbeats >= 5, "{s:?}");
     assert!(ended && seen == s.heartbeats, "{seen} of {}", s.heartbeats);
 }
+
+#[test]
+fn kernel_drops_are_counted_when_the_buffer_overflows() {
+    need_multicast!();
+    let itch = generated(20_000);
+    let o = PackOptions {
+        window_ns: 0,
+        ..PackOptions::default()
+    };
+    let list = PacketList::from_itch(&itch, &o).unwrap();
+    let line = group(80, 30_080);
+    let mut ro = opts(vec![line]);
+    ro.rcvbuf = 4_096; // the smallest the kernel grants: overflows unless read at once
+    let mut rx = Receiver::new(&ro).unwrap();
+    let s = send(&list, &[line], None, [Faults::default(); 2]); // not read while sending
+    let mut got = 0;
+    while rx.poll(Duration::from_millis(100), |_| got += 1).unwrap() > 0 {}
+    let st = rx.stats();
+    assert_eq!(st.datagrams, got);
+    assert!(st.kernel_drops > 0, "{st:?}");
+    assert_eq!(got + st.kernel_drops, s.lines[0].datagrams, "{st:?}");
+}
+
+#[test]
+fn recording_rotates_by_time_and_writes_pcapng() {
+    need_multicast!();
+    let itch = sample();
+    let list = PacketList::from_itch(&itch, &PackOptions::default()).unwrap();
+    let span = list.packets().last().unwrap().ts_ns - list.packets()[0].ts_ns;
+    let line = group(90, 30_090);
+    let rx = Receiver::new(&opts(vec![line])).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ro = RecordOptions {
+        out: dir.path().join("t.pcapng"),
+        pcapng: true,
+        rotate_size: None,
+        rotate_time: Some(Duration::from_millis(60)),
+    };
+    let rec = std::thread::spawn(move || {
+        Recorder::new(rx, ro)
+            .run(&AtomicBool::new(false), Some(Duration::from_secs(5)))
+            .unwrap()
+    });
+    // About 0.3 s of sending, so several 60 ms files.
+    send(
+        &list,
+        &[line],
+        Some(span as f64 / 300e6),
+        [Faults::default(); 2],
+    );
+    let r = rec.join().unwrap();
+    assert!(r.files.len() >= 3, "{:?}", r.files);
+    assert_eq!(r.files[1], dir.path().join("t-1.pcapng"));
+    let (got, _) = replay(&r.files, &[line]);
+    assert_same(&got, &bodies(&itch));
+}

@@ -162,9 +162,18 @@ impl Receiver {
         self.lines.iter().map(|l| l.group).collect()
     }
 
-    /// Counters so far.
+    /// Counters so far. The kernel's drop count is read from each socket now (`SO_MEMINFO`):
+    /// `SO_RXQ_OVFL` only tells it with the next datagram queued after a drop.
     pub fn stats(&self) -> RecvStats {
-        self.stats
+        let mut s = self.stats;
+        let now: u64 = self
+            .lines
+            .iter()
+            .filter_map(|l| socket_drops(&l.sock))
+            .map(u64::from)
+            .sum();
+        s.kernel_drops = s.kernel_drops.max(now);
+        s
     }
 
     /// Waits up to `timeout` for datagrams, then hands every one waiting (in batches) to `f`;
@@ -307,6 +316,27 @@ impl Slots {
             h.msg_controllen = CTRL_WORDS * 8;
         }
     }
+}
+
+/// `SO_MEMINFO` (asm-generic/socket.h; the libc crate lacks it).
+const SO_MEMINFO: libc::c_int = 55;
+
+/// The socket's drop counter (`SK_MEMINFO_DROPS`), if the kernel tells it.
+fn socket_drops(sock: &UdpSocket) -> Option<u32> {
+    let mut info = [0u32; 9];
+    let mut len = size_of::<[u32; 9]>() as libc::socklen_t;
+    // SAFETY: `info` and `len` live across the call; the kernel writes at most `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    let at = libc::SK_MEMINFO_DROPS as usize;
+    (r == 0 && len as usize > at * 4).then(|| info[at])
 }
 
 /// Turns on receive timestamps (software, and hardware where the NIC gives them) and the drop
