@@ -287,7 +287,11 @@ fn live_with_rerequests(
     server: SocketAddrV4,
     line_a: SocketAddrV4,
 ) -> (Vec<(u64, Vec<u8>)>, Arbiter, u64) {
-    let mut arb = Arbiter::new(ArbiterConfig::default());
+    // Holes held up to 5 s, so that a stalled test thread on a busy host does not give one up
+    // before its re-request is answered.
+    let mut cfg = ArbiterConfig::default();
+    cfg.stream.hold_ns = 5_000_000_000;
+    let mut arb = Arbiter::new(cfg);
     let mut rq = Rerequester::new(server).unwrap();
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
