@@ -480,3 +480,39 @@ fn recording_rotates_by_time_and_writes_pcapng() {
     let (got, _) = replay(&r.files, &[line]);
     assert_same(&got, &bodies(&itch));
 }
+
+#[test]
+fn a_recording_with_re_requests_has_no_gap() {
+    need_multicast!();
+    let itch = sample();
+    let list = Arc::new(PacketList::from_itch(&itch, &PackOptions::default()).unwrap());
+    let server =
+        RerequestServer::spawn(Arc::clone(&list), SocketAddrV4::new(LO, 0), 1_400).unwrap();
+    let line = group(95, 30_095);
+    let rx = Receiver::new(&opts(vec![line])).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ro = RecordOptions {
+        out: dir.path().join("filled.pcap"),
+        pcapng: false,
+        rotate_size: None,
+        rotate_time: None,
+    };
+    let rec = Recorder::new(rx, ro).with_rerequest(server.addr()).unwrap();
+    let rec = std::thread::spawn(move || {
+        rec.run(&AtomicBool::new(false), Some(Duration::from_secs(5)))
+            .unwrap()
+    });
+    let drop = Faults {
+        drop_seq: Some((500, 520)),
+        drop_every: Some(25),
+        ..Faults::default()
+    };
+    let s = send(&list, &[line], Some(1.0), [drop, Faults::default()]);
+    let r = rec.join().unwrap();
+    server.stop();
+    assert!(s.lines[0].dropped > 5, "{s:?}");
+    assert_eq!(r.lost, Some(0), "{r:?}");
+    assert!(r.rerequests.unwrap().replies > 0);
+    let (got, _) = replay(&r.files, &[line]);
+    assert_same(&got, &bodies(&itch));
+}

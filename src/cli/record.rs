@@ -4,11 +4,13 @@ use super::send::{lines, short_duration, Lines};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::io::{self, Write};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tickwatch::net::{socket, Receiver, RecordOptions, RecordReport, Recorder, RecvOptions};
+use tickwatch::net::{
+    parse_udp, socket, Receiver, RecordOptions, RecordReport, Recorder, RecvOptions,
+};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -32,6 +34,10 @@ pub struct RecordArgs {
     /// Start a new file after this long (e.g. 10min).
     #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
     pub rotate_time: Option<Duration>,
+    /// Ask this MoldUDP64 re-request server (`send --rerequest-port`) for every gap missed on
+    /// every line, and record its replies (as datagrams of line A from the server's address).
+    #[arg(long, value_name = "udp://HOST:PORT", value_parser = server)]
+    pub rerequest: Option<SocketAddrV4>,
     /// Also stop after this long with nothing received.
     #[arg(long, value_name = "DUR", value_parser = short_duration)]
     pub idle: Option<Duration>,
@@ -41,6 +47,10 @@ pub struct RecordArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+fn server(s: &str) -> Result<SocketAddrV4, String> {
+    parse_udp(s).map_err(|e| e.to_string())
 }
 
 pub fn cmd_record(a: RecordArgs) -> Result<()> {
@@ -68,7 +78,11 @@ pub fn cmd_record(a: RecordArgs) -> Result<()> {
         rotate_size: a.rotate_size,
         rotate_time: a.rotate_time,
     };
-    let r = Recorder::new(rx, opts).run(&STOP, a.idle)?;
+    let mut rec = Recorder::new(rx, opts);
+    if let Some(server) = a.rerequest {
+        rec = rec.with_rerequest(server)?;
+    }
+    let r = rec.run(&STOP, a.idle)?;
     if a.json {
         serde_json::to_writer_pretty(io::stdout().lock(), &r)?;
         println!();
@@ -95,6 +109,13 @@ fn print_report(r: &RecordReport) -> io::Result<()> {
         r.kernel_drops,
         r.timestamps.unwrap_or(tickwatch::net::TimestampSource::User)
     )?;
+    if let (Some(q), Some(lost)) = (r.rerequests, r.lost) {
+        writeln!(
+            out,
+            "re-requests: {} sent for {} messages, {} replies; {} messages lost on every line and not filled",
+            q.requests, q.asked, q.replies, lost
+        )?;
+    }
     for f in &r.files {
         writeln!(out, "  {}", f.display())?;
     }

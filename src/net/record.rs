@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::io::BufWriter;
+use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -12,9 +13,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::recv::{Receiver, TimestampSource};
-use super::NetError;
+use super::rerequest::{RequestStats, Rerequester};
+use super::{now_ns, NetError};
 use crate::capture::{CaptureFormat, PacketWriter, TsResolution, WriteOptions};
-use crate::mold::{Datagram, Packet, PacketKind};
+use crate::mold::{Arbiter, ArbiterConfig, Datagram, Delivered, Packet, PacketKind};
 
 /// Where and how to record.
 #[derive(Debug, Clone)]
@@ -46,6 +48,10 @@ pub struct RecordReport {
     pub timestamps: Option<TimestampSource>,
     /// Every line sent its end of session.
     pub end_of_session: bool,
+    /// With a re-request server: what was asked.
+    pub rerequests: Option<RequestStats>,
+    /// With a re-request server: messages missed on every line and not filled in time.
+    pub lost: Option<u64>,
 }
 
 type Writer = PacketWriter<BufWriter<File>>;
@@ -143,12 +149,46 @@ fn numbered(p: &Path, index: usize) -> PathBuf {
     p.with_file_name(name)
 }
 
+/// Gap filling while recording: an arbiter over the lines finds the gaps, a re-request client
+/// asks for them, and the replies are recorded as datagrams of line A.
+#[derive(Debug)]
+struct Refill {
+    arb: Arbiter,
+    rq: Rerequester,
+    line_a: SocketAddrV4,
+}
+
+impl Refill {
+    fn open_gaps(&self) -> bool {
+        let open = |id| {
+            self.arb
+                .stream(id)
+                .is_some_and(|s| s.gaps().iter().any(|g| g.closed_ns.is_none()))
+        };
+        (0..self.arb.streams() as u32).any(open)
+    }
+
+    /// Messages given up (gaps not filled in time).
+    fn lost(&self) -> u64 {
+        let lost = |id| {
+            self.arb
+                .stream(id)
+                .map_or(0, |s| s.gaps().iter().map(|g| g.lost).sum())
+        };
+        (0..self.arb.streams() as u32).map(lost).sum()
+    }
+}
+
+/// The arbiter's deliveries are not needed: the recording keeps datagrams.
+fn discard(_: Delivered<'_>) {}
+
 /// Records a receiver's lines.
 #[derive(Debug)]
 pub struct Recorder {
     rx: Receiver,
     files: Files,
     ended: Vec<bool>,
+    refill: Option<Refill>,
 }
 
 impl Recorder {
@@ -160,38 +200,51 @@ impl Recorder {
             current: None,
             report: RecordReport::default(),
         };
-        Recorder { rx, files, ended }
+        Recorder {
+            rx,
+            files,
+            ended,
+            refill: None,
+        }
     }
 
-    /// Records until every line has ended its session, `stop` is set, or (if given) nothing
-    /// arrives for `idle`.
+    /// Also asks `server` for every gap (missed on every line) and records its replies; the
+    /// recording then ends once the gaps are filled or given up (after the arbiter's hold time).
     ///
     /// # Errors
-    /// Receiving or writing.
+    /// Creating the request socket.
+    pub fn with_rerequest(mut self, server: SocketAddrV4) -> Result<Recorder, NetError> {
+        let lines = self.rx.lines();
+        let mut cfg = ArbiterConfig::default();
+        match lines[..] {
+            [a, b] => cfg.ab = vec![(a, b)],
+            _ => cfg.channels = lines.clone(),
+        }
+        self.refill = Some(Refill {
+            arb: Arbiter::new(cfg),
+            rq: Rerequester::new(server)?,
+            line_a: lines[0],
+        });
+        Ok(self)
+    }
+
+    fn done(&self) -> bool {
+        self.ended.iter().all(|&e| e) && !self.refill.as_ref().is_some_and(Refill::open_gaps)
+    }
+
+    /// Records until every line has ended its session (and no gap is waiting for a re-request),
+    /// `stop` is set, or (if given) nothing arrives for `idle`.
+    ///
+    /// # Errors
+    /// Receiving, re-requesting or writing.
     pub fn run(
         mut self,
         stop: &AtomicBool,
         idle: Option<Duration>,
     ) -> Result<RecordReport, NetError> {
-        let groups = self.rx.lines();
         let mut last = Instant::now();
-        let mut failed = None;
-        while !stop.load(Ordering::Relaxed) && !self.ended.iter().all(|&e| e) {
-            let (files, ended) = (&mut self.files, &mut self.ended);
-            let n = self.rx.poll(Duration::from_millis(50), |d| {
-                if failed.is_none() {
-                    failed = files.write(d).err();
-                }
-                if ends_session(d) {
-                    if let Some(i) = groups.iter().position(|&g| g == d.dst) {
-                        ended[i] = true;
-                    }
-                }
-            })?;
-            if let Some(e) = failed.take() {
-                return Err(e);
-            }
-            if n > 0 {
+        while !stop.load(Ordering::Relaxed) && !self.done() {
+            if self.step()? > 0 {
                 last = Instant::now();
             } else if idle.is_some_and(|t| last.elapsed() >= t) {
                 break;
@@ -203,7 +256,46 @@ impl Recorder {
         r.kernel_drops = st.kernel_drops;
         r.timestamps = Some(st.timestamps());
         r.end_of_session = self.ended.iter().all(|&e| e);
+        r.rerequests = self.refill.as_ref().map(|f| f.rq.stats());
+        r.lost = self.refill.as_ref().map(Refill::lost);
         Ok(r)
+    }
+
+    /// One poll of the lines, then of the re-request replies; datagrams taken.
+    fn step(&mut self) -> Result<usize, NetError> {
+        let groups = self.rx.lines();
+        let Recorder {
+            rx,
+            files,
+            ended,
+            refill,
+            ..
+        } = self;
+        let mut failed = None;
+        let mut n = rx.poll(Duration::from_millis(20), |d| {
+            if failed.is_none() {
+                failed = files.write(d).err();
+            }
+            if let Some(r) = refill.as_mut() {
+                r.arb.push(d, &mut discard);
+            }
+            if ends_session(d) {
+                if let Some(i) = groups.iter().position(|&g| g == d.dst) {
+                    ended[i] = true;
+                }
+            }
+        })?;
+        if let Some(Refill { arb, rq, line_a }) = refill.as_mut() {
+            n += rq.poll(*line_a, |d| {
+                if failed.is_none() {
+                    failed = files.write(d).err();
+                }
+                arb.push(d, &mut discard);
+            })?;
+            arb.expire(now_ns(), &mut discard);
+            rq.request_gaps(arb)?;
+        }
+        failed.map_or(Ok(n), Err)
     }
 }
 
