@@ -516,3 +516,43 @@ fn a_recording_with_re_requests_has_no_gap() {
     let (got, _) = replay(&r.files, &[line]);
     assert_same(&got, &bodies(&itch));
 }
+
+#[test]
+fn bad_send_options_are_errors() {
+    let list = PacketList::from_itch(&sample(), &PackOptions::default()).unwrap();
+    let line = vec![group(99, 30_099)];
+    for o in [
+        SendOptions {
+            lines: vec![],
+            ..SendOptions::default()
+        },
+        SendOptions {
+            lines: vec![line[0]; 3],
+            ..SendOptions::default()
+        },
+        SendOptions {
+            lines: line.clone(),
+            speed: Some(0.0),
+            ..SendOptions::default()
+        },
+        SendOptions {
+            lines: line.clone(),
+            speed: Some(f64::NAN),
+            ..SendOptions::default()
+        },
+        SendOptions {
+            lines: line.clone(),
+            heartbeat: Duration::ZERO,
+            ..SendOptions::default()
+        },
+    ] {
+        assert!(Sender::new(&list, o).is_err());
+    }
+    let small = PackOptions {
+        max_payload: 10,
+        ..PackOptions::default()
+    };
+    assert!(PacketList::from_itch(&sample(), &small).is_err());
+    assert!(PacketList::from_itch(&[0, 5, 1], &PackOptions::default()).is_err());
+    assert!(PacketList::from_capture(b"not a capture", &PackOptions::default()).is_err());
+}

@@ -56,7 +56,7 @@ pub struct SendArgs {
     /// Messages share a packet when within this time of its first (ITCH input), e.g. 5us.
     #[arg(long, default_value = "5us", value_parser = short_duration)]
     pub window: Duration,
-    /// A heartbeat after this long without a packet.
+    /// A heartbeat after this long without a packet (at least 1ms).
     #[arg(long, default_value = "1s", value_parser = short_duration)]
     pub heartbeat: Duration,
     /// Drop every N-th data packet (on the lines of --fault-line).

@@ -104,6 +104,12 @@ impl<'a> Sender<'a> {
         if opts.lines.is_empty() || opts.lines.len() > 2 {
             return Err(NetError::Option("one or two destinations (lines A and B)"));
         }
+        if opts.speed.is_some_and(|k| !(k.is_finite() && k > 0.0)) {
+            return Err(NetError::Option("speed: a finite number above 0"));
+        }
+        if opts.heartbeat < Duration::from_millis(1) {
+            return Err(NetError::Option("heartbeat: at least 1 ms"));
+        }
         let sock = socket::sender(opts.iface, opts.ttl)?;
         let lines = (0..opts.lines.len())
             .map(|l| LineFaults::new(opts.faults[l]))
