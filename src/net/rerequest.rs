@@ -296,3 +296,20 @@ impl Rerequester {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_20_bytes() {
+        let mut r = [0u8; REQUEST_LEN];
+        r[..10].copy_from_slice(b"SESSION1  ");
+        r[10..18].copy_from_slice(&77u64.to_be_bytes());
+        r[18..20].copy_from_slice(&5u16.to_be_bytes());
+        let (s, seq, n) = parse_request(&r).unwrap();
+        assert_eq!((s.name().as_str(), seq, n), ("SESSION1", 77, 5));
+        assert!(parse_request(&r[..19]).is_none());
+        assert!(parse_request(&[0; 21]).is_none());
+    }
+}
