@@ -14,8 +14,10 @@ mod cli {
     pub mod inspect_capture;
     pub mod memory;
     pub mod progress;
+    pub mod record;
     pub mod report;
     pub mod run;
+    pub mod send;
     pub mod surv;
     pub mod values;
 }
@@ -48,6 +50,8 @@ fn main() {
         Cmd::Run(a) => cli::run::cmd_run(a),
         Cmd::Export(a) => cli::export::cmd_export(a),
         Cmd::Bars(a) => cli::run::cmd_bars(a),
+        Cmd::Send(a) => cli::send::cmd_send(a),
+        Cmd::Record(a) => cli::record::cmd_record(a),
     };
     if let Err(e) = result {
         if e.chain().any(|c| {

@@ -48,6 +48,12 @@ pub enum Cmd {
     Eval(EvalArgs),
     /// Print the default surveillance rules (TOML, every key), or check a rules file.
     Rules(RulesArgs),
+    /// Send an ITCH file (or a capture's MoldUDP64 stream) as MoldUDP64 over UDP multicast,
+    /// paced from its timestamps; fault injection and a re-request server for tests.
+    Send(super::send::SendArgs),
+    /// Record one or two multicast lines to pcap/pcapng (ns timestamps), rotated by size or
+    /// time, until end of session on every line or Ctrl-C.
+    Record(super::record::RecordArgs),
 }
 
 #[derive(Args, Debug)]
