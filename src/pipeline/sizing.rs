@@ -43,6 +43,20 @@ impl FeedCounts {
         c.0
     }
 
+    /// Counts for a feed that cannot be scanned first (a live one): as if each shard could
+    /// get any number of orders and messages on any locate, so the books and detector tables
+    /// take the configured capacities.
+    pub fn unscanned(shards: usize) -> FeedCounts {
+        let n = shards.max(1);
+        // Large, yet far from overflowing the sums made of it.
+        let any = usize::MAX / 4;
+        FeedCounts {
+            adds: vec![any; n],
+            messages: vec![any; n],
+            max_locate: u16::MAX,
+        }
+    }
+
     /// Each shard's book capacities: never above its share of `cap` (`cap` divided among the
     /// shards with 50 % headroom for uneven ones, never more than the whole).
     pub fn books(&self, cap: BookConfig) -> Vec<BookConfig> {
