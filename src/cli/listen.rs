@@ -6,7 +6,8 @@ use super::args::{Cli, RunArgs};
 use super::memory;
 use super::progress::{self, Watch};
 use super::report::print_run_report;
-use super::send::{lines, Lines};
+use super::send::{lines, short_duration, Lines};
+use super::values::count;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, CommandFactory, FromArgMatches};
 use serde::Serialize;
@@ -14,9 +15,10 @@ use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 use tickwatch::clock::TickScale;
 use tickwatch::mold::report::SessionReport;
-use tickwatch::mold::{Arbiter, ArbiterConfig};
+use tickwatch::mold::{Arbiter, ArbiterConfig, StreamConfig};
 use tickwatch::net::{parse_udp, socket, Receiver, RecvOptions, Rerequester};
 use tickwatch::pipeline::live::{LiveReport, LiveSource};
 use tickwatch::pipeline::sizing::FeedCounts;
@@ -40,6 +42,14 @@ pub struct ListenArgs {
     /// messages both lines missed.
     #[arg(long, requires = "listen", value_name = "udp://HOST:PORT", value_parser = server)]
     pub rerequest: Option<SocketAddrV4>,
+    /// With --listen: how long a message missing on every line is waited for (from the other
+    /// line, a re-request, or a late packet) before it is given up; the books wait with it.
+    #[arg(long, requires = "listen", default_value = "250ms", value_parser = short_duration)]
+    pub hold: Duration,
+    /// With --listen: messages held back behind a missing one, at most (a hole is given up
+    /// when the window is full).
+    #[arg(long, requires = "listen", default_value_t = 1 << 15, value_parser = count::<usize>(1..=1 << 24))]
+    pub hold_messages: usize,
     /// With --listen: receive buffer per socket, bytes.
     #[arg(long, requires = "listen", default_value_t = socket::RCVBUF)]
     pub rcvbuf: usize,
@@ -135,13 +145,22 @@ fn source(a: &RunArgs, lines: &Lines) -> Result<LiveSource> {
         rcvbuf: l.rcvbuf,
     };
     let rx = Receiver::new(&ro).context("joining the lines")?;
+    let stream = StreamConfig {
+        hold_messages: l.hold_messages,
+        // ITCH messages average ≈ 30 bytes; room for the window's messages of up to 64.
+        hold_bytes: l.hold_messages * 64,
+        hold_ns: l.hold.as_nanos() as u64,
+        ..StreamConfig::default()
+    };
     let acfg = match lines.0[..] {
         [la, lb] => ArbiterConfig {
             ab: vec![(la, lb)],
+            stream,
             ..ArbiterConfig::default()
         },
         _ => ArbiterConfig {
             channels: lines.0.clone(),
+            stream,
             ..ArbiterConfig::default()
         },
     };
@@ -179,34 +198,41 @@ fn print_live(out: &mut dyn Write, l: &LiveReport) -> io::Result<()> {
             q.requests, q.asked, q.replies
         )?;
     }
-    for g in &l.lost {
-        writeln!(out, "  unfilled gap: messages {}-{} lost", g.first, g.last)?;
+    for g in l.lost.iter().take(SHOWN) {
+        writeln!(out, "  unfilled: messages {}-{} lost", g.first, g.last)?;
+    }
+    if l.lost.len() > SHOWN {
+        writeln!(out, "  … {} more unfilled ranges", l.lost.len() - SHOWN)?;
     }
     Ok(())
 }
 
+/// Gap ranges printed (the `--json` report has them all, up to the arbiter's gap list).
+const SHOWN: usize = 10;
+
 fn print_session(out: &mut dyn Write, s: &SessionReport) -> io::Result<()> {
     let c = &s.counters;
-    let lost: u64 = s.gaps.iter().map(|g| g.lost).sum();
-    let filled = s.gaps.iter().filter(|g| g.lost == 0 && g.closed_ns.is_some()).count();
     writeln!(
         out,
-        "  session {}: messages {} delivered; gaps {} ({} filled, {} with {} messages lost); duplicates {} ({} arbitrated A/B)",
+        "  session {}: {} messages delivered; gaps {}: {} missing messages filled, {} lost (window full {} times); duplicates {} ({} arbitrated A/B)",
         s.session.name(),
         c.delivered,
         c.gaps,
-        filled,
-        s.gaps.len() - filled,
-        lost,
+        c.recovered,
+        c.lost,
+        c.window_full,
         c.duplicates,
         s.arbitrated_duplicates
     )?;
-    for g in &s.gaps {
-        writeln!(
-            out,
-            "    gap {}-{}: {} recovered, {} lost",
-            g.first, g.last, g.recovered, g.lost
-        )?;
+    for g in s.gaps.iter().take(SHOWN) {
+        let how = match g.lost {
+            0 => "filled".to_string(),
+            n => format!("{n} lost"),
+        };
+        writeln!(out, "    gap {}-{}: {how}", g.first, g.last)?;
+    }
+    if c.gaps > SHOWN as u64 {
+        writeln!(out, "    … {} more gaps", c.gaps - SHOWN as u64)?;
     }
     Ok(())
 }
