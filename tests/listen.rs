@@ -80,7 +80,15 @@ fn reference(dir: &Path) -> (PathBuf, Vec<u8>, Value) {
     let alerts = dir.join("file.jsonl");
     let run = spawn(
         &[],
-        &["run", s(&feed), "--workers", "2", "--json", "--alerts", s(&alerts)],
+        &[
+            "run",
+            s(&feed),
+            "--workers",
+            "2",
+            "--json",
+            "--alerts",
+            s(&alerts),
+        ],
     );
     let report = serde_json::from_str(&finish(run, Duration::from_secs(20))).unwrap();
     (feed, std::fs::read(alerts).unwrap(), report)
@@ -116,7 +124,14 @@ fn live(
     let run = spawn(rx, &args);
     std::thread::sleep(Duration::from_millis(700)); // the join reaches the kernel
     let mut args = vec![
-        "send", s(&feed), "--to", lines, "--iface", tx_if, "--speed", "max",
+        "send",
+        s(&feed),
+        "--to",
+        lines,
+        "--iface",
+        tx_if,
+        "--speed",
+        "max",
     ];
     args.extend_from_slice(send_extra);
     let sent = finish(spawn(tx, &args), Duration::from_secs(15));
@@ -134,7 +149,13 @@ fn same_as_file(got: &(Vec<u8>, Value), want: &(PathBuf, Vec<u8>, Value)) {
     assert_eq!(live["recv"]["kernel_drops"], 0, "{live:#}");
     assert!(!want.1.is_empty(), "the feed raises alerts");
     assert!(*alerts == want.1, "live alerts differ from the file's");
-    for k in ["messages", "live_orders", "book_stats", "top_changes", "interrupted"] {
+    for k in [
+        "messages",
+        "live_orders",
+        "book_stats",
+        "top_changes",
+        "interrupted",
+    ] {
         assert_eq!(r[k], want.2[k], "{k}");
     }
     assert_eq!(r["surv"]["total"], want.2["surv"]["total"]);
@@ -180,7 +201,10 @@ fn live_run_equals_the_file_run_on_loopback() {
     let live = &got.1["live"];
     assert!(live["rerequests"]["replies"].as_u64() > Some(0), "{live:#}");
     let gap = &live["mold"]["sessions"][0]["gaps"][0];
-    assert_eq!((gap["first"].as_u64(), gap["lost"].as_u64()), (Some(1000), Some(0)));
+    assert_eq!(
+        (gap["first"].as_u64(), gap["lost"].as_u64()),
+        (Some(1000), Some(0))
+    );
 }
 
 #[test]
@@ -212,4 +236,27 @@ fn live_run_across_namespaces_over_veth() {
     let ifs = ("10.77.0.1", "10.77.0.2");
     let got = live(dir.path(), (&tx, &rx), ab, ifs, &[], &["--drop-every", "3"]);
     same_as_file(&got, &want);
+}
+
+#[test]
+fn ctrl_c_ends_a_live_run_with_its_counters() {
+    loopback();
+    let run = spawn(
+        &[],
+        &[
+            "run",
+            "--listen",
+            "udp://239.255.81.8:31303",
+            "--iface",
+            "127.0.0.1",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    // SAFETY: signals our own child, whose pid is live until it is waited for.
+    unsafe {
+        libc::kill(run.id() as i32, libc::SIGINT);
+    }
+    let out = finish(run, Duration::from_secs(10));
+    assert!(out.contains("stopped before the end of session"), "{out}");
+    assert!(out.contains("interrupted by Ctrl-C"), "{out}");
 }

@@ -105,8 +105,8 @@ pub fn run_live(
     let counts = FeedCounts::unscanned(cfg.workers);
     let dash = |p: &std::path::PathBuf| p.as_os_str() == "-";
     // Rows or alerts on standard output: the report goes to standard error.
-    let quiet_stdout =
-        a.alerts.as_ref().is_some_and(dash) || (jobs.bars.is_some() && a.bars.as_ref().map_or(true, dash));
+    let quiet_stdout = a.alerts.as_ref().is_some_and(dash)
+        || (jobs.bars.is_some() && a.bars.as_ref().map_or(true, dash));
     let progress = AtomicU64::new(0);
     let (outcome, src) = progress::while_running(&progress, watch, || {
         pipeline::run_source(src, &counts, &cfg, jobs, &STOP, &progress)
@@ -118,7 +118,13 @@ pub fn run_live(
         Box::new(io::stdout().lock())
     };
     if a.json {
-        serde_json::to_writer_pretty(&mut out, &LiveRun { run: r, live: &live })?;
+        serde_json::to_writer_pretty(
+            &mut out,
+            &LiveRun {
+                run: r,
+                live: &live,
+            },
+        )?;
         writeln!(out)?;
     } else {
         print_live(&mut out, &live)?;
@@ -127,7 +133,11 @@ pub fn run_live(
             out,
             "latency origin: each packet's {:?} receive timestamp, so end to end is wire → book{}",
             live.timestamps,
-            if r.surv.is_some() { " and the alert latency wire → alert" } else { "" }
+            if r.surv.is_some() {
+                " and the alert latency wire → alert"
+            } else {
+                ""
+            }
         )?;
     }
     r.check_conservation()
@@ -169,7 +179,13 @@ fn source(a: &RunArgs, lines: &Lines) -> Result<LiveSource> {
         None => None,
     };
     let scale = TickScale::cached();
-    Ok(LiveSource::new(rx, Arbiter::new(acfg), rq, scale, a.input.lenient))
+    Ok(LiveSource::new(
+        rx,
+        Arbiter::new(acfg),
+        rq,
+        scale,
+        a.input.lenient,
+    ))
 }
 
 fn names(lines: &[SocketAddrV4]) -> String {
@@ -186,7 +202,11 @@ fn print_live(out: &mut dyn Write, l: &LiveReport) -> io::Result<()> {
         l.mold.packets,
         l.recv.kernel_drops,
         l.timestamps,
-        if l.end_of_session { "end of session" } else { "stopped before the end of session" }
+        if l.end_of_session {
+            "end of session"
+        } else {
+            "stopped before the end of session"
+        }
     )?;
     for s in &l.mold.sessions {
         print_session(out, s)?;
@@ -236,4 +256,3 @@ fn print_session(out: &mut dyn Write, s: &SessionReport) -> io::Result<()> {
     }
     Ok(())
 }
-

@@ -215,7 +215,9 @@ fn pipeline_config(a: &RunArgs, kind: RunKind) -> Result<PipelineConfig> {
         workers: a
             .workers
             // A live feed comes at its own pace: as a paced replay.
-            .unwrap_or_else(|| workers_for(kind, ncores, a.speed.0.is_some() || a.live.listen.is_some())),
+            .unwrap_or_else(|| {
+                workers_for(kind, ncores, a.speed.0.is_some() || a.live.listen.is_some())
+            }),
         cores,
         wait: a.wait,
         backpressure: a.backpressure,

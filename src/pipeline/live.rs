@@ -21,8 +21,8 @@ use crate::engine::{Route, Source};
 use crate::inspect::InspectError;
 use crate::itch::{decode, DecodeErrorKind};
 use crate::mold::{Arbiter, Delivered, MoldReport, Sink};
-use crate::net::rerequest::{RequestStats, Rerequester};
 use crate::net::recv::{RecvStats, TimestampSource};
+use crate::net::rerequest::{RequestStats, Rerequester};
 use crate::net::{now_ns, NetError, Receiver};
 
 /// Messages queued between the arbiter and the reader before the queue grows (one poll drains
@@ -103,7 +103,8 @@ impl Epoch {
         if ns >= self.realtime_ns {
             self.ticks + self.scale.to_ticks(ns - self.realtime_ns)
         } else {
-            self.ticks.saturating_sub(self.scale.to_ticks(self.realtime_ns - ns))
+            self.ticks
+                .saturating_sub(self.scale.to_ticks(self.realtime_ns - ns))
         }
     }
 }
@@ -174,7 +175,9 @@ impl LiveSource {
     /// One nonblocking poll of the lines and the re-request replies; holes open too long given
     /// up, open ones asked for.
     fn poll(&mut self) -> Result<(), NetError> {
-        let LiveSource { rx, arb, rq, queue, .. } = self;
+        let LiveSource {
+            rx, arb, rq, queue, ..
+        } = self;
         rx.poll(Duration::ZERO, |d| {
             arb.push(d, queue);
         })?;

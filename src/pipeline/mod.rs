@@ -479,13 +479,7 @@ where
         None => None,
     };
     let surv_parts = match jobs.surv {
-        Some(j) => Some(surv_hooks(
-            j,
-            counts,
-            cfg.feed.until,
-            surv_clock_no,
-            scale,
-        )?),
+        Some(j) => Some(surv_hooks(j, counts, cfg.feed.until, surv_clock_no, scale)?),
         None => None,
     };
     let hooks = (bars_parts, surv_parts);

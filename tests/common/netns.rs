@@ -56,4 +56,3 @@ impl Drop for Netns {
         let _ = ip(&["netns", "del", &self.b]);
     }
 }
-
