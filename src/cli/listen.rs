@@ -44,6 +44,8 @@ pub struct ListenArgs {
     pub rerequest: Option<SocketAddrV4>,
     /// With --listen: how long a message missing on every line is waited for (from the other
     /// line, a re-request, or a late packet) before it is given up; the books wait with it.
+    /// Timed on receive stamps: with --rerequest it must cover the reader's lag behind the
+    /// wire as well as the request's round trip.
     #[arg(long, requires = "listen", default_value = "250ms", value_parser = short_duration)]
     pub hold: Duration,
     /// With --listen: messages held back behind a missing one, at most (a hole is given up

@@ -220,19 +220,38 @@ impl Receiver {
     pub fn poll(
         &mut self,
         timeout: Duration,
+        f: impl FnMut(&Datagram<'_>),
+    ) -> Result<usize, NetError> {
+        self.poll_up_to(timeout, usize::MAX, f)
+    }
+
+    /// [`Receiver::poll`], handing out at most `max` datagrams: the rest wait for the next call
+    /// (in the batches already read, or in the sockets), so a caller draining a backlog can
+    /// act between parts of it (e.g. ask for a gap before its window fills).
+    ///
+    /// # Errors
+    /// As [`Receiver::poll`].
+    pub fn poll_up_to(
+        &mut self,
+        timeout: Duration,
+        max: usize,
         mut f: impl FnMut(&Datagram<'_>),
     ) -> Result<usize, NetError> {
-        if !self.wait(timeout)? {
+        let left = self.batches.iter().any(|b| b.head().is_some());
+        if !left && !self.wait(timeout)? {
             return Ok(0);
         }
         for li in 0..self.lines.len() {
-            self.recv_batch(li)?;
+            if self.batches[li].head().is_none() {
+                self.recv_batch(li)?;
+            }
         }
         // Oldest first across the lines, so that line A does not run ahead of line B through
         // a backlog (its gaps would look older than they are to an arbiter's reorder window);
         // a line's next batch is read when its last one, full, is used up.
         let mut n = 0;
-        while let Some(li) = self.oldest() {
+        while n < max {
+            let Some(li) = self.oldest() else { break };
             let b = &mut self.batches[li];
             let g = b.got[b.next];
             b.next += 1;

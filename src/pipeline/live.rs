@@ -29,6 +29,10 @@ use crate::net::{now_ns, NetError, Receiver};
 /// the sockets, which can hold a few thousand packets).
 const QUEUE: usize = 1 << 16;
 
+/// Datagrams taken per poll: a backlog is drained in parts, with the re-request replies read,
+/// gaps asked for and holes expired between them.
+const POLL_DATAGRAMS: usize = 1024;
+
 /// Why a live feed stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
@@ -178,7 +182,7 @@ impl LiveSource {
         let LiveSource {
             rx, arb, rq, queue, ..
         } = self;
-        rx.poll(Duration::ZERO, |d| {
+        rx.poll_up_to(Duration::ZERO, POLL_DATAGRAMS, |d| {
             arb.push(d, queue);
         })?;
         if let Some(rq) = rq.as_mut() {

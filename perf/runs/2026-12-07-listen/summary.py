@@ -3,7 +3,7 @@
 import glob, json, sys
 
 d = sys.argv[1]
-for f in sorted(glob.glob(f"{d}/*-[0-9]*.json")):
+for f in sorted(glob.glob(f"{d}/books-*.json") + glob.glob(f"{d}/alerts-*.json")):
     r = json.load(open(f))
     e2e = r["latency"][-1]
     row = [f.split("/")[-1], f"msgs {r['messages']}", f"gaps lost {len(r['live']['lost'])}",
