@@ -219,6 +219,11 @@ fn live_run_without_a_feed_or_listen_is_refused() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("own pace"));
+    let o = Command::new(BIN)
+        .args(["run", "x.itch", "--listen", "udp://239.255.81.9:1"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot be used with"));
 }
 
 #[test]

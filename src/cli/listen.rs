@@ -70,6 +70,7 @@ pub fn parse() -> Result<Cli, clap::Error> {
             c.mut_arg("file", |f| {
                 f.required(false)
                     .required_unless_present("listen")
+                    .conflicts_with("listen")
                     .default_value("-")
                     .hide_default_value(true)
             })
