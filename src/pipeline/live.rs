@@ -185,6 +185,11 @@ impl LiveSource {
         rx.poll_up_to(Duration::ZERO, POLL_DATAGRAMS, |d| {
             arb.push(d, queue);
         })?;
+        // The clocks are paired again at every poll: the TSC rate is a measured estimate, and
+        // its error over the seconds since a single pairing would show as latency; the
+        // messages just read are recent, and are all converted with this pair (the next poll
+        // comes only once the queue is empty).
+        self.epoch = Epoch::now(self.epoch.scale);
         if let Some(rq) = rq.as_mut() {
             if let Some(key) = arb.stream_key(0) {
                 rq.poll(key.lines.0, |d| {
