@@ -94,6 +94,9 @@ pub fn print_run_report(out: &mut dyn Write, path: &Path, r: &pipeline::RunRepor
             sv.counters.account_overflow,
             sv.counters.risk_overflow
         )?;
+        if sv.counters.flow_applied == 0 && sv.flow_unapplied == 0 {
+            writeln!(out, "{}", super::surv::NO_FLOW)?;
+        }
         let pressed: Vec<String> = sv
             .tables
             .iter()

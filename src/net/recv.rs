@@ -8,12 +8,13 @@
 
 use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{now_ns, sock_err, socket, NetError};
+use super::socket::{self, setsockopt_int};
+use super::{now_ns, sock_err, NetError};
 use crate::mold::Datagram;
 
 /// Datagrams per `recvmmsg` call.
@@ -138,29 +139,6 @@ impl Batch {
     /// The receive time of the next datagram not handed out.
     fn head(&self) -> Option<u64> {
         self.got.get(self.next).map(|g| g.ts_ns)
-    }
-}
-
-/// `setsockopt` of an int option.
-pub(crate) fn setsockopt_int(
-    fd: RawFd,
-    level: i32,
-    name: i32,
-    v: libc::c_int,
-) -> std::io::Result<()> {
-    // SAFETY: `v` lives across the call and the length passed is its size.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&v as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as u32,
-        )
-    };
-    match r {
-        0 => Ok(()),
-        _ => Err(std::io::Error::last_os_error()),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Socket setup shared by the sender and the receiver (socket2; no `unsafe` here).
 
+use std::mem::size_of;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::RawFd;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -80,5 +82,28 @@ fn grow_rcvbuf(s: &Socket, want: usize) -> usize {
 fn force_rcvbuf(s: &Socket, want: usize) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let v = libc::c_int::try_from(want).unwrap_or(libc::c_int::MAX);
-    super::recv::setsockopt_int(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, v)
+    setsockopt_int(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, v)
+}
+
+/// `setsockopt` of an int option.
+pub(crate) fn setsockopt_int(
+    fd: RawFd,
+    level: i32,
+    name: i32,
+    v: libc::c_int,
+) -> std::io::Result<()> {
+    // SAFETY: `v` lives across the call and the length passed is its size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&v as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as u32,
+        )
+    };
+    match r {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
 }

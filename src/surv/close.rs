@@ -511,45 +511,40 @@ impl MarkingTheClose {
                 ">=",
                 r.min_window_trades as f64,
             )
-            .evidence("window_shares", w.shares as f64, ">", 0.0)
-            .evidence(
+            .context("window_shares", w.shares as f64)
+            // Each route's test where it fired; the rest is context.
+            .test_if(
+                pushed,
                 "volume_ratio",
                 ratio.unwrap_or(f64::NAN),
                 ">=",
                 r.min_volume_ratio,
             )
-            .evidence(
+            .test_if(
+                party.is_some(),
                 "party_share_ratio",
-                share.unwrap_or(0.0),
+                share.unwrap_or(f64::NAN),
                 ">=",
                 r.min_party_share,
             )
-            .evidence("start_px", w.start_px as f64 / 10_000.0, ">", 0.0)
-            .evidence("last_px", end_px as f64 / 10_000.0, ">", 0.0)
-            .evidence(
+            .context("start_px", w.start_px as f64 / 10_000.0)
+            .context("last_px", end_px as f64 / 10_000.0)
+            .context(
                 "cross_px",
                 close_px.map_or(f64::NAN, |c| c as f64 / 10_000.0),
-                ">",
-                0.0,
             )
-            .evidence(
+            .context(
                 "noii_imbalance_shares",
                 w.noii.map_or(f64::NAN, |n| n.imbalance as f64),
-                ">=",
-                f64::NEG_INFINITY,
             )
-            .evidence(
+            .test_if(
+                one_sided_auction,
                 "noii_imbalance_ratio",
                 imb_ratio.unwrap_or(f64::NAN),
                 ">=",
                 r.min_noii_imbalance_ratio,
             )
-            .evidence(
-                "noii_ref_move_bps",
-                ref_move.unwrap_or(f64::NAN),
-                ">=",
-                f64::NEG_INFINITY,
-            )
+            .context("noii_ref_move_bps", ref_move.unwrap_or(f64::NAN))
             .since(ts.saturating_sub(r.window_ns));
         if st.locate != 0 {
             a = a.touch(crate::agg::Touch::of(ctx.books, st.locate));
