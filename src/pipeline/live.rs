@@ -351,3 +351,24 @@ pub struct LiveReport {
     /// Messages longer than an event carries (cut short; none in ITCH 5.0).
     pub oversize: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receive_stamps_convert_around_the_pairing() {
+        let scale = TickScale::new(2.5);
+        let e = Epoch {
+            realtime_ns: 1_000_000_000,
+            ticks: 10_000_000,
+            scale,
+        };
+        assert_eq!(e.ticks_of(1_000_000_000), 10_000_000);
+        // 1 ms later / earlier is 2.5 M ticks away.
+        assert_eq!(e.ticks_of(1_001_000_000), 12_500_000);
+        assert_eq!(e.ticks_of(999_000_000), 7_500_000);
+        // Far before the TSC's zero: clamped, not wrapped.
+        assert_eq!(e.ticks_of(0), 0);
+    }
+}

@@ -163,4 +163,18 @@ mod tests {
         let small = BookConfig::for_orders(2, 1 << 16);
         assert!(FeedCounts::of(&buf, 1).books(small)[0].max_orders == 2);
     }
+
+    #[test]
+    fn an_unscanned_feed_takes_the_configured_capacities() {
+        let cap = BookConfig::for_orders(1 << 16, 1 << 12);
+        let one = FeedCounts::unscanned(1).books(cap);
+        assert_eq!(one[0].max_orders, cap.max_orders);
+        assert_eq!(one[0].max_locates, cap.max_locates);
+        // Two shards: each its share of the cap (half, with 50 % headroom).
+        let two = FeedCounts::unscanned(2).books(cap);
+        assert_eq!(two.len(), 2);
+        assert_eq!(two[1].max_orders, (1 << 15) + (1 << 14));
+        let fit = FeedCounts::unscanned(2).detector_fit(1, 10);
+        assert!(fit.orders > 1 << 40 && fit.locates == 1 << 16);
+    }
 }
