@@ -12,6 +12,7 @@ mod cli {
     pub mod gen;
     pub mod inspect;
     pub mod inspect_capture;
+    pub mod listen;
     pub mod memory;
     pub mod progress;
     pub mod record;
@@ -23,8 +24,7 @@ mod cli {
 }
 
 use clap::error::ErrorKind;
-use clap::Parser;
-use cli::args::{Cli, Cmd, ConvertCmd};
+use cli::args::{Cmd, ConvertCmd};
 use std::io;
 
 fn main() {
@@ -35,7 +35,7 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
+    let cli = cli::listen::parse().unwrap_or_else(|e| usage_error(e));
     let result = match cli.cmd {
         Cmd::Inspect(a) => cli::inspect::cmd_inspect(a),
         Cmd::Book(a) => cli::book::cmd_book(a),

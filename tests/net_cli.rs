@@ -12,26 +12,14 @@ use tickwatch::capture::Datagrams;
 use tickwatch::feed::Frames;
 use tickwatch::mold::{Arbiter, ArbiterConfig, Delivered};
 
+mod common;
+use common::netns::{ip, Netns};
+
 const BIN: &str = env!("CARGO_BIN_EXE_tickwatch");
 const SAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/data/12302019_SNIPPET.NASDAQ_ITCH50"
 );
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let o = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| e.to_string())?;
-    match o.status.success() {
-        true => Ok(()),
-        false => Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-    }
-}
 
 /// `prefix` + the command (e.g. `ip netns exec NS`), run as a child.
 fn spawn(prefix: &[&str], args: &[&str]) -> Child {
@@ -151,42 +139,6 @@ fn send_and_record_on_loopback() {
     let lines = "udp://239.255.78.1:31100,udp://239.255.78.2:31100";
     let got = round_trip(&[], &[], lines, "127.0.0.1", "127.0.0.1", &out);
     assert_eq!(got, sample_messages());
-}
-
-/// Two namespaces and a veth pair between them, removed on drop.
-struct Netns {
-    a: String,
-    b: String,
-}
-
-impl Netns {
-    fn new() -> Result<Netns, String> {
-        let id = std::process::id() % 100_000;
-        let n = Netns {
-            a: format!("twa{id}"),
-            b: format!("twb{id}"),
-        };
-        let (va, vb) = (format!("twva{id}"), format!("twvb{id}"));
-        ip(&["netns", "add", &n.a])?;
-        ip(&["netns", "add", &n.b])?;
-        ip(&[
-            "link", "add", &va, "netns", &n.a, "type", "veth", "peer", "name", &vb, "netns", &n.b,
-        ])?;
-        for (ns, dev, addr) in [(&n.a, &va, "10.77.0.1/24"), (&n.b, &vb, "10.77.0.2/24")] {
-            ip(&["-n", ns, "addr", "add", addr, "dev", dev])?;
-            ip(&["-n", ns, "link", "set", dev, "up"])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-            ip(&["-n", ns, "route", "add", "224.0.0.0/4", "dev", dev])?;
-        }
-        Ok(n)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.a]); // takes its end of the veth pair with it
-        let _ = ip(&["netns", "del", &self.b]);
-    }
 }
 
 #[test]

@@ -230,6 +230,8 @@ pub struct RunArgs {
     pub bars: Option<PathBuf>,
     #[command(flatten)]
     pub surv: SurvOpts,
+    #[command(flatten)]
+    pub live: super::listen::ListenArgs,
 }
 
 /// `--timing`.

@@ -104,6 +104,16 @@ fn run_pipeline(
 ) -> Result<()> {
     let alerts_on_stdout = a.alerts.as_ref().is_some_and(|p| p.as_os_str() == "-");
     let watch = watch_rules(&a, &mut surv);
+    if let Some(lines) = &a.live.listen {
+        let kind = match (&surv, &bars) {
+            (Some(_), _) => RunKind::Surveillance,
+            (None, Some(_)) => RunKind::Bars,
+            (None, None) => RunKind::Books,
+        };
+        let cfg = pipeline_config(&a, kind)?;
+        let jobs = pipeline::MarketJobs { bars, surv };
+        return super::listen::run_live(&a, lines, cfg, jobs, watch);
+    }
     let path = gz::resolve(&a.input.file, a.input.cache.as_deref())?;
     let map = MappedFile::open(&path, MapOptions::default())
         .with_context(|| format!("mapping {}", path.display()))?;
@@ -204,7 +214,10 @@ fn pipeline_config(a: &RunArgs, kind: RunKind) -> Result<PipelineConfig> {
     Ok(PipelineConfig {
         workers: a
             .workers
-            .unwrap_or_else(|| workers_for(kind, ncores, a.speed.0.is_some())),
+            // A live feed comes at its own pace: as a paced replay.
+            .unwrap_or_else(|| {
+                workers_for(kind, ncores, a.speed.0.is_some() || a.live.listen.is_some())
+            }),
         cores,
         wait: a.wait,
         backpressure: a.backpressure,

@@ -12,7 +12,9 @@
 //! * A [`Source`] yields items, tells their event time and routes each to one shard or to all.
 //!   The reader stamps each with its latency origin and feed position, inserts the watermark
 //!   marks of the job's [`Clock`]s (at the same feed positions for any shard count), paces a
-//!   replay, and applies [`Backpressure`].
+//!   replay, and applies [`Backpressure`]. A live source may answer "nothing yet"
+//!   ([`Source::ended`]: the reader yields) and stamp each item with its arrival
+//!   ([`Source::arrival`]: the latency then starts on the wire).
 //! * A [`ShardOp`] per shard sees its events and every mark in feed order, in a worker that
 //!   reads them in place from the ring, with the operator's prefetch hints. Operators are
 //!   generic parameters, never `dyn`: each job's worker loop is compiled for it.

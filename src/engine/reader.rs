@@ -277,7 +277,9 @@ impl<'a, S: Source> Reader<'a, S> {
     #[inline(always)]
     fn pace(&mut self, ts: u64, read: u64) -> Option<(u64, u64)> {
         let Some(p) = &mut self.opts.pacer else {
-            return Some((read, read));
+            // An arrival stamp from another clock could be a little ahead of the read.
+            let origin = self.source.arrival().map_or(read, |a| a.min(read));
+            return Some((origin, read));
         };
         if p.start.is_none()
             && ts >= p.from
@@ -316,6 +318,8 @@ impl<S: Source> Stage for Reader<'_, S> {
             let read = match self.pending.take() {
                 Some(read) => read,
                 None => match self.source.advance() {
+                    // Nothing yet from a live source: yield, ask again on the next call.
+                    None if !self.source.ended() => break,
                     None => return self.finish(),
                     Some(Err(e)) => {
                         self.error = Some(e);

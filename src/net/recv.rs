@@ -101,9 +101,45 @@ struct Line {
 #[derive(Debug)]
 pub struct Receiver {
     lines: Vec<Line>,
-    data: Vec<u8>,
+    /// One batch buffer per line: the lines' datagrams are merged by receive time.
+    batches: Vec<Batch>,
     ctrl: Vec<u64>,
     stats: RecvStats,
+}
+
+/// One line's last `recvmmsg` batch: its payloads and what the kernel said of each.
+#[derive(Debug)]
+struct Batch {
+    data: Vec<u8>,
+    got: Vec<Got>,
+    /// The next datagram of `got` to hand out.
+    next: usize,
+    /// The last `recvmmsg` filled the batch: more may be waiting.
+    full: bool,
+}
+
+/// A received datagram's place in its batch and its metadata.
+#[derive(Debug, Clone, Copy)]
+struct Got {
+    ts_ns: u64,
+    src: SocketAddrV4,
+    len: usize,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            data: vec![0; BATCH * SLOT],
+            got: Vec::with_capacity(BATCH),
+            next: 0,
+            full: false,
+        }
+    }
+
+    /// The receive time of the next datagram not handed out.
+    fn head(&self) -> Option<u64> {
+        self.got.get(self.next).map(|g| g.ts_ns)
+    }
 }
 
 impl Receiver {
@@ -129,7 +165,7 @@ impl Receiver {
         }
         Ok(Receiver {
             lines,
-            data: vec![0; BATCH * SLOT],
+            batches: opts.lines.iter().map(|_| Batch::new()).collect(),
             ctrl: vec![0; BATCH * CTRL_WORDS],
             stats,
         })
@@ -162,22 +198,63 @@ impl Receiver {
     pub fn poll(
         &mut self,
         timeout: Duration,
+        f: impl FnMut(&Datagram<'_>),
+    ) -> Result<usize, NetError> {
+        self.poll_up_to(timeout, usize::MAX, f)
+    }
+
+    /// [`Receiver::poll`], handing out at most `max` datagrams: the rest wait for the next call
+    /// (in the batches already read, or in the sockets), so a caller draining a backlog can
+    /// act between parts of it (e.g. ask for a gap before its window fills).
+    ///
+    /// # Errors
+    /// As [`Receiver::poll`].
+    pub fn poll_up_to(
+        &mut self,
+        timeout: Duration,
+        max: usize,
         mut f: impl FnMut(&Datagram<'_>),
     ) -> Result<usize, NetError> {
-        if !self.wait(timeout)? {
+        let left = self.batches.iter().any(|b| b.head().is_some());
+        if !left && !self.wait(timeout)? {
             return Ok(0);
         }
-        let mut n = 0;
         for li in 0..self.lines.len() {
-            loop {
-                let got = self.recv_batch(li, &mut f)?;
-                n += got;
-                if got < BATCH {
-                    break;
-                }
+            if self.batches[li].head().is_none() {
+                self.recv_batch(li)?;
+            }
+        }
+        // Oldest first across the lines, so that line A does not run ahead of line B through
+        // a backlog (its gaps would look older than they are to an arbiter's reorder window);
+        // a line's next batch is read when its last one, full, is used up.
+        let mut n = 0;
+        while n < max {
+            let Some(li) = self.oldest() else { break };
+            let b = &mut self.batches[li];
+            let g = b.got[b.next];
+            b.next += 1;
+            n += 1;
+            let d = Datagram {
+                ts_ns: g.ts_ns,
+                src: g.src,
+                dst: self.lines[li].group,
+                payload: &b.data[(b.next - 1) * SLOT..][..g.len],
+                offset: self.stats.bytes,
+            };
+            f(&d);
+            if b.next == b.got.len() && b.full {
+                self.recv_batch(li)?;
             }
         }
         Ok(n)
+    }
+
+    /// The line whose next datagram is the oldest, if any is waiting.
+    fn oldest(&self) -> Option<usize> {
+        (0..self.batches.len())
+            .filter_map(|li| self.batches[li].head().map(|t| (t, li)))
+            .min()
+            .map(|(_, li)| li)
     }
 
     /// Whether a line is readable within `timeout`.
@@ -205,17 +282,17 @@ impl Receiver {
         }
     }
 
-    /// One `recvmmsg` on line `li`; each datagram to `f`.
-    fn recv_batch(
-        &mut self,
-        li: usize,
-        f: &mut impl FnMut(&Datagram<'_>),
-    ) -> Result<usize, NetError> {
+    /// One `recvmmsg` on line `li` into its batch; how many datagrams.
+    fn recv_batch(&mut self, li: usize) -> Result<usize, NetError> {
         let mut s = Slots::zeroed();
-        s.aim(&mut self.data, &mut self.ctrl);
+        let b = &mut self.batches[li];
+        (b.next, b.full) = (0, false);
+        b.got.clear();
+        s.aim(&mut b.data, &mut self.ctrl);
         let fd = self.lines[li].sock.as_raw_fd();
-        // SAFETY: every header points into `s.names`, `s.iovs`, `self.data` and `self.ctrl`,
-        // which outlive the call, do not move during it, and are as large as the lengths given.
+        // SAFETY: every header points into `s.names`, `s.iovs`, the batch's data and
+        // `self.ctrl`, which outlive the call, do not move during it, and are as large as the
+        // lengths given.
         let r = unsafe {
             libc::recvmmsg(
                 fd,
@@ -238,16 +315,14 @@ impl Receiver {
             let h = &s.hdrs[i];
             let meta = read_ctrl(&h.msg_hdr);
             self.count(li, &meta, h.msg_len as usize, h.msg_hdr.msg_flags);
-            let len = (h.msg_len as usize).min(SLOT);
-            let d = Datagram {
+            let g = Got {
                 ts_ns: meta.ts_ns.unwrap_or_else(now_ns),
                 src: from_sockaddr(&s.names[i]),
-                dst: self.lines[li].group,
-                payload: &self.data[i * SLOT..i * SLOT + len],
-                offset: self.stats.bytes,
+                len: (h.msg_len as usize).min(SLOT),
             };
-            f(&d);
+            self.batches[li].got.push(g);
         }
+        self.batches[li].full = n == BATCH;
         Ok(n)
     }
 

@@ -32,6 +32,7 @@ pub mod alerts;
 pub mod bars;
 pub mod event;
 pub mod journal;
+pub mod live;
 pub mod op;
 pub mod sizing;
 pub mod source;
@@ -327,6 +328,9 @@ pub enum JobError {
     /// A user detector could not be registered.
     #[error("user detector: {0}")]
     Detector(#[from] crate::surv::UserDetectorError),
+    /// The live feed failed (a socket call, or a message that does not decode).
+    #[error(transparent)]
+    Live(#[from] live::LiveError),
     /// The engine failed (a configuration out of range, a stage that panicked).
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -407,6 +411,42 @@ pub fn run_market(
     stop: &AtomicBool,
     progress: &AtomicU64,
 ) -> Result<RunOutcome, JobError> {
+    let counts = sizing::FeedCounts::of(buf, cfg.workers);
+    let src = ItchSource::new(buf, cfg.feed.lenient);
+    let (outcome, _) = run_source(src, &counts, cfg, jobs, stop, progress)?;
+    Ok(outcome)
+}
+
+/// A source of ITCH messages for the market jobs, with the counts of what it skipped.
+pub trait FeedSource: crate::engine::Source<Event = event::Event> {
+    /// (unknown types, known types of a wrong length) skipped so far.
+    fn skipped(&self) -> (u64, u64);
+}
+
+impl FeedSource for ItchSource<'_> {
+    fn skipped(&self) -> (u64, u64) {
+        (self.skipped_unknown, self.skipped_bad_lengths)
+    }
+}
+
+/// [`run_market`] over any ITCH source (e.g. a live feed, [`live::LiveSource`]), its books and
+/// detector tables sized by `counts` (for a feed that cannot be scanned first,
+/// [`sizing::FeedCounts::unscanned`]: the configured capacities); the outcome and the source,
+/// with its counters.
+///
+/// # Errors
+/// As [`run_market`]; the source's own errors.
+pub fn run_source<S: FeedSource>(
+    src: S,
+    counts: &sizing::FeedCounts,
+    cfg: &PipelineConfig,
+    jobs: MarketJobs,
+    stop: &AtomicBool,
+    progress: &AtomicU64,
+) -> Result<(RunOutcome, S), JobError>
+where
+    JobError: From<S::Error>,
+{
     let mut ecfg = cfg.engine();
     ecfg.validate()?;
     // One TSC scale for the engine's latency and the alerts' (the same clock, read once).
@@ -422,7 +462,6 @@ pub fn run_market(
             ));
         }
     }
-    let counts = sizing::FeedCounts::of(buf, n);
     let sizes = counts.books(cfg.books);
     let locates = sizes.first().map_or(1, |b| b.max_locates);
     let ctl = Control { stop, progress };
@@ -440,16 +479,9 @@ pub fn run_market(
         None => None,
     };
     let surv_parts = match jobs.surv {
-        Some(j) => Some(surv_hooks(
-            j,
-            &counts,
-            cfg.feed.until,
-            surv_clock_no,
-            scale,
-        )?),
+        Some(j) => Some(surv_hooks(j, counts, cfg.feed.until, surv_clock_no, scale)?),
         None => None,
     };
-    let src = ItchSource::new(buf, cfg.feed.lenient);
     let hooks = (bars_parts, surv_parts);
     match hooks {
         (None, None) => {
@@ -621,14 +653,18 @@ impl MergeParts for (BarsMerge, SurvMerge) {
 }
 
 /// The run's outcome from what the engine handed back.
-fn finish<H: BookHook + Parts, C: Collector + MergeParts>(
-    mut f: Finished<ItchSource<'_>, BookOp<H>, C>,
+fn finish<S: FeedSource, H: BookHook + Parts, C: Collector + MergeParts>(
+    mut f: Finished<S, BookOp<H>, C>,
     cfg: &PipelineConfig,
     flow_records: u64,
-) -> Result<RunOutcome, JobError> {
+) -> Result<(RunOutcome, S), JobError>
+where
+    JobError: From<S::Error>,
+{
     if let Some(e) = f.error.take() {
         return Err(e.into());
     }
+    let (skipped_unknown, skipped_bad_lengths) = f.source.skipped();
     let hooks: Vec<&H> = f.ops.iter().map(|o| &o.hook).collect();
     let bars = match f.collector.bars() {
         Some(m) => Some(bars_report(m, &hooks, &f.report.marks_sent)?),
@@ -650,8 +686,8 @@ fn finish<H: BookHook + Parts, C: Collector + MergeParts>(
         processed: e.processed,
         output_received: e.output_received,
         top_changes: e.flagged,
-        skipped_unknown: f.source.skipped_unknown,
-        skipped_bad_lengths: f.source.skipped_bad_lengths,
+        skipped_unknown,
+        skipped_bad_lengths,
         out_of_order_ts: e.out_of_order_ts,
         order_violations: e.order_violations,
         stopped_at_until: e.stopped_at_until,
@@ -676,10 +712,11 @@ fn finish<H: BookHook + Parts, C: Collector + MergeParts>(
         stage_sample: cfg.stage_sample,
         ticks_per_ns: e.ticks_per_ns,
     };
-    Ok(RunOutcome {
+    let outcome = RunOutcome {
         report,
         books: f.ops.into_iter().map(|o| o.books).collect(),
-    })
+    };
+    Ok((outcome, f.source))
 }
 
 fn bars_report<H: Parts>(
