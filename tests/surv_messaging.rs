@@ -250,6 +250,46 @@ fn an_anonymous_flood_fires_the_stock_trigger_without_a_participant() {
 }
 
 #[test]
+fn a_cascade_of_cancels_without_new_orders_is_not_stuffing() {
+    // Resting depth built over a minute, then pulled in 100 ms (a sweep's cancel cascade): as
+    // many messages as a flood, but no new order among them.
+    let mut f = Feed::new(&["ABC"]);
+    quote(&mut f, OPEN, 1);
+    f.background(OPEN, OPEN + 20 * S, 1, 100 * MS);
+    let refs: Vec<u64> = (0..300u64)
+        .map(|i| {
+            f.add(
+                OPEN + 20 * S + i * 100 * MS,
+                1,
+                b'B',
+                TEN - 100 * (i as u32 + 1),
+                100,
+                None,
+            )
+        })
+        .collect();
+    let t0 = OPEN + 60 * S;
+    for (i, r) in refs.iter().enumerate() {
+        f.delete(t0 + i as u64 * 300_000, 1, *r);
+    }
+    let a = of(&f.run(Rules::default(), 1024), DetectorId::QuoteStuffing);
+    assert!(a.is_empty(), "{a:#?}");
+    // It is the new-order floor that holds it back: without it the cascade fires.
+    let mut r = Rules::default();
+    r.quote_stuffing.stock_min_new_share = 0.0;
+    assert_eq!(of(&f.run(r, 1024), DetectorId::QuoteStuffing).len(), 1);
+    // The same messages with new orders among them are a flood.
+    let mut g = Feed::new(&["ABC"]);
+    quote(&mut g, OPEN, 1);
+    g.background(OPEN, OPEN + 20 * S, 1, 100 * MS);
+    g.burst(t0, 1, 300, 100 * MS, None);
+    assert_eq!(
+        of(&g.run(Rules::default(), 1024), DetectorId::QuoteStuffing).len(),
+        1
+    );
+}
+
+#[test]
 fn near_misses_do_not_fire() {
     // A participant just under the floor: 24 pairs (48 messages) in 100 ms.
     let mut f = Feed::new(&["ABC"]);

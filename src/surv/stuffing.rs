@@ -17,7 +17,9 @@
 //!   *and* [`QuoteStuffingRules::rate_multiple`] × the stock's own baseline (an exponentially
 //!   weighted messages-per-second rate over [`QuoteStuffingRules::baseline_ns`], or over the
 //!   shorter [`QuoteStuffingRules::fast_baseline_ns`] when that is higher, scaled to the
-//!   window), so a busy stock at its usual pace does not fire; for one fast horizon after the
+//!   window), so a busy stock at its usual pace does not fire, *and* at least
+//!   [`QuoteStuffingRules::stock_min_new_share`] of the window's messages are new orders (adds
+//!   or replaces: a sweep's cascade of cancels shows none); for one fast horizon after the
 //!   stock's opening cross (the pace changes regime at the open) the stock trigger waits. The alert names the participant
 //!   of the triggering message when it sent at least half of the window, else nobody (anonymous
 //!   flood).
@@ -262,6 +264,10 @@ pub struct QuoteStuffingRules {
     /// Stock trigger: the window's messages must also be this multiple of the stock's own
     /// baseline per window (default 5: a stock normally that busy does not fire).
     pub rate_multiple: f64,
+    /// Stock trigger: least share of new orders (adds and replaces) among the window's
+    /// messages, 0..=1 (default 0.1: a flood shows orders; a sweep's cascade of cancels and
+    /// deletes shows none, and is not stuffing).
+    pub stock_min_new_share: f64,
     /// Horizon of the stock's baseline rate, ns: an exponentially weighted messages-per-second
     /// average with weight `1 s / baseline_ns` per second (default 60 s).
     pub baseline_ns: u64,
@@ -284,6 +290,7 @@ impl Default for QuoteStuffingRules {
             min_cancel_share: 0.4,
             stock_min_msgs: 100,
             rate_multiple: 5.0,
+            stock_min_new_share: 0.1,
             baseline_ns: 60_000_000_000,
             fast_baseline_ns: 5_000_000_000,
             cooldown_ns: 2_000_000_000,
@@ -302,6 +309,7 @@ impl QuoteStuffingRules {
         Key::real("min_cancel_share", 0.0, 1.0),
         Key::int("stock_min_msgs", 2, COUNT),
         Key::real("rate_multiple", 1.0, MULTIPLE),
+        Key::real("stock_min_new_share", 0.0, 1.0),
         Key::int("baseline_ns", 1_000_000_000, DAY_NS),
         Key::int("fast_baseline_ns", 1_000_000_000, DAY_NS).why("and at most baseline_ns"),
         Key::int("cooldown_ns", 0, PAIR_TTL_NS / 2)
@@ -328,6 +336,8 @@ impl QuoteStuffingRules {
 #[derive(Clone, Copy, Debug)]
 struct StockRate {
     ring: Ring,
+    /// The window's new orders (adds and replaces) alone.
+    shown: Ring,
     /// Current second (`ts / 1 s`).
     sec: u64,
     /// Messages in the current second.
@@ -342,6 +352,7 @@ struct StockRate {
 
 const NEW_STOCK: StockRate = StockRate {
     ring: EMPTY_RING,
+    shown: EMPTY_RING,
     sec: 0,
     sec_n: 0,
     base: 0.0,
@@ -541,6 +552,10 @@ impl Detector for QuoteStuffing {
         st.sec_n = st.sec_n.saturating_add(1);
         st.ring.advance(ev.ts, width);
         st.ring.count(cancel);
+        st.shown.advance(ev.ts, width);
+        if !matches!(ev.kind, Kind::Cancel { .. }) {
+            st.shown.count(false);
+        }
         let stock_msgs = st.ring.total;
         let warming = ev.ts < st.warm_until;
         let stock_armed = st
@@ -622,6 +637,10 @@ impl Detector for QuoteStuffing {
         if !(stock_armed && !warming && stock_msgs >= r.stock_min_msgs) {
             return;
         }
+        let new_share = st.shown.total as f64 / stock_msgs.max(1) as f64;
+        if new_share < r.stock_min_new_share {
+            return;
+        }
         let (base_window, rate_ratio) = rates(st);
         if rate_ratio >= r.rate_multiple {
             st.latch.fire(ev.ts);
@@ -648,6 +667,12 @@ impl Detector for QuoteStuffing {
                         r.stock_min_msgs as f64,
                     )
                     .evidence("rate_ratio", rate_ratio, ">=", r.rate_multiple)
+                    .evidence(
+                        "new_order_share_ratio",
+                        new_share,
+                        ">=",
+                        r.stock_min_new_share,
+                    )
                     .evidence(
                         "baseline_msgs_per_window",
                         base_window,
