@@ -454,6 +454,31 @@ fn a_price_jump_fires_with_its_z_score_and_jump() {
 }
 
 #[test]
+fn a_thin_wide_books_bid_ask_bounce_is_no_jump() {
+    // A $10.00 bid and a $11.00 offer, each hit in turn every 200 ms: every trade is 10 % from
+    // the last one and 4.8 % from the mid, yet nothing moves beyond the touch.
+    let mut f = Feed::new(&["ABC"]);
+    let (bid, ask) = (TEN, TEN + 10_000);
+    let mut t = OPEN;
+    for i in 0..400u64 {
+        let b = f.add(t, 1, b'B', bid, 100, None);
+        let a = f.add(t, 1, b'S', ask, 100, None);
+        let (hit, rest) = if i % 2 == 0 { (b, a) } else { (a, b) };
+        f.exec(t + 100 * MS, 1, hit, 100);
+        f.delete(t + 150 * MS, 1, rest);
+        t += 200 * MS;
+    }
+    let a = of(&f.run(Rules::default(), 1024), DetectorId::AbnormalMove);
+    assert!(a.is_empty(), "{a:#?}");
+    // A buyer then lifting an offer 8 % above the old one is a jump beyond the touch.
+    let r = f.add(t, 1, b'S', ask + 8_800, 100, None);
+    f.exec(t + 100 * MS, 1, r, 100);
+    let a = of(&f.run(Rules::default(), 1024), DetectorId::AbnormalMove);
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert!(ev(&a[0], "jump_bps") >= 500.0);
+}
+
+#[test]
 fn a_move_under_the_floors_or_a_slow_drift_does_not_fire() {
     let mut f = Feed::new(&["ABC"]);
     let mut t = steady_prints(&mut f, OPEN, 1);

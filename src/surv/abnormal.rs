@@ -12,9 +12,11 @@
 //!   after [`AbnormalMoveRules::min_samples`] returns; fires when `|z|` reaches
 //!   [`AbnormalMoveRules::z_threshold`] and the return is at least
 //!   [`AbnormalMoveRules::min_return_bps`] (a z-score alone on a very steady stock is no move).
-//! * **price jump**: a trade at least [`AbnormalMoveRules::jump_bps`] from the previous trade
-//!   printed within [`AbnormalMoveRules::jump_window_ns`], or from the mid of the book before
-//!   it.
+//! * **price jump**: a trade at least [`AbnormalMoveRules::jump_bps`] beyond the touch the
+//!   previous trade met (printed within [`AbnormalMoveRules::jump_window_ns`]; from the previous
+//!   price when that book was one-sided), or beyond the touch of the book it met itself (a
+//!   non-displayed print far outside the book). Spread-aware: trades between a thin, wide
+//!   book's bid and ask — its bid-ask bounce — are no jump, however wide the spread.
 //! * **volume spike**: the traded shares of the current [`AbnormalMoveRules::volume_window_ns`]
 //!   window reach [`AbnormalMoveRules::min_volume_shares`] and
 //!   [`AbnormalMoveRules::volume_multiple`] × the stock's rolling mean per window (windows
@@ -54,8 +56,8 @@ pub struct AbnormalMoveRules {
     /// Least `|return|` for the z-score screen, bps (default 100: one percent between two
     /// trades).
     pub min_return_bps: f64,
-    /// A price jump, bps from the previous trade (within `jump_window_ns`) or from the mid
-    /// before the trade (default 500: five percent at once).
+    /// A price jump, bps beyond the touch the previous trade met (within `jump_window_ns`) or
+    /// beyond the touch before the trade (default 500: five percent at once).
     pub jump_bps: f64,
     /// The previous trade counts for the jump screen if this recent, ns (default 1 s: a stock
     /// that has not traded for a while may open a gap legitimately).
@@ -134,6 +136,10 @@ struct PriceState {
     /// Previous trade price (0: none yet) and time.
     last_px: u32,
     last_ts: u64,
+    /// The two-sided touch before the previous trade (0, 0: one-sided or none): a jump is
+    /// measured beyond it, so a bounce between a wide book's bid and ask is no jump.
+    ref_bid: u32,
+    ref_ask: u32,
     /// Returns, bps: current and previous pane.
     ret: [Welford; 2],
     /// Current volume window (absolute index), its shares, and per-window volumes (panes).
@@ -147,6 +153,8 @@ struct PriceState {
 const NEW_PRICE: PriceState = PriceState {
     last_px: 0,
     last_ts: 0,
+    ref_bid: 0,
+    ref_ask: 0,
     ret: [Welford::EMPTY; 2],
     vol_win: 0,
     vol_cur: 0,
@@ -187,6 +195,18 @@ impl AbnormalMove {
 /// `(a - b) / b` in bps.
 fn bps(a: f64, b: f64) -> f64 {
     (a - b) / b * 10_000.0
+}
+
+/// How far `px` printed beyond the touch `bid`..`ask` (both > 0), bps of the side passed;
+/// 0 inside it.
+fn beyond(px: f64, bid: u32, ask: u32) -> f64 {
+    if px > ask as f64 {
+        bps(px, ask as f64)
+    } else if px < bid as f64 {
+        -bps(px, bid as f64)
+    } else {
+        0.0
+    }
 }
 
 impl Detector for AbnormalMove {
@@ -247,17 +267,24 @@ impl Detector for AbnormalMove {
                     }
                 }
             }
+            // From the touch the previous trade met (from its price if the book was
+            // one-sided): a wide book's bid-ask bounce moves nothing beyond it.
             let dt = ev.ts.saturating_sub(s.last_ts);
-            if dt <= r.jump_window_ns && r_bps.abs() >= r.jump_bps {
-                jump_hit = Some((r_bps, dt));
+            let j = if s.ref_bid > 0 && s.ref_ask > 0 {
+                beyond(px, s.ref_bid, s.ref_ask)
+            } else {
+                r_bps.abs()
+            };
+            if dt <= r.jump_window_ns && j >= r.jump_bps {
+                jump_hit = Some((j, dt));
             }
         }
-        if let Some(mid2) = (ev.before.bid_shares > 0 && ev.before.ask_shares > 0)
-            .then_some(ev.before.bid as f64 + ev.before.ask as f64)
-        {
-            let m = bps(px, mid2 / 2.0);
-            if mid2 > 0.0 && m.abs() >= r.jump_bps {
-                mid_hit = Some(m);
+        let two_sided = ev.before.bid_shares > 0 && ev.before.ask_shares > 0;
+        if two_sided && ev.before.bid > 0 && ev.before.ask > 0 {
+            // Printed through the touch it met (a non-displayed order far outside the book).
+            let t = beyond(px, ev.before.bid, ev.before.ask);
+            if t >= r.jump_bps {
+                mid_hit = Some(t);
             }
         }
         let vol_base = panes(&s.vol);
@@ -275,6 +302,11 @@ impl Detector for AbnormalMove {
         let since_prev = s.last_ts;
         s.last_px = price;
         s.last_ts = ev.ts;
+        (s.ref_bid, s.ref_ask) = if two_sided {
+            (ev.before.bid, ev.before.ask)
+        } else {
+            (0, 0)
+        };
 
         let hits = ret_hit.is_some() as u8
             + (jump_hit.is_some() || mid_hit.is_some()) as u8
@@ -307,7 +339,7 @@ impl Detector for AbnormalMove {
         }
         if let Some((j, dt)) = jump_hit {
             a = a
-                .evidence("jump_bps", j.abs(), ">=", r.jump_bps)
+                .evidence("jump_bps", j, ">=", r.jump_bps)
                 .evidence(
                     "since_prev_trade_ns",
                     dt as f64,
@@ -317,7 +349,7 @@ impl Detector for AbnormalMove {
                 .since(since_prev);
         }
         if let Some(m) = mid_hit {
-            a = a.evidence("from_mid_bps", m.abs(), ">=", r.jump_bps);
+            a = a.evidence("through_touch_bps", m, ">=", r.jump_bps);
         }
         if let Some((v, ratio)) = vol_hit {
             a = a
