@@ -1,0 +1,398 @@
+//! A capture's MoldUDP64 messages as one in-memory ITCH 5.0 BinaryFILE image, so that every
+//! command that reads a BinaryFILE reads a capture unchanged.
+//!
+//! ```text
+//!  capture bytes ──Datagrams──▶ Arbiter (channel/session filters, A/B lines, gaps, duplicates)
+//!        ──▶ messages in sequence order ──▶ image: u16 BE length + message, …
+//!                                      └──▶ map: image offset → capture offset of the packet
+//! ```
+//! The image costs one copy of the ITCH bytes (the BinaryFILE path reads the mapped file in
+//! place). The map has one entry per run of consecutive messages from one packet, so a decode
+//! error at an image offset can be reported at the capture byte offset of its packet
+//! ([`Extracted::place`]). Messages given up in a gap are listed in [`Extracted::lost`], exactly.
+
+use super::net::NetCounts;
+use super::read::{CaptureError, Datagrams};
+use crate::mold::{
+    self, Arbiter, ArbiterConfig, Delivered, MoldReport, Outcome, Packet, Session, Sink,
+    StreamConfig,
+};
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::net::SocketAddrV4;
+use thiserror::Error;
+
+/// Packets remembered to find where a message held back in a gap came from.
+const RECENT: usize = 1 << 14;
+/// Channels and sessions remembered for the error that says what the capture holds.
+const SEEN: usize = 32;
+
+/// What to take from the capture.
+#[derive(Debug, Clone, Default)]
+pub struct ExtractOptions {
+    /// `--channel GROUP:PORT`: only these destinations (empty: every channel).
+    pub channels: Vec<SocketAddrV4>,
+    /// `--session NAME`: only this session.
+    pub session: Option<Session>,
+    /// A and B lines of one feed, merged by sequence.
+    pub ab: Vec<(SocketAddrV4, SocketAddrV4)>,
+    /// Each stream's reorder window and gap list.
+    pub stream: StreamConfig,
+}
+
+/// Why a capture gave no image.
+#[derive(Debug, Error)]
+pub enum ExtractError {
+    /// The capture itself is malformed (the error names the byte offset).
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// Not one MoldUDP64 packet: what was found instead.
+    #[error("no MoldUDP64 packets in this capture; it holds {found}")]
+    NoMold {
+        /// The packets found, by protocol and port.
+        found: String,
+    },
+    /// `--channel` named destinations that carry no MoldUDP64.
+    #[error("--channel {wanted}: no MoldUDP64 packets to that channel; the capture's MoldUDP64 channels are {seen}")]
+    NoChannel {
+        /// The channels asked for.
+        wanted: String,
+        /// The channels that carry MoldUDP64.
+        seen: String,
+    },
+    /// `--session` named a session the channels do not carry.
+    #[error("--session {wanted}: no packets of that session; the capture's sessions are {seen}")]
+    NoSession {
+        /// The session asked for.
+        wanted: String,
+        /// The sessions seen.
+        seen: String,
+    },
+}
+
+/// A run of consecutive image messages that came from one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// Image offset of the run's first length prefix.
+    pub image: u64,
+    /// Capture byte offset of the packet's record (pcap) or block (pcapng).
+    pub capture: u64,
+    /// Index in its packet of the run's first message.
+    pub message: u32,
+}
+
+/// Where an image offset came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    /// Capture byte offset of the packet's record or block.
+    pub packet: u64,
+    /// Index of the message in the packet (0-based).
+    pub message: u32,
+}
+
+/// Messages `first..=last` of stream `stream` given up: neither line carried them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lost {
+    /// The stream (`MoldReport::sessions[..].stream`).
+    pub stream: u32,
+    /// First missing sequence.
+    pub first: u64,
+    /// Last missing sequence.
+    pub last: u64,
+}
+
+/// A capture's messages as a BinaryFILE image, with what the layers below counted.
+#[derive(Debug)]
+pub struct Extracted {
+    /// The messages in sequence order (per stream), each behind its u16 BE length.
+    pub image: Vec<u8>,
+    /// What the MoldUDP64 layer saw.
+    pub report: MoldReport,
+    /// What the frames held besides UDP/IPv4 datagrams.
+    pub net: NetCounts,
+    /// Packets (records, packet blocks) in the capture.
+    pub packets: u64,
+    /// Image offset → capture offset, sorted by image offset.
+    pub map: Vec<Span>,
+    /// Every range of messages given up, in the order it was given up.
+    pub lost: Vec<Lost>,
+}
+
+impl Extracted {
+    /// Where the message at (or containing) image offset `image_offset` came from.
+    pub fn place(&self, image_offset: u64) -> Option<Place> {
+        let i = self.map.partition_point(|s| s.image <= image_offset);
+        let span = self.map.get(i.checked_sub(1)?)?;
+        let end = self.map.get(i).map_or(self.image.len() as u64, |s| s.image);
+        let (mut pos, mut message) = (span.image, span.message);
+        // Step over the run's messages that end at or before the offset.
+        while let Some(len) = self.frame_len(pos) {
+            let next = pos + 2 + len;
+            if next > image_offset || next >= end {
+                break;
+            }
+            (pos, message) = (next, message + 1);
+        }
+        Some(Place {
+            packet: span.capture,
+            message,
+        })
+    }
+
+    fn frame_len(&self, pos: u64) -> Option<u64> {
+        let p = usize::try_from(pos).ok()?;
+        let b = self.image.get(p..p + 2)?;
+        Some(u64::from(u16::from_be_bytes([b[0], b[1]])))
+    }
+
+    /// Messages given up in stream `stream`.
+    pub fn lost_in(&self, stream: u32) -> impl Iterator<Item = &Lost> {
+        self.lost.iter().filter(move |l| l.stream == stream)
+    }
+}
+
+/// One packet taken into a stream, remembered for the messages it leaves held in a gap.
+#[derive(Debug, Clone, Copy)]
+struct Recent {
+    stream: u32,
+    first: u64,
+    next: u64,
+    capture: u64,
+}
+
+/// The sink: builds the image, its map and the lost list.
+struct Builder {
+    image: Vec<u8>,
+    map: Vec<Span>,
+    lost: Vec<Lost>,
+    /// The packet being pushed: capture offset and first sequence.
+    current: (u64, u64),
+    /// Where the next message would continue the last span: (capture, message index).
+    follows: Option<(u64, u32)>,
+    recent: VecDeque<Recent>,
+}
+
+impl Builder {
+    fn new(capacity: usize) -> Builder {
+        Builder {
+            image: Vec::with_capacity(capacity),
+            map: Vec::new(),
+            lost: Vec::new(),
+            current: (0, 0),
+            follows: None,
+            recent: VecDeque::with_capacity(RECENT),
+        }
+    }
+
+    fn remember(&mut self, r: Recent) {
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(r);
+    }
+
+    /// The packet (capture offset, first sequence) that brought a message held in a gap.
+    fn origin(&self, stream: u32, seq: u64) -> (u64, u64) {
+        self.recent
+            .iter()
+            .rev()
+            .find(|r| r.stream == stream && (r.first..r.next).contains(&seq))
+            .map_or(self.current, |r| (r.capture, r.first))
+    }
+}
+
+impl Sink for Builder {
+    fn message(&mut self, m: Delivered<'_>) {
+        let (capture, first) = match m.held {
+            true => self.origin(m.stream, m.seq),
+            false => self.current,
+        };
+        let message = u32::try_from(m.seq.saturating_sub(first)).unwrap_or(u32::MAX);
+        if self.follows != Some((capture, message)) {
+            let image = self.image.len() as u64;
+            self.map.push(Span {
+                image,
+                capture,
+                message,
+            });
+        }
+        self.follows = Some((capture, message.saturating_add(1)));
+        self.image
+            .extend_from_slice(&(m.bytes.len() as u16).to_be_bytes());
+        self.image.extend_from_slice(m.bytes);
+    }
+
+    fn lost(&mut self, stream: u32, first: u64, last: u64) {
+        self.lost.push(Lost {
+            stream,
+            first,
+            last,
+        });
+    }
+}
+
+/// The MoldUDP64 channels and sessions in the capture (whatever the filters), for errors.
+#[derive(Debug, Default)]
+struct Seen {
+    channels: Vec<SocketAddrV4>,
+    sessions: Vec<Session>,
+}
+
+impl Seen {
+    /// Notes a datagram; its first and next sequence if it is MoldUDP64.
+    fn note(&mut self, dst: SocketAddrV4, p: &Packet<'_>) {
+        if self.channels.len() < SEEN && !self.channels.contains(&dst) {
+            self.channels.push(dst);
+        }
+        let s = p.session();
+        if self.sessions.len() < SEEN && !self.sessions.contains(&s) {
+            self.sessions.push(s);
+        }
+    }
+}
+
+/// The MoldUDP64 messages of the capture `buf` as a BinaryFILE image.
+///
+/// # Errors
+/// A malformed capture (naming the byte offset), a capture without MoldUDP64 (saying what it
+/// holds), or filters that match nothing (naming what is there).
+pub fn extract(buf: &[u8], opts: &ExtractOptions) -> Result<Extracted, ExtractError> {
+    let mut datagrams = Datagrams::new(buf)?;
+    let mut arbiter = Arbiter::new(ArbiterConfig {
+        channels: opts.channels.clone(),
+        ab: opts.ab.clone(),
+        session: opts.session,
+        stream: opts.stream,
+        ..ArbiterConfig::default()
+    });
+    // The image is at most the capture's size.
+    let mut b = Builder::new(buf.len());
+    let mut seen = Seen::default();
+    let mut last_ts = 0;
+    for d in &mut datagrams {
+        let d = d?;
+        last_ts = last_ts.max(d.ts_ns);
+        let md = mold::Datagram {
+            ts_ns: d.ts_ns,
+            src: d.src,
+            dst: d.dst,
+            payload: d.payload,
+            offset: d.offset,
+        };
+        let Ok(p) = Packet::parse(d.payload, d.offset) else {
+            arbiter.push(&md, &mut b);
+            continue;
+        };
+        seen.note(d.dst, &p);
+        b.current = (d.offset, p.sequence());
+        if let Outcome::Taken(stream) = arbiter.push(&md, &mut b) {
+            let (first, next) = (p.sequence(), p.next_sequence());
+            let capture = d.offset;
+            b.remember(Recent {
+                stream,
+                first,
+                next,
+                capture,
+            });
+        }
+    }
+    arbiter.finish(last_ts, &mut b);
+    let report = arbiter.report();
+    check_found(
+        &report,
+        datagrams.counts(),
+        datagrams.packets(),
+        &seen,
+        opts,
+    )?;
+    Ok(Extracted {
+        image: b.image,
+        report,
+        net: datagrams.counts().clone(),
+        packets: datagrams.packets(),
+        map: b.map,
+        lost: b.lost,
+    })
+}
+
+/// An error when nothing was taken: no MoldUDP64 at all, or filters that match none of it.
+fn check_found(
+    r: &MoldReport,
+    net: &NetCounts,
+    packets: u64,
+    seen: &Seen,
+    opts: &ExtractOptions,
+) -> Result<(), ExtractError> {
+    if r.packets > 0 {
+        return Ok(());
+    }
+    let list = |v: Vec<String>| v.join(", ");
+    if seen.sessions.is_empty() {
+        return Err(ExtractError::NoMold {
+            found: found(r, net, packets),
+        });
+    }
+    let matched =
+        opts.channels.is_empty() || opts.channels.iter().any(|c| seen.channels.contains(c));
+    if !matched {
+        return Err(ExtractError::NoChannel {
+            wanted: list(opts.channels.iter().map(|c| c.to_string()).collect()),
+            seen: list(seen.channels.iter().map(|c| c.to_string()).collect()),
+        });
+    }
+    Err(ExtractError::NoSession {
+        wanted: opts.session.map(|s| s.name()).unwrap_or_default(),
+        seen: list(
+            seen.sessions
+                .iter()
+                .map(|s| format!("{:?}", s.name()))
+                .collect(),
+        ),
+    })
+}
+
+/// What a capture without MoldUDP64 holds: packets, UDP datagrams by port, the rest by
+/// Ethernet type and IP protocol.
+pub fn found(r: &MoldReport, net: &NetCounts, packets: u64) -> String {
+    let mut s = format!("{packets} packets, {} UDP/IPv4 datagrams", net.datagrams);
+    if !r.not_mold_by_port.is_empty() {
+        let ports: Vec<String> = r
+            .not_mold_by_port
+            .iter()
+            .map(|p| format!("port {}: {}", p.port, p.datagrams))
+            .collect();
+        let _ = write!(s, " ({})", ports.join(", "));
+    }
+    if let Some(e) = &r.first_error {
+        let _ = write!(s, ", none of them MoldUDP64 (the first: {e})");
+    }
+    for (ty, n) in &net.non_ipv4 {
+        let _ = write!(s, ", {n} not IPv4 (ethertype {ty:#06x})");
+    }
+    for (proto, n) in &net.non_udp {
+        let _ = write!(
+            s,
+            ", {n} IPv4 not UDP (protocol {proto}{})",
+            proto_name(*proto)
+        );
+    }
+    let other = [
+        (net.fragments, "IPv4 fragments"),
+        (net.malformed, "malformed frames"),
+        (net.snapped, "frames cut by the snap length"),
+        (net.unknown_link, "frames of an unknown link type"),
+    ];
+    for (n, what) in other.into_iter().filter(|(n, _)| *n > 0) {
+        let _ = write!(s, ", {n} {what}");
+    }
+    s
+}
+
+fn proto_name(p: u8) -> &'static str {
+    match p {
+        1 => ": ICMP",
+        2 => ": IGMP",
+        6 => ": TCP",
+        _ => "",
+    }
+}
