@@ -81,7 +81,7 @@ impl Feed {
         };
         match ie.offset().and_then(|o| c.extracted.place(o)) {
             Some(p) => anyhow!(
-                "{name}: at capture byte offset {} (the MoldUDP64 packet there, its message {}): {}",
+                "{name}: at capture byte offset {} (the MoldUDP64 packet there, message index {} in it): {}",
                 p.packet,
                 p.message,
                 without_offset(&ie.to_string())
