@@ -480,3 +480,100 @@ fn itch_errors_inside_a_capture_name_the_packet_s_capture_offset() {
         assert!(e.contains(&want), "{args:?}: want {want:?} in {e}");
     }
 }
+
+/// Two classic pcaps (same header) merged into one, records in time order (A first on a tie).
+fn merge_pcaps(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let records = |buf: &[u8], which: u8| {
+        let (mut pos, mut out) = (24, Vec::new());
+        while pos < buf.len() {
+            let word = |i: usize| u32::from_le_bytes(buf[pos + i..pos + i + 4].try_into().unwrap());
+            let end = pos + 16 + word(8) as usize;
+            out.push(((word(0), word(4), which), buf[pos..end].to_vec()));
+            pos = end;
+        }
+        out
+    };
+    let mut all = records(a, 0);
+    all.extend(records(b, 1));
+    all.sort_by_key(|(k, _)| *k);
+    let mut out = a[..24].to_vec();
+    for (_, r) in all {
+        out.extend_from_slice(&r);
+    }
+    out
+}
+
+fn seqs(ranges: &[(u64, u64)]) -> std::collections::BTreeSet<u64> {
+    ranges.iter().flat_map(|(f, l)| *f..=*l).collect()
+}
+
+#[test]
+fn a_and_b_lines_are_merged_and_lose_only_what_both_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let feed = Path::new(SAMPLE);
+    let a = capture(feed, d, "a.pcap", &["--drop-every", "2"]);
+    let b_group = ["--group", "233.54.12.112:26477"];
+    let full_b = capture(feed, d, "fb.pcap", &b_group);
+    let b = capture(
+        feed,
+        d,
+        "b.pcap",
+        &[&b_group[..], &["--drop-every", "3"]].concat(),
+    );
+    let [a, b, full_b] = [a, b, full_b].map(|p| std::fs::read(p).unwrap());
+    let sample = std::fs::read(feed).unwrap();
+    // B whole: nothing lost, the feed back byte for byte, no warning.
+    let ab = d.join("ab.pcap");
+    let back = d.join("back.itch");
+    std::fs::write(&ab, merge_pcaps(&a, &full_b)).unwrap();
+    let o = ok(&["convert", "pcap", s(&ab), "--out", s(&back)]);
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(std::fs::read(&back).unwrap() == sample);
+    // Both lines lossy: lost exactly where both missed.
+    let both: Vec<u64> = seqs(&missing_ranges(&a))
+        .intersection(&seqs(&missing_ranges(&b)))
+        .copied()
+        .collect();
+    assert!(!both.is_empty());
+    std::fs::write(&ab, merge_pcaps(&a, &b)).unwrap();
+    let o = ok(&["convert", "pcap", s(&ab), "--out", s(&back), "--json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["lost"], both.len(), "{v}");
+    assert_eq!(v["mold"]["sessions"].as_array().unwrap().len(), 1, "{v}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("233.54.12.111:26477 + 233.54.12.112:26477"),
+        "{err}"
+    );
+    let kept: Vec<u8> = frames(&sample)
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !both.contains(&(*i as u64 + 1)))
+        .flat_map(|(_, f)| f.iter().copied())
+        .collect();
+    assert!(std::fs::read(&back).unwrap() == kept);
+}
+
+#[test]
+fn two_feeds_that_share_a_session_name_stay_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let gen = generated(d);
+    let a = capture(Path::new(SAMPLE), d, "a.pcap", &[]);
+    let b = capture(&gen, d, "b.pcap", &["--group", "233.54.12.112:26477"]);
+    let both = d.join("both.pcap");
+    let merged = merge_pcaps(&std::fs::read(a).unwrap(), &std::fs::read(b).unwrap());
+    std::fs::write(&both, merged).unwrap();
+    let o = ok(&["inspect", s(&both), "--json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["mold"]["sessions"].as_array().unwrap().len(), 2, "{v}");
+    let back = d.join("back.itch");
+    let args = ["convert", "pcap", s(&both), "--out", s(&back)];
+    ok(&[&args[..], &["--channel", "233.54.12.112:26477"]].concat());
+    assert!(std::fs::read(&back).unwrap() == std::fs::read(&gen).unwrap());
+}

@@ -13,12 +13,15 @@
 
 use super::net::NetCounts;
 use super::read::{CaptureError, Datagrams};
+use crate::mold::packet::HEADER_LEN;
 use crate::mold::{
-    self, Arbiter, ArbiterConfig, Delivered, MoldReport, Outcome, Packet, Session, Sink,
-    StreamConfig,
+    self, Arbiter, ArbiterConfig, Delivered, MoldReport, Outcome, Packet, PacketKind, Session,
+    Sink, StreamConfig,
 };
+use std::collections::hash_map::DefaultHasher;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddrV4;
 use thiserror::Error;
 
@@ -28,7 +31,7 @@ const RECENT: usize = 1 << 14;
 const SEEN: usize = 32;
 
 /// What to take from the capture.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ExtractOptions {
     /// `--channel GROUP:PORT`: only these destinations (empty: every channel).
     pub channels: Vec<SocketAddrV4>,
@@ -36,8 +39,23 @@ pub struct ExtractOptions {
     pub session: Option<Session>,
     /// A and B lines of one feed, merged by sequence.
     pub ab: Vec<(SocketAddrV4, SocketAddrV4)>,
+    /// Also merge, as A and B lines, any two channels that carry the same session (and no
+    /// other channel does): a first pass over the packet headers finds them.
+    pub pair_lines: bool,
     /// Each stream's reorder window and gap list.
     pub stream: StreamConfig,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        ExtractOptions {
+            channels: Vec::new(),
+            session: None,
+            ab: Vec::new(),
+            pair_lines: true,
+            stream: StreamConfig::default(),
+        }
+    }
 }
 
 /// Why a capture gave no image.
@@ -258,9 +276,13 @@ impl Seen {
 /// holds), or filters that match nothing (naming what is there).
 pub fn extract(buf: &[u8], opts: &ExtractOptions) -> Result<Extracted, ExtractError> {
     let mut datagrams = Datagrams::new(buf)?;
+    let mut ab = opts.ab.clone();
+    if opts.pair_lines {
+        ab.extend(same_session_lines(buf, opts));
+    }
     let mut arbiter = Arbiter::new(ArbiterConfig {
         channels: opts.channels.clone(),
-        ab: opts.ab.clone(),
+        ab,
         session: opts.session,
         stream: opts.stream,
         ..ArbiterConfig::default()
@@ -313,6 +335,93 @@ pub fn extract(buf: &[u8], opts: &ExtractOptions) -> Result<Extracted, ExtractEr
         map: b.map,
         lost: b.lost,
     })
+}
+
+/// Packets per line compared to tell A/B lines from two feeds that share a session name.
+const COMPARED: usize = 64;
+
+/// One channel of a session, in the pass that looks for A/B lines.
+struct Line {
+    dst: SocketAddrV4,
+    /// (sequence, hash of the messages) of its first data packets.
+    first: Vec<(u64, u64)>,
+}
+
+impl Line {
+    fn note(&mut self, p: &Packet<'_>) {
+        if self.first.len() < COMPARED && matches!(p.kind(), PacketKind::Data(_)) {
+            let mut h = DefaultHasher::new();
+            p.bytes()[HEADER_LEN..].hash(&mut h);
+            self.first.push((p.sequence(), h.finish()));
+        }
+    }
+
+    /// The two lines carried the same packets where both carried one (and did, at least once).
+    fn same_feed(&self, other: &Line) -> bool {
+        let mut common = self
+            .first
+            .iter()
+            .filter_map(|(seq, h)| other.first.iter().find(|o| o.0 == *seq).map(|o| o.1 == *h))
+            .peekable();
+        common.peek().is_some() && common.all(|same| same)
+    }
+}
+
+/// Pairs of channels (in order of first appearance) that carry the same session, are the only
+/// two that do among the channels `opts` takes, and carried the same packets: A and B lines of
+/// one feed. A malformed capture ends the pass early (the main pass reports it).
+fn same_session_lines(buf: &[u8], opts: &ExtractOptions) -> Vec<(SocketAddrV4, SocketAddrV4)> {
+    let Ok(datagrams) = Datagrams::new(buf) else {
+        return Vec::new();
+    };
+    let taken = |c: &SocketAddrV4| {
+        (opts.channels.is_empty() || opts.channels.contains(c))
+            && !opts.ab.iter().any(|(a, b)| a == c || b == c)
+    };
+    let mut by_session: Vec<(Session, Vec<Line>)> = Vec::new();
+    for d in datagrams.map_while(Result::ok) {
+        let Ok(p) = Packet::parse(d.payload, d.offset) else {
+            continue;
+        };
+        if !taken(&d.dst) {
+            continue;
+        }
+        let i = match by_session.iter().position(|(s, _)| *s == p.session()) {
+            Some(i) => i,
+            None if by_session.len() < SEEN => {
+                by_session.push((p.session(), Vec::new()));
+                by_session.len() - 1
+            }
+            None => continue,
+        };
+        let lines = &mut by_session[i].1;
+        match lines.iter().position(|l| l.dst == d.dst) {
+            Some(l) => lines[l].note(&p),
+            None if lines.len() <= 2 => {
+                let mut l = Line {
+                    dst: d.dst,
+                    first: Vec::with_capacity(COMPARED),
+                };
+                l.note(&p);
+                lines.push(l);
+            }
+            None => {}
+        }
+    }
+    pair(by_session)
+}
+
+fn pair(by_session: Vec<(Session, Vec<Line>)>) -> Vec<(SocketAddrV4, SocketAddrV4)> {
+    let mut pairs: Vec<(SocketAddrV4, SocketAddrV4)> = Vec::new();
+    for (_, lines) in by_session {
+        let paired = |c: &SocketAddrV4| pairs.iter().any(|(a, b)| a == c || b == c);
+        if let [a, b] = &lines[..] {
+            if !paired(&a.dst) && !paired(&b.dst) && a.same_feed(b) {
+                pairs.push((a.dst, b.dst));
+            }
+        }
+    }
+    pairs
 }
 
 /// An error when nothing was taken: no MoldUDP64 at all, or filters that match none of it.
