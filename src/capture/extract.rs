@@ -88,15 +88,40 @@ pub enum ExtractError {
     },
 }
 
-/// A run of consecutive image messages that came from one packet.
+/// A run of consecutive image messages that came from one packet, in 16 bytes (a feed may
+/// carry one message per packet): the image offset, and the capture offset shifted left by 16
+/// with the message index below it — a mapped file is below 2^47 bytes (the address space), and
+/// a MoldUDP64 packet holds fewer than 2^16 messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
+    image: u64,
+    packed: u64,
+}
+
+impl Span {
+    /// The run at `image` from message `message` of the packet at `capture`.
+    pub fn new(image: u64, capture: u64, message: u16) -> Span {
+        debug_assert!(capture < 1 << 48);
+        Span {
+            image,
+            packed: capture << 16 | u64::from(message),
+        }
+    }
+
     /// Image offset of the run's first length prefix.
-    pub image: u64,
+    pub fn image(&self) -> u64 {
+        self.image
+    }
+
     /// Capture byte offset of the packet's record (pcap) or block (pcapng).
-    pub capture: u64,
+    pub fn capture(&self) -> u64 {
+        self.packed >> 16
+    }
+
     /// Index in its packet of the run's first message.
-    pub message: u32,
+    pub fn message(&self) -> u16 {
+        self.packed as u16
+    }
 }
 
 /// Where an image offset came from.
@@ -142,7 +167,7 @@ impl Extracted {
         let i = self.map.partition_point(|s| s.image <= image_offset);
         let span = self.map.get(i.checked_sub(1)?)?;
         let end = self.map.get(i).map_or(self.image.len() as u64, |s| s.image);
-        let (mut pos, mut message) = (span.image, span.message);
+        let (mut pos, mut message) = (span.image, u32::from(span.message()));
         // Step over the run's messages that end at or before the offset.
         while let Some(len) = self.frame_len(pos) {
             let next = pos + 2 + len;
@@ -152,7 +177,7 @@ impl Extracted {
             (pos, message) = (next, message + 1);
         }
         Some(Place {
-            packet: span.capture,
+            packet: span.capture(),
             message,
         })
     }
@@ -186,7 +211,7 @@ struct Builder {
     /// The packet being pushed: capture offset and first sequence.
     current: (u64, u64),
     /// Where the next message would continue the last span: (capture, message index).
-    follows: Option<(u64, u32)>,
+    follows: Option<(u64, u16)>,
     recent: VecDeque<Recent>,
 }
 
@@ -194,7 +219,9 @@ impl Builder {
     fn new(capacity: usize) -> Builder {
         Builder {
             image: Vec::with_capacity(capacity),
-            map: Vec::new(),
+            // At most one span per packet, and a packet record takes more than 64 bytes: no
+            // reallocation (pages never touched cost no memory).
+            map: Vec::with_capacity(capacity / 64),
             lost: Vec::new(),
             current: (0, 0),
             follows: None,
@@ -225,14 +252,11 @@ impl Sink for Builder {
             true => self.origin(m.stream, m.seq),
             false => self.current,
         };
-        let message = u32::try_from(m.seq.saturating_sub(first)).unwrap_or(u32::MAX);
+        // A packet holds at most 0xFFFE messages: the index fits.
+        let message = u16::try_from(m.seq.saturating_sub(first)).unwrap_or(u16::MAX);
         if self.follows != Some((capture, message)) {
             let image = self.image.len() as u64;
-            self.map.push(Span {
-                image,
-                capture,
-                message,
-            });
+            self.map.push(Span::new(image, capture, message));
         }
         self.follows = Some((capture, message.saturating_add(1)));
         self.image
@@ -249,16 +273,19 @@ impl Sink for Builder {
     }
 }
 
-/// The MoldUDP64 channels and sessions in the capture (whatever the filters), for errors.
+/// The MoldUDP64 channels and sessions in the capture (whatever the filters), for errors; and
+/// the first channel each session came on, to notice a second line.
 #[derive(Debug, Default)]
 struct Seen {
     channels: Vec<SocketAddrV4>,
     sessions: Vec<Session>,
+    first_line: Vec<(Session, SocketAddrV4)>,
 }
 
 impl Seen {
-    /// Notes a datagram; its first and next sequence if it is MoldUDP64.
-    fn note(&mut self, dst: SocketAddrV4, p: &Packet<'_>) {
+    /// Notes a MoldUDP64 packet; true when its session came on another channel before, both
+    /// taken by the filters and not yet paired (A/B lines, to be looked for).
+    fn note(&mut self, dst: SocketAddrV4, p: &Packet<'_>, opts: &ExtractOptions) -> bool {
         if self.channels.len() < SEEN && !self.channels.contains(&dst) {
             self.channels.push(dst);
         }
@@ -266,7 +293,25 @@ impl Seen {
         if self.sessions.len() < SEEN && !self.sessions.contains(&s) {
             self.sessions.push(s);
         }
+        if !opts.pair_lines || !unpaired(opts, &dst) {
+            return false;
+        }
+        match self.first_line.iter().find(|(x, _)| *x == s) {
+            Some((_, first)) => *first != dst,
+            None => {
+                if self.first_line.len() < SEEN {
+                    self.first_line.push((s, dst));
+                }
+                false
+            }
+        }
     }
+}
+
+/// A channel the filters take and no A/B pair names yet.
+fn unpaired(opts: &ExtractOptions, c: &SocketAddrV4) -> bool {
+    (opts.channels.is_empty() || opts.channels.contains(c))
+        && !opts.ab.iter().any(|(a, b)| a == c || b == c)
 }
 
 /// The MoldUDP64 messages of the capture `buf` as a BinaryFILE image.
@@ -275,14 +320,24 @@ impl Seen {
 /// A malformed capture (naming the byte offset), a capture without MoldUDP64 (saying what it
 /// holds), or filters that match nothing (naming what is there).
 pub fn extract(buf: &[u8], opts: &ExtractOptions) -> Result<Extracted, ExtractError> {
-    let mut datagrams = Datagrams::new(buf)?;
-    let mut ab = opts.ab.clone();
-    if opts.pair_lines {
-        ab.extend(same_session_lines(buf, opts));
+    let mut o = opts.clone();
+    loop {
+        if let Some(x) = pass(buf, &o)? {
+            return Ok(x);
+        }
+        // A session came on a second channel: find the A/B lines, then read again (a capture of
+        // one channel is read once).
+        o.ab.extend(same_session_lines(buf, &o));
+        o.pair_lines = false;
     }
+}
+
+/// One pass over the capture; `None` when `opts.pair_lines` and a session came on two channels.
+fn pass(buf: &[u8], opts: &ExtractOptions) -> Result<Option<Extracted>, ExtractError> {
+    let mut datagrams = Datagrams::new(buf)?;
     let mut arbiter = Arbiter::new(ArbiterConfig {
         channels: opts.channels.clone(),
-        ab,
+        ab: opts.ab.clone(),
         session: opts.session,
         stream: opts.stream,
         ..ArbiterConfig::default()
@@ -305,7 +360,9 @@ pub fn extract(buf: &[u8], opts: &ExtractOptions) -> Result<Extracted, ExtractEr
             arbiter.push(&md, &mut b);
             continue;
         };
-        seen.note(d.dst, &p);
+        if seen.note(d.dst, &p, opts) {
+            return Ok(None);
+        }
         b.current = (d.offset, p.sequence());
         if let Outcome::Taken(stream) = arbiter.push(&md, &mut b) {
             let (first, next) = (p.sequence(), p.next_sequence());
@@ -327,14 +384,14 @@ pub fn extract(buf: &[u8], opts: &ExtractOptions) -> Result<Extracted, ExtractEr
         &seen,
         opts,
     )?;
-    Ok(Extracted {
+    Ok(Some(Extracted {
         image: b.image,
         report,
         net: datagrams.counts().clone(),
         packets: datagrams.packets(),
         map: b.map,
         lost: b.lost,
-    })
+    }))
 }
 
 /// Packets per line compared to tell A/B lines from two feeds that share a session name.
@@ -374,16 +431,12 @@ fn same_session_lines(buf: &[u8], opts: &ExtractOptions) -> Vec<(SocketAddrV4, S
     let Ok(datagrams) = Datagrams::new(buf) else {
         return Vec::new();
     };
-    let taken = |c: &SocketAddrV4| {
-        (opts.channels.is_empty() || opts.channels.contains(c))
-            && !opts.ab.iter().any(|(a, b)| a == c || b == c)
-    };
     let mut by_session: Vec<(Session, Vec<Line>)> = Vec::new();
     for d in datagrams.map_while(Result::ok) {
         let Ok(p) = Packet::parse(d.payload, d.offset) else {
             continue;
         };
-        if !taken(&d.dst) {
+        if !unpaired(opts, &d.dst) {
             continue;
         }
         let i = match by_session.iter().position(|(s, _)| *s == p.session()) {
