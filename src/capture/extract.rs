@@ -40,7 +40,8 @@ pub struct ExtractOptions {
     /// A and B lines of one feed, merged by sequence.
     pub ab: Vec<(SocketAddrV4, SocketAddrV4)>,
     /// Also merge, as A and B lines, any two channels that carry the same session (and no
-    /// other channel does): a first pass over the packet headers finds them.
+    /// other channel does) and the same packets: when a session comes on a second channel, a
+    /// pass over the packet headers finds the pairs and the capture is read again.
     pub pair_lines: bool,
     /// Each stream's reorder window and gap list.
     pub stream: StreamConfig,
@@ -219,8 +220,9 @@ impl Builder {
     fn new(capacity: usize) -> Builder {
         Builder {
             image: Vec::with_capacity(capacity),
-            // At most one span per packet, and a packet record takes more than 64 bytes: no
-            // reallocation (pages never touched cost no memory).
+            // About one span per packet (more only around gaps and duplicates), and a packet
+            // record takes more than 64 bytes: rarely a reallocation (untouched pages cost no
+            // memory).
             map: Vec::with_capacity(capacity / 64),
             lost: Vec::new(),
             current: (0, 0),
