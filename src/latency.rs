@@ -100,22 +100,34 @@ impl StageLatency {
     }
 }
 
-/// Writes a percentile table (ns) for `stages`, one row each.
+/// Writes a percentile table for `stages`, one row each, in the units people read (see
+/// [`readable`]).
 pub fn write_table(out: &mut impl std::io::Write, stages: &[StageLatency]) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:<22} {:>11} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10}",
-        "latency (ns)", "count", "p50", "p90", "p99", "p99.9", "p99.99", "max"
+        "{:<22} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "latency", "count", "p50", "p90", "p99", "p99.9", "p99.99", "max"
     )?;
     for s in stages {
         let p = &s.percentiles;
+        let [a, b, c, d, e, f] = [p.p50, p.p90, p.p99, p.p999, p.p9999, p.max].map(readable);
         writeln!(
             out,
-            "{:<22} {:>11} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10}",
-            s.stage, p.count, p.p50, p.p90, p.p99, p.p999, p.p9999, p.max
+            "{:<22} {:>11} {a:>9} {b:>9} {c:>9} {d:>9} {e:>9} {f:>9}",
+            s.stage, p.count
         )?;
     }
     Ok(())
+}
+
+/// A latency as people read it: ns below 10 µs, then µs, then ms, then s.
+pub fn readable(ns: u64) -> String {
+    match ns {
+        0..10_000 => format!("{ns} ns"),
+        10_000..10_000_000 => format!("{:.1} µs", ns as f64 / 1e3),
+        10_000_000..10_000_000_000 => format!("{:.2} ms", ns as f64 / 1e6),
+        _ => format!("{:.2} s", ns as f64 / 1e9),
+    }
 }
 
 /// Ticks per half distance to 100 % of the percentile iteration: the value Java's

@@ -117,6 +117,7 @@ pub mod latency;
 pub mod lobster;
 pub mod mem;
 pub mod mold;
+pub mod net;
 pub mod pipeline;
 pub mod policy;
 pub mod replay;

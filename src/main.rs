@@ -13,17 +13,19 @@ mod cli {
     pub mod gen;
     pub mod inspect;
     pub mod inspect_capture;
+    pub mod listen;
     pub mod memory;
     pub mod progress;
+    pub mod record;
     pub mod report;
     pub mod run;
+    pub mod send;
     pub mod surv;
     pub mod values;
 }
 
 use clap::error::ErrorKind;
-use clap::Parser;
-use cli::args::{Cli, Cmd, ConvertCmd};
+use cli::args::{Cmd, ConvertCmd};
 use std::io;
 
 fn main() {
@@ -34,7 +36,7 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::try_parse().unwrap_or_else(|e| usage_error(e));
+    let cli = cli::listen::parse().unwrap_or_else(|e| usage_error(e));
     let result = match cli.cmd {
         Cmd::Inspect(a) => cli::inspect::cmd_inspect(a),
         Cmd::Book(a) => cli::book::cmd_book(a),
@@ -50,6 +52,8 @@ fn main() {
         Cmd::Run(a) => cli::run::cmd_run(a),
         Cmd::Export(a) => cli::export::cmd_export(a),
         Cmd::Bars(a) => cli::run::cmd_bars(a),
+        Cmd::Send(a) => cli::send::cmd_send(a),
+        Cmd::Record(a) => cli::record::cmd_record(a),
     };
     if let Err(e) = result {
         if e.chain().any(|c| {

@@ -442,6 +442,60 @@ fn gen_is_deterministic() {
 }
 
 #[test]
+fn surveillance_without_flow_says_account_wash_is_inactive() {
+    let snippet = sample_path().display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let alerts = dir.path().join("a.jsonl");
+    let a = alerts.to_str().unwrap();
+    let o = ok(&["run", &snippet, "--alerts", a]);
+    assert!(stdout(&o).contains("account-level wash detection is inactive"));
+    let o = ok(&["surveil", &snippet, "--alerts", a]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("wash detection is inactive"));
+}
+
+#[test]
+fn a_kept_demo_scores_wash_when_surveilled_again() {
+    // `demo --keep` writes the firm's flow beside the feed, so a second surveillance of the
+    // kept feed finds the wash trades the demo itself found.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    ok(&[
+        "demo",
+        "--messages",
+        "30000",
+        "--symbols",
+        "10",
+        "--keep",
+        d,
+    ]);
+    let feed = dir.path().join("demo.itch");
+    assert!(dir.path().join("demo.itch.flow.csv").exists());
+    let alerts = dir.path().join("a.jsonl");
+    ok(&[
+        "run",
+        feed.to_str().unwrap(),
+        "--alerts",
+        alerts.to_str().unwrap(),
+    ]);
+    let o = ok(&[
+        "eval",
+        feed.to_str().unwrap(),
+        "--alerts",
+        alerts.to_str().unwrap(),
+        "--json",
+    ]);
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let wash = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["detector"] == "wash_trade")
+        .expect("a wash row");
+    assert!(wash["episodes"].as_u64().unwrap() > 0, "{wash}");
+    assert!(wash["recall"].as_f64().unwrap() > 0.5, "{wash}");
+}
+
+#[test]
 fn demo_runs_and_is_consistent() {
     let o = ok(&["demo", "--messages", "50000", "--symbols", "20"]);
     let text = stdout(&o);

@@ -435,3 +435,76 @@ fn the_engine_imports_nothing_of_markets() {
     }
     assert!(files >= 10, "read {files} files of src/engine");
 }
+
+/// A live-like source: nothing yet on every other call, each item stamped as having arrived
+/// `early` ticks before it was read.
+struct Trickle {
+    inner: Counting,
+    idle: bool,
+    ended: bool,
+    early: u64,
+}
+
+impl Source for Trickle {
+    type Event = Ev;
+    type Error = NoError;
+    fn advance(&mut self) -> Option<Result<(), NoError>> {
+        self.idle = !self.idle;
+        if self.idle {
+            return None; // nothing yet
+        }
+        let r = self.inner.advance();
+        self.ended = r.is_none();
+        r
+    }
+    fn ended(&self) -> bool {
+        self.ended
+    }
+    fn time(&self) -> u64 {
+        self.inner.time()
+    }
+    fn route(&self, shards: usize) -> Route {
+        self.inner.route(shards)
+    }
+    fn write(&self, slot: &mut Ev) {
+        self.inner.write(slot)
+    }
+    fn arrival(&self) -> Option<u64> {
+        Some(tickwatch::clock::ticks() - self.early)
+    }
+}
+
+#[test]
+fn a_source_with_nothing_yet_is_asked_again_and_its_arrival_starts_the_latency() {
+    let scale = tickwatch::clock::TickScale::cached();
+    let cfg = Config {
+        workers: 2,
+        wait: WaitStrategy::SpinYield,
+        ..Config::default()
+    };
+    let plan = Plan {
+        ops: vec![Bomb { at: u64::MAX }, Bomb { at: u64::MAX }],
+        collector: (),
+        clocks: vec![],
+    };
+    let (stop, progress) = (AtomicBool::new(false), AtomicU64::new(0));
+    let ctl = Control {
+        stop: &stop,
+        progress: &progress,
+    };
+    let src = Trickle {
+        inner: Counting {
+            next: 0,
+            end: 5_000,
+        },
+        idle: false,
+        ended: false,
+        early: scale.to_ticks(2_000_000), // 2 ms
+    };
+    let f = engine::run(src, plan, &cfg, ctl).unwrap();
+    assert_eq!(f.report.messages, 5_000);
+    assert_eq!(f.report.processed, 5_000);
+    assert!(!f.report.interrupted);
+    let e2e = f.report.latency.last().unwrap();
+    assert!(e2e.histogram.min() >= 1_900_000, "{}", e2e.histogram.min());
+}

@@ -378,6 +378,44 @@ fn end_to_end_only_timing_times_every_event_and_no_stage() {
 }
 
 #[test]
+fn sampled_stage_timing_times_one_event_in_n_and_every_event_end_to_end() {
+    let buf = feed(64_000, 20, 19);
+    for workers in [1, 2] {
+        let mut cfg = config(workers, WaitStrategy::BusySpin);
+        cfg.stage_sample = 16;
+        let out = run_cfg(&buf, &cfg);
+        assert_same_books(&buf, &out, &format!("sampled timing, {workers} workers"));
+        let r = &out.report;
+        let count = |stage: &str| {
+            r.latency
+                .iter()
+                .find(|l| l.stage == stage)
+                .unwrap_or_else(|| panic!("no {stage} row"))
+                .percentiles
+                .count
+        };
+        assert_eq!(count("end to end"), r.processed);
+        // A hash of the feed position picks the sample: close to 1 in 16 of the messages.
+        let (lo, hi) = (r.processed / 20, r.processed / 12);
+        for stage in ["reader", "worker queue", "book update", "output hop"] {
+            let n = count(stage);
+            assert!(
+                (lo..=hi).contains(&n),
+                "{stage}: {n} of {} timed with 1 in 16",
+                r.processed
+            );
+        }
+    }
+    let mut bad = config(1, WaitStrategy::BusySpin);
+    bad.stage_sample = 12;
+    let err = bad.engine().validate().unwrap_err().to_string();
+    assert!(
+        err.contains("stage sample") && err.contains("power of two"),
+        "{err}"
+    );
+}
+
+#[test]
 fn one_core_runs_every_stage_on_one_thread_with_the_same_results() {
     let buf = feed(30_000, 15, 23);
     let Some(first) = core_affinity::get_core_ids()

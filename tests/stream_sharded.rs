@@ -201,7 +201,7 @@ fn windowed_jobs_are_refused_and_partial_record_files_are_named() {
         || {
             Job::keyed(|t: &Txn| t.account)
                 .event_time(|t| t.ts_ns)
-                .window(Window::Tumbling(1_000))
+                .window(Window::Session { gap: 1_000 })
                 .aggregate(|| 0i64, |acc: &mut i64, t: &Txn| *acc += t.balance)
                 .merge(|a, b| *a += *b)
                 .capacity(64)

@@ -197,6 +197,11 @@ impl Feed {
     }
 }
 
+/// Whether the alert carries metric `name` (context that was not measured is left out).
+fn has(a: &Alert, name: &str) -> bool {
+    a.evidence_list().iter().any(|e| e.name == name)
+}
+
 fn ev(a: &Alert, name: &str) -> f64 {
     a.evidence_list()
         .iter()
@@ -503,9 +508,24 @@ fn close_feed_auction(
     premarket: bool,
     noiis: &[NoiiAt],
 ) -> (Feed, Vec<u64>) {
+    close_feed_shaped(tail, cross, premarket, noiis, Some(b'O'), false)
+}
+
+/// [`close_feed_auction`] opened by a cross of type `open` (none: a stock without crosses, or a
+/// feed joined mid-day), with the end of market hours before the closing cross if `m_first`.
+fn close_feed_shaped(
+    tail: Tail,
+    cross: Option<Option<u32>>,
+    premarket: bool,
+    noiis: &[NoiiAt],
+    open: Option<u8>,
+    m_first: bool,
+) -> (Feed, Vec<u64>) {
     let mut f = Feed::new_with(premarket);
     f.noiis = noiis.iter().copied().collect();
-    f.cross_of(OPEN, c(1000), 20_000, b'O');
+    if let Some(t) = open {
+        f.cross_of(OPEN, c(1000), 20_000, t);
+    }
     let tail_from = CLOSE - 180 * SEC;
     let mut t = OPEN + 5 * SEC;
     let mut i = 0u64;
@@ -568,10 +588,19 @@ fn close_feed_auction(
             }
         }
     }
-    if let Some(px) = cross {
-        f.cross(CLOSE, px.unwrap_or(last), 50_000);
+    if m_first {
+        f.system(b'M', CLOSE);
     }
-    f.system(b'M', CLOSE);
+    if let Some(px) = cross {
+        f.cross(
+            CLOSE + if m_first { 2 * SEC } else { 0 },
+            px.unwrap_or(last),
+            50_000,
+        );
+    }
+    if !m_first {
+        f.system(b'M', CLOSE);
+    }
     f.system(b'E', CLOSE + 4 * 3600 * SEC);
     (f, refs)
 }
@@ -702,7 +731,7 @@ fn close_alert_carries_the_noii_and_cross_evidence() {
 }
 
 #[test]
-fn close_without_noii_reports_null_auction_evidence() {
+fn close_without_noii_leaves_the_auction_evidence_out() {
     let (f, _) = close_feed(Tail::Marked, false);
     let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
@@ -712,7 +741,7 @@ fn close_without_noii_reports_null_auction_evidence() {
         "noii_imbalance_ratio",
         "noii_ref_move_bps",
     ] {
-        assert!(ev(&alerts[0], name).is_nan(), "{name}");
+        assert!(!has(&alerts[0], name), "{name}");
     }
 }
 
@@ -812,8 +841,49 @@ fn close_ignores_noii_of_other_crosses() {
         let (f, _) = close_feed_auction(Tail::Marked, Some(None), false, &n);
         let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
         assert_eq!(alerts.len(), 1);
-        assert!(ev(&alerts[0], "noii_imbalance_shares").is_nan());
+        assert!(!has(&alerts[0], "noii_imbalance_shares"));
     }
+}
+
+#[test]
+fn close_is_judged_without_an_opening_cross_and_after_an_h_cross() {
+    // A stock without NASDAQ crosses (or a feed joined mid-day), or opened by a halt/IPO cross:
+    // the marked close is found at the end of market hours, the ordinary one raises nothing.
+    for open in [None, Some(b'H')] {
+        for cross in [None, Some(None)] {
+            let (f, refs) = close_feed_shaped(Tail::Marked, cross, false, &[], open, false);
+            let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+            assert_eq!(
+                alerts.len(),
+                1,
+                "open {open:?}, cross {cross:?}: {alerts:#?}"
+            );
+            assert_eq!(alerts[0].ts, CLOSE);
+            assert!(alerts[0].refs().iter().all(|r| refs.contains(r)));
+            let (f, _) = close_feed_shaped(Tail::Ordinary, cross, false, &[], open, false);
+            assert!(f
+                .run(Rules::default(), DetectorId::MarkingTheClose)
+                .is_empty());
+        }
+    }
+}
+
+#[test]
+fn a_closing_cross_after_the_end_of_market_hours_still_counts() {
+    // NASDAQ may print the closing cross just after the 'M' event: the auction route (its cross
+    // price with a one-sided imbalance) must still be judged, once, at the cross.
+    let n = noiis(b'C', b'B', 2.0, c(1000), c(1024));
+    let (f, _) = close_feed_shaped(
+        Tail::Ordinary,
+        Some(Some(c(1025))),
+        false,
+        &n,
+        Some(b'O'),
+        true,
+    );
+    let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(ev(&alerts[0], "cross_px"), 10.25);
 }
 
 #[test]
@@ -1016,7 +1086,8 @@ fn bad_input_never_panics() {
             cross_type: b'C',
         },
         Kind::Unknown,
-        Kind::Other(b'S'),
+        Kind::System { code: b'M' },
+        Kind::System { code: b'E' },
     ];
     // Every kind on a known locate, locate 0 and a locate past the table; time going backwards.
     let mut seq = 0;

@@ -331,6 +331,7 @@ fn fill(party: &str, locate: u16, side: Side, price_cents: u32, shares: u32) -> 
         side,
         price: price_cents * 100,
         shares,
+        touch: Default::default(),
     }
 }
 
@@ -338,6 +339,7 @@ fn mark(locate: u16, mid_cents: u32) -> RiskInput {
     RiskInput::Mark {
         locate,
         mid2: mid_cents as u64 * 200,
+        touch: Default::default(),
     }
 }
 
@@ -541,6 +543,7 @@ fn a_flat_participant_and_anonymous_input_raise_nothing() {
                     side: Side::Buy,
                     price: u32::MAX,
                     shares: u32::MAX,
+                    touch: Default::default(),
                 },
             ),
             (T0, mark(0, 0)),

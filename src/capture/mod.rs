@@ -34,6 +34,6 @@ pub use extract::{extract, ExtractError, ExtractOptions, Extracted, Lost, Place,
 pub use net::{LinkType, NetCounts};
 pub use read::{is_capture, open, CaptureError, Datagram, Datagrams, FileKind};
 pub use write::{
-    convert_file, days_from_civil, write_capture, CaptureFormat, TsResolution, WriteError,
-    WriteOptions, WriteReport, END_OF_SESSION, MOLD_HEADER,
+    convert_file, days_from_civil, write_capture, CaptureFormat, PacketWriter, TsResolution,
+    WriteError, WriteOptions, WriteReport, END_OF_SESSION, MOLD_HEADER,
 };

@@ -291,8 +291,10 @@ impl Mold {
     }
 }
 
-/// Frames MoldUDP64 payloads and writes them as capture records.
-struct PacketWriter<W: Write> {
+/// Frames UDP payloads (in IPv4 and the link layer of [`WriteOptions`]) and writes them as
+/// capture records: the BinaryFILE conversion's writer, and a live recorder's (`net::record`).
+#[derive(Debug)]
+pub struct PacketWriter<W: Write> {
     out: W,
     frame: Vec<u8>,
     opts: WriteOptions,
@@ -302,7 +304,11 @@ struct PacketWriter<W: Write> {
 }
 
 impl<W: Write> PacketWriter<W> {
-    fn new(opts: &WriteOptions, out: W) -> io::Result<Self> {
+    /// Writes the file header (pcap) or section and interface blocks (pcapng) to `out`.
+    ///
+    /// # Errors
+    /// Writing `out`.
+    pub fn new(opts: &WriteOptions, out: W) -> io::Result<Self> {
         let mut w = PacketWriter {
             out,
             frame: Vec::with_capacity(128 + opts.max_payload),
@@ -365,10 +371,38 @@ impl<W: Write> PacketWriter<W> {
         self.put(&idb)
     }
 
+    /// Bytes written so far (headers included).
+    pub fn bytes(&self) -> u64 {
+        self.report.bytes
+    }
+
+    /// Flushes and hands back the writer.
+    ///
+    /// # Errors
+    /// Flushing `out`.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+
     /// One MoldUDP64 payload as a record stamped `date + itch_ts`.
     fn packet(&mut self, payload: &[u8], itch_ts: u64) -> io::Result<()> {
-        self.build_frame(payload)?;
-        let ns = self.opts.date_ns.saturating_add(itch_ts);
+        let (src, dst) = (self.opts.source, self.opts.group);
+        self.datagram(src, dst, payload, self.opts.date_ns.saturating_add(itch_ts))
+    }
+
+    /// One UDP datagram `src` → `dst` as a record stamped `ns` (since the Unix epoch).
+    ///
+    /// # Errors
+    /// A payload too long for UDP, or writing `out`.
+    pub fn datagram(
+        &mut self,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        payload: &[u8],
+        ns: u64,
+    ) -> io::Result<()> {
+        self.build_frame(src, dst, payload)?;
         let ts = match self.opts.resolution {
             TsResolution::Nano => ns,
             TsResolution::Micro => ns / 1_000,
@@ -415,12 +449,17 @@ impl<W: Write> PacketWriter<W> {
     }
 
     /// Link header, IPv4, UDP and `payload` into `self.frame`.
-    fn build_frame(&mut self, payload: &[u8]) -> io::Result<()> {
+    fn build_frame(
+        &mut self,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        payload: &[u8],
+    ) -> io::Result<()> {
         let o = &self.opts;
         let f = &mut self.frame;
         f.clear();
         match o.link {
-            LinkType::Ethernet => ethernet(f, o),
+            LinkType::Ethernet => ethernet(f, dst, o.vlan),
             LinkType::Sll => sll(f),
             LinkType::Sll2 => sll2(f),
             LinkType::RawIpv4 => {}
@@ -431,16 +470,16 @@ impl<W: Write> PacketWriter<W> {
             udp_len,
             32,
             IpNumber::UDP,
-            o.source.ip().octets(),
-            o.group.ip().octets(),
+            src.ip().octets(),
+            dst.ip().octets(),
         )
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         ip.identification = self.ip_id;
         self.ip_id = self.ip_id.wrapping_add(1);
         ip.write(f)?; // computes the header checksum
         let udp = UdpHeader {
-            source_port: o.source.port(),
-            destination_port: o.group.port(),
+            source_port: src.port(),
+            destination_port: dst.port(),
             length: udp_len,
             checksum: 0,
         };
@@ -451,11 +490,11 @@ impl<W: Write> PacketWriter<W> {
 }
 
 /// Ethernet II to the group's multicast MAC (01:00:5e + its low 23 bits), with an optional tag.
-fn ethernet(f: &mut Vec<u8>, o: &WriteOptions) {
-    let g = o.group.ip().octets();
+fn ethernet(f: &mut Vec<u8>, group: SocketAddrV4, vlan: Option<u16>) {
+    let g = group.ip().octets();
     f.extend_from_slice(&[0x01, 0x00, 0x5e, g[1] & 0x7f, g[2], g[3]]);
     f.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
-    if let Some(id) = o.vlan {
+    if let Some(id) = vlan {
         f.extend_from_slice(&0x8100u16.to_be_bytes());
         f.extend_from_slice(&id.to_be_bytes());
     }

@@ -48,6 +48,12 @@ pub enum Cmd {
     Eval(EvalArgs),
     /// Print the default surveillance rules (TOML, every key), or check a rules file.
     Rules(RulesArgs),
+    /// Send an ITCH file (or a capture's MoldUDP64 stream) as MoldUDP64 over UDP multicast,
+    /// paced from its timestamps; fault injection and a re-request server for tests.
+    Send(super::send::SendArgs),
+    /// Record one or two multicast lines to pcap/pcapng (ns timestamps), rotated by size or
+    /// time, until end of session on every line or Ctrl-C.
+    Record(super::record::RecordArgs),
 }
 
 #[derive(Args, Debug)]
@@ -191,9 +197,10 @@ pub struct RunArgs {
     /// 2^24, and every worker's rings together within half the machine's memory).
     #[arg(long, default_value_t = 1 << 14, value_parser = count::<usize>(values::RING_SLOTS))]
     pub ring_capacity: usize,
-    /// `stages`: time every stage of every event; `e2e`: only end to end (every event still),
-    /// so the workers read no clock and no stage histograms are kept (faster: see PERF.md).
-    /// (Default: `stages` for `run`, `e2e` for `bars`, whose product is its rows.)
+    /// `stages`: time every stage of every event; `sampled`: every stage of one event in 16
+    /// (chosen by a hash of its feed position), end to end of every event; `e2e`: only end to
+    /// end (every event), so the workers read no clock and keep no stage histograms (faster:
+    /// see PERF.md). (Default: `sampled` for `run`, `e2e` for `bars`, whose product is its rows.)
     #[arg(long, value_enum)]
     pub timing: Option<Timing>,
     /// Write the end-to-end latency as an HdrHistogram percentile distribution (ns) here, and
@@ -223,6 +230,8 @@ pub struct RunArgs {
     pub bars: Option<PathBuf>,
     #[command(flatten)]
     pub surv: SurvOpts,
+    #[command(flatten)]
+    pub live: super::listen::ListenArgs,
 }
 
 /// `--timing`.
@@ -230,6 +239,9 @@ pub struct RunArgs {
 pub enum Timing {
     /// Every stage of every event.
     Stages,
+    /// Every stage of one event in 16 (by a hash of its feed position), end to end of every
+    /// event.
+    Sampled,
     /// End to end only.
     E2e,
 }

@@ -80,12 +80,14 @@ fn generate(a: &DemoArgs, path: &Path) -> Result<(Truth, Vec<FlowRecord>, u64)> 
         io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?),
     )?;
     let flow = flow.unwrap_or_default();
+    // The flow beside the feed: `eval` on a kept demo then scores wash as the demo does.
+    let flow_path = super::gen::write_flow(path, &flow)?;
     let truth = Truth {
         feed: path.display().to_string(),
         seed: cfg.seed,
         scenarios: plan.kinds.iter().map(|k| k.name().to_string()).collect(),
         rate: plan.rate,
-        flow: None,
+        flow: Some(flow_path.display().to_string()),
         episodes,
     };
     std::fs::write(

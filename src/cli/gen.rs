@@ -4,6 +4,7 @@ use super::args::GenArgs;
 use super::files::sibling;
 use anyhow::{Context, Result};
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tickwatch::gen::GenConfig;
 use tickwatch::scenario::ScenarioKind;
@@ -44,15 +45,7 @@ pub fn cmd_gen(a: GenArgs) -> Result<()> {
     if !plan.kinds.is_empty() {
         let mut flow_path = None;
         if let Some(flow) = &flow {
-            let p = sibling(&a.out, "flow.csv");
-            let mut w = io::BufWriter::new(
-                std::fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?,
-            );
-            writeln!(w, "{}", tickwatch::surv::flow::FLOW_HEADER)?;
-            for r in flow {
-                r.write_csv(&mut w)?;
-            }
-            w.flush()?;
+            let p = write_flow(&a.out, flow)?;
             eprintln!(
                 "wrote {} participant-flow records to {}",
                 flow.len(),
@@ -83,4 +76,19 @@ pub fn cmd_gen(a: GenArgs) -> Result<()> {
         t0.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Writes the firm's participant flow beside the feed at `feed` (`FEED.flow.csv`, where
+/// `surveil`, `run --alerts` and `eval` look for it); returns its path.
+pub(super) fn write_flow(feed: &Path, flow: &[tickwatch::surv::FlowRecord]) -> Result<PathBuf> {
+    let p = sibling(feed, "flow.csv");
+    let mut w = io::BufWriter::new(
+        std::fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?,
+    );
+    writeln!(w, "{}", tickwatch::surv::flow::FLOW_HEADER)?;
+    for r in flow {
+        r.write_csv(&mut w)?;
+    }
+    w.flush()?;
+    Ok(p)
 }

@@ -37,6 +37,13 @@ pub fn print_run_report(out: &mut dyn Write, path: &Path, r: &pipeline::RunRepor
         )?;
     }
     tickwatch::latency::write_table(&mut &mut *out, &r.latency)?;
+    if r.stage_timing && r.stage_sample > 1 {
+        writeln!(
+            out,
+            "(stages timed on 1 event in {} by feed position; end to end on every event; --timing stages for all)",
+            r.stage_sample
+        )?;
+    }
     writeln!(
         out,
         "{:<10} {:>9} {:>12} {:>12} {:>12} {:>10}",
@@ -87,6 +94,9 @@ pub fn print_run_report(out: &mut dyn Write, path: &Path, r: &pipeline::RunRepor
             sv.counters.account_overflow,
             sv.counters.risk_overflow
         )?;
+        if sv.counters.flow_applied == 0 && sv.flow_unapplied == 0 {
+            writeln!(out, "{}", super::surv::NO_FLOW)?;
+        }
         let pressed: Vec<String> = sv
             .tables
             .iter()

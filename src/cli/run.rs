@@ -104,6 +104,16 @@ fn run_pipeline(
 ) -> Result<()> {
     let alerts_on_stdout = a.alerts.as_ref().is_some_and(|p| p.as_os_str() == "-");
     let watch = watch_rules(&a, &mut surv);
+    if let Some(lines) = &a.live.listen {
+        let kind = match (&surv, &bars) {
+            (Some(_), _) => RunKind::Surveillance,
+            (None, Some(_)) => RunKind::Bars,
+            (None, None) => RunKind::Books,
+        };
+        let cfg = pipeline_config(&a, kind)?;
+        let jobs = pipeline::MarketJobs { bars, surv };
+        return super::listen::run_live(&a, lines, cfg, jobs, watch);
+    }
     let map = open_feed(&a.input, MapOptions::default())?;
     let path = map.path.clone();
     if !a.no_mlock {
@@ -199,12 +209,15 @@ fn pipeline_config(a: &RunArgs, kind: RunKind) -> Result<PipelineConfig> {
     let timing = a.timing.unwrap_or(if kind == RunKind::Bars {
         Timing::E2e
     } else {
-        Timing::Stages
+        Timing::Sampled
     });
     Ok(PipelineConfig {
         workers: a
             .workers
-            .unwrap_or_else(|| workers_for(kind, ncores, a.speed.0.is_some())),
+            // A live feed comes at its own pace: as a paced replay.
+            .unwrap_or_else(|| {
+                workers_for(kind, ncores, a.speed.0.is_some() || a.live.listen.is_some())
+            }),
         cores,
         wait: a.wait,
         backpressure: a.backpressure,
@@ -215,7 +228,8 @@ fn pipeline_config(a: &RunArgs, kind: RunKind) -> Result<PipelineConfig> {
             lenient: a.input.lenient,
         },
         ring_capacity: a.ring_capacity,
-        stage_timing: timing == Timing::Stages,
+        stage_timing: timing != Timing::E2e,
+        stage_sample: if timing == Timing::Sampled { 16 } else { 1 },
         books: a.caps.config(),
         thread_hook: None,
     })

@@ -10,6 +10,9 @@ use tickwatch::book::{BookConfig, Books};
 use tickwatch::feed::MapOptions;
 use tickwatch::surv::{DetectorId, FlowRecord, Rules};
 
+/// What a surveillance run without the firm's participant flow cannot do.
+pub const NO_FLOW: &str = "participant flow: none — account-level wash detection is inactive (it needs the firm's flow: FEED.flow.csv beside the feed, or --flow FILE)";
+
 /// The rules and participant flow a surveillance command uses.
 pub fn surv_inputs(o: &SurvOpts, feed: &Path) -> Result<(Rules, Vec<FlowRecord>)> {
     let rules = match &o.rules {
@@ -34,6 +37,9 @@ pub fn surv_inputs(o: &SurvOpts, feed: &Path) -> Result<(Rules, Vec<FlowRecord>)
 
 pub fn cmd_surveil(a: SurveilArgs) -> Result<()> {
     let (rules, flow) = surv_inputs(&a.surv, &a.input.file)?;
+    if flow.is_empty() {
+        eprintln!("{NO_FLOW}");
+    }
     let map = open_feed(&a.input, MapOptions::default())?;
     let mut books = Books::new(BookConfig::full_day());
     let t0 = Instant::now();

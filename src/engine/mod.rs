@@ -12,7 +12,9 @@
 //! * A [`Source`] yields items, tells their event time and routes each to one shard or to all.
 //!   The reader stamps each with its latency origin and feed position, inserts the watermark
 //!   marks of the job's [`Clock`]s (at the same feed positions for any shard count), paces a
-//!   replay, and applies [`Backpressure`].
+//!   replay, and applies [`Backpressure`]. A live source may answer "nothing yet"
+//!   ([`Source::ended`]: the reader yields) and stamp each item with its arrival
+//!   ([`Source::arrival`]: the latency then starts on the wire).
 //! * A [`ShardOp`] per shard sees its events and every mark in feed order, in a worker that
 //!   reads them in place from the ring, with the operator's prefetch hints. Operators are
 //!   generic parameters, never `dyn`: each job's worker loop is compiled for it.
@@ -179,6 +181,10 @@ pub struct Config {
     /// Time every stage on every event, as well as end to end. Off, only end to end is
     /// recorded and the workers read no clock at all.
     pub stage_timing: bool,
+    /// With stage timing, time the stages of one event in this many (a power of two,
+    /// 1..=65536; 1: every event), chosen by a hash of its feed position so that no batch or
+    /// ring pattern lines up with the sample. End to end is timed on every event regardless.
+    pub stage_sample: u32,
     /// Called on each engine thread after its setup, with `true`, and after its loop ends,
     /// with `false` (tests use it to count allocations in the steady state only).
     pub thread_hook: Option<fn(bool)>,
@@ -198,6 +204,7 @@ impl Default for Config {
             until: None,
             ring_capacity: 1 << 14,
             stage_timing: true,
+            stage_sample: 1,
             thread_hook: None,
             scale: None,
         }
@@ -221,12 +228,42 @@ impl Config {
         if !(2..=MAX_RING).contains(&self.ring_capacity) {
             return bad("ring capacity", "2..=16777216", &self.ring_capacity);
         }
+        if !(self.stage_sample.is_power_of_two() && self.stage_sample <= 1 << 16) {
+            return bad(
+                "stage sample",
+                "a power of two in 1..=65536",
+                &self.stage_sample,
+            );
+        }
         if let Some(s) = self.speed {
             if !(s.is_finite() && s > 0.0 && s <= 1e9) {
                 return bad("speed", "a number > 0 and ≤ 1e9", &s);
             }
         }
         Ok(())
+    }
+}
+
+/// Which events have their stages timed: none, all, or one in `n`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sampler {
+    on: bool,
+    mask: u32,
+}
+
+impl Sampler {
+    pub(crate) fn new(cfg: &Config) -> Sampler {
+        Sampler {
+            on: cfg.stage_timing,
+            mask: cfg.stage_sample.max(1) - 1,
+        }
+    }
+
+    /// Whether the event at feed position `seq` is timed stage by stage.
+    #[inline(always)]
+    pub(crate) fn hit(self, seq: u32) -> bool {
+        // Fibonacci hashing: consecutive positions scatter evenly over the sample's residues.
+        self.on && (seq.wrapping_mul(0x9E37_79B9) >> 16) & self.mask == 0
     }
 }
 

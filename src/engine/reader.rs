@@ -4,7 +4,7 @@
 use super::marks::{Clock, Frontier, UNTIMED};
 use super::source::{Route, Source};
 use super::stage::{Progress, Stage};
-use super::{Backpressure, Event, RingCounters};
+use super::{Backpressure, Event, RingCounters, Sampler};
 use crate::clock::{ticks, TickScale};
 use crate::ring::Producer;
 use hdrhistogram::Histogram;
@@ -65,7 +65,7 @@ pub(crate) struct ReaderOptions {
     pub policy: Backpressure,
     pub pacer: Option<Pacer>,
     pub scale: TickScale,
-    pub stage_timing: bool,
+    pub stages: Sampler,
     pub until: u64,
 }
 
@@ -93,7 +93,8 @@ pub struct Reader<'a, S: Source> {
     /// Reader work per item, ns: from reading it to reading the next, or to the end of the
     /// batch; a wait for ring room under `block` is included.
     pub latency: Histogram<u64>,
-    /// TSC read time of the last staged, timed item whose reader time is still open (0: none).
+    /// TSC read time of the last staged item timed stage by stage whose reader time is still
+    /// open (0: none).
     open: u64,
     clocks: Vec<Clock>,
     /// Marks sent per clock (each to every ring).
@@ -190,10 +191,8 @@ impl<'a, S: Source> Reader<'a, S> {
     #[inline(always)]
     fn close(&mut self, now: u64) {
         if self.open != 0 {
-            if self.opts.stage_timing {
-                self.latency
-                    .saturating_record(self.opts.scale.between(self.open, now));
-            }
+            self.latency
+                .saturating_record(self.opts.scale.between(self.open, now));
             self.open = 0;
         }
     }
@@ -278,7 +277,9 @@ impl<'a, S: Source> Reader<'a, S> {
     #[inline(always)]
     fn pace(&mut self, ts: u64, read: u64) -> Option<(u64, u64)> {
         let Some(p) = &mut self.opts.pacer else {
-            return Some((read, read));
+            // An arrival stamp from another clock could be a little ahead of the read.
+            let origin = self.source.arrival().map_or(read, |a| a.min(read));
+            return Some((origin, read));
         };
         if p.start.is_none()
             && ts >= p.from
@@ -317,6 +318,8 @@ impl<S: Source> Stage for Reader<'_, S> {
             let read = match self.pending.take() {
                 Some(read) => read,
                 None => match self.source.advance() {
+                    // Nothing yet from a live source: yield, ask again on the next call.
+                    None if !self.source.ended() => break,
                     None => return self.finish(),
                     Some(Err(e)) => {
                         self.error = Some(e);
@@ -353,11 +356,11 @@ impl<S: Source> Stage for Reader<'_, S> {
             for c in &mut self.clocks {
                 c.gen.sent_message(ts);
             }
-            self.seq = self.seq.wrapping_add(1);
-            self.messages += 1;
-            if origin != UNTIMED {
+            if origin != UNTIMED && self.opts.stages.hit(self.seq) {
                 self.open = read;
             }
+            self.seq = self.seq.wrapping_add(1);
+            self.messages += 1;
         }
         self.close(ticks());
         self.publish();

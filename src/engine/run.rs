@@ -7,7 +7,7 @@ use super::reader::{Control, Pacer, Reader, ReaderOptions};
 use super::source::Source;
 use super::stage::{pack, run_group, Hiccups, Progress, Stage, ThreadReport};
 use super::worker::Worker;
-use super::{Config, Done, EngineError, EngineReport};
+use super::{Config, Done, EngineError, EngineReport, Sampler};
 use crate::clock::TickScale;
 use crate::latency::StageLatency;
 use crate::ring::ring;
@@ -158,14 +158,14 @@ where
         let (otx, orx) = ring::<Done>(cfg.ring_capacity);
         to_workers.push(tx);
         to_output.push(orx);
-        let w = Worker::new(id, rx, otx, op, scale, cfg.stage_timing, frontier.clone());
+        let w = Worker::new(id, rx, otx, op, scale, Sampler::new(cfg), frontier.clone());
         stages.push(AnyStage::Worker(w));
     }
     let opts = ReaderOptions {
         policy: cfg.backpressure,
         pacer: cfg.speed.map(|s| Pacer::new(s, cfg.pace_from, scale)),
         scale,
-        stage_timing: cfg.stage_timing,
+        stages: Sampler::new(cfg),
         until: cfg.until.unwrap_or(u64::MAX),
     };
     let reader = Reader::new(source, to_workers, opts, clocks, frontier, ctl);

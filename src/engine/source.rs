@@ -34,4 +34,19 @@ pub trait Source: Send {
 
     /// Writes the current item into a ring slot (the engine sets the header after).
     fn write(&self, slot: &mut Self::Event);
+
+    /// Asked after [`Source::advance`] returned `None`: whether the feed is over (the default)
+    /// or merely has nothing yet — a live feed between packets. Then the reader yields (its
+    /// thread may wait or run other stages, and sees the stop flag) and asks again later.
+    fn ended(&self) -> bool {
+        true
+    }
+
+    /// When the current item arrived, in TSC ticks (e.g. a packet's kernel receive time):
+    /// when not pacing, its latency starts there instead of when the reader read it, so the
+    /// end-to-end latency covers the time it waited before the reader. `None` (the default):
+    /// from the read.
+    fn arrival(&self) -> Option<u64> {
+        None
+    }
 }

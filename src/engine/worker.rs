@@ -4,7 +4,7 @@
 use super::marks::{Frontier, UNTIMED};
 use super::op::ShardOp;
 use super::stage::{Progress, Stage};
-use super::{Done, Event, RingCounters, SeqOrder, Tag};
+use super::{Done, Event, RingCounters, Sampler, SeqOrder, Tag};
 use crate::clock::{ticks, TickScale};
 use crate::ring::{Consumer, Producer};
 use hdrhistogram::Histogram;
@@ -23,7 +23,6 @@ pub struct Reporter {
     /// the end of the batch.
     pub op_latency: Histogram<u64>,
     scale: TickScale,
-    stage_timing: bool,
 }
 
 impl Reporter {
@@ -31,7 +30,8 @@ impl Reporter {
     /// record for the output stage, stamped `t1`.
     #[inline(always)]
     fn close(&mut self, mut d: Done, t0: u64, t1: u64) {
-        if d.origin != UNTIMED && self.stage_timing {
+        // Untimed by the sample: `t1` is 0, and so `pushed` (the output then skips its hop).
+        if d.origin != UNTIMED && t1 != 0 {
             self.op_latency
                 .saturating_record(self.scale.between(t0, t1));
         }
@@ -65,7 +65,7 @@ pub struct Worker<O: ShardOp> {
     /// Event origin → taken by this worker, ns (reader work, the ring hop, and queueing).
     pub queue_latency: Histogram<u64>,
     scale: TickScale,
-    stage_timing: bool,
+    stages: Sampler,
     /// Marks taken.
     pub marks: u64,
     frontier: Option<Arc<Frontier>>,
@@ -79,7 +79,7 @@ impl<O: ShardOp> Worker<O> {
         tx: Producer<Done>,
         op: O,
         scale: TickScale,
-        stage_timing: bool,
+        stages: Sampler,
         frontier: Option<Arc<Frontier>>,
     ) -> Self {
         Worker {
@@ -89,7 +89,6 @@ impl<O: ShardOp> Worker<O> {
                 tx,
                 op_latency: crate::latency::histogram(),
                 scale,
-                stage_timing,
             },
             rx,
             op,
@@ -99,7 +98,7 @@ impl<O: ShardOp> Worker<O> {
             order: SeqOrder::default(),
             queue_latency: crate::latency::histogram(),
             scale,
-            stage_timing,
+            stages,
             marks: 0,
             frontier,
             done: false,
@@ -158,9 +157,15 @@ impl<O: ShardOp> Worker<O> {
                 self.op.on_mark(wm, clock, ev.seq());
                 continue;
             }
-            let t_pop = if self.stage_timing { ticks() } else { 0 };
+            // A TSC read only where a timed event starts or ends.
+            let timed = self.stages.hit(ev.seq());
+            let t_pop = if timed || open.is_some_and(|(_, t0)| t0 != 0) {
+                ticks()
+            } else {
+                0
+            };
             if let Some((d, t0)) = open.take() {
-                self.out.close(d, t0, t_pop);
+                self.out.close(d, t0, if t0 != 0 { t_pop } else { 0 });
             }
             let tag = self.op.on_event(ev);
             if tag.flags & Tag::REJECTED != 0 {
@@ -169,7 +174,7 @@ impl<O: ShardOp> Worker<O> {
                 self.processed += 1;
             }
             let origin = ev.origin();
-            if origin != UNTIMED && self.stage_timing {
+            if origin != UNTIMED && timed {
                 self.queue_latency
                     .saturating_record(self.scale.between(origin, t_pop));
             }
@@ -180,10 +185,10 @@ impl<O: ShardOp> Worker<O> {
                 seq: ev.seq(),
                 tag,
             };
-            open = Some((done, t_pop));
+            open = Some((done, if timed { t_pop } else { 0 }));
         }
         if let Some((d, t0)) = open {
-            let t1 = if self.stage_timing { ticks() } else { 0 };
+            let t1 = if t0 != 0 { ticks() } else { 0 };
             self.out.close(d, t0, t1);
         }
         self.popped += taken as u64;

@@ -32,6 +32,7 @@ pub mod alerts;
 pub mod bars;
 pub mod event;
 pub mod journal;
+pub mod live;
 pub mod op;
 pub mod sizing;
 pub mod source;
@@ -80,6 +81,9 @@ pub struct PipelineConfig {
     /// read no clock at all — measured to save ≈ 27 ns per event on a 2 M-order book, where
     /// `RDTSC` curtails the overlap of cache misses.
     pub stage_timing: bool,
+    /// With stage timing, the stages of one event in this many are timed (a power of two;
+    /// 1: every event), see [`Config::stage_sample`].
+    pub stage_sample: u32,
     /// Most book capacities per worker: each worker's books are sized to what its stocks add in
     /// the feed, up to these (see [`sizing::FeedCounts::books`]).
     pub books: BookConfig,
@@ -100,6 +104,7 @@ impl Default for PipelineConfig {
             feed: FeedOptions::default(),
             ring_capacity: 1 << 14,
             stage_timing: true,
+            stage_sample: 1,
             books: BookConfig::full_day(),
             thread_hook: None,
         }
@@ -119,6 +124,7 @@ impl PipelineConfig {
             until: self.feed.until,
             ring_capacity: self.ring_capacity,
             stage_timing: self.stage_timing,
+            stage_sample: self.stage_sample,
             thread_hook: self.thread_hook,
             scale: None,
         }
@@ -187,6 +193,8 @@ pub struct RunReport {
     pub speed: Option<f64>,
     /// Configuration echo.
     pub stage_timing: bool,
+    /// Configuration echo: stages timed on one event in this many.
+    pub stage_sample: u32,
     /// TSC rate used for conversion.
     pub ticks_per_ns: f64,
 }
@@ -320,6 +328,9 @@ pub enum JobError {
     /// A user detector could not be registered.
     #[error("user detector: {0}")]
     Detector(#[from] crate::surv::UserDetectorError),
+    /// The live feed failed (a socket call, or a message that does not decode).
+    #[error(transparent)]
+    Live(#[from] live::LiveError),
     /// The engine failed (a configuration out of range, a stage that panicked).
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -400,6 +411,42 @@ pub fn run_market(
     stop: &AtomicBool,
     progress: &AtomicU64,
 ) -> Result<RunOutcome, JobError> {
+    let counts = sizing::FeedCounts::of(buf, cfg.workers);
+    let src = ItchSource::new(buf, cfg.feed.lenient);
+    let (outcome, _) = run_source(src, &counts, cfg, jobs, stop, progress)?;
+    Ok(outcome)
+}
+
+/// A source of ITCH messages for the market jobs, with the counts of what it skipped.
+pub trait FeedSource: crate::engine::Source<Event = event::Event> {
+    /// (unknown types, known types of a wrong length) skipped so far.
+    fn skipped(&self) -> (u64, u64);
+}
+
+impl FeedSource for ItchSource<'_> {
+    fn skipped(&self) -> (u64, u64) {
+        (self.skipped_unknown, self.skipped_bad_lengths)
+    }
+}
+
+/// [`run_market`] over any ITCH source (e.g. a live feed, [`live::LiveSource`]), its books and
+/// detector tables sized by `counts` (for a feed that cannot be scanned first,
+/// [`sizing::FeedCounts::unscanned`]: the configured capacities); the outcome and the source,
+/// with its counters.
+///
+/// # Errors
+/// As [`run_market`]; the source's own errors.
+pub fn run_source<S: FeedSource>(
+    src: S,
+    counts: &sizing::FeedCounts,
+    cfg: &PipelineConfig,
+    jobs: MarketJobs,
+    stop: &AtomicBool,
+    progress: &AtomicU64,
+) -> Result<(RunOutcome, S), JobError>
+where
+    JobError: From<S::Error>,
+{
     let mut ecfg = cfg.engine();
     ecfg.validate()?;
     // One TSC scale for the engine's latency and the alerts' (the same clock, read once).
@@ -415,7 +462,6 @@ pub fn run_market(
             ));
         }
     }
-    let counts = sizing::FeedCounts::of(buf, n);
     let sizes = counts.books(cfg.books);
     let locates = sizes.first().map_or(1, |b| b.max_locates);
     let ctl = Control { stop, progress };
@@ -433,16 +479,9 @@ pub fn run_market(
         None => None,
     };
     let surv_parts = match jobs.surv {
-        Some(j) => Some(surv_hooks(
-            j,
-            &counts,
-            cfg.feed.until,
-            surv_clock_no,
-            scale,
-        )?),
+        Some(j) => Some(surv_hooks(j, counts, cfg.feed.until, surv_clock_no, scale)?),
         None => None,
     };
-    let src = ItchSource::new(buf, cfg.feed.lenient);
     let hooks = (bars_parts, surv_parts);
     match hooks {
         (None, None) => {
@@ -614,14 +653,18 @@ impl MergeParts for (BarsMerge, SurvMerge) {
 }
 
 /// The run's outcome from what the engine handed back.
-fn finish<H: BookHook + Parts, C: Collector + MergeParts>(
-    mut f: Finished<ItchSource<'_>, BookOp<H>, C>,
+fn finish<S: FeedSource, H: BookHook + Parts, C: Collector + MergeParts>(
+    mut f: Finished<S, BookOp<H>, C>,
     cfg: &PipelineConfig,
     flow_records: u64,
-) -> Result<RunOutcome, JobError> {
+) -> Result<(RunOutcome, S), JobError>
+where
+    JobError: From<S::Error>,
+{
     if let Some(e) = f.error.take() {
         return Err(e.into());
     }
+    let (skipped_unknown, skipped_bad_lengths) = f.source.skipped();
     let hooks: Vec<&H> = f.ops.iter().map(|o| &o.hook).collect();
     let bars = match f.collector.bars() {
         Some(m) => Some(bars_report(m, &hooks, &f.report.marks_sent)?),
@@ -643,8 +686,8 @@ fn finish<H: BookHook + Parts, C: Collector + MergeParts>(
         processed: e.processed,
         output_received: e.output_received,
         top_changes: e.flagged,
-        skipped_unknown: f.source.skipped_unknown,
-        skipped_bad_lengths: f.source.skipped_bad_lengths,
+        skipped_unknown,
+        skipped_bad_lengths,
         out_of_order_ts: e.out_of_order_ts,
         order_violations: e.order_violations,
         stopped_at_until: e.stopped_at_until,
@@ -666,12 +709,14 @@ fn finish<H: BookHook + Parts, C: Collector + MergeParts>(
         backpressure: cfg.backpressure,
         speed: cfg.speed,
         stage_timing: cfg.stage_timing,
+        stage_sample: cfg.stage_sample,
         ticks_per_ns: e.ticks_per_ns,
     };
-    Ok(RunOutcome {
+    let outcome = RunOutcome {
         report,
         books: f.ops.into_iter().map(|o| o.books).collect(),
-    })
+    };
+    Ok((outcome, f.source))
 }
 
 fn bars_report<H: Parts>(

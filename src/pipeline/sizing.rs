@@ -43,6 +43,20 @@ impl FeedCounts {
         c.0
     }
 
+    /// Counts for a feed that cannot be scanned first (a live one): as if each shard could
+    /// get any number of orders and messages on any locate, so the books and detector tables
+    /// take the configured capacities.
+    pub fn unscanned(shards: usize) -> FeedCounts {
+        let n = shards.max(1);
+        // Large, yet far from overflowing the sums made of it.
+        let any = usize::MAX / 4;
+        FeedCounts {
+            adds: vec![any; n],
+            messages: vec![any; n],
+            max_locate: u16::MAX,
+        }
+    }
+
     /// Each shard's book capacities: never above its share of `cap` (`cap` divided among the
     /// shards with 50 % headroom for uneven ones, never more than the whole).
     pub fn books(&self, cap: BookConfig) -> Vec<BookConfig> {
@@ -148,5 +162,19 @@ mod tests {
         assert_eq!(b[0].max_locates, 4);
         let small = BookConfig::for_orders(2, 1 << 16);
         assert!(FeedCounts::of(&buf, 1).books(small)[0].max_orders == 2);
+    }
+
+    #[test]
+    fn an_unscanned_feed_takes_the_configured_capacities() {
+        let cap = BookConfig::for_orders(1 << 16, 1 << 12);
+        let one = FeedCounts::unscanned(1).books(cap);
+        assert_eq!(one[0].max_orders, cap.max_orders);
+        assert_eq!(one[0].max_locates, cap.max_locates);
+        // Two shards: each its share of the cap (half, with 50 % headroom).
+        let two = FeedCounts::unscanned(2).books(cap);
+        assert_eq!(two.len(), 2);
+        assert_eq!(two[1].max_orders, (1 << 15) + (1 << 14));
+        let fit = FeedCounts::unscanned(2).detector_fit(1, 10);
+        assert!(fit.orders > 1 << 40 && fit.locates == 1 << 16);
     }
 }

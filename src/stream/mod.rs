@@ -461,6 +461,7 @@ where
             keys,
             op,
             wms: BoundedOutOfOrderness::new(set.out_of_orderness),
+            lateness: (set.out_of_orderness, set.allowed_lateness),
             wm: None,
             window,
             emit,
@@ -468,6 +469,7 @@ where
             records: 0,
             emitted: 0,
             key_overflow: 0,
+            external: false,
             _record: PhantomData,
         })
     }
@@ -563,7 +565,8 @@ enum Op<V: Copy> {
 /// [`Job::dense`] (see the [module docs](crate::stream)).
 ///
 /// All state is allocated by [`Builder::build`]: [`push`](Self::push) and
-/// [`finish`](Self::finish) never allocate. Single-threaded; shard by key for parallelism.
+/// [`finish`](Self::finish) never allocate. Single-threaded: [`Sharded`] runs it over the
+/// engine's workers with the same output (session windows excepted).
 pub struct Job<R, K, T, V: Copy, I, U> {
     key: K,
     time: Option<T>,
@@ -573,6 +576,8 @@ pub struct Job<R, K, T, V: Copy, I, U> {
     keys: Keys,
     op: Op<V>,
     wms: BoundedOutOfOrderness,
+    /// Out-of-orderness and allowed lateness, ns.
+    lateness: (Ts, Ts),
     /// The last watermark handed to the window operator.
     wm: Option<Ts>,
     window: Window,
@@ -581,6 +586,8 @@ pub struct Job<R, K, T, V: Copy, I, U> {
     records: u64,
     emitted: u64,
     key_overflow: u64,
+    /// The watermark comes from [`Job::advance_to`], not from the records' event times.
+    external: bool,
     _record: PhantomData<fn(&R)>,
 }
 
@@ -599,7 +606,7 @@ impl<R, K, T, V: Copy, I, U> fmt::Debug for Job<R, K, T, V, I, U> {
 fn relay<'a, V: Copy>(
     keys: &'a Keys,
     emitted: &'a mut u64,
-    out: &'a mut impl FnMut(u64, Span, &V),
+    out: &'a mut impl FnMut(u32, u64, Span, &V),
 ) -> impl FnMut(&Firing<Lifted<V>>) + 'a {
     move |f| {
         if let (Some(acc), Some(key)) = (&f.agg.acc, keys.key_of(f.key)) {
@@ -609,7 +616,7 @@ fn relay<'a, V: Copy>(
                 end: f.end,
                 kind: f.kind,
             };
-            out(key, span, acc);
+            out(f.key, key, span, acc);
         }
     }
 }
@@ -641,11 +648,22 @@ where
     /// Never allocates.
     #[inline]
     pub fn push(&mut self, record: &R, mut out: impl FnMut(u64, Span, &V)) -> Added {
+        self.push_slot(record, |_, key, span, v| out(key, span, v))
+    }
+
+    /// [`push`](Self::push), telling `out` each result's key slot too.
+    #[inline(always)]
+    pub(crate) fn push_slot(
+        &mut self,
+        record: &R,
+        mut out: impl FnMut(u32, u64, Span, &V),
+    ) -> Added {
         self.records += 1;
         let ts = self.time.as_ref().map_or(0, |t| t(record));
         let key = (self.key)(record);
-        // Time and session windows: advance to a risen watermark before the add.
-        if matches!(self.op, Op::Time(_) | Op::Session(_)) {
+        // Time and session windows: advance to a risen watermark before the add (unless the
+        // watermark comes from outside).
+        if !self.external && matches!(self.op, Op::Time(_) | Op::Session(_)) {
             let wm = self.wms.observe(ts);
             if let Some(w) = wm.filter(|_| wm > self.wm) {
                 self.wm = wm;
@@ -669,7 +687,7 @@ where
             (self.update)(acc, record, ts);
             if self.emit == Emit::OnUpdate {
                 self.emitted += 1;
-                out(key, GLOBAL, acc);
+                out(slot, key, GLOBAL, acc);
             }
             return Added::OnTime;
         }
@@ -695,6 +713,38 @@ where
     /// (a partly filled count window never fires on close). Records pushed afterwards are
     /// late for every time and session window. Never allocates.
     pub fn finish(&mut self, mut out: impl FnMut(u64, Span, &V)) {
+        self.finish_slot(|_, key, span, v| out(key, span, v));
+    }
+
+    /// From now on the watermark comes from outside: records no longer raise it, only
+    /// [`advance_to`](Self::advance_to) does. A sharded run hands each shard the whole feed's
+    /// watermark this way, so windows close at the same records as in one job over the feed.
+    pub fn watermark_from_outside(&mut self) {
+        self.external = true;
+    }
+
+    /// Raises the watermark to `wm` (never lowers it), firing the time or session windows it
+    /// closes; other windows ignore it. Never allocates.
+    pub fn advance_to(&mut self, wm: Ts, mut out: impl FnMut(u64, Span, &V)) {
+        self.advance_slot(wm, |_, key, span, v| out(key, span, v));
+    }
+
+    /// [`advance_to`](Self::advance_to), telling `out` each result's key slot too.
+    pub(crate) fn advance_slot(&mut self, wm: Ts, mut out: impl FnMut(u32, u64, Span, &V)) {
+        if self.wm.is_some_and(|w| w >= wm) {
+            return;
+        }
+        let mut relay = relay(&self.keys, &mut self.emitted, &mut out);
+        match &mut self.op {
+            Op::Time(op) => op.advance(wm, &mut relay),
+            Op::Session(op) => op.advance(wm, &mut relay),
+            Op::Global(_) | Op::Count(_) => return,
+        }
+        self.wm = Some(wm);
+    }
+
+    /// [`finish`](Self::finish), telling `out` each result's key slot too.
+    pub(crate) fn finish_slot(&mut self, mut out: impl FnMut(u32, u64, Span, &V)) {
         match &mut self.op {
             Op::Time(op) => {
                 let wm = self.wms.finish();
@@ -714,7 +764,7 @@ where
                 for (slot, acc) in accs.iter().enumerate() {
                     if let Some(key) = self.keys.key_of(slot as u32) {
                         self.emitted += 1;
-                        out(key, span, acc);
+                        out(slot as u32, key, span, acc);
                     }
                 }
             }
@@ -774,5 +824,10 @@ impl<R, K, T, V: Copy, I, U> Job<R, K, T, V, I, U> {
     /// The emit mode in force.
     pub fn emit(&self) -> Emit {
         self.emit
+    }
+
+    /// Its watermark's out-of-orderness and the allowed lateness, ns.
+    pub fn lateness(&self) -> (Ts, Ts) {
+        self.lateness
     }
 }

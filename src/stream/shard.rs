@@ -9,13 +9,19 @@
 //! [`Window::Global`] job on close emits each key's final value; sparse keys come out in the
 //! order of their first record (as single-threaded), dense keys in key order.
 //!
-//! Time, session and count windows are refused ([`ShardError::Windowed`]): each shard's
-//! watermark would follow only its own records, so windows would close at other records than
-//! single-threaded, and the output would depend on the worker count.
+//! Count windows fire on their key's own records, so they shard as they are. Tumbling and
+//! sliding windows take the watermark of the whole feed, not of the shard's own records: the
+//! reader sends a mark to every shard where the feed's watermark crosses a window end (and,
+//! when the allowed lateness is not a multiple of the slide, where it makes a window too late),
+//! the same watermark single-threaded sees there; each shard fires the windows it closes,
+//! keyed at the mark's feed position, by window end, then by the key's first-seen position (the
+//! single-threaded slot order). Session windows are refused ([`ShardError::Windowed`]): a
+//! key's session closes at whichever record moves the watermark past its own gap, and its
+//! shard does not see that record. The source's event time must be the job's.
 
 use super::{BuildError, Emit, Span, Window};
 use crate::engine::merge::{Keyed, Merge};
-use crate::engine::{Collector, Job as EngineJob, Plan, Record, ShardOp, Tag};
+use crate::engine::{Clock, Collector, Job as EngineJob, MarkGen, Plan, Record, ShardOp, Tag};
 use crate::ring::{ring, Consumer, Producer};
 use crate::window::Ts;
 use bytemuck::Pod;
@@ -30,19 +36,26 @@ pub enum ShardError {
     /// The job does not build.
     #[error(transparent)]
     Build(#[from] BuildError),
-    /// Only [`Window::Global`] jobs give the same output for any shard count.
-    #[error("a sharded job must use Window::Global (got {0:?}): windows would close on each shard's own watermark, so results would depend on the worker count")]
+    /// Session windows close where the feed's watermark passes each key's own gap, at records
+    /// of other shards: a shard cannot tell which, so they are refused.
+    #[error("a sharded job cannot use session windows (got {0:?}): a key's session closes at whichever record of the feed moves the watermark past its gap, which its shard does not see; use Global, Tumbling, Sliding or Count windows, or run the job single-threaded")]
     Windowed(Window),
 }
 
 /// What the shards need of a keyed job (implemented by [`super::Job`]).
+///
+/// Every callback gets the result's key slot, its key, its window and its value.
 pub trait ShardJob<R>: Send {
     /// Its result per key.
     type Value: Copy + Send;
     /// One record; `out` receives the results it caused.
-    fn push<F: FnMut(u64, Span, &Self::Value)>(&mut self, r: &R, out: F);
+    fn push<F: FnMut(u32, u64, Span, &Self::Value)>(&mut self, r: &R, out: F);
+    /// The feed's watermark rose to `wm`; `out` receives the windows it closed.
+    fn advance<F: FnMut(u32, u64, Span, &Self::Value)>(&mut self, wm: Ts, out: F);
     /// End of the stream; `out` receives the final results.
-    fn finish<F: FnMut(u64, Span, &Self::Value)>(&mut self, out: F);
+    fn finish<F: FnMut(u32, u64, Span, &Self::Value)>(&mut self, out: F);
+    /// From now on only [`ShardJob::advance`] moves the watermark.
+    fn watermark_from_outside(&mut self);
     /// Keys seen.
     fn keys(&self) -> usize;
     /// Most keys.
@@ -53,6 +66,8 @@ pub trait ShardJob<R>: Send {
     fn window(&self) -> Window;
     /// Its emit mode.
     fn emit(&self) -> Emit;
+    /// Its out-of-orderness and allowed lateness, ns.
+    fn lateness(&self) -> (Ts, Ts);
 }
 
 impl<R, K, T, V, I, U> ShardJob<R> for super::Job<R, K, T, V, I, U>
@@ -65,11 +80,17 @@ where
 {
     type Value = V;
     #[inline(always)]
-    fn push<F: FnMut(u64, Span, &V)>(&mut self, r: &R, out: F) {
-        super::Job::push(self, r, out);
+    fn push<F: FnMut(u32, u64, Span, &V)>(&mut self, r: &R, out: F) {
+        self.push_slot(r, out);
     }
-    fn finish<F: FnMut(u64, Span, &V)>(&mut self, out: F) {
-        super::Job::finish(self, out);
+    fn advance<F: FnMut(u32, u64, Span, &V)>(&mut self, wm: Ts, out: F) {
+        self.advance_slot(wm, out);
+    }
+    fn finish<F: FnMut(u32, u64, Span, &V)>(&mut self, out: F) {
+        self.finish_slot(out);
+    }
+    fn watermark_from_outside(&mut self) {
+        super::Job::watermark_from_outside(self);
     }
     #[inline(always)]
     fn keys(&self) -> usize {
@@ -87,14 +108,20 @@ where
     fn emit(&self) -> Emit {
         super::Job::emit(self)
     }
+    fn lateness(&self) -> (Ts, Ts) {
+        super::Job::lateness(self)
+    }
 }
 
 /// One result on its way to the output stage, or a shard's progress (`value: None`).
 #[derive(Clone, Copy, Debug)]
 pub struct Emission<V> {
-    /// Feed position of the record that caused it (`u64::MAX`: the close).
+    /// Feed position of the record or mark that caused it (`u64::MAX`: the close).
     pub seq: u64,
-    /// Its index among that record's results (at the close: the key's order).
+    /// A mark's (or the close's) firings: the window's end; a record's own results: `u64::MAX`.
+    pub end: u64,
+    /// A firing: its key's order (first-seen feed position, or the key itself when keys are
+    /// dense); a record's result: its index among that record's results.
     pub idx: u64,
     /// The key.
     pub key: u64,
@@ -105,10 +132,10 @@ pub struct Emission<V> {
 }
 
 impl<V: Copy> Keyed for Emission<V> {
-    type Key = (u64, u64);
+    type Key = (u64, u64, u64);
     #[inline(always)]
-    fn key(&self) -> (u64, u64) {
-        (self.seq, self.idx)
+    fn key(&self) -> (u64, u64, u64) {
+        (self.seq, self.end, self.idx)
     }
 }
 
@@ -120,9 +147,11 @@ pub struct KeyedOp<R, J: ShardJob<R>> {
     seq: u64,
     last32: u32,
     started: bool,
-    /// Sparse keys on close: the feed position of each key's first record, in slot order.
+    /// Time windows: marks carry the feed's watermark.
+    timed: bool,
+    /// Sparse keys: the feed position of each key's first record, in slot order (the
+    /// single-threaded job's slot order, by which it fires windows and closes).
     first_seen: Vec<u64>,
-    on_close: bool,
     /// Slots a record (or a mark) needs free.
     need: usize,
     /// The last reader position sent as progress.
@@ -145,22 +174,25 @@ impl<R, J: ShardJob<R>> std::fmt::Debug for KeyedOp<R, J> {
 
 impl<R, J: ShardJob<R>> KeyedOp<R, J> {
     /// The shard running `job`, sending on `tx` (of at least [`KeyedOp::ring_slots`] slots).
-    fn new(job: J, tx: Producer<Emission<J::Value>>) -> Self {
-        let on_close = job.emit() == Emit::OnClose;
-        let close = Self::close_slots(&job);
+    fn new(mut job: J, tx: Producer<Emission<J::Value>>) -> Self {
+        let timed = matches!(job.window(), Window::Tumbling(_) | Window::Sliding { .. });
+        if timed {
+            job.watermark_from_outside();
+        }
+        let ordered = timed || job.emit() == Emit::OnClose;
         KeyedOp {
-            first_seen: Vec::with_capacity(if on_close && !job.dense_keys() {
+            first_seen: Vec::with_capacity(if ordered && !job.dense_keys() {
                 job.capacity()
             } else {
                 0
             }),
-            need: 2 + usize::from(!on_close) + close,
+            need: 2 + Self::burst(&job),
             job,
             tx,
             seq: 0,
             last32: 0,
             started: false,
-            on_close,
+            timed,
             sent: None,
             emitted: 0,
             lost: 0,
@@ -168,18 +200,47 @@ impl<R, J: ShardJob<R>> KeyedOp<R, J> {
         }
     }
 
-    /// Results a close can emit at once: every key's, when the job emits on close.
-    fn close_slots(job: &J) -> usize {
-        if job.emit() == Emit::OnClose {
-            job.capacity()
-        } else {
-            0
+    /// The most results one record, mark or the close can emit at once.
+    fn burst(job: &J) -> usize {
+        let per_record = |windows: u64| (2 * windows + 1) as usize;
+        match job.window() {
+            // A mark fires one window end: at most one window per key.
+            Window::Tumbling(_) => job.capacity().max(per_record(1)),
+            Window::Sliding { size, slide } => job.capacity().max(per_record(size / slide)),
+            Window::Count { size, slide } => per_record(size / slide),
+            _ if job.emit() == Emit::OnClose => job.capacity(),
+            _ => 1,
         }
     }
 
-    /// Ring slots a shard of `job` needs: room for the close's results beside the rest.
+    /// Ring slots a shard of `job` needs: room for a burst beside the rest.
     fn ring_slots(job: &J) -> usize {
-        RING + Self::close_slots(job)
+        RING + Self::burst(job)
+    }
+
+    /// The mark clocks a windowed job needs: its window ends, and where records of a window
+    /// become too late when the allowed lateness is not a multiple of the slide.
+    fn clocks(job: &J) -> Vec<Clock> {
+        let (size, slide) = match job.window() {
+            Window::Tumbling(size) => (size, size),
+            Window::Sliding { size, slide } => (size, slide),
+            _ => {
+                return vec![Clock {
+                    gen: MarkGen::periodic(1024),
+                    size: 0,
+                }]
+            }
+        };
+        let (ooo, lateness) = job.lateness();
+        let mut clocks = vec![Clock {
+            gen: MarkGen::windows(slide, 0, ooo, 1024),
+            size,
+        }];
+        if lateness % slide != 0 {
+            let gen = MarkGen::windows(slide, lateness % slide, ooo, u32::MAX);
+            clocks.push(Clock { gen, size });
+        }
+        clocks
     }
 
     /// The 64-bit feed position of `seq32` (positions arrive in order; `u32` ones wrap).
@@ -215,6 +276,7 @@ impl<R, J: ShardJob<R>> KeyedOp<R, J> {
         }
         let p = Emission {
             seq: pos - 1,
+            end: u64::MAX,
             idx: u64::MAX,
             key: 0,
             span: super::GLOBAL,
@@ -224,6 +286,36 @@ impl<R, J: ShardJob<R>> KeyedOp<R, J> {
         if self.tx.stage(p).is_ok() {
             self.sent = Some(pos);
             self.tx.publish();
+        }
+    }
+
+    /// Stages the firings of a mark (at `seq`) or of the close (`u64::MAX`), each ordered by
+    /// its window's end, then by its key's order in the single-threaded job.
+    fn fire(&mut self, seq: u64, wm: Option<Ts>) {
+        let (tx, emitted, lost) = (&mut self.tx, &mut self.emitted, &mut self.lost);
+        let (dense, first_seen) = (self.job.dense_keys(), &self.first_seen);
+        let out = |slot: u32, key: u64, span: Span, v: &J::Value| {
+            let order = if dense {
+                key
+            } else {
+                first_seen
+                    .get(slot as usize)
+                    .copied()
+                    .unwrap_or(u64::MAX - 1)
+            };
+            let e = Emission {
+                seq,
+                end: span.end,
+                idx: order,
+                key,
+                span,
+                value: Some(*v),
+            };
+            Self::stage(tx, emitted, lost, e);
+        };
+        match wm {
+            Some(wm) => self.job.advance(wm, out),
+            None => self.job.finish(out),
         }
     }
 }
@@ -249,9 +341,10 @@ where
         let before = self.job.keys();
         let (tx, emitted, lost) = (&mut self.tx, &mut self.emitted, &mut self.lost);
         let mut idx = 0;
-        self.job.push(&r, |key, span, v| {
+        self.job.push(&r, |_, key, span, v| {
             let e = Emission {
                 seq,
+                end: u64::MAX,
                 idx,
                 key,
                 span,
@@ -260,18 +353,19 @@ where
             Self::stage(tx, emitted, lost, e);
             idx += 1;
         });
-        if self.on_close
-            && self.job.keys() > before
-            && self.first_seen.len() < self.first_seen.capacity()
-        {
+        if self.job.keys() > before && self.first_seen.len() < self.first_seen.capacity() {
             self.first_seen.push(seq);
         }
         Tag::default()
     }
 
-    fn on_mark(&mut self, _wm: u64, _clock: u8, seq: u32) {
+    fn on_mark(&mut self, wm: u64, _clock: u8, seq: u32) {
         let pos = self.position(seq);
+        // Progress first: the firings are keyed at `pos`, above it.
         self.progress(pos);
+        if self.timed {
+            self.fire(pos, Some(wm));
+        }
     }
 
     fn on_idle(&mut self, pos: u32) {
@@ -288,25 +382,7 @@ where
     }
 
     fn close(&mut self) {
-        let (tx, emitted, lost) = (&mut self.tx, &mut self.emitted, &mut self.lost);
-        let (dense, first_seen) = (self.job.dense_keys(), &self.first_seen);
-        let mut i = 0;
-        self.job.finish(|key, span, v| {
-            let order = if dense {
-                key
-            } else {
-                first_seen.get(i).copied().unwrap_or(u64::MAX - 1)
-            };
-            let e = Emission {
-                seq: u64::MAX,
-                idx: order,
-                key,
-                span,
-                value: Some(*v),
-            };
-            Self::stage(tx, emitted, lost, e);
-            i += 1;
-        });
+        self.fire(u64::MAX, None);
         self.tx.publish();
         self.tx.close();
     }
@@ -387,11 +463,13 @@ where
     fn build(self, shards: usize) -> Result<Plan<Self::Op, Self::Collector>, ShardError> {
         let mut ops = Vec::with_capacity(shards);
         let mut rxs: Vec<Consumer<Emission<J::Value>>> = Vec::with_capacity(shards);
+        let mut clocks = Vec::new();
         for _ in 0..shards {
             let job = (self.build)()?;
-            if job.window() != Window::Global {
-                return Err(ShardError::Windowed(job.window()));
+            if let w @ Window::Session { .. } = job.window() {
+                return Err(ShardError::Windowed(w));
             }
+            clocks = KeyedOp::<R, J>::clocks(&job);
             let (tx, rx) = ring(KeyedOp::<R, J>::ring_slots(&job));
             ops.push(KeyedOp::new(job, tx));
             rxs.push(rx);
@@ -403,10 +481,7 @@ where
                 sink: self.sink,
                 emitted: 0,
             },
-            clocks: vec![crate::engine::Clock {
-                gen: crate::engine::MarkGen::periodic(1024),
-                size: 0,
-            }],
+            clocks,
         })
     }
 }

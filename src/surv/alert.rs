@@ -134,10 +134,10 @@ pub struct Evidence {
     pub name: &'static str,
     /// Measured value.
     pub value: f64,
-    /// How it compares with the threshold: `">="`, `"<="`, `">"`, `"<"`, `"=="`.
+    /// The comparison that held when the detector fired (`value op threshold`): `">="`,
+    /// `"<="`, `">"`, `"<"`, `"=="`; empty for context (a metric without a test of its own).
     pub op: &'static str,
-    /// The rule's threshold (from the rules file); −∞ with `">="` for a signed metric reported
-    /// for the analyst without a test of its own (`null` in JSON).
+    /// The rule's threshold (from the rules file); NaN for context.
     pub threshold: f64,
 }
 
@@ -269,6 +269,31 @@ impl Alert {
         self
     }
 
+    /// Adds a metric the analyst needs beside the tests that fired, with no threshold of its
+    /// own (JSON: the value alone). A NaN value (not measured) is left out.
+    pub fn context(self, name: &'static str, value: f64) -> Alert {
+        if value.is_nan() {
+            return self;
+        }
+        self.evidence(name, value, "", f64::NAN)
+    }
+
+    /// A test that fired on one route of the detector (`fired`), else context.
+    pub fn test_if(
+        self,
+        fired: bool,
+        name: &'static str,
+        value: f64,
+        op: &'static str,
+        threshold: f64,
+    ) -> Alert {
+        if fired {
+            self.evidence(name, value, op, threshold)
+        } else {
+            self.context(name, value)
+        }
+    }
+
     /// The detector's name: the user detector's for its alerts, else [`DetectorId::name`].
     pub fn detector_name(&self) -> &'static str {
         self.user.map_or(self.detector.name(), |u| u.name)
@@ -345,10 +370,12 @@ impl Alert {
             write_json_str(w, e.name);
             w.extend_from_slice(b":{\"value\":");
             write_f64(w, e.value);
-            w.extend_from_slice(b",\"op\":\"");
-            w.extend_from_slice(e.op.as_bytes());
-            w.extend_from_slice(b"\",\"threshold\":");
-            write_f64(w, e.threshold);
+            if !e.op.is_empty() {
+                w.extend_from_slice(b",\"op\":\"");
+                w.extend_from_slice(e.op.as_bytes());
+                w.extend_from_slice(b"\",\"threshold\":");
+                write_f64(w, e.threshold);
+            }
             w.push(b'}');
         }
         w.extend_from_slice(b"},\"book\":{\"bid\":");

@@ -14,12 +14,13 @@
 //! prints count in the volume, not in the prices), plus the session's totals since
 //! its first trade (the baseline rate), plus the shares executed against each attributed
 //! participant's resting orders per bucket (a few participants per stock, the smallest evicted).
-//! At the close — the stock's closing cross ('Q' with cross type 'C'), or failing that a system
-//! event ('M', end of market hours: locate 0, delivered to every shard; the classifier does not
-//! keep the event code, so any system event after the stock's opening cross 'O': the start of
-//! market hours 'Q' precedes the opening crosses, so pre-market trading is never taken for a
-//! close; a stock without NASDAQ crosses closes on its listing exchange, which ITCH does not
-//! show) — the window is
+//! At the close — the stock's closing cross ('Q' with cross type 'C'), or, for a stock without
+//! one, the end of market hours (system event 'M': closing crosses may still print just after
+//! it, so the stocks without one are judged once the watermark is [`CROSS_GRACE_NS`] past it,
+//! or at the end of system hours 'E' / of messages 'C', by their last trade, with the window
+//! ending at 'M') — whichever comes first, for every stock that traded, with or without an
+//! opening cross (a stock without NASDAQ crosses, a halt or IPO open 'H', a feed joined
+//! mid-day, a LOBSTER conversion); pre-market trading is never taken for a close — the window is
 //! compared with the baseline: volume ratio = window shares / (baseline shares per ns ×
 //! window).
 //!
@@ -50,14 +51,18 @@
 //! `noii_imbalance_shares` (signed: + buy, − sell, at the window's last closing NOII),
 //! `noii_imbalance_ratio` (its imbalance over its paired shares) and `noii_ref_move_bps` (the
 //! current reference price's move from the window's first closing NOII to its last); the NOII
-//! metrics are null when the window held no closing NOII, and the signed ones are reported
-//! without a threshold (−∞). An ordinary last few minutes, or heavy volume that leaves the price
+//! metrics are left out when the window held no closing NOII, and the signed ones are context
+//! (no threshold of their own). An ordinary last few minutes, or heavy volume that leaves the price
 //! where it was, raise nothing.
 
 use super::event::{Kind, Party, NOBODY};
 use super::range::{self, Key, BPS, COUNT, MULTIPLE};
 use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
+
+/// How long after the end of market hours closing crosses are awaited before the stocks
+/// without one are judged by their last trade (feed time).
+pub const CROSS_GRACE_NS: u64 = 60_000_000_000;
 
 /// Thresholds of `[marking_the_close]` in the rules file.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -186,8 +191,6 @@ struct Stock {
     last_px: u32,
     /// The last closing NOII.
     noii: Noii,
-    /// Had its opening cross: a system event after it may be its close.
-    opened: bool,
     /// Evaluated at the close already.
     done: bool,
 }
@@ -204,7 +207,6 @@ impl Default for Stock {
             shares: 0,
             last_px: 0,
             noii: Noii::default(),
-            opened: false,
             done: false,
         }
     }
@@ -219,6 +221,11 @@ pub struct MarkingTheClose {
     pub stock_overflow: u64,
     /// Participants evicted from a stock's slots to make room for another.
     pub party_evictions: u64,
+    /// The end of market hours ('M': time, feed position), while the closing crosses after it
+    /// are awaited.
+    market_close: Option<(u64, u32)>,
+    /// Every stock has been judged (at its closing cross, or after the end of market hours).
+    closed: bool,
 }
 
 impl MarkingTheClose {
@@ -229,6 +236,30 @@ impl MarkingTheClose {
             stocks: Vec::with_capacity(cap.locates.min(MAX_STOCKS)),
             stock_overflow: 0,
             party_evictions: 0,
+            market_close: None,
+            closed: false,
+        }
+    }
+
+    /// Judges every stock not judged yet (no closing cross came), at the end of market hours
+    /// `ts` (feed position `seq`), by its last trade. O(stocks followed), once a day.
+    fn close_all(
+        &mut self,
+        r: &MarkingTheCloseRules,
+        ts: u64,
+        seq: u32,
+        ctx: &Ctx<'_>,
+        out: &mut Alerts,
+    ) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        for s in 0..self.stocks.len() {
+            let locate = self.stocks[s].locate;
+            let sym = ctx.books.symbol(locate).copied().unwrap_or([b' '; 8]);
+            self.evaluate(r, s, ts, seq, None, ctx, sym, out);
+            self.stocks[s].done = true;
         }
     }
 
@@ -511,45 +542,40 @@ impl MarkingTheClose {
                 ">=",
                 r.min_window_trades as f64,
             )
-            .evidence("window_shares", w.shares as f64, ">", 0.0)
-            .evidence(
+            .context("window_shares", w.shares as f64)
+            // Each route's test where it fired; the rest is context.
+            .test_if(
+                pushed,
                 "volume_ratio",
                 ratio.unwrap_or(f64::NAN),
                 ">=",
                 r.min_volume_ratio,
             )
-            .evidence(
+            .test_if(
+                party.is_some(),
                 "party_share_ratio",
-                share.unwrap_or(0.0),
+                share.unwrap_or(f64::NAN),
                 ">=",
                 r.min_party_share,
             )
-            .evidence("start_px", w.start_px as f64 / 10_000.0, ">", 0.0)
-            .evidence("last_px", end_px as f64 / 10_000.0, ">", 0.0)
-            .evidence(
+            .context("start_px", w.start_px as f64 / 10_000.0)
+            .context("last_px", end_px as f64 / 10_000.0)
+            .context(
                 "cross_px",
                 close_px.map_or(f64::NAN, |c| c as f64 / 10_000.0),
-                ">",
-                0.0,
             )
-            .evidence(
+            .context(
                 "noii_imbalance_shares",
                 w.noii.map_or(f64::NAN, |n| n.imbalance as f64),
-                ">=",
-                f64::NEG_INFINITY,
             )
-            .evidence(
+            .test_if(
+                one_sided_auction,
                 "noii_imbalance_ratio",
                 imb_ratio.unwrap_or(f64::NAN),
                 ">=",
                 r.min_noii_imbalance_ratio,
             )
-            .evidence(
-                "noii_ref_move_bps",
-                ref_move.unwrap_or(f64::NAN),
-                ">=",
-                f64::NEG_INFINITY,
-            )
+            .context("noii_ref_move_bps", ref_move.unwrap_or(f64::NAN))
             .since(ts.saturating_sub(r.window_ns));
         if st.locate != 0 {
             a = a.touch(crate::agg::Touch::of(ctx.books, st.locate));
@@ -563,6 +589,21 @@ impl MarkingTheClose {
 impl Detector for MarkingTheClose {
     type Rules = MarkingTheCloseRules;
     const ID: DetectorId = DetectorId::MarkingTheClose;
+
+    fn on_watermark(
+        &mut self,
+        r: &MarkingTheCloseRules,
+        wm: u64,
+        _seq: u32,
+        ctx: &Ctx<'_>,
+        out: &mut Alerts,
+    ) {
+        if let Some((ts, seq)) = self.market_close {
+            if wm >= ts.saturating_add(CROSS_GRACE_NS) {
+                self.close_all(r, ts, seq, ctx, out);
+            }
+        }
+    }
 
     fn on_event(
         &mut self,
@@ -625,26 +666,16 @@ impl Detector for MarkingTheClose {
                     self.stocks[s as usize].done = true;
                 }
             }
-            Kind::Cross {
-                cross_type: b'O', ..
-            } if ev.locate != 0 => {
-                if let Some(s) = self.slot(ev.locate) {
-                    self.stocks[s].opened = true;
-                }
+            // The end of market hours: closing crosses may still follow (NASDAQ prints them
+            // at or just after 16:00); the stocks without one are judged once the watermark is
+            // CROSS_GRACE_NS past it, with the window ending at it.
+            Kind::System { code: b'M' } if self.market_close.is_none() => {
+                self.market_close = Some((ev.ts, ev.seq));
             }
-            // A system event after the open (the end of market hours 'M'; the event code is not
-            // classified, so any system event): every stock without a closing cross yet, by its
-            // last trade; a stock is done once it fired (or had its closing cross).
-            // O(stocks followed), a few times a day.
-            Kind::Other(b'S') if ev.locate == 0 => {
-                for s in 0..self.stocks.len() {
-                    if !self.stocks[s].opened {
-                        continue;
-                    }
-                    let locate = self.stocks[s].locate;
-                    let sym = ctx.books.symbol(locate).copied().unwrap_or([b' '; 8]);
-                    self.evaluate(r, s, ev.ts, ev.seq, None, ctx, sym, out);
-                }
+            // The end of system hours or of messages: no cross can follow.
+            Kind::System { code: b'E' | b'C' } => {
+                let (ts, seq) = self.market_close.unwrap_or((ev.ts, ev.seq));
+                self.close_all(r, ts, seq, ctx, out);
             }
             _ => {}
         }

@@ -148,6 +148,12 @@ pub enum Kind {
     },
     /// An execution, cancel or replace of an order the book does not know (counted by the book).
     Unknown,
+    /// A system event (S): `O` start of messages, `S` start of system hours, `Q` start of market
+    /// hours, `M` end of market hours, `E` end of system hours, `C` end of messages.
+    System {
+        /// Its event code.
+        code: u8,
+    },
     /// Any other message (its type letter).
     Other(u8),
 }
@@ -275,6 +281,7 @@ impl SurvEvent {
                 far: m.far_price.get(),
                 cross_type: m.cross_type,
             },
+            Message::SystemEvent(m) => Kind::System { code: m.event_code },
             ref other => Kind::Other(other.msg_type()),
         };
         let before = if locate == 0 {

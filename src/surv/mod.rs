@@ -773,6 +773,7 @@ impl Surveillance {
                 side,
                 price,
                 shares,
+                touch: ev.after,
             }),
             Kind::Add { party, .. } if party != NOBODY => Some(RiskInput::Order {
                 party,
@@ -804,6 +805,7 @@ impl Surveillance {
                 let mark = RiskInput::Mark {
                     locate: ev.locate,
                     mid2,
+                    touch: ev.after,
                 };
                 self.push_risk(ev.ts, ev.seq, mark);
             }
@@ -878,6 +880,7 @@ impl Surveillance {
                         side: rec.side,
                         price: rec.price,
                         shares: rec.shares,
+                        touch: crate::agg::Touch::of(ctx.books, locate),
                     }
                 }
                 FlowEvent::New | FlowEvent::Cancel => RiskInput::Order {

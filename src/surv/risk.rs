@@ -33,6 +33,7 @@ use super::event::{Party, NOBODY};
 use super::range::{self, Key, COUNT, DAY_NS, MULTIPLE};
 use super::RuleError;
 use super::{Alert, Alerts, Capacity, DetectorId, Severity};
+use crate::agg::Touch;
 use crate::itch::Side;
 use crate::state::KeyedState;
 
@@ -179,6 +180,8 @@ pub enum RiskInput {
         price: u32,
         /// Shares.
         shares: u32,
+        /// The stock's touch when it filled (what its alerts show).
+        touch: Touch,
     },
     /// The mid of `locate` (bid + ask, Price(4) ×2) changed, for a stock some party holds.
     Mark {
@@ -186,6 +189,8 @@ pub enum RiskInput {
         locate: u16,
         /// Bid + ask.
         mid2: u64,
+        /// The touch it was taken from (what its alerts show).
+        touch: Touch,
     },
     /// `party` sent a new order (`cancel` false) or cancelled one (true) on `locate`.
     Order {
@@ -408,6 +413,8 @@ pub struct RiskBook {
     holder_cap: usize,
     /// Last mark per locate (money units per share; 0: none yet).
     marks: Vec<u64>,
+    /// Each stock's touch at its last mark or fill, for its alerts.
+    touches: Vec<Touch>,
     /// Symbol per locate (from fills).
     symbols: Vec<[u8; 8]>,
     /// Counters.
@@ -475,6 +482,7 @@ impl RiskBook {
             holder_lists: 0,
             holder_cap: locates.min(cap.pairs.max(1)),
             marks: vec![0; locates],
+            touches: vec![Touch::default(); locates],
             symbols: vec![[b' '; 8]; locates],
             counters: RiskCounters::default(),
         }
@@ -491,8 +499,19 @@ impl RiskBook {
                 side,
                 price,
                 shares,
-            } => self.fill(r, ts, seq, party, locate, stock, side, price, shares, out),
-            RiskInput::Mark { locate, mid2 } => self.mark(r, ts, seq, locate, mid2, out),
+                touch,
+            } => {
+                self.set_touch(locate, touch);
+                self.fill(r, ts, seq, party, locate, stock, side, price, shares, out)
+            }
+            RiskInput::Mark {
+                locate,
+                mid2,
+                touch,
+            } => {
+                self.set_touch(locate, touch);
+                self.mark(r, ts, seq, locate, mid2, out)
+            }
             RiskInput::Order {
                 party,
                 locate,
@@ -670,6 +689,12 @@ impl RiskBook {
         }
     }
 
+    fn set_touch(&mut self, locate: u16, touch: Touch) {
+        if let Some(t) = self.touches.get_mut(locate as usize) {
+            *t = touch;
+        }
+    }
+
     fn mark(&mut self, r: &RiskRules, ts: u64, seq: u32, locate: u16, mid2: u64, out: &mut Alerts) {
         let li = locate as usize;
         if mid2 == 0 || li >= self.marks.len() || self.marks[li] == mid2 {
@@ -771,13 +796,8 @@ impl RiskBook {
             let a = Alert::new(DetectorId::Risk, ts, seq, 0, [b' '; 8])
                 .party(party)
                 .severity(Severity::by_ratio(rate / limit, 2.0))
-                .evidence(name, rate, "<=", limit)
-                .evidence(
-                    "rate_window_ns",
-                    (bucket_ns * RATE_BUCKETS as u64) as f64,
-                    "==",
-                    r.rate_window_ns as f64,
-                );
+                .evidence(name, rate, ">", limit)
+                .context("rate_window_ns", (bucket_ns * RATE_BUCKETS as u64) as f64);
             self.raise(a, kill, out);
         }
     }
@@ -852,12 +872,11 @@ impl RiskBook {
             let a = Alert::new(DetectorId::Risk, ts, seq, locate, stock)
                 .party(*party)
                 .severity(Severity::by_ratio(v / limit, 2.0))
-                .evidence("net_notional_stock_usd", v, "<=", limit)
-                .evidence(
+                .touch(self.touches.get(li).copied().unwrap_or_default())
+                .evidence("net_notional_stock_usd", v, ">", limit)
+                .context(
                     "mark_usd",
                     self.marks.get(li).copied().unwrap_or(0) as f64 / UNITS_PER_USD,
-                    ">=",
-                    0.0,
                 );
             self.raise(a, kill, out);
         }
@@ -877,12 +896,10 @@ impl RiskBook {
         let base = |ts| {
             Alert::new(DetectorId::Risk, ts, seq, 0, [b' '; 8])
                 .party(ps.party)
-                .evidence("gross_notional_usd", gross, "<=", r.max_gross_notional_usd)
-                .evidence("pnl_usd", pnl, ">=", -r.max_loss_usd)
-                // Context (no threshold of their own: null in JSON).
-                .evidence("net_notional_usd", usd(ps.net), "==", f64::NAN)
-                .evidence("realised_pnl_usd", usd(ps.realised), "==", f64::NAN)
-                .evidence("unrealised_pnl_usd", usd(ps.unrealised), "==", f64::NAN)
+                .context("pnl_usd", pnl)
+                .context("net_notional_usd", usd(ps.net))
+                .context("realised_pnl_usd", usd(ps.realised))
+                .context("unrealised_pnl_usd", usd(ps.unrealised))
         };
         // The kill switches first: a hard breach is raised even if the soft one was.
         let checks = [
@@ -923,12 +940,14 @@ impl RiskBook {
                 } else {
                     (soft, v / soft)
                 };
-                let mut a = base(ts).severity(Severity::by_ratio(ratio, 2.0));
+                let mut a = base(ts)
+                    .severity(Severity::by_ratio(ratio, 2.0))
+                    .evidence(name, v, ">", threshold);
                 if lim != Limit::Gross {
-                    a = a.evidence(name, v, "<=", threshold);
+                    a = a.context("gross_notional_usd", gross);
                 }
                 if lim == Limit::Leverage {
-                    a = a.evidence("equity_usd", r.equity_usd, ">", 0.0);
+                    a = a.context("equity_usd", r.equity_usd);
                 }
                 self.raise(a, kill, out);
             }

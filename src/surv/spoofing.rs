@@ -645,7 +645,7 @@ impl Spoofing {
             a.evidence("size_multiple_ratio", c.multiple, ">=", r.min_size_multiple)
         };
         out.push(
-            a.evidence("improve_ticks", c.improve_ticks as f64, ">=", 0.0)
+            a.context("improve_ticks", c.improve_ticks as f64)
                 .evidence(
                     "lifetime_ns",
                     lifetime as f64,

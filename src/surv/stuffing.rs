@@ -919,24 +919,27 @@ impl Detector for OrderToTrade {
         } else {
             0.0
         });
-        let vol_op = if over_volume { ">" } else { "<=" };
+        let mut a = Alert::new(Self::ID, ev.ts, ev.seq, ev.locate, ctx.symbol)
+            .party(party)
+            .severity(Severity::by_ratio(worst, 4.0));
+        // The ratios that fired are tests; the other (or a disabled one) is context.
+        a = if over_number {
+            a.evidence("number_ratio", number, ">", r.max_number_ratio)
+        } else {
+            a.context("number_ratio", number)
+        };
+        a = if over_volume {
+            a.evidence("volume_ratio", volume, ">", r.max_volume_ratio)
+        } else {
+            a.context("volume_ratio", volume)
+        };
         out.push(
-            Alert::new(Self::ID, ev.ts, ev.seq, ev.locate, ctx.symbol)
-                .party(party)
-                .severity(Severity::by_ratio(worst, 4.0))
-                .evidence(
-                    "number_ratio",
-                    number,
-                    if over_number { ">" } else { "<=" },
-                    r.max_number_ratio,
-                )
-                .evidence("volume_ratio", volume, vol_op, r.max_volume_ratio)
-                .evidence("messages", c.messages() as f64, ">=", r.min_messages as f64)
-                .evidence("orders", c.orders as f64, ">=", 0.0)
-                .evidence("modifications", c.mods as f64, ">=", 0.0)
-                .evidence("cancellations", c.cancels as f64, ">=", 0.0)
-                .evidence("trades", c.trades as f64, ">=", 0.0)
-                .evidence("traded_shares", c.traded_volume as f64, ">=", 0.0)
+            a.evidence("messages", c.messages() as f64, ">=", r.min_messages as f64)
+                .context("orders", c.orders as f64)
+                .context("modifications", c.mods as f64)
+                .context("cancellations", c.cancels as f64)
+                .context("trades", c.trades as f64)
+                .context("traded_shares", c.traded_volume as f64)
                 .touch(ev.after)
                 .since(c.first_ts),
         );

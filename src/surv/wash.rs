@@ -360,7 +360,7 @@ impl WashTrade {
                 r.pair_window_ns as f64,
             )
             .evidence("same_owner", 1.0, "==", 1.0)
-            .evidence("same_account", same_account as u8 as f64, ">=", 0.0)
+            .context("same_account", same_account as u8 as f64)
             .touch(Touch::of(ctx.books, locate))
             .since(other.ts);
         for rf in [resting.1, aggressor.1] {

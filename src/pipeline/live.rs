@@ -1,0 +1,374 @@
+//! A live feed as an engine source: MoldUDP64 datagrams from one or two multicast lines
+//! ([`Receiver`]), put in sequence order by the [`Arbiter`] (A/B lines, gaps, duplicates),
+//! optionally with a re-request client filling the gaps both lines missed; out come the ITCH
+//! messages, in sequence, each stamped with its packet's kernel receive time.
+//!
+//! [`LiveSource::advance`] never blocks: with nothing waiting it polls the sockets once
+//! (nonblocking) and answers "nothing yet" ([`Source::ended`] is false), so the reader's thread
+//! can wait, run its other stages, and see the stop flag. The feed ends when every session has
+//! seen its end-of-session packet and has no hole left (a hole nobody fills is given up after the
+//! arbiter's hold time, and counted).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::event::{Event, BODY};
+use super::FeedSource;
+use crate::clock::{ticks, TickScale};
+use crate::engine::{Route, Source};
+use crate::inspect::InspectError;
+use crate::itch::{decode, DecodeErrorKind};
+use crate::mold::{Arbiter, Delivered, MoldReport, Sink};
+use crate::net::recv::{RecvStats, TimestampSource};
+use crate::net::rerequest::{RequestStats, Rerequester};
+use crate::net::{now_ns, NetError, Receiver};
+
+/// Messages queued between the arbiter and the reader before the queue grows (one poll drains
+/// the sockets, which can hold a few thousand packets).
+const QUEUE: usize = 1 << 16;
+
+/// Datagrams taken per poll: a backlog is drained in parts, with the re-request replies read,
+/// gaps asked for and holes expired between them.
+const POLL_DATAGRAMS: usize = 1024;
+
+/// Why a live feed stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// A socket call failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// A message did not decode.
+    #[error(transparent)]
+    Feed(#[from] InspectError),
+}
+
+/// One message waiting for the reader.
+#[derive(Clone, Copy)]
+struct Msg {
+    body: [u8; BODY],
+    len: u8,
+    /// Receive time, realtime ns.
+    ts_ns: u64,
+    seq: u64,
+}
+
+/// The arbiter's sink: delivered messages queued, lost ranges noted.
+struct Queue {
+    msgs: VecDeque<Msg>,
+    /// (stream, first, last) of each range given up.
+    lost: Vec<(u32, u64, u64)>,
+    /// Messages longer than an event's body (cut; none in ITCH 5.0).
+    oversize: u64,
+}
+
+impl Sink for Queue {
+    fn message(&mut self, m: Delivered<'_>) {
+        let n = m.bytes.len().min(BODY);
+        self.oversize += u64::from(m.bytes.len() > BODY);
+        let mut body = [0; BODY];
+        body[..n].copy_from_slice(&m.bytes[..n]);
+        self.msgs.push_back(Msg {
+            body,
+            len: n as u8,
+            ts_ns: m.ts_ns,
+            seq: m.seq,
+        });
+    }
+
+    fn lost(&mut self, stream: u32, first: u64, last: u64) {
+        self.lost.push((stream, first, last));
+    }
+}
+
+/// Realtime ns → TSC ticks, from one pair of readings taken together.
+#[derive(Clone, Copy, Debug)]
+struct Epoch {
+    realtime_ns: u64,
+    ticks: u64,
+    scale: TickScale,
+}
+
+impl Epoch {
+    fn now(scale: TickScale) -> Epoch {
+        // The pair is read twice around the realtime read; the midpoint of the TSC reads.
+        let a = ticks();
+        let realtime_ns = now_ns();
+        let b = ticks();
+        Epoch {
+            realtime_ns,
+            ticks: a + (b - a) / 2,
+            scale,
+        }
+    }
+
+    fn ticks_of(&self, ns: u64) -> u64 {
+        if ns >= self.realtime_ns {
+            self.ticks + self.scale.to_ticks(ns - self.realtime_ns)
+        } else {
+            self.ticks
+                .saturating_sub(self.scale.to_ticks(self.realtime_ns - ns))
+        }
+    }
+}
+
+/// A live feed as an engine source.
+pub struct LiveSource {
+    rx: Receiver,
+    arb: Arbiter,
+    rq: Option<Rerequester>,
+    queue: Queue,
+    epoch: Epoch,
+    lenient: bool,
+    cur: Msg,
+    ts: u64,
+    locate: u16,
+    ended: bool,
+    /// Frames of a type ITCH 5.0 does not define: counted and skipped.
+    pub skipped_unknown: u64,
+    /// Known types with a wrong length, counted and skipped (lenient mode only).
+    pub skipped_bad_lengths: u64,
+}
+
+impl std::fmt::Debug for LiveSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSource")
+            .field("lines", &self.rx.lines())
+            .field("queued", &self.queue.msgs.len())
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+impl LiveSource {
+    /// Messages from `rx` through `arb` (its `ab` or `channels` naming `rx`'s lines), gaps asked
+    /// of `rq` if given; receive times converted to ticks at `scale`.
+    pub fn new(
+        rx: Receiver,
+        arb: Arbiter,
+        rq: Option<Rerequester>,
+        scale: TickScale,
+        lenient: bool,
+    ) -> LiveSource {
+        LiveSource {
+            rx,
+            arb,
+            rq,
+            queue: Queue {
+                msgs: VecDeque::with_capacity(QUEUE),
+                lost: Vec::new(),
+                oversize: 0,
+            },
+            epoch: Epoch::now(scale),
+            lenient,
+            cur: Msg {
+                body: [0; BODY],
+                len: 0,
+                ts_ns: 0,
+                seq: 0,
+            },
+            ts: 0,
+            locate: 0,
+            ended: false,
+            skipped_unknown: 0,
+            skipped_bad_lengths: 0,
+        }
+    }
+
+    /// One nonblocking poll of the lines and the re-request replies; holes open too long given
+    /// up, open ones asked for.
+    fn poll(&mut self) -> Result<(), NetError> {
+        let LiveSource {
+            rx, arb, rq, queue, ..
+        } = self;
+        rx.poll_up_to(Duration::ZERO, POLL_DATAGRAMS, |d| {
+            arb.push(d, queue);
+        })?;
+        // The clocks are paired again at every poll: the TSC rate is a measured estimate, and
+        // its error over the seconds since a single pairing would show as latency; the
+        // messages just read are recent, and are all converted with this pair (the next poll
+        // comes only once the queue is empty).
+        self.epoch = Epoch::now(self.epoch.scale);
+        if let Some(rq) = rq.as_mut() {
+            if let Some(key) = arb.stream_key(0) {
+                rq.poll(key.lines.0, |d| {
+                    arb.push(d, queue);
+                })?;
+            }
+            rq.request_gaps(arb)?;
+        }
+        arb.expire(now_ns(), queue);
+        Ok(())
+    }
+
+    /// Every session has ended and has nothing missing before its end.
+    fn session_over(&self) -> bool {
+        let n = self.arb.streams() as u32;
+        n > 0
+            && (0..n).all(|id| {
+                self.arb.stream(id).is_some_and(|s| {
+                    s.end_of_session() && s.expected().is_some_and(|e| e >= s.high())
+                })
+            })
+    }
+
+    /// Takes the queued message `m` if it decodes: `Ok(false)` when skipped.
+    fn take(&mut self, m: Msg) -> Result<bool, InspectError> {
+        // A bad message is named by its sequence number (there is no byte offset).
+        match decode(&m.body[..m.len as usize], m.seq) {
+            Ok(d) => {
+                self.ts = d.timestamp();
+                self.locate = d.stock_locate();
+                self.cur = m;
+                Ok(true)
+            }
+            Err(e) if matches!(e.kind, DecodeErrorKind::UnknownType(_)) => {
+                self.skipped_unknown += 1;
+                Ok(false)
+            }
+            Err(_) if self.lenient => {
+                self.skipped_bad_lengths += 1;
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// What the feed handler saw (allocates: call it at the end).
+    pub fn report(&self) -> LiveReport {
+        let recv = self.rx.stats();
+        LiveReport {
+            timestamps: recv.timestamps(),
+            recv,
+            mold: self.arb.report(),
+            lost: self
+                .queue
+                .lost
+                .iter()
+                .map(|&(stream, first, last)| LostRange {
+                    stream,
+                    first,
+                    last,
+                })
+                .collect(),
+            rerequests: self.rq.as_ref().map(Rerequester::stats),
+            end_of_session: self.session_over(),
+            oversize: self.queue.oversize,
+        }
+    }
+}
+
+impl Source for LiveSource {
+    type Event = Event;
+    type Error = LiveError;
+
+    fn advance(&mut self) -> Option<Result<(), LiveError>> {
+        let mut polled = false;
+        loop {
+            if let Some(m) = self.queue.msgs.pop_front() {
+                match self.take(m) {
+                    Ok(true) => return Some(Ok(())),
+                    Ok(false) => continue,
+                    Err(e) => return Some(Err(e.into())),
+                }
+            }
+            if self.session_over() {
+                self.ended = true;
+                return None;
+            }
+            if polled {
+                return None; // nothing yet: `ended` stays false
+            }
+            if let Err(e) = self.poll() {
+                return Some(Err(e.into()));
+            }
+            polled = true;
+        }
+    }
+
+    fn ended(&self) -> bool {
+        self.ended
+    }
+
+    #[inline(always)]
+    fn time(&self) -> u64 {
+        self.ts
+    }
+
+    #[inline(always)]
+    fn route(&self, shards: usize) -> Route {
+        if self.locate == 0 {
+            Route::All
+        } else {
+            Route::One(super::shard_of(self.locate, shards))
+        }
+    }
+
+    #[inline(always)]
+    fn write(&self, slot: &mut Event) {
+        slot.body = self.cur.body;
+    }
+
+    #[inline(always)]
+    fn arrival(&self) -> Option<u64> {
+        Some(self.epoch.ticks_of(self.cur.ts_ns))
+    }
+}
+
+impl FeedSource for LiveSource {
+    fn skipped(&self) -> (u64, u64) {
+        (self.skipped_unknown, self.skipped_bad_lengths)
+    }
+}
+
+/// Messages given up on every line and not filled.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LostRange {
+    /// The arbiter's stream.
+    pub stream: u32,
+    /// First sequence lost.
+    pub first: u64,
+    /// Last sequence lost.
+    pub last: u64,
+}
+
+/// What a live run's feed handler saw.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveReport {
+    /// Which clock stamped the packets (the origin of the run's latency).
+    pub timestamps: TimestampSource,
+    /// The receiver's counters (datagrams, kernel drops).
+    pub recv: RecvStats,
+    /// The arbiter's report: lines, sessions, gaps (filled and not), duplicates.
+    pub mold: MoldReport,
+    /// Ranges given up, in the order they were.
+    pub lost: Vec<LostRange>,
+    /// The re-request client's counters, when there was one.
+    pub rerequests: Option<RequestStats>,
+    /// Every session ended (not stopped by Ctrl-C).
+    pub end_of_session: bool,
+    /// Messages longer than an event carries (cut short; none in ITCH 5.0).
+    pub oversize: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receive_stamps_convert_around_the_pairing() {
+        let scale = TickScale::new(2.5);
+        let e = Epoch {
+            realtime_ns: 1_000_000_000,
+            ticks: 10_000_000,
+            scale,
+        };
+        assert_eq!(e.ticks_of(1_000_000_000), 10_000_000);
+        // 1 ms later / earlier is 2.5 M ticks away.
+        assert_eq!(e.ticks_of(1_001_000_000), 12_500_000);
+        assert_eq!(e.ticks_of(999_000_000), 7_500_000);
+        // Far before the TSC's zero: clamped, not wrapped.
+        assert_eq!(e.ticks_of(0), 0);
+    }
+}

@@ -1,0 +1,58 @@
+//! Two network namespaces joined by a veth pair (root), for tests that send between them.
+
+use std::process::Command;
+
+/// `ip ARGS`, its error output as the error.
+pub fn ip(args: &[&str]) -> Result<(), String> {
+    let o = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    match o.status.success() {
+        true => Ok(()),
+        false => Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+    }
+}
+
+/// Two namespaces and a veth pair between them, removed on drop.
+pub struct Netns {
+    /// The sending namespace (10.77.0.1).
+    pub a: String,
+    /// The receiving namespace (10.77.0.2).
+    pub b: String,
+}
+
+impl Netns {
+    /// Both namespaces, the pair between them, and a multicast route on each end.
+    pub fn new() -> Result<Netns, String> {
+        let id = std::process::id() % 100_000;
+        let n = Netns {
+            a: format!("twa{id}"),
+            b: format!("twb{id}"),
+        };
+        let (va, vb) = (format!("twva{id}"), format!("twvb{id}"));
+        ip(&["netns", "add", &n.a])?;
+        ip(&["netns", "add", &n.b])?;
+        ip(&[
+            "link", "add", &va, "netns", &n.a, "type", "veth", "peer", "name", &vb, "netns", &n.b,
+        ])?;
+        for (ns, dev, addr) in [(&n.a, &va, "10.77.0.1/24"), (&n.b, &vb, "10.77.0.2/24")] {
+            ip(&["-n", ns, "addr", "add", addr, "dev", dev])?;
+            ip(&["-n", ns, "link", "set", dev, "up"])?;
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+            ip(&["-n", ns, "route", "add", "224.0.0.0/4", "dev", dev])?;
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.a]); // takes its end of the veth pair with it
+        let _ = ip(&["netns", "del", &self.b]);
+    }
+}

@@ -1,0 +1,292 @@
+//! `tickwatch run --listen` against `tickwatch send`, as processes: the live run's alerts are
+//! byte-identical to `tickwatch run FILE --alerts` and its books end the same — on one clean
+//! line, on A/B lines with line A losing every third packet, on one line with a dropped range
+//! filled by re-requests, and across two network namespaces (root; skipped with the reason
+//! printed when the kernel refuses).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod common;
+use common::netns::{ip, Netns};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tickwatch");
+
+/// `prefix` + the command (e.g. `ip netns exec NS`), run as a child.
+fn spawn(prefix: &[&str], args: &[&str]) -> Child {
+    let (prog, rest) = match prefix.split_first() {
+        Some((p, rest)) => (*p, [rest, &[BIN], args].concat()),
+        None => (BIN, args.to_vec()),
+    };
+    Command::new(prog)
+        .args(rest)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting tickwatch")
+}
+
+/// Waits for `c` at most `limit` (then kills it and fails), and for its success.
+fn finish(mut c: Child, limit: Duration) -> String {
+    let end = Instant::now() + limit;
+    while Instant::now() < end && c.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if c.try_wait().unwrap().is_none() {
+        let _ = c.kill();
+    }
+    let o: Output = c.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A short generated feed with manipulation episodes (and participant flow), and what
+/// `run FILE --alerts` makes of it: (feed, alerts, JSON report).
+fn reference(dir: &Path) -> (PathBuf, Vec<u8>, Value) {
+    let feed = dir.join("s.itch");
+    let gen = spawn(
+        &[],
+        &[
+            "gen",
+            "--messages",
+            "40000",
+            "--symbols",
+            "20",
+            "--session",
+            "2m",
+            "--seed",
+            "5",
+            "--scenarios",
+            "spoofing,layering,stuffing,ignition,close,wash",
+            "--scenario-rate",
+            "2",
+            "--out",
+            s(&feed),
+        ],
+    );
+    finish(gen, Duration::from_secs(20));
+    let alerts = dir.join("file.jsonl");
+    let run = spawn(
+        &[],
+        &[
+            "run",
+            s(&feed),
+            "--workers",
+            "2",
+            "--json",
+            "--alerts",
+            s(&alerts),
+        ],
+    );
+    let report = serde_json::from_str(&finish(run, Duration::from_secs(20))).unwrap();
+    (feed, std::fs::read(alerts).unwrap(), report)
+}
+
+/// One live run: `run --listen` in `rx`, then `send` in `tx`; its alerts and JSON report.
+fn live(
+    dir: &Path,
+    (tx, rx): (&[&str], &[&str]),
+    lines: &str,
+    (tx_if, rx_if): (&str, &str),
+    run_extra: &[&str],
+    send_extra: &[&str],
+) -> (Vec<u8>, Value) {
+    let feed = dir.join("s.itch");
+    let flow = dir.join("s.itch.flow.csv");
+    let alerts = dir.join(format!("live-{}.jsonl", lines.len() + run_extra.len() * 7));
+    let mut args = vec![
+        "run",
+        "--listen",
+        lines,
+        "--iface",
+        rx_if,
+        "--workers",
+        "2",
+        "--json",
+        "--alerts",
+        s(&alerts),
+        "--flow",
+        s(&flow),
+    ];
+    args.extend_from_slice(run_extra);
+    let run = spawn(rx, &args);
+    std::thread::sleep(Duration::from_millis(700)); // the join reaches the kernel
+    let mut args = vec![
+        "send",
+        s(&feed),
+        "--to",
+        lines,
+        "--iface",
+        tx_if,
+        "--speed",
+        "max",
+    ];
+    args.extend_from_slice(send_extra);
+    let sent = finish(spawn(tx, &args), Duration::from_secs(15));
+    let report: Value = serde_json::from_str(&finish(run, Duration::from_secs(20))).unwrap();
+    assert!(!sent.is_empty());
+    (std::fs::read(alerts).unwrap(), report)
+}
+
+/// The live run saw the whole feed and ended as the file run did.
+fn same_as_file(got: &(Vec<u8>, Value), want: &(PathBuf, Vec<u8>, Value)) {
+    let (alerts, r) = got;
+    let live = &r["live"];
+    assert_eq!(live["end_of_session"], true, "{live:#}");
+    assert_eq!(live["lost"].as_array().unwrap().len(), 0, "{live:#}");
+    assert_eq!(live["recv"]["kernel_drops"], 0, "{live:#}");
+    assert!(!want.1.is_empty(), "the feed raises alerts");
+    assert!(*alerts == want.1, "live alerts differ from the file's");
+    for k in [
+        "messages",
+        "live_orders",
+        "book_stats",
+        "top_changes",
+        "interrupted",
+    ] {
+        assert_eq!(r[k], want.2[k], "{k}");
+    }
+    assert_eq!(r["surv"]["total"], want.2["surv"]["total"]);
+    assert!(r["latency"].as_array().unwrap().last().unwrap()["count"].as_u64() > Some(0));
+}
+
+/// Multicast on loopback (root sets it up); `Err` with the reason when a datagram sent to a
+/// group on `lo` does not come back.
+fn loopback() -> Result<(), String> {
+    let _ = ip(&["link", "set", "lo", "multicast", "on"]);
+    let _ = ip(&["route", "add", "224.0.0.0/4", "dev", "lo"]);
+    let group = std::net::Ipv4Addr::new(239, 255, 81, 99);
+    let lo = std::net::Ipv4Addr::LOCALHOST;
+    let e = |e: std::io::Error| e.to_string();
+    let rx = std::net::UdpSocket::bind((group, 0)).map_err(e)?;
+    let port = rx.local_addr().map_err(e)?.port();
+    rx.join_multicast_v4(&group, &lo).map_err(e)?;
+    rx.set_read_timeout(Some(Duration::from_secs(1)))
+        .map_err(e)?;
+    let tx = std::net::UdpSocket::bind((lo, 0)).map_err(e)?;
+    tx.send_to(b"ping", (group, port)).map_err(e)?;
+    rx.recv(&mut [0; 8]).map(|_| ()).map_err(e)
+}
+
+/// Skips the calling test (with the reason printed) when loopback multicast does not work.
+macro_rules! need_loopback {
+    () => {
+        if let Err(why) = loopback() {
+            eprintln!("skipped: no multicast on loopback: {why}");
+            return;
+        }
+    };
+}
+
+const LO: (&str, &str) = ("127.0.0.1", "127.0.0.1");
+
+#[test]
+fn live_run_equals_the_file_run_on_loopback() {
+    need_loopback!();
+    let dir = tempfile::tempdir().unwrap();
+    let want = reference(dir.path());
+    let here: (&[&str], &[&str]) = (&[], &[]);
+
+    // One clean line.
+    let got = live(dir.path(), here, "udp://239.255.81.1:31300", LO, &[], &[]);
+    same_as_file(&got, &want);
+    assert_eq!(got.1["live"]["mold"]["sessions"][0]["counters"]["gaps"], 0);
+
+    // Line A loses every third packet; line B fills in.
+    let ab = "udp://239.255.81.2:31301,udp://239.255.81.3:31301";
+    let got = live(dir.path(), here, ab, LO, &[], &["--drop-every", "3"]);
+    same_as_file(&got, &want);
+    let sess = &got.1["live"]["mold"]["sessions"][0];
+    assert!(sess["lines"][0]["gaps"].as_u64() > Some(0), "{sess:#}");
+
+    // One line loses a range; the re-request server fills it.
+    let got = live(
+        dir.path(),
+        here,
+        "udp://239.255.81.4:31302",
+        LO,
+        // Holes are timed on receive stamps: a debug build draining a backlog sees a hole
+        // late, so it waits long enough for the request's round trip after that.
+        &["--rerequest", "udp://127.0.0.1:31399", "--hold", "2s"],
+        &["--drop-seq", "1000-1500", "--rerequest-port", "31399"],
+    );
+    same_as_file(&got, &want);
+    let live = &got.1["live"];
+    assert!(live["rerequests"]["replies"].as_u64() > Some(0), "{live:#}");
+    let gap = &live["mold"]["sessions"][0]["gaps"][0];
+    assert_eq!(
+        (gap["first"].as_u64(), gap["lost"].as_u64()),
+        (Some(1000), Some(0))
+    );
+}
+
+#[test]
+fn live_run_without_a_feed_or_listen_is_refused() {
+    let o = Command::new(BIN).args(["run"]).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("FILE"));
+    let o = Command::new(BIN)
+        .args(["run", "--listen", "udp://239.255.81.9:1", "--speed", "1"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("own pace"));
+    let o = Command::new(BIN)
+        .args(["run", "x.itch", "--listen", "udp://239.255.81.9:1"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot be used with"));
+}
+
+#[test]
+fn live_run_across_namespaces_over_veth() {
+    let ns = match Netns::new() {
+        Ok(ns) => ns,
+        Err(why) => {
+            eprintln!("skipped: cannot set up network namespaces: {why}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let want = reference(dir.path());
+    let tx = ["ip", "netns", "exec", ns.a.as_str()];
+    let rx = ["ip", "netns", "exec", ns.b.as_str()];
+    let ab = "udp://239.255.82.1:31310,udp://239.255.82.2:31310";
+    let ifs = ("10.77.0.1", "10.77.0.2");
+    let got = live(dir.path(), (&tx, &rx), ab, ifs, &[], &["--drop-every", "3"]);
+    same_as_file(&got, &want);
+}
+
+#[test]
+fn ctrl_c_ends_a_live_run_with_its_counters() {
+    need_loopback!();
+    let run = spawn(
+        &[],
+        &[
+            "run",
+            "--listen",
+            "udp://239.255.81.8:31303",
+            "--iface",
+            "127.0.0.1",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    // SAFETY: signals our own child, whose pid is live until it is waited for.
+    unsafe {
+        libc::kill(run.id() as i32, libc::SIGINT);
+    }
+    let out = finish(run, Duration::from_secs(10));
+    assert!(out.contains("stopped before the end of session"), "{out}");
+    assert!(out.contains("interrupted by Ctrl-C"), "{out}");
+}
