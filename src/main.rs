@@ -8,6 +8,7 @@ mod cli {
     pub mod convert;
     pub mod demo;
     pub mod export;
+    pub mod feed;
     pub mod files;
     pub mod gen;
     pub mod inspect;
@@ -45,6 +46,7 @@ fn main() {
         Cmd::Rules(a) => cli::surv::cmd_rules(a),
         Cmd::Convert(ConvertCmd::Lobster(a)) => cli::convert::cmd_lobster(a),
         Cmd::Convert(ConvertCmd::Itch(a)) => cli::convert::cmd_itch(a),
+        Cmd::Convert(ConvertCmd::Pcap(a)) => cli::convert::cmd_pcap(a),
         Cmd::Demo(a) => cli::demo::cmd_demo(a),
         Cmd::Bench(a) => cli::bench::cmd_bench(a),
         Cmd::Run(a) => cli::run::cmd_run(a),

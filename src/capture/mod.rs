@@ -8,7 +8,8 @@
 //!        ──▶ link layer (Ethernet + VLAN/QinQ, SLL, SLL2, raw IPv4) ──▶ IPv4 ──▶ UDP
 //!        ──▶ Datagram { ts_ns, src, dst, payload: &[u8], offset }  (+ Counts of what was skipped)
 //! ```
-//! The MoldUDP64 layer on top of the datagrams lives elsewhere (`mold`).
+//! The MoldUDP64 layer on top of the datagrams lives elsewhere (`mold`); [`extract`] runs a
+//! capture through it into an in-memory BinaryFILE image, which every command reads.
 //!
 //! ```
 //! use tickwatch::capture::{write_capture, Datagrams, WriteOptions, END_OF_SESSION};
@@ -24,10 +25,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod extract;
 pub mod net;
 pub mod read;
 pub mod write;
 
+pub use extract::{extract, ExtractError, ExtractOptions, Extracted, Lost, Place, Span};
 pub use net::{LinkType, NetCounts};
 pub use read::{is_capture, open, CaptureError, Datagram, Datagrams, FileKind};
 pub use write::{

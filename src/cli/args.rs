@@ -248,9 +248,17 @@ pub enum Timing {
 
 #[derive(Args, Debug)]
 pub struct InputArgs {
-    /// ITCH 5.0 BinaryFILE (2-byte big-endian length before each message); `.gz` is decompressed
-    /// once to a cached sibling file.
+    /// ITCH 5.0 BinaryFILE (2-byte big-endian length before each message), or a pcap/pcapng
+    /// capture of MoldUDP64 (told by its magic; its messages are read in sequence order, gaps
+    /// warned about); `.gz` is decompressed once to a cached sibling file.
     pub file: PathBuf,
+    /// Of a capture, read only the MoldUDP64 packets to this multicast group and port
+    /// (repeatable; default: every channel).
+    #[arg(long, value_name = "GROUP:PORT", value_parser = values::group)]
+    pub channel: Vec<std::net::SocketAddrV4>,
+    /// Of a capture, read only this MoldUDP64 session (1..=10 printable ASCII characters).
+    #[arg(long, value_name = "NAME", value_parser = values::mold_session)]
+    pub session: Option<String>,
     /// Where to keep the decompressed copy of a `.gz` input (default: beside it, without `.gz`).
     #[arg(long, value_name = "PATH")]
     pub cache: Option<PathBuf>,
@@ -350,6 +358,30 @@ pub enum ConvertCmd {
     /// ITCH 5.0 BinaryFILE → MoldUDP64 capture (UDP/IPv4 in Ethernet, SLL or SLL2; pcap or
     /// pcapng), packets filled as a feed fills them, end of session at the end.
     Itch(ItchArgs),
+    /// MoldUDP64 capture (pcap/pcapng) → ITCH 5.0 BinaryFILE: the messages in sequence order,
+    /// gaps warned about with their exact ranges.
+    Pcap(PcapArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PcapArgs {
+    /// pcap or pcapng capture of MoldUDP64; `.gz` is decompressed once to a cached sibling file.
+    pub file: PathBuf,
+    /// Where to keep the decompressed copy of a `.gz` input (default: beside it, without `.gz`).
+    #[arg(long, value_name = "PATH")]
+    pub cache: Option<PathBuf>,
+    /// Only the MoldUDP64 packets to this multicast group and port (repeatable; default: all).
+    #[arg(long, value_name = "GROUP:PORT", value_parser = values::group)]
+    pub channel: Vec<std::net::SocketAddrV4>,
+    /// Only this MoldUDP64 session (1..=10 printable ASCII characters).
+    #[arg(long, value_name = "NAME", value_parser = values::mold_session)]
+    pub session: Option<String>,
+    /// Output BinaryFILE.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

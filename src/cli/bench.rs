@@ -1,13 +1,14 @@
 //! `tickwatch bench`: whole-file decode and book throughput, per-message latency.
 
 use super::args::BenchArgs;
+use super::files::open_feed;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::io;
 use std::time::Instant;
 use tickwatch::bench;
 use tickwatch::feed::mmap::evict_page_cache;
-use tickwatch::feed::{gz, MapOptions, MappedFile};
+use tickwatch::feed::{gz, MapOptions};
 use tickwatch::filebench::{self, FileBenchOptions, KernelResult};
 use tickwatch::policy::threads_or_all;
 
@@ -23,21 +24,21 @@ pub fn cmd_bench(a: BenchArgs) -> Result<()> {
             sequential: true,
             huge_pages: false,
         };
-        let map = MappedFile::open(&path, lazy)?;
-        let w = bench::decode_fold(map.bytes())?;
+        let map = open_feed(&a.input, lazy)?;
+        let w = bench::decode_fold(map.bytes()).map_err(|e| map.explain(e))?;
         let dt = t0.elapsed().as_nanos() as f64;
-        cold = Some(KernelResult::single(
-            "decode (cold: evicted, lazy map)",
-            w.messages,
-            dt,
-        ));
+        let what = match map.capture() {
+            Some(_) => "decode (cold: evicted, lazy map, capture extracted)",
+            None => "decode (cold: evicted, lazy map)",
+        };
+        cold = Some(KernelResult::single(what, w.messages, dt));
     }
     let opts = MapOptions {
         populate: !a.no_populate,
         sequential: true,
         huge_pages: a.huge_pages,
     };
-    let map = MappedFile::open(&path, opts)?;
+    let map = open_feed(&a.input, opts)?;
     if map.bytes().is_empty() {
         bail!("{}: empty file", path.display());
     }
@@ -49,7 +50,8 @@ pub fn cmd_bench(a: BenchArgs) -> Result<()> {
             books: a.caps.config(),
             latency_sample_every: a.latency_sample,
         },
-    )?;
+    )
+    .map_err(|e| map.explain(e))?;
     rep.kernels.splice(0..0, cold);
     if a.json {
         #[derive(Serialize)]

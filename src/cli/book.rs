@@ -2,7 +2,7 @@
 
 use super::args::BookArgs;
 use super::files::open_feed;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 use std::io::{self, Write};
 use tickwatch::book::{Books, LevelView};
@@ -32,8 +32,8 @@ pub fn cmd_book(a: BookArgs) -> Result<()> {
         bail!("{}: empty file: no ITCH messages", a.input.file.display());
     }
     let mut books = Books::new(a.caps.config());
-    let rep = replay::replay(map.bytes(), &mut books, at, a.input.lenient)
-        .with_context(|| format!("{}", a.input.file.display()))?;
+    let rep =
+        replay::replay(map.bytes(), &mut books, at, a.input.lenient).map_err(|e| map.explain(e))?;
     let Some(locate) = books.locate_of(&stock) else {
         bail!(
             "symbol {} not found in {}{}",

@@ -1,8 +1,10 @@
 //! `tickwatch convert lobster`: a LOBSTER pair as an ITCH file; `tickwatch convert itch`: an ITCH
-//! file as a MoldUDP64 capture.
+//! file as a MoldUDP64 capture; `tickwatch convert pcap`: a MoldUDP64 capture as an ITCH file.
 
-use super::args::{ItchArgs, LobsterArgs};
-use anyhow::{Context, Result};
+use super::args::{InputArgs, ItchArgs, LobsterArgs, PcapArgs};
+use super::files::open_feed;
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
 use std::io::{self, Write};
 use tickwatch::capture::{CaptureFormat, TsResolution, WriteOptions};
 use tickwatch::feed::gz;
@@ -86,5 +88,54 @@ pub fn cmd_itch(a: ItchArgs) -> Result<()> {
             a.drop_every.unwrap_or(0)
         )?;
     }
+    Ok(())
+}
+
+pub fn cmd_pcap(a: PcapArgs) -> Result<()> {
+    let input = InputArgs {
+        file: a.file.clone(),
+        channel: a.channel.clone(),
+        session: a.session.clone(),
+        cache: a.cache.clone(),
+        lenient: false,
+    };
+    let feed = open_feed(&input, tickwatch::feed::MapOptions::default())?;
+    let Some(c) = feed.capture() else {
+        bail!(
+            "{}: not a pcap or pcapng capture (no known magic number)",
+            a.file.display()
+        );
+    };
+    std::fs::write(&a.out, feed.bytes()).with_context(|| format!("writing {}", a.out.display()))?;
+    let r = &c.extracted.report;
+    #[derive(Serialize)]
+    struct Out<'a> {
+        out: String,
+        messages: u64,
+        bytes: usize,
+        lost: u64,
+        mold: &'a tickwatch::mold::MoldReport,
+    }
+    let out = Out {
+        out: a.out.display().to_string(),
+        messages: r.sessions.iter().map(|s| s.counters.delivered).sum(),
+        bytes: feed.bytes().len(),
+        lost: c.extracted.lost.iter().map(|l| l.last - l.first + 1).sum(),
+        mold: r,
+    };
+    if a.json {
+        serde_json::to_writer_pretty(io::stdout().lock(), &out)?;
+        println!();
+        return Ok(());
+    }
+    println!(
+        "wrote {}: {} ITCH messages ({} bytes) from {} MoldUDP64 packets in {} session(s); {} message(s) lost in gaps",
+        out.out,
+        out.messages,
+        out.bytes,
+        r.packets,
+        r.sessions.len(),
+        out.lost
+    );
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use super::args::{ExportArgs, ExportFormat};
 use super::files::{open_feed, output_writer};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::time::Instant;
 use tickwatch::book::{BookConfig, Books};
 use tickwatch::feed::MapOptions;
@@ -14,7 +14,7 @@ pub fn cmd_export(a: ExportArgs) -> Result<()> {
     let mut w = output_writer(a.out.as_deref())?;
     let t0 = Instant::now();
     let r = tickwatch::export::export_csv(map.bytes(), &mut books, a.input.lenient, &mut w)
-        .with_context(|| format!("{}", a.input.file.display()))?;
+        .map_err(|e| map.explain(e))?;
     eprintln!(
         "exported {} rows ({} trades, {} before their stock's directory entry) of {} messages in {:.2} s; skipped {} unknown types, {} bad lengths",
         r.rows,

@@ -1,15 +1,49 @@
 //! Opening the feed and the output files the commands share.
 
 use super::args::InputArgs;
-use anyhow::{Context, Result};
+use super::feed::{warn_gaps, CaptureFeed, Feed, Source};
+use anyhow::{bail, Context, Result};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use tickwatch::capture::{extract, is_capture, ExtractOptions};
 use tickwatch::feed::{gz, MapOptions, MappedFile};
+use tickwatch::mold::Session;
 
-/// The feed `input` names, mapped (a `.gz` through its decompressed cache).
-pub fn open_feed(input: &InputArgs, opts: MapOptions) -> Result<MappedFile> {
+/// The feed `input` names, mapped (a `.gz` through its decompressed cache); a packet capture
+/// (told by its magic) has its MoldUDP64 messages extracted, its gaps warned about.
+pub fn open_feed(input: &InputArgs, opts: MapOptions) -> Result<Feed> {
     let path = gz::resolve(&input.file, input.cache.as_deref())?;
-    MappedFile::open(&path, opts).with_context(|| format!("mapping {}", path.display()))
+    let map =
+        MappedFile::open(&path, opts).with_context(|| format!("mapping {}", path.display()))?;
+    let filtered = !input.channel.is_empty() || input.session.is_some();
+    let Some(kind) = is_capture(map.bytes()) else {
+        if filtered {
+            bail!(
+                "--channel/--session select the MoldUDP64 packets of a capture; {} is not a pcap or pcapng capture",
+                input.file.display()
+            );
+        }
+        let source = Source::Binary(map);
+        return Ok(Feed {
+            name: input.file.clone(),
+            path,
+            source,
+        });
+    };
+    let opts = ExtractOptions {
+        channels: input.channel.clone(),
+        session: input.session.as_deref().and_then(Session::from_name),
+        ..ExtractOptions::default()
+    };
+    let extracted =
+        extract(map.bytes(), &opts).with_context(|| input.file.display().to_string())?;
+    warn_gaps(&input.file, &extracted);
+    let source = Source::Capture(Box::new(CaptureFeed { kind, extracted }));
+    Ok(Feed {
+        name: input.file.clone(),
+        path,
+        source,
+    })
 }
 
 /// A buffered writer on `path`, or on standard output.

@@ -2,7 +2,7 @@
 
 use super::args::InspectArgs;
 use super::files::open_feed;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 use std::io::{self, Write};
 use std::time::Instant;
@@ -13,8 +13,8 @@ use tickwatch::policy::threads_or_all;
 
 pub fn cmd_inspect(a: InspectArgs) -> Result<()> {
     let map = open_feed(&a.input, MapOptions::default())?;
-    if let Some(kind) = tickwatch::capture::is_capture(map.bytes()) {
-        return super::inspect_capture::cmd_inspect_capture(&a, map.bytes(), kind);
+    if let Some(c) = map.capture() {
+        return super::inspect_capture::cmd_inspect_capture(&a, &map, c);
     }
     let t0 = Instant::now();
     let s = inspect(
@@ -24,7 +24,7 @@ pub fn cmd_inspect(a: InspectArgs) -> Result<()> {
             lenient: a.input.lenient,
         },
     )
-    .with_context(|| format!("{}", a.input.file.display()))?;
+    .map_err(|e| map.explain(e))?;
     let secs = t0.elapsed().as_secs_f64();
     #[derive(Serialize)]
     struct Out<'a> {

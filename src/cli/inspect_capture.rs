@@ -3,13 +3,14 @@
 //! MoldUDP64), then the ITCH messages they carry, counted as for a BinaryFILE.
 
 use super::args::InspectArgs;
-use anyhow::{Context, Result};
+use super::feed::{CaptureFeed, Feed};
+use anyhow::Result;
 use serde::Serialize;
 use std::io::{self, Write};
-use tickwatch::capture::{Datagrams, FileKind, NetCounts};
+use tickwatch::capture::NetCounts;
 use tickwatch::inspect::{inspect, InspectError, InspectOptions, Summary};
 use tickwatch::itch::fmt_time;
-use tickwatch::mold::{self, Arbiter, ArbiterConfig, Delivered, MoldReport};
+use tickwatch::mold::MoldReport;
 use tickwatch::policy::threads_or_all;
 
 #[derive(Serialize)]
@@ -23,46 +24,24 @@ struct Out<'a> {
     itch: Option<&'a Summary>,
 }
 
-pub fn cmd_inspect_capture(a: &InspectArgs, buf: &[u8], kind: FileKind) -> Result<()> {
-    let file = a.input.file.display().to_string();
-    let mut datagrams = Datagrams::new(buf).with_context(|| file.clone())?;
-    let mut arbiter = Arbiter::new(ArbiterConfig::default());
-    // The delivered messages, re-framed as a BinaryFILE for the ITCH counts.
-    let mut itch = Vec::new();
-    let mut sink = |d: Delivered<'_>| {
-        itch.extend_from_slice(&(d.bytes.len() as u16).to_be_bytes());
-        itch.extend_from_slice(d.bytes);
-    };
-    let mut last_ts = 0;
-    for d in &mut datagrams {
-        let d = d.with_context(|| file.clone())?;
-        last_ts = last_ts.max(d.ts_ns);
-        let md = mold::Datagram {
-            ts_ns: d.ts_ns,
-            src: d.src,
-            dst: d.dst,
-            payload: d.payload,
-            offset: d.offset,
-        };
-        arbiter.push(&md, &mut sink);
-    }
-    arbiter.finish(last_ts, &mut sink);
-    let report = arbiter.report();
+/// `c` is `feed`'s capture.
+pub fn cmd_inspect_capture(a: &InspectArgs, feed: &Feed, c: &CaptureFeed) -> Result<()> {
+    let x = &c.extracted;
     let opts = InspectOptions {
         threads: threads_or_all(a.threads),
         lenient: a.input.lenient,
     };
-    let summary = match inspect(&itch, opts) {
+    let summary = match inspect(&x.image, opts) {
         Ok(s) => Some(s),
         Err(InspectError::Empty) => None,
-        Err(e) => return Err(e).with_context(|| format!("{file}: the MoldUDP64 messages")),
+        Err(e) => return Err(feed.explain(e)),
     };
     let out = Out {
-        file,
-        format: format!("{kind:?}"),
-        capture_packets: datagrams.packets(),
-        network: datagrams.counts(),
-        mold: &report,
+        file: a.input.file.display().to_string(),
+        format: format!("{:?}", c.kind),
+        capture_packets: x.packets,
+        network: &x.net,
+        mold: &x.report,
         itch: summary.as_ref(),
     };
     let mut w = io::stdout().lock();

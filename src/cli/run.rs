@@ -2,7 +2,7 @@
 //! or bars), with a progress line, Ctrl-C, and the report at the end.
 
 use super::args::{BarsArgs, RunArgs, Timing};
-use super::files::output_writer;
+use super::files::{open_feed, output_writer};
 use super::memory;
 use super::progress::{self, Watch};
 use super::report::print_run_report;
@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use tickwatch::feed::{gz, MapOptions, MappedFile};
+use tickwatch::feed::MapOptions;
 use tickwatch::itch::symbol_field;
 use tickwatch::pipeline::{self, BarsConfig, FeedOptions, PipelineConfig};
 use tickwatch::policy::{available_cores, threads_or_all, workers_for, RunKind};
@@ -114,9 +114,8 @@ fn run_pipeline(
         let jobs = pipeline::MarketJobs { bars, surv };
         return super::listen::run_live(&a, lines, cfg, jobs, watch);
     }
-    let path = gz::resolve(&a.input.file, a.input.cache.as_deref())?;
-    let map = MappedFile::open(&path, MapOptions::default())
-        .with_context(|| format!("mapping {}", path.display()))?;
+    let map = open_feed(&a.input, MapOptions::default())?;
+    let path = map.path.clone();
     if !a.no_mlock {
         if let Err(e) = map.lock() {
             eprintln!(
@@ -142,7 +141,8 @@ fn run_pipeline(
     let jobs = pipeline::MarketJobs { bars, surv };
     let outcome = progress::while_running(&progress, watch, || {
         pipeline::run_market(buf, &cfg, jobs, &STOP, &progress)
-    })?;
+    })
+    .map_err(|e| map.explain(e))?;
     let r = &outcome.report;
     // Rows or alerts on standard output: the report goes to standard error.
     let mut report: Box<dyn Write> = if bars_on_stdout || alerts_on_stdout {

@@ -45,7 +45,7 @@ pub fn cmd_surveil(a: SurveilArgs) -> Result<()> {
     let t0 = Instant::now();
     let (alerts, counters) =
         tickwatch::surv::surveil_feed(map.bytes(), &mut books, rules, &flow, a.mark_every)
-            .with_context(|| format!("{}", a.input.file.display()))?;
+            .map_err(|e| map.explain(e))?;
     let secs = t0.elapsed().as_secs_f64();
     let mut w = output_writer(a.alerts.as_deref())?;
     let mut line = Vec::with_capacity(4096);

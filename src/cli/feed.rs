@@ -1,0 +1,155 @@
+//! The feed a command reads: a mapped BinaryFILE, or a packet capture (pcap/pcapng of
+//! MoldUDP64, told by its magic) whose messages are extracted to a BinaryFILE image in memory.
+//! Either way the command sees `.bytes()` of a BinaryFILE; errors are explained in the terms of
+//! the file the user named (the capture byte offset of the packet, not the image offset).
+
+use anyhow::{anyhow, Error};
+use std::io;
+use std::path::{Path, PathBuf};
+use tickwatch::capture::{Extracted, FileKind};
+use tickwatch::export::ExportError;
+use tickwatch::feed::MappedFile;
+use tickwatch::filebench::FileBenchError;
+use tickwatch::inspect::InspectError;
+use tickwatch::pipeline::JobError;
+use tickwatch::surv::SurveilError;
+
+/// Lost ranges printed per stream in the warning (the rest counted).
+const RANGES_SHOWN: usize = 100;
+
+/// A capture's extracted messages.
+pub struct CaptureFeed {
+    /// pcap (and its magic) or pcapng.
+    pub kind: FileKind,
+    /// The image, its map and what the layers counted.
+    pub extracted: Extracted,
+}
+
+/// The feed's bytes and where they came from.
+pub enum Source {
+    /// A BinaryFILE, mapped (read in place).
+    Binary(MappedFile),
+    /// A capture, extracted (one copy of the ITCH bytes).
+    Capture(Box<CaptureFeed>),
+}
+
+/// An opened feed.
+pub struct Feed {
+    /// The file as named on the command line.
+    pub name: PathBuf,
+    /// The file read (a `.gz` input's decompressed cache).
+    pub path: PathBuf,
+    /// Its bytes.
+    pub source: Source,
+}
+
+impl Feed {
+    /// The BinaryFILE bytes (a capture's extracted image).
+    pub fn bytes(&self) -> &[u8] {
+        match &self.source {
+            Source::Binary(m) => m.bytes(),
+            Source::Capture(c) => &c.extracted.image,
+        }
+    }
+
+    /// The capture's extraction, if the feed is a capture.
+    pub fn capture(&self) -> Option<&CaptureFeed> {
+        match &self.source {
+            Source::Binary(_) => None,
+            Source::Capture(c) => Some(c),
+        }
+    }
+
+    /// Locks a mapped feed's pages in memory (a capture's image is already on the heap).
+    pub fn lock(&self) -> io::Result<()> {
+        match &self.source {
+            Source::Binary(m) => m.lock(),
+            Source::Capture(_) => Ok(()),
+        }
+    }
+
+    /// `e` named after the feed: for a capture, an ITCH error at an image offset becomes one
+    /// at the capture byte offset of the packet that carried the message.
+    pub fn explain(&self, e: impl Into<Error>) -> Error {
+        let e = e.into();
+        let name = self.name.display();
+        let Some(c) = self.capture() else {
+            return e.context(name.to_string());
+        };
+        let Some(ie) = inspect_error(&e) else {
+            return e.context(name.to_string());
+        };
+        match ie.offset().and_then(|o| c.extracted.place(o)) {
+            Some(p) => anyhow!(
+                "{name}: at capture byte offset {} (the MoldUDP64 packet there, message index {} in it): {}",
+                p.packet,
+                p.message,
+                without_offset(&ie.to_string())
+            ),
+            None => e.context(format!("{name}: the MoldUDP64 messages")),
+        }
+    }
+}
+
+/// The ITCH framing or decode error inside `e`, whichever command's error wraps it.
+fn inspect_error(e: &Error) -> Option<&InspectError> {
+    e.chain().find_map(|c| {
+        if let Some(ie) = c.downcast_ref::<InspectError>() {
+            return Some(ie);
+        }
+        match (
+            c.downcast_ref::<JobError>(),
+            c.downcast_ref::<SurveilError>(),
+            c.downcast_ref::<ExportError>(),
+            c.downcast_ref::<FileBenchError>(),
+        ) {
+            (Some(JobError::Feed(ie)), ..)
+            | (_, Some(SurveilError::Feed(ie)), ..)
+            | (_, _, Some(ExportError::Feed(ie)), _)
+            | (.., Some(FileBenchError::Feed(ie))) => Some(ie),
+            _ => None,
+        }
+    })
+}
+
+/// An error's text without its leading "at byte offset N: " (an image offset).
+fn without_offset(s: &str) -> &str {
+    s.strip_prefix("at byte offset ")
+        .and_then(|rest| rest.split_once(": "))
+        .map_or(s, |(_, detail)| detail)
+}
+
+/// A warning on standard error for every stream that lost messages: the exact sequence ranges
+/// given up (the first [`RANGES_SHOWN`]) and how many messages they hold.
+pub fn warn_gaps(name: &Path, x: &Extracted) {
+    for s in &x.report.sessions {
+        let lost: Vec<_> = x.lost_in(s.stream).collect();
+        if lost.is_empty() {
+            continue;
+        }
+        let messages: u64 = lost.iter().map(|l| l.last - l.first + 1).sum();
+        let ranges: Vec<String> = lost
+            .iter()
+            .take(RANGES_SHOWN)
+            .map(|l| match l.first == l.last {
+                true => l.first.to_string(),
+                false => format!("{}..={}", l.first, l.last),
+            })
+            .collect();
+        let more = lost.len().saturating_sub(RANGES_SHOWN);
+        let lines: Vec<String> = s.lines.iter().map(|l| l.dst.to_string()).collect();
+        eprintln!(
+            "tickwatch: warning: {}: {} session {:?}: {} gap(s) in the sequence, {} message(s) lost: {}{}",
+            name.display(),
+            lines.join(" + "),
+            s.session.name(),
+            lost.len(),
+            messages,
+            ranges.join(", "),
+            match more {
+                0 => String::new(),
+                n => format!(" and {n} more range(s)"),
+            }
+        );
+    }
+}
