@@ -1,7 +1,9 @@
 //! Reading packet captures: tickwatch's zero-copy reader (`capture::Datagrams`: pcap or pcapng
-//! framing, Ethernet + VLAN, IPv4, UDP down to the MoldUDP64 payload) against the `pcap-parser`
-//! crate iterating the same file alone (framing only: no link, IP or UDP decoding), and the
-//! MoldUDP64 messages out of the capture against the BinaryFILE walk of the same messages.
+//! framing, Ethernet + VLAN, IPv4, UDP down to the MoldUDP64 payload) against two peers over the
+//! same file: the `pcap-parser` crate framing alone (no link, IP or UDP decoding), and the fair
+//! peer, `pcap-parser` framing plus `etherparse::SlicedPacket` slicing every frame down to the
+//! UDP payload (the same work: payload bytes summed). Then the MoldUDP64 messages out of the
+//! capture against the BinaryFILE walk of the same messages.
 //!
 //! The capture is written in memory from a generated feed (`tickwatch::gen`, 200,000 messages;
 //! 20,000 under `cargo test --benches`) by `capture::write_capture`, packets filled to 1,400
@@ -9,6 +11,7 @@
 //! (`capture_messages`).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use etherparse::{SlicedPacket, TransportSlice};
 use pcap_parser::{LegacyPcapSlice, PcapBlockOwned, PcapNGSlice};
 use std::hint::black_box;
 use std::time::Duration;
@@ -80,6 +83,44 @@ fn pcap_parser_ng(cap: &[u8]) -> (u64, u64) {
     (n, bytes)
 }
 
+/// The UDP payload of an Ethernet frame as `etherparse` slices it (VLAN tags, IPv4, UDP), if any.
+fn etherparse_udp(frame: &[u8]) -> Option<&[u8]> {
+    match SlicedPacket::from_ethernet(frame).ok()?.transport? {
+        TransportSlice::Udp(u) => Some(u.payload()),
+        _ => None,
+    }
+}
+
+/// pcap-parser framing + etherparse slicing, classic pcap: every UDP payload's length, summed.
+fn pcap_parser_etherparse_legacy(cap: &[u8]) -> (u64, u64) {
+    let (mut n, mut bytes) = (0, 0);
+    for b in LegacyPcapSlice::from_slice(cap).expect("a pcap") {
+        if let Ok(PcapBlockOwned::Legacy(p)) = b {
+            if let Some(payload) = etherparse_udp(p.data) {
+                n += 1;
+                bytes += payload.len() as u64;
+            }
+        }
+    }
+    (n, bytes)
+}
+
+/// pcap-parser framing + etherparse slicing, pcapng: every UDP payload's length, summed (the
+/// capture has one Ethernet interface, so the interface's link type is not looked up).
+fn pcap_parser_etherparse_ng(cap: &[u8]) -> (u64, u64) {
+    let (mut n, mut bytes) = (0, 0);
+    for b in PcapNGSlice::from_slice(cap).expect("a pcapng") {
+        if let Ok(PcapBlockOwned::NG(pcap_parser::Block::EnhancedPacket(p))) = b {
+            let caplen = (p.caplen as usize).min(p.data.len());
+            if let Some(payload) = etherparse_udp(&p.data[..caplen]) {
+                n += 1;
+                bytes += payload.len() as u64;
+            }
+        }
+    }
+    (n, bytes)
+}
+
 /// Every ITCH message in the capture's MoldUDP64 packets (bytes summed).
 fn capture_messages(cap: &[u8]) -> u64 {
     let mut bytes = 0;
@@ -104,26 +145,40 @@ fn bench(c: &mut Criterion) {
     let itch = feed();
     let pcap = capture(&itch, CaptureFormat::Pcap);
     let ng = capture(&itch, CaptureFormat::PcapNg);
-    // Cross-checks outside the timed code: every reader sees the same packets.
-    let (packets, _) = tickwatch_read(&pcap);
-    assert_eq!(tickwatch_read(&ng).0, packets);
+    // Cross-checks outside the timed code.
+    // Every reader sees the same packets; the two that decode to UDP sum the same payload bytes.
+    let (packets, payload) = tickwatch_read(&pcap);
+    assert!(packets > 0 && payload > 0);
+    assert_eq!(tickwatch_read(&ng), (packets, payload));
     assert_eq!(pcap_parser_legacy(&pcap).0, packets);
     assert_eq!(pcap_parser_ng(&ng).0, packets);
+    assert_eq!(pcap_parser_etherparse_legacy(&pcap), (packets, payload));
+    assert_eq!(pcap_parser_etherparse_ng(&ng), (packets, payload));
     assert_eq!(capture_messages(&pcap), binaryfile_messages(&itch));
     let messages = Frames::new(&itch).count() as u64;
 
-    for (name, cap, peer) in [
-        ("pcap", &pcap, pcap_parser_legacy as fn(&[u8]) -> (u64, u64)),
-        ("pcapng", &ng, pcap_parser_ng),
-    ] {
+    type Reader = fn(&[u8]) -> (u64, u64);
+    let readers: [(&str, &[u8], Reader, Reader); 2] = [
+        (
+            "pcap",
+            &pcap,
+            pcap_parser_legacy,
+            pcap_parser_etherparse_legacy,
+        ),
+        ("pcapng", &ng, pcap_parser_ng, pcap_parser_etherparse_ng),
+    ];
+    for (name, cap, frames_only, fair) in readers {
         let mut g = c.benchmark_group(format!("capture_read_{name}"));
         g.sample_size(10).warm_up_time(Duration::from_secs(1));
         g.throughput(Throughput::Elements(packets));
         g.bench_function("tickwatch_datagrams", |b| {
             b.iter(|| tickwatch_read(black_box(cap)))
         });
+        g.bench_function("pcap_parser_etherparse", |b| {
+            b.iter(|| fair(black_box(cap)))
+        });
         g.bench_function("pcap_parser_frames_only", |b| {
-            b.iter(|| peer(black_box(cap)))
+            b.iter(|| frames_only(black_box(cap)))
         });
         g.finish();
     }
