@@ -442,6 +442,18 @@ fn gen_is_deterministic() {
 }
 
 #[test]
+fn mlock_modes_run_and_a_bad_one_is_refused() {
+    let snippet = sample_path().display().to_string();
+    for m in ["auto", "always", "never"] {
+        let o = ok(&["run", &snippet, "--mlock", m]);
+        assert!(stdout(&o).contains("1000 messages"), "{m}");
+    }
+    let o = run(&["run", &snippet, "--mlock", "sometimes"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--mlock"));
+}
+
+#[test]
 fn surveillance_without_flow_says_account_wash_is_inactive() {
     let snippet = sample_path().display().to_string();
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,7 @@
 //! `tickwatch run` and `tickwatch bars`: a feed through the pinned pipeline (books, surveillance
 //! or bars), with a progress line, Ctrl-C, and the report at the end.
 
-use super::args::{BarsArgs, RunArgs, Timing};
+use super::args::{BarsArgs, Mlock, RunArgs, Timing};
 use super::files::{open_feed, output_writer};
 use super::memory;
 use super::progress::{self, Watch};
@@ -114,12 +114,22 @@ fn run_pipeline(
         let jobs = pipeline::MarketJobs { bars, surv };
         return super::listen::run_live(&a, lines, cfg, jobs, watch);
     }
-    let map = open_feed(&a.input, MapOptions::default())?;
+    let lock = match (a.mlock, a.no_mlock) {
+        (_, true) | (Mlock::Never, _) => false,
+        (Mlock::Always, _) => true,
+        (Mlock::Auto, _) => a.speed.0.is_some(),
+    };
+    // Unlocked, the sizing pass faults the pages in, on every core, instead of one thread.
+    let opts = MapOptions {
+        populate: lock,
+        ..MapOptions::default()
+    };
+    let map = open_feed(&a.input, opts)?;
     let path = map.path.clone();
-    if !a.no_mlock {
+    if lock {
         if let Err(e) = map.lock() {
             eprintln!(
-                "tickwatch: warning: could not lock the feed in memory ({e}); a slow replay may stall on page faults (see --no-mlock)"
+                "tickwatch: warning: could not lock the feed in memory ({e}); a slow replay may stall on page faults (see --mlock)"
             );
         }
     }
