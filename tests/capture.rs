@@ -760,3 +760,81 @@ fn tshark_reads_the_captures() {
         );
     }
 }
+
+/// Every message of `x`'s image: framed whole, and placed in a packet of the capture.
+fn image_is_whole_and_placed(x: &tickwatch::capture::Extracted, cap_len: usize, what: &str) {
+    let mut pos = 0u64;
+    for f in Frames::new(&x.image) {
+        let f = f.unwrap_or_else(|e| panic!("{what}: the image itself is broken: {e}"));
+        let p = x
+            .place(pos)
+            .unwrap_or_else(|| panic!("{what}: message at image offset {pos} has no packet"));
+        assert!(p.packet < cap_len as u64, "{what}: {p:?}");
+        pos += 2 + f.body.len() as u64;
+    }
+    assert_eq!(pos, x.image.len() as u64, "{what}");
+}
+
+#[test]
+fn every_cut_point_extracts_a_clean_prefix_or_names_an_offset() {
+    use tickwatch::capture::{extract, ExtractError, ExtractOptions};
+    for (name, cap) in small_captures() {
+        let full = extract(&cap, &ExtractOptions::default()).unwrap();
+        for cut in 0..cap.len() {
+            match extract(&cap[..cut], &ExtractOptions::default()) {
+                // A prefix of the messages, each whole and placed.
+                Ok(x) => {
+                    assert!(full.image.starts_with(&x.image), "{name} cut at {cut}");
+                    image_is_whole_and_placed(&x, cut, &format!("{name} cut at {cut}"));
+                }
+                Err(ExtractError::Capture(e)) => {
+                    assert!(e.offset() <= cut as u64, "{name} cut at {cut}: {e}")
+                }
+                // Too short to hold a MoldUDP64 packet: said so, not a framing error.
+                Err(e @ ExtractError::NoMold { .. }) => assert!(
+                    cut < cap.len() / 2 && !e.to_string().is_empty(),
+                    "{name} cut at {cut}: {e}"
+                ),
+                Err(e) => panic!("{name} cut at {cut}: {e}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn random_byte_flips_through_extraction_never_panic() {
+    use tickwatch::capture::{extract, ExtractOptions};
+    let mut rng = SplitMix64::new(29);
+    for (name, cap) in small_captures() {
+        for _ in 0..300 {
+            let mut c = cap.clone();
+            for _ in 0..1 + rng.below(4) {
+                let i = rng.below(c.len() as u64) as usize;
+                c[i] ^= 1 << rng.below(8);
+            }
+            if let Ok(x) = extract(&c, &ExtractOptions::default()) {
+                // Whatever survived is framed and placed (a flipped length can only shorten
+                // or corrupt a message body, never the image's own framing).
+                image_is_whole_and_placed(&x, c.len(), &name);
+            }
+        }
+    }
+}
+
+#[test]
+fn an_ipv4_total_length_inside_its_own_header_is_counted_malformed() {
+    // Found by the byte flips: a total length of 5 (under the 20-byte header) once panicked.
+    let o = WriteOptions {
+        vlan: None,
+        ..WriteOptions::default()
+    };
+    let (mut cap, _) = write(&short_feed(20), &o);
+    let first = read(&cap)[0].offset as usize;
+    let ip = first + 16 + 14; // pcap record header, Ethernet header
+    assert_eq!(cap[ip] >> 4, 4, "an IPv4 header");
+    cap[ip + 2..ip + 4].copy_from_slice(&5u16.to_be_bytes());
+    let mut it = Datagrams::new(&cap).unwrap();
+    let n = it.by_ref().filter(|d| d.is_ok()).count();
+    assert_eq!(n, read(&write(&short_feed(20), &o).0).len() - 1);
+    assert_eq!(it.counts().malformed, 1);
+}

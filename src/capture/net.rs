@@ -140,6 +140,11 @@ fn ipv4_udp<'a>(ip: &'a [u8], cut: bool, c: &mut NetCounts) -> Option<Udp<'a>> {
     if total > ip.len() {
         return short(cut, c);
     }
+    // A total length inside its own header is corrupt (the header slice does not check it).
+    if total < h.slice().len() {
+        c.malformed += 1;
+        return None;
+    }
     if h.more_fragments() || h.fragments_offset().value() != 0 {
         c.fragments += 1;
         return None;
