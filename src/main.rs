@@ -13,6 +13,7 @@ mod cli {
     pub mod gen;
     pub mod inspect;
     pub mod inspect_capture;
+    pub mod inspect_live;
     pub mod listen;
     pub mod memory;
     pub mod progress;

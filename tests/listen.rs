@@ -290,3 +290,42 @@ fn ctrl_c_ends_a_live_run_with_its_counters() {
     assert!(out.contains("stopped before the end of session"), "{out}");
     assert!(out.contains("interrupted by Ctrl-C"), "{out}");
 }
+
+#[test]
+fn inspect_listen_counts_a_live_feed_as_the_file() {
+    need_loopback!();
+    let dir = tempfile::tempdir().unwrap();
+    let (feed, _, _) = reference(dir.path());
+    let file: Value = serde_json::from_str(&finish(
+        spawn(&[], &["inspect", s(&feed), "--json"]),
+        Duration::from_secs(20),
+    ))
+    .unwrap();
+    let ab = "udp://239.255.81.7:31307,udp://239.255.81.8:31307";
+    let insp = spawn(
+        &[],
+        &["inspect", "--listen", ab, "--iface", "127.0.0.1", "--json"],
+    );
+    std::thread::sleep(Duration::from_millis(700)); // the join reaches the kernel
+    let args = [
+        "send",
+        s(&feed),
+        "--to",
+        ab,
+        "--iface",
+        "127.0.0.1",
+        "--speed",
+        "max",
+        "--drop-every",
+        "4",
+    ];
+    finish(spawn(&[], &args), Duration::from_secs(15));
+    let live: Value = serde_json::from_str(&finish(insp, Duration::from_secs(20))).unwrap();
+    // Line A lost every fourth packet, line B filled in: every message, in order.
+    assert!(file["messages"].as_u64() > Some(1_000), "{file:#}");
+    assert_eq!(live["itch"]["messages"], file["messages"], "{live:#}");
+    assert_eq!(live["itch"]["by_type"], file["by_type"]);
+    let sess = &live["mold"]["sessions"][0];
+    assert!(sess["lines"][0]["gaps"].as_u64() > Some(0), "{sess:#}");
+    assert_eq!(sess["lost"].as_u64().unwrap_or(0), 0, "{sess:#}");
+}

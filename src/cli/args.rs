@@ -262,7 +262,7 @@ pub enum Timing {
     E2e,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Clone, Debug)]
 pub struct InputArgs {
     /// ITCH 5.0 BinaryFILE (2-byte big-endian length before each message), or a pcap/pcapng
     /// capture of MoldUDP64 (told by its magic; its messages are read in sequence order, gaps
@@ -287,6 +287,8 @@ pub struct InputArgs {
 pub struct InspectArgs {
     #[command(flatten)]
     pub input: InputArgs,
+    #[command(flatten)]
+    pub live: super::inspect_live::InspectListen,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,

@@ -12,6 +12,9 @@ use tickwatch::itch::fmt_time;
 use tickwatch::policy::threads_or_all;
 
 pub fn cmd_inspect(a: InspectArgs) -> Result<()> {
+    if let Some(lines) = &a.live.listen {
+        return super::inspect_live::cmd_inspect_live(&a, lines);
+    }
     let map = open_feed(&a.input, MapOptions::default())?;
     if let Some(c) = map.capture() {
         return super::inspect_capture::cmd_inspect_capture(&a, &map, c);

@@ -64,7 +64,7 @@ fn server(s: &str) -> Result<SocketAddrV4, String> {
 /// The command line, where `run`'s and `bars`' FILE is not needed with `--listen`.
 pub fn parse() -> Result<Cli, clap::Error> {
     let mut cmd = Cli::command();
-    for sub in ["run", "bars"] {
+    for sub in ["run", "bars", "inspect"] {
         cmd = cmd.mut_subcommand(sub, |c| {
             // The default only fills the field: clap still asks for FILE without --listen.
             c.mut_arg("file", |f| {

@@ -1,0 +1,78 @@
+//! `tickwatch inspect --listen`: what arrives on one or two multicast lines until the end of
+//! the session (or Ctrl-C, or `--idle`), recorded to a temporary capture and inspected as one:
+//! channels, sessions, sequence range, gaps, duplicates, then the ITCH counts.
+
+use super::args::InspectArgs;
+use super::send::{lines, short_duration, Lines};
+use anyhow::{Context, Result};
+use clap::Args;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tickwatch::feed::MapOptions;
+use tickwatch::net::{parse_udp, socket, Receiver, RecordOptions, Recorder, RecvOptions};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// `inspect`'s live input.
+#[derive(Args, Debug)]
+pub struct InspectListen {
+    /// Inspect a live MoldUDP64 feed instead of FILE: line A, and optionally line B
+    /// (udp://GROUP:PORT[,udp://GROUP2:PORT2]), until its end of session, Ctrl-C or --idle.
+    #[arg(long, value_parser = lines, value_name = "udp://G:P[,udp://G2:P2]")]
+    pub listen: Option<Lines>,
+    /// With --listen: the interface address to join on (default: the route's).
+    #[arg(long, requires = "listen")]
+    pub iface: Option<Ipv4Addr>,
+    /// With --listen: ask this MoldUDP64 re-request server for what every line missed.
+    #[arg(long, requires = "listen", value_name = "udp://HOST:PORT", value_parser = server)]
+    pub rerequest: Option<SocketAddrV4>,
+    /// With --listen: also stop after this long with nothing received.
+    #[arg(long, requires = "listen", value_name = "DUR", value_parser = short_duration)]
+    pub idle: Option<Duration>,
+}
+
+fn server(s: &str) -> Result<SocketAddrV4, String> {
+    parse_udp(s).map_err(|e| e.to_string())
+}
+
+/// Records the lines to a temporary capture, then inspects it.
+pub fn cmd_inspect_live(a: &InspectArgs, lines: &Lines) -> Result<()> {
+    let l = &a.live;
+    let ro = RecvOptions {
+        lines: lines.0.clone(),
+        iface: l.iface,
+        rcvbuf: socket::RCVBUF,
+    };
+    let rx = Receiver::new(&ro).context("joining the lines")?;
+    ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("live.pcap");
+    let opts = RecordOptions {
+        out: out.clone(),
+        pcapng: false,
+        rotate_size: None,
+        rotate_time: None,
+    };
+    let mut rec = Recorder::new(rx, opts);
+    if let Some(s) = l.rerequest {
+        rec = rec.with_rerequest(s)?;
+    }
+    let r = rec.run(&STOP, l.idle)?;
+    eprintln!(
+        "received {} packets; kernel drops {}",
+        r.packets, r.kernel_drops
+    );
+    let map = super::files::open_feed(
+        &super::args::InputArgs {
+            file: out,
+            ..a.input.clone()
+        },
+        MapOptions::default(),
+    )?;
+    let Some(c) = map.capture() else {
+        anyhow::bail!("the recording is not a capture");
+    };
+    super::inspect_capture::cmd_inspect_capture(a, &map, c)
+}
