@@ -5,47 +5,19 @@
 //! printed when the kernel refuses).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 use serde_json::Value;
 
 mod common;
-use common::netns::{ip, Netns};
+use common::netns::{self, check_ok, ip, spawn, Netns};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tickwatch");
 
-/// `prefix` + the command (e.g. `ip netns exec NS`), run as a child.
-fn spawn(prefix: &[&str], args: &[&str]) -> Child {
-    let (prog, rest) = match prefix.split_first() {
-        Some((p, rest)) => (*p, [rest, &[BIN], args].concat()),
-        None => (BIN, args.to_vec()),
-    };
-    Command::new(prog)
-        .args(rest)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting tickwatch")
-}
-
-/// Waits for `c` at most `limit` (then kills it and fails), and for its success.
-fn finish(mut c: Child, limit: Duration) -> String {
-    let end = Instant::now() + limit;
-    while Instant::now() < end && c.try_wait().unwrap().is_none() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if c.try_wait().unwrap().is_none() {
-        let _ = c.kill();
-    }
-    let o: Output = c.wait_with_output().unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{out}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
+/// Waits for `c` at most `limit` and for its success; its standard output.
+fn finish(c: Child, limit: Duration) -> String {
+    check_ok(&netns::finish(c, limit))
 }
 
 fn s(p: &Path) -> &str {

@@ -5,59 +5,19 @@
 
 use std::net::SocketAddrV4;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tickwatch::capture::Datagrams;
 use tickwatch::feed::Frames;
 use tickwatch::mold::{Arbiter, ArbiterConfig, Delivered};
 
 mod common;
-use common::netns::{ip, Netns};
+use common::netns::{check_ok, finish, ip, spawn, Netns};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tickwatch");
 const SAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/data/12302019_SNIPPET.NASDAQ_ITCH50"
 );
-
-/// `prefix` + the command (e.g. `ip netns exec NS`), run as a child.
-fn spawn(prefix: &[&str], args: &[&str]) -> Child {
-    let (prog, rest) = match prefix.split_first() {
-        Some((p, rest)) => (*p, [rest, &[BIN], args].concat()),
-        None => (BIN, args.to_vec()),
-    };
-    Command::new(prog)
-        .args(rest)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting tickwatch")
-}
-
-/// Waits for `c` at most `limit` (then kills it).
-fn finish(mut c: Child, limit: Duration) -> Output {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if c.try_wait().unwrap().is_some() {
-            return c.wait_with_output().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = c.kill();
-    let o = c.wait_with_output().unwrap();
-    panic!("timed out: {}", String::from_utf8_lossy(&o.stderr));
-}
-
-fn check_ok(o: &Output) -> String {
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{out}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
-}
 
 /// Records `lines` in `rx_ns` while `send` runs in `tx_ns`; the recording's messages, merged.
 fn round_trip(

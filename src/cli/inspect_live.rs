@@ -3,14 +3,14 @@
 //! channels, sessions, sequence range, gaps, duplicates, then the ITCH counts.
 
 use super::args::InspectArgs;
-use super::send::{lines, short_duration, Lines};
+use super::send::{lines, server, short_duration, Lines};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tickwatch::feed::MapOptions;
-use tickwatch::net::{parse_udp, socket, Receiver, RecordOptions, Recorder, RecvOptions};
+use tickwatch::net::{socket, Receiver, RecordOptions, Recorder, RecvOptions};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -30,10 +30,6 @@ pub struct InspectListen {
     /// With --listen: also stop after this long with nothing received.
     #[arg(long, requires = "listen", value_name = "DUR", value_parser = short_duration)]
     pub idle: Option<Duration>,
-}
-
-fn server(s: &str) -> Result<SocketAddrV4, String> {
-    parse_udp(s).map_err(|e| e.to_string())
 }
 
 /// Records the lines to a temporary capture, then inspects it.

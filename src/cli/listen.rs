@@ -6,7 +6,7 @@ use super::args::{Cli, RunArgs};
 use super::memory;
 use super::progress::{self, Watch};
 use super::report::print_run_report;
-use super::send::{lines, short_duration, Lines};
+use super::send::{lines, server, short_duration, Lines};
 use super::values::count;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, CommandFactory, FromArgMatches};
@@ -19,7 +19,7 @@ use std::time::Duration;
 use tickwatch::clock::TickScale;
 use tickwatch::mold::report::SessionReport;
 use tickwatch::mold::{Arbiter, ArbiterConfig, StreamConfig};
-use tickwatch::net::{parse_udp, socket, Receiver, RecvOptions, Rerequester};
+use tickwatch::net::{socket, Receiver, RecvOptions, Rerequester};
 use tickwatch::pipeline::live::{LiveReport, LiveSource};
 use tickwatch::pipeline::sizing::FeedCounts;
 use tickwatch::pipeline::{self, RunReport};
@@ -55,10 +55,6 @@ pub struct ListenArgs {
     /// With --listen: receive buffer per socket, bytes.
     #[arg(long, requires = "listen", default_value_t = socket::RCVBUF)]
     pub rcvbuf: usize,
-}
-
-fn server(s: &str) -> Result<SocketAddrV4, String> {
-    parse_udp(s).map_err(|e| e.to_string())
 }
 
 /// The command line, where `run`'s and `bars`' FILE is not needed with `--listen`.

@@ -1,6 +1,6 @@
 //! `tickwatch record`: what arrives on one or two multicast lines, written as pcap/pcapng.
 
-use super::send::{lines, short_duration, Lines};
+use super::send::{lines, server, short_duration, Lines};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::io::{self, Write};
@@ -8,9 +8,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tickwatch::net::{
-    parse_udp, socket, Receiver, RecordOptions, RecordReport, Recorder, RecvOptions,
-};
+use tickwatch::net::{socket, Receiver, RecordOptions, RecordReport, Recorder, RecvOptions};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -47,10 +45,6 @@ pub struct RecordArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-}
-
-fn server(s: &str) -> Result<SocketAddrV4, String> {
-    parse_udp(s).map_err(|e| e.to_string())
 }
 
 pub fn cmd_record(a: RecordArgs) -> Result<()> {

@@ -100,6 +100,11 @@ pub fn lines(s: &str) -> Result<Lines, String> {
     net::parse_lines(s).map(Lines).map_err(|e| e.to_string())
 }
 
+/// `udp://HOST:PORT`: a re-request server.
+pub fn server(s: &str) -> Result<SocketAddrV4, String> {
+    net::parse_udp(s).map_err(|e| e.to_string())
+}
+
 /// `A-B`, 1 ≤ A ≤ B.
 fn seq_range(s: &str) -> Result<(u64, u64), String> {
     let err = || "expected FIRST-LAST sequence numbers, 1 <= FIRST <= LAST".to_string();

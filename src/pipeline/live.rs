@@ -298,11 +298,7 @@ impl Source for LiveSource {
 
     #[inline(always)]
     fn route(&self, shards: usize) -> Route {
-        if self.locate == 0 {
-            Route::All
-        } else {
-            Route::One(super::shard_of(self.locate, shards))
-        }
+        super::route_of(self.locate, shards)
     }
 
     #[inline(always)]

@@ -307,6 +307,17 @@ pub fn shard_of(locate: u16, workers: usize) -> usize {
     locate as usize % workers.max(1)
 }
 
+/// Where a message of `locate` goes: market-wide ones (locate 0) to every shard, a stock's to
+/// its owner.
+#[inline(always)]
+pub fn route_of(locate: u16, shards: usize) -> crate::engine::Route {
+    if locate == 0 {
+        crate::engine::Route::All
+    } else {
+        crate::engine::Route::One(shard_of(locate, shards))
+    }
+}
+
 /// Why a market run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {

@@ -1,6 +1,47 @@
 //! Two network namespaces joined by a veth pair (root), for tests that send between them.
 
-use std::process::Command;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `prefix` + tickwatch with `args` (e.g. prefix `ip netns exec NS`), run as a child.
+pub fn spawn(prefix: &[&str], args: &[&str]) -> Child {
+    const BIN: &str = env!("CARGO_BIN_EXE_tickwatch");
+    let (prog, rest) = match prefix.split_first() {
+        Some((p, rest)) => (*p, [rest, &[BIN], args].concat()),
+        None => (BIN, args.to_vec()),
+    };
+    Command::new(prog)
+        .args(rest)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting tickwatch")
+}
+
+/// Waits for `c` at most `limit` (then kills it and fails).
+pub fn finish(mut c: Child, limit: Duration) -> Output {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if c.try_wait().unwrap().is_some() {
+            return c.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let o = c.wait_with_output().unwrap();
+    panic!("timed out: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The standard output of a child that succeeded.
+pub fn check_ok(o: &Output) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
 
 /// `ip ARGS`, its error output as the error.
 pub fn ip(args: &[&str]) -> Result<(), String> {
