@@ -215,7 +215,9 @@ fn windowed_jobs_are_refused_and_partial_record_files_are_named() {
         progress: &progress,
     };
     match engine::run_job(src, job, &cfg(2), ctl) {
-        Err(JobFailure::Build(ShardError::Windowed(_))) => {}
+        Err(JobFailure::Build(e @ ShardError::Windowed(_))) => {
+            assert!(e.to_string().contains("session windows"), "{e}");
+        }
         other => panic!(
             "expected a refusal, got {:?}",
             other.map(|d| d.report.messages)

@@ -1,14 +1,12 @@
 //! Windowed `stream::Job`s sharded over the engine: tumbling, sliding and count windows, on
 //! update and on close, sparse and dense keys, with out-of-order, late and too-late records
 //! and jumps in time — the changelog equals the single-threaded job's for 1–4 workers and
-//! every wait strategy. Session windows are refused.
+//! every wait strategy. (Session windows are refused: tests/stream_sharded.rs.)
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
-use tickwatch::engine::{self, Config, Control, JobFailure, WaitStrategy};
-use tickwatch::stream::{
-    BuildError, Job, RecordSource, ShardError, ShardJob, Sharded, Span, Window,
-};
+use tickwatch::engine::{self, Config, Control, WaitStrategy};
+use tickwatch::stream::{BuildError, Job, RecordSource, ShardJob, Sharded, Span, Window};
 
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
@@ -187,40 +185,4 @@ fn the_fixture_has_late_and_dropped_records() {
         .filter(|(_, sp, _)| sp.kind == tickwatch::window::FiringKind::Late)
         .count();
     assert!(late > 50, "{late} late firings");
-}
-
-#[test]
-fn session_windows_are_refused() {
-    let records = txns(100, 5, 1);
-    let src = RecordSource::new(&records, |t: &Txn| t.account, |t: &Txn| t.ts_ns);
-    let job = Sharded::new(
-        || {
-            Job::keyed(|t: &Txn| t.account)
-                .event_time(|t| t.ts_ns)
-                .window(Window::Session { gap: 1_000 })
-                .aggregate(|| 0i64, |acc: &mut i64, t: &Txn| *acc += t.balance)
-                .merge(|a, b| *a += *b)
-                .capacity(64)
-                .build()
-        },
-        |_, _: Span, _: &i64| {},
-    );
-    let (stop, progress) = (AtomicBool::new(false), AtomicU64::new(0));
-    let ctl = Control {
-        stop: &stop,
-        progress: &progress,
-    };
-    let cfg = Config {
-        workers: 2,
-        ..Config::default()
-    };
-    match engine::run_job(src, job, &cfg, ctl) {
-        Err(JobFailure::Build(e @ ShardError::Windowed(_))) => {
-            assert!(e.to_string().contains("session windows"), "{e}");
-        }
-        other => panic!(
-            "expected a refusal, got {:?}",
-            other.map(|d| d.report.messages)
-        ),
-    }
 }
