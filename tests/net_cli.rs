@@ -118,3 +118,21 @@ fn send_and_record_across_namespaces_over_veth() {
     let got = round_trip(&tx, &rx, lines, "10.77.0.1", "10.77.0.2", &out);
     assert_eq!(got, sample_messages());
 }
+
+/// An end of session is one datagram and a line can lose it: once line A has ended, a line B
+/// that stays silent ends the recording after the grace, not never.
+#[test]
+fn record_ends_when_a_line_loses_its_end_of_session() {
+    let _ = ip(&["link", "set", "lo", "multicast", "on"]);
+    let _ = ip(&["route", "add", "224.0.0.0/4", "dev", "lo"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("one.pcap");
+    let ab = "udp://239.255.78.5:31105,udp://239.255.78.6:31105";
+    let args = ["record", "--listen", ab, "--iface", "127.0.0.1"];
+    let rec = spawn(&[], &[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    std::thread::sleep(Duration::from_millis(300)); // the join reaches the kernel
+    let a_only = ["send", SAMPLE, "--to", &ab[..24], "--iface", "127.0.0.1"];
+    check_ok(&finish(spawn(&[], &a_only), Duration::from_secs(10)));
+    let r = check_ok(&finish(rec, Duration::from_secs(10)));
+    assert!(r.contains("end of session on 1 of 2 lines"), "{r}");
+}

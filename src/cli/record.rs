@@ -88,10 +88,13 @@ pub fn cmd_record(a: RecordArgs) -> Result<()> {
 
 fn print_report(r: &RecordReport) -> io::Result<()> {
     let mut out = io::stdout().lock();
-    let how = if r.end_of_session {
-        "end of session on every line"
-    } else {
-        "stopped"
+    let how = match (r.lines_ended, r.lines) {
+        (0, _) => "stopped".to_string(),
+        (e, n) if e == n => "end of session on every line".to_string(),
+        (e, n) => format!(
+            "end of session on {e} of {n} lines (the others silent for {:?} after it)",
+            tickwatch::net::END_GRACE
+        ),
     };
     writeln!(
         out,

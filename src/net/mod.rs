@@ -32,7 +32,7 @@ pub mod socket;
 pub use fault::{FaultLines, Faults};
 pub use pace::{PaceReport, Pacer};
 pub use packets::{Outgoing, PackOptions, PacketList};
-pub use record::{RecordOptions, RecordReport, Recorder};
+pub use record::{RecordOptions, RecordReport, Recorder, END_GRACE};
 pub use recv::{Receiver, RecvOptions, RecvStats, TimestampSource};
 pub use rerequest::{RerequestServer, Rerequester};
 pub use send::{SendOptions, SendReport, Sender};

@@ -1,7 +1,8 @@
 //! The recorder: what a [`Receiver`] takes in, written as pcap or pcapng with nanosecond
 //! timestamps (the kernel's receive stamps), each datagram in synthesised Ethernet/IPv4/UDP
 //! headers (`capture::PacketWriter`), rotated by size or time. It ends when every line has
-//! sent its end of session, or when told to stop.
+//! sent its end of session (a line that lost its own gets [`END_GRACE`] of silence after the
+//! first), or when told to stop.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -46,8 +47,12 @@ pub struct RecordReport {
     pub kernel_drops: u64,
     /// Which clock stamped the packets.
     pub timestamps: Option<TimestampSource>,
-    /// Every line sent its end of session.
+    /// A line carried the end of session.
     pub end_of_session: bool,
+    /// Lines listened to.
+    pub lines: usize,
+    /// Lines that carried it (the others lost it, or went silent).
+    pub lines_ended: usize,
     /// With a re-request server: what was asked.
     pub rerequests: Option<RequestStats>,
     /// With a re-request server: messages missed on every line and not filled in time.
@@ -182,12 +187,18 @@ impl Refill {
 /// The arbiter's deliveries are not needed: the recording keeps datagrams.
 fn discard(_: Delivered<'_>) {}
 
+/// How long a line that has not ended its session may stay silent once another line has.
+/// An end of session is one datagram: a line can lose it like any other.
+pub const END_GRACE: Duration = Duration::from_secs(1);
+
 /// Records a receiver's lines.
 #[derive(Debug)]
 pub struct Recorder {
     rx: Receiver,
     files: Files,
     ended: Vec<bool>,
+    /// When each line last delivered a datagram.
+    heard: Vec<Instant>,
     refill: Option<Refill>,
 }
 
@@ -195,6 +206,7 @@ impl Recorder {
     /// A recorder of `rx`'s lines into `opts.out` (nothing is created before the first packet).
     pub fn new(rx: Receiver, opts: RecordOptions) -> Recorder {
         let ended = vec![false; rx.lines().len()];
+        let heard = vec![Instant::now(); ended.len()];
         let files = Files {
             opts,
             current: None,
@@ -204,6 +216,7 @@ impl Recorder {
             rx,
             files,
             ended,
+            heard,
             refill: None,
         }
     }
@@ -228,8 +241,12 @@ impl Recorder {
         Ok(self)
     }
 
+    /// Some line ended, and every other line ended too or has been silent for [`END_GRACE`].
     fn done(&self) -> bool {
-        self.ended.iter().all(|&e| e) && !self.refill.as_ref().is_some_and(Refill::open_gaps)
+        let over = |(&e, t): (&bool, &Instant)| e || t.elapsed() >= END_GRACE;
+        self.ended.iter().any(|&e| e)
+            && self.ended.iter().zip(&self.heard).all(over)
+            && !self.refill.as_ref().is_some_and(Refill::open_gaps)
     }
 
     /// Records until every line has ended its session (and no gap is waiting for a re-request),
@@ -255,7 +272,9 @@ impl Recorder {
         let st = self.rx.stats();
         r.kernel_drops = st.kernel_drops;
         r.timestamps = Some(st.timestamps());
-        r.end_of_session = self.ended.iter().all(|&e| e);
+        r.lines = self.ended.len();
+        r.lines_ended = self.ended.iter().filter(|&&e| e).count();
+        r.end_of_session = r.lines_ended > 0;
         r.rerequests = self.refill.as_ref().map(|f| f.rq.stats());
         r.lost = self.refill.as_ref().map(Refill::lost);
         Ok(r)
@@ -268,6 +287,7 @@ impl Recorder {
             rx,
             files,
             ended,
+            heard,
             refill,
             ..
         } = self;
@@ -279,10 +299,9 @@ impl Recorder {
             if let Some(r) = refill.as_mut() {
                 r.arb.push(d, &mut discard);
             }
-            if ends_session(d) {
-                if let Some(i) = groups.iter().position(|&g| g == d.dst) {
-                    ended[i] = true;
-                }
+            if let Some(i) = groups.iter().position(|&g| g == d.dst) {
+                heard[i] = Instant::now();
+                ended[i] |= ends_session(d);
             }
         })?;
         if let Some(Refill { arb, rq, line_a }) = refill.as_mut() {
