@@ -854,6 +854,10 @@ fn run_alerts_file_equals_the_reference_and_scores() {
             "{report}"
         );
         assert!(report.contains("host hiccups"), "{report}");
+        // Every thread, idle or not, has the kernel's account of what the host took.
+        let threads = report.matches("  thread tw-").count();
+        assert!(threads > 0, "{report}");
+        assert_eq!(report.matches("host took: ").count(), threads, "{report}");
         assert!(
             std::fs::read(&a2).unwrap() == want,
             "{workers} workers: alerts differ"
