@@ -71,7 +71,8 @@ struct Session<A> {
 /// as [`FiringKind::Late`]; if it includes an already-fired session but now ends after that
 /// watermark, it fires again (as `Late`) from a later `advance`, superseding the earlier firing.
 /// A session's slot is freed once `end - 1 + L <= wm`. `advance` visits only keys with open
-/// sessions (a preallocated active-key list).
+/// sessions (a preallocated active-key list), and none at all below the earliest watermark at
+/// which a session fires or frees — so advancing on every rising watermark stays cheap.
 pub struct SessionWindows<A: Aggregate> {
     cfg: SessionConfig,
     keys: usize,
@@ -87,6 +88,8 @@ pub struct SessionWindows<A: Aggregate> {
     ready: Box<[(Ts, u32, u16)]>,
     wm: Option<Ts>,
     fired_wm: Option<Ts>,
+    /// No session fires or frees below this watermark (a lower bound; exact after a visit).
+    next_due: Ts,
     ledger: LateLedger,
 }
 
@@ -137,6 +140,7 @@ impl<A: Aggregate> SessionWindows<A> {
             ready: vec![(0, 0, 0); total].into_boxed_slice(),
             wm: None,
             fired_wm: None,
+            next_due: Ts::MAX,
             ledger: LateLedger::default(),
         })
     }
@@ -225,11 +229,13 @@ impl<A: Aggregate> SessionWindows<A> {
         s.start = start;
         s.last = last;
         s.agg.add(x, ts);
+        let lateness = self.cfg.allowed_lateness;
 
         if self.fired_wm.is_some_and(|f| end - 1 <= f) {
             // Ends at or before the last advance: emit the updated result now.
             s.fired = true;
             s.refire = false;
+            self.next_due = self.next_due.min((end - 1).saturating_add(lateness));
             let firing = Firing {
                 key,
                 start,
@@ -244,6 +250,7 @@ impl<A: Aggregate> SessionWindows<A> {
         }
         s.fired = false;
         s.refire = any_fired;
+        self.next_due = self.next_due.min(end - 1);
         if self.cfg.emit == Emit::OnUpdate {
             out(&Firing {
                 key,
@@ -269,6 +276,9 @@ impl<A: Aggregate> SessionWindows<A> {
         let w = self.wm.max(Some(wm)).unwrap_or(wm);
         self.wm = Some(w);
         self.fired_wm = Some(w);
+        if w < self.next_due {
+            return;
+        }
         let gap = self.cfg.gap;
         let mut count = 0;
         for &key in &self.active[..self.active_len] {
@@ -300,16 +310,25 @@ impl<A: Aggregate> SessionWindows<A> {
             });
         }
         // Free sessions past their lateness; drop keys left with none from the active list.
+        // What stays open is due where it fires (not fired yet) or frees (fired).
         let mut a = 0;
+        self.next_due = Ts::MAX;
         while a < self.active_len {
             let key = self.active[a] as usize;
             let base = key * self.per_key;
             for s in self.sessions[base..base + self.per_key].iter_mut() {
-                let closed =
-                    (s.last.saturating_add(gap) - 1).saturating_add(self.cfg.allowed_lateness) <= w;
-                if s.open && closed {
+                let free =
+                    (s.last.saturating_add(gap) - 1).saturating_add(self.cfg.allowed_lateness);
+                if s.open && free <= w {
                     s.open = false;
                     self.open[key] -= 1;
+                } else if s.open {
+                    let due = if s.fired {
+                        free
+                    } else {
+                        s.last.saturating_add(gap) - 1
+                    };
+                    self.next_due = self.next_due.min(due);
                 }
             }
             if self.open[key] == 0 {
@@ -324,6 +343,11 @@ impl<A: Aggregate> SessionWindows<A> {
     /// The operator's watermark (the maximum it has been given).
     pub fn watermark(&self) -> Option<Ts> {
         self.wm
+    }
+
+    /// Session slots per key.
+    pub fn sessions_per_key(&self) -> usize {
+        self.per_key
     }
 
     /// Dropped, late and overflowed event counts.
