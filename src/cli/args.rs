@@ -24,6 +24,10 @@ pub enum Cmd {
     Book(BookArgs),
     /// Write a deterministic synthetic ITCH 5.0 BinaryFILE.
     Gen(GenArgs),
+    /// Write an independent, randomised feed for held-out evaluation (issue 14): a regime drawn
+    /// from the seed, episodes and hard negatives from the regulatory definitions, OUT.truth.json
+    /// and (when the regime has one) OUT.flow.csv; the feed's invariants are checked.
+    GenIndep(super::gen::GenIndepArgs),
     /// Convert other formats to ITCH 5.0.
     #[command(subcommand)]
     Convert(ConvertCmd),

@@ -14,6 +14,10 @@ use crate::truth::Truth;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// The expected detector of a hard negative: an episode on which no manipulation alert should
+/// fire (any that does is a false alert).
+pub const NEGATIVE: &str = "none";
+
 /// The fields of an alert that scoring reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AlertRef {

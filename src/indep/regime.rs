@@ -1,0 +1,144 @@
+//! The market regime of an independent feed: drawn at random from the seed (or named), so
+//! that no two feeds need share a price level, tick, book shape, activity or session shape.
+
+use super::price::{snap, DOLLAR};
+use crate::rng::SplitMix64;
+
+/// How the feed's session starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Start {
+    /// System events from the start of messages, an opening cross ('O') per stock.
+    OpenCross,
+    /// Every stock opens through a halt/IPO cross ('H') after a quotation period.
+    HaltCross,
+    /// The feed starts mid-day: no system events before 'M', no opening crosses.
+    Midday,
+    /// System events, but no cross at all.
+    NoCross,
+}
+
+/// The named regimes (`--regime`). `halt` is the held-out regime: never used for tuning.
+pub const REGIMES: [&str; 6] = ["penny", "thin", "deep", "halt", "nocross", "mixed"];
+
+/// The regime used for nothing but held-out evaluation.
+pub const HELD_OUT_REGIME: &str = "halt";
+
+/// Everything a regime fixes.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Regime {
+    /// Its name.
+    pub name: String,
+    /// Stocks.
+    pub stocks: u16,
+    /// Reference price of each stock, Price(4).
+    pub prices: Vec<u32>,
+    /// Spread in increments at rest.
+    pub spread_ticks: u32,
+    /// Increments between resting levels.
+    pub level_gap: u32,
+    /// Orders resting per level.
+    pub orders_per_level: u32,
+    /// Levels per side at rest.
+    pub levels: u32,
+    /// Typical order size, shares.
+    pub order_size: u32,
+    /// Background events per second per stock.
+    pub rate: f64,
+    /// Minutes of continuous trading.
+    pub minutes: u32,
+    /// Session shape.
+    pub start: Start,
+    /// A closing cross after 'M'.
+    pub closing_cross: bool,
+    /// NOIIs ahead of the crosses.
+    pub noii: bool,
+    /// The firm's flow file is written.
+    pub flow: bool,
+    /// Share of background adds that are attributed.
+    pub attributed: f64,
+}
+
+fn log_uniform(rng: &mut SplitMix64, lo: f64, hi: f64) -> f64 {
+    (lo.ln() + rng.unit() * (hi.ln() - lo.ln())).exp()
+}
+
+fn pick<T: Copy>(rng: &mut SplitMix64, xs: &[T]) -> T {
+    xs[rng.below(xs.len() as u64) as usize]
+}
+
+fn between(rng: &mut SplitMix64, lo: u32, hi: u32) -> u32 {
+    lo + rng.below((hi - lo + 1) as u64) as u32
+}
+
+impl Regime {
+    /// The regime `name` (one of [`REGIMES`]), or one drawn at random when `None`.
+    pub fn draw(rng: &mut SplitMix64, name: Option<&str>) -> Option<Regime> {
+        let name = match name {
+            Some(n) => REGIMES.into_iter().find(|r| *r == n)?,
+            None => pick(rng, &REGIMES),
+        };
+        let stocks = between(rng, 3, 6) as u16;
+        let (lo, hi) = match name {
+            "penny" => (0.20, 0.95),
+            "thin" => (2.0, 120.0),
+            "deep" => (8.0, 300.0),
+            "halt" => (1.0, 800.0),
+            "nocross" => (0.5, 400.0),
+            _ => (0.20, 800.0),
+        };
+        let prices = (0..stocks)
+            .map(|_| snap(log_uniform(rng, lo, hi) * DOLLAR as f64))
+            .collect();
+        let thin = name == "thin" || (name != "deep" && rng.chance(0.3));
+        let (spread_ticks, level_gap, orders_per_level) = if thin {
+            (between(rng, 3, 25), between(rng, 1, 6), between(rng, 1, 2))
+        } else if name == "deep" || rng.chance(0.5) {
+            (1, 1, between(rng, 6, 25))
+        } else {
+            (between(rng, 1, 4), between(rng, 1, 2), between(rng, 2, 8))
+        };
+        let start = match name {
+            "halt" => Start::HaltCross,
+            "nocross" => Start::NoCross,
+            "deep" | "penny" => pick(rng, &[Start::OpenCross, Start::Midday]),
+            "thin" => pick(rng, &[Start::Midday, Start::NoCross, Start::OpenCross]),
+            _ => pick(
+                rng,
+                &[
+                    Start::OpenCross,
+                    Start::HaltCross,
+                    Start::Midday,
+                    Start::NoCross,
+                ],
+            ),
+        };
+        let closing_cross = match start {
+            Start::NoCross => false,
+            Start::Midday => rng.chance(0.5),
+            _ => rng.chance(0.8),
+        };
+        let sub_dollar = name == "penny";
+        Some(Regime {
+            name: name.to_string(),
+            stocks,
+            prices,
+            spread_ticks,
+            level_gap,
+            orders_per_level,
+            levels: between(rng, 4, 12),
+            order_size: if sub_dollar {
+                100 * between(rng, 10, 200)
+            } else {
+                100 * between(rng, 1, 8)
+            },
+            rate: log_uniform(rng, 8.0, if thin { 40.0 } else { 150.0 }),
+            minutes: between(rng, 8, 12),
+            start,
+            closing_cross,
+            noii: rng.chance(0.6),
+            flow: rng.chance(0.6),
+            attributed: log_uniform(rng, 0.03, 0.4),
+        })
+    }
+}
