@@ -90,17 +90,23 @@ pub struct SurveilArgs {
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// The feed the truth describes (for the report).
-    pub feed: PathBuf,
-    /// Ground truth JSON (default: FEED.truth.json).
+    /// The feed the truth describes (for the report); several feeds are scored together, each
+    /// with its own truth (FEED.truth.json) and alerts (one --alerts per feed, in order).
+    #[arg(required = true, num_args = 1..)]
+    pub feed: Vec<PathBuf>,
+    /// Ground truth JSON (default: FEED.truth.json; one feed only).
     #[arg(long)]
     pub truth: Option<PathBuf>,
-    /// Alerts JSON lines.
-    #[arg(long)]
-    pub alerts: PathBuf,
-    /// Print JSON instead of a table.
+    /// Alerts JSON lines (repeat: one per feed).
+    #[arg(long, required = true)]
+    pub alerts: Vec<PathBuf>,
+    /// Print JSON instead of tables: the scores' rows (with --confusion: an object of
+    /// `scores` and `confusion`).
     #[arg(long)]
     pub json: bool,
+    /// With --json, include the confusion matrix (the text report always shows it).
+    #[arg(long)]
+    pub confusion: bool,
 }
 
 #[derive(Args, Debug)]

@@ -582,14 +582,11 @@ fn abnormal(rng: &mut SplitMix64, c: &Ctx) -> Acts {
     let mut s = Script::new(c.start);
     s.at(Act::SetRef);
     let bps = uni(rng, 300.0, 1_500.0);
-    s.after(
-        1,
-        Act::Push {
-            side: side(rng),
-            bps,
-            by: Who::ANON,
-        },
-    );
+    let sd = side(rng);
+    s.after(1, Act::Push { side: sd, bps, by: Who::ANON });
+    // Someone trades against the new level soon after (the sweep's remainder, if it rests).
+    let sz = Sz::Opp(uni(rng, 0.2, 1.0));
+    s.after(logu(rng, 10 * MS, 800 * MS), Act::Take { side: other(sd), sz, by: Who::ANON });
     (s.sorted(), 3 * SEC)
 }
 

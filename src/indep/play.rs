@@ -294,6 +294,10 @@ fn push(m: &mut Market, loc: u16, side: Side, bps: f64, by: super::market::Who, 
     for _ in 0..500 {
         let other = opposite(side);
         let Some(best) = m.best(loc, other) else {
+            // The book ran out: the rest of the aggressive order rests at its limit.
+            let px = m.passive(loc, side, target);
+            let n = m.touch_size(loc, side).clamp(100, 10_000) / 100 * 100;
+            m.add(loc, side, px, n, by);
             break;
         };
         let short = match side {

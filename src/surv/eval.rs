@@ -95,7 +95,8 @@ pub fn score(truth: &Truth, alerts: &[AlertRef]) -> Vec<Score> {
         let known = super::DetectorId::from_name(name).filter(|&d| d != super::DetectorId::Custom);
         (known.map_or(u8::MAX, |d| d as u8), name.to_string())
     };
-    for ep in &truth.episodes {
+    let scored = || truth.episodes.iter().filter(|ep| ep.detector != NEGATIVE);
+    for ep in scored() {
         let r = rows.entry(id(&ep.detector)).or_default();
         r.detector = ep.detector.clone();
         r.episodes += 1;
@@ -114,7 +115,7 @@ pub fn score(truth: &Truth, alerts: &[AlertRef]) -> Vec<Score> {
             r.true_positives += 1;
         }
     }
-    for ep in &truth.episodes {
+    for ep in scored() {
         let r = rows.get_mut(&id(&ep.detector)).expect("row made above");
         if alerts.iter().any(|a| detects(a, ep)) {
             r.detected += 1;
@@ -133,6 +134,32 @@ pub fn score(truth: &Truth, alerts: &[AlertRef]) -> Vec<Score> {
             r
         })
         .collect()
+}
+
+/// Adds `more` (another feed's scores) into `rows`, row by row, recomputing recall and
+/// precision over the sums (missed ids are dropped: they name episodes of different feeds).
+pub fn merge_scores(rows: &mut Vec<Score>, more: &[Score]) {
+    for m in more {
+        let pos = rows.iter().position(|r| r.detector == m.detector);
+        let r = match pos {
+            Some(i) => &mut rows[i],
+            None => {
+                rows.push(Score {
+                    detector: m.detector.clone(),
+                    ..Score::default()
+                });
+                rows.last_mut().expect("just pushed")
+            }
+        };
+        r.episodes += m.episodes;
+        r.detected += m.detected;
+        r.alerts += m.alerts;
+        r.true_positives += m.true_positives;
+        r.missed.clear();
+        r.recall = (r.episodes > 0).then(|| r.detected as f64 / r.episodes as f64);
+        r.precision = (r.episodes > 0 && r.alerts > 0)
+            .then(|| r.true_positives as f64 / r.alerts as f64);
+    }
 }
 
 /// The scores as a table.
@@ -156,6 +183,9 @@ pub fn format_scores(rows: &[Score]) -> String {
     }
     s
 }
+
+pub mod confusion;
+pub use confusion::{confusion, format_confusion, Confusion, ConfusionRow, MANIPULATION};
 
 #[cfg(test)]
 mod tests {
