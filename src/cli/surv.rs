@@ -78,14 +78,17 @@ fn eval_inputs(
     feed: &Path,
     truth: Option<&Path>,
     alerts: &Path,
-) -> Result<(tickwatch::truth::Truth, Vec<tickwatch::surv::eval::AlertRef>)> {
+) -> Result<(
+    tickwatch::truth::Truth,
+    Vec<tickwatch::surv::eval::AlertRef>,
+)> {
     let tp = truth.map_or_else(|| sibling(feed, "truth.json"), Path::to_path_buf);
     let truth: tickwatch::truth::Truth = serde_json::from_str(
         &std::fs::read_to_string(&tp).with_context(|| format!("reading {}", tp.display()))?,
     )
     .with_context(|| format!("{}: not a truth file", tp.display()))?;
-    let text = std::fs::read_to_string(alerts)
-        .with_context(|| format!("reading {}", alerts.display()))?;
+    let text =
+        std::fs::read_to_string(alerts).with_context(|| format!("reading {}", alerts.display()))?;
     let alerts = tickwatch::surv::eval::parse_alerts(&text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", alerts.display()))?;
     Ok((truth, alerts))
@@ -101,7 +104,9 @@ pub fn cmd_eval(a: EvalArgs) -> Result<()> {
         );
     }
     if a.truth.is_some() && a.feed.len() > 1 {
-        anyhow::bail!("--truth names one feed's truth: with several feeds, each reads FEED.truth.json");
+        anyhow::bail!(
+            "--truth names one feed's truth: with several feeds, each reads FEED.truth.json"
+        );
     }
     let (mut rows, mut matrix) = (Vec::new(), eval::Confusion::default());
     let (mut episodes, mut alert_count) = (0, 0);

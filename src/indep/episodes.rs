@@ -583,10 +583,24 @@ fn abnormal(rng: &mut SplitMix64, c: &Ctx) -> Acts {
     s.at(Act::SetRef);
     let bps = uni(rng, 300.0, 1_500.0);
     let sd = side(rng);
-    s.after(1, Act::Push { side: sd, bps, by: Who::ANON });
+    s.after(
+        1,
+        Act::Push {
+            side: sd,
+            bps,
+            by: Who::ANON,
+        },
+    );
     // Someone trades against the new level soon after (the sweep's remainder, if it rests).
     let sz = Sz::Opp(uni(rng, 0.2, 1.0));
-    s.after(logu(rng, 10 * MS, 800 * MS), Act::Take { side: other(sd), sz, by: Who::ANON });
+    s.after(
+        logu(rng, 10 * MS, 800 * MS),
+        Act::Take {
+            side: other(sd),
+            sz,
+            by: Who::ANON,
+        },
+    );
     (s.sorted(), 3 * SEC)
 }
 

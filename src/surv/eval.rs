@@ -157,8 +157,8 @@ pub fn merge_scores(rows: &mut Vec<Score>, more: &[Score]) {
         r.true_positives += m.true_positives;
         r.missed.clear();
         r.recall = (r.episodes > 0).then(|| r.detected as f64 / r.episodes as f64);
-        r.precision = (r.episodes > 0 && r.alerts > 0)
-            .then(|| r.true_positives as f64 / r.alerts as f64);
+        r.precision =
+            (r.episodes > 0 && r.alerts > 0).then(|| r.true_positives as f64 / r.alerts as f64);
     }
 }
 

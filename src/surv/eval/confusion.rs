@@ -54,8 +54,8 @@ fn on(a: &AlertRef, ep: &Episode) -> bool {
 }
 
 fn order(name: &str) -> (u8, String) {
-    let known = crate::surv::DetectorId::from_name(name)
-        .filter(|&d| d != crate::surv::DetectorId::Custom);
+    let known =
+        crate::surv::DetectorId::from_name(name).filter(|&d| d != crate::surv::DetectorId::Custom);
     (known.map_or(u8::MAX, |d| d as u8), name.to_string())
 }
 
@@ -98,9 +98,11 @@ pub fn confusion(truth: &Truth, alerts: &[AlertRef]) -> Confusion {
         for (k, f) in fired.iter().enumerate() {
             row.fired[k] += *f as u64;
         }
-        let loud = c.detectors.iter().zip(&fired).any(|(d, f)| {
-            *f && (MANIPULATION.contains(&d.as_str()) || d == "abnormal_move")
-        });
+        let loud = c
+            .detectors
+            .iter()
+            .zip(&fired)
+            .any(|(d, f)| *f && (MANIPULATION.contains(&d.as_str()) || d == "abnormal_move"));
         row.silent += !loud as u64;
         if ep.detector == NEGATIVE {
             c.negatives += 1;
@@ -115,8 +117,13 @@ pub fn confusion(truth: &Truth, alerts: &[AlertRef]) -> Confusion {
             }
         }
     }
-    c.rows
-        .sort_by_key(|r| (r.expected == NEGATIVE, order(&r.expected), r.scenario.clone()));
+    c.rows.sort_by_key(|r| {
+        (
+            r.expected == NEGATIVE,
+            order(&r.expected),
+            r.scenario.clone(),
+        )
+    });
     c
 }
 
@@ -167,8 +174,13 @@ impl Confusion {
             r.fired = pick(&r.fired);
         }
         self.detectors = idx.iter().map(|&k| self.detectors[k].clone()).collect();
-        self.rows
-            .sort_by_key(|r| (r.expected == NEGATIVE, order(&r.expected), r.scenario.clone()));
+        self.rows.sort_by_key(|r| {
+            (
+                r.expected == NEGATIVE,
+                order(&r.expected),
+                r.scenario.clone(),
+            )
+        });
     }
 }
 
@@ -200,7 +212,10 @@ pub fn format_confusion(c: &Confusion) -> String {
     }
     s.push_str(&format!(" {:>7}\n", "silent"));
     for r in &c.rows {
-        s.push_str(&format!("{:<20} {:<18} {:>5}", r.scenario, r.expected, r.episodes));
+        s.push_str(&format!(
+            "{:<20} {:<18} {:>5}",
+            r.scenario, r.expected, r.episodes
+        ));
         for n in &r.fired {
             s.push_str(&format!(" {n:>6}"));
         }
@@ -273,7 +288,11 @@ mod tests {
         assert_eq!(c.rows[1].fired, [1, 0, 0]);
         assert_eq!(c.unmatched, [0, 0, 1]);
         assert_eq!(
-            (c.negatives, c.negatives_alerted, c.false_alerts_on_negatives),
+            (
+                c.negatives,
+                c.negatives_alerted,
+                c.false_alerts_on_negatives
+            ),
             (1, 1, 2)
         );
         // Negatives get no precision/recall row of their own.
@@ -283,7 +302,10 @@ mod tests {
         let mut m = c.clone();
         let other = confusion(&truth, &[al(150, "wash_trade", "B")]);
         m.merge(&other);
-        assert_eq!(m.detectors, ["spoofing", "layering", "abnormal_move", "wash_trade"]);
+        assert_eq!(
+            m.detectors,
+            ["spoofing", "layering", "abnormal_move", "wash_trade"]
+        );
         assert_eq!(m.rows[0].episodes, 4);
         assert_eq!(m.rows[0].fired, [1, 1, 0, 1]);
         assert_eq!(m.negatives, 2);
