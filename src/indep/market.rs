@@ -505,6 +505,33 @@ impl Market {
         });
     }
 
+    /// Resting order `r` executes `n` shares in a cross at `price` (a C message, not printable:
+    /// the cross's own print carries the volume).
+    pub fn execute_in_cross(&mut self, r: u64, n: u32, price: u32) {
+        let Some(o) = self.orders.get(&r).copied() else {
+            return;
+        };
+        let n = n.min(o.shares);
+        let m = self.next_match;
+        self.next_match += 1;
+        self.emit(&OrderExecutedWithPrice {
+            hdr: self.hdr(b'C', o.locate),
+            order_ref: BeU64::new(r),
+            executed_shares: BeU32::new(n),
+            match_number: BeU64::new(m),
+            printable: b'N',
+            execution_price: BeU32::new(price),
+        });
+        if let Some(a) = o.who.acct {
+            self.record_px(a, o.locate, FlowEvent::Fill, o.side, (r, m), price, n);
+        }
+        if n == o.shares {
+            self.unlink(r);
+        } else if let Some(x) = self.orders.get_mut(&r) {
+            x.shares -= n;
+        }
+    }
+
     /// A cross print ('O', 'C', 'H').
     pub fn cross(&mut self, locate: u16, kind: u8, price: u32, shares: u64) {
         let m = self.next_match;

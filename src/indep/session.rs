@@ -128,9 +128,30 @@ pub fn open(m: &mut Market, bg: &mut Background, rng: &mut SplitMix64, r: &Regim
     if r.start == Start::OpenCross {
         for loc in 1..=r.stocks {
             let px = cross_price(m, loc);
-            m.cross(loc, b'O', px, cross_shares(rng, r));
+            cross(m, rng, r, loc, b'O', px);
         }
     }
+}
+
+/// A cross at `px`: displayed orders it reaches (buys at or above, sells at or below; a few
+/// at most) execute in it with C messages, then the cross prints.
+fn cross(m: &mut Market, rng: &mut SplitMix64, r: &Regime, loc: u16, kind: u8, px: u32) {
+    let mut shares = cross_shares(rng, r);
+    for side in [Side::Buy, Side::Sell] {
+        let reached = m.refs(loc, side, 1 + rng.below(3) as usize);
+        for o in reached {
+            let ord = m.orders[&o];
+            let inside = match side {
+                Side::Buy => ord.price >= px,
+                Side::Sell => ord.price <= px,
+            };
+            if inside {
+                m.execute_in_cross(o, ord.shares, px);
+                shares += ord.shares as u64;
+            }
+        }
+    }
+    m.cross(loc, kind, px, shares);
 }
 
 fn cross_shares(rng: &mut SplitMix64, r: &Regime) -> u64 {
@@ -151,7 +172,7 @@ pub fn release(m: &mut Market, rng: &mut SplitMix64, r: &Regime, loc: u16) {
         noii(m, rng, loc, b'H', Flavor::Plain);
     }
     let px = cross_price(m, loc);
-    m.cross(loc, b'H', px, cross_shares(rng, r));
+    cross(m, rng, r, loc, b'H', px);
     m.trading(loc, b'T', *b"    ");
 }
 
@@ -204,12 +225,13 @@ pub fn close(m: &mut Market, rng: &mut SplitMix64, r: &Regime, t: &Times, plans:
                 }
                 _ => last,
             };
-            let heavy = if flavor(plans, loc) == Flavor::Rebalance {
-                20
+            if flavor(plans, loc) == Flavor::Rebalance {
+                // The index's heavy auction: far more volume than an ordinary close.
+                let heavy = 20 * cross_shares(rng, r);
+                m.cross(loc, b'C', px, heavy);
             } else {
-                1
-            };
-            m.cross(loc, b'C', px, heavy * cross_shares(rng, r));
+                cross(m, rng, r, loc, b'C', px);
+            }
         }
     }
     m.ts = t.close + MIN;
