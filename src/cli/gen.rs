@@ -160,8 +160,13 @@ pub fn cmd_gen_indep(a: GenIndepArgs) -> Result<()> {
         r.noii,
         r.flow
     );
+    let void = truth
+        .episodes
+        .iter()
+        .filter(|e| e.detector == tickwatch::surv::eval::VOID)
+        .count();
     eprintln!(
-        "wrote {} messages ({} adds, {} executions, {} hidden, {} crosses, {} sub-penny prices; invariants hold) to {}, {} episodes to {} in {:.2} s",
+        "wrote {} messages ({} adds, {} executions, {} hidden, {} crosses, {} sub-penny prices; invariants hold) to {}, {} episodes ({void} void: the market took their orders first) to {} in {:.2} s",
         out.messages,
         checked.adds,
         checked.executions,

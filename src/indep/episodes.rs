@@ -301,10 +301,10 @@ pub fn plan(kind: Kind, rng: &mut SplitMix64, c: &Ctx) -> Plan {
         Kind::RebalanceClose => (vec![(c.start, Act::SetRef)], 60 * SEC),
     };
     let anonymous = matches!(kind, Kind::Abnormal | Kind::NewsJump | Kind::SweepCascade);
-    let mpid = if anonymous {
-        String::new()
-    } else {
-        name4(c.mpid)
+    let mpid = match (kind, c.flow_acct) {
+        _ if anonymous => String::new(),
+        (Kind::Wash, Some(_)) => name4(c.firm),
+        _ => name4(c.mpid),
     };
     let account = match (kind, c.flow_acct) {
         (Kind::Wash, Some(a)) => format!("ACCT{:02}", a + 1),

@@ -109,8 +109,8 @@ pub fn generate(cfg: &Config) -> Result<Output, IndepError> {
     let times = session::Times::of(&regime, &mut rng);
     session::open(&mut m, &mut bg, &mut rng, &regime, &times);
     let plans = play::schedule(&mut rng, &regime, &times, &pool);
-    let episodes = play::truth(&m, &plans, &times);
-    play::run(&mut m, &mut bg, &mut rng, &regime, &times, &plans);
+    let played = play::run(&mut m, &mut bg, &mut rng, &regime, &times, &plans);
+    let episodes = play::truth(&m, &plans, &played, &times);
     session::close(&mut m, &mut rng, &regime, &times, &plans);
     Ok(Output {
         messages: m.messages,

@@ -78,11 +78,14 @@ pub fn schedule(rng: &mut SplitMix64, r: &Regime, t: &Times, pool: &[[u8; 4]]) -
 }
 
 /// The truth records of `plans`.
-pub fn truth(m: &Market, plans: &[Plan], t: &Times) -> Vec<Episode> {
+/// `played[i]` false: plan i did not play as its definition needs, and its expected detector is
+/// [`VOID`](crate::surv::eval::VOID).
+pub fn truth(m: &Market, plans: &[Plan], played: &[bool], t: &Times) -> Vec<Episode> {
     plans
         .iter()
+        .zip(played)
         .enumerate()
-        .map(|(i, p)| {
+        .map(|(i, (p, &ok))| {
             let closing = matches!(p.kind, Kind::Close | Kind::RebalanceClose);
             let (start, end) = (p.start(), p.end());
             let sym = String::from_utf8_lossy(&m.stock(p.locate).sym)
@@ -91,7 +94,12 @@ pub fn truth(m: &Market, plans: &[Plan], t: &Times) -> Vec<Episode> {
             Episode {
                 id: i as u32,
                 scenario: p.kind.name().to_string(),
-                detector: p.kind.detector().to_string(),
+                detector: if ok {
+                    p.kind.detector()
+                } else {
+                    crate::surv::eval::VOID
+                }
+                .to_string(),
                 stock: sym,
                 locate: p.locate,
                 participant: p.participant.clone(),
@@ -124,6 +132,26 @@ struct EpState {
     handles: [Option<u64>; 16],
     ref_px: u32,
     ref_vol: u64,
+    /// Scripted fills that found their order live, and gone (the market took it first).
+    fills_done: u32,
+    fills_missed: u32,
+    /// Scripted cancels that found their order live, and gone.
+    cancels_live: u32,
+    cancels_missed: u32,
+}
+
+impl EpState {
+    /// Whether the episode played as its definition needs. A genuine order or an exit that
+    /// the market filled before the script did still executed; but a spoof the market took
+    /// is no spoof, layering needs two layers cancelled, and a wash needs one self-trade.
+    fn played(&self, kind: Kind) -> bool {
+        match kind {
+            Kind::Spoofing => self.cancels_missed == 0,
+            Kind::Layering => self.cancels_live >= 2,
+            Kind::Wash => self.fills_done >= 1,
+            _ => true,
+        }
+    }
 }
 
 /// Plays the continuous session: background events and episode actions in time order.
@@ -134,7 +162,7 @@ pub fn run(
     r: &Regime,
     t: &Times,
     plans: &[Plan],
-) {
+) -> Vec<bool> {
     let mut q: BinaryHeap<Reverse<(u64, u64, Ev)>> = BinaryHeap::new();
     let mut seq = 0u64;
     let mut push = |q: &mut BinaryHeap<_>, ts: u64, ev: Ev| {
@@ -178,6 +206,11 @@ pub fn run(
             }
         }
     }
+    states
+        .iter()
+        .zip(plans)
+        .map(|(s, p)| s.played(p.kind))
+        .collect()
 }
 
 /// An exponential gap at `rate` per second, ns (at least 1 µs).
@@ -234,18 +267,20 @@ fn act(
             st.handles[h as usize] = Some(o);
         }
         Act::Fill { h, frac, by } => {
-            if let Some(o) = st.handles[h as usize] {
-                if let Some(left) = m.orders.get(&o).map(|x| x.shares) {
+            let live = st.handles[h as usize].and_then(|o| Some((o, m.orders.get(&o)?.shares)));
+            match live {
+                Some((o, left)) => {
                     let n = ((left as f64 * frac).ceil() as u32).max(1);
                     m.take_through(o, n, by);
+                    st.fills_done += 1;
                 }
+                None => st.fills_missed += 1,
             }
         }
-        Act::Cancel { h } => {
-            if let Some(o) = st.handles[h as usize].take() {
-                m.delete(o);
-            }
-        }
+        Act::Cancel { h } => match st.handles[h as usize].take() {
+            Some(o) if m.delete(o) => st.cancels_live += 1,
+            _ => st.cancels_missed += 1,
+        },
         Act::Requote { h } => {
             let Some(o) = st.handles[h as usize] else {
                 return;

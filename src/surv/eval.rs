@@ -5,7 +5,9 @@
 //! [`detect_from_ns`, `detect_until_ns`]. An alert is a **true positive** when it detects some
 //! episode. Per detector: recall = episodes detected / episodes; precision = true-positive alerts
 //! / alerts. Detectors with no scenario (order-to-trade, abnormal move, locked/crossed, risk) have
-//! no truth: their alerts are counted, not scored.
+//! no truth: their alerts are counted, not scored. Hard negatives (expected detector
+//! [`NEGATIVE`]) have no row: an alert on one is simply not a true positive. Episodes that did
+//! not play out ([`VOID`]) have no row either, and alerts on them are not counted.
 //!
 //! [`detect_from_ns`]: crate::truth::Episode::detect_from_ns
 //! [`detect_until_ns`]: crate::truth::Episode::detect_until_ns
@@ -17,6 +19,10 @@ use std::collections::BTreeMap;
 /// The expected detector of a hard negative: an episode on which no manipulation alert should
 /// fire (any that does is a false alert).
 pub const NEGATIVE: &str = "none";
+
+/// The expected detector of an episode that did not play out as its definition needs (the
+/// market took the manipulator's order first, say): alerts on it are neither true nor false.
+pub const VOID: &str = "void";
 
 /// The fields of an alert that scoring reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,7 +101,17 @@ pub fn score(truth: &Truth, alerts: &[AlertRef]) -> Vec<Score> {
         let known = super::DetectorId::from_name(name).filter(|&d| d != super::DetectorId::Custom);
         (known.map_or(u8::MAX, |d| d as u8), name.to_string())
     };
-    let scored = || truth.episodes.iter().filter(|ep| ep.detector != NEGATIVE);
+    let scored = || {
+        let skip = |d: &str| d == NEGATIVE || d == VOID;
+        truth.episodes.iter().filter(move |ep| !skip(&ep.detector))
+    };
+    let on_void = |a: &AlertRef| {
+        truth.episodes.iter().any(|ep| {
+            ep.detector == VOID
+                && a.stock == ep.stock
+                && (ep.detect_from_ns..=ep.detect_until_ns).contains(&a.ts)
+        })
+    };
     for ep in scored() {
         let r = rows.entry(id(&ep.detector)).or_default();
         r.detector = ep.detector.clone();
@@ -108,12 +124,14 @@ pub fn score(truth: &Truth, alerts: &[AlertRef]) -> Vec<Score> {
             && (ep.detect_from_ns..=ep.detect_until_ns).contains(&a.ts)
     };
     for a in alerts {
+        let hit = truth.episodes.iter().any(|ep| detects(a, ep));
+        if !hit && on_void(a) {
+            continue; // on an episode that did not play out: neither true nor false
+        }
         let r = rows.entry(id(&a.detector)).or_default();
         r.detector = a.detector.clone();
         r.alerts += 1;
-        if truth.episodes.iter().any(|ep| detects(a, ep)) {
-            r.true_positives += 1;
-        }
+        r.true_positives += hit as u64;
     }
     for ep in scored() {
         let r = rows.get_mut(&id(&ep.detector)).expect("row made above");
@@ -247,6 +265,13 @@ mod tests {
         let l = &rows[1];
         assert_eq!((l.episodes, l.alerts), (0, 1));
         assert_eq!((l.recall, l.precision), (None, None));
+        // An alert on a void episode (one that did not play out) is neither true nor false.
+        let mut with_void = truth.clone();
+        with_void
+            .episodes
+            .push(ep(2, VOID, "VVV", "GSCO", 100, 200));
+        let rows = score(&with_void, &[al(150, "spoofing", "VVV", "GSCO")]);
+        assert_eq!((rows[0].episodes, rows[0].alerts), (2, 0));
         // An alert that names no participant may detect an episode.
         let rows = score(&truth, &[al(399, "spoofing", "XYZ", "")]);
         assert_eq!(rows[0].detected, 1);

@@ -71,7 +71,8 @@ pub fn confusion(truth: &Truth, alerts: &[AlertRef]) -> Confusion {
     c.unmatched = vec![0; c.detectors.len()];
     let col = |d: &str, c: &Confusion| c.detectors.iter().position(|x| x == d);
     for ep in &truth.episodes {
-        let i = match c.rows.iter().position(|r| r.scenario == ep.scenario) {
+        let same = |r: &ConfusionRow| r.scenario == ep.scenario && r.expected == ep.detector;
+        let i = match c.rows.iter().position(same) {
             Some(i) => i,
             None => {
                 c.rows.push(ConfusionRow {
@@ -117,13 +118,7 @@ pub fn confusion(truth: &Truth, alerts: &[AlertRef]) -> Confusion {
             }
         }
     }
-    c.rows.sort_by_key(|r| {
-        (
-            r.expected == NEGATIVE,
-            order(&r.expected),
-            r.scenario.clone(),
-        )
-    });
+    c.rows.sort_by_key(row_order);
     c
 }
 
@@ -143,7 +138,8 @@ impl Confusion {
             self.unmatched[j] += other.unmatched[k];
         }
         for r in &other.rows {
-            let i = match self.rows.iter().position(|x| x.scenario == r.scenario) {
+            let same = |x: &ConfusionRow| x.scenario == r.scenario && x.expected == r.expected;
+            let i = match self.rows.iter().position(same) {
                 Some(i) => i,
                 None => {
                     self.rows.push(ConfusionRow {
@@ -174,14 +170,19 @@ impl Confusion {
             r.fired = pick(&r.fired);
         }
         self.detectors = idx.iter().map(|&k| self.detectors[k].clone()).collect();
-        self.rows.sort_by_key(|r| {
-            (
-                r.expected == NEGATIVE,
-                order(&r.expected),
-                r.scenario.clone(),
-            )
-        });
+        self.rows.sort_by_key(row_order);
     }
+}
+
+/// Families in detector order, then void episodes, then hard negatives.
+fn row_order(r: &ConfusionRow) -> (bool, bool, (u8, String), String) {
+    let void = r.expected == super::VOID;
+    (
+        r.expected == NEGATIVE,
+        void,
+        order(&r.expected),
+        r.scenario.clone(),
+    )
 }
 
 /// A detector's column heading.
