@@ -584,3 +584,85 @@ pub fn opposite(s: Side) -> Side {
         Side::Sell => Side::Buy,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn market(flow: bool) -> Market {
+        let acct = crate::surv::event::party_of_name("ACCT01").unwrap();
+        Market::new(vec![*b"ABC     "], *b"FIRM", vec![acct], flow)
+    }
+
+    /// The type letters written so far.
+    fn types(m: &Market) -> String {
+        crate::feed::Frames::new(&m.out)
+            .map(|f| f.unwrap().body[0] as char)
+            .collect()
+    }
+
+    #[test]
+    fn a_marketable_order_is_never_added_only_its_executions_appear() {
+        let mut m = market(false);
+        let a1 = m.add(1, Side::Sell, 10_100, 100, Who::ANON);
+        let a2 = m.add(1, Side::Sell, 10_100, 100, Who::ANON);
+        let a3 = m.add(1, Side::Sell, 10_200, 100, Who::ANON);
+        m.add(1, Side::Buy, 10_000, 100, Who::ANON);
+        assert_eq!(types(&m), "AAAA");
+        // Buy 250 up to $1.02: both $1.01 orders in time order, then 50 of the $1.02 one.
+        let (done, rested) = m.submit(1, Side::Buy, Some(10_200), 250, Who::ANON, true);
+        assert_eq!((done, rested), (250, None));
+        assert_eq!(types(&m), "AAAAEEE");
+        assert!(!m.orders.contains_key(&a1) && !m.orders.contains_key(&a2));
+        assert_eq!(m.orders[&a3].shares, 50);
+        assert_eq!(m.stock(1).last, 10_200);
+        // Buy 100 more at $1.02: 50 execute, the remainder rests at its limit as an add.
+        let (done, rested) = m.submit(1, Side::Buy, Some(10_200), 100, Who::ANON, true);
+        assert_eq!(done, 50);
+        let r = rested.expect("the remainder rests");
+        assert_eq!((m.orders[&r].price, m.orders[&r].shares), (10_200, 50));
+        assert_eq!(types(&m), "AAAAEEEEA");
+        assert_eq!(m.best(1, Side::Buy), Some(10_200));
+        assert_eq!(m.best(1, Side::Sell), None);
+    }
+
+    #[test]
+    fn taking_an_order_takes_what_is_ahead_of_it_first() {
+        let mut m = market(false);
+        let first = m.add(1, Side::Buy, 10_000, 300, Who::ANON);
+        let target = m.add(1, Side::Buy, 10_000, 200, Who::ANON);
+        m.add(1, Side::Sell, 10_100, 100, Who::ANON);
+        assert_eq!(m.ahead_of(target), Some(300));
+        assert_eq!(m.take_through(target, 100, Who::ANON), 400);
+        assert!(!m.orders.contains_key(&first));
+        assert_eq!(m.orders[&target].shares, 100);
+        // A passive price is pulled back from the other side.
+        assert_eq!(m.passive(1, Side::Buy, 10_100), 10_000);
+        assert_eq!(m.passive(1, Side::Sell, 9_900), 10_100);
+    }
+
+    #[test]
+    fn the_firms_self_trade_is_two_fills_of_one_match_in_its_flow() {
+        let mut m = market(true);
+        let me = Who {
+            mpid: Some(*b"FIRM"),
+            acct: Some(0),
+        };
+        let o = m.add(1, Side::Sell, 10_100, 300, me);
+        m.take_through(o, 300, Who { mpid: None, ..me });
+        let f = m.flow.as_ref().unwrap();
+        let ev: Vec<_> = f
+            .iter()
+            .map(|r| (r.event, r.side, r.match_number))
+            .collect();
+        assert_eq!(
+            ev,
+            [
+                (FlowEvent::New, Side::Sell, 0),
+                (FlowEvent::Fill, Side::Sell, 1),
+                (FlowEvent::Fill, Side::Buy, 1),
+            ]
+        );
+        assert!(f.iter().all(|r| r.account == m.accounts[0]));
+    }
+}

@@ -142,3 +142,32 @@ impl Regime {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_named_regime_draws_within_its_ranges() {
+        let mut rng = SplitMix64::new(7);
+        for name in REGIMES {
+            for _ in 0..20 {
+                let r = Regime::draw(&mut rng, Some(name)).unwrap();
+                assert_eq!(r.prices.len(), r.stocks as usize);
+                assert!(r.prices.iter().all(|&p| super::super::price::on_grid(p)));
+                assert!(r.prices.iter().all(|&p| (2_000..=8_000_000).contains(&p)));
+                if name == "penny" {
+                    assert!(r.prices.iter().all(|&p| p < DOLLAR), "{r:?}");
+                }
+                if name == "deep" {
+                    assert_eq!(r.spread_ticks, 1);
+                }
+                if name == "halt" {
+                    assert_eq!(r.start, Start::HaltCross);
+                }
+                assert!(!(r.start == Start::NoCross && r.closing_cross));
+            }
+        }
+        assert!(Regime::draw(&mut rng, Some("none such")).is_none());
+    }
+}
