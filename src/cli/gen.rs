@@ -142,24 +142,7 @@ pub fn cmd_gen_indep(a: GenIndepArgs) -> Result<()> {
     } else {
         "held-out"
     };
-    eprintln!(
-        "regime {} ({role}): {} stocks at {}, spread {} ticks, {} orders/level, {:.0} events/s/stock, {} min, {:?}, closing cross {}, NOII {}, flow {}",
-        r.name,
-        r.stocks,
-        r.prices
-            .iter()
-            .map(|p| format!("${:.4}", *p as f64 / 1e4))
-            .collect::<Vec<_>>()
-            .join(" "),
-        r.spread_ticks,
-        r.orders_per_level,
-        r.rate,
-        r.minutes,
-        r.start,
-        r.closing_cross,
-        r.noii,
-        r.flow
-    );
+    eprintln!("{}", describe(r, role));
     let void = truth
         .episodes
         .iter()
@@ -179,4 +162,26 @@ pub fn cmd_gen_indep(a: GenIndepArgs) -> Result<()> {
         t0.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// One line on the regime drawn, and whether the feed may be used for tuning.
+fn describe(r: &tickwatch::indep::regime::Regime, role: &str) -> String {
+    format!(
+        "regime {} ({role}): {} stocks at {}, spread {} ticks, {} orders/level, {:.0} events/s/stock, {} min, {:?}, closing cross {}, NOII {}, flow {}",
+        r.name,
+        r.stocks,
+        r.prices
+            .iter()
+            .map(|p| format!("${:.4}", *p as f64 / 1e4))
+            .collect::<Vec<_>>()
+            .join(" "),
+        r.spread_ticks,
+        r.orders_per_level,
+        r.rate,
+        r.minutes,
+        r.start,
+        r.closing_cross,
+        r.noii,
+        r.flow
+    )
 }

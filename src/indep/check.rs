@@ -69,6 +69,137 @@ impl Books {
     }
 }
 
+/// Where a message sits, for error messages and timestamps.
+struct At {
+    locate: u16,
+    ts: u64,
+    text: String,
+}
+
+impl Books {
+    fn add(&mut self, at: &At, r: u64, side: u8, price: u32, shares: u32) -> Result<(), String> {
+        let side = Side::from_byte(side).ok_or(format!("{}: bad side", at.text))?;
+        let (locate, added) = (at.locate, at.ts);
+        let o = Live {
+            locate,
+            side,
+            price,
+            shares,
+            added,
+        };
+        self.put(r, o);
+        Ok(())
+    }
+
+    fn cancel(&mut self, at: &At, r: u64, n: u32) -> Result<(), String> {
+        let o = self.orders.get_mut(&r);
+        let o = o.ok_or(format!("{}: X of a dead order {r}", at.text))?;
+        if n >= o.shares {
+            return Err(format!("{}: X of all of order {r}'s shares", at.text));
+        }
+        o.shares -= n;
+        Ok(())
+    }
+
+    fn replace(
+        &mut self,
+        at: &At,
+        r: u64,
+        new: u64,
+        price: u32,
+        shares: u32,
+    ) -> Result<(), String> {
+        let o = self
+            .take(r)
+            .ok_or(format!("{}: U of a dead order {r}", at.text))?;
+        let added = at.ts;
+        self.put(
+            new,
+            Live {
+                price,
+                shares,
+                added,
+                ..o
+            },
+        );
+        Ok(())
+    }
+
+    fn exec(&mut self, at: &At, r: u64, n: u32) -> Result<(), String> {
+        let o = self.orders.get_mut(&r);
+        let o = o.ok_or(format!("{}: execution of a dead order {r}", at.text))?;
+        if o.added == at.ts {
+            let t = &at.text;
+            return Err(format!(
+                "{t}: order {r} executes in the nanosecond it was added"
+            ));
+        }
+        if n > o.shares {
+            return Err(format!(
+                "{}: {n} shares executed of {} resting",
+                at.text, o.shares
+            ));
+        }
+        o.shares -= n;
+        if o.shares == 0 {
+            self.take(r);
+        }
+        Ok(())
+    }
+
+    /// Applies one message; returns the price it carries, if any.
+    fn apply(&mut self, c: &mut Checked, at: &At, msg: Message) -> Result<Option<u32>, String> {
+        Ok(match msg {
+            Message::AddOrder(a) => {
+                c.adds += 1;
+                let (px, n) = (a.price.get(), a.shares.get());
+                self.add(at, a.order_ref.get(), a.side, px, n)?;
+                Some(px)
+            }
+            Message::AddOrderMpid(a) => {
+                c.adds += 1;
+                let (px, n) = (a.price.get(), a.shares.get());
+                self.add(at, a.order_ref.get(), a.side, px, n)?;
+                Some(px)
+            }
+            Message::OrderExecuted(e) => {
+                c.executions += 1;
+                self.exec(at, e.order_ref.get(), e.executed_shares.get())?;
+                None
+            }
+            Message::OrderExecutedWithPrice(e) => {
+                c.executions += 1;
+                self.exec(at, e.order_ref.get(), e.executed_shares.get())?;
+                Some(e.execution_price.get())
+            }
+            Message::OrderCancel(x) => {
+                self.cancel(at, x.order_ref.get(), x.cancelled_shares.get())?;
+                None
+            }
+            Message::OrderDelete(d) => {
+                let r = d.order_ref.get();
+                self.take(r)
+                    .ok_or(format!("{}: D of a dead order {r}", at.text))?;
+                None
+            }
+            Message::OrderReplace(u) => {
+                let (r, new) = (u.original_order_ref.get(), u.new_order_ref.get());
+                self.replace(at, r, new, u.price.get(), u.shares.get())?;
+                Some(u.price.get())
+            }
+            Message::Trade(p) => {
+                c.hidden += 1;
+                Some(p.price.get())
+            }
+            Message::CrossTrade(q) => {
+                c.crosses += 1;
+                Some(q.cross_price.get())
+            }
+            _ => None,
+        })
+    }
+}
+
 /// Checks `feed`; the first broken invariant is the error, naming the message.
 ///
 /// # Errors
@@ -81,107 +212,25 @@ pub fn check(feed: &[u8]) -> Result<Checked, String> {
         let f = f.map_err(|e| format!("framing: {e:?}"))?;
         let msg = decode(f.body, f.offset).map_err(|e| format!("decode: {e:?}"))?;
         c.messages += 1;
-        let at = format!("message {} at offset {}", c.messages, f.offset);
-        let hdr = header_of(f.body);
-        let (locate, ts) = hdr;
+        let (locate, ts) = header_of(f.body);
+        let text = format!("message {} at offset {}", c.messages, f.offset);
+        let at = At { locate, ts, text };
         if ts < last_ts {
-            return Err(format!("{at}: time goes back ({ts} < {last_ts})"));
+            return Err(format!("{}: time goes back ({ts} < {last_ts})", at.text));
         }
         last_ts = ts;
-        let mut price_seen = None;
-        match msg {
-            Message::AddOrder(a) => {
-                c.adds += 1;
-                let side = Side::from_byte(a.side).ok_or(format!("{at}: bad side"))?;
-                let (price, shares) = (a.price.get(), a.shares.get());
-                b.put(
-                    a.order_ref.get(),
-                    Live {
-                        locate,
-                        side,
-                        price,
-                        shares,
-                        added: ts,
-                    },
-                );
-                price_seen = Some(price);
-            }
-            Message::AddOrderMpid(a) => {
-                c.adds += 1;
-                let side = Side::from_byte(a.side).ok_or(format!("{at}: bad side"))?;
-                let (price, shares) = (a.price.get(), a.shares.get());
-                b.put(
-                    a.order_ref.get(),
-                    Live {
-                        locate,
-                        side,
-                        price,
-                        shares,
-                        added: ts,
-                    },
-                );
-                price_seen = Some(price);
-            }
-            Message::OrderExecuted(e) => {
-                c.executions += 1;
-                exec(&mut b, e.order_ref.get(), e.executed_shares.get(), ts, &at)?;
-            }
-            Message::OrderExecutedWithPrice(e) => {
-                c.executions += 1;
-                price_seen = Some(e.execution_price.get());
-                exec(&mut b, e.order_ref.get(), e.executed_shares.get(), ts, &at)?;
-            }
-            Message::OrderCancel(x) => {
-                let r = x.order_ref.get();
-                let o = b
-                    .orders
-                    .get_mut(&r)
-                    .ok_or(format!("{at}: X of a dead order {r}"))?;
-                if x.cancelled_shares.get() >= o.shares {
-                    return Err(format!("{at}: X of all of order {r}'s shares"));
-                }
-                o.shares -= x.cancelled_shares.get();
-            }
-            Message::OrderDelete(d) => {
-                let r = d.order_ref.get();
-                b.take(r).ok_or(format!("{at}: D of a dead order {r}"))?;
-            }
-            Message::OrderReplace(u) => {
-                let r = u.original_order_ref.get();
-                let o = b.take(r).ok_or(format!("{at}: U of a dead order {r}"))?;
-                let (price, shares) = (u.price.get(), u.shares.get());
-                b.put(
-                    u.new_order_ref.get(),
-                    Live {
-                        price,
-                        shares,
-                        added: ts,
-                        ..o
-                    },
-                );
-                price_seen = Some(price);
-            }
-            Message::Trade(p) => {
-                c.hidden += 1;
-                price_seen = Some(p.price.get());
-            }
-            Message::CrossTrade(q) => {
-                c.crosses += 1;
-                price_seen = Some(q.cross_price.get());
-            }
-            _ => {}
-        }
-        if let Some(p) = price_seen {
+        if let Some(p) = b.apply(&mut c, &at, msg)? {
             if !on_grid(p) {
-                return Err(format!("{at}: price {p} is off the Rule 612 grid"));
+                return Err(format!("{}: price {p} is off the Rule 612 grid", at.text));
             }
             if p < DOLLAR && p % 100 != 0 {
                 c.sub_penny += 1;
             }
         }
         if let Some((bid, ask)) = b.crossed(locate) {
+            let t = &at.text;
             return Err(format!(
-                "{at}: book of locate {locate} locked or crossed ({bid} >= {ask})"
+                "{t}: book of locate {locate} locked or crossed ({bid} >= {ask})"
             ));
         }
     }
@@ -193,24 +242,4 @@ fn header_of(body: &[u8]) -> (u16, u64) {
     let mut t = [0u8; 8];
     t[2..].copy_from_slice(&body[5..11]);
     (locate, u64::from_be_bytes(t))
-}
-
-fn exec(b: &mut Books, r: u64, n: u32, ts: u64, at: &str) -> Result<(), String> {
-    let o = b
-        .orders
-        .get_mut(&r)
-        .ok_or(format!("{at}: execution of a dead order {r}"))?;
-    if o.added == ts {
-        return Err(format!(
-            "{at}: order {r} executes in the nanosecond it was added"
-        ));
-    }
-    if n > o.shares {
-        return Err(format!("{at}: {n} shares executed of {} resting", o.shares));
-    }
-    o.shares -= n;
-    if o.shares == 0 {
-        b.take(r);
-    }
-    Ok(())
 }

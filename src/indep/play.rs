@@ -266,34 +266,12 @@ fn act(
             owned.insert(o);
             st.handles[h as usize] = Some(o);
         }
-        Act::Fill { h, frac, by } => {
-            let live = st.handles[h as usize].and_then(|o| Some((o, m.orders.get(&o)?.shares)));
-            match live {
-                Some((o, left)) => {
-                    let n = ((left as f64 * frac).ceil() as u32).max(1);
-                    m.take_through(o, n, by);
-                    st.fills_done += 1;
-                }
-                None => st.fills_missed += 1,
-            }
-        }
+        Act::Fill { h, frac, by } => fill(m, st, h, frac, by),
         Act::Cancel { h } => match st.handles[h as usize].take() {
             Some(o) if m.delete(o) => st.cancels_live += 1,
             _ => st.cancels_missed += 1,
         },
-        Act::Requote { h } => {
-            let Some(o) = st.handles[h as usize] else {
-                return;
-            };
-            let Some(ord) = m.orders.get(&o).copied() else {
-                return;
-            };
-            let px = place_price(m, loc, ord.side, At::Level(0));
-            if let Some(n) = m.replace(o, px, ord.shares) {
-                owned.insert(n);
-                st.handles[h as usize] = Some(n);
-            }
-        }
+        Act::Requote { h } => requote(m, loc, st, h, owned),
         Act::Take { side, sz, by } => {
             let n = size(m, loc, side, sz, st);
             let lim = match (side, m.best(loc, opposite(side))) {
@@ -304,19 +282,50 @@ fn act(
             m.submit(loc, side, Some(lim), n, by, false);
         }
         Act::Push { side, bps, by } => push(m, loc, side, bps, by, st),
-        Act::CancelOne => {
-            let s = if rng.chance(0.5) {
-                Side::Buy
-            } else {
-                Side::Sell
-            };
-            let refs = m.refs(loc, s, 30);
-            let free: Vec<u64> = refs.into_iter().filter(|o| !owned.contains(o)).collect();
-            if !free.is_empty() {
-                let o = free[rng.below(free.len() as u64) as usize];
-                m.delete(o);
-            }
+        Act::CancelOne => cancel_one(m, rng, loc, owned),
+    }
+}
+
+/// Someone takes `frac` of the episode's order `h` (counted as missed if it is gone).
+fn fill(m: &mut Market, st: &mut EpState, h: u8, frac: f64, by: super::market::Who) {
+    let live = st.handles[h as usize].and_then(|o| Some((o, m.orders.get(&o)?.shares)));
+    match live {
+        Some((o, left)) => {
+            let n = ((left as f64 * frac).ceil() as u32).max(1);
+            m.take_through(o, n, by);
+            st.fills_done += 1;
         }
+        None => st.fills_missed += 1,
+    }
+}
+
+/// The episode's order `h` moves to its side's best price.
+fn requote(m: &mut Market, loc: u16, st: &mut EpState, h: u8, owned: &mut HashSet<u64>) {
+    let Some(o) = st.handles[h as usize] else {
+        return;
+    };
+    let Some(ord) = m.orders.get(&o).copied() else {
+        return;
+    };
+    let px = place_price(m, loc, ord.side, At::Level(0));
+    if let Some(n) = m.replace(o, px, ord.shares) {
+        owned.insert(n);
+        st.handles[h as usize] = Some(n);
+    }
+}
+
+/// Deletes one order near the touch that no episode owns.
+fn cancel_one(m: &mut Market, rng: &mut SplitMix64, loc: u16, owned: &HashSet<u64>) {
+    let s = if rng.chance(0.5) {
+        Side::Buy
+    } else {
+        Side::Sell
+    };
+    let refs = m.refs(loc, s, 30);
+    let free: Vec<u64> = refs.into_iter().filter(|o| !owned.contains(o)).collect();
+    if !free.is_empty() {
+        let o = free[rng.below(free.len() as u64) as usize];
+        m.delete(o);
     }
 }
 

@@ -79,45 +79,9 @@ impl Regime {
             None => pick(rng, &REGIMES),
         };
         let stocks = between(rng, 3, 6) as u16;
-        let (lo, hi) = match name {
-            "penny" => (0.20, 0.95),
-            "thin" => (2.0, 120.0),
-            "deep" => (8.0, 300.0),
-            "halt" => (1.0, 800.0),
-            "nocross" => (0.5, 400.0),
-            _ => (0.20, 800.0),
-        };
-        let prices = (0..stocks)
-            .map(|_| snap(log_uniform(rng, lo, hi) * DOLLAR as f64))
-            .collect();
-        let thin = name == "thin" || (name != "deep" && rng.chance(0.3));
-        let (spread_ticks, level_gap, orders_per_level) = if thin {
-            (between(rng, 3, 25), between(rng, 1, 6), between(rng, 1, 2))
-        } else if name == "deep" || rng.chance(0.5) {
-            (1, 1, between(rng, 6, 25))
-        } else {
-            (between(rng, 1, 4), between(rng, 1, 2), between(rng, 2, 8))
-        };
-        let start = match name {
-            "halt" => Start::HaltCross,
-            "nocross" => Start::NoCross,
-            "deep" | "penny" => pick(rng, &[Start::OpenCross, Start::Midday]),
-            "thin" => pick(rng, &[Start::Midday, Start::NoCross, Start::OpenCross]),
-            _ => pick(
-                rng,
-                &[
-                    Start::OpenCross,
-                    Start::HaltCross,
-                    Start::Midday,
-                    Start::NoCross,
-                ],
-            ),
-        };
-        let closing_cross = match start {
-            Start::NoCross => false,
-            Start::Midday => rng.chance(0.5),
-            _ => rng.chance(0.8),
-        };
+        let prices = prices(rng, name, stocks);
+        let (thin, spread_ticks, level_gap, orders_per_level) = book_shape(rng, name);
+        let (start, closing_cross) = session_shape(rng, name);
         let sub_dollar = name == "penny";
         Some(Regime {
             name: name.to_string(),
@@ -141,6 +105,52 @@ impl Regime {
             attributed: log_uniform(rng, 0.03, 0.4),
         })
     }
+}
+
+/// Each stock's reference price, log-uniform over the regime's range, on the grid.
+fn prices(rng: &mut SplitMix64, name: &str, stocks: u16) -> Vec<u32> {
+    let (lo, hi) = match name {
+        "penny" => (0.20, 0.95),
+        "thin" => (2.0, 120.0),
+        "deep" => (8.0, 300.0),
+        "halt" => (1.0, 800.0),
+        "nocross" => (0.5, 400.0),
+        _ => (0.20, 800.0),
+    };
+    (0..stocks)
+        .map(|_| snap(log_uniform(rng, lo, hi) * DOLLAR as f64))
+        .collect()
+}
+
+/// (thin, spread in increments, increments between levels, orders per level).
+fn book_shape(rng: &mut SplitMix64, name: &str) -> (bool, u32, u32, u32) {
+    let thin = name == "thin" || (name != "deep" && rng.chance(0.3));
+    let (spread, gap, per_level) = if thin {
+        (between(rng, 3, 25), between(rng, 1, 6), between(rng, 1, 2))
+    } else if name == "deep" || rng.chance(0.5) {
+        (1, 1, between(rng, 6, 25))
+    } else {
+        (between(rng, 1, 4), between(rng, 1, 2), between(rng, 2, 8))
+    };
+    (thin, spread, gap, per_level)
+}
+
+/// How the session opens, and whether it closes with a cross.
+fn session_shape(rng: &mut SplitMix64, name: &str) -> (Start, bool) {
+    use Start::*;
+    let start = match name {
+        "halt" => HaltCross,
+        "nocross" => NoCross,
+        "deep" | "penny" => pick(rng, &[OpenCross, Midday]),
+        "thin" => pick(rng, &[Midday, NoCross, OpenCross]),
+        _ => pick(rng, &[OpenCross, HaltCross, Midday, NoCross]),
+    };
+    let closing_cross = match start {
+        NoCross => false,
+        Midday => rng.chance(0.5),
+        _ => rng.chance(0.8),
+    };
+    (start, closing_cross)
 }
 
 #[cfg(test)]
