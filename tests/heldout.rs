@@ -93,6 +93,19 @@ fn held_out_feeds_hold_their_floors() {
             })
         })
         .collect();
+    // The pipeline's alerts are the reference's on an independent feed too (a halt-cross one).
+    let (feed, alerts) = &pairs[5];
+    let piped = d.join("piped.jsonl");
+    run(&["run", s(feed), "--alerts", s(&piped)]);
+    let cut = |p: &Path| {
+        let b = std::fs::read(p).unwrap();
+        let n = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        b[..n].to_vec()
+    };
+    assert!(
+        cut(&piped) == cut(alerts),
+        "run --alerts differs from surveil"
+    );
     let mut args = vec!["eval".to_string()];
     args.extend(pairs.iter().map(|p| s(&p.0).to_string()));
     for p in &pairs {
