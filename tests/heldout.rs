@@ -158,6 +158,7 @@ fn every_regime_keeps_the_generators_invariants() {
         let cfg = Config {
             seed: 2000 + i as u64,
             regime: Some(name.to_string()),
+            clean: false,
         };
         let out = indep::generate(&cfg).unwrap();
         let c = check(&out.itch).unwrap_or_else(|e| panic!("regime {name}: {e}"));
@@ -177,10 +178,19 @@ fn every_regime_keeps_the_generators_invariants() {
         assert!(negatives > 0 && out.episodes.len() > negatives, "{name}");
         // The same seed gives the same bytes.
         assert_eq!(indep::generate(&cfg).unwrap().itch, out.itch, "{name}");
+        // Its clean feed keeps the hard negatives and nothing else.
+        let clean = indep::generate(&Config { clean: true, ..cfg }).unwrap();
+        check(&clean.itch).unwrap_or_else(|e| panic!("clean {name}: {e}"));
+        assert!(
+            clean.episodes.iter().all(|e| e.detector == "none"),
+            "{name}"
+        );
+        assert_eq!(clean.episodes.len(), negatives, "{name}");
     }
     assert!(indep::generate(&Config {
         seed: 1,
-        regime: Some("nope".into())
+        regime: Some("nope".into()),
+        clean: false,
     })
     .is_err());
 }

@@ -103,6 +103,10 @@ pub struct GenIndepArgs {
     /// default: drawn from the seed.
     #[arg(long)]
     pub regime: Option<String>,
+    /// A clean feed: the seed's regime, background and hard negatives without its manipulation
+    /// episodes (any manipulation-family alert on it is false).
+    #[arg(long)]
+    pub clean: bool,
     /// Output file.
     #[arg(long)]
     pub out: PathBuf,
@@ -113,6 +117,7 @@ pub fn cmd_gen_indep(a: GenIndepArgs) -> Result<()> {
     let cfg = tickwatch::indep::Config {
         seed: a.seed,
         regime: a.regime.clone(),
+        clean: a.clean,
     };
     let out = tickwatch::indep::generate(&cfg)?;
     let checked = tickwatch::indep::check::check(&out.itch)

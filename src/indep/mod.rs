@@ -35,6 +35,9 @@ pub struct Config {
     pub seed: u64,
     /// A named regime (one of [`regime::REGIMES`]); `None` draws one from the seed.
     pub regime: Option<String>,
+    /// A clean feed: the same seed's regime, background and hard negatives, without its
+    /// manipulation episodes (any manipulation-family alert on it is false).
+    pub clean: bool,
 }
 
 /// A generated feed.
@@ -108,7 +111,10 @@ pub fn generate(cfg: &Config) -> Result<Output, IndepError> {
     let mut bg = background::Background::new(&regime, pool.clone());
     let times = session::Times::of(&regime, &mut rng);
     session::open(&mut m, &mut bg, &mut rng, &regime, &times);
-    let plans = play::schedule(&mut rng, &regime, &times, &pool);
+    let mut plans = play::schedule(&mut rng, &regime, &times, &pool);
+    if cfg.clean {
+        plans.retain(|p| !episodes::Kind::FAMILIES.contains(&p.kind));
+    }
     let played = play::run(&mut m, &mut bg, &mut rng, &regime, &times, &plans);
     let episodes = play::truth(&m, &plans, &played, &times);
     session::close(&mut m, &mut rng, &regime, &times, &plans);
