@@ -97,10 +97,7 @@ pub fn parse_alerts(text: &str) -> Result<Vec<AlertRef>, String> {
 /// name).
 pub fn score(truth: &Truth, alerts: &[AlertRef]) -> Vec<Score> {
     let mut rows: BTreeMap<(u8, String), Score> = BTreeMap::new();
-    let id = |name: &str| {
-        let known = super::DetectorId::from_name(name).filter(|&d| d != super::DetectorId::Custom);
-        (known.map_or(u8::MAX, |d| d as u8), name.to_string())
-    };
+    let id = detector_order;
     let scored = || {
         let skip = |d: &str| d == NEGATIVE || d == VOID;
         truth.episodes.iter().filter(move |ep| !skip(&ep.detector))
@@ -178,6 +175,13 @@ pub fn merge_scores(rows: &mut Vec<Score>, more: &[Score]) {
         r.precision =
             (r.episodes > 0 && r.alerts > 0).then(|| r.true_positives as f64 / r.alerts as f64);
     }
+    rows.sort_by_key(|r| detector_order(&r.detector));
+}
+
+/// Built-in detectors in [`DetectorId`](super::DetectorId) order, then others by name.
+fn detector_order(name: &str) -> (u8, String) {
+    let known = super::DetectorId::from_name(name).filter(|&d| d != super::DetectorId::Custom);
+    (known.map_or(u8::MAX, |d| d as u8), name.to_string())
 }
 
 /// The scores as a table.
@@ -287,6 +291,35 @@ mod tests {
             .collect();
         let want = [("spoofing", 0), ("big_add", 1), ("odd_lots", 2)];
         assert_eq!(rows, want.map(|(d, n)| (d.to_string(), n)));
+    }
+
+    #[test]
+    fn merged_scores_sum_and_keep_detector_order() {
+        let a = score(
+            &Truth {
+                episodes: vec![ep(0, "layering", "A", "X", 0, 10)],
+                ..Truth::default()
+            },
+            &[al(5, "layering", "A", "X")],
+        );
+        let b = score(
+            &Truth {
+                episodes: vec![
+                    ep(0, "spoofing", "B", "X", 0, 10),
+                    ep(1, "layering", "B", "X", 0, 10),
+                ],
+                ..Truth::default()
+            },
+            &[al(5, "spoofing", "B", "Y")],
+        );
+        let mut rows = a;
+        merge_scores(&mut rows, &b);
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| (r.detector.as_str(), r.episodes, r.detected, r.alerts))
+            .collect();
+        assert_eq!(got, [("spoofing", 1, 0, 1), ("layering", 2, 1, 1)]);
+        assert_eq!((rows[1].recall, rows[0].precision), (Some(0.5), Some(0.0)));
     }
 
     #[test]

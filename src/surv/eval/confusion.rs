@@ -54,9 +54,7 @@ fn on(a: &AlertRef, ep: &Episode) -> bool {
 }
 
 fn order(name: &str) -> (u8, String) {
-    let known =
-        crate::surv::DetectorId::from_name(name).filter(|&d| d != crate::surv::DetectorId::Custom);
-    (known.map_or(u8::MAX, |d| d as u8), name.to_string())
+    super::detector_order(name)
 }
 
 /// The confusion matrix of `alerts` against `truth`.
