@@ -52,21 +52,33 @@ impl Background {
         100 * (1 + rng.below(2 * lots as u64) as u32)
     }
 
-    /// Builds each stock's resting book around its reference price (no messages but adds).
-    pub fn seed_books(&mut self, m: &mut Market, rng: &mut SplitMix64, r: &Regime) {
-        for (i, &p) in r.prices.iter().enumerate() {
-            let loc = i as u16 + 1;
-            let half = r.spread_ticks.div_ceil(2);
-            let (bid, ask) = (down(p, half), up(down(p, half), r.spread_ticks));
-            for lvl in 0..r.levels {
-                for s in [Side::Buy, Side::Sell] {
-                    let px = match s {
-                        Side::Buy => down(bid, lvl * r.level_gap),
-                        Side::Sell => up(ask, lvl * r.level_gap),
-                    };
-                    for _ in 0..r.orders_per_level {
+    /// Builds every stock's resting book around its reference price, from the touch outward,
+    /// the adds spread evenly over `[from, until]` ns (one instant when they are equal: a
+    /// snapshot).
+    pub fn seed_books(
+        &mut self,
+        m: &mut Market,
+        rng: &mut SplitMix64,
+        r: &Regime,
+        (from, until): (u64, u64),
+    ) {
+        let n = (r.levels * 2 * r.orders_per_level * r.stocks as u32).max(1) as u64;
+        let step = until.saturating_sub(from) / n;
+        let mut k = 0;
+        for lvl in 0..r.levels {
+            for s in [Side::Buy, Side::Sell] {
+                for _ in 0..r.orders_per_level {
+                    for (i, &p) in r.prices.iter().enumerate() {
+                        let half = r.spread_ticks.div_ceil(2);
+                        let (bid, ask) = (down(p, half), up(down(p, half), r.spread_ticks));
+                        let px = match s {
+                            Side::Buy => down(bid, lvl * r.level_gap),
+                            Side::Sell => up(ask, lvl * r.level_gap),
+                        };
+                        m.ts = from + k * step;
+                        k += 1;
                         let who = self.who(rng, m, r);
-                        let o = m.add(loc, s, px, Self::size(rng, r), who);
+                        let o = m.add(i as u16 + 1, s, px, Self::size(rng, r), who);
                         self.live[i].push(o);
                     }
                 }

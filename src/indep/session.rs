@@ -103,16 +103,22 @@ pub fn open(m: &mut Market, bg: &mut Background, rng: &mut SplitMix64, r: &Regim
         };
         m.trading(loc, state, reason);
     }
-    if !midday {
-        m.ts = t.open - 5 * MIN;
-    }
     if r.start == Start::HaltCross {
+        // Market hours open; the halted stocks enter their quotation period, then build books.
         m.ts = t.open;
+        m.system(b'Q');
         for loc in 1..=r.stocks {
             m.trading(loc, b'Q', *b"IPOQ");
         }
     }
-    bg.seed_books(m, rng, r);
+    // Resting orders arrive over the pre-open (or the first seconds of the quotation period);
+    // a mid-day start sees its book as a snapshot, in one instant.
+    let span = match r.start {
+        Start::Midday => (t.first, t.first),
+        Start::HaltCross => (t.open, t.open + 5 * SEC),
+        _ => (m.ts + SEC, t.open - 3 * MIN),
+    };
+    bg.seed_books(m, rng, r, span);
     if r.start == Start::OpenCross && r.noii {
         for k in [2, 1] {
             m.ts = t.open - k * MIN;
@@ -121,8 +127,8 @@ pub fn open(m: &mut Market, bg: &mut Background, rng: &mut SplitMix64, r: &Regim
             }
         }
     }
-    m.ts = t.open;
-    if !midday {
+    if matches!(r.start, Start::OpenCross | Start::NoCross) {
+        m.ts = t.open;
         m.system(b'Q');
     }
     if r.start == Start::OpenCross {
