@@ -254,3 +254,23 @@ fn the_invariant_check_catches_what_it_claims_to() {
     .unwrap_err();
     assert!(e.contains("time goes back"), "{e}");
 }
+
+#[test]
+fn gen_indep_and_eval_refuse_what_they_cannot_do() {
+    let fail = |args: &[&str]| {
+        let o = Command::new(BIN).args(args).output().unwrap();
+        assert!(!o.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let e = fail(&["gen-indep", "--regime", "nope", "--out", "/dev/null"]);
+    assert!(
+        e.contains("unknown regime `nope`") && e.contains("penny"),
+        "{e}"
+    );
+    let e = fail(&["eval", "a.itch", "b.itch", "--alerts", "a.jsonl"]);
+    assert!(e.contains("2 feeds but 1 --alerts"), "{e}");
+    let e = fail(&[
+        "eval", "a.itch", "b.itch", "--truth", "t", "--alerts", "a", "--alerts", "b",
+    ]);
+    assert!(e.contains("--truth names one feed"), "{e}");
+}
