@@ -1162,3 +1162,73 @@ fn run_alerts_fits_on_a_1_mib_file_system() {
     assert!(got.lines().count() > 0);
     assert_eq!(got, std::fs::read_to_string(&want).unwrap());
 }
+
+/// Starts a paced `run` of `feed` (1x from the open: it lasts minutes) with alerts to `alerts`,
+/// waits until the journal exists, truncates `victim` to 0 and returns the run's stderr, after
+/// checking it ended with exit status 1 within 20 s.
+fn truncate_while_running(feed: &Path, alerts: &Path, victim: &Path) -> String {
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            s(feed),
+            "--speed",
+            "1",
+            "--from",
+            "09:30:00",
+            "--alerts",
+            s(alerts),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while std::fs::metadata(alerts).map_or(true, |m| m.len() == 0) {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no journal");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::File::options()
+        .write(true)
+        .open(victim)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("still running 30 s after truncating {}", victim.display());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{status:?}: {err}");
+    err
+}
+
+// Regression: a feed or alerts file truncated while `run` mapped it killed the process with
+// SIGBUS (exit 135) and no word of which file.
+#[test]
+fn truncated_feed_or_alerts_file_is_an_error_naming_it_not_sigbus() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = generated_with_alerts(dir.path());
+    let alerts = dir.path().join("alerts.jsonl");
+    for victim in ["feed", "alerts"] {
+        let copy = dir.path().join(format!("{victim}-victim.itch"));
+        std::fs::copy(&feed, &copy).unwrap();
+        let _ = std::fs::remove_file(&alerts);
+        let target = if victim == "feed" { &copy } else { &alerts };
+        let err = truncate_while_running(&copy, &alerts, target);
+        let line = err.lines().last().unwrap_or_default();
+        assert!(line.starts_with("tickwatch: error: "), "{err}");
+        assert!(line.contains(s(target)), "{victim}: {err}");
+        assert!(
+            line.contains("truncated while mapped: no byte at offset "),
+            "{victim}: {err}"
+        );
+    }
+}

@@ -20,22 +20,47 @@
 //! * Nothing is synced to disk: as with `write(2)`, the lines are in the page cache, visible to
 //!   every reader of the file, and the kernel writes them back.
 
+use crate::feed::sigbus;
 use memmap2::{MmapMut, MmapOptions};
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::Path;
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
+
+/// One mapped chunk of the file, registered with [`sigbus`] while mapped (a truncation of the
+/// file under the run is then an error naming it, not a crash).
+#[derive(Debug)]
+struct Chunk {
+    /// Declared first, so unregistered before the map is unmapped.
+    _guard: sigbus::Guard,
+    map: MmapMut,
+}
+
+impl Deref for Chunk {
+    type Target = MmapMut;
+    fn deref(&self) -> &MmapMut {
+        &self.map
+    }
+}
+
+impl DerefMut for Chunk {
+    fn deref_mut(&mut self) -> &mut MmapMut {
+        &mut self.map
+    }
+}
 
 /// A memory-mapped append-only file.
 #[derive(Debug)]
 pub struct Journal {
     file: File,
+    path: PathBuf,
     /// The chunk being written and its file offset.
-    cur: MmapMut,
+    cur: Chunk,
     base: u64,
     /// Bytes written in `cur`.
     at: usize,
     /// The chunk after `cur`, once prepared.
-    next: Option<MmapMut>,
+    next: Option<Chunk>,
     finished: bool,
 }
 
@@ -58,9 +83,10 @@ impl Journal {
             .create(true)
             .truncate(true)
             .open(path)?;
-        let cur = Self::map(&file, 0, Self::FIRST_CHUNK)?;
+        let cur = Self::map(&file, path, 0, Self::FIRST_CHUNK)?;
         Ok(Journal {
             file,
+            path: path.to_path_buf(),
             cur,
             base: 0,
             at: 0,
@@ -82,18 +108,21 @@ impl Journal {
     /// Grows the file to hold the chunk at `offset` — its disk blocks reserved, so that a full
     /// disk is an error here and never a fault (SIGBUS) on a later store — maps it and faults
     /// its pages in.
-    fn map(file: &File, offset: u64, len: usize) -> io::Result<MmapMut> {
+    fn map(file: &File, path: &Path, offset: u64, len: usize) -> io::Result<Chunk> {
         Self::reserve(file, offset, len as u64)?;
         // SAFETY: the file was opened (and truncated) by this journal, which alone writes it
         // while the run goes on; the mapping covers bytes inside the length just set. Another
-        // process truncating the file under us could fault (SIGBUS) — the same contract every
-        // memory-mapped writer has, stated in the module docs.
+        // process truncating the file under us faults (SIGBUS) — the same contract every
+        // memory-mapped writer has; `sigbus` turns that into an error naming the file.
         let mut map = unsafe { MmapOptions::new().offset(offset).len(len).map_mut(file)? };
         // Write every page once now (zero over zero), so that appends take no page fault.
         for p in (0..len).step_by(4096) {
             map[p] = 0;
         }
-        Ok(map)
+        Ok(Chunk {
+            _guard: sigbus::register(map.as_ptr(), len, offset, path),
+            map,
+        })
     }
 
     /// Allocates the file's blocks for `[offset, offset + len)`, growing it as needed.
@@ -120,9 +149,10 @@ impl Journal {
     }
 
     /// Maps the chunk after the current one.
-    fn map_next(&self) -> io::Result<MmapMut> {
+    fn map_next(&self) -> io::Result<Chunk> {
         let len = self.cur.len();
-        Self::map(&self.file, self.base + len as u64, Self::chunk_after(len))
+        let next = Self::chunk_after(len);
+        Self::map(&self.file, &self.path, self.base + len as u64, next)
     }
 
     /// Bytes ahead of the write position that [`Journal::warm`] touches.
