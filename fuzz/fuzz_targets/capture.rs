@@ -21,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
     };
     for frame in Frames::new(&x.image) {
         let f = frame.expect("the image is framed");
-        assert!(x.place(f.offset).is_some(), "image offset {} unplaced", f.offset);
+        assert!(
+            x.place(f.offset).is_some(),
+            "image offset {} unplaced",
+            f.offset
+        );
         let _ = decode(f.body, f.offset);
     }
 });

@@ -14,7 +14,12 @@ fuzz_target!(|data: &[u8]| {
         let Ok(f) = frame else { break };
         let fast = decode(f.body, f.offset);
         let checked = decode_checked(f.body, f.offset);
-        assert_eq!(fast.is_ok(), checked.is_ok(), "decoders disagree at {}", f.offset);
+        assert_eq!(
+            fast.is_ok(),
+            checked.is_ok(),
+            "decoders disagree at {}",
+            f.offset
+        );
         if let Ok(m) = fast {
             books.apply(&m);
         }

@@ -7,8 +7,8 @@
 //! (installed with the first registration) looks the faulting address up: inside a registered
 //! mapping it writes `tickwatch: error: FILE: truncated while mapped: no byte at offset N (the
 //! file changed underneath; it must not be truncated while in use)` to standard error and ends
-//! the process with exit status 1; anywhere else it restores the default action, so the fault
-//! kills the process as before. Nothing is added to the paths that read the mappings.
+//! the process with exit status 1; anywhere else it puts back the handler it replaced (the
+//! default action, or std's), so the fault is handled as before. Nothing is added to the paths that read the mappings.
 //!
 //! The handler only reads atomics and calls `write(2)` and `_exit(2)` (async-signal-safe).
 
@@ -41,6 +41,9 @@ const FREE: Slot = Slot {
 
 static SLOT: [Slot; SLOTS] = [FREE; SLOTS];
 static INSTALL: Once = Once::new();
+/// The action [`install`] replaced.
+#[cfg(unix)]
+static PREVIOUS: std::sync::OnceLock<libc::sigaction> = std::sync::OnceLock::new();
 
 /// A registered mapping; dropping it unregisters it (drop it before unmapping).
 #[derive(Debug)]
@@ -88,7 +91,10 @@ fn install() {
         sa.sa_sigaction = handler as *const () as usize;
         sa.sa_flags = libc::SA_SIGINFO;
         libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut());
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGBUS, &sa, &mut old) == 0 {
+            let _ = PREVIOUS.set(old);
+        }
     }
 }
 
@@ -119,9 +125,18 @@ extern "C" fn handler(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
     // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler.
     let addr = unsafe { (*info).si_addr() } as usize;
     let Some((offset, name)) = lookup(addr) else {
-        // Not ours: the default action, taken when the faulting access runs again.
-        // SAFETY: resetting a signal's disposition is async-signal-safe.
-        unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
+        // Not ours: the replaced action, taken when the faulting access runs again.
+        // SAFETY: sigaction is async-signal-safe; PREVIOUS is set right after the install (a
+        // fault before that finds it unset and takes the default action).
+        unsafe {
+            match PREVIOUS.get() {
+                Some(old) => libc::sigaction(libc::SIGBUS, old, std::ptr::null_mut()),
+                None => {
+                    libc::signal(libc::SIGBUS, libc::SIG_DFL);
+                    0
+                }
+            };
+        }
         return;
     };
     let mut digits = [0u8; 20];
