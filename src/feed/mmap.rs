@@ -56,7 +56,7 @@ impl MappedFile {
         let len = file.metadata()?.len();
         if len == 0 {
             return Ok(MappedFile {
-                _guard: super::sigbus::register(std::ptr::null(), 0, 0, path),
+                _guard: super::sigbus::register(std::ptr::null(), 0, 0, &[]),
                 map: None,
                 path: path.to_path_buf(),
             });
@@ -78,7 +78,7 @@ impl MappedFile {
             let _ = map.advise(Advice::HugePage);
         }
         Ok(MappedFile {
-            _guard: super::sigbus::register(map.as_ptr(), map.len(), 0, path),
+            _guard: super::sigbus::register(map.as_ptr(), map.len(), 0, super::sigbus::name(path)),
             map: Some(map),
             path: path.to_path_buf(),
         })

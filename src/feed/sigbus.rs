@@ -57,14 +57,20 @@ impl Drop for Guard {
     }
 }
 
-/// Registers `len` bytes mapped at `start` from byte `offset` of the file `name`, so that a
-/// fault on them reports the file and offset. Returns an inert guard when every slot is taken.
-pub fn register(start: *const u8, len: usize, offset: u64, name: &std::path::Path) -> Guard {
+/// The name a fault on `path` reports, leaked (a few bytes per file mapped): made once per file,
+/// at setup, so that registering a file's later mappings allocates nothing.
+pub fn name(path: &std::path::Path) -> &'static [u8] {
+    Box::leak(path.display().to_string().into_bytes().into_boxed_slice())
+}
+
+/// Registers `len` bytes mapped at `start` from byte `offset` of the file `name` (from
+/// [`name`]), so that a fault on them reports the file and offset. Allocates nothing. Returns an
+/// inert guard when every slot is taken.
+pub fn register(start: *const u8, len: usize, offset: u64, name: &'static [u8]) -> Guard {
     if len == 0 {
         return Guard(None);
     }
     INSTALL.call_once(install);
-    let name: &'static mut [u8] = Box::leak(name.display().to_string().into_bytes().into());
     for (i, s) in SLOT.iter().enumerate() {
         // Claim a free slot with a placeholder address, then fill it in.
         if s.start
@@ -74,7 +80,7 @@ pub fn register(start: *const u8, len: usize, offset: u64, name: &std::path::Pat
             s.len.store(len, Ordering::Relaxed);
             s.offset.store(offset as usize, Ordering::Relaxed);
             s.name_len.store(name.len(), Ordering::Relaxed);
-            s.name.store(name.as_mut_ptr(), Ordering::Relaxed);
+            s.name.store(name.as_ptr().cast_mut(), Ordering::Relaxed);
             s.start.store(start as usize, Ordering::Release);
             return Guard(Some(i));
         }
@@ -113,8 +119,8 @@ fn lookup(addr: usize) -> Option<(usize, &'static [u8])> {
             s.name.load(Ordering::Relaxed),
             s.name_len.load(Ordering::Relaxed),
         );
-        // SAFETY: `name` was leaked by `register` before `start` was published (Release/Acquire)
-        // and is never freed.
+        // SAFETY: `name` is a `&'static [u8]`, stored before `start` was published
+        // (Release/Acquire).
         let name = unsafe { std::slice::from_raw_parts(p, n) };
         Some((s.offset.load(Ordering::Relaxed) + (addr - start), name))
     })
@@ -186,7 +192,12 @@ mod tests {
     #[test]
     fn registered_ranges_are_found_with_their_file_offset() {
         let bytes = vec![0u8; 4096];
-        let g = register(bytes.as_ptr(), bytes.len(), 1 << 20, "f.itch".as_ref());
+        let g = register(
+            bytes.as_ptr(),
+            bytes.len(),
+            1 << 20,
+            name("f.itch".as_ref()),
+        );
         let at = bytes.as_ptr() as usize + 100;
         assert_eq!(lookup(at), Some(((1 << 20) + 100, &b"f.itch"[..])));
         assert_eq!(lookup(bytes.as_ptr() as usize + 4096), None);

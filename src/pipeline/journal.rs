@@ -25,7 +25,7 @@ use memmap2::{MmapMut, MmapOptions};
 use std::fs::File;
 use std::io::{self, Write};
 use std::ops::{Deref, DerefMut};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// One mapped chunk of the file, registered with [`sigbus`] while mapped (a truncation of the
 /// file under the run is then an error naming it, not a crash).
@@ -53,7 +53,8 @@ impl DerefMut for Chunk {
 #[derive(Debug)]
 pub struct Journal {
     file: File,
-    path: PathBuf,
+    /// The file's name, for [`sigbus`] (made once: growing allocates nothing).
+    name: &'static [u8],
     /// The chunk being written and its file offset.
     cur: Chunk,
     base: u64,
@@ -83,10 +84,11 @@ impl Journal {
             .create(true)
             .truncate(true)
             .open(path)?;
-        let cur = Self::map(&file, path, 0, Self::FIRST_CHUNK)?;
+        let name = sigbus::name(path);
+        let cur = Self::map(&file, name, 0, Self::FIRST_CHUNK)?;
         Ok(Journal {
             file,
-            path: path.to_path_buf(),
+            name,
             cur,
             base: 0,
             at: 0,
@@ -108,7 +110,7 @@ impl Journal {
     /// Grows the file to hold the chunk at `offset` — its disk blocks reserved, so that a full
     /// disk is an error here and never a fault (SIGBUS) on a later store — maps it and faults
     /// its pages in.
-    fn map(file: &File, path: &Path, offset: u64, len: usize) -> io::Result<Chunk> {
+    fn map(file: &File, name: &'static [u8], offset: u64, len: usize) -> io::Result<Chunk> {
         Self::reserve(file, offset, len as u64)?;
         // SAFETY: the file was opened (and truncated) by this journal, which alone writes it
         // while the run goes on; the mapping covers bytes inside the length just set. Another
@@ -120,7 +122,7 @@ impl Journal {
             map[p] = 0;
         }
         Ok(Chunk {
-            _guard: sigbus::register(map.as_ptr(), len, offset, path),
+            _guard: sigbus::register(map.as_ptr(), len, offset, name),
             map,
         })
     }
@@ -152,7 +154,7 @@ impl Journal {
     fn map_next(&self) -> io::Result<Chunk> {
         let len = self.cur.len();
         let next = Self::chunk_after(len);
-        Self::map(&self.file, &self.path, self.base + len as u64, next)
+        Self::map(&self.file, self.name, self.base + len as u64, next)
     }
 
     /// Bytes ahead of the write position that [`Journal::warm`] touches.
