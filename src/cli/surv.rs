@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Instant;
 use tickwatch::book::{BookConfig, Books};
 use tickwatch::feed::MapOptions;
-use tickwatch::surv::{DetectorId, FlowRecord, Rules};
+use tickwatch::surv::{self, DetectorId, FlowRecord, Rules};
 
 /// What a surveillance run without the firm's participant flow cannot do.
 pub const NO_FLOW: &str = "participant flow: none — account-level wash detection is inactive (it needs the firm's flow: FEED.flow.csv beside the feed, or --flow FILE)";
@@ -43,20 +43,33 @@ pub fn cmd_surveil(a: SurveilArgs) -> Result<()> {
     let map = open_feed(&a.input, MapOptions::default())?;
     let mut books = Books::new(BookConfig::full_day());
     let t0 = Instant::now();
-    let (alerts, counters) =
-        tickwatch::surv::surveil_feed(map.bytes(), &mut books, rules, &flow, a.mark_every)
-            .map_err(|e| map.explain(e))?;
+    let feed = map.bytes();
+    let (alerts, counters, bad_lengths) = match a.input.lenient {
+        true => surv::surveil_feed_lenient(feed, &mut books, rules, &flow, a.mark_every),
+        false => surv::surveil_feed(feed, &mut books, rules, &flow, a.mark_every)
+            .map(|(alerts, counters)| (alerts, counters, 0)),
+    }
+    .map_err(|e| map.explain(e))?;
     let secs = t0.elapsed().as_secs_f64();
     let mut w = output_writer(a.alerts.as_deref())?;
     let mut line = Vec::with_capacity(4096);
     let mut by = [0u64; DetectorId::ALL.len()];
+    let to = match &a.alerts {
+        Some(p) => p.display().to_string(),
+        None => "standard output".to_string(),
+    };
     for al in &alerts {
         line.clear();
         al.write_json(&mut line);
-        w.write_all(&line)?;
+        w.write_all(&line)
+            .with_context(|| format!("writing the alerts to {to}"))?;
         by[al.detector as usize] += 1;
     }
-    w.flush()?;
+    w.flush()
+        .with_context(|| format!("writing the alerts to {to}"))?;
+    if a.input.lenient {
+        eprintln!("--lenient: {bad_lengths} messages of a known type and a wrong length skipped");
+    }
     eprintln!(
         "{}: {} events in {:.2} s ({:.2} M/s); {} alerts; flow records applied {} of {}",
         a.input.file.display(),
