@@ -143,6 +143,10 @@ pub struct Lost {
     pub first: u64,
     /// Last missing sequence.
     pub last: u64,
+    /// Messages in the image before the gap was noticed: the feed position (engine `seq`) of
+    /// the first message after it, when the reader skips no frame before it (unknown types,
+    /// or bad lengths with --lenient, are not handed to the engine).
+    pub position: u64,
 }
 
 /// A capture's messages as a BinaryFILE image, with what the layers below counted.
@@ -189,6 +193,13 @@ impl Extracted {
         Some(u64::from(u16::from_be_bytes([b[0], b[1]])))
     }
 
+    /// The feed position of the first gap (see [`Lost::position`]), `None` when nothing was
+    /// lost; a position past `u32::MAX` (where the engine's numbering wraps) is clamped.
+    pub fn first_gap(&self) -> Option<u32> {
+        let p = self.lost.iter().map(|l| l.position).min()?;
+        Some(u32::try_from(p).unwrap_or(u32::MAX))
+    }
+
     /// Messages given up in stream `stream`.
     pub fn lost_in(&self, stream: u32) -> impl Iterator<Item = &Lost> {
         self.lost.iter().filter(move |l| l.stream == stream)
@@ -209,6 +220,8 @@ struct Builder {
     image: Vec<u8>,
     map: Vec<Span>,
     lost: Vec<Lost>,
+    /// Messages in the image.
+    messages: u64,
     /// The packet being pushed: capture offset and first sequence.
     current: (u64, u64),
     /// Where the next message would continue the last span: (capture, message index).
@@ -225,6 +238,7 @@ impl Builder {
             // memory).
             map: Vec::with_capacity(capacity / 64),
             lost: Vec::new(),
+            messages: 0,
             current: (0, 0),
             follows: None,
             recent: VecDeque::with_capacity(RECENT),
@@ -264,6 +278,7 @@ impl Sink for Builder {
         self.image
             .extend_from_slice(&(m.bytes.len() as u16).to_be_bytes());
         self.image.extend_from_slice(m.bytes);
+        self.messages += 1;
     }
 
     fn lost(&mut self, stream: u32, first: u64, last: u64) {
@@ -271,6 +286,7 @@ impl Sink for Builder {
             stream,
             first,
             last,
+            position: self.messages,
         });
     }
 }

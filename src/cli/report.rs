@@ -172,3 +172,39 @@ fn host_share(h: &tickwatch::engine::HostTime) -> Option<String> {
     }
     Some(s)
 }
+
+/// Gap lines printed (the `--json` report has them all).
+const GAPS_SHOWN: usize = 10;
+
+/// The unfilled gaps of a feed and what they mean for its books and alerts; `unknown_refs` is
+/// the books' count of messages naming an order they did not know (all stocks).
+pub fn print_book_gap(
+    out: &mut dyn Write,
+    g: &pipeline::gap::GapSummary,
+    unknown_refs: u64,
+) -> Result<()> {
+    for l in g.gaps.iter().take(GAPS_SHOWN) {
+        writeln!(
+            out,
+            "book gap: stream {} sequence {}..={} lost ({} message(s)), noticed at feed position {}",
+            l.stream,
+            l.first,
+            l.last,
+            l.last - l.first + 1,
+            l.position
+        )?;
+    }
+    if g.gaps.len() > GAPS_SHOWN {
+        writeln!(out, "book gap: … {} more", g.gaps.len() - GAPS_SHOWN)?;
+    }
+    writeln!(
+        out,
+        "books after feed position {} may be inexact ({} messages lost): a lost message's stock is unknowable, so every stock's book may be wrong; alerts from that position on carry \"book_gap\": true",
+        g.inexact_from, g.lost_messages
+    )?;
+    writeln!(
+        out,
+        "stocks that showed damage after the gap: not listed (the books count messages naming an unknown order per worker, not per stock: {unknown_refs} in all)"
+    )?;
+    Ok(())
+}
