@@ -134,8 +134,9 @@ pub struct Place {
     pub message: u32,
 }
 
-/// Messages `first..=last` of stream `stream` given up: neither line carried them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Messages `first..=last` of stream `stream` given up: neither line carried them. A live
+/// feed's lost ranges are the same (`pipeline::LiveReport::lost`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Lost {
     /// The stream (`MoldReport::sessions[..].stream`).
     pub stream: u32,
@@ -143,9 +144,10 @@ pub struct Lost {
     pub first: u64,
     /// Last missing sequence.
     pub last: u64,
-    /// Messages in the image before the gap was noticed: the feed position (engine `seq`) of
-    /// the first message after it, when the reader skips no frame before it (unknown types,
-    /// or bad lengths with --lenient, are not handed to the engine).
+    /// The feed position (engine `seq`) of the first message after the gap. A capture's is the
+    /// count of messages in the image before it: exact when the reader skips no frame before it
+    /// (unknown types, or bad lengths with --lenient, are not handed to the engine). A live
+    /// feed's is the count handed to the engine when it was given up.
     pub position: u64,
 }
 

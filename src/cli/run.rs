@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tickwatch::feed::MapOptions;
 use tickwatch::itch::symbol_field;
-use tickwatch::pipeline::gap::{GapLine, GapSummary};
+use tickwatch::pipeline::gap::GapSummary;
 use tickwatch::pipeline::{self, BarsConfig, FeedOptions, PipelineConfig};
 use tickwatch::policy::{available_cores, threads_or_all, workers_for, RunKind};
 use tickwatch::surv::watch::RulesWatch;
@@ -209,17 +209,7 @@ struct GappedRun<'a> {
 
 /// A capture's unfilled gaps, placed in the feed.
 fn capture_gaps(x: &tickwatch::capture::Extracted) -> Option<GapSummary> {
-    GapSummary::of(
-        x.lost
-            .iter()
-            .map(|l| GapLine {
-                stream: l.stream,
-                first: l.first,
-                last: l.last,
-                position: l.position,
-            })
-            .collect(),
-    )
+    GapSummary::of(x.lost.clone())
 }
 
 /// Rules from a file are watched: a change is loaded, checked and handed to the running

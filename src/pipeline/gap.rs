@@ -64,18 +64,8 @@ impl BookGap {
     }
 }
 
-/// One unfilled gap, placed in the feed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct GapLine {
-    /// The stream (the MoldUDP64 session's stream number).
-    pub stream: u32,
-    /// First sequence number lost.
-    pub first: u64,
-    /// Last sequence number lost.
-    pub last: u64,
-    /// The feed position it was noticed at: the `seq` of the first message after it.
-    pub position: u64,
-}
+/// One unfilled gap, placed in the feed (a capture's or a live feed's).
+pub use crate::capture::Lost as GapLine;
 
 /// What the report says of a feed's unfilled gaps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -296,7 +296,7 @@ impl LiveSource {
                 .queue
                 .lost
                 .iter()
-                .map(|g| LostRange {
+                .map(|g| GapLine {
                     stream: g.stream,
                     first: g.first,
                     last: g.last,
@@ -382,34 +382,10 @@ impl FeedSource for LiveSource {
     }
 }
 
-/// Messages given up on every line and not filled.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct LostRange {
-    /// The arbiter's stream.
-    pub stream: u32,
-    /// First sequence lost.
-    pub first: u64,
-    /// Last sequence lost.
-    pub last: u64,
-    /// The feed position it was noticed at: the `seq` of the first message handed to the
-    /// engine after it (the number handed in all, when none came after).
-    pub position: u64,
-}
-
 impl LiveReport {
     /// The unfilled gaps for the report, `None` when nothing was lost.
     pub fn book_gap(&self) -> Option<GapSummary> {
-        GapSummary::of(
-            self.lost
-                .iter()
-                .map(|l| GapLine {
-                    stream: l.stream,
-                    first: l.first,
-                    last: l.last,
-                    position: l.position,
-                })
-                .collect(),
-        )
+        GapSummary::of(self.lost.clone())
     }
 }
 
@@ -423,7 +399,7 @@ pub struct LiveReport {
     /// The arbiter's report: lines, sessions, gaps (filled and not), duplicates.
     pub mold: MoldReport,
     /// Ranges given up, in the order they were.
-    pub lost: Vec<LostRange>,
+    pub lost: Vec<GapLine>,
     /// The re-request client's counters, when there was one.
     pub rerequests: Option<RequestStats>,
     /// Every session ended (not stopped by Ctrl-C).
