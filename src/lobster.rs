@@ -1569,31 +1569,7 @@ pub fn convert_parsed<W: Write>(
         .filter(|_| symbol.bytes().all(|b| b.is_ascii_graphic()))
         .ok_or_else(|| LobsterError::Symbol(symbol.to_string()))?;
     let events = &messages.events;
-    if events.len() != book.rows.len() {
-        let (file, line) = if events.len() > book.rows.len() {
-            (&messages.file, book.rows.len() + 1)
-        } else {
-            (&book.file, events.len() + 1)
-        };
-        return Err(LobsterError::RowCount {
-            messages_file: messages.file.clone(),
-            messages: events.len(),
-            orderbook_file: book.file.clone(),
-            orderbook: book.rows.len(),
-            file: file.clone(),
-            line,
-        });
-    }
-    let (Some(first), Some(last)) = (events.first(), events.last()) else {
-        return Err(LobsterError::Empty(messages.file.clone()));
-    };
-    for (k, e) in events.iter().enumerate() {
-        e.validate().map_err(|reason| LobsterError::Row {
-            file: messages.file.clone(),
-            line: k + 1,
-            reason,
-        })?;
-    }
+    let (first, last) = check_rows(messages, book)?;
     let t0 = first.time_ns;
 
     let seeds = derive_seeds(events, book);
@@ -1672,42 +1648,7 @@ pub fn convert_parsed<W: Write>(
         inverse_indicator: b' ',
     })?;
 
-    // Seeds: asks from the touch up, then bids from the touch down.
-    for side in [Side::Sell, Side::Buy] {
-        let s = si(side);
-        let levels: Vec<(u32, (u64, Origin))> = match side {
-            Side::Sell => seeds.levels[s].iter().map(|(&p, &v)| (p, v)).collect(),
-            Side::Buy => seeds.levels[s]
-                .iter()
-                .rev()
-                .map(|(&p, &v)| (p, v))
-                .collect(),
-        };
-        for (price, (size, origin)) in levels {
-            // An ITCH order holds at most u32::MAX shares.
-            let shares = size.min(u32::MAX as u64);
-            if shares < size {
-                em.report.inconsistencies += 1;
-            }
-            let r = em.refs.take();
-            em.add(t0, TRACKING_SEED, r, side, shares, price)?;
-            em.pool[s].insert(
-                price,
-                Live {
-                    order_ref: r,
-                    side,
-                    price,
-                    remaining: shares,
-                },
-            );
-            em.report.seeded_shares += shares;
-            match origin {
-                Origin::FirstRow => em.report.seeded_levels += 1,
-                Origin::Revealed => em.report.deep_levels_seeded += 1,
-                Origin::Unrevealed => em.report.unrevealed_levels_seeded += 1,
-            }
-        }
-    }
+    em.seed(&seeds, t0)?;
 
     let mut halted = false;
     for (k, e) in events.iter().enumerate() {
@@ -1719,6 +1660,83 @@ pub fn convert_parsed<W: Write>(
     em.report.messages_written = em.w.messages();
     let w = em.w.finish()?;
     Ok((w, em.report))
+}
+
+/// The pair's rows agree in number, there is at least one, and each event is valid: the first
+/// and last events.
+fn check_rows<'a>(
+    messages: &'a Messages,
+    book: &OrderBook,
+) -> Result<(&'a Event, &'a Event), LobsterError> {
+    let events = &messages.events;
+    if events.len() != book.rows.len() {
+        let (file, line) = if events.len() > book.rows.len() {
+            (&messages.file, book.rows.len() + 1)
+        } else {
+            (&book.file, events.len() + 1)
+        };
+        return Err(LobsterError::RowCount {
+            messages_file: messages.file.clone(),
+            messages: events.len(),
+            orderbook_file: book.file.clone(),
+            orderbook: book.rows.len(),
+            file: file.clone(),
+            line,
+        });
+    }
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Err(LobsterError::Empty(messages.file.clone()));
+    };
+    for (k, e) in events.iter().enumerate() {
+        e.validate().map_err(|reason| LobsterError::Row {
+            file: messages.file.clone(),
+            line: k + 1,
+            reason,
+        })?;
+    }
+    Ok((first, last))
+}
+
+impl<W: Write> Emitter<W> {
+    /// The seeded book at `t0`: asks from the touch up, then bids from the touch down.
+    fn seed(&mut self, seeds: &Seeds, t0: u64) -> Result<(), LobsterError> {
+        for side in [Side::Sell, Side::Buy] {
+            let s = si(side);
+            let levels: Vec<(u32, (u64, Origin))> = match side {
+                Side::Sell => seeds.levels[s].iter().map(|(&p, &v)| (p, v)).collect(),
+                Side::Buy => seeds.levels[s]
+                    .iter()
+                    .rev()
+                    .map(|(&p, &v)| (p, v))
+                    .collect(),
+            };
+            for (price, (size, origin)) in levels {
+                // An ITCH order holds at most u32::MAX shares.
+                let shares = size.min(u32::MAX as u64);
+                if shares < size {
+                    self.report.inconsistencies += 1;
+                }
+                let r = self.refs.take();
+                self.add(t0, TRACKING_SEED, r, side, shares, price)?;
+                self.pool[s].insert(
+                    price,
+                    Live {
+                        order_ref: r,
+                        side,
+                        price,
+                        remaining: shares,
+                    },
+                );
+                self.report.seeded_shares += shares;
+                match origin {
+                    Origin::FirstRow => self.report.seeded_levels += 1,
+                    Origin::Revealed => self.report.deep_levels_seeded += 1,
+                    Origin::Unrevealed => self.report.unrevealed_levels_seeded += 1,
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Converts a LOBSTER message/order-book file pair for `symbol` on `date` (`YYYY-MM-DD`) into an
