@@ -37,7 +37,8 @@ type Levels = HashMap<(u16, u8), Vec<(u32, u64, u32)>>; // (locate, side) -> (pr
 /// refusals are taken from the books (`follow_level_refusals`) since they depend on the arena's
 /// segment layout.
 struct Model {
-    live: HashMap<u64, Live>,
+    /// Keyed by (reference, locate), as the books are.
+    live: HashMap<(u64, u16), Live>,
     stats: BookStats,
     max_orders: usize,
     max_locates: usize,
@@ -53,8 +54,9 @@ impl Model {
         }
     }
 
-    /// Adds an order; returns its reference when the model accepted it.
-    fn add(&mut self, r: u64, o: Live) -> Option<u64> {
+    /// Adds an order; returns its key when the model accepted it.
+    fn add(&mut self, r: u64, o: Live) -> Option<(u64, u16)> {
+        let r = (r, o.0);
         if o.0 as usize >= self.max_locates {
             self.stats.locate_overflows += 1;
         } else if o.1 != b'B' && o.1 != b'S' {
@@ -71,7 +73,7 @@ impl Model {
         None
     }
 
-    fn reduce(&mut self, r: u64, n: u32) -> bool {
+    fn reduce(&mut self, r: (u64, u16), n: u32) -> bool {
         let Some(o) = self.live.get_mut(&r) else {
             self.stats.unknown_refs += 1;
             return false;
@@ -86,8 +88,9 @@ impl Model {
         true
     }
 
-    /// Applies a decoded message; returns the reference of an order it added, if any.
-    fn apply(&mut self, m: &Message<'_>) -> Option<u64> {
+    /// Applies a decoded message; returns the key of an order it added, if any.
+    fn apply(&mut self, m: &Message<'_>) -> Option<(u64, u16)> {
+        let loc = m.stock_locate();
         match *m {
             Message::AddOrder(a) => {
                 let o = (
@@ -110,43 +113,45 @@ impl Model {
                 self.add(a.order_ref.get(), o)
             }
             Message::OrderExecuted(e) => {
-                if self.reduce(e.order_ref.get(), e.executed_shares.get()) {
+                if self.reduce((e.order_ref.get(), loc), e.executed_shares.get()) {
                     self.stats.executions += 1;
                 }
                 None
             }
             Message::OrderExecutedWithPrice(e) => {
-                if self.reduce(e.order_ref.get(), e.executed_shares.get()) {
+                if self.reduce((e.order_ref.get(), loc), e.executed_shares.get()) {
                     self.stats.executions += 1;
                 }
                 None
             }
             Message::OrderCancel(x) => {
-                if self.reduce(x.order_ref.get(), x.cancelled_shares.get()) {
+                if self.reduce((x.order_ref.get(), loc), x.cancelled_shares.get()) {
                     self.stats.cancels += 1;
                 }
                 None
             }
             Message::OrderDelete(d) => {
-                match self.live.remove(&d.order_ref.get()) {
+                match self.live.remove(&(d.order_ref.get(), loc)) {
                     Some(_) => self.stats.deletes += 1,
                     None => self.stats.unknown_refs += 1,
                 }
                 None
             }
-            Message::OrderReplace(u) => match self.live.remove(&u.original_order_ref.get()) {
-                Some((loc, side, _, _, mpid)) => {
-                    self.stats.replaces += 1;
-                    self.add(
-                        u.new_order_ref.get(),
-                        (loc, side, u.price.get(), u.shares.get(), mpid),
-                    )
+            Message::OrderReplace(u) => {
+                match self.live.remove(&(u.original_order_ref.get(), loc)) {
+                    Some((loc, side, _, _, mpid)) => {
+                        self.stats.replaces += 1;
+                        self.add(
+                            u.new_order_ref.get(),
+                            (loc, side, u.price.get(), u.shares.get(), mpid),
+                        )
+                    }
+                    None => {
+                        self.stats.unknown_refs += 1;
+                        None
+                    }
                 }
-                None => {
-                    self.stats.unknown_refs += 1;
-                    None
-                }
-            },
+            }
             Message::Trade(_) => {
                 self.stats.trades += 1;
                 None
@@ -165,9 +170,9 @@ impl Model {
 
     /// When the books refused an add the model accepted, it must be a counted level overflow:
     /// follow it.
-    fn follow_level_refusals(&mut self, added: Option<u64>, books: &Books) {
+    fn follow_level_refusals(&mut self, added: Option<(u64, u16)>, books: &Books) {
         if let Some(r) = added {
-            if books.orders().get(r).is_none() {
+            if books.orders().get(r.0, r.1).is_none() {
                 self.live.remove(&r);
                 self.stats.adds -= 1;
                 self.stats.level_overflows += 1;
@@ -206,10 +211,10 @@ fn same_as_model(books: &Books, model: &Model, locates: u16, at: &str) {
     books.check().unwrap_or_else(|e| panic!("{at}: {e}"));
     assert_eq!(books.crossed(), Vec::<u16>::new(), "{at}");
     assert_eq!(books.live_orders(), model.live.len(), "{at}");
-    for (r, &(loc, side, price, shares, mpid)) in &model.live {
+    for (&(r, _), &(loc, side, price, shares, mpid)) in &model.live {
         let o = books
             .orders()
-            .get(*r)
+            .get(r, loc)
             .unwrap_or_else(|| panic!("{at}: order {r} missing"));
         assert_eq!(
             (o.locate, o.side, o.price, o.shares, o.mpid),

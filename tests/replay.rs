@@ -376,7 +376,7 @@ fn sample_replays_into_consistent_books() {
     assert_eq!(books.crossed(), Vec::<u16>::new());
     assert_eq!(books.live_orders(), model.live.len());
     for (r, &(loc, side, price, shares)) in &model.live {
-        let o = books.orders().get(*r).unwrap();
+        let o = books.orders().get(*r, loc).unwrap();
         assert_eq!(
             (o.locate, o.side, o.price, o.shares),
             (loc, side, price, shares),

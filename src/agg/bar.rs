@@ -78,7 +78,8 @@ pub fn kind_of(t: u8) -> u8 {
 /// messages. Call it *before* applying `msg` (the order may be gone after).
 #[inline]
 pub fn participant_of(msg: &Message<'_>, books: &Books) -> Option<[u8; 4]> {
-    let order = |r: u64| books.orders().get(r).map(|o| o.mpid);
+    let locate = msg.stock_locate();
+    let order = |r: u64| books.orders().get(r, locate).map(|o| o.mpid);
     let mpid = match *msg {
         Message::AddOrderMpid(m) => Some(m.attribution),
         Message::OrderExecuted(m) => order(m.order_ref.get()),
@@ -143,7 +144,10 @@ impl BarInput {
             ..BarInput::default()
         };
         match *msg {
-            Message::OrderExecuted(m) => match books.orders().get(m.order_ref.get()) {
+            Message::OrderExecuted(m) => match books
+                .orders()
+                .get(m.order_ref.get(), m.hdr.stock_locate.get())
+            {
                 Some(o) => trade(o.price, u64::from(m.executed_shares.get())),
                 None => other,
             },
@@ -159,7 +163,7 @@ impl BarInput {
             Message::OrderDelete(m) => order(
                 books
                     .orders()
-                    .get(m.order_ref.get())
+                    .get(m.order_ref.get(), m.hdr.stock_locate.get())
                     .map_or(0, |o| u64::from(o.shares)),
             ),
             _ => other,

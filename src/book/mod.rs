@@ -101,9 +101,10 @@ pub struct BookStats {
     pub crosses: u64,
     /// Broken trades (B).
     pub broken_trades: u64,
-    /// E/C/X/D/U naming an order the book never saw (normal for a file that starts mid-day).
+    /// E/C/X/D/U naming an order the book never saw, or one live in another stock (normal for a
+    /// file that starts mid-day).
     pub unknown_refs: u64,
-    /// Adds whose reference is already live.
+    /// Adds whose reference is already live in the same stock.
     pub duplicate_refs: u64,
     /// Executions or cancels of more shares than remained (clamped to what remained).
     pub overfills: u64,
@@ -370,23 +371,38 @@ impl Books {
                 m.attribution,
                 &m.stock,
             ),
-            Message::OrderExecuted(m) => {
-                self.reduce(m.order_ref.get(), m.executed_shares.get(), Reduce::Execute)
-            }
-            Message::OrderExecutedWithPrice(m) => {
-                self.reduce(m.order_ref.get(), m.executed_shares.get(), Reduce::Execute)
-            }
-            Message::OrderCancel(m) => {
-                self.reduce(m.order_ref.get(), m.cancelled_shares.get(), Reduce::Cancel)
-            }
-            Message::OrderDelete(m) => match self.orders.remove(m.order_ref.get()) {
+            Message::OrderExecuted(m) => self.reduce(
+                m.hdr.stock_locate.get(),
+                m.order_ref.get(),
+                m.executed_shares.get(),
+                Reduce::Execute,
+            ),
+            Message::OrderExecutedWithPrice(m) => self.reduce(
+                m.hdr.stock_locate.get(),
+                m.order_ref.get(),
+                m.executed_shares.get(),
+                Reduce::Execute,
+            ),
+            Message::OrderCancel(m) => self.reduce(
+                m.hdr.stock_locate.get(),
+                m.order_ref.get(),
+                m.cancelled_shares.get(),
+                Reduce::Cancel,
+            ),
+            Message::OrderDelete(m) => match self
+                .orders
+                .remove(m.order_ref.get(), m.hdr.stock_locate.get())
+            {
                 Some(o) => {
                     self.unlevel(&o, o.shares, true);
                     self.stats.deletes += 1;
                 }
                 None => self.stats.unknown_refs += 1,
             },
-            Message::OrderReplace(m) => match self.orders.remove(m.original_order_ref.get()) {
+            Message::OrderReplace(m) => match self
+                .orders
+                .remove(m.original_order_ref.get(), m.hdr.stock_locate.get())
+            {
                 Some(o) => {
                     self.unlevel(&o, o.shares, true);
                     self.stats.replaces += 1;
@@ -478,7 +494,7 @@ impl Books {
                     )
                     .is_none()
                 {
-                    self.orders.remove(order_ref);
+                    self.orders.remove(order_ref, locate);
                     self.stats.level_overflows += 1;
                     return;
                 }
@@ -489,8 +505,8 @@ impl Books {
 
     /// Takes `shares` off an order (execution or cancel) and counts it by `kind`.
     #[inline(always)]
-    fn reduce(&mut self, order_ref: u64, shares: u32, kind: Reduce) {
-        let Some(o) = self.orders.get_mut(order_ref) else {
+    fn reduce(&mut self, locate: u16, order_ref: u64, shares: u32, kind: Reduce) {
+        let Some(o) = self.orders.get_mut(order_ref, locate) else {
             self.stats.unknown_refs += 1;
             return;
         };
@@ -504,7 +520,7 @@ impl Books {
         let gone = o.shares == 0;
         let o = *o;
         if gone {
-            self.orders.remove(order_ref);
+            self.orders.remove(order_ref, locate);
         }
         self.unlevel(&o, take, gone);
         match kind {

@@ -1,4 +1,11 @@
-//! The live-order table: a fixed-capacity open-addressing hash map from order reference to order.
+//! The live-order table: a fixed-capacity open-addressing hash map from (order reference, stock
+//! locate) to order.
+//!
+//! A valid feed's references are unique for the day, so the locate never separates two live
+//! orders there. It matters for a corrupt feed: an execution naming another stock's order, or an
+//! add reusing a reference live in another stock, must mean the same whichever stocks share a
+//! shard's table. Keyed by the pair, the first is an unknown reference and the second a new
+//! order, for any worker count. The home slot still hashes the reference alone.
 //!
 //! Linear probing over a power-of-two array of 32-byte slots (two per cache line), Fibonacci
 //! hashing of the reference, and backward-shift deletion, so there are no tombstones and a probe
@@ -64,7 +71,7 @@ impl Order {
 pub enum InsertError {
     /// The table holds `max_orders` orders already.
     Full,
-    /// An order with this reference is live already.
+    /// An order with this reference is live in this stock already.
     Duplicate,
     /// Reference `u64::MAX` cannot be stored.
     Unrepresentable,
@@ -137,9 +144,9 @@ impl OrderTable {
         }
     }
 
-    /// Slot index of a live order, if any.
+    /// Slot index of a live order of stock `locate`, if any.
     #[inline(always)]
-    fn find(&self, order_ref: u64) -> Option<usize> {
+    fn find(&self, order_ref: u64, locate: u16) -> Option<usize> {
         let key = order_ref.wrapping_add(1);
         if key == 0 {
             return None;
@@ -147,7 +154,7 @@ impl OrderTable {
         let mut i = self.home(key);
         loop {
             let k = self.slots[i].key;
-            if k == key {
+            if k == key && self.slots[i].locate == locate {
                 return Some(i);
             }
             if k == 0 {
@@ -157,29 +164,29 @@ impl OrderTable {
         }
     }
 
-    /// Looks up a live order.
+    /// Looks up a live order of stock `locate`.
     #[inline(always)]
-    pub fn get(&self, order_ref: u64) -> Option<&Order> {
-        self.find(order_ref).map(|i| &self.slots[i])
+    pub fn get(&self, order_ref: u64, locate: u16) -> Option<&Order> {
+        self.find(order_ref, locate).map(|i| &self.slots[i])
     }
 
-    /// Looks up a live order for update.
+    /// Looks up a live order of stock `locate` for update.
     #[inline(always)]
-    pub fn get_mut(&mut self, order_ref: u64) -> Option<&mut Order> {
-        self.find(order_ref).map(|i| &mut self.slots[i])
+    pub fn get_mut(&mut self, order_ref: u64, locate: u16) -> Option<&mut Order> {
+        self.find(order_ref, locate).map(|i| &mut self.slots[i])
     }
 
     /// Inserts a new order.
     ///
     /// # Errors
-    /// [`InsertError`]: full, duplicate reference, or reference `u64::MAX`.
+    /// [`InsertError`]: full, reference live in the same stock, or reference `u64::MAX`.
     #[inline(always)]
     pub fn insert(&mut self, order: Order) -> Result<(), InsertError> {
         if order.key == 0 {
             return Err(InsertError::Unrepresentable);
         }
         if self.len >= self.max {
-            return Err(if self.find(order.order_ref()).is_some() {
+            return Err(if self.find(order.order_ref(), order.locate).is_some() {
                 InsertError::Duplicate
             } else {
                 InsertError::Full
@@ -193,17 +200,17 @@ impl OrderTable {
                 self.len += 1;
                 return Ok(());
             }
-            if k == order.key {
+            if k == order.key && self.slots[i].locate == order.locate {
                 return Err(InsertError::Duplicate);
             }
             i = (i + 1) & self.mask;
         }
     }
 
-    /// Removes a live order and returns it.
+    /// Removes a live order of stock `locate` and returns it.
     #[inline(always)]
-    pub fn remove(&mut self, order_ref: u64) -> Option<Order> {
-        let mut hole = self.find(order_ref)?;
+    pub fn remove(&mut self, order_ref: u64, locate: u16) -> Option<Order> {
+        let mut hole = self.find(order_ref, locate)?;
         let removed = self.slots[hole];
         // Backward-shift deletion: pull later members of the probe run into the hole when the hole
         // lies on their path from their home slot.
@@ -254,7 +261,11 @@ mod tests {
             x ^= x << 17;
             let r = x % 3000;
             if x % 3 == 0 {
-                assert_eq!(t.remove(r).map(|o| o.shares), m.remove(&r), "step {step}");
+                assert_eq!(
+                    t.remove(r, 1).map(|o| o.shares),
+                    m.remove(&r),
+                    "step {step}"
+                );
             } else {
                 let res = t.insert(Order::new(r, 1, b'B', 1, step, [0; 4]));
                 let want = if m.contains_key(&r) {
@@ -270,12 +281,31 @@ mod tests {
             assert_eq!(t.len(), m.len());
         }
         for (r, s) in &m {
-            assert_eq!(t.get(*r).unwrap().shares, *s);
+            assert_eq!(t.get(*r, 1).unwrap().shares, *s);
         }
         assert_eq!(t.iter().count(), m.len());
         assert_eq!(
             t.insert(Order::new(u64::MAX, 1, b'B', 1, 1, [0; 4])),
             Err(InsertError::Unrepresentable)
         );
+    }
+
+    #[test]
+    fn one_reference_in_two_stocks_is_two_orders() {
+        let mut t = OrderTable::new(8);
+        t.insert(Order::new(7, 1, b'B', 100, 10, [0; 4])).unwrap();
+        t.insert(Order::new(7, 2, b'S', 200, 20, [0; 4])).unwrap();
+        assert_eq!(
+            t.insert(Order::new(7, 2, b'S', 200, 20, [0; 4])),
+            Err(InsertError::Duplicate)
+        );
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.get(7, 1).unwrap().shares, 10);
+        assert_eq!(t.get(7, 2).unwrap().shares, 20);
+        // Another stock's reference is unknown here.
+        assert!(t.get(7, 3).is_none());
+        assert_eq!(t.remove(7, 1).unwrap().price, 100);
+        assert!(t.get(7, 1).is_none());
+        assert_eq!(t.get(7, 2).unwrap().price, 200);
     }
 }

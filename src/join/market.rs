@@ -521,7 +521,7 @@ pub fn run(buf: &[u8], cfg: &MarketJoinConfig) -> Result<MarketRun, InspectError
             }
             Message::OrderExecuted(e) => {
                 let r = e.order_ref.get();
-                match books.orders().get(r) {
+                match books.orders().get(r, e.hdr.stock_locate.get()) {
                     Some(o) => trade = Some((o.price, u64::from(e.executed_shares.get()))),
                     None => counters.unpriced_executions += 1,
                 }

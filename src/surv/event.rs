@@ -180,7 +180,7 @@ impl SurvEvent {
     /// remove the order it names). `after` is left equal to `before`.
     pub fn classify(msg: &Message<'_>, books: &Books, seq: u32) -> SurvEvent {
         let locate = msg.stock_locate();
-        let order = |r: u64| books.orders().get(r).copied();
+        let order = |r: u64| books.orders().get(r, locate).copied();
         let side_of = |b: u8| if b == b'S' { Side::Sell } else { Side::Buy };
         let kind = match *msg {
             Message::AddOrder(m) => Kind::Add {

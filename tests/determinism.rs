@@ -1,0 +1,163 @@
+//! Results never depend on the worker count, even for a corrupt feed: a message whose stock
+//! locate disagrees with its order's, or an add that reuses a reference live in another stock,
+//! means the same whichever stocks share a worker.
+
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+mod common;
+use common::shared::Shared;
+
+use tickwatch::book::{BookConfig, Books};
+use tickwatch::gen::{generate_scenarios, GenConfig, ScenarioPlan};
+use tickwatch::pipeline::alerts::SurvJob;
+use tickwatch::pipeline::{run, run_surv, shard_of, PipelineConfig, WaitStrategy};
+use tickwatch::replay::replay;
+use tickwatch::scenario::ScenarioKind;
+use tickwatch::surv::{surveil_feed, FlowRecord, Rules};
+
+const SYMBOLS: u32 = 30;
+
+fn scenario_feed(messages: u64, seed: u64) -> (Vec<u8>, Vec<FlowRecord>) {
+    let mut v = Vec::new();
+    let (_, _, flow) = generate_scenarios(
+        &GenConfig {
+            messages,
+            symbols: SYMBOLS,
+            live_orders: messages / 20,
+            seed,
+        },
+        600_000_000_000,
+        &ScenarioPlan {
+            kinds: ScenarioKind::ALL.to_vec(),
+            rate: 1.0,
+        },
+        &mut v,
+    )
+    .unwrap();
+    (v, flow.unwrap_or_default())
+}
+
+/// What [`corrupt`] did.
+#[derive(Debug, Default)]
+struct Damage {
+    moved: u64,
+    reused: u64,
+}
+
+/// Every `every`-th E/C/X/D/U names the next stock instead of its own; every `every`-th add
+/// takes the reference of the last add of another stock (often still live).
+fn corrupt(feed: &mut [u8], every: u64) -> Damage {
+    let mut d = Damage::default();
+    let (mut at, mut n) = (0usize, 0u64);
+    let mut last_add: Option<(u16, [u8; 8])> = None;
+    while at + 2 <= feed.len() {
+        let len = u16::from_be_bytes([feed[at], feed[at + 1]]) as usize;
+        let body = &mut feed[at + 2..at + 2 + len];
+        let locate = u16::from_be_bytes([body[1], body[2]]);
+        n += 1;
+        match body[0] {
+            b'E' | b'C' | b'X' | b'D' | b'U' if n % every == 0 => {
+                let other = locate % SYMBOLS as u16 + 1;
+                body[1..3].copy_from_slice(&other.to_be_bytes());
+                d.moved += 1;
+            }
+            b'A' | b'F' => {
+                match last_add {
+                    Some((l, r)) if l != locate && n % every == 1 => {
+                        body[11..19].copy_from_slice(&r);
+                        d.reused += 1;
+                    }
+                    _ => {}
+                }
+                last_add = Some((locate, body[11..19].try_into().unwrap()));
+            }
+            _ => {}
+        }
+        at += 2 + len;
+    }
+    d
+}
+
+fn config(workers: usize, wait: WaitStrategy) -> PipelineConfig {
+    PipelineConfig {
+        workers,
+        wait,
+        books: BookConfig::small(),
+        ring_capacity: 1024,
+        ..PipelineConfig::default()
+    }
+}
+
+#[test]
+fn a_corrupt_feed_builds_the_same_books_for_any_worker_count() {
+    let (mut feed, _) = scenario_feed(80_000, 21);
+    let d = corrupt(&mut feed, 37);
+    assert!(d.moved > 100 && d.reused > 100, "{d:?}");
+    let mut single = Books::new(BookConfig::small());
+    let rep = replay(&feed, &mut single, None, false).unwrap();
+    // The damage shows: messages naming an order not live in their stock.
+    assert!(single.stats().unknown_refs >= d.moved / 2, "{:?}", single.stats());
+    for workers in [1, 2, 3] {
+        let out = run(
+            &feed,
+            &config(workers, WaitStrategy::SpinYield),
+            &AtomicBool::new(false),
+            &AtomicU64::new(0),
+        )
+        .unwrap();
+        let r = &out.report;
+        assert_eq!(r.messages, rep.messages);
+        assert_eq!(r.book_stats, *single.stats(), "{workers} workers");
+        assert_eq!(r.live_orders, single.live_orders(), "{workers} workers");
+        for locate in single.active_locates() {
+            let owner = &out.books[shard_of(locate, workers)];
+            for side in [tickwatch::itch::Side::Buy, tickwatch::itch::Side::Sell] {
+                let want: Vec<_> = single.depth(locate, side).collect();
+                let got: Vec<_> = owner.depth(locate, side).collect();
+                assert_eq!(got, want, "{workers} workers: locate {locate} {side:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_corrupt_feed_raises_the_same_alerts_for_any_worker_count() {
+    let (mut feed, flow) = scenario_feed(150_000, 22);
+    corrupt(&mut feed, 53);
+    let mut books = Books::new(BookConfig::small());
+    let (alerts, _) = surveil_feed(&feed, &mut books, Rules::default(), &flow, 1024).unwrap();
+    let mut want = Vec::new();
+    for a in &alerts {
+        a.write_json(&mut want);
+    }
+    assert!(!alerts.is_empty());
+    for (workers, wait) in [
+        (1, WaitStrategy::BusySpin),
+        (2, WaitStrategy::SpinYield),
+        (3, WaitStrategy::Park),
+    ] {
+        let sink = Shared::default();
+        let job = SurvJob {
+            rules: Rules::default(),
+            flow: flow.clone(),
+            sink: sink.clone().into(),
+            mark_every: 1024,
+            reload: None,
+            detectors: Vec::new(),
+        };
+        let cfg = config(workers, wait);
+        run_surv(&feed, &cfg, job, &AtomicBool::new(false), &AtomicU64::new(0)).unwrap();
+        let got = sink.0.lock().unwrap().clone();
+        if got != want {
+            let (g, w) = (String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+            let i = g.lines().zip(w.lines()).position(|(a, b)| a != b);
+            panic!(
+                "{workers} workers: {} lines vs {}; first difference at {i:?}:\n got {:?}\nwant {:?}",
+                g.lines().count(),
+                w.lines().count(),
+                i.and_then(|i| g.lines().nth(i)),
+                i.and_then(|i| w.lines().nth(i)),
+            );
+        }
+    }
+}
