@@ -48,6 +48,7 @@ fn opts(threads: usize) -> InspectOptions {
     InspectOptions {
         threads,
         lenient: false,
+        refs: false,
     }
 }
 
@@ -55,6 +56,7 @@ fn lenient(threads: usize) -> InspectOptions {
     InspectOptions {
         threads,
         lenient: true,
+        refs: false,
     }
 }
 
@@ -821,6 +823,7 @@ fn everything_agrees(buf: &[u8], books: &mut Books, label: &str) {
         let o = |th| InspectOptions {
             threads: th,
             lenient: lax,
+            refs: false,
         };
         let serial = inspect_what(buf, o(1));
         for th in [2, 5] {

@@ -96,7 +96,11 @@ fn a_corrupt_feed_builds_the_same_books_for_any_worker_count() {
     let mut single = Books::new(BookConfig::small());
     let rep = replay(&feed, &mut single, None, false).unwrap();
     // The damage shows: messages naming an order not live in their stock.
-    assert!(single.stats().unknown_refs >= d.moved / 2, "{:?}", single.stats());
+    assert!(
+        single.stats().unknown_refs >= d.moved / 2,
+        "{:?}",
+        single.stats()
+    );
     for workers in [1, 2, 3] {
         let out = run(
             &feed,
@@ -146,10 +150,20 @@ fn a_corrupt_feed_raises_the_same_alerts_for_any_worker_count() {
             detectors: Vec::new(),
         };
         let cfg = config(workers, wait);
-        run_surv(&feed, &cfg, job, &AtomicBool::new(false), &AtomicU64::new(0)).unwrap();
+        run_surv(
+            &feed,
+            &cfg,
+            job,
+            &AtomicBool::new(false),
+            &AtomicU64::new(0),
+        )
+        .unwrap();
         let got = sink.0.lock().unwrap().clone();
         if got != want {
-            let (g, w) = (String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+            let (g, w) = (
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want),
+            );
             let i = g.lines().zip(w.lines()).position(|(a, b)| a != b);
             panic!(
                 "{workers} workers: {} lines vs {}; first difference at {i:?}:\n got {:?}\nwant {:?}",
@@ -160,4 +174,54 @@ fn a_corrupt_feed_raises_the_same_alerts_for_any_worker_count() {
             );
         }
     }
+}
+
+#[test]
+fn inspect_refs_names_what_the_corruption_did() {
+    let (mut feed, _) = scenario_feed(40_000, 23);
+    let d = corrupt(&mut feed, 41);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corrupt.itch");
+    std::fs::write(&path, &feed).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tickwatch"))
+        .args(["inspect", "--refs", "--json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &v["references"];
+    let n = |k: &str| r[k].as_u64().unwrap();
+    // Some moved messages name an order already gone, some an order live in the next stock.
+    assert!(n("other_stock") > 0 && n("other_stock") <= d.moved, "{r}");
+    assert!(
+        n("reused_other_stock") > 0 && n("reused_other_stock") <= d.reused,
+        "{r} {d:?}"
+    );
+    assert!(r["first_other_stock_offset"].as_u64().is_some(), "{r}");
+    // Without --refs the pass does not run, and the text says so.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tickwatch"))
+        .arg("inspect")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("references  not followed"), "{text}");
+    // The clean feed has no corruption line.
+    let (clean, _) = scenario_feed(40_000, 23);
+    std::fs::write(&path, &clean).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tickwatch"))
+        .args(["inspect", "--refs"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("references  ") && !text.contains("\ncorrupt "),
+        "{text}"
+    );
 }

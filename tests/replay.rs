@@ -96,6 +96,7 @@ fn sample_counts_by_type() {
             InspectOptions {
                 threads,
                 lenient: false,
+                refs: false,
             },
         )
         .unwrap();
@@ -129,6 +130,7 @@ fn sample_timestamps() {
         InspectOptions {
             threads: 1,
             lenient: false,
+            refs: false,
         },
     )
     .unwrap();
@@ -444,6 +446,7 @@ fn summary_of(path: &Path) -> Summary {
         InspectOptions {
             threads: 2,
             lenient: false,
+            refs: false,
         },
     )
     .unwrap()

@@ -305,6 +305,11 @@ pub struct InspectArgs {
     /// Threads to decode with (default: all cores).
     #[arg(long, value_parser = count::<usize>(values::THREADS))]
     pub threads: Option<usize>,
+    /// Also follow every order by reference (one serial pass beside the parallel walk): counts
+    /// messages naming an order live in another stock and adds reusing a live reference — a
+    /// corrupt feed.
+    #[arg(long)]
+    pub refs: bool,
 }
 
 #[derive(Args, Debug)]

@@ -115,6 +115,7 @@ fn decode(buf: &[u8]) -> Result<()> {
         InspectOptions {
             threads,
             lenient: false,
+            refs: false,
         },
     )?;
     let dt = t0.elapsed().as_secs_f64();

@@ -7,6 +7,7 @@ use serde::Serialize;
 use std::io::{self, Write};
 use std::time::Instant;
 use tickwatch::feed::MapOptions;
+use tickwatch::inspect::refs::RefSummary;
 use tickwatch::inspect::{inspect, InspectOptions};
 use tickwatch::itch::fmt_time;
 use tickwatch::policy::threads_or_all;
@@ -25,6 +26,7 @@ pub fn cmd_inspect(a: InspectArgs) -> Result<()> {
         InspectOptions {
             threads: threads_or_all(a.threads),
             lenient: a.input.lenient,
+            refs: a.refs,
         },
     )
     .map_err(|e| map.explain(e))?;
@@ -105,11 +107,44 @@ pub fn cmd_inspect(a: InspectArgs) -> Result<()> {
             .map(|o| format!(" (first at byte {o})"))
             .unwrap_or_default()
     )?;
+    match &s.references {
+        Some(r) => write_refs(&mut out, r)?,
+        None => writeln!(
+            out,
+            "references  not followed (--refs follows every order: corrupt references)"
+        )?,
+    }
     if s.resync_fallbacks > 0 {
         writeln!(
             out,
             "note        {} chunk boundary guess(es) failed the proof and were re-walked serially",
             s.resync_fallbacks
+        )?;
+    }
+    Ok(())
+}
+
+/// The order-reference pass: unknown references are normal for a mid-day start; the rest
+/// mean a corrupt feed.
+pub(super) fn write_refs(out: &mut impl Write, r: &RefSummary) -> io::Result<()> {
+    let at = |o: Option<u64>| {
+        o.map(|o| format!(" (first at byte {o})"))
+            .unwrap_or_default()
+    };
+    writeln!(
+        out,
+        "references  {} unknown (never live); at most {} orders live",
+        r.unknown, r.peak_live
+    )?;
+    if r.is_corrupt() {
+        writeln!(
+            out,
+            "corrupt     {} message(s) naming an order live in another stock{}; {} add(s) reusing a live reference ({} of another stock){} — books key orders by (reference, stock), so these are unknown references and new orders, the same for any worker count",
+            r.other_stock,
+            at(r.first_other_stock_offset),
+            r.reused_same_stock + r.reused_other_stock,
+            r.reused_other_stock,
+            at(r.first_reuse_offset),
         )?;
     }
     Ok(())

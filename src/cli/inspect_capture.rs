@@ -30,6 +30,7 @@ pub fn cmd_inspect_capture(a: &InspectArgs, feed: &Feed, c: &CaptureFeed) -> Res
     let opts = InspectOptions {
         threads: threads_or_all(a.threads),
         lenient: a.input.lenient,
+        refs: a.refs,
     };
     let summary = match inspect(&x.image, opts) {
         Ok(s) => Some(s),
@@ -123,6 +124,9 @@ fn print_text(w: &mut impl Write, o: &Out<'_>) -> Result<()> {
             )?;
             for (t, n) in &s.by_type {
                 writeln!(w, "  {t}  {n:>12}")?;
+            }
+            if let Some(r) = &s.references {
+                super::inspect::write_refs(w, r)?;
             }
         }
     }

@@ -121,10 +121,15 @@ pub fn print_run_report(out: &mut dyn Write, path: &Path, r: &pipeline::RunRepor
     }
     writeln!(
         out,
-        "books: {} live orders at end; skips {} (unknown refs {}); feed skips: {} unknown types, {} bad lengths; {} out-of-order timestamps{}",
+        "books: {} live orders at end; skips {} (unknown refs {}{}); feed skips: {} unknown types, {} bad lengths; {} out-of-order timestamps{}",
         r.live_orders,
         st.skipped(),
         st.unknown_refs,
+        if st.unknown_refs + st.duplicate_refs > 0 {
+            " — orders never seen, or live in another stock: `inspect --refs` tells a mid-day start from a corrupt feed"
+        } else {
+            ""
+        },
         r.skipped_unknown,
         r.skipped_bad_lengths,
         r.out_of_order_ts,
