@@ -13,6 +13,7 @@ use tickwatch::pipeline::alerts::SurvJob;
 use tickwatch::pipeline::{run, run_surv, shard_of, PipelineConfig, WaitStrategy};
 use tickwatch::replay::replay;
 use tickwatch::scenario::ScenarioKind;
+use tickwatch::surv::event::party_of_name;
 use tickwatch::surv::{surveil_feed, FlowRecord, Rules};
 
 const SYMBOLS: u32 = 30;
@@ -224,4 +225,127 @@ fn inspect_refs_names_what_the_corruption_did() {
         text.contains("references  ") && !text.contains("\ncorrupt "),
         "{text}"
     );
+}
+
+/// The stock directory's symbols.
+fn symbols(feed: &[u8]) -> Vec<[u8; 8]> {
+    let (mut at, mut out) = (0usize, Vec::new());
+    while at + 2 <= feed.len() {
+        let len = u16::from_be_bytes([feed[at], feed[at + 1]]) as usize;
+        let body = &feed[at + 2..at + 2 + len];
+        if body[0] == b'R' {
+            out.push(body[11..19].try_into().unwrap());
+        }
+        at += 2 + len;
+    }
+    out
+}
+
+/// Dense flow: every 20 s, `per` records for every stock within 1 µs, from 7 accounts (news,
+/// cancels and fills): a mark then applies far more risk inputs than one step's buffer held.
+fn dense(feed: &[u8], per: u64) -> Vec<FlowRecord> {
+    use tickwatch::surv::flow::FlowEvent;
+    let mut out = Vec::new();
+    let t0 = 34_300_000_000_000u64;
+    for burst in 0..20u64 {
+        for (k, stock) in symbols(feed).into_iter().enumerate() {
+            for i in 0..per {
+                let event = [FlowEvent::New, FlowEvent::Cancel, FlowEvent::Fill][(i % 3) as usize];
+                out.push(FlowRecord {
+                    ts: t0 + burst * 20_000_000_000 + k as u64 * 10 + i,
+                    account: party_of_name(&format!("ACCT{}", i % 7)).unwrap(),
+                    mpid: [0; 4],
+                    stock,
+                    event,
+                    side: if i % 2 == 0 {
+                        tickwatch::itch::Side::Buy
+                    } else {
+                        tickwatch::itch::Side::Sell
+                    },
+                    order_ref: 0,
+                    price: 1_000_000,
+                    shares: 100,
+                    match_number: 0,
+                });
+            }
+        }
+    }
+    out.sort_by_key(|f| f.ts);
+    out
+}
+
+/// The alerts of surveillance over `feed` with `flow` and `rules`: single-threaded, then for 1,
+/// 2 and 3 workers, which must write the same bytes and count the same overflow. The
+/// single-threaded risk-input overflow is returned.
+fn same_alerts_for_any_workers(
+    feed: &[u8],
+    flow: &[FlowRecord],
+    rules: &Rules,
+) -> (usize, u64, u64) {
+    let mut books = Books::new(BookConfig::small());
+    let (alerts, counters) = surveil_feed(feed, &mut books, rules.clone(), flow, 1024).unwrap();
+    let mut want = Vec::new();
+    for a in &alerts {
+        a.write_json(&mut want);
+    }
+    let mut waits = 0;
+    for workers in [1, 2, 3] {
+        let sink = Shared::default();
+        let job = SurvJob {
+            rules: rules.clone(),
+            flow: flow.to_vec(),
+            sink: sink.clone().into(),
+            mark_every: 1024,
+            reload: None,
+            detectors: Vec::new(),
+        };
+        let cfg = config(workers, WaitStrategy::SpinYield);
+        let out = run_surv(feed, &cfg, job, &AtomicBool::new(false), &AtomicU64::new(0)).unwrap();
+        out.report.check_conservation().unwrap();
+        let sv = out.report.surv.as_ref().unwrap();
+        waits += sv.mark_waits;
+        assert_eq!(
+            sv.counters.risk_overflow, counters.risk_overflow,
+            "{workers} workers: risk inputs over a step's buffer"
+        );
+        let got = sink.0.lock().unwrap().clone();
+        assert!(
+            got == want,
+            "{workers} workers: {} lines vs {}",
+            got.iter().filter(|&&c| c == b'\n').count(),
+            alerts.len()
+        );
+    }
+    (alerts.len(), counters.risk_overflow, waits)
+}
+
+fn strict_risk() -> Rules {
+    let mut rules = Rules::default();
+    rules.risk.max_order_rate = 5.0;
+    rules.risk.max_cancel_rate = 5.0;
+    rules.risk.max_net_notional_per_stock_usd = 10_000.0;
+    rules.risk.max_loss_usd = 1_000.0;
+    rules.risk.cooldown_ns = 1_000_000_000;
+    rules
+}
+
+#[test]
+fn dense_flow_with_strict_risk_limits_raises_the_same_alerts_for_any_worker_count() {
+    let (feed, _) = scenario_feed(150_000, 24);
+    // 200 records per stock at each burst: ≈ 6,000 risk inputs at one mark, more than a
+    // worker's ring holds, so the mark waits for room step by step; none is dropped.
+    let (alerts, overflow, waits) =
+        same_alerts_for_any_workers(&feed, &dense(&feed, 200), &strict_risk());
+    assert!(alerts > 50, "{alerts} alerts");
+    assert_eq!(overflow, 0);
+    assert!(waits > 0, "some mark waited for ring room");
+}
+
+#[test]
+fn one_stocks_flow_over_a_step_overflows_alike_for_any_worker_count() {
+    let (feed, _) = scenario_feed(60_000, 25);
+    // 400 records of one stock within 1 µs: more than one step buffers. The overflow is counted
+    // and, since a step concerns one stock, the same whatever the sharding.
+    let (_, overflow, _) = same_alerts_for_any_workers(&feed, &dense(&feed, 400), &strict_risk());
+    assert!(overflow > 0);
 }

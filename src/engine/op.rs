@@ -41,6 +41,12 @@ pub trait ShardOp: Send {
         true
     }
 
+    /// Does what the last item left undone for want of room in its output rings (the worker
+    /// calls it when its input is empty, and before closing); whether all of it is done.
+    fn flush(&mut self) -> bool {
+        true
+    }
+
     /// One event of its shard.
     fn on_event(&mut self, ev: &Self::Event) -> Tag;
 

@@ -107,6 +107,10 @@ impl<O: ShardOp> Worker<O> {
 
     /// The input is empty: the end of the shard's input, or news of the reader's position.
     fn idle(&mut self) -> Progress {
+        // Work the last item left waiting for output room comes before closing or news.
+        if !self.op.flush() {
+            return Progress::Idle;
+        }
         // Abandoned first, then empty: the producer's last publish precedes its flag.
         if self.rx.is_abandoned() && self.rx.available() == 0 {
             self.out.tx.close(); // the output stage sees this worker finish

@@ -28,7 +28,7 @@ use crate::engine::{Collector, UNTIMED};
 use crate::itch::Message;
 use crate::ring::{Consumer, Producer};
 use crate::surv::{
-    Alert, DetectorFactory, DetectorId, FlowRecord, OutBody, OutKey, Rules, SurvCounters,
+    phase, Alert, DetectorFactory, DetectorId, FlowRecord, OutBody, OutKey, Rules, SurvCounters,
     SurvEvent, SurvOutput, SurvRecord, Surveillance, ALERTS_PER_STEP, MAX_STEP_RECORDS,
 };
 use hdrhistogram::Histogram;
@@ -168,6 +168,9 @@ pub struct SurvReport {
     /// Progress records idle workers sent (each lets the merge write other workers' records
     /// without waiting for a mark).
     pub progress: u64,
+    /// Times a mark's steps stopped for want of ring room and resumed once the output stage
+    /// made room (dense flow at a mark: backpressure, nothing dropped).
+    pub mark_waits: u64,
     /// Detector and risk-book table pressure, summed over the workers (names from
     /// [`crate::surv::Surveillance::table_pressure`], then the risk book's): all zero when every
     /// detector saw the whole feed.
@@ -227,8 +230,12 @@ pub struct SurvWorker {
     sent: Option<u32>,
     /// Progress records sent while idle.
     pub progress: u64,
+    /// Times a mark waited for ring room.
+    pub mark_waits: u64,
     /// The number of its mark clock.
     clock: u8,
+    /// A mark whose steps wait for ring room: (watermark, feed position, next step).
+    pending: Option<(u64, u32, usize)>,
 }
 
 impl SurvWorker {
@@ -259,6 +266,8 @@ impl SurvWorker {
             sent: None,
             progress: 0,
             clock: 0,
+            pending: None,
+            mark_waits: 0,
         }
     }
 
@@ -273,15 +282,19 @@ impl SurvWorker {
     /// after feed position `pos − 1` — sent as a progress record, so the output's merge can
     /// write other workers' alerts at once.
     pub fn idle(&mut self, pos: u32) {
-        // Before the first mark at position 0 nothing was published: no claim to make.
-        if self.sent == Some(pos) || (pos == self.mark_seq && self.epoch == 0) {
+        // Before the first mark at position 0 nothing was published: no claim to make. A mark
+        // still waiting for room has not sent its records.
+        if self.sent == Some(pos)
+            || (pos == self.mark_seq && self.epoch == 0)
+            || self.pending.is_some()
+        {
             return;
         }
         let key = if pos == self.mark_seq {
-            // Nothing since the last mark, whose own records (phase 0) are sent.
+            // Nothing since the last mark, whose own records are sent.
             OutKey {
                 epoch: self.epoch,
-                phase: 0,
+                phase: phase::MARK_TIMERS,
                 rel: u32::MAX,
                 locate: u16::MAX,
                 det: u8::MAX,
@@ -290,7 +303,7 @@ impl SurvWorker {
         } else {
             OutKey {
                 epoch: self.epoch,
-                phase: 1,
+                phase: phase::EVENT,
                 rel: pos.wrapping_sub(1).wrapping_sub(self.mark_seq),
                 locate: u16::MAX,
                 det: u8::MAX,
@@ -313,18 +326,19 @@ impl SurvWorker {
 
     /// Whether the rings have room for whatever one step can raise (and an epoch end).
     #[inline]
-    pub fn has_room(&mut self) -> bool {
+    pub fn room_for_step(&mut self) -> bool {
         let o = &mut self.out;
         (o.tx.free_cached() > MAX_STEP_RECORDS || o.tx.free_slots() > MAX_STEP_RECORDS)
             && (o.atx.free_cached() >= ALERTS_PER_STEP || o.atx.free_slots() >= ALERTS_PER_STEP)
     }
 
-    /// A watermark mark at feed position `seq`: ends the epoch, then runs the timers.
+    /// A watermark mark at feed position `seq`: ends the epoch, then runs the mark's steps (its
+    /// flow, one stock at a time, then its timers) as far as the rings have room.
     pub fn mark(&mut self, wm: u64, seq: u32, books: &Books) {
         let end = SurvRecord {
             key: OutKey {
                 epoch: self.epoch,
-                phase: 2,
+                phase: phase::EPOCH_END,
                 rel: 0,
                 locate: 0,
                 det: 0,
@@ -343,10 +357,34 @@ impl SurvWorker {
                 let _ = self.s.set_rules(r);
             }
         }
-        self.s.watermark(wm, seq, books);
-        let out = &mut self.out;
-        self.s
-            .drain_step(self.epoch, 0, 0, 0, |r, a| out.send(r, a));
+        self.pending = Some((wm, seq, 0));
+        self.pump(books);
+    }
+
+    /// Runs the pending mark's steps while the rings have room for a step; whether the mark is
+    /// done. Out of room, it publishes what is staged (so the output stage can make room) and
+    /// the worker calls again before taking another event.
+    pub fn pump(&mut self, books: &Books) -> bool {
+        while let Some((wm, seq, i)) = self.pending {
+            if !self.room_for_step() {
+                self.publish();
+                self.mark_waits += 1;
+                return false;
+            }
+            let ph = if i < self.s.mark_flow_steps() {
+                self.s.mark_flow(i, wm, seq, books);
+                self.pending = Some((wm, seq, i + 1));
+                phase::MARK_FLOW
+            } else {
+                self.s.mark_timers(wm, seq, books);
+                self.pending = None;
+                phase::MARK_TIMERS
+            };
+            let out = &mut self.out;
+            self.s
+                .drain_step(self.epoch, ph, 0, 0, |r, a| out.send(r, a));
+        }
+        true
     }
 
     /// The detectors' view of a message at feed position `seq`, before the books apply it.
@@ -370,12 +408,13 @@ impl SurvWorker {
             0
         };
         let out = &mut self.out;
-        self.s.drain_step(self.epoch, 1, rel, origin, |mut r, a| {
-            if a.is_some() {
-                r.staged = staged;
-            }
-            out.send(r, a)
-        });
+        self.s
+            .drain_step(self.epoch, phase::EVENT, rel, origin, |mut r, a| {
+                if a.is_some() {
+                    r.staged = staged;
+                }
+                out.send(r, a)
+            });
         if staged != 0 {
             // A timed alert goes out now, not at the end of the worker's batch.
             self.publish();
@@ -400,8 +439,13 @@ impl BookHook for SurvWorker {
     const FRONTIER: bool = true;
 
     #[inline(always)]
-    fn has_room(&mut self, _mark: bool) -> bool {
-        SurvWorker::has_room(self)
+    fn has_room(&mut self, _mark: bool, books: &Books) -> bool {
+        // A mark left waiting for room finishes before anything else.
+        (self.pending.is_none() || self.pump(books)) && self.room_for_step()
+    }
+
+    fn flush(&mut self, books: &Books) -> bool {
+        self.pending.is_none() || self.pump(books)
     }
 
     #[inline(always)]
@@ -779,7 +823,7 @@ mod tests {
         );
         let key = OutKey {
             epoch: 0,
-            phase: 1,
+            phase: phase::EVENT,
             rel: 5,
             locate: 2,
             det: DetectorId::Spoofing as u8,

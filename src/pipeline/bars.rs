@@ -396,7 +396,7 @@ impl BookHook for BarsWorker {
     type Pre = BarsPre;
 
     #[inline(always)]
-    fn has_room(&mut self, mark: bool) -> bool {
+    fn has_room(&mut self, mark: bool, _books: &Books) -> bool {
         BarsWorker::has_room(self, mark)
     }
 

@@ -819,6 +819,7 @@ fn surv_report<H: Parts>(
             }
         }
         r.progress += s.progress;
+        r.mark_waits += s.mark_waits;
         let c = &s.s.counters;
         r.counters.events += c.events;
         r.counters.flow_applied += c.flow_applied;

@@ -28,9 +28,14 @@ pub trait BookHook: Send {
     /// Whether it wants the reader's position when idle (see [`ShardOp::FRONTIER`]).
     const FRONTIER: bool = false;
 
-    /// Whether its rings have room for whatever the next item (a mark when `mark`) can raise.
+    /// Whether its rings have room for whatever the next item (a mark when `mark`) can raise;
+    /// work the last item left for want of room is done first.
     #[inline(always)]
-    fn has_room(&mut self, _mark: bool) -> bool {
+    fn has_room(&mut self, _mark: bool, _books: &Books) -> bool {
+        true
+    }
+    /// Does what the last item left for want of ring room; whether all of it is done.
+    fn flush(&mut self, _books: &Books) -> bool {
         true
     }
     /// Before the books apply `m`, the event at feed position `seq` whose latency started at
@@ -61,8 +66,13 @@ impl<A: BookHook, B: BookHook> BookHook for (A, B) {
     const FRONTIER: bool = A::FRONTIER || B::FRONTIER;
 
     #[inline(always)]
-    fn has_room(&mut self, mark: bool) -> bool {
-        self.0.has_room(mark) && self.1.has_room(mark)
+    fn has_room(&mut self, mark: bool, books: &Books) -> bool {
+        self.0.has_room(mark, books) && self.1.has_room(mark, books)
+    }
+    fn flush(&mut self, books: &Books) -> bool {
+        // Both, whatever the first says.
+        let a = self.0.flush(books);
+        self.1.flush(books) && a
     }
     #[inline(always)]
     fn before(&mut self, m: &Message<'_>, books: &Books, seq: u32, origin: u64) -> Self::Pre {
@@ -135,7 +145,11 @@ impl<H: BookHook> ShardOp for BookOp<H> {
 
     #[inline(always)]
     fn has_room(&mut self, mark: bool) -> bool {
-        self.hook.has_room(mark)
+        self.hook.has_room(mark, &self.books)
+    }
+
+    fn flush(&mut self) -> bool {
+        self.hook.flush(&self.books)
     }
 
     #[inline(always)]

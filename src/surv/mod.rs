@@ -472,7 +472,9 @@ fn link_bit(order_ref: u64) -> usize {
     (order_ref.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 44) as usize
 }
 
-/// Risk inputs buffered per event before the caller drains them.
+/// Risk inputs one step (an event, or one stock's flow at a mark) can buffer before the
+/// caller drains them; the rest are counted ([`SurvCounters::risk_overflow`]). A step concerns
+/// one stock, so what overflows does not depend on the sharding.
 const RISK_BUF: usize = 256;
 
 /// The detectors of one shard (or of a whole single-threaded run).
@@ -893,18 +895,44 @@ impl Surveillance {
         }
     }
 
-    /// A watermark mark at feed position `seq`: flow records stamped at or before `wm` are
-    /// applied (stocks in locate order; none after [`Surveillance::set_flow_stop`]), then timers
-    /// run.
-    pub fn watermark(&mut self, wm: u64, seq: u32, books: &Books) {
+    /// Drain steps a mark's flow takes: one per flow stock ([`Surveillance::mark_flow`]).
+    pub fn mark_flow_steps(&self) -> usize {
+        self.flow_locates.len()
+    }
+
+    /// Step `i` of a mark at feed position `seq`: the flow records of the `i`-th flow stock (in
+    /// locate order) stamped at or before `wm` are applied (none after
+    /// [`Surveillance::set_flow_stop`]). One stock per step, drained before the next: what a
+    /// step can hold then depends on that stock's flow alone, never on which stocks share a
+    /// shard, and a mark over many stocks waits for ring room step by step instead of dropping.
+    pub fn mark_flow(&mut self, i: usize, wm: u64, seq: u32, books: &Books) {
         // A replay stopped early (`--until`) joins no flow stamped after its stop: those records
         // have no market to be joined with and are reported as never applied.
-        if !self.flow.is_empty() {
-            let upto = wm.min(self.flow_stop);
-            for i in 0..self.flow_locates.len() {
-                self.flow_until(self.flow_locates[i], upto, seq, books);
-            }
+        if let Some(&locate) = self.flow_locates.get(i) {
+            self.flow_until(locate, wm.min(self.flow_stop), seq, books);
         }
+    }
+
+    /// A whole mark on this thread: its flow steps, then its timers, each step handed to
+    /// `drain` with its phase ([`phase`]).
+    pub fn mark_all(
+        &mut self,
+        wm: u64,
+        seq: u32,
+        books: &Books,
+        mut drain: impl FnMut(&mut Surveillance, u8),
+    ) {
+        for i in 0..self.mark_flow_steps() {
+            self.mark_flow(i, wm, seq, books);
+            drain(self, phase::MARK_FLOW);
+        }
+        self.mark_timers(wm, seq, books);
+        drain(self, phase::MARK_TIMERS);
+    }
+
+    /// The last step of a mark at feed position `seq`, after its flow steps: the detectors'
+    /// timers run with watermark `wm`.
+    pub fn mark_timers(&mut self, wm: u64, seq: u32, books: &Books) {
         self.marks = self.marks.wrapping_add(1);
         let ctx = Ctx {
             books,
@@ -961,15 +989,16 @@ impl Surveillance {
 /// Where a surveillance record sorts in the output: the same for any worker count.
 ///
 /// `epoch` counts the watermark marks before it (marks reach every worker at the same feed
-/// positions); `phase` is 0 for what a mark raised, 1 for what an event raised, 2 for the end of
-/// the epoch; `rel` is the event's feed position counted from the epoch's mark (no wrap within
-/// an epoch); then the stock, the detector, and the order the detector raised them in (all of
-/// one stock's records come from one worker).
+/// positions); `phase` ([`phase`]) orders a mark's flow steps, its timers, the events after it
+/// and the end of the epoch; `rel` is the event's feed position counted from the epoch's mark
+/// (no wrap within an epoch); then the stock, the detector, and the order the detector raised
+/// them in within one step (all of one stock's records come from one worker, and a step
+/// concerns one stock, except a mark's timers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OutKey {
     /// Marks before it.
     pub epoch: u64,
-    /// 0 mark, 1 event, 2 end of epoch.
+    /// See [`phase`].
     pub phase: u8,
     /// Feed position from the epoch's mark.
     pub rel: u32,
@@ -979,6 +1008,18 @@ pub struct OutKey {
     pub det: u8,
     /// Raising order within (stock, detector).
     pub idx: u16,
+}
+
+/// The phases of an epoch, in output order.
+pub mod phase {
+    /// A mark's flow steps, one stock each.
+    pub const MARK_FLOW: u8 = 0;
+    /// A mark's timers.
+    pub const MARK_TIMERS: u8 = 1;
+    /// The events after the mark.
+    pub const EVENT: u8 = 2;
+    /// The end of the epoch.
+    pub const EPOCH_END: u8 = 3;
 }
 
 /// What a worker sends the output stage (records travel by value in a preallocated ring: no
@@ -1327,22 +1368,26 @@ fn run_feed(
         while let Some(wm) = marks.due(ts) {
             epoch += 1;
             mark_seq = seq;
-            s.watermark(wm, seq, books);
-            take(&mut s, epoch, 0, 0, books);
+            s.mark_all(wm, seq, books, |s, ph| take(s, epoch, ph, 0, books));
             marks.sent_mark(wm);
         }
         let mut ev = s.before(msg, books, seq);
         books.apply(msg);
         s.after(&mut ev, books);
-        take(&mut s, epoch, 1, seq.wrapping_sub(mark_seq), books);
+        take(
+            &mut s,
+            epoch,
+            phase::EVENT,
+            seq.wrapping_sub(mark_seq),
+            books,
+        );
         marks.sent_message(ts);
         seq = seq.wrapping_add(1);
         true
     })?;
     while let Some(wm) = marks.final_due(0) {
         epoch += 1;
-        s.watermark(wm, seq, books);
-        take(&mut s, epoch, 0, 0, books);
+        s.mark_all(wm, seq, books, |s, ph| take(s, epoch, ph, 0, books));
         marks.sent_mark(wm);
     }
     Ok((alerts, s.counters, report.skipped_bad_lengths))
