@@ -283,7 +283,7 @@ fn same_alerts_for_any_workers(
     rules: &Rules,
 ) -> (usize, u64, u64) {
     let mut books = Books::new(BookConfig::small());
-    let (alerts, counters) = surveil_feed(feed, &mut books, rules.clone(), flow, 1024).unwrap();
+    let (alerts, counters) = surveil_feed(feed, &mut books, *rules, flow, 1024).unwrap();
     let mut want = Vec::new();
     for a in &alerts {
         a.write_json(&mut want);
@@ -292,7 +292,7 @@ fn same_alerts_for_any_workers(
     for workers in [1, 2, 3] {
         let sink = Shared::default();
         let job = SurvJob {
-            rules: rules.clone(),
+            rules: *rules,
             flow: flow.to_vec(),
             sink: sink.clone().into(),
             mark_every: 1024,
