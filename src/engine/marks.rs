@@ -64,6 +64,9 @@ pub struct MarkGen {
     pub sent: u64,
     /// The last watermark sent.
     pub last: Option<u64>,
+    /// Whether the final marks start with one at the last message's time (periodic clocks):
+    /// the point the feed ended, which an operator can tell from the final `u64::MAX`.
+    end_mark: bool,
 }
 
 impl MarkGen {
@@ -80,6 +83,7 @@ impl MarkGen {
             since: 0,
             sent: 0,
             last: None,
+            end_mark: false,
         }
     }
 
@@ -89,12 +93,14 @@ impl MarkGen {
     pub fn advances(ooo: u64) -> MarkGen {
         MarkGen {
             ooo,
+            end_mark: false,
             ..MarkGen::periodic(1)
         }
     }
 
     /// A schedule with no windows: a mark every `every` messages only (surveillance timers and
-    /// the output's merge), then two final marks at the end.
+    /// the output's merge), then three final marks at the end: at the last message's time (where
+    /// the feed ended, e.g. for a run stopped early), `u64::MAX − 1` and `u64::MAX`.
     pub fn periodic(every: u32) -> MarkGen {
         MarkGen {
             slide: u64::MAX,
@@ -106,6 +112,7 @@ impl MarkGen {
             since: 0,
             sent: 0,
             last: None,
+            end_mark: true,
         }
     }
 
@@ -175,6 +182,9 @@ impl MarkGen {
         let max = self.max_ts?;
         if self.last == Some(u64::MAX) {
             return None;
+        }
+        if self.end_mark && max < u64::MAX - 1 && self.last.map_or(true, |l| l < max) {
+            return Some(max);
         }
         let last_end = max.saturating_add(size).saturating_add(self.slide);
         if self.next_step <= last_end && self.last.map_or(true, |l| l < self.next_step) {

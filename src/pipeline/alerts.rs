@@ -163,7 +163,8 @@ pub struct SurvReport {
     pub counters: SurvCounters,
     /// Alerts that did not fit a detector's per-event buffer (never expected).
     pub alert_overflow: u64,
-    /// Flow records no worker applied (their stock was never listed in the feed).
+    /// Flow records no worker applied (their stock was never listed in the feed, or they are
+    /// stamped after the feed's last message).
     pub flow_unapplied: u64,
     /// Progress records idle workers sent (each lets the merge write other workers' records
     /// without waiting for a mark).

@@ -517,6 +517,9 @@ pub struct Surveillance {
     marks: u32,
     /// Flow stamped after this is never joined (the replay's `--until`; `u64::MAX`: none).
     flow_stop: u64,
+    /// The last finite watermark (below `u64::MAX − 1`): where the feed ended once the final
+    /// marks come, since a periodic clock's final marks start at the last message's time.
+    flow_end: u64,
     /// Counters.
     pub counters: SurvCounters,
     /// Scratch for [`Surveillance::drain_step`]: (locate, detector, index, source).
@@ -574,6 +577,7 @@ impl Surveillance {
             marked: vec![u32::MAX; cap.locates],
             marks: 0,
             flow_stop: u64::MAX,
+            flow_end: 0,
             counters: SurvCounters::default(),
             order: Vec::with_capacity(MAX_STEP_RECORDS),
         }
@@ -908,8 +912,15 @@ impl Surveillance {
     pub fn mark_flow(&mut self, i: usize, wm: u64, seq: u32, books: &Books) {
         // A replay stopped early (`--until`) joins no flow stamped after its stop: those records
         // have no market to be joined with and are reported as never applied.
+        // The final marks join nothing past the last message either: flow stamped after the
+        // feed ended (or was stopped, by `--until` or Ctrl-C) has no market to be joined with.
+        let upto = if wm >= u64::MAX - 1 {
+            self.flow_end
+        } else {
+            wm
+        };
         if let Some(&locate) = self.flow_locates.get(i) {
-            self.flow_until(locate, wm.min(self.flow_stop), seq, books);
+            self.flow_until(locate, upto.min(self.flow_stop), seq, books);
         }
     }
 
@@ -934,6 +945,9 @@ impl Surveillance {
     /// timers run with watermark `wm`.
     pub fn mark_timers(&mut self, wm: u64, seq: u32, books: &Books) {
         self.marks = self.marks.wrapping_add(1);
+        if wm < u64::MAX - 1 {
+            self.flow_end = wm;
+        }
         let ctx = Ctx {
             books,
             symbol: [b' '; 8],
