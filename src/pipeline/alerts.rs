@@ -284,10 +284,13 @@ impl SurvWorker {
     /// write other workers' alerts at once.
     pub fn idle(&mut self, pos: u32) {
         // Before the first mark at position 0 nothing was published: no claim to make. A mark
-        // still waiting for room has not sent its records.
+        // still waiting for room has not sent its records. The position can be stale — the
+        // reader publishes its rings before it announces — and one before the last mark taken
+        // would wrap `rel` into a claim far ahead: make none.
         if self.sent == Some(pos)
             || (pos == self.mark_seq && self.epoch == 0)
             || self.pending.is_some()
+            || (pos.wrapping_sub(self.mark_seq) as i32) < 0
         {
             return;
         }
@@ -867,5 +870,24 @@ mod tests {
         assert_eq!(m.missing, 0);
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         assert!(text.contains("\"detector\":\"spoofing\""), "{text}");
+    }
+
+    #[test]
+    fn a_stale_reader_position_claims_nothing() {
+        // The reader publishes its rings, then announces its position: a worker can take a
+        // mark at 100 and then read an announcement of 50.
+        let (mut w, mut rx, _arx) = worker();
+        let books = Books::new(crate::book::BookConfig::small());
+        w.mark(1_000, 100, &books);
+        w.idle(50);
+        assert_eq!(w.progress, 0, "no claim from a position behind the mark");
+        w.idle(120);
+        assert_eq!(w.progress, 1);
+        let mut last = None;
+        while let Some(r) = rx.pop() {
+            last = Some(r.key);
+        }
+        let k = last.unwrap();
+        assert_eq!((k.phase, k.rel), (phase::EVENT, 19), "{k:?}");
     }
 }

@@ -397,7 +397,15 @@ where
 
     fn on_idle(&mut self, pos: u32) {
         // The reader's position may be ahead of the last event seen here: the same wrap rule.
-        let pos = self.seq + u64::from(pos.wrapping_sub(self.last32));
+        // It may also be behind it: the reader publishes its rings before it announces, so a
+        // shard can take events past the position it then reads. Wrapped, that stale position
+        // would claim results far ahead; nothing more than "after the last event" is known.
+        let ahead = pos.wrapping_sub(self.last32);
+        let pos = if (ahead as i32) < 0 {
+            self.seq + 1
+        } else {
+            self.seq + u64::from(ahead)
+        };
         if self.started {
             self.progress(pos);
         }
