@@ -450,7 +450,7 @@ impl Rules {
 }
 
 /// Counters a surveillance run reports.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SurvCounters {
     /// Events seen.
     pub events: u64,
@@ -476,7 +476,7 @@ fn link_bit(order_ref: u64) -> usize {
 const RISK_BUF: usize = 256;
 
 /// The detectors of one shard (or of a whole single-threaded run).
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Surveillance {
     rules: Rules,
     spoofing: spoofing::Spoofing,
@@ -489,27 +489,35 @@ pub struct Surveillance {
     locked: abnormal::LockedCrossed,
     wash: wash::WashTrade,
     /// Detectors of the user's own, run after the built-in ones.
+    #[serde(skip)]
     user: custom::UserDetectors,
     /// Alerts raised and not yet drained.
     pub alerts: Alerts,
     /// Risk inputs produced and not yet drained: (ts, seq, input).
+    #[serde(with = "crate::ckpt::cap")]
     pub risk: Vec<(u64, u32, RiskInput)>,
     /// Flow records grouped by stock (each group in time order), and each group's cursor.
+    #[serde(with = "crate::ckpt::cap")]
     flow: Vec<(Vec<FlowRecord>, usize)>,
     /// Group index per locate (`u32::MAX`: none), resolved when the stock's directory arrives.
+    #[serde(with = "crate::ckpt::cap")]
     flow_of: Vec<u32>,
     /// The locates with a flow group, ascending (at most one per flow stock: preallocated).
+    #[serde(with = "crate::ckpt::cap")]
     flow_locates: Vec<u16>,
     /// Order reference → account (from flow `new` records).
     accounts: KeyedState<event::Party>,
     /// A one-hash filter over the linked order references (2²⁰ bits, 128 KiB): most orders are
     /// not the firm's, and a clear bit answers without probing the table.
+    #[serde(with = "crate::ckpt::cap")]
     linked: Vec<u64>,
     /// Per locate: some party holds a position (risk marks are sent on touch changes).
+    #[serde(with = "crate::ckpt::cap")]
     held: Vec<bool>,
     /// Per locate, the mark interval (`marks`) in which its mid last went to the risk book: a
     /// held stock's mid is sent on its first touch change of each interval, not on every one
     /// (the same events for any sharding; positions are marked at most one interval stale).
+    #[serde(with = "crate::ckpt::cap")]
     marked: Vec<u32>,
     /// Marks seen.
     marks: u32,
@@ -518,6 +526,7 @@ pub struct Surveillance {
     /// Counters.
     pub counters: SurvCounters,
     /// Scratch for [`Surveillance::drain_step`]: (locate, detector, index, source).
+    #[serde(with = "crate::ckpt::cap")]
     order: Vec<(u16, u8, u16, u8)>,
 }
 
@@ -965,7 +974,9 @@ impl Surveillance {
 /// the epoch; `rel` is the event's feed position counted from the epoch's mark (no wrap within
 /// an epoch); then the stock, the detector, and the order the detector raised them in (all of
 /// one stock's records come from one worker).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct OutKey {
     /// Marks before it.
     pub epoch: u64,
@@ -984,7 +995,7 @@ pub struct OutKey {
 /// What a worker sends the output stage (records travel by value in a preallocated ring: no
 /// boxing). Small — most records are risk inputs — so an alert's body travels beside it, in a
 /// ring of its own, in the same order (see `pipeline::alerts`).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum OutBody {
     /// An alert to write (its [`Alert`] comes with it: [`Surveillance::drain_step`] hands it
     /// over beside the record).
@@ -1006,7 +1017,7 @@ pub enum OutBody {
 }
 
 /// A keyed record for the output stage.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SurvRecord {
     /// Sort key.
     pub key: OutKey,
@@ -1145,7 +1156,7 @@ impl Surveillance {
 
 /// The output side of surveillance: takes the records in key order, applies risk inputs to the
 /// one risk book, and hands every alert to `emit`.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct SurvOutput {
     /// Positions, exposure, P&L.
     pub risk: RiskBook,
@@ -1153,8 +1164,14 @@ pub struct SurvOutput {
     scratch: Alerts,
     /// Alerts written, by detector (the user detectors' total under [`DetectorId::Custom`]).
     pub written: [u64; DetectorId::ALL.len()],
-    /// Alerts written by each user detector, by registration slot, with its name.
+    /// Alerts written by each user detector, by registration slot, with its name (not in a
+    /// checkpoint: runs with user detectors are not checkpointed).
+    #[serde(skip, default = "no_user_counts")]
     written_user: [(&'static str, u64); custom::MAX_USER_DETECTORS],
+}
+
+fn no_user_counts() -> [(&'static str, u64); custom::MAX_USER_DETECTORS] {
+    [("", 0); custom::MAX_USER_DETECTORS]
 }
 
 impl SurvOutput {

@@ -1,0 +1,1 @@
+//! Checkpoint directories (filled in below).

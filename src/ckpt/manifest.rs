@@ -1,0 +1,1 @@
+//! The manifest (filled in below).
