@@ -12,7 +12,9 @@ pub mod file;
 pub mod manifest;
 pub mod scratch;
 
+pub use dir::{CkptDir, Found};
 pub use file::{read_blob, write_blob, FORMAT_VERSION};
+pub use manifest::{FeedId, Manifest, RunKey};
 
 /// Why a checkpoint could not be written, found or used.
 #[derive(Debug, thiserror::Error)]

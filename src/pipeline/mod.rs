@@ -129,6 +129,7 @@ impl PipelineConfig {
             stage_sample: self.stage_sample,
             thread_hook: self.thread_hook,
             scale: None,
+            checkpoints: None,
         }
     }
 }

@@ -1014,6 +1014,9 @@ pub enum OutBody {
     /// The worker has sent everything keyed up to this record's key (sent while it waits for
     /// events, so that the merge need not wait for the next mark).
     Progress,
+    /// The worker took a checkpoint mark and saved its state: everything it sends before this
+    /// is before the cut (a progress record to the merge otherwise).
+    Checkpoint,
 }
 
 /// A keyed record for the output stage.
@@ -1243,7 +1246,7 @@ impl SurvOutput {
                     }
                 }
             }
-            OutBody::EpochEnd | OutBody::Progress => {}
+            OutBody::EpochEnd | OutBody::Progress | OutBody::Checkpoint => {}
         }
     }
 }
