@@ -37,6 +37,17 @@ impl CkptDir {
         })
     }
 
+    /// Removes every checkpoint (a fresh run's numbers start again at 1).
+    ///
+    /// # Errors
+    /// A file system error.
+    pub fn clear(&self) -> Result<(), CkptError> {
+        for (_, p) in self.entries()? {
+            std::fs::remove_dir_all(&p).map_err(|e| CkptError::io(&p, e))?;
+        }
+        Ok(())
+    }
+
     /// Where checkpoint `n` is written before it is complete (created if missing).
     ///
     /// # Errors

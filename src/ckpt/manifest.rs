@@ -68,7 +68,11 @@ impl RunKey {
             now.mark_every.to_string(),
         );
         cmp("lenient", self.lenient.to_string(), now.lenient.to_string());
-        cmp("until", format!("{:?}", self.until), format!("{:?}", now.until));
+        cmp(
+            "until",
+            format!("{:?}", self.until),
+            format!("{:?}", now.until),
+        );
         d
     }
 }
@@ -134,10 +138,11 @@ impl Manifest {
     pub fn read(dir: &Path) -> Result<Manifest, CkptError> {
         let p = dir.join("manifest.json");
         let text = std::fs::read(&p).map_err(|e| CkptError::io(&p, e))?;
-        let v: serde_json::Value = serde_json::from_slice(&text).map_err(|e| CkptError::Corrupt {
-            path: p.display().to_string(),
-            why: e.to_string(),
-        })?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| CkptError::Corrupt {
+                path: p.display().to_string(),
+                why: e.to_string(),
+            })?;
         let format = v.get("format").and_then(|f| f.as_u64()).unwrap_or(0) as u32;
         if format != super::FORMAT_VERSION {
             return Err(CkptError::Version {

@@ -163,11 +163,11 @@ impl<'a, S: Source> Reader<'a, S> {
             self.messages = cut.messages;
             self.last_ts = cut.last_ts;
             self.out_of_order_ts = cut.out_of_order_ts;
-            for (m, (clock, (sent, gen))) in self
-                .marks_sent
-                .iter_mut()
-                .zip(self.clocks.iter_mut().zip(cut.marks_sent.iter().zip(&cut.gens)))
-            {
+            for (m, (clock, (sent, gen))) in self.marks_sent.iter_mut().zip(
+                self.clocks
+                    .iter_mut()
+                    .zip(cut.marks_sent.iter().zip(&cut.gens)),
+            ) {
                 *m = *sent;
                 clock.gen = *gen;
             }
