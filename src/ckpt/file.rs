@@ -1,5 +1,5 @@
 //! One checkpoint file: a header (magic, format version, payload length, CRC-32 of the
-//! payload), then the payload.
+//! payload), then the payload, zero runs packed ([`super::pack`]).
 
 use super::CkptError;
 use std::io::Write;
@@ -36,6 +36,7 @@ pub fn write_blob(path: &Path, payload: &[u8]) -> Result<(), CkptError> {
 /// The file could not be written.
 pub fn write_versioned(path: &Path, payload: &[u8], version: u32) -> Result<(), CkptError> {
     let io = |e| CkptError::io(path, e);
+    let payload = &super::pack::pack(payload);
     let mut f = std::fs::File::create(path).map_err(io)?;
     f.write_all(&header(payload, version)).map_err(io)?;
     f.write_all(payload).map_err(io)?;
@@ -48,7 +49,7 @@ pub fn write_versioned(path: &Path, payload: &[u8], version: u32) -> Result<(), 
 /// # Errors
 /// The file cannot be read, is corrupt, or is of another format version.
 pub fn read_blob(path: &Path) -> Result<Vec<u8>, CkptError> {
-    let mut b = std::fs::read(path).map_err(|e| CkptError::io(path, e))?;
+    let b = std::fs::read(path).map_err(|e| CkptError::io(path, e))?;
     let corrupt = |why: String| CkptError::Corrupt {
         path: path.display().to_string(),
         why,
@@ -75,6 +76,5 @@ pub fn read_blob(path: &Path) -> Result<Vec<u8>, CkptError> {
     if crc32fast::hash(&b[HEADER..]) != crc {
         return Err(corrupt("CRC-32 mismatch".into()));
     }
-    b.drain(..HEADER);
-    Ok(b)
+    super::pack::unpack(&b[HEADER..]).ok_or_else(|| corrupt("malformed packed payload".into()))
 }

@@ -10,6 +10,7 @@ pub mod cap;
 pub mod dir;
 pub mod file;
 pub mod manifest;
+pub mod pack;
 pub mod scratch;
 
 pub use dir::{CkptDir, Found};
