@@ -11,7 +11,7 @@ use tickwatch::rng::SplitMix64;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tickwatch");
 /// Messages between checkpoints (taken at the next surveillance mark, every 1,024).
-const EVERY: &str = "6000";
+const EVERY: &str = "10000";
 
 /// The feed (with its flow beside it), small detector tables (a debug build saves them fast),
 /// and the unbroken runs' alerts for 1 and 2 workers.
@@ -33,7 +33,7 @@ fn fixture() -> &'static Fixture {
         let root = dir.path().to_path_buf();
         let feed = root.join("f.itch");
         let out = Command::new(BIN)
-            .args(["gen", "--messages", "60000", "--symbols", "30"])
+            .args(["gen", "--messages", "40000", "--symbols", "30"])
             .args(["--live-orders", "2000", "--seed", "15", "--session", "10m"])
             .args([
                 "--scenarios",
@@ -137,7 +137,7 @@ fn kill_and_resume(workers: usize, kills: usize, seed: u64) -> usize {
         let d = f.root.join(format!("k{workers}-{trial}"));
         let alerts = f.root.join(format!("k{workers}-{trial}.jsonl"));
         // Every other trial pauses inside each checkpoint write, so kills land there.
-        let pause = if trial % 2 == 0 { "150" } else { "0" };
+        let pause = if trial % 2 == 0 { "100" } else { "0" };
         let mut child = f
             .run(workers, &alerts, Mode::Fresh(&d))
             .env("TICKWATCH_CKPT_PAUSE_MS", pause)
@@ -160,7 +160,7 @@ fn kill_and_resume(workers: usize, kills: usize, seed: u64) -> usize {
             let mut c = f.run(workers, &alerts, mode);
             if again {
                 again = false;
-                let mut child = c.env("TICKWATCH_CKPT_PAUSE_MS", "150").spawn().unwrap();
+                let mut child = c.env("TICKWATCH_CKPT_PAUSE_MS", "100").spawn().unwrap();
                 std::thread::sleep(Duration::from_millis(rng.below(window)));
                 let _ = child.kill();
                 let _ = child.wait();

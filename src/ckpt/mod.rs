@@ -85,10 +85,13 @@ impl CkptError {
 /// # Errors
 /// The codec's error (never expected for the run's state types).
 pub fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, CkptError> {
-    bincode::serialize(v).map_err(|e| CkptError::State {
+    // Into a growing buffer: `bincode::serialize` would walk the state twice (sizing first).
+    let mut b = Vec::new();
+    bincode::serialize_into(&mut b, v).map_err(|e| CkptError::State {
         path: String::new(),
         why: e.to_string(),
-    })
+    })?;
+    Ok(b)
 }
 
 /// Decodes what [`encode`] made; `path` names it in an error.

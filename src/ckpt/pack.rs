@@ -6,7 +6,7 @@
 pub fn pack(src: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(src.len() / 8 + 32);
     let words = src.len() / 8;
-    let word = |k: usize| src[k * 8..k * 8 + 8].iter().all(|&b| b == 0);
+    let word = |k: usize| src[k * 8..k * 8 + 8] == [0u8; 8];
     let (mut k, mut lit) = (0, 0);
     while k < words {
         // A run of two zero words or more is worth a record.
