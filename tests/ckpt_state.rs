@@ -54,12 +54,14 @@ struct Run {
 impl Run {
     fn new(flow: &[FlowRecord]) -> Run {
         // Small tables: a debug-build snapshot of the default ones takes seconds.
-        let mut rules = Rules::default();
-        rules.limits = Capacity {
-            orders: 1 << 14,
-            parties: 1 << 10,
-            pairs: 1 << 12,
-            locates: 1 << 10,
+        let rules = Rules {
+            limits: Capacity {
+                orders: 1 << 14,
+                parties: 1 << 10,
+                pairs: 1 << 12,
+                locates: 1 << 10,
+            },
+            ..Rules::default()
         };
         Run {
             books: Books::new(BookConfig::for_orders(1 << 15, 1 << 10)),

@@ -48,6 +48,19 @@ impl CkptDir {
         Ok(())
     }
 
+    /// Removes staging directories (checkpoints a killed run left half written).
+    ///
+    /// # Errors
+    /// A file system error.
+    pub fn clear_staging(&self) -> Result<(), CkptError> {
+        for (_, p) in self.entries()? {
+            if !path_is_ckpt(&p) {
+                std::fs::remove_dir_all(&p).map_err(|e| CkptError::io(&p, e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Where checkpoint `n` is written before it is complete (created if missing).
     ///
     /// # Errors
@@ -102,7 +115,7 @@ impl CkptDir {
             .filter(|(_, p)| path_is_ckpt(p))
             .map(|(n, path)| Found { n, path })
             .collect();
-        v.sort_by(|a, b| b.n.cmp(&a.n));
+        v.sort_by_key(|f| std::cmp::Reverse(f.n));
         Ok(v)
     }
 

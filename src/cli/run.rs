@@ -269,6 +269,7 @@ fn checkpointing(
         }));
     }
     let restored = run.restore()?;
+    run.dir.clear_staging()?;
     for s in &run
         .log
         .lock()
