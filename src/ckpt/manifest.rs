@@ -108,6 +108,8 @@ pub struct Manifest {
     pub feed: FeedId,
     /// What changes results.
     pub run: RunKey,
+    /// How often the run checkpointed (a resume goes on so unless told otherwise).
+    pub every: crate::engine::CkptEvery,
     /// Where the input stood.
     pub input: InputPos,
     /// The alerts file.

@@ -253,9 +253,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
     /// How often to checkpoint: feed time with a unit (`10s`, `500ms`, `1m`) or a message count
-    /// (`5000000`).
-    #[arg(long, value_name = "TIME|COUNT", default_value = "10s", value_parser = values::checkpoint_every)]
-    pub checkpoint_every: tickwatch::engine::CkptEvery,
+    /// (`5000000`). Default 10 s of feed time; a resumed run keeps the checkpoint's.
+    #[arg(long, value_name = "TIME|COUNT", value_parser = values::checkpoint_every)]
+    pub checkpoint_every: Option<tickwatch::engine::CkptEvery>,
     /// Resume from the newest usable checkpoint in DIR (checksums verified; an older one if the
     /// newest is damaged), with the same feed, rules, flow and workers as the run that wrote it:
     /// the alerts file is cut back to the checkpoint and the run continues from its input

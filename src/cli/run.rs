@@ -253,9 +253,11 @@ fn checkpointing(
         lenient: cfg.feed.lenient,
         until: cfg.feed.until,
     };
-    let run = pipeline::ckpt::CkptRun {
+    let mut run = pipeline::ckpt::CkptRun {
         dir: ckpt::CkptDir::create(dir)?,
-        every: a.checkpoint_every,
+        every: a
+            .checkpoint_every
+            .unwrap_or(tickwatch::engine::CkptEvery::FeedNs(10_000_000_000)),
         feed: ckpt::FeedId::of(feed, buf),
         key,
         alerts: alerts.clone(),
@@ -279,6 +281,7 @@ fn checkpointing(
         eprintln!("tickwatch: skipping a damaged checkpoint: {s}");
     }
     let m = &restored.manifest;
+    run.every = a.checkpoint_every.unwrap_or(m.every);
     eprintln!(
         "tickwatch: resuming from checkpoint {} at message {} (byte {}), {} alerts ({} bytes)",
         m.checkpoint, m.input.message, m.input.byte_offset, m.alerts.count, m.alerts.len

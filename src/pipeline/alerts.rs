@@ -646,6 +646,7 @@ impl SurvMerge {
     /// Every worker's checkpoint record is taken: every alert before the cut is formatted.
     /// Writes them, syncs the file and completes the checkpoint.
     fn checkpoint(&mut self) {
+        let t0 = std::time::Instant::now();
         self.drain();
         let AlertSink::Journal(j) = &mut self.sink else {
             return;
@@ -655,7 +656,7 @@ impl SurvMerge {
         }
         let len = j.len();
         if let (Some(c), None) = (&mut self.ckpt, &self.error) {
-            c.complete(&self.out, len, self.alerts);
+            c.complete(&self.out, len, self.alerts, t0);
         }
     }
 

@@ -36,9 +36,12 @@ pub struct CkptReport {
     /// Each worker's stall per checkpoint, ns: from taking the mark to resuming (saving its
     /// state included).
     pub worker_stall_ns: Vec<u64>,
-    /// The output stage's stall per checkpoint, ns: syncing the alerts, saving its state,
-    /// completing the directory.
+    /// The output stage's stall per checkpoint, ns: writing and syncing the alerts before the
+    /// cut, copying its state.
     pub output_stall_ns: Vec<u64>,
+    /// The writer thread's time per checkpoint commit, ns (off the pipeline): the output's
+    /// files, the manifest, the checks, the rename and syncs — after the workers' files.
+    pub commit_ns: Vec<u64>,
     /// Errors met (a checkpoint that failed is not completed; the run goes on).
     pub errors: Vec<String>,
     /// Where the run resumed from, and the newer checkpoints that could not be used.
@@ -49,6 +52,76 @@ pub struct CkptReport {
 
 /// Shared between the stages.
 pub type Log = Arc<Mutex<CkptReport>>;
+
+/// A file-system job of a checkpoint, run on the writer thread.
+pub type Job = Box<dyn FnOnce() + Send>;
+
+/// The checkpoint writer: one thread that packs, writes, fsyncs and commits, in the order the
+/// stages hand it their parts (the reader's, each worker's, then the output's commit), so a
+/// stage's stall is only the copy of its state. At most [`Writer::QUEUE`] jobs wait: a stage
+/// that finds the queue full waits for room (checkpoints taken faster than the disk takes
+/// them slow the run down rather than fill memory).
+#[derive(Debug)]
+pub struct Writer {
+    tx: std::sync::mpsc::SyncSender<Job>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Jobs waiting at most.
+    pub const QUEUE: usize = 8;
+
+    /// Starts the writer thread.
+    ///
+    /// # Errors
+    /// The thread cannot be started.
+    pub fn start() -> std::io::Result<Writer> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(Self::QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("tw-ckpt-writer".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })?;
+        Ok(Writer {
+            tx,
+            thread: Some(thread),
+        })
+    }
+
+    /// A handle to hand jobs to it.
+    pub fn handle(&self) -> std::sync::mpsc::SyncSender<Job> {
+        self.tx.clone()
+    }
+
+    /// Runs every job handed over so far, then stops the thread. Call after the run, once no
+    /// stage sends any more.
+    pub fn finish(mut self) {
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        if self
+            .tx
+            .send(Box::new(move || {
+                let _ = done_tx.send(());
+            }))
+            .is_ok()
+        {
+            let _ = done_rx.recv();
+        }
+        // The stages' handles may outlive the run (in its outcome): the thread is detached,
+        // idle, and ends with the process or when they drop.
+        drop(self.thread.take());
+    }
+}
+
+/// Hands `job` to the writer; logs it when the writer is gone.
+pub fn submit(tx: &std::sync::mpsc::SyncSender<Job>, log_to: &Log, job: Job) {
+    if tx.send(job).is_err() {
+        log(log_to, |l| {
+            l.errors.push("the checkpoint writer stopped".into())
+        });
+    }
+}
 
 fn log(l: &Log, f: impl FnOnce(&mut CkptReport)) {
     f(&mut l.lock().unwrap_or_else(|e| e.into_inner()));
@@ -110,16 +183,19 @@ pub struct WorkerCkpt {
     shard: usize,
     next: u64,
     log: Log,
+    writer: std::sync::mpsc::SyncSender<Job>,
 }
 
 impl WorkerCkpt {
-    /// Worker `shard`'s, its next checkpoint numbered `next`.
-    pub fn new(dir: CkptDir, shard: usize, next: u64, log: Log) -> WorkerCkpt {
+    /// Worker `shard`'s, its next checkpoint numbered `next`, its files written by `run`'s
+    /// writer.
+    pub fn new(run: &CkptRun, writer: &Writer, shard: usize, next: u64) -> WorkerCkpt {
         WorkerCkpt {
-            dir,
+            dir: run.dir.clone(),
             shard,
             next,
-            log,
+            log: run.log.clone(),
+            writer: writer.handle(),
         }
     }
 
@@ -133,17 +209,20 @@ impl WorkerCkpt {
             epoch: epoch.0,
             mark_seq: epoch.1,
         };
-        let r = ckpt::encode(&snap).and_then(|b| {
-            let dir = self.dir.staging(n)?;
-            ckpt::write_blob(&dir.join(format!("worker-{}.bin", self.shard)), &b)
-        });
+        let r = ckpt::encode(&snap);
         let stall = t0.elapsed().as_nanos() as u64;
-        log(&self.log, |l| {
-            l.worker_stall_ns.push(stall);
+        log(&self.log, |l| l.worker_stall_ns.push(stall));
+        let (dir, shard, log_to) = (self.dir.clone(), self.shard, self.log.clone());
+        let job = move || {
+            let r = r.and_then(|b| {
+                let d = dir.staging(n)?;
+                ckpt::write_blob(&d.join(format!("worker-{shard}.bin")), &b)
+            });
             if let Err(e) = r {
-                l.errors.push(e.to_string());
+                log(&log_to, |l| l.errors.push(e.to_string()));
             }
-        });
+        };
+        submit(&self.writer, &self.log, Box::new(job));
     }
 }
 
@@ -157,15 +236,17 @@ pub struct OutputCkpt {
     next: u64,
     feed: FeedId,
     key: RunKey,
+    every: CkptEvery,
     /// CRC of the alerts written so far.
     crc: crc32fast::Hasher,
     pause_ms: u64,
     log: Log,
+    writer: std::sync::mpsc::SyncSender<Job>,
 }
 
 impl OutputCkpt {
     /// The output's side for `workers` workers; `crc` covers the alerts written before.
-    pub fn new(run: &CkptRun, next: u64, crc: crc32fast::Hasher) -> OutputCkpt {
+    pub fn new(run: &CkptRun, writer: &Writer, next: u64, crc: crc32fast::Hasher) -> OutputCkpt {
         OutputCkpt {
             dir: run.dir.clone(),
             workers: run.key.workers,
@@ -173,6 +254,7 @@ impl OutputCkpt {
             next,
             feed: run.feed.clone(),
             key: run.key.clone(),
+            every: run.every,
             crc,
             // A test hook: a pause between writing the files and the rename, so a kill lands
             // inside a checkpoint write.
@@ -181,6 +263,7 @@ impl OutputCkpt {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
             log: run.log.clone(),
+            writer: writer.handle(),
         }
     }
 
@@ -201,30 +284,66 @@ impl OutputCkpt {
     }
 
     /// Completes the checkpoint: the alerts file stands at `len` bytes (synced), `count`
-    /// alerts; `out` is the output's state.
-    pub fn complete(&mut self, out: &SurvOutput, len: u64, count: u64) {
-        let t0 = Instant::now();
+    /// alerts; `out` is the output's state. Its state is copied here; the files are written and
+    /// the directory committed by the writer, after the workers' files.
+    pub fn complete(&mut self, out: &SurvOutput, len: u64, count: u64, t0: Instant) {
         let n = self.next;
         self.next += 1;
-        let r = self.write(n, out, len, count);
+        let state = ckpt::encode(&OutputSnap { out, alerts: count });
         let stall = t0.elapsed().as_nanos() as u64;
-        log(&self.log, |l| {
-            l.output_stall_ns.push(stall);
-            match r {
+        log(&self.log, |l| l.output_stall_ns.push(stall));
+        let alerts = OutputPos {
+            len,
+            crc32: format!("{:08x}", self.crc.clone().finalize()),
+            count,
+        };
+        let c = Commit {
+            dir: self.dir.clone(),
+            n,
+            workers: self.workers,
+            feed: self.feed.clone(),
+            key: self.key.clone(),
+            every: self.every,
+            alerts,
+            pause_ms: self.pause_ms,
+        };
+        let log_to = self.log.clone();
+        let job = move || {
+            let t = Instant::now();
+            let r = state.and_then(|b| c.write(&b));
+            let took = t.elapsed().as_nanos() as u64;
+            log(&log_to, |l| match r {
                 Ok(bytes) => {
                     l.written += 1;
                     l.last = n;
                     l.bytes = bytes;
+                    l.commit_ns.push(took);
                 }
                 Err(e) => l.errors.push(e.to_string()),
-            }
-        });
+            });
+        };
+        submit(&self.writer, &self.log, Box::new(job));
     }
+}
 
-    fn write(&self, n: u64, out: &SurvOutput, len: u64, count: u64) -> Result<u64, CkptError> {
-        let dir = self.dir.staging(n)?;
-        let b = ckpt::encode(&OutputSnap { out, alerts: count })?;
-        ckpt::write_blob(&dir.join("output.bin"), &b)?;
+/// The output's part of a checkpoint, completed on the writer thread.
+struct Commit {
+    dir: CkptDir,
+    n: u64,
+    workers: usize,
+    feed: FeedId,
+    key: RunKey,
+    every: CkptEvery,
+    alerts: OutputPos,
+    pause_ms: u64,
+}
+
+impl Commit {
+    /// Writes `output.bin` and the manifest, checks every part is there, then renames the
+    /// staging directory into place; the checkpoint's size.
+    fn write(self, state: &[u8]) -> Result<u64, CkptError> {
+        let dir = self.dir.staging(self.n)?;
+        ckpt::write_blob(&dir.join("output.bin"), state)?;
         let cut: ReaderCut = read_state(&dir.join("reader.bin"))?;
         let pos: SourcePos = ckpt::decode(&cut.source, "reader.bin")?;
         for i in 0..self.workers {
@@ -238,25 +357,22 @@ impl OutputCkpt {
         }
         let m = Manifest {
             format: ckpt::FORMAT_VERSION,
-            checkpoint: n,
-            feed: self.feed.clone(),
-            run: self.key.clone(),
+            checkpoint: self.n,
+            feed: self.feed,
+            run: self.key,
+            every: self.every,
             input: InputPos {
                 message: cut.messages,
                 byte_offset: pos.offset,
             },
-            alerts: OutputPos {
-                len,
-                crc32: format!("{:08x}", self.crc.clone().finalize()),
-                count,
-            },
+            alerts: self.alerts,
         };
         m.write(&dir)?;
         let bytes = dir_bytes(&dir);
         if self.pause_ms > 0 {
             std::thread::sleep(std::time::Duration::from_millis(self.pause_ms));
         }
-        self.dir.commit(n)?;
+        self.dir.commit(self.n)?;
         Ok(bytes)
     }
 }
@@ -277,7 +393,7 @@ fn read_state<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T, CkptError> 
 }
 
 /// A run's checkpoint settings.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct CkptRun {
     /// The directory.
     pub dir: CkptDir,
@@ -311,6 +427,15 @@ impl std::fmt::Debug for Restored {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Restored")
             .field("manifest", &self.manifest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for CkptRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CkptRun")
+            .field("dir", &self.dir)
+            .field("every", &self.every)
             .finish_non_exhaustive()
     }
 }

@@ -539,7 +539,18 @@ pub fn run_market_ckpt(
         None => ItchSource::new(buf, cfg.feed.lenient),
     };
     let log = ck.run.log.clone();
-    let (mut outcome, _) = run_source_with(src, &counts, cfg, jobs, Some(ck), (stop, progress))?;
+    let writer = ckpt::Writer::start().map_err(|e| EngineError::Spawn(e.to_string()))?;
+    let ran = run_source_with(
+        src,
+        &counts,
+        cfg,
+        jobs,
+        Some((ck, &writer)),
+        (stop, progress),
+    );
+    // Every part handed over is written (or its error logged) before the report is read.
+    writer.finish();
+    let (mut outcome, _) = ran?;
     outcome.report.checkpoints = Some(log.lock().map(|l| l.clone()).unwrap_or_default());
     Ok(outcome)
 }
@@ -558,7 +569,7 @@ fn run_source_with<S: FeedSource>(
     counts: &sizing::FeedCounts,
     cfg: &PipelineConfig,
     jobs: MarketJobs,
-    ck: Option<Checkpointing>,
+    ck: Option<(Checkpointing, &ckpt::Writer)>,
     (stop, progress): (&AtomicBool, &AtomicU64),
 ) -> Result<(RunOutcome, S), JobError>
 where
@@ -596,9 +607,9 @@ where
         None => None,
     };
     let (mut restored, ck_run) = match ck {
-        Some(c) => {
-            ecfg.checkpoints = Some(engine_checkpoints(&c, surv_clock_no));
-            (c.restored, Some(c.run))
+        Some((c, w)) => {
+            ecfg.checkpoints = Some(engine_checkpoints(&c, w, surv_clock_no));
+            (c.restored, Some((c.run, w)))
         }
         None => (None, None),
     };
@@ -608,13 +619,13 @@ where
         Some(j) => {
             let (mut hooks, mut merge) =
                 surv_hooks(j, counts, cfg.feed.until, surv_clock_no, scale)?;
-            if let Some(run) = &ck_run {
+            if let Some((run, writer)) = ck_run {
                 let r = restored.take();
                 let next = r.as_ref().map_or(1, |r| r.cut.n + 1);
                 let crc = r.as_ref().map_or_else(crc32fast::Hasher::new, |r| {
                     ckpt::crc_after(&r.manifest.alerts.crc32, r.manifest.alerts.len)
                 });
-                merge = merge.with_checkpoints(ckpt::OutputCkpt::new(run, next, crc));
+                merge = merge.with_checkpoints(ckpt::OutputCkpt::new(&run, writer, next, crc));
                 if let Some(r) = r {
                     merge.resume_with(r.output.out, r.output.alerts);
                     for (i, (h, w)) in hooks.iter_mut().zip(r.workers).enumerate() {
@@ -627,10 +638,7 @@ where
                 hooks = hooks
                     .into_iter()
                     .enumerate()
-                    .map(|(i, h)| {
-                        let c = ckpt::WorkerCkpt::new(run.dir.clone(), i, next, run.log.clone());
-                        h.with_checkpoints(c)
-                    })
+                    .map(|(i, h)| h.with_checkpoints(ckpt::WorkerCkpt::new(&run, writer, i, next)))
                     .collect();
             }
             Some((hooks, merge.with_book_gap(src.book_gap())))
@@ -682,19 +690,29 @@ where
 
 /// The engine's side of a run's checkpoints: the reader writes its cut into the checkpoint's
 /// staging directory.
-fn engine_checkpoints(c: &Checkpointing, clock: u8) -> crate::engine::Checkpoints {
-    let (dir, log) = (c.run.dir.clone(), c.run.log.clone());
+fn engine_checkpoints(
+    c: &Checkpointing,
+    w: &ckpt::Writer,
+    clock: u8,
+) -> crate::engine::Checkpoints {
+    let (dir, log, tx) = (c.run.dir.clone(), c.run.log.clone(), w.handle());
+    // Handed to the writer before the mark is sent: written before the workers' parts.
     let on_cut = move |cut: &crate::engine::ReaderCut| {
-        let r = crate::ckpt::encode(cut).and_then(|b| {
-            let d = dir.staging(cut.n)?;
-            crate::ckpt::write_blob(&d.join("reader.bin"), &b)
-        });
-        if let Err(e) = r {
-            log.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .errors
-                .push(e.to_string());
-        }
+        let (dir, log_to, cut) = (dir.clone(), log.clone(), cut.clone());
+        let job = move || {
+            let r = crate::ckpt::encode(&cut).and_then(|b| {
+                let d = dir.staging(cut.n)?;
+                crate::ckpt::write_blob(&d.join("reader.bin"), &b)
+            });
+            if let Err(e) = r {
+                log_to
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .errors
+                    .push(e.to_string());
+            }
+        };
+        ckpt::submit(&tx, &log, Box::new(job));
     };
     crate::engine::Checkpoints {
         every: c.run.every,
