@@ -104,6 +104,7 @@ pub mod agg;
 pub mod bench;
 pub mod book;
 pub mod capture;
+pub mod ckpt;
 pub mod clock;
 pub mod engine;
 pub mod export;

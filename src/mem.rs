@@ -53,8 +53,9 @@ impl<T: Pod> HugeArray<T> {
         let bytes = &mut self.map[..];
         let mut i = 0;
         while i < bytes.len() {
-            // A zero over a zero: changes nothing but makes the kernel back the page.
-            bytes[i] = std::hint::black_box(0);
+            // A byte over itself (zero, or a restored table's own): changes nothing but makes
+            // the kernel back the page.
+            bytes[i] = std::hint::black_box(bytes[i]);
             i += 4096;
         }
     }
@@ -85,6 +86,81 @@ impl<T: Pod> std::ops::DerefMut for HugeArray<T> {
     #[inline(always)]
     fn deref_mut(&mut self) -> &mut [T] {
         self.as_mut_slice()
+    }
+}
+
+/// Bytes per run of a [`HugeArray`]'s snapshot: only the runs that are not all zero are stored
+/// (a book's tables are mostly empty slots).
+const RUN: usize = 4096;
+
+/// Serialised as its length, then each non-zero 4 KiB run with its index.
+impl<T: Pod> serde::Serialize for HugeArray<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let bytes: &[u8] = bytemuck::cast_slice(self.as_slice());
+        let runs: Vec<(u64, Bytes<'_>)> = bytes
+            .chunks(RUN)
+            .enumerate()
+            .filter(|(_, c)| c.iter().any(|&b| b != 0))
+            .map(|(i, c)| (i as u64, Bytes(c)))
+            .collect();
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(&(self.len as u64))?;
+        t.serialize_element(&runs)?;
+        t.end()
+    }
+}
+
+impl<'de, T: Pod> serde::Deserialize<'de> for HugeArray<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let (len, runs): (u64, Vec<(u64, ByteBuf)>) = serde::Deserialize::deserialize(d)?;
+        // A guard against a corrupt length: no table a run builds is near 2^40 bytes.
+        let size = (len as usize).checked_mul(std::mem::size_of::<T>());
+        if size.map_or(true, |b| b > 1 << 40) {
+            return Err(D::Error::custom(format!("a table of {len} elements")));
+        }
+        let mut a = HugeArray::<T>::zeroed(len as usize);
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(a.as_mut_slice());
+        for (i, run) in runs {
+            let at = (i as usize).saturating_mul(RUN);
+            let Some(dst) = bytes.get_mut(at..at.saturating_add(run.0.len())) else {
+                return Err(D::Error::custom("a table run past the table's end"));
+            };
+            dst.copy_from_slice(&run.0);
+        }
+        Ok(a)
+    }
+}
+
+/// Bytes serialised as one byte string (not a sequence of numbers).
+struct Bytes<'a>(&'a [u8]);
+
+impl serde::Serialize for Bytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+/// An owned byte string, read back from [`Bytes`].
+struct ByteBuf(Vec<u8>);
+
+impl<'de> serde::Deserialize<'de> for ByteBuf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ByteBuf;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v))
+            }
+        }
+        d.deserialize_byte_buf(V)
     }
 }
 

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 /// A stock's top of book: best bid and offer, price (1/10,000 dollars) and shares; 0 for an empty
 /// side.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Touch {
     /// Best bid price.
     pub bid: u32,

@@ -3,7 +3,7 @@
 
 /// Running count, mean and variance in one pass (Welford 1962), numerically stable; two
 /// accumulators merge exactly (Chan et al.), so panes of a window combine.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Welford {
     /// Samples seen.
     pub n: u64,

@@ -19,7 +19,7 @@ pub const MAX_LADDER: usize = u16::MAX as usize;
 
 /// A stock's bid and ask ladders, aligned so that they sit in one cache line.
 #[repr(C, align(16))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LadderPair(pub [Ladder; 2]);
 
 impl LadderPair {
@@ -60,7 +60,9 @@ const LINEAR_SCAN: usize = 8;
 
 /// One price level.
 #[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Debug, PartialEq, Eq, Default)]
+#[derive(
+    Clone, Copy, Pod, Zeroable, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct Level {
     /// Price(4).
     pub price: u32,
@@ -72,7 +74,7 @@ pub struct Level {
 
 /// A stock side's ladder: where its segment is and how full it is. Eight bytes, so a stock's two
 /// ladders ([`LadderPair`]) share one 16-byte, never line-straddling slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ladder {
     start: u32,
     /// Levels in use; at most [`MAX_LADDER`] (a side with more is a counted level overflow).
@@ -116,7 +118,7 @@ impl Ladder {
 }
 
 /// Result of finding a price in a ladder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Slot {
     /// The level is at this arena index.
     Found(usize),
@@ -125,7 +127,7 @@ pub enum Slot {
 }
 
 /// The arena all ladders live in.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct LevelArena {
     levels: HugeArray<Level>,
     top: usize,

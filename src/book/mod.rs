@@ -34,7 +34,7 @@ use orders::{InsertError, Order, OrderTable};
 use serde::Serialize;
 
 /// Capacities, fixed at construction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BookConfig {
     /// Most orders live at once.
     pub max_orders: usize,
@@ -83,7 +83,7 @@ impl Default for BookConfig {
 }
 
 /// What the books did with the feed, and everything they had to skip.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct BookStats {
     /// Orders added (A, F, and the new half of U).
     pub adds: u64,
@@ -194,7 +194,7 @@ impl From<&Level> for LevelView {
 }
 
 /// The books of every stock.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Books {
     orders: OrderTable,
     arena: LevelArena,

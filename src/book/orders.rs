@@ -19,7 +19,9 @@ use bytemuck::{Pod, Zeroable};
 
 /// One resting order.
 #[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Debug, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Pod, Zeroable, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
 pub struct Order {
     /// Order reference + 1 (0 = empty slot).
     key: u64,
@@ -78,7 +80,7 @@ pub enum InsertError {
 }
 
 /// Fixed-capacity order table.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct OrderTable {
     slots: HugeArray<Order>,
     mask: usize,

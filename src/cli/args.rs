@@ -247,6 +247,21 @@ pub struct RunArgs {
     pub surv: SurvOpts,
     #[command(flatten)]
     pub live: super::listen::ListenArgs,
+    /// Write checkpoints here (surveillance runs: `--alerts FILE`): the books, every detector,
+    /// the risk book, the input position and the alerts file's length and CRC, at a consistent
+    /// cut of the feed; the newest 2 are kept. A fresh run clears the directory's checkpoints.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// How often to checkpoint: feed time with a unit (`10s`, `500ms`, `1m`) or a message count
+    /// (`5000000`). Default 10 s of feed time; a resumed run keeps the checkpoint's.
+    #[arg(long, value_name = "TIME|COUNT", value_parser = values::checkpoint_every)]
+    pub checkpoint_every: Option<tickwatch::engine::CkptEvery>,
+    /// Resume from the newest usable checkpoint in DIR (checksums verified; an older one if the
+    /// newest is damaged), with the same feed, rules, flow and workers as the run that wrote it:
+    /// the alerts file is cut back to the checkpoint and the run continues from its input
+    /// position, ending with the alerts of an unbroken run. Checkpoints go on into DIR.
+    #[arg(long, value_name = "DIR", conflicts_with = "checkpoint_dir")]
+    pub resume: Option<PathBuf>,
 }
 
 /// `--mlock`.

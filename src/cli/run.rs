@@ -12,6 +12,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use tickwatch::ckpt;
 use tickwatch::feed::MapOptions;
 use tickwatch::itch::symbol_field;
 use tickwatch::pipeline::gap::GapSummary;
@@ -57,7 +58,13 @@ fn surv_job(a: &RunArgs) -> Result<Option<pipeline::alerts::SurvJob>> {
             Some(pipeline::alerts::SurvJob {
                 rules,
                 flow,
-                sink: tickwatch::sink::alert_sink(out)?,
+                // A resumed run opens its alerts file at the checkpoint's length, once the
+                // checkpoint is read: nothing is truncated before then.
+                sink: if a.resume.is_some() {
+                    pipeline::alerts::AlertSink::from(io::sink())
+                } else {
+                    tickwatch::sink::alert_sink(out)?
+                },
                 mark_every: 1024,
                 reload: None,
                 detectors: Vec::new(),
@@ -106,6 +113,9 @@ fn run_pipeline(
     let alerts_on_stdout = a.alerts.as_ref().is_some_and(|p| p.as_os_str() == "-");
     let watch = watch_rules(&a, &mut surv);
     if let Some(lines) = &a.live.listen {
+        if a.resume.is_some() || a.checkpoint_dir.is_some() {
+            bail!("--checkpoint-dir and --resume are not supported with --listen yet (a live feed would have to re-request what it missed since the checkpoint)");
+        }
         let kind = match (&surv, &bars) {
             (Some(_), _) => RunKind::Surveillance,
             (None, Some(_)) => RunKind::Bars,
@@ -152,8 +162,16 @@ fn run_pipeline(
     let jobs = pipeline::MarketJobs { bars, surv };
     let lost = map.capture().map(|c| &c.extracted);
     let gap = lost.and_then(|x| x.first_gap());
-    let outcome = progress::while_running(&progress, watch, || {
-        pipeline::run_market_gapped(buf, gap, &cfg, jobs, &STOP, &progress)
+    let mut jobs = jobs;
+    let ck = match checkpointing(&a, &cfg, &path, buf, &mut jobs)? {
+        Some(_) if gap.is_some() => {
+            bail!("--checkpoint-dir/--resume: not for a capture with gaps yet")
+        }
+        c => c,
+    };
+    let outcome = progress::while_running(&progress, watch, || match ck {
+        Some(ck) => pipeline::run_market_ckpt(buf, &cfg, jobs, ck, &STOP, &progress),
+        None => pipeline::run_market_gapped(buf, gap, &cfg, jobs, &STOP, &progress),
     })
     .map_err(|e| map.explain(e))?;
     let r = &outcome.report;
@@ -188,6 +206,9 @@ fn run_pipeline(
             )?;
         }
     }
+    if let (Some(c), false) = (&r.checkpoints, a.json) {
+        print_checkpoints(&mut report, c)?;
+    }
     r.check_conservation()
         .map_err(|e| anyhow!("pipeline accounting failed: {e}"))?;
     report.flush()?;
@@ -195,6 +216,103 @@ fn run_pipeline(
     // hundreds of megabytes one table at a time (≈ 6 ms on a 3 M-message feed).
     std::mem::forget(outcome);
     std::mem::forget(map);
+    Ok(())
+}
+
+/// The checkpoints of `--checkpoint-dir`/`--resume`: where they go, and the one resumed from
+/// (read back and checked, the alerts file cut to it).
+fn checkpointing(
+    a: &RunArgs,
+    cfg: &PipelineConfig,
+    feed: &Path,
+    buf: &[u8],
+    jobs: &mut pipeline::MarketJobs,
+) -> Result<Option<pipeline::Checkpointing>> {
+    let Some(dir) = a.resume.as_ref().or(a.checkpoint_dir.as_ref()) else {
+        return Ok(None);
+    };
+    let (Some(j), Some(alerts)) = (jobs.surv.as_mut(), a.alerts.as_ref()) else {
+        bail!(
+            "--checkpoint-dir/--resume: checkpoints are of surveillance runs (add --alerts FILE)"
+        );
+    };
+    if jobs.bars.is_some() {
+        bail!("--checkpoint-dir/--resume: runs with bars are not checkpointed yet");
+    }
+    if alerts.as_os_str() == "-" {
+        bail!(
+            "--checkpoint-dir/--resume: the alerts must go to a regular file (not standard output)"
+        );
+    }
+    let crc_of = |b: &[u8]| format!("{:08x}", crc32fast::hash(b));
+    let key = ckpt::RunKey {
+        workers: cfg.workers,
+        rules_crc32: crc_of(&serde_json::to_vec(&j.rules)?),
+        flow_crc32: crc_of(&ckpt::encode(&j.flow)?),
+        mark_every: j.mark_every,
+        lenient: cfg.feed.lenient,
+        until: cfg.feed.until,
+    };
+    let mut run = pipeline::ckpt::CkptRun {
+        dir: ckpt::CkptDir::create(dir)?,
+        every: a
+            .checkpoint_every
+            .unwrap_or(tickwatch::engine::CkptEvery::FeedNs(10_000_000_000)),
+        feed: ckpt::FeedId::of(feed, buf),
+        key,
+        alerts: alerts.clone(),
+        log: Default::default(),
+    };
+    if a.resume.is_none() {
+        run.dir.clear()?;
+        return Ok(Some(pipeline::Checkpointing {
+            run,
+            restored: None,
+        }));
+    }
+    let restored = run.restore()?;
+    run.dir.clear_staging()?;
+    for s in &run
+        .log
+        .lock()
+        .map(|l| l.skipped.clone())
+        .unwrap_or_default()
+    {
+        eprintln!("tickwatch: skipping a damaged checkpoint: {s}");
+    }
+    let m = &restored.manifest;
+    run.every = a.checkpoint_every.unwrap_or(m.every);
+    eprintln!(
+        "tickwatch: resuming from checkpoint {} at message {} (byte {}), {} alerts ({} bytes)",
+        m.checkpoint, m.input.message, m.input.byte_offset, m.alerts.count, m.alerts.len
+    );
+    j.sink = pipeline::alerts::AlertSink::Journal(
+        pipeline::journal::Journal::open_at(alerts, m.alerts.len)
+            .with_context(|| format!("opening {} to resume", alerts.display()))?,
+    );
+    Ok(Some(pipeline::Checkpointing {
+        run,
+        restored: Some(restored),
+    }))
+}
+
+fn print_checkpoints(out: &mut dyn Write, c: &pipeline::ckpt::CkptReport) -> Result<()> {
+    if let Some(from) = &c.resumed_from {
+        writeln!(out, "resumed from: {from}")?;
+    }
+    let max = |v: &[u64]| v.iter().max().copied().unwrap_or(0) as f64 / 1e6;
+    writeln!(
+        out,
+        "checkpoints: {} written (last #{}, {:.1} MB); stall max {:.1} ms per worker, {:.1} ms output",
+        c.written,
+        c.last,
+        c.bytes as f64 / 1e6,
+        max(&c.worker_stall_ns),
+        max(&c.output_stall_ns)
+    )?;
+    for e in &c.errors {
+        writeln!(out, "checkpoint error: {e}")?;
+    }
     Ok(())
 }
 

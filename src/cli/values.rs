@@ -116,6 +116,24 @@ pub fn speed(s: &str) -> Result<Speed, String> {
     }
 }
 
+/// `--checkpoint-every`: feed time with a unit (`10s`), or a message count (`5000000`).
+pub fn checkpoint_every(s: &str) -> Result<tickwatch::engine::CkptEvery, String> {
+    use tickwatch::engine::CkptEvery;
+    let t = s.trim();
+    if let Ok(n) = t.parse::<u64>() {
+        return match n {
+            0 => Err("a message count of at least 1".into()),
+            n => Ok(CkptEvery::Messages(n)),
+        };
+    }
+    match humantime::parse_duration(t) {
+        Ok(d) if !d.is_zero() => Ok(CkptEvery::FeedNs(d.as_nanos().min(u64::MAX as u128) as u64)),
+        _ => Err(format!(
+            "expected feed time with a unit such as 10s or 500ms, or a message count such as 5000000; got {s:?}"
+        )),
+    }
+}
+
 /// A core number, or `none` (no pinning).
 pub fn core(s: &str) -> Result<Option<usize>, String> {
     if s.eq_ignore_ascii_case("none") {

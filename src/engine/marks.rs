@@ -50,7 +50,7 @@ pub struct Clock {
 }
 
 /// The reader's watermark and mark schedule.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct MarkGen {
     slide: u64,
     offset: u64,

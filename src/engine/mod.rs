@@ -88,6 +88,7 @@
 //! assert_eq!(total, (1..=1000).sum::<u64>());
 //! ```
 
+pub mod cut;
 mod event;
 mod host;
 pub mod marks;
@@ -102,6 +103,7 @@ mod stage;
 pub mod wait;
 mod worker;
 
+pub use cut::{Checkpoints, CkptEvery, ReaderCut, CKPT_FLAG, STOP_FLAG};
 pub use event::{Done, Event, SeqOrder, Tag};
 pub use host::{HostMark, HostTime};
 pub use marks::{Clock, Frontier, MarkGen, MAX_CLOCKS, UNTIMED};
@@ -192,6 +194,8 @@ pub struct Config {
     pub thread_hook: Option<fn(bool)>,
     /// The TSC scale (`None`: [`TickScale::cached`]).
     pub scale: Option<TickScale>,
+    /// Checkpoints, and where to resume (`None`: none).
+    pub checkpoints: Option<Checkpoints>,
 }
 
 impl Default for Config {
@@ -209,6 +213,7 @@ impl Default for Config {
             stage_sample: 1,
             thread_hook: None,
             scale: None,
+            checkpoints: None,
         }
     }
 }

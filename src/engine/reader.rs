@@ -1,6 +1,7 @@
 //! The reader stage: reads the source, stamps each item, inserts the marks, and routes each
 //! item to its shard's ring (or to every ring).
 
+use super::cut::{Checkpoints, ReaderCut, CKPT_FLAG, STOP_FLAG};
 use super::marks::{Clock, Frontier, UNTIMED};
 use super::source::{Route, Source};
 use super::stage::{Progress, Stage};
@@ -107,6 +108,11 @@ pub struct Reader<'a, S: Source> {
     /// Stopped by the stop flag before the end of the feed.
     pub interrupted: bool,
     done: bool,
+    /// Checkpoints (`None`: none), the next one's number, and where the last was flagged
+    /// (items sent, event time).
+    ckpt: Option<Checkpoints>,
+    next_ckpt: u64,
+    since: (u64, Option<u64>),
 }
 
 impl<'a, S: Source> Reader<'a, S> {
@@ -143,6 +149,58 @@ impl<'a, S: Source> Reader<'a, S> {
             error: None,
             interrupted: false,
             done: false,
+            ckpt: None,
+            next_ckpt: 1,
+            since: (0, None),
+        }
+    }
+
+    /// Takes checkpoints as `c` says, starting at its cut when it resumes one (the source is
+    /// positioned there).
+    pub(crate) fn checkpoint(&mut self, c: Checkpoints) {
+        if let Some(cut) = &c.resume {
+            self.seq = cut.seq;
+            self.messages = cut.messages;
+            self.last_ts = cut.last_ts;
+            self.out_of_order_ts = cut.out_of_order_ts;
+            for (m, (clock, (sent, gen))) in self.marks_sent.iter_mut().zip(
+                self.clocks
+                    .iter_mut()
+                    .zip(cut.marks_sent.iter().zip(&cut.gens)),
+            ) {
+                *m = *sent;
+                clock.gen = *gen;
+            }
+            self.next_ckpt = cut.n + 1;
+            self.since = (cut.since_messages, cut.since_ts);
+        }
+        self.ckpt = Some(c);
+    }
+
+    /// Whether a mark of clock `c` before an item stamped `ts` is a checkpoint.
+    fn ckpt_due(&mut self, c: usize, ts: u64) -> bool {
+        let Some(k) = &self.ckpt else { return false };
+        k.clock as usize == c && k.due(self.messages, ts, (self.since.0, &mut self.since.1))
+    }
+
+    /// The cut after a checkpoint mark at event time `ts`: the reader's state, handed over.
+    fn cut(&mut self, ts: u64) {
+        self.since = (self.messages, Some(ts));
+        let cut = ReaderCut {
+            n: self.next_ckpt,
+            seq: self.seq,
+            messages: self.messages,
+            last_ts: self.last_ts,
+            out_of_order_ts: self.out_of_order_ts,
+            marks_sent: self.marks_sent.clone(),
+            gens: self.clocks.iter().map(|c| c.gen).collect(),
+            source: self.source.checkpoint(),
+            since_messages: self.since.0,
+            since_ts: self.since.1,
+        };
+        self.next_ckpt += 1;
+        if let Some(k) = &self.ckpt {
+            (k.on_cut)(&cut);
         }
     }
 
@@ -160,13 +218,14 @@ impl<'a, S: Source> Reader<'a, S> {
 
     /// Sends a mark of clock `c` with watermark `wm` to every ring, whatever the backpressure
     /// policy (a dropped mark would desynchronise the shards); false when some ring is full.
-    fn send_mark(&mut self, c: usize, wm: u64) -> bool {
+    fn send_mark(&mut self, c: usize, wm: u64, flag: u8) -> bool {
         if !self.every_ring_has_room() {
             return false;
         }
         let seq = self.seq;
+        let clock = c as u8 | flag;
         for (o, n) in self.outs.iter_mut().zip(&mut self.counters) {
-            let staged = o.stage_with(|ev: &mut S::Event| ev.set_mark(wm, c as u8, seq));
+            let staged = o.stage_with(|ev: &mut S::Event| ev.set_mark(wm, clock, seq));
             debug_assert!(staged, "room was checked");
             n.pushed += staged as u64;
         }
@@ -179,8 +238,13 @@ impl<'a, S: Source> Reader<'a, S> {
     fn send_due_marks(&mut self, ts: u64) -> bool {
         for c in 0..self.clocks.len() {
             while let Some(wm) = self.clocks[c].gen.due(ts) {
-                if !self.send_mark(c, wm) {
+                // Checked (rarely true) only when a mark is due: every `mark_every` items.
+                let ckpt = self.ckpt_due(c, ts);
+                if !self.send_mark(c, wm, if ckpt { CKPT_FLAG } else { 0 }) {
                     return false;
+                }
+                if ckpt {
+                    self.cut(ts);
                 }
             }
         }
@@ -210,9 +274,10 @@ impl<'a, S: Source> Reader<'a, S> {
     /// close the rings, so the shards drain and stop. `Worked` while final marks wait for room.
     fn finish(&mut self) -> Progress {
         self.finishing = true;
+        let flag = if self.interrupted { STOP_FLAG } else { 0 };
         for c in 0..self.clocks.len() {
             while let Some(wm) = self.clocks[c].gen.final_due(self.clocks[c].size) {
-                if !self.send_mark(c, wm) {
+                if !self.send_mark(c, wm, flag) {
                     self.publish();
                     return Progress::Worked;
                 }

@@ -169,7 +169,10 @@ where
         stages: Sampler::new(cfg),
         until: cfg.until.unwrap_or(u64::MAX),
     };
-    let reader = Reader::new(source, to_workers, opts, clocks, frontier, ctl);
+    let mut reader = Reader::new(source, to_workers, opts, clocks, frontier, ctl);
+    if let Some(c) = &cfg.checkpoints {
+        reader.checkpoint(c.clone());
+    }
     stages.push(AnyStage::Reader(reader));
     stages.push(AnyStage::Output(Output::new(to_output, collector, scale)));
     let t0 = Instant::now();

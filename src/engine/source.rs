@@ -49,4 +49,11 @@ pub trait Source: Send {
     fn arrival(&self) -> Option<u64> {
         None
     }
+
+    /// The source's state at a checkpoint, positioned at the current item (which is not yet
+    /// sent): what it needs to start again there, e.g. the item's byte offset. Empty (the
+    /// default): the source cannot be resumed.
+    fn checkpoint(&self) -> Vec<u8> {
+        Vec::new()
+    }
 }

@@ -279,7 +279,7 @@ impl<'a> Message<'a> {
 }
 
 /// Order side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Side {
     /// `B`
     Buy,

@@ -24,7 +24,7 @@ use crate::agg::Touch;
 use crate::book::Books;
 use crate::clock::{ticks, TickScale};
 use crate::engine::merge::{Keyed, Merge};
-use crate::engine::{Collector, UNTIMED};
+use crate::engine::{Collector, CKPT_FLAG, STOP_FLAG, UNTIMED};
 use crate::itch::Message;
 use crate::ring::{Consumer, Producer};
 use crate::surv::{
@@ -237,6 +237,10 @@ pub struct SurvWorker {
     clock: u8,
     /// A mark whose steps wait for ring room: (watermark, feed position, next step).
     pending: Option<(u64, u32, usize)>,
+    /// Its checkpoints (`None`: none).
+    ckpt: Option<super::ckpt::WorkerCkpt>,
+    /// The pending mark is a checkpoint, flagged at this time: saved once its steps are done.
+    ckpt_due: Option<std::time::Instant>,
 }
 
 impl SurvWorker {
@@ -269,7 +273,43 @@ impl SurvWorker {
             clock: 0,
             pending: None,
             mark_waits: 0,
+            ckpt: None,
+            ckpt_due: None,
         }
+    }
+
+    /// Saves its state at checkpoint marks.
+    pub fn with_checkpoints(mut self, c: super::ckpt::WorkerCkpt) -> SurvWorker {
+        self.ckpt = Some(c);
+        self
+    }
+
+    /// Continues from a checkpoint: its epoch and last mark position.
+    pub fn resume_at(&mut self, epoch: u64, mark_seq: u32) {
+        self.epoch = epoch;
+        self.mark_seq = mark_seq;
+    }
+
+    /// At a checkpoint mark, after the mark's own records: saves the state, then sends the
+    /// checkpoint record (keyed after every record of the mark, before the next event's).
+    fn checkpoint(&mut self, books: &Books, t0: std::time::Instant) {
+        let Some(c) = &mut self.ckpt else { return };
+        c.save(books, &self.s, (self.epoch, self.mark_seq), t0);
+        let rec = SurvRecord {
+            key: OutKey {
+                epoch: self.epoch,
+                phase: phase::MARK_TIMERS,
+                rel: u32::MAX,
+                locate: u16::MAX,
+                det: u8::MAX,
+                idx: u16::MAX,
+            },
+            origin: 0,
+            staged: 0,
+            body: OutBody::Checkpoint,
+        };
+        self.out.send(rec, None);
+        self.out.publish();
     }
 
     /// Takes the marks of clock number `clock` (the run's clock list is the job's to order).
@@ -332,7 +372,8 @@ impl SurvWorker {
     #[inline]
     pub fn room_for_step(&mut self) -> bool {
         let o = &mut self.out;
-        (o.tx.free_cached() > MAX_STEP_RECORDS || o.tx.free_slots() > MAX_STEP_RECORDS)
+        // Room for a mark's epoch end and checkpoint record beside its step.
+        (o.tx.free_cached() > MAX_STEP_RECORDS + 1 || o.tx.free_slots() > MAX_STEP_RECORDS + 1)
             && (o.atx.free_cached() >= ALERTS_PER_STEP || o.atx.free_slots() >= ALERTS_PER_STEP)
     }
 
@@ -387,6 +428,12 @@ impl SurvWorker {
             let out = &mut self.out;
             self.s
                 .drain_step(self.epoch, ph, 0, 0, |r, a| out.send(r, a));
+            if self.pending.is_none() {
+                if let Some(t0) = self.ckpt_due.take() {
+                    // The step's room check left a slot for the checkpoint record.
+                    self.checkpoint(books, t0);
+                }
+            }
         }
         true
     }
@@ -463,7 +510,14 @@ impl BookHook for SurvWorker {
     }
 
     fn on_mark(&mut self, wm: u64, clock: u8, seq: u32, books: &Books) {
-        if clock == self.clock {
+        if clock & !(CKPT_FLAG | STOP_FLAG) == self.clock {
+            if clock & STOP_FLAG != 0 && wm < u64::MAX - 1 {
+                // The feed was stopped at the message stamped `wm`: no flow past it is joined
+                // (as with `--until`), even by the final marks.
+                self.s.set_flow_stop(wm);
+            }
+            // Saved once the mark's steps are done (they may wait for ring room).
+            self.ckpt_due = (clock & CKPT_FLAG != 0).then(std::time::Instant::now);
             self.mark(wm, seq, books);
         }
     }
@@ -536,6 +590,8 @@ pub struct SurvMerge {
     last: Option<Alert>,
     /// Where the feed's first unfilled gap is: alerts at or after it are flagged `book_gap`.
     book_gap: Option<Arc<BookGap>>,
+    /// Its checkpoints (`None`: none).
+    ckpt: Option<super::ckpt::OutputCkpt>,
 }
 
 impl std::fmt::Debug for SurvMerge {
@@ -631,6 +687,36 @@ impl SurvMerge {
             idle: 0,
             last: None,
             book_gap: None,
+            ckpt: None,
+        }
+    }
+
+    /// Completes the checkpoints (the sink must be a journal: its length is recorded).
+    pub fn with_checkpoints(mut self, c: super::ckpt::OutputCkpt) -> SurvMerge {
+        self.ckpt = Some(c);
+        self
+    }
+
+    /// Continues from a checkpoint: its risk book and alert count.
+    pub fn resume_with(&mut self, out: SurvOutput, alerts: u64) {
+        self.out = out;
+        self.alerts = alerts;
+    }
+
+    /// Every worker's checkpoint record is taken: every alert before the cut is formatted.
+    /// Writes them, syncs the file and completes the checkpoint.
+    fn checkpoint(&mut self) {
+        let t0 = std::time::Instant::now();
+        self.drain();
+        let AlertSink::Journal(j) = &mut self.sink else {
+            return;
+        };
+        if let Err(e) = j.sync() {
+            self.error.get_or_insert(e);
+        }
+        let len = j.len();
+        if let (Some(c), None) = (&mut self.ckpt, &self.error) {
+            c.complete(&self.out, len, self.alerts, t0);
         }
     }
 
@@ -677,6 +763,8 @@ impl SurvMerge {
         if !self.buf.is_empty() && self.error.is_none() {
             if let Err(e) = self.sink.write_all(&self.buf) {
                 self.error = Some(e);
+            } else if let Some(c) = &mut self.ckpt {
+                c.wrote(&self.buf);
             }
         }
         self.buf.clear();
@@ -710,6 +798,12 @@ impl SurvMerge {
                     let a = self.arxs[from].take();
                     self.missing += a.is_none() as u64;
                     a
+                }
+                OutBody::Checkpoint => {
+                    if self.ckpt.as_mut().is_some_and(|c| c.record()) {
+                        self.checkpoint();
+                    }
+                    continue;
                 }
                 _ => None,
             };

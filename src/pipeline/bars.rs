@@ -433,7 +433,7 @@ impl BookHook for BarsWorker {
     }
 
     fn on_mark(&mut self, wm: u64, clock: u8, _seq: u32, books: &Books) {
-        if clock == self.clock {
+        if clock & !crate::engine::STOP_FLAG == self.clock {
             self.mark(wm, |l| books.symbol(l).copied().unwrap_or(*b"?       "));
         }
     }

@@ -97,6 +97,35 @@ impl Journal {
         })
     }
 
+    /// Opens `path`, cuts it to its first `len` bytes and appends from there (a resumed run's
+    /// alerts file: the caller checked those bytes).
+    pub fn open_at(path: &Path, len: u64) -> io::Result<Journal> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        file.set_len(len)?;
+        let name = sigbus::name(path);
+        // Chunks start on a page boundary: the first one maps the partial page before `len`.
+        let base = len & !4095;
+        let cur = Self::map(&file, name, base, Self::FIRST_CHUNK)?;
+        Ok(Journal {
+            file,
+            name,
+            cur,
+            base,
+            at: (len - base) as usize,
+            next: None,
+            finished: false,
+        })
+    }
+
+    /// Writes what was appended to disk (a checkpoint's alerts must survive the machine).
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.cur.flush()?;
+        self.file.sync_data()
+    }
+
     /// Bytes appended so far.
     pub fn len(&self) -> u64 {
         self.base + self.at as u64
@@ -117,9 +146,10 @@ impl Journal {
         // process truncating the file under us faults (SIGBUS) — the same contract every
         // memory-mapped writer has; `sigbus` turns that into an error naming the file.
         let mut map = unsafe { MmapOptions::new().offset(offset).len(len).map_mut(file)? };
-        // Write every page once now (zero over zero), so that appends take no page fault.
+        // Write every page once now (each byte over itself: zero, or a resumed file's own
+        // bytes), so that appends take no page fault.
         for p in (0..len).step_by(4096) {
-            map[p] = 0;
+            map[p] = std::hint::black_box(map[p]);
         }
         Ok(Chunk {
             _guard: sigbus::register(map.as_ptr(), len, offset, name),

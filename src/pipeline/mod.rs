@@ -30,6 +30,7 @@
 
 pub mod alerts;
 pub mod bars;
+pub mod ckpt;
 pub mod event;
 pub mod gap;
 pub mod journal;
@@ -129,6 +130,7 @@ impl PipelineConfig {
             stage_sample: self.stage_sample,
             thread_hook: self.thread_hook,
             scale: None,
+            checkpoints: None,
         }
     }
 }
@@ -171,6 +173,9 @@ pub struct RunReport {
     pub bars: Option<bars::BarsReport>,
     /// The surveillance job's report, when the run had one.
     pub surv: Option<alerts::SurvReport>,
+    /// Checkpoints written (and where the run resumed from), when it took them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<ckpt::CkptReport>,
     /// Wall time from the first stage starting to the last finishing, ns.
     pub elapsed_ns: u64,
     /// `messages` / elapsed.
@@ -347,6 +352,9 @@ pub enum JobError {
     /// The engine failed (a configuration out of range, a stage that panicked).
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// A checkpoint could not be used.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::ckpt::CkptError),
 }
 
 /// The jobs of one market run: the books always, bars and surveillance when given.
@@ -486,6 +494,87 @@ pub fn run_source<S: FeedSource>(
 where
     JobError: From<S::Error>,
 {
+    run_source_with(src, counts, cfg, jobs, None, (stop, progress))
+}
+
+/// [`run_market`] of a surveillance run that takes checkpoints, resuming from
+/// `ck.restored` when given (the alerts sink must be the journal of `ck.run.alerts`, opened at
+/// the checkpoint's length when resuming).
+///
+/// # Errors
+/// As [`run_market`]; bars or user detectors in the run (not checkpointed yet); a restored
+/// position outside the feed.
+pub fn run_market_ckpt(
+    buf: &[u8],
+    cfg: &PipelineConfig,
+    jobs: MarketJobs,
+    ck: Checkpointing,
+    stop: &AtomicBool,
+    progress: &AtomicU64,
+) -> Result<RunOutcome, JobError> {
+    match &jobs.surv {
+        None => {
+            return Err(JobError::Config(
+                "checkpoints need surveillance (--alerts FILE)",
+            ))
+        }
+        Some(j) if !j.detectors.is_empty() => {
+            return Err(JobError::Config(
+                "runs with user detectors are not checkpointed yet",
+            ))
+        }
+        Some(j) if !matches!(j.sink, alerts::AlertSink::Journal(_)) => {
+            return Err(JobError::Config(
+                "checkpoints need the alerts in a regular file",
+            ))
+        }
+        Some(_) if jobs.bars.is_some() => {
+            return Err(JobError::Config("runs with bars are not checkpointed yet"))
+        }
+        Some(_) => {}
+    }
+    let counts = sizing::FeedCounts::of(buf, cfg.workers);
+    let src = match &ck.restored {
+        Some(r) => ItchSource::resume(buf, cfg.feed.lenient, &r.pos)?,
+        None => ItchSource::new(buf, cfg.feed.lenient),
+    };
+    let log = ck.run.log.clone();
+    let writer = ckpt::Writer::start().map_err(|e| EngineError::Spawn(e.to_string()))?;
+    let ran = run_source_with(
+        src,
+        &counts,
+        cfg,
+        jobs,
+        Some((ck, &writer)),
+        (stop, progress),
+    );
+    // Every part handed over is written (or its error logged) before the report is read.
+    writer.finish();
+    let (mut outcome, _) = ran?;
+    outcome.report.checkpoints = Some(log.lock().map(|l| l.clone()).unwrap_or_default());
+    Ok(outcome)
+}
+
+/// A run's checkpoints, and the one it resumes from.
+#[derive(Debug)]
+pub struct Checkpointing {
+    /// Where and how often.
+    pub run: ckpt::CkptRun,
+    /// The checkpoint read back ([`ckpt::CkptRun::restore`]), to resume from.
+    pub restored: Option<ckpt::Restored>,
+}
+
+fn run_source_with<S: FeedSource>(
+    src: S,
+    counts: &sizing::FeedCounts,
+    cfg: &PipelineConfig,
+    jobs: MarketJobs,
+    ck: Option<(Checkpointing, &ckpt::Writer)>,
+    (stop, progress): (&AtomicBool, &AtomicU64),
+) -> Result<(RunOutcome, S), JobError>
+where
+    JobError: From<S::Error>,
+{
     let mut ecfg = cfg.engine();
     ecfg.validate()?;
     // One TSC scale for the engine's latency and the alerts' (the same clock, read once).
@@ -517,13 +606,50 @@ where
         Some(b) => Some(bars_hooks(b, n, locates)?),
         None => None,
     };
+    let (mut restored, ck_run) = match ck {
+        Some((c, w)) => {
+            ecfg.checkpoints = Some(engine_checkpoints(&c, w, surv_clock_no));
+            (c.restored, Some((c.run, w)))
+        }
+        None => (None, None),
+    };
+    let mut sizes: Vec<Option<BookConfig>> = sizes.into_iter().map(Some).collect();
+    let mut books: Vec<Option<Books>> = (0..n).map(|_| None).collect();
     let surv_parts = match jobs.surv {
         Some(j) => {
-            let (hooks, merge) = surv_hooks(j, counts, cfg.feed.until, surv_clock_no, scale)?;
+            let (mut hooks, mut merge) =
+                surv_hooks(j, counts, cfg.feed.until, surv_clock_no, scale)?;
+            if let Some((run, writer)) = ck_run {
+                let r = restored.take();
+                let next = r.as_ref().map_or(1, |r| r.cut.n + 1);
+                let crc = r.as_ref().map_or_else(crc32fast::Hasher::new, |r| {
+                    ckpt::crc_after(&r.manifest.alerts.crc32, r.manifest.alerts.len)
+                });
+                merge = merge.with_checkpoints(ckpt::OutputCkpt::new(&run, writer, next, crc));
+                if let Some(r) = r {
+                    merge.resume_with(r.output.out, r.output.alerts);
+                    for (i, (h, w)) in hooks.iter_mut().zip(r.workers).enumerate() {
+                        h.s = w.s;
+                        h.resume_at(w.epoch, w.mark_seq);
+                        books[i] = Some(w.books);
+                        sizes[i] = None;
+                    }
+                }
+                hooks = hooks
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, h)| h.with_checkpoints(ckpt::WorkerCkpt::new(&run, writer, i, next)))
+                    .collect();
+            }
             Some((hooks, merge.with_book_gap(src.book_gap())))
         }
         None => None,
     };
+    let sizes: Vec<Books> = books
+        .into_iter()
+        .zip(sizes)
+        .map(|(b, s)| b.unwrap_or_else(|| Books::new(s.unwrap_or_default())))
+        .collect();
     let hooks = (bars_parts, surv_parts);
     match hooks {
         (None, None) => {
@@ -562,18 +688,52 @@ where
     }
 }
 
-/// One worker's books per hook (shard `i` sized `sizes[i]`; each worker faults its own in
-/// before the run, so the hot path takes no page fault).
+/// The engine's side of a run's checkpoints: the reader writes its cut into the checkpoint's
+/// staging directory.
+fn engine_checkpoints(
+    c: &Checkpointing,
+    w: &ckpt::Writer,
+    clock: u8,
+) -> crate::engine::Checkpoints {
+    let (dir, log, tx) = (c.run.dir.clone(), c.run.log.clone(), w.handle());
+    // Handed to the writer before the mark is sent: written before the workers' parts.
+    let on_cut = move |cut: &crate::engine::ReaderCut| {
+        let (dir, log_to, cut) = (dir.clone(), log.clone(), cut.clone());
+        let job = move || {
+            let r = crate::ckpt::encode(&cut).and_then(|b| {
+                let d = dir.staging(cut.n)?;
+                crate::ckpt::write_blob(&d.join("reader.bin"), &b)
+            });
+            if let Err(e) = r {
+                log_to
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .errors
+                    .push(e.to_string());
+            }
+        };
+        ckpt::submit(&tx, &log, Box::new(job));
+    };
+    crate::engine::Checkpoints {
+        every: c.run.every,
+        clock,
+        on_cut: Arc::new(on_cut),
+        resume: c.restored.as_ref().map(|r| r.cut.clone()),
+    }
+}
+
+/// One worker's books per hook (shard `i`'s `books[i]`; each worker faults its own in before
+/// the run, so the hot path takes no page fault).
 fn plan<H: BookHook, C: Collector>(
     hooks: Vec<H>,
     collector: C,
     clocks: Vec<Clock>,
-    sizes: Vec<BookConfig>,
+    books: Vec<Books>,
 ) -> Plan<BookOp<H>, C> {
     let ops = hooks
         .into_iter()
-        .zip(sizes)
-        .map(|(h, size)| BookOp::new(Books::new(size), h))
+        .zip(books)
+        .map(|(h, b)| BookOp::new(b, h))
         .collect();
     Plan {
         ops,
@@ -739,6 +899,7 @@ where
         marks_sent: e.marks_sent,
         bars,
         surv,
+        checkpoints: None,
         elapsed_ns: e.elapsed_ns,
         messages_per_s: e.messages_per_s,
         rings: e.rings,

@@ -32,6 +32,8 @@ pub struct ItchSource<'a> {
     pub skipped_bad_lengths: u64,
     /// Where the feed's first unfilled gap is (a capture's), for the alerts' `book_gap`.
     pub(super) book_gap: Option<Arc<BookGap>>,
+    /// Byte offset of the current message's frame.
+    offset: u64,
 }
 
 impl<'a> ItchSource<'a> {
@@ -46,7 +48,30 @@ impl<'a> ItchSource<'a> {
             skipped_unknown: 0,
             skipped_bad_lengths: 0,
             book_gap: None,
+            offset: 0,
         }
+    }
+
+    /// The messages of `buf` from a checkpoint's position on (its offset and counts).
+    ///
+    /// # Errors
+    /// The offset is past the end of `buf`.
+    pub fn resume(
+        buf: &'a [u8],
+        lenient: bool,
+        at: &super::ckpt::SourcePos,
+    ) -> Result<ItchSource<'a>, crate::ckpt::CkptError> {
+        let Some(rest) = buf.get(at.offset as usize..) else {
+            return Err(crate::ckpt::CkptError::Corrupt {
+                path: "reader.bin".into(),
+                why: format!("offset {} past the feed's {} bytes", at.offset, buf.len()),
+            });
+        };
+        let mut s = ItchSource::new(buf, lenient);
+        s.frames = Frames::with_base(rest, at.offset);
+        s.skipped_unknown = at.skipped_unknown;
+        s.skipped_bad_lengths = at.skipped_bad_lengths;
+        Ok(s)
     }
 
     /// The same source, its first unfilled gap at feed position `gap` (if any).
@@ -72,6 +97,7 @@ impl Source for ItchSource<'_> {
                     self.ts = m.timestamp();
                     self.locate = m.stock_locate();
                     self.body = frame.body;
+                    self.offset = frame.offset;
                     return Some(Ok(()));
                 }
                 Err(e) if matches!(e.kind, DecodeErrorKind::UnknownType(_)) => {
@@ -98,5 +124,15 @@ impl Source for ItchSource<'_> {
         let n = self.body.len().min(BODY);
         slot.body[..n].copy_from_slice(&self.body[..n]);
         slot.body[n..].fill(0);
+    }
+
+    fn checkpoint(&self) -> Vec<u8> {
+        // The counts include nothing of the current message: it is the next to send.
+        let pos = super::ckpt::SourcePos {
+            offset: self.offset,
+            skipped_unknown: self.skipped_unknown,
+            skipped_bad_lengths: self.skipped_bad_lengths,
+        };
+        crate::ckpt::encode(&pos).unwrap_or_default()
     }
 }

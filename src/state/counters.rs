@@ -6,7 +6,7 @@
 use core::fmt;
 
 /// Counts of keyed-state events. Every refused or dropped value is in exactly one counter.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StateCounters {
     /// Keys given a new entry (dense: a value written where none was live).
     pub inserts: u64,

@@ -7,7 +7,7 @@
 
 use super::{expired, StateCounters, Ts};
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Slot<V> {
     value: V,
     written: Ts,
@@ -25,7 +25,7 @@ struct Slot<V> {
 /// assert!(!last_px.update(8, 2_000, |px| *px = 1)); // 8 >= capacity: counted overflow
 /// assert_eq!(last_px.counters().overflow, 1);
 /// ```
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct DenseState<V: Copy> {
     slots: Box<[Slot<V>]>,
     default: V,

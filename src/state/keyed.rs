@@ -22,7 +22,7 @@ use core::marker::PhantomData;
 /// assert_eq!(volume.get(mpid, 30), Some(&500));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct KeyedState<V: Copy> {
     index: SparseIndex,
     values: Box<[V]>,
@@ -250,7 +250,7 @@ impl<V: Copy, In, F: Fn(&mut V, &In)> ReducingState<V, In, F> {
 /// assert_eq!(last.counters().evicted, 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct ListState<V: Copy> {
     index: SparseIndex,
     rings: Rings<V>,

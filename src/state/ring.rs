@@ -8,6 +8,7 @@
 use core::fmt;
 
 /// `n` rings of `cap` elements each, allocated once.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Rings<T: Copy> {
     cells: Box<[Option<T>]>,
     head: Box<[u32]>,

@@ -26,7 +26,7 @@ pub const SWEEP_ON_FULL: usize = 64;
 /// 2^64 / φ, odd: the multiplier of Fibonacci hashing.
 const FIB: u64 = 0x9E37_79B9_7F4A_7C15;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Bucket {
     key: u64,
     slot: u32,
@@ -80,7 +80,7 @@ pub enum IndexCheckError {
 }
 
 /// Where a key lives, from [`SparseIndex::insert`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// The key's dense slot, `< capacity`.
     pub slot: u32,
@@ -104,6 +104,7 @@ pub struct Entry {
 /// assert_eq!(ix.insert(8, 0)?.slot, a.slot); // the freed slot is reused
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct SparseIndex {
     buckets: Box<[Bucket]>,
     mask: usize,

@@ -131,7 +131,7 @@ impl AbnormalMoveRules {
 }
 
 /// A stock's price and volume history.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct PriceState {
     /// Previous trade price (0: none yet) and time.
     last_px: u32,
@@ -178,8 +178,9 @@ fn panes(p: &[Welford; 2]) -> Welford {
 }
 
 /// The `abnormal_move` detector's state in one shard.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct AbnormalMove {
+    #[serde(with = "crate::ckpt::cap")]
     stocks: Vec<PriceState>,
 }
 
@@ -405,15 +406,19 @@ impl LockedCrossedRules {
 const NOT_LOCKED: u64 = u64::MAX;
 
 /// The `locked_crossed` detector's state in one shard.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct LockedCrossed {
     /// Per locate: when the current lock began ([`NOT_LOCKED`]: none).
+    #[serde(with = "crate::ckpt::cap")]
     since: Vec<u64>,
     /// Per locate: the current lock has fired.
+    #[serde(with = "crate::ckpt::cap")]
     fired: Vec<bool>,
     /// Per locate: its index in `active`.
+    #[serde(with = "crate::ckpt::cap")]
     pos: Vec<u32>,
     /// Locates currently locked or crossed (capacity: every locate; never grows).
+    #[serde(with = "crate::ckpt::cap")]
     active: Vec<u16>,
 }
 

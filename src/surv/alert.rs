@@ -6,7 +6,9 @@ use std::io::Write;
 
 /// The detectors, in the order they run on each event (also the tie-break of alerts raised by
 /// one event).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 #[repr(u8)]
 pub enum DetectorId {
@@ -76,7 +78,7 @@ impl DetectorId {
 
 /// Which user detector ([`crate::surv::custom::UserDetector`]) raised an alert: its
 /// registration slot (its place in the sort order) and its name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UserId {
     /// Registration order, from 0.
     pub slot: u8,
@@ -92,7 +94,18 @@ impl UserId {
 }
 
 /// How serious an alert is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub enum Severity {
     /// Worth a look.
     #[default]
@@ -477,8 +490,9 @@ fn write_clock(w: &mut Vec<u8>, ts: u64) {
 
 /// Where detectors put alerts: a fixed-capacity buffer, drained by the caller after each event;
 /// alerts beyond its capacity are counted, never lost silently.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Alerts {
+    #[serde(with = "crate::ckpt::scratch")]
     buf: Vec<Alert>,
     cap: usize,
     /// Alerts that did not fit (the caller drains after every event, so only a detector raising

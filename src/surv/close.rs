@@ -146,7 +146,7 @@ const NO_SLOT: u32 = u32::MAX;
 /// One cent in Price(4).
 const TICK: u32 = 100;
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Bucket {
     /// `ts / width` + 1 (0: never used).
     id: u64,
@@ -159,7 +159,7 @@ struct Bucket {
     noii_ref: u32,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct PartySlot {
     party: Party,
     /// Executed shares per bucket (aligned with the stock's buckets).
@@ -167,7 +167,7 @@ struct PartySlot {
 }
 
 /// The last closing NOII ('I' with cross type 'C') of a stock.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Noii {
     /// Its time (meaningful when `seen`).
     ts: u64,
@@ -179,7 +179,7 @@ struct Noii {
     reference: u32,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Stock {
     locate: u16,
     buckets: [Bucket; BUCKETS],
@@ -213,9 +213,11 @@ impl Default for Stock {
 }
 
 /// The `marking_the_close` detector's state in one shard.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct MarkingTheClose {
+    #[serde(with = "crate::ckpt::cap")]
     slot_of: Vec<u32>,
+    #[serde(with = "crate::ckpt::cap")]
     stocks: Vec<Stock>,
     /// Trades of stocks not followed because the stock table was full.
     pub stock_overflow: u64,
@@ -282,7 +284,7 @@ impl MarkingTheClose {
 }
 
 /// What the window held, at the close.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Window {
     trades: u32,
     shares: u64,

@@ -262,7 +262,7 @@ mod tests {
         let rec = SurvRecord {
             key: OutKey {
                 epoch: 0,
-                phase: 1,
+                phase: crate::surv::phase::EVENT,
                 rel: 0,
                 locate: 2,
                 det: a.sort_id(),

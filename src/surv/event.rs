@@ -38,7 +38,7 @@ pub fn party_name(p: &Party) -> &str {
 }
 
 /// What a message does, with the resting order's details where it refers to one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     /// A new displayed order (A, or F with the MPID in `party`).
     Add {
@@ -159,7 +159,7 @@ pub enum Kind {
 }
 
 /// One classified message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SurvEvent {
     /// Feed position (wraps after 2³²).
     pub seq: u32,

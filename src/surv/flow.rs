@@ -30,7 +30,7 @@ use std::fmt;
 use std::path::Path;
 
 /// What a flow record reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FlowEvent {
     /// An order accepted.
     New,
@@ -52,7 +52,7 @@ impl FlowEvent {
 }
 
 /// One record of the participant flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FlowRecord {
     /// Event time, ns since midnight.
     pub ts: u64,

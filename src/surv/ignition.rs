@@ -129,7 +129,7 @@ const NO_SLOT: u32 = u32::MAX;
 /// One cent in Price(4).
 const TICK: u32 = 100;
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Bucket {
     /// `ts / width` (+1, so 0 is "never used").
     id: u64,
@@ -143,7 +143,7 @@ struct Bucket {
     down: u32,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct PartySlot {
     party: Party,
     /// Its execution nearest the peak: the price for a rise, `u32::MAX - price` for a fall
@@ -154,7 +154,7 @@ struct PartySlot {
     n_refs: u8,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Episode {
     /// +1: the price rose (the participant's sells executed), -1: fell; 0: none open.
     dir: i8,
@@ -173,7 +173,7 @@ struct Episode {
     n_parties: u8,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Stock {
     buckets: [Bucket; BUCKETS],
     ep: Episode,
@@ -181,9 +181,11 @@ struct Stock {
 }
 
 /// The `momentum_ignition` detector's state in one shard.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct MomentumIgnition {
+    #[serde(with = "crate::ckpt::cap")]
     slot_of: Vec<u32>,
+    #[serde(with = "crate::ckpt::cap")]
     stocks: Vec<Stock>,
     /// Trades of stocks not followed because the stock table was full.
     pub stock_overflow: u64,

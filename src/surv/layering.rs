@@ -153,7 +153,7 @@ impl LayeringRules {
 }
 
 /// A followed order of a participant.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct LOrder {
     locate: u16,
     side: Side,
@@ -180,7 +180,7 @@ const NO_ORDER: LOrder = LOrder {
 };
 
 /// A bucket of [`OrderTable`]: the reference, its last write and the order, in one cache line.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 #[repr(align(64))]
 struct OrderSlot {
     key: u64,
@@ -201,7 +201,7 @@ const VACANT: OrderSlot = OrderSlot {
 /// reads a bucket, a write time and a value in three arrays). Same rules as that table: at most
 /// `cap` orders; an order not written for [`STATE_TTL_NS`] is gone (removed when met); a full
 /// table first sweeps a few buckets for expired orders, then refuses (counted by the caller).
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct OrderTable {
     slots: Box<[OrderSlot]>,
     shift: u32,
@@ -381,7 +381,7 @@ impl OrderTable {
 }
 
 /// One (stock, participant, side): its followed orders and the current arming.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Pair {
     locate: u16,
     side: Side,
@@ -450,7 +450,7 @@ impl Pair {
 }
 
 /// What the layering detector had to drop or skip.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LayeringCounters {
     /// Orders followed.
     pub followed: u64,
@@ -469,7 +469,7 @@ pub struct LayeringCounters {
 }
 
 /// The `layering` detector's state in one shard.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Layering {
     orders: OrderTable,
     pairs: Filtered<Pair>,

@@ -450,7 +450,7 @@ impl Rules {
 }
 
 /// Counters a surveillance run reports.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SurvCounters {
     /// Events seen.
     pub events: u64,
@@ -478,7 +478,7 @@ fn link_bit(order_ref: u64) -> usize {
 const RISK_BUF: usize = 256;
 
 /// The detectors of one shard (or of a whole single-threaded run).
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Surveillance {
     rules: Rules,
     spoofing: spoofing::Spoofing,
@@ -491,38 +491,44 @@ pub struct Surveillance {
     locked: abnormal::LockedCrossed,
     wash: wash::WashTrade,
     /// Detectors of the user's own, run after the built-in ones.
+    #[serde(skip)]
     user: custom::UserDetectors,
     /// Alerts raised and not yet drained.
     pub alerts: Alerts,
     /// Risk inputs produced and not yet drained: (ts, seq, input).
+    #[serde(with = "crate::ckpt::cap")]
     pub risk: Vec<(u64, u32, RiskInput)>,
     /// Flow records grouped by stock (each group in time order), and each group's cursor.
+    #[serde(with = "crate::ckpt::cap")]
     flow: Vec<(Vec<FlowRecord>, usize)>,
     /// Group index per locate (`u32::MAX`: none), resolved when the stock's directory arrives.
+    #[serde(with = "crate::ckpt::cap")]
     flow_of: Vec<u32>,
     /// The locates with a flow group, ascending (at most one per flow stock: preallocated).
+    #[serde(with = "crate::ckpt::cap")]
     flow_locates: Vec<u16>,
     /// Order reference → account (from flow `new` records).
     accounts: KeyedState<event::Party>,
     /// A one-hash filter over the linked order references (2²⁰ bits, 128 KiB): most orders are
     /// not the firm's, and a clear bit answers without probing the table.
+    #[serde(with = "crate::ckpt::cap")]
     linked: Vec<u64>,
     /// Per locate: some party holds a position (risk marks are sent on touch changes).
+    #[serde(with = "crate::ckpt::cap")]
     held: Vec<bool>,
     /// Per locate, the mark interval (`marks`) in which its mid last went to the risk book: a
     /// held stock's mid is sent on its first touch change of each interval, not on every one
     /// (the same events for any sharding; positions are marked at most one interval stale).
+    #[serde(with = "crate::ckpt::cap")]
     marked: Vec<u32>,
     /// Marks seen.
     marks: u32,
     /// Flow stamped after this is never joined (the replay's `--until`; `u64::MAX`: none).
     flow_stop: u64,
-    /// The last finite watermark (below `u64::MAX − 1`): where the feed ended once the final
-    /// marks come, since a periodic clock's final marks start at the last message's time.
-    flow_end: u64,
     /// Counters.
     pub counters: SurvCounters,
     /// Scratch for [`Surveillance::drain_step`]: (locate, detector, index, source).
+    #[serde(with = "crate::ckpt::cap")]
     order: Vec<(u16, u8, u16, u8)>,
 }
 
@@ -577,7 +583,6 @@ impl Surveillance {
             marked: vec![u32::MAX; cap.locates],
             marks: 0,
             flow_stop: u64::MAX,
-            flow_end: 0,
             counters: SurvCounters::default(),
             order: Vec::with_capacity(MAX_STEP_RECORDS),
         }
@@ -615,9 +620,10 @@ impl Surveillance {
         self.user.names()
     }
 
-    /// Joins no flow record stamped after `ts` (a replay that stops at `ts`).
+    /// Joins no flow record stamped after `ts` (a replay that stops at `ts`; the earliest of
+    /// several stops holds).
     pub fn set_flow_stop(&mut self, ts: u64) {
-        self.flow_stop = ts;
+        self.flow_stop = self.flow_stop.min(ts);
     }
 
     /// The rules in force.
@@ -912,15 +918,8 @@ impl Surveillance {
     pub fn mark_flow(&mut self, i: usize, wm: u64, seq: u32, books: &Books) {
         // A replay stopped early (`--until`) joins no flow stamped after its stop: those records
         // have no market to be joined with and are reported as never applied.
-        // The final marks join nothing past the last message either: flow stamped after the
-        // feed ended (or was stopped, by `--until` or Ctrl-C) has no market to be joined with.
-        let upto = if wm >= u64::MAX - 1 {
-            self.flow_end
-        } else {
-            wm
-        };
         if let Some(&locate) = self.flow_locates.get(i) {
-            self.flow_until(locate, upto.min(self.flow_stop), seq, books);
+            self.flow_until(locate, wm.min(self.flow_stop), seq, books);
         }
     }
 
@@ -945,9 +944,6 @@ impl Surveillance {
     /// timers run with watermark `wm`.
     pub fn mark_timers(&mut self, wm: u64, seq: u32, books: &Books) {
         self.marks = self.marks.wrapping_add(1);
-        if wm < u64::MAX - 1 {
-            self.flow_end = wm;
-        }
         let ctx = Ctx {
             books,
             symbol: [b' '; 8],
@@ -1008,7 +1004,9 @@ impl Surveillance {
 /// (no wrap within an epoch); then the stock, the detector, and the order the detector raised
 /// them in within one step (all of one stock's records come from one worker, and a step
 /// concerns one stock, except a mark's timers).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct OutKey {
     /// Marks before it.
     pub epoch: u64,
@@ -1039,7 +1037,7 @@ pub mod phase {
 /// What a worker sends the output stage (records travel by value in a preallocated ring: no
 /// boxing). Small — most records are risk inputs — so an alert's body travels beside it, in a
 /// ring of its own, in the same order (see `pipeline::alerts`).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum OutBody {
     /// An alert to write (its [`Alert`] comes with it: [`Surveillance::drain_step`] hands it
     /// over beside the record).
@@ -1058,10 +1056,13 @@ pub enum OutBody {
     /// The worker has sent everything keyed up to this record's key (sent while it waits for
     /// events, so that the merge need not wait for the next mark).
     Progress,
+    /// The worker took a checkpoint mark and saved its state: everything it sends before this
+    /// is before the cut (a progress record to the merge otherwise).
+    Checkpoint,
 }
 
 /// A keyed record for the output stage.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SurvRecord {
     /// Sort key.
     pub key: OutKey,
@@ -1200,7 +1201,7 @@ impl Surveillance {
 
 /// The output side of surveillance: takes the records in key order, applies risk inputs to the
 /// one risk book, and hands every alert to `emit`.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct SurvOutput {
     /// Positions, exposure, P&L.
     pub risk: RiskBook,
@@ -1208,8 +1209,14 @@ pub struct SurvOutput {
     scratch: Alerts,
     /// Alerts written, by detector (the user detectors' total under [`DetectorId::Custom`]).
     pub written: [u64; DetectorId::ALL.len()],
-    /// Alerts written by each user detector, by registration slot, with its name.
+    /// Alerts written by each user detector, by registration slot, with its name (not in a
+    /// checkpoint: runs with user detectors are not checkpointed).
+    #[serde(skip, default = "no_user_counts")]
     written_user: [(&'static str, u64); custom::MAX_USER_DETECTORS],
+}
+
+fn no_user_counts() -> [(&'static str, u64); custom::MAX_USER_DETECTORS] {
+    [("", 0); custom::MAX_USER_DETECTORS]
 }
 
 impl SurvOutput {
@@ -1281,7 +1288,7 @@ impl SurvOutput {
                     }
                 }
             }
-            OutBody::EpochEnd | OutBody::Progress => {}
+            OutBody::EpochEnd | OutBody::Progress | OutBody::Checkpoint => {}
         }
     }
 }

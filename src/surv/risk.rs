@@ -164,7 +164,7 @@ impl RiskRules {
 }
 
 /// What the workers tell the risk book.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RiskInput {
     /// `party` bought (`side` Buy) or sold `shares` of `locate` at `price` (Price(4)).
     Fill {
@@ -205,7 +205,7 @@ pub enum RiskInput {
 
 /// The per-party limits, in the order of their alert state (the per-stock net limit's state
 /// lives in each position).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[repr(u8)]
 enum Limit {
     Gross = 0,
@@ -222,7 +222,7 @@ const ALERTED: u8 = 1;
 const KILLED: u8 = 2;
 
 /// The alert state of one (participant, limit) or (participant, stock) net limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct LimitState {
     /// BELOW, ALERTED or KILLED.
     level: u8,
@@ -284,7 +284,7 @@ impl LimitState {
 }
 
 /// One participant's totals.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct PartyState {
     party: Party,
     /// Σ |net| × mark, money units.
@@ -328,7 +328,7 @@ const NO_PARTY: PartyState = PartyState {
 };
 
 /// One participant's position in one stock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Position {
     party: Party,
     /// The party's index in the book's party states.
@@ -358,7 +358,7 @@ const NO_POSITION: Position = Position {
 };
 
 /// The positions marked on each stock's mid (indices into the book's positions).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Holders {
     n: u8,
     keys: [u32; HOLDERS],
@@ -376,7 +376,7 @@ const RECENT: usize = 256;
 const NONE: u32 = u32::MAX;
 
 /// What the risk book counted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RiskCounters {
     /// Inputs applied.
     pub inputs: u64,
@@ -393,11 +393,12 @@ pub struct RiskCounters {
 }
 
 /// Positions, exposure and P&L per participant.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct RiskBook {
     /// Participant (FNV key) → index in `states`; the stored party is checked on every find.
     parties: KeyedState<u32>,
     /// Participants' states in first-seen order (preallocated to `Capacity::parties`).
+    #[serde(with = "crate::ckpt::cap")]
     states: Vec<PartyState>,
     /// Direct-mapped cache of recent participants' indices (a hit skips the FNV hash and the
     /// probe; only found participants are cached).
@@ -405,17 +406,22 @@ pub struct RiskBook {
     /// Position (party, locate) key → index in `pos`.
     positions: KeyedState<u32>,
     /// Positions in opening order (preallocated to `Capacity::pairs`).
+    #[serde(with = "crate::ckpt::cap")]
     pos: Vec<Position>,
     /// Holder list per locate (dense; `n == 0`: no list yet).
+    #[serde(with = "crate::ckpt::cap")]
     holders: Vec<Holders>,
     /// Locates with a holder list, and how many may have one.
     holder_lists: usize,
     holder_cap: usize,
     /// Last mark per locate (money units per share; 0: none yet).
+    #[serde(with = "crate::ckpt::cap")]
     marks: Vec<u64>,
     /// Each stock's touch at its last mark or fill, for its alerts.
+    #[serde(with = "crate::ckpt::cap")]
     touches: Vec<Touch>,
     /// Symbol per locate (from fills).
+    #[serde(with = "crate::ckpt::cap")]
     symbols: Vec<[u8; 8]>,
     /// Counters.
     pub counters: RiskCounters,
@@ -1002,7 +1008,7 @@ impl RiskBook {
 }
 
 /// One participant's exposure now and its peaks of the day ([`RiskBook::summary`]).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PartySummary {
     /// The participant.
     pub party: Party,

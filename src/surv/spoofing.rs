@@ -172,7 +172,7 @@ pub(crate) fn pair_key(locate: u16, party: &Party, side: Side) -> u64 {
 /// The counts only over-approximate: an entry that expires inside the table keeps its count
 /// (the bucket just stays "maybe"), and a count that reaches 255 stays there. A skipped lookup
 /// is one that would have found nothing, so results are those of the bare table.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Filtered<V: Copy> {
     table: KeyedState<V>,
     counts: Box<[u8]>,
@@ -307,7 +307,7 @@ pub(crate) fn size_multiple(
 }
 
 /// A candidate spoof.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Cand {
     locate: u16,
     side: Side,
@@ -355,7 +355,7 @@ const NO_CAND: Cand = Cand {
 };
 
 /// The candidates of one (stock, participant, side), and its last alert.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Pair {
     locate: u16,
     side: Side,
@@ -390,7 +390,7 @@ impl Pair {
 }
 
 /// What the spoofing detector had to drop or skip.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SpoofingCounters {
     /// Candidates seen.
     pub candidates: u64,
@@ -409,7 +409,7 @@ pub struct SpoofingCounters {
 }
 
 /// The `spoofing` detector's state in one shard.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Spoofing {
     cands: Filtered<Cand>,
     pairs: Filtered<Pair>,

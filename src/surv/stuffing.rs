@@ -58,9 +58,10 @@ pub const BUCKETS: usize = 10;
 const PAIR_TTL_NS: u64 = 120_000_000_000;
 
 /// Participants interned to dense ids, so a (stock, participant) pair fits one `u64` key.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Parties {
     ids: KeyedState<u32>,
+    #[serde(with = "crate::ckpt::cap")]
     names: Vec<Party>,
     cap: usize,
     /// Participants refused: the table was full, or a hash collided with another participant.
@@ -114,7 +115,7 @@ fn pair_key(locate: u16, party: u32) -> u64 {
 }
 
 /// A sliding count of messages and cancels over [`BUCKETS`] sub-buckets of `width` ns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Ring {
     /// Absolute index (`ts / width`) of the newest bucket.
     head: u64,
@@ -207,7 +208,7 @@ impl Ring {
 }
 
 /// Latch of a trigger: one alert per burst.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Latch {
     /// An alert fired and the trigger has not re-armed.
     fired: bool,
@@ -333,7 +334,7 @@ impl QuoteStuffingRules {
 }
 
 /// A stock's message window and baseline.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct StockRate {
     ring: Ring,
     /// The window's new orders (adds and replaces) alone.
@@ -366,15 +367,16 @@ const NEW_STOCK: StockRate = StockRate {
 };
 
 /// A (stock, participant) message window.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct PartyRate {
     ring: Ring,
     latch: Latch,
 }
 
 /// The `quote_stuffing` detector's state in one shard.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct QuoteStuffing {
+    #[serde(with = "crate::ckpt::cap")]
     stocks: Vec<StockRate>,
     pairs: KeyedState<PartyRate>,
     parties: Parties,
@@ -390,7 +392,7 @@ const PARTY_CACHE: usize = 256;
 /// A direct-mapped cache of participant ids in front of [`Parties`]: a participant seen before
 /// costs one multiply and one compare, not a 12-byte FNV hash and a table probe. Only ids
 /// [`Parties`] assigned are cached (they never change), so refusals are still counted there.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct PartyCache {
     slots: Box<[(Party, u32)]>,
 }
@@ -742,7 +744,7 @@ impl OrderToTradeRules {
 }
 
 /// A (stock, participant)'s session counts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Counts {
     orders: u32,
     mods: u32,
@@ -770,7 +772,7 @@ impl Counts {
 
 /// A bucket of [`OrderToTradePairs`]: the key beside its counts, aligned so a probe reads one
 /// cache line (56 bytes unaligned would straddle two lines in most buckets).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 #[repr(align(64))]
 struct OrderToTradeSlot {
     /// [`pair_key`] (never 0: stock locates start at 1); 0 = empty.
@@ -783,7 +785,7 @@ struct OrderToTradeSlot {
 /// for the session (never removed), so a new key is refused once `cap` are held — as a
 /// [`KeyedState`] of that capacity without TTL, at one cache line per lookup instead of three
 /// arrays.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct OrderToTradePairs {
     slots: Box<[OrderToTradeSlot]>,
     shift: u32,
@@ -845,7 +847,7 @@ impl OrderToTradePairs {
 }
 
 /// The `order_to_trade` detector's state in one shard.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct OrderToTrade {
     pairs: OrderToTradePairs,
     parties: Parties,

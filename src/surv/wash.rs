@@ -169,7 +169,7 @@ fn hash_bytes(tag: u8, b: &[u8]) -> u64 {
 }
 
 /// One side of an execution waiting for the other.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Pending {
     ts: u64,
     locate: u16,
@@ -193,7 +193,7 @@ const NO_PENDING: Pending = Pending {
 };
 
 /// An account's last fill per side on one stock (near wash).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Last {
     account: Party,
     locate: u16,
@@ -208,7 +208,7 @@ const NO_LAST: Last = Last {
 };
 
 /// What the detector counted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WashCounters {
     /// Fills paired with the other side of their match number.
     pub paired: u64,
@@ -225,7 +225,7 @@ pub struct WashCounters {
 }
 
 /// The `wash_trade` detector's state in one shard.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct WashTrade {
     /// Fills waiting for their match number's other side, by match number.
     pending: KeyedState<Pending>,

@@ -1,0 +1,304 @@
+//! `run --checkpoint-dir` killed with SIGKILL at random moments — some inside a checkpoint
+//! write — then `run --resume`: the alerts file ends byte-identical to an unbroken run's. And
+//! the refusals: another format version, another feed, another worker count; a damaged newest
+//! checkpoint falls back to the older one.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use tickwatch::rng::SplitMix64;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tickwatch");
+/// Messages between checkpoints (taken at the next surveillance mark, every 1,024).
+const EVERY: &str = "10000";
+
+/// The feed (with its flow beside it), small detector tables (a debug build saves them fast),
+/// and the unbroken runs' alerts for 1 and 2 workers.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    feed: PathBuf,
+    rules: PathBuf,
+    /// Unbroken alerts, per worker count (index 1 and 2).
+    alerts: [Vec<u8>; 3],
+    /// An unbroken checkpointed run's wall time.
+    full: Duration,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let feed = root.join("f.itch");
+        let out = Command::new(BIN)
+            .args(["gen", "--messages", "40000", "--symbols", "30"])
+            .args(["--live-orders", "2000", "--seed", "15", "--session", "10m"])
+            .args([
+                "--scenarios",
+                "spoofing,layering,stuffing,ignition,close,wash",
+            ])
+            .arg("--out")
+            .arg(&feed)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rules = root.join("small.toml");
+        std::fs::write(
+            &rules,
+            "[limits]\norders = 4096\nparties = 512\npairs = 2048\nlocates = 64\n",
+        )
+        .unwrap();
+        let mut f = Fixture {
+            _dir: dir,
+            root,
+            feed,
+            rules,
+            alerts: Default::default(),
+            full: Duration::ZERO,
+        };
+        for w in [1, 2] {
+            let a = f.root.join(format!("unbroken-{w}.jsonl"));
+            let t0 = Instant::now();
+            let out = f
+                .run(w, &a, Mode::Fresh(&f.root.join(format!("d-{w}"))))
+                .output()
+                .unwrap();
+            f.full = f.full.max(t0.elapsed());
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            f.alerts[w] = std::fs::read(&a).unwrap();
+            assert!(f.alerts[w].len() > 1000, "the feed raises alerts");
+        }
+        assert_eq!(
+            f.alerts[1], f.alerts[2],
+            "any worker count, the same alerts"
+        );
+        f
+    })
+}
+
+enum Mode<'a> {
+    Fresh(&'a Path),
+    Resume(&'a Path),
+}
+
+impl Fixture {
+    fn run(&self, workers: usize, alerts: &Path, mode: Mode<'_>) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("run")
+            .arg(&self.feed)
+            .args(["--workers", &workers.to_string(), "--max-orders", "16384"])
+            .arg("--rules")
+            .arg(&self.rules)
+            .arg("--alerts")
+            .arg(alerts)
+            .args(["--checkpoint-every", EVERY])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        match mode {
+            Mode::Fresh(d) => c.arg("--checkpoint-dir").arg(d),
+            Mode::Resume(d) => c.arg("--resume").arg(d),
+        };
+        c
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Whether a checkpoint is being written in `d` (a staging directory is there).
+fn staging(d: &Path) -> bool {
+    std::fs::read_dir(d).is_ok_and(|rd| {
+        rd.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+    })
+}
+
+/// `kills` runs killed at random moments, each resumed (and sometimes killed again) until a
+/// run completes; every final alerts file is the unbroken one. Returns the kills that found a
+/// checkpoint being written.
+fn kill_and_resume(workers: usize, kills: usize, seed: u64) -> usize {
+    let f = fixture();
+    let mut rng = SplitMix64::new(seed);
+    let mut inside = 0;
+    let mut done = 0;
+    let window = f.full.as_millis() as u64 + 200;
+    for trial in 0..kills {
+        let d = f.root.join(format!("k{workers}-{trial}"));
+        let alerts = f.root.join(format!("k{workers}-{trial}.jsonl"));
+        // Every other trial pauses inside each checkpoint write, so kills land there.
+        let pause = if trial % 2 == 0 { "100" } else { "0" };
+        let mut child = f
+            .run(workers, &alerts, Mode::Fresh(&d))
+            .env("TICKWATCH_CKPT_PAUSE_MS", pause)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.below(window)));
+        let _ = child.kill(); // SIGKILL; it may have finished already.
+        let _ = child.wait();
+        done += 1;
+        inside += staging(&d) as usize;
+        // Resume until a run completes; the first resume is killed again now and then.
+        let mut again = rng.below(3) == 0;
+        loop {
+            let mode = if d.join("ckpt-1").exists() || has_ckpt(&d) {
+                Mode::Resume(&d)
+            } else {
+                // Killed before the first checkpoint: nothing to resume, start again.
+                Mode::Fresh(&d)
+            };
+            let mut c = f.run(workers, &alerts, mode);
+            if again {
+                again = false;
+                let mut child = c.env("TICKWATCH_CKPT_PAUSE_MS", "100").spawn().unwrap();
+                std::thread::sleep(Duration::from_millis(rng.below(window)));
+                let _ = child.kill();
+                let _ = child.wait();
+                done += 1;
+                inside += staging(&d) as usize;
+                continue;
+            }
+            let out = c.output().unwrap();
+            assert!(out.status.success(), "trial {trial}: {}", stderr(&out));
+            break;
+        }
+        let got = std::fs::read(&alerts).unwrap();
+        assert!(
+            got == f.alerts[workers],
+            "trial {trial} ({workers} workers): the resumed alerts differ from the unbroken run's"
+        );
+    }
+    assert!(done >= kills);
+    inside
+}
+
+fn has_ckpt(d: &Path) -> bool {
+    std::fs::read_dir(d).is_ok_and(|rd| {
+        rd.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("ckpt-"))
+    })
+}
+
+#[test]
+fn killed_at_random_moments_and_resumed_one_worker_writes_the_unbroken_alerts() {
+    let inside = kill_and_resume(1, 10, 0x15_01);
+    assert!(inside >= 1, "some kills landed inside a checkpoint write");
+}
+
+#[test]
+fn killed_at_random_moments_and_resumed_two_workers_writes_the_unbroken_alerts() {
+    let inside = kill_and_resume(2, 10, 0x15_02);
+    assert!(inside >= 1, "some kills landed inside a checkpoint write");
+}
+
+/// A complete checkpointed run in its own directory: (checkpoint dir, alerts file).
+fn checkpointed(name: &str, workers: usize) -> (PathBuf, PathBuf) {
+    let f = fixture();
+    let d = f.root.join(name);
+    let a = f.root.join(format!("{name}.jsonl"));
+    let out = f.run(workers, &a, Mode::Fresh(&d)).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    (d, a)
+}
+
+fn newest(d: &Path) -> PathBuf {
+    let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(d)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let n = e
+                .file_name()
+                .to_string_lossy()
+                .strip_prefix("ckpt-")?
+                .parse()
+                .ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    v.sort();
+    v.pop().expect("a checkpoint").1
+}
+
+#[test]
+fn a_checkpoint_of_another_format_version_is_refused() {
+    let f = fixture();
+    let (d, a) = checkpointed("version", 2);
+    let m = newest(&d).join("manifest.json");
+    let text = std::fs::read_to_string(&m).unwrap();
+    std::fs::write(&m, text.replace("\"format\": 1", "\"format\": 2")).unwrap();
+    let out = f.run(2, &a, Mode::Resume(&d)).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is format 2, this build reads 1"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_damaged_newest_checkpoint_is_detected_and_the_older_one_used() {
+    let f = fixture();
+    let (d, a) = checkpointed("damaged", 2);
+    let w = newest(&d).join("worker-1.bin");
+    let mut b = std::fs::read(&w).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x40;
+    std::fs::write(&w, b).unwrap();
+    let out = f.run(2, &a, Mode::Resume(&d)).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("skipping a damaged checkpoint"), "{err}");
+    assert!(err.contains("CRC-32 mismatch"), "{err}");
+    assert!(std::fs::read(&a).unwrap() == f.alerts[2]);
+}
+
+#[test]
+fn resuming_with_another_feed_or_worker_count_is_refused() {
+    let f = fixture();
+    let (d, a) = checkpointed("other", 2);
+    let out = f.run(1, &a, Mode::Resume(&d)).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("workers was 2, now 1"),
+        "{}",
+        stderr(&out)
+    );
+    // The same feed with one byte changed near its end.
+    let other = f.root.join("other.itch");
+    let mut b = std::fs::read(&f.feed).unwrap();
+    let n = b.len();
+    b[n - 3] ^= 1;
+    std::fs::write(&other, b).unwrap();
+    std::fs::copy(
+        f.feed.with_extension("itch.flow.csv"),
+        other.with_extension("itch.flow.csv"),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("run")
+        .arg(&other)
+        .args(["--workers", "2", "--max-orders", "16384", "--rules"])
+        .arg(&f.rules)
+        .arg("--alerts")
+        .arg(&a)
+        .arg("--resume")
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("does not match this run: feed was"),
+        "{}",
+        stderr(&out)
+    );
+}
