@@ -13,6 +13,7 @@
 
 use super::net::NetCounts;
 use super::read::{CaptureError, Datagrams};
+use crate::itch::decode;
 use crate::mold::packet::HEADER_LEN;
 use crate::mold::{
     self, Arbiter, ArbiterConfig, Delivered, MoldReport, Outcome, Packet, PacketKind, Session,
@@ -144,10 +145,10 @@ pub struct Lost {
     pub first: u64,
     /// Last missing sequence.
     pub last: u64,
-    /// The feed position (engine `seq`) of the first message after the gap. A capture's is the
-    /// count of messages in the image before it: exact when the reader skips no frame before it
-    /// (unknown types, or bad lengths with --lenient, are not handed to the engine). A live
-    /// feed's is the count handed to the engine when it was given up.
+    /// The feed position (engine `seq`) of the first message after the gap: the count of
+    /// messages handed to the engine before it. Messages the engine skips (unknown types, or
+    /// bad lengths with --lenient) are not counted; without --lenient a bad length ends the run
+    /// there, so the positions after it are never used.
     pub position: u64,
 }
 
@@ -222,8 +223,9 @@ struct Builder {
     image: Vec<u8>,
     map: Vec<Span>,
     lost: Vec<Lost>,
-    /// Messages in the image.
-    messages: u64,
+    /// Messages in the image that the engine takes (they decode): the feed position of the
+    /// next one.
+    handed: u64,
     /// The packet being pushed: capture offset and first sequence.
     current: (u64, u64),
     /// Where the next message would continue the last span: (capture, message index).
@@ -240,7 +242,7 @@ impl Builder {
             // memory).
             map: Vec::with_capacity(capacity / 64),
             lost: Vec::new(),
-            messages: 0,
+            handed: 0,
             current: (0, 0),
             follows: None,
             recent: VecDeque::with_capacity(RECENT),
@@ -280,7 +282,7 @@ impl Sink for Builder {
         self.image
             .extend_from_slice(&(m.bytes.len() as u16).to_be_bytes());
         self.image.extend_from_slice(m.bytes);
-        self.messages += 1;
+        self.handed += u64::from(decode(m.bytes, 0).is_ok());
     }
 
     fn lost(&mut self, stream: u32, first: u64, last: u64) {
@@ -288,7 +290,7 @@ impl Sink for Builder {
             stream,
             first,
             last,
-            position: self.messages,
+            position: self.handed,
         });
     }
 }
