@@ -190,3 +190,88 @@ fn a_gap_s_position_counts_only_the_messages_handed_to_the_engine() {
     assert_eq!(g["gaps"][0]["position"], position, "{g}");
     assert_eq!(g["inexact_from"], position, "{g}");
 }
+
+/// The alerts of a JSONL file as (seq, book_gap) pairs, in file order.
+fn alert_flags(path: &Path) -> Vec<(u64, Option<bool>)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .map(|l| {
+            let a: Value = serde_json::from_str(l).unwrap();
+            (a["seq"].as_u64().unwrap(), a["book_gap"].as_bool())
+        })
+        .collect()
+}
+
+/// The generated feed, and a capture of it with one packet (about half-way) dropped, and the
+/// lost range.
+fn gapped(d: &Path) -> (PathBuf, PathBuf, (u64, u64)) {
+    let gen = generated(d);
+    let feed = std::fs::read(&gen).unwrap();
+    let (cap, lost) = noisy_gapped_capture(&feed);
+    let path = d.join("gapped.pcap");
+    std::fs::write(&path, cap).unwrap();
+    (gen, path, lost)
+}
+
+#[test]
+fn surveil_on_a_capture_flags_the_alerts_after_the_gap_as_run_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (gen, cap, (first, last)) = gapped(d);
+    let flow = gen.with_extension("itch.flow.csv");
+    let channel = ["--channel", "233.54.12.111:26477"];
+    let position = first - 1;
+    let surv_alerts = d.join("surveil.jsonl");
+    let o = ok(&[
+        &[
+            "surveil",
+            s(&cap),
+            "--flow",
+            s(&flow),
+            "-o",
+            s(&surv_alerts),
+        ],
+        &channel[..],
+    ]
+    .concat());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let named = format!(
+        "book gap: stream 0 sequence {first}..={last} lost ({} message(s)), noticed at feed position {position}",
+        last - first + 1
+    );
+    assert!(err.contains(&named), "want {named:?} in {err}");
+    assert!(err.contains(&format!(
+        "books after feed position {position} may be inexact"
+    )));
+    let f = alert_flags(&surv_alerts);
+    let before = f.iter().filter(|(seq, _)| *seq < position).count();
+    assert!(
+        before > 0 && before < f.len(),
+        "alerts on both sides: {f:?}"
+    );
+    for (seq, flag) in &f {
+        assert_eq!(*flag, (*seq >= position).then_some(true), "alert at {seq}");
+    }
+    // The same alerts, flags and all, as `run` writes.
+    let run_alerts = d.join("run.jsonl");
+    ok(&[
+        &[
+            "run",
+            s(&cap),
+            "--flow",
+            s(&flow),
+            "--alerts",
+            s(&run_alerts),
+        ],
+        &channel[..],
+    ]
+    .concat());
+    assert!(std::fs::read(&run_alerts).unwrap() == std::fs::read(&surv_alerts).unwrap());
+    // Without the gap, surveil's alerts carry no flag and its report names no gap.
+    let whole = d.join("whole.pcap");
+    ok(&["convert", "itch", s(&gen), "--out", s(&whole)]);
+    let plain = d.join("plain.jsonl");
+    let o = ok(&["surveil", s(&whole), "--flow", s(&flow), "-o", s(&plain)]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("book gap"));
+    assert!(alert_flags(&plain).iter().all(|(_, f)| f.is_none()));
+}

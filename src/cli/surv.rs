@@ -2,12 +2,14 @@
 
 use super::args::{EvalArgs, RulesArgs, SurvOpts, SurveilArgs};
 use super::files::{open_feed, output_writer, sibling};
+use super::report::print_book_gap;
 use anyhow::{Context, Result};
 use std::io::{self, Write};
 use std::path::Path;
 use std::time::Instant;
 use tickwatch::book::{BookConfig, Books};
 use tickwatch::feed::MapOptions;
+use tickwatch::pipeline::gap::{flag_book_gap, BookGap, GapSummary};
 use tickwatch::surv::{self, DetectorId, FlowRecord, Rules};
 
 /// What a surveillance run without the firm's participant flow cannot do.
@@ -51,6 +53,8 @@ pub fn cmd_surveil(a: SurveilArgs) -> Result<()> {
     }
     .map_err(|e| map.explain(e))?;
     let secs = t0.elapsed().as_secs_f64();
+    let lost = map.capture().map(|c| &c.extracted);
+    let gap = lost.and_then(|x| x.first_gap()).map(BookGap::at);
     let mut w = output_writer(a.alerts.as_deref())?;
     let mut line = Vec::with_capacity(4096);
     let mut by = [0u64; DetectorId::ALL.len()];
@@ -61,6 +65,9 @@ pub fn cmd_surveil(a: SurveilArgs) -> Result<()> {
     for al in &alerts {
         line.clear();
         al.write_json(&mut line);
+        if gap.as_ref().is_some_and(|g| g.covers(al.seq)) {
+            flag_book_gap(&mut line);
+        }
         w.write_all(&line)
             .with_context(|| format!("writing the alerts to {to}"))?;
         by[al.detector as usize] += 1;
@@ -82,6 +89,9 @@ pub fn cmd_surveil(a: SurveilArgs) -> Result<()> {
     );
     for d in DetectorId::ALL {
         eprintln!("  {:<18} {:>7}", d.name(), by[d as usize]);
+    }
+    if let Some(g) = lost.and_then(|x| GapSummary::of(x.lost.clone())) {
+        print_book_gap(&mut io::stderr().lock(), &g, books.stats().unknown_refs)?;
     }
     Ok(())
 }

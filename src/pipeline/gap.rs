@@ -64,6 +64,14 @@ impl BookGap {
     }
 }
 
+/// Adds `"book_gap":true` to the alert's JSON line just written at the end of `buf` (it ends
+/// `}\n`).
+pub fn flag_book_gap(buf: &mut Vec<u8>) {
+    debug_assert!(buf.ends_with(b"}\n"));
+    buf.truncate(buf.len() - 2);
+    buf.extend_from_slice(b",\"book_gap\":true}\n");
+}
+
 /// One unfilled gap, placed in the feed (a capture's or a live feed's).
 pub use crate::capture::Lost as GapLine;
 
