@@ -275,3 +275,103 @@ fn surveil_on_a_capture_flags_the_alerts_after_the_gap_as_run_does() {
     assert!(!String::from_utf8_lossy(&o.stderr).contains("book gap"));
     assert!(alert_flags(&plain).iter().all(|(_, f)| f.is_none()));
 }
+
+/// (locate, references) of the stocks whose orders, after the lost messages `first..=last`
+/// (1-based sequence) of `feed`, are referred to though the add was lost: worked out here from
+/// the messages' bytes (a replace of an unknown order leaves its new order unknown too).
+fn orphans_by_stock(feed: &[u8], first: u64, last: u64) -> Vec<(u16, u64)> {
+    let field = |f: &[u8], at: usize| u64::from_be_bytes(f[at..at + 8].try_into().unwrap());
+    let mut unknown = std::collections::HashSet::new();
+    let mut count = std::collections::BTreeMap::new();
+    for (i, f) in frames(feed).into_iter().enumerate() {
+        let (seq, body) = (i as u64 + 1, &f[2..]);
+        let locate = u16::from_be_bytes([body[1], body[2]]);
+        if (first..=last).contains(&seq) {
+            match body[0] {
+                b'A' | b'F' => drop(unknown.insert(field(body, 11))),
+                b'U' => drop(unknown.insert(field(body, 19))),
+                _ => {}
+            }
+        } else if seq > last
+            && matches!(body[0], b'E' | b'C' | b'X' | b'D' | b'U')
+            && unknown.contains(&field(body, 11))
+        {
+            *count.entry(locate).or_insert(0u64) += 1;
+            if body[0] == b'U' {
+                unknown.insert(field(body, 19));
+            }
+        }
+    }
+    count.into_iter().collect()
+}
+
+/// (locate, references) of a report's `damaged_stocks`, checking each symbol.
+fn damaged(g: &Value) -> Vec<(u16, u64)> {
+    assert_eq!(g["damaged_stocks_listed"], true, "{g}");
+    let mut v: Vec<(u16, u64)> = g["damaged_stocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let locate = d["locate"].as_u64().unwrap() as u16;
+            let want = tickwatch::itch::symbol_str(&tickwatch::gen::symbol_of_locate(locate));
+            assert_eq!(d["symbol"], want.as_str(), "{d}");
+            (locate, d["orphan_refs"].as_u64().unwrap())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_stocks_a_gap_touched_are_listed_with_their_orphan_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (gen, cap, (first, last)) = gapped(d);
+    let want = orphans_by_stock(&std::fs::read(&gen).unwrap(), first, last);
+    assert!(
+        !want.is_empty(),
+        "the lost packet held adds referred to later"
+    );
+    let channel = ["--channel", "233.54.12.111:26477"];
+    let json = |args: &[&str]| -> Value {
+        serde_json::from_slice(&ok(&[args, &channel[..], &["--json"]].concat()).stdout).unwrap()
+    };
+    let r = json(&["run", s(&cap)]);
+    assert_eq!(damaged(&r["book_gap"]), want);
+    for workers in ["1", "2"] {
+        let r = json(&["run", s(&cap), "--workers", workers]);
+        assert_eq!(damaged(&r["book_gap"]), want);
+    }
+    let i = json(&["inspect", s(&cap)]);
+    assert_eq!(damaged(&i["book_gap"]), want);
+    // The text reports name them, the most damaged first.
+    let mut by_count = want.clone();
+    by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let names: Vec<String> = by_count
+        .iter()
+        .map(|(l, n)| {
+            let sym = tickwatch::itch::symbol_str(&tickwatch::gen::symbol_of_locate(*l));
+            format!("{sym} ({n})")
+        })
+        .collect();
+    let line = format!(
+        "stocks that showed damage after the gap: {} (messages naming an order the books did not know): {}\n",
+        want.len(),
+        names.join(", ")
+    );
+    let text = |o: Output| String::from_utf8_lossy(&[o.stdout, o.stderr].concat()).into_owned();
+    let flow = gen.with_extension("itch.flow.csv");
+    for args in [
+        vec!["run", s(&cap)],
+        vec!["inspect", s(&cap)],
+        vec!["surveil", s(&cap), "--flow", s(&flow), "-o", "/dev/null"],
+    ] {
+        let t = text(ok(&[&args[..], &channel[..]].concat()));
+        assert!(t.contains(&line), "{args:?}: want {line:?} in {t}");
+        assert!(t.contains(&format!(
+            "books after feed position {} may be inexact",
+            first - 1
+        )));
+    }
+}

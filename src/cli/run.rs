@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tickwatch::feed::MapOptions;
 use tickwatch::itch::symbol_field;
-use tickwatch::pipeline::gap::GapSummary;
+use tickwatch::pipeline::gap::{damaged_stocks, GapSummary};
 use tickwatch::pipeline::{self, BarsConfig, FeedOptions, PipelineConfig};
 use tickwatch::policy::{available_cores, threads_or_all, workers_for, RunKind};
 use tickwatch::surv::watch::RulesWatch;
@@ -157,7 +157,7 @@ fn run_pipeline(
     })
     .map_err(|e| map.explain(e))?;
     let r = &outcome.report;
-    let book_gap = lost.and_then(capture_gaps);
+    let book_gap = lost.and_then(|x| capture_gaps(x, buf, cfg.books));
     // Rows or alerts on standard output: the report goes to standard error.
     let mut report: Box<dyn Write> = if bars_on_stdout || alerts_on_stdout {
         Box::new(io::stderr().lock())
@@ -207,9 +207,16 @@ struct GappedRun<'a> {
     book_gap: Option<&'a GapSummary>,
 }
 
-/// A capture's unfilled gaps, placed in the feed.
-fn capture_gaps(x: &tickwatch::capture::Extracted) -> Option<GapSummary> {
-    GapSummary::of(x.lost.clone())
+/// A capture's unfilled gaps, placed in the feed, with the stocks they touched (a second pass
+/// over `image`, its messages, with books of `books`' capacities).
+fn capture_gaps(
+    x: &tickwatch::capture::Extracted,
+    image: &[u8],
+    books: tickwatch::book::BookConfig,
+) -> Option<GapSummary> {
+    let g = GapSummary::of(x.lost.clone())?;
+    let damaged = damaged_stocks(image, books, g.inexact_from);
+    Some(g.with_damage(damaged))
 }
 
 /// Rules from a file are watched: a change is loaded, checked and handed to the running

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 use tickwatch::book::{BookConfig, Books};
 use tickwatch::feed::MapOptions;
-use tickwatch::pipeline::gap::{flag_book_gap, BookGap, GapSummary};
+use tickwatch::pipeline::gap::{damaged_stocks, flag_book_gap, BookGap, GapSummary};
 use tickwatch::surv::{self, DetectorId, FlowRecord, Rules};
 
 /// What a surveillance run without the firm's participant flow cannot do.
@@ -91,6 +91,8 @@ pub fn cmd_surveil(a: SurveilArgs) -> Result<()> {
         eprintln!("  {:<18} {:>7}", d.name(), by[d as usize]);
     }
     if let Some(g) = lost.and_then(|x| GapSummary::of(x.lost.clone())) {
+        let damaged = damaged_stocks(feed, BookConfig::full_day(), g.inexact_from);
+        let g = g.with_damage(damaged);
         print_book_gap(&mut io::stderr().lock(), &g, books.stats().unknown_refs)?;
     }
     Ok(())
