@@ -2,7 +2,8 @@
 //! or bars), with a progress line, Ctrl-C, and the report at the end.
 
 use super::args::{BarsArgs, Mlock, RunArgs, Timing};
-use super::files::{open_feed, output_writer};
+use super::feed::{warn_gaps, StreamFeed};
+use super::files::{open_feed_streamed, output_writer};
 use super::memory;
 use super::progress::{self, Watch};
 use super::report::{print_book_gap, print_run_report};
@@ -14,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tickwatch::feed::MapOptions;
 use tickwatch::itch::symbol_field;
-use tickwatch::pipeline::gap::{damaged_stocks, GapSummary};
-use tickwatch::pipeline::{self, BarsConfig, FeedOptions, PipelineConfig};
+use tickwatch::pipeline::gap::{damaged_stocks_in_capture, GapSummary};
+use tickwatch::pipeline::{self, BarsConfig, CaptureScan, FeedOptions, PipelineConfig};
 use tickwatch::policy::{available_cores, threads_or_all, workers_for, RunKind};
 use tickwatch::surv::watch::RulesWatch;
 use tickwatch::window::{Emit, TimeWindowConfig};
@@ -125,7 +126,7 @@ fn run_pipeline(
         populate: lock,
         ..MapOptions::default()
     };
-    let map = open_feed(&a.input, opts)?;
+    let map = open_feed_streamed(&a.input, opts)?;
     let path = map.path.clone();
     if lock {
         if let Err(e) = map.lock() {
@@ -150,14 +151,20 @@ fn run_pipeline(
     let progress = AtomicU64::new(0);
     let bars_on_stdout = bars.is_some() && a.bars.as_ref().map_or(true, |p| p.as_os_str() == "-");
     let jobs = pipeline::MarketJobs { bars, surv };
-    let lost = map.capture().map(|c| &c.extracted);
-    let gap = lost.and_then(|x| x.first_gap());
-    let outcome = progress::while_running(&progress, watch, || {
-        pipeline::run_market_gapped(buf, gap, &cfg, jobs, &STOP, &progress)
+    let scan = match map.stream() {
+        Some(st) => Some(scan_capture(&a.input.file, st, cfg.workers)?),
+        None => None,
+    };
+    let outcome = progress::while_running(&progress, watch, || match &scan {
+        Some(scan) => pipeline::run_capture(buf, scan, &cfg, jobs, &STOP, &progress),
+        None => pipeline::run_market(buf, &cfg, jobs, &STOP, &progress),
     })
     .map_err(|e| map.explain(e))?;
     let r = &outcome.report;
-    let book_gap = lost.and_then(|x| capture_gaps(x, buf, cfg.books));
+    let book_gap = match &scan {
+        Some(scan) => capture_gaps(&a.input.file, scan, buf, cfg.books)?,
+        None => None,
+    };
     // Rows or alerts on standard output: the report goes to standard error.
     let mut report: Box<dyn Write> = if bars_on_stdout || alerts_on_stdout {
         Box::new(io::stderr().lock())
@@ -207,16 +214,29 @@ struct GappedRun<'a> {
     book_gap: Option<&'a GapSummary>,
 }
 
+/// The first pass over a capture streamed in place: its tables' sizes for `shards` shards,
+/// its gaps (warned about), its counters.
+fn scan_capture(name: &Path, st: &StreamFeed, shards: usize) -> Result<CaptureScan> {
+    let scan = CaptureScan::of(st.map.bytes(), &st.opts, shards)
+        .with_context(|| name.display().to_string())?;
+    warn_gaps(name, &scan.walked.report, &scan.lost);
+    Ok(scan)
+}
+
 /// A capture's unfilled gaps, placed in the feed, with the stocks they touched (a second pass
-/// over `image`, its messages, with books of `books`' capacities).
+/// over its messages, `buf` streamed again, with books of `books`' capacities).
 fn capture_gaps(
-    x: &tickwatch::capture::Extracted,
-    image: &[u8],
+    name: &Path,
+    scan: &CaptureScan,
+    buf: &[u8],
     books: tickwatch::book::BookConfig,
-) -> Option<GapSummary> {
-    let g = GapSummary::of(x.lost.clone())?;
-    let damaged = damaged_stocks(image, books, g.inexact_from);
-    Some(g.with_damage(damaged))
+) -> Result<Option<GapSummary>> {
+    let Some(g) = GapSummary::of(scan.lost.clone()) else {
+        return Ok(None);
+    };
+    let damaged = damaged_stocks_in_capture(buf, &scan.opts, books, g.inexact_from)
+        .with_context(|| name.display().to_string())?;
+    Ok(Some(g.with_damage(damaged)))
 }
 
 /// Rules from a file are watched: a change is loaded, checked and handed to the running

@@ -52,7 +52,7 @@ pub use bars::BarsConfig;
 use bars::{BarsMerge, BarsReport, BarsWorker};
 use op::{BookHook, BookOp};
 use serde::Serialize;
-pub use source::{FeedOptions, ItchSource};
+pub use source::{CaptureScan, CaptureSource, FeedOptions, ItchSource};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
@@ -347,6 +347,9 @@ pub enum JobError {
     /// The engine failed (a configuration out of range, a stage that panicked).
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// A capture streamed in place is malformed.
+    #[error(transparent)]
+    Capture(#[from] crate::capture::ExtractError),
 }
 
 /// The jobs of one market run: the books always, bars and surveillance when given.
@@ -446,6 +449,26 @@ pub fn run_market_gapped(
     Ok(outcome)
 }
 
+/// [`run_market`] of the capture `buf`, its messages streamed in place (no copy: memory does
+/// not grow with the capture) as `scan`, a first pass over the same bytes, found them: tables
+/// sized by its counts, alerts from its first gap on flagged `book_gap`. The same books, alerts
+/// and counters as [`run_market_gapped`] over the extracted image.
+///
+/// # Errors
+/// As [`run_market`]; a malformed capture.
+pub fn run_capture(
+    buf: &[u8],
+    scan: &source::CaptureScan,
+    cfg: &PipelineConfig,
+    jobs: MarketJobs,
+    stop: &AtomicBool,
+    progress: &AtomicU64,
+) -> Result<RunOutcome, JobError> {
+    let src = source::CaptureSource::new(buf, scan, cfg.feed.lenient)?;
+    let (outcome, _) = run_source(src, &scan.counts, cfg, jobs, stop, progress)?;
+    Ok(outcome)
+}
+
 /// A source of ITCH messages for the market jobs, with the counts of what it skipped.
 pub trait FeedSource: crate::engine::Source<Event = event::Event> {
     /// (unknown types, known types of a wrong length) skipped so far.
@@ -465,6 +488,16 @@ impl FeedSource for ItchSource<'_> {
 
     fn book_gap(&self) -> Option<Arc<gap::BookGap>> {
         self.book_gap.clone()
+    }
+}
+
+impl FeedSource for source::CaptureSource<'_> {
+    fn skipped(&self) -> (u64, u64) {
+        (self.skipped_unknown, self.skipped_bad_lengths)
+    }
+
+    fn book_gap(&self) -> Option<Arc<gap::BookGap>> {
+        self.book_gap()
     }
 }
 
