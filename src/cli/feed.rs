@@ -5,15 +5,18 @@
 //! terms of the file the user named (the capture byte offset of the packet, not the image
 //! offset).
 
-use anyhow::{anyhow, Error};
+use anyhow::{anyhow, Context, Error};
 use std::io;
 use std::path::{Path, PathBuf};
+use tickwatch::book::BookConfig;
 use tickwatch::capture::{place_of, ExtractOptions, Extracted, FileKind, Lost};
 use tickwatch::export::ExportError;
 use tickwatch::feed::MappedFile;
 use tickwatch::filebench::FileBenchError;
 use tickwatch::inspect::InspectError;
 use tickwatch::mold::MoldReport;
+use tickwatch::pipeline::gap::{damaged_stocks_in_capture, GapSummary};
+use tickwatch::pipeline::CaptureScan;
 use tickwatch::pipeline::JobError;
 use tickwatch::surv::SurveilError;
 
@@ -36,6 +39,35 @@ pub struct StreamFeed {
     pub map: MappedFile,
     /// The `--channel`/`--session` filters.
     pub opts: ExtractOptions,
+}
+
+impl StreamFeed {
+    /// The first pass over the capture (nothing copied): the tables' sizes for `shards`
+    /// shards, the gaps placed in the feed (warned about), the counters. `name`: the file as
+    /// named on the command line.
+    pub fn scan(&self, name: &Path, shards: usize) -> Result<CaptureScan, Error> {
+        let scan = CaptureScan::of(self.map.bytes(), &self.opts, shards)
+            .with_context(|| name.display().to_string())?;
+        warn_gaps(name, &scan.walked.report, &scan.lost);
+        Ok(scan)
+    }
+
+    /// The capture's unfilled gaps, placed in the feed, with the stocks they touched (its
+    /// messages streamed again, into books of `books`' capacities).
+    pub fn gaps(
+        &self,
+        name: &Path,
+        scan: &CaptureScan,
+        books: BookConfig,
+    ) -> Result<Option<GapSummary>, Error> {
+        let Some(g) = GapSummary::of(scan.lost.clone()) else {
+            return Ok(None);
+        };
+        let damaged =
+            damaged_stocks_in_capture(self.map.bytes(), &scan.opts, books, g.inexact_from)
+                .with_context(|| name.display().to_string())?;
+        Ok(Some(g.with_damage(damaged)))
+    }
 }
 
 /// The feed's bytes and where they came from.

@@ -2,7 +2,6 @@
 //! or bars), with a progress line, Ctrl-C, and the report at the end.
 
 use super::args::{BarsArgs, Mlock, RunArgs, Timing};
-use super::feed::{warn_gaps, StreamFeed};
 use super::files::{open_feed_streamed, output_writer};
 use super::memory;
 use super::progress::{self, Watch};
@@ -15,8 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tickwatch::feed::MapOptions;
 use tickwatch::itch::symbol_field;
-use tickwatch::pipeline::gap::{damaged_stocks_in_capture, GapSummary};
-use tickwatch::pipeline::{self, BarsConfig, CaptureScan, FeedOptions, PipelineConfig};
+use tickwatch::pipeline::gap::GapSummary;
+use tickwatch::pipeline::{self, BarsConfig, FeedOptions, PipelineConfig};
 use tickwatch::policy::{available_cores, threads_or_all, workers_for, RunKind};
 use tickwatch::surv::watch::RulesWatch;
 use tickwatch::window::{Emit, TimeWindowConfig};
@@ -152,7 +151,7 @@ fn run_pipeline(
     let bars_on_stdout = bars.is_some() && a.bars.as_ref().map_or(true, |p| p.as_os_str() == "-");
     let jobs = pipeline::MarketJobs { bars, surv };
     let scan = match map.stream() {
-        Some(st) => Some(scan_capture(&a.input.file, st, cfg.workers)?),
+        Some(st) => Some(st.scan(&a.input.file, cfg.workers)?),
         None => None,
     };
     let outcome = progress::while_running(&progress, watch, || match &scan {
@@ -161,9 +160,9 @@ fn run_pipeline(
     })
     .map_err(|e| map.explain(e))?;
     let r = &outcome.report;
-    let book_gap = match &scan {
-        Some(scan) => capture_gaps(&a.input.file, scan, buf, cfg.books)?,
-        None => None,
+    let book_gap = match (&scan, map.stream()) {
+        (Some(scan), Some(st)) => st.gaps(&a.input.file, scan, cfg.books)?,
+        _ => None,
     };
     // Rows or alerts on standard output: the report goes to standard error.
     let mut report: Box<dyn Write> = if bars_on_stdout || alerts_on_stdout {
@@ -212,31 +211,6 @@ struct GappedRun<'a> {
     run: &'a pipeline::RunReport,
     #[serde(skip_serializing_if = "Option::is_none")]
     book_gap: Option<&'a GapSummary>,
-}
-
-/// The first pass over a capture streamed in place: its tables' sizes for `shards` shards,
-/// its gaps (warned about), its counters.
-fn scan_capture(name: &Path, st: &StreamFeed, shards: usize) -> Result<CaptureScan> {
-    let scan = CaptureScan::of(st.map.bytes(), &st.opts, shards)
-        .with_context(|| name.display().to_string())?;
-    warn_gaps(name, &scan.walked.report, &scan.lost);
-    Ok(scan)
-}
-
-/// A capture's unfilled gaps, placed in the feed, with the stocks they touched (a second pass
-/// over its messages, `buf` streamed again, with books of `books`' capacities).
-fn capture_gaps(
-    name: &Path,
-    scan: &CaptureScan,
-    buf: &[u8],
-    books: tickwatch::book::BookConfig,
-) -> Result<Option<GapSummary>> {
-    let Some(g) = GapSummary::of(scan.lost.clone()) else {
-        return Ok(None);
-    };
-    let damaged = damaged_stocks_in_capture(buf, &scan.opts, books, g.inexact_from)
-        .with_context(|| name.display().to_string())?;
-    Ok(Some(g.with_damage(damaged)))
 }
 
 /// Rules from a file are watched: a change is loaded, checked and handed to the running

@@ -282,3 +282,35 @@ impl CaptureSource<'_> {
         self.book_gap.clone()
     }
 }
+
+/// Every message of the capture `buf` (read with `opts`, a [`CaptureScan`]'s) that the engine
+/// takes, streamed in place, in feed order, to `f` until it returns false (e.g. the
+/// single-threaded `surveil`); the messages skipped are counted as [`CaptureSource`] counts
+/// them: (unknown types, bad lengths).
+///
+/// # Errors
+/// A malformed capture; a message that does not decode (not skippable under `lenient`), naming
+/// its capture byte offset.
+pub fn for_each_capture_message(
+    buf: &[u8],
+    opts: &ExtractOptions,
+    lenient: bool,
+    mut f: impl FnMut(&Message<'_>) -> bool,
+) -> Result<(u64, u64), JobError> {
+    let mut stream = CaptureStream::new(buf, opts)?;
+    let (mut unknown, mut bad_lengths) = (0, 0);
+    while let Some(r) = stream.advance() {
+        r?;
+        match verdict(stream.message(), stream.offset(), lenient) {
+            Verdict::Take(m) => {
+                if !f(&m) {
+                    break;
+                }
+            }
+            Verdict::Unknown => unknown += 1,
+            Verdict::BadLength => bad_lengths += 1,
+            Verdict::Stop(e) => return Err(InspectError::from(e).into()),
+        }
+    }
+    Ok((unknown, bad_lengths))
+}
