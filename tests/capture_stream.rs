@@ -156,7 +156,7 @@ fn fixtures(feed: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
 
 /// The messages of `CaptureStream` as a BinaryFILE image.
 fn streamed_image(cap: &[u8], opts: &ExtractOptions) -> Vec<u8> {
-    let mut s = CaptureStream::new(cap, opts).unwrap();
+    let mut s = CaptureStream::new(cap, opts, None).unwrap();
     let mut image = Vec::new();
     while let Some(r) = s.advance() {
         r.unwrap();
@@ -296,7 +296,7 @@ fn a_streamed_capture_gives_what_its_extraction_gave() {
     let opts = ExtractOptions::default();
     for (what, cap) in fixtures(&feed) {
         let x = extract(&cap, &opts).unwrap();
-        let scan = CaptureScan::of(&cap, &opts, workers).unwrap();
+        let scan = CaptureScan::of(&cap, &opts, workers, None).unwrap();
         same_scan(what, &scan, &x, workers);
         assert!(
             streamed_image(&cap, &scan.opts) == x.image,
@@ -309,7 +309,7 @@ fn a_streamed_capture_gives_what_its_extraction_gave() {
             &flow,
         );
         let new = outputs(
-            |jobs| run_capture(&cap, &scan, &cfg, jobs, &stop, &progress).unwrap(),
+            |jobs| run_capture(&scan, &cfg, jobs, &stop, &progress).unwrap(),
             &flow,
         );
         assert!(!old.alerts.is_empty() && !old.bars.is_empty(), "{what}");
@@ -332,7 +332,7 @@ fn a_streamed_capture_gives_what_its_extraction_gave() {
 fn held_messages_are_found_again_in_their_packets_not_copied() {
     let (feed, _) = feed(5_000);
     for (what, cap) in fixtures(&feed) {
-        let mut s = CaptureStream::new(&cap, &ExtractOptions::default()).unwrap();
+        let mut s = CaptureStream::new(&cap, &ExtractOptions::default(), None).unwrap();
         while let Some(r) = s.advance() {
             r.unwrap();
             // Every message is a slice of the capture itself, at the offset it names.

@@ -13,6 +13,7 @@
 
 use super::net::NetCounts;
 use super::read::{CaptureError, Datagrams};
+use crate::feed::MappedFile;
 use crate::itch::decode;
 use crate::mold::packet::HEADER_LEN;
 use crate::mold::{
@@ -406,7 +407,7 @@ fn unpaired(opts: &ExtractOptions, c: &SocketAddrV4) -> bool {
 /// A malformed capture (naming the byte offset), a capture without MoldUDP64 (saying what it
 /// holds), or filters that match nothing (naming what is there).
 pub fn extract(buf: &[u8], opts: &ExtractOptions) -> Result<Extracted, ExtractError> {
-    let (walk, b) = walk_all(buf, opts, || Builder::new(buf.len()))?;
+    let (walk, b) = walk_all(buf, opts, None, || Builder::new(buf.len()))?;
     let w = walk.summary()?;
     Ok(Extracted {
         image: b.image,
@@ -418,20 +419,22 @@ pub fn extract(buf: &[u8], opts: &ExtractOptions) -> Result<Extracted, ExtractEr
     })
 }
 
-/// Reads the whole capture `buf` into a sink made by `sink`; when a session came on a second
-/// channel, finds the A/B lines and reads it again into a new sink (a capture of one channel is
-/// read once). The finished walk (its counters, the options it read with) and the sink.
+/// Reads the whole capture `buf` into a sink made by `sink` (the bytes read told to `release`);
+/// when a session came on a second channel, finds the A/B lines and reads it again into a new
+/// sink (a capture of one channel is read once). The finished walk (its counters, the options
+/// it read with) and the sink.
 ///
 /// # Errors
 /// A malformed capture, naming the byte offset.
 pub fn walk_all<'a, S: PlacedSink>(
     buf: &'a [u8],
     opts: &ExtractOptions,
+    release: Option<Release<'a>>,
     mut sink: impl FnMut() -> S,
 ) -> Result<(Walk<'a>, S), ExtractError> {
     let mut o = opts.clone();
     loop {
-        let mut walk = Walk::new(buf, &o)?;
+        let mut walk = Walk::new(buf, &o)?.releasing(release);
         let mut s = sink();
         loop {
             match walk.step(&mut s)? {
@@ -444,6 +447,36 @@ pub fn walk_all<'a, S: PlacedSink>(
         o.pair_lines = false;
     }
 }
+
+/// What a walk tells the capture bytes it has read past.
+pub trait Releaser: Sync {
+    /// The walk has read past `range` (it may read it again: releasing must lose nothing).
+    fn release(&self, range: std::ops::Range<usize>);
+}
+
+/// A mapped file's pages leave the resident set ([`MappedFile::release`]), so memory does not
+/// grow with the capture.
+impl Releaser for MappedFile {
+    fn release(&self, range: std::ops::Range<usize>) {
+        MappedFile::release(self, range);
+    }
+}
+
+/// Where a walk tells the bytes it has read past (see [`Releaser`]).
+#[derive(Clone, Copy)]
+pub struct Release<'a>(pub &'a dyn Releaser);
+
+impl std::fmt::Debug for Release<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Release")
+    }
+}
+
+/// Bytes read between two releases.
+const RELEASE_EVERY: usize = 32 << 20;
+/// Bytes kept behind the read position when releasing: the packets a held message is found
+/// again in are recent (one further back is read again from the page cache).
+const RELEASE_KEEP: usize = 8 << 20;
 
 /// What one [`Walk::step`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -479,6 +512,9 @@ pub struct Walk<'a> {
     last_ts: u64,
     origins: Origins,
     ended: bool,
+    release: Option<Release<'a>>,
+    /// Bytes released so far.
+    released: usize,
 }
 
 impl<'a> Walk<'a> {
@@ -511,7 +547,26 @@ impl<'a> Walk<'a> {
                 recent: VecDeque::with_capacity(RECENT),
             },
             ended: false,
+            release: None,
+            released: 0,
         })
+    }
+
+    /// The walk, telling `release` (if any) the bytes it has read past.
+    pub fn releasing(self, release: Option<Release<'a>>) -> Walk<'a> {
+        Walk { release, ..self }
+    }
+
+    /// Releases what lies far enough behind the read position.
+    fn release_behind(&mut self) {
+        let Some(Release(release)) = self.release else {
+            return;
+        };
+        let end = self.datagrams.position().saturating_sub(RELEASE_KEEP);
+        if end >= self.released + RELEASE_EVERY {
+            release.release(self.released..end);
+            self.released = end;
+        }
     }
 
     /// The options read with (A/B lines found by [`walk_all`] included).
@@ -537,6 +592,7 @@ impl<'a> Walk<'a> {
             return Ok(Step::End);
         };
         let d = d?;
+        self.release_behind();
         self.last_ts = self.last_ts.max(d.ts_ns);
         let md = mold::Datagram {
             ts_ns: d.ts_ns,

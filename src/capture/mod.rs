@@ -35,7 +35,7 @@ pub mod write;
 
 pub use extract::{
     extract, walk_all, ExtractError, ExtractOptions, Extracted, Lost, Origin, Place, PlacedSink,
-    Positions, Span, Step, Walk, Walked,
+    Positions, Release, Releaser, Span, Step, Walk, Walked,
 };
 pub use net::{LinkType, NetCounts};
 pub use read::{is_capture, open, CaptureError, Datagram, Datagrams, FileKind};

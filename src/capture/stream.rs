@@ -18,7 +18,7 @@
 
 use std::collections::VecDeque;
 
-use super::extract::{ExtractError, ExtractOptions, Origin, PlacedSink, Step, Walk};
+use super::extract::{ExtractError, ExtractOptions, Origin, PlacedSink, Release, Step, Walk};
 use crate::mold::{Delivered, Packet};
 
 /// Where a queued message's bytes are.
@@ -101,17 +101,21 @@ pub struct CaptureStream<'a> {
 impl<'a> CaptureStream<'a> {
     /// The messages of the capture `buf`, read with `opts` as they are: give the options a
     /// finished [`super::walk_all`] read with ([`Walk::options`]), so that A/B lines it found
-    /// are merged here too.
+    /// are merged here too. The bytes read past are told to `release` (a mapped file's).
     ///
     /// # Errors
     /// Not a capture, or a truncated file header.
-    pub fn new(buf: &'a [u8], opts: &ExtractOptions) -> Result<CaptureStream<'a>, ExtractError> {
+    pub fn new(
+        buf: &'a [u8],
+        opts: &ExtractOptions,
+        release: Option<Release<'a>>,
+    ) -> Result<CaptureStream<'a>, ExtractError> {
         let opts = ExtractOptions {
             pair_lines: false,
             ..opts.clone()
         };
         Ok(CaptureStream {
-            walk: Walk::new(buf, &opts)?,
+            walk: Walk::new(buf, &opts)?.releasing(release),
             queue: Queue {
                 buf,
                 items: VecDeque::new(),

@@ -9,7 +9,7 @@ use anyhow::{anyhow, Context, Error};
 use std::io;
 use std::path::{Path, PathBuf};
 use tickwatch::book::BookConfig;
-use tickwatch::capture::{place_of, ExtractOptions, Extracted, FileKind, Lost};
+use tickwatch::capture::{place_of, ExtractOptions, Extracted, FileKind, Lost, Release};
 use tickwatch::export::ExportError;
 use tickwatch::feed::MappedFile;
 use tickwatch::filebench::FileBenchError;
@@ -45,8 +45,10 @@ impl StreamFeed {
     /// The first pass over the capture (nothing copied): the tables' sizes for `shards`
     /// shards, the gaps placed in the feed (warned about), the counters. `name`: the file as
     /// named on the command line.
-    pub fn scan(&self, name: &Path, shards: usize) -> Result<CaptureScan, Error> {
-        let scan = CaptureScan::of(self.map.bytes(), &self.opts, shards)
+    pub fn scan(&self, name: &Path, shards: usize) -> Result<CaptureScan<'_>, Error> {
+        // Each pass releases the pages it has read past: the resident set stays bounded.
+        let release = Some(Release(&self.map));
+        let scan = CaptureScan::of(self.map.bytes(), &self.opts, shards, release)
             .with_context(|| name.display().to_string())?;
         warn_gaps(name, &scan.walked.report, &scan.lost);
         Ok(scan)
@@ -63,9 +65,8 @@ impl StreamFeed {
         let Some(g) = GapSummary::of(scan.lost.clone()) else {
             return Ok(None);
         };
-        let damaged =
-            damaged_stocks_in_capture(self.map.bytes(), &scan.opts, books, g.inexact_from)
-                .with_context(|| name.display().to_string())?;
+        let damaged = damaged_stocks_in_capture(scan, books, g.inexact_from)
+            .with_context(|| name.display().to_string())?;
         Ok(Some(g.with_damage(damaged)))
     }
 }

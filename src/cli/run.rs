@@ -155,7 +155,7 @@ fn run_pipeline(
         None => None,
     };
     let outcome = progress::while_running(&progress, watch, || match &scan {
-        Some(scan) => pipeline::run_capture(buf, scan, &cfg, jobs, &STOP, &progress),
+        Some(scan) => pipeline::run_capture(scan, &cfg, jobs, &STOP, &progress),
         None => pipeline::run_market(buf, &cfg, jobs, &STOP, &progress),
     })
     .map_err(|e| map.explain(e))?;

@@ -54,7 +54,7 @@ pub fn cmd_surveil(a: SurveilArgs) -> Result<()> {
     let feed = map.bytes();
     let (alerts, counters, bad_lengths) = match (&stream, a.input.lenient) {
         (Some((_, scan)), lenient) => {
-            surveil_capture(feed, scan, &mut books, rules, &flow, a.mark_every, lenient)
+            surveil_capture(scan, &mut books, rules, &flow, a.mark_every, lenient)
                 .map_err(|e| map.explain(e))?
         }
         (None, true) => surv::surveil_feed_lenient(feed, &mut books, rules, &flow, a.mark_every)
@@ -116,8 +116,7 @@ pub fn cmd_surveil(a: SurveilArgs) -> Result<()> {
 /// `surveil` over a capture, its messages streamed in place (as `scan`, its first pass, found
 /// them): the alerts, the counters, and the messages of a wrong length skipped (`lenient`).
 fn surveil_capture(
-    buf: &[u8],
-    scan: &CaptureScan,
+    scan: &CaptureScan<'_>,
     books: &mut Books,
     rules: Rules,
     flow: &[FlowRecord],
@@ -128,7 +127,7 @@ fn surveil_capture(
     let mut bad_lengths = 0;
     let (alerts, counters) = surv::surveil_messages(books, s, mark_every, |books, f| {
         let each = |m: &tickwatch::itch::Message<'_>| f(books, m);
-        bad_lengths = for_each_capture_message(buf, &scan.opts, lenient, each)?.1;
+        bad_lengths = for_each_capture_message(scan, lenient, each)?.1;
         Ok::<(), JobError>(())
     })?;
     Ok((alerts, counters, bad_lengths))

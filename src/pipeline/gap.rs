@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use crate::book::{BookConfig, Books};
-use crate::capture::{CaptureStream, ExtractError, ExtractOptions};
+use crate::capture::ExtractError;
 use crate::feed::Frames;
 use crate::itch::{decode, symbol_str, Message};
 
@@ -218,25 +218,23 @@ pub fn damaged_stocks(image: &[u8], cfg: BookConfig, from: u64) -> Vec<DamagedSt
     scan.finish()
 }
 
-/// [`DamageScan`] over a capture's messages streamed in place (read with `opts`, the options
-/// of its [`super::CaptureScan`]): the stocks with references to unknown orders from feed
-/// position `from` on.
+/// [`DamageScan`] over a capture's messages streamed in place (as its first pass, `scan`,
+/// found them): the stocks with references to unknown orders from feed position `from` on.
 ///
 /// # Errors
 /// A malformed capture.
 pub fn damaged_stocks_in_capture(
-    buf: &[u8],
-    opts: &ExtractOptions,
+    scan: &super::CaptureScan<'_>,
     cfg: BookConfig,
     from: u64,
 ) -> Result<Vec<DamagedStock>, ExtractError> {
-    let mut scan = DamageScan::new(cfg, from);
-    let mut stream = CaptureStream::new(buf, opts)?;
+    let mut damage = DamageScan::new(cfg, from);
+    let mut stream = scan.stream()?;
     while let Some(r) = stream.advance() {
         r?;
-        scan.take_bytes(stream.message());
+        damage.take_bytes(stream.message());
     }
-    Ok(scan.finish())
+    Ok(damage.finish())
 }
 
 #[cfg(test)]

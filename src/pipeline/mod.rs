@@ -449,22 +449,21 @@ pub fn run_market_gapped(
     Ok(outcome)
 }
 
-/// [`run_market`] of the capture `buf`, its messages streamed in place (no copy: memory does
-/// not grow with the capture) as `scan`, a first pass over the same bytes, found them: tables
+/// [`run_market`] of a capture, its messages streamed in place (no copy: memory does not grow
+/// with the capture) as `scan`, a first pass over the same bytes, found them: tables
 /// sized by its counts, alerts from its first gap on flagged `book_gap`. The same books, alerts
 /// and counters as [`run_market_gapped`] over the extracted image.
 ///
 /// # Errors
 /// As [`run_market`]; a malformed capture.
 pub fn run_capture(
-    buf: &[u8],
-    scan: &source::CaptureScan,
+    scan: &source::CaptureScan<'_>,
     cfg: &PipelineConfig,
     jobs: MarketJobs,
     stop: &AtomicBool,
     progress: &AtomicU64,
 ) -> Result<RunOutcome, JobError> {
-    let src = source::CaptureSource::new(buf, scan, cfg.feed.lenient)?;
+    let src = source::CaptureSource::new(scan, cfg.feed.lenient)?;
     let (outcome, _) = run_source(src, &scan.counts, cfg, jobs, stop, progress)?;
     Ok(outcome)
 }

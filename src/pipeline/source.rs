@@ -8,7 +8,7 @@ use super::sizing::FeedCounts;
 use super::JobError;
 use crate::capture::{
     walk_all, CaptureStream, ExtractError, ExtractOptions, Lost, Origin, PlacedSink, Positions,
-    Walked,
+    Release, Walked,
 };
 use crate::engine::{Route, Source};
 use crate::feed::Frames;
@@ -136,10 +136,14 @@ fn write_body(body: &[u8], slot: &mut Event) {
     slot.body[n..].fill(0);
 }
 
-/// What a first pass over a capture finds, before its messages are streamed: the tables'
-/// sizes, the gaps placed in the feed, the counters, and the options (A/B lines found).
+/// A capture to stream, and what a first pass over it found: the tables' sizes, the gaps
+/// placed in the feed, the counters, and the options (A/B lines found).
 #[derive(Debug)]
-pub struct CaptureScan {
+pub struct CaptureScan<'a> {
+    /// The capture's bytes.
+    pub buf: &'a [u8],
+    /// Told the bytes each pass has read past (a mapped file's, released).
+    pub release: Option<Release<'a>>,
     /// What each shard can hold at most (as [`FeedCounts::of`] counts the extracted image).
     pub counts: FeedCounts,
     /// Every range given up, placed in the feed.
@@ -150,22 +154,38 @@ pub struct CaptureScan {
     pub opts: ExtractOptions,
 }
 
-impl CaptureScan {
-    /// One pass over the capture `buf` for `shards` shards: nothing is copied.
+impl<'a> CaptureScan<'a> {
+    /// One pass over the capture `buf` for `shards` shards: nothing is copied; the bytes read
+    /// past are told to `release`.
     ///
     /// # Errors
     /// As [`crate::capture::extract`].
-    pub fn of(buf: &[u8], opts: &ExtractOptions, shards: usize) -> Result<Self, ExtractError> {
-        let (walk, scan) = walk_all(buf, opts, || Scan {
+    pub fn of(
+        buf: &'a [u8],
+        opts: &ExtractOptions,
+        shards: usize,
+        release: Option<Release<'a>>,
+    ) -> Result<Self, ExtractError> {
+        let (walk, scan) = walk_all(buf, opts, release, || Scan {
             counts: FeedCounts::zero(shards),
             positions: Positions::default(),
         })?;
         Ok(CaptureScan {
+            buf,
+            release,
             counts: scan.counts,
             lost: scan.positions.lost,
             walked: walk.summary()?,
             opts: walk.options().clone(),
         })
+    }
+
+    /// The capture's messages, streamed again in place.
+    ///
+    /// # Errors
+    /// Not a capture (the first pass read it: never).
+    pub fn stream(&self) -> Result<CaptureStream<'a>, ExtractError> {
+        CaptureStream::new(self.buf, &self.opts, self.release)
     }
 
     /// The feed position of the first gap (see [`Lost::position`]), `None` when nothing was
@@ -210,18 +230,14 @@ pub struct CaptureSource<'a> {
 }
 
 impl<'a> CaptureSource<'a> {
-    /// The messages of the capture `buf` as `scan` found them, its first gap marked for the
-    /// alerts' `book_gap`; with `lenient`, known types of a wrong length are skipped.
+    /// The messages of the capture as `scan` found them, its first gap marked for the alerts'
+    /// `book_gap`; with `lenient`, known types of a wrong length are skipped.
     ///
     /// # Errors
     /// Not a capture.
-    pub fn new(
-        buf: &'a [u8],
-        scan: &CaptureScan,
-        lenient: bool,
-    ) -> Result<CaptureSource<'a>, ExtractError> {
+    pub fn new(scan: &CaptureScan<'a>, lenient: bool) -> Result<CaptureSource<'a>, ExtractError> {
         Ok(CaptureSource {
-            stream: CaptureStream::new(buf, &scan.opts)?,
+            stream: scan.stream()?,
             ts: 0,
             locate: 0,
             lenient,
@@ -283,21 +299,19 @@ impl CaptureSource<'_> {
     }
 }
 
-/// Every message of the capture `buf` (read with `opts`, a [`CaptureScan`]'s) that the engine
-/// takes, streamed in place, in feed order, to `f` until it returns false (e.g. the
-/// single-threaded `surveil`); the messages skipped are counted as [`CaptureSource`] counts
-/// them: (unknown types, bad lengths).
+/// Every message of the capture `scan` found that the engine takes, streamed in place, in feed
+/// order, to `f` until it returns false (e.g. the single-threaded `surveil`); the messages
+/// skipped are counted as [`CaptureSource`] counts them: (unknown types, bad lengths).
 ///
 /// # Errors
 /// A malformed capture; a message that does not decode (not skippable under `lenient`), naming
 /// its capture byte offset.
 pub fn for_each_capture_message(
-    buf: &[u8],
-    opts: &ExtractOptions,
+    scan: &CaptureScan<'_>,
     lenient: bool,
     mut f: impl FnMut(&Message<'_>) -> bool,
 ) -> Result<(u64, u64), JobError> {
-    let mut stream = CaptureStream::new(buf, opts)?;
+    let mut stream = scan.stream()?;
     let (mut unknown, mut bad_lengths) = (0, 0);
     while let Some(r) = stream.advance() {
         r?;
