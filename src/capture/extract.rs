@@ -168,6 +168,8 @@ pub struct Extracted {
     pub map: Vec<Span>,
     /// Every range of messages given up, in the order it was given up.
     pub lost: Vec<Lost>,
+    /// The options read with, A/B lines found included (to stream the capture the same way).
+    pub options: ExtractOptions,
 }
 
 impl Extracted {
@@ -416,6 +418,7 @@ pub fn extract(buf: &[u8], opts: &ExtractOptions) -> Result<Extracted, ExtractEr
         packets: w.packets,
         map: b.map,
         lost: b.positions.lost,
+        options: walk.options().clone(),
     })
 }
 
