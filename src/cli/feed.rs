@@ -15,7 +15,7 @@ use tickwatch::feed::MappedFile;
 use tickwatch::filebench::FileBenchError;
 use tickwatch::inspect::InspectError;
 use tickwatch::mold::MoldReport;
-use tickwatch::pipeline::gap::{damaged_stocks_in_capture, GapSummary};
+use tickwatch::pipeline::gap::GapSummary;
 use tickwatch::pipeline::CaptureScan;
 use tickwatch::pipeline::JobError;
 use tickwatch::surv::SurveilError;
@@ -65,7 +65,8 @@ impl StreamFeed {
         let Some(g) = GapSummary::of(scan.lost.clone()) else {
             return Ok(None);
         };
-        let damaged = damaged_stocks_in_capture(scan, books, g.inexact_from)
+        let damaged = scan
+            .damaged_stocks(books, g.inexact_from)
             .with_context(|| name.display().to_string())?;
         Ok(Some(g.with_damage(damaged)))
     }

@@ -105,7 +105,7 @@ fn run_pipeline(
 ) -> Result<()> {
     let alerts_on_stdout = a.alerts.as_ref().is_some_and(|p| p.as_os_str() == "-");
     let watch = watch_rules(&a, &mut surv);
-    if let Some(lines) = &a.live.listen {
+    if let Some(lines) = &a.live.lines.listen {
         let kind = match (&surv, &bars) {
             (Some(_), _) => RunKind::Surveillance,
             (None, Some(_)) => RunKind::Bars,
@@ -252,7 +252,11 @@ fn pipeline_config(a: &RunArgs, kind: RunKind) -> Result<PipelineConfig> {
             .workers
             // A live feed comes at its own pace: as a paced replay.
             .unwrap_or_else(|| {
-                workers_for(kind, ncores, a.speed.0.is_some() || a.live.listen.is_some())
+                workers_for(
+                    kind,
+                    ncores,
+                    a.speed.0.is_some() || a.live.lines.listen.is_some(),
+                )
             }),
         cores,
         wait: a.wait,

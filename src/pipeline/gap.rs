@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use crate::book::{BookConfig, Books};
-use crate::capture::ExtractError;
 use crate::feed::Frames;
 use crate::itch::{decode, symbol_str, Message};
 
@@ -216,25 +215,6 @@ pub fn damaged_stocks(image: &[u8], cfg: BookConfig, from: u64) -> Vec<DamagedSt
         scan.take_bytes(f.body);
     }
     scan.finish()
-}
-
-/// [`DamageScan`] over a capture's messages streamed in place (as its first pass, `scan`,
-/// found them): the stocks with references to unknown orders from feed position `from` on.
-///
-/// # Errors
-/// A malformed capture.
-pub fn damaged_stocks_in_capture(
-    scan: &super::CaptureScan<'_>,
-    cfg: BookConfig,
-    from: u64,
-) -> Result<Vec<DamagedStock>, ExtractError> {
-    let mut damage = DamageScan::new(cfg, from);
-    let mut stream = scan.stream()?;
-    while let Some(r) = stream.advance() {
-        r?;
-        damage.take_bytes(stream.message());
-    }
-    Ok(damage.finish())
 }
 
 #[cfg(test)]

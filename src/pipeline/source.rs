@@ -3,9 +3,10 @@
 //! messages, locate 0, to every shard).
 
 use super::event::{Event, BODY};
-use super::gap::BookGap;
+use super::gap::{BookGap, DamageScan, DamagedStock};
 use super::sizing::FeedCounts;
 use super::JobError;
+use crate::book::BookConfig;
 use crate::capture::{
     walk_all, CaptureStream, ExtractError, ExtractOptions, Lost, Origin, PlacedSink, Positions,
     Release, Walked,
@@ -193,6 +194,25 @@ impl<'a> CaptureScan<'a> {
     pub fn first_gap(&self) -> Option<u32> {
         let p = self.lost.iter().map(|l| l.position).min()?;
         Some(u32::try_from(p).unwrap_or(u32::MAX))
+    }
+
+    /// [`DamageScan`] over the capture's messages, streamed again: the stocks with references
+    /// to unknown orders from feed position `from` on, books of `cfg`'s capacities.
+    ///
+    /// # Errors
+    /// A malformed capture (the first pass read it: never).
+    pub fn damaged_stocks(
+        &self,
+        cfg: BookConfig,
+        from: u64,
+    ) -> Result<Vec<DamagedStock>, ExtractError> {
+        let mut damage = DamageScan::new(cfg, from);
+        let mut stream = self.stream()?;
+        while let Some(r) = stream.advance() {
+            r?;
+            damage.take_bytes(stream.message());
+        }
+        Ok(damage.finish())
     }
 }
 
