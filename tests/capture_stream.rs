@@ -352,3 +352,63 @@ fn held_messages_are_found_again_in_their_packets_not_copied() {
         }
     }
 }
+
+/// Records what a walk releases, and releases it for real (the pages of a mapped file).
+struct Recording<'a> {
+    map: &'a tickwatch::feed::MappedFile,
+    ranges: std::sync::Mutex<Vec<std::ops::Range<usize>>>,
+}
+
+impl tickwatch::capture::Releaser for Recording<'_> {
+    fn release(&self, range: std::ops::Range<usize>) {
+        self.ranges.lock().unwrap().push(range.clone());
+        self.map.release(range);
+    }
+}
+
+#[test]
+fn releasing_the_pages_read_past_changes_nothing() {
+    use tickwatch::capture::Release;
+    use tickwatch::feed::{MapOptions, MappedFile};
+    let mut feed = Vec::new();
+    let cfg = GenConfig {
+        messages: 750_000,
+        symbols: 50,
+        live_orders: 10_000,
+        seed: 3,
+    };
+    tickwatch::gen::generate(&cfg, &mut feed).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.pcap");
+    let cap = written(&feed, WriteOptions::default());
+    assert!(
+        cap.len() > 72 << 20,
+        "{} bytes: past two releases",
+        cap.len()
+    );
+    std::fs::write(&path, &cap).unwrap();
+    let map = MappedFile::open(&path, MapOptions::default()).unwrap();
+    let rec = Recording {
+        map: &map,
+        ranges: Default::default(),
+    };
+    let opts = ExtractOptions::default();
+    let mut s = CaptureStream::new(map.bytes(), &opts, Some(Release(&rec))).unwrap();
+    let mut image = Vec::new();
+    while let Some(r) = s.advance() {
+        r.unwrap();
+        let m = s.message();
+        image.extend_from_slice(&(m.len() as u16).to_be_bytes());
+        image.extend_from_slice(m);
+    }
+    assert!(
+        image == feed,
+        "the capture's messages, whole, after releasing"
+    );
+    // Contiguous ranges from the start, each behind what was read, short of the end.
+    let ranges = rec.ranges.into_inner().unwrap();
+    assert!(ranges.len() >= 2, "{ranges:?}");
+    assert_eq!(ranges[0].start, 0);
+    assert!(ranges.windows(2).all(|w| w[0].end == w[1].start));
+    assert!(ranges.last().unwrap().end < cap.len());
+}
