@@ -13,6 +13,8 @@
 
 use super::net::NetCounts;
 use super::read::{CaptureError, Datagrams};
+use crate::feed::MappedFile;
+use crate::itch::decode;
 use crate::mold::packet::HEADER_LEN;
 use crate::mold::{
     self, Arbiter, ArbiterConfig, Delivered, MoldReport, Outcome, Packet, PacketKind, Session,
@@ -144,10 +146,10 @@ pub struct Lost {
     pub first: u64,
     /// Last missing sequence.
     pub last: u64,
-    /// The feed position (engine `seq`) of the first message after the gap. A capture's is the
-    /// count of messages in the image before it: exact when the reader skips no frame before it
-    /// (unknown types, or bad lengths with --lenient, are not handed to the engine). A live
-    /// feed's is the count handed to the engine when it was given up.
+    /// The feed position (engine `seq`) of the first message after the gap: the count of
+    /// messages handed to the engine before it. Messages the engine skips (unknown types, or
+    /// bad lengths with --lenient) are not counted; without --lenient a bad length ends the run
+    /// there, so the positions after it are never used.
     pub position: u64,
 }
 
@@ -166,6 +168,8 @@ pub struct Extracted {
     pub map: Vec<Span>,
     /// Every range of messages given up, in the order it was given up.
     pub lost: Vec<Lost>,
+    /// The options read with, A/B lines found included (to stream the capture the same way).
+    pub options: ExtractOptions,
 }
 
 impl Extracted {
@@ -208,27 +212,121 @@ impl Extracted {
     }
 }
 
+/// The packet a delivered message came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// Capture byte offset of the packet's record (pcap) or block (pcapng).
+    pub packet: u64,
+    /// Capture byte offset of the packet's MoldUDP64 bytes (its UDP payload), and their length.
+    pub payload: (usize, usize),
+    /// The packet's first sequence number.
+    pub first: u64,
+}
+
+impl Origin {
+    /// Index in the packet of the message of sequence `seq` (a packet holds at most 0xFFFE
+    /// messages: it fits).
+    pub fn index(&self, seq: u64) -> u16 {
+        u16::try_from(seq.saturating_sub(self.first)).unwrap_or(u16::MAX)
+    }
+}
+
+/// Where a capture's messages go, each with the packet it came in.
+pub trait PlacedSink {
+    /// The next message in sequence order, from the packet `origin` (for a message held in a
+    /// gap whose packet is no longer remembered, the packet being read).
+    fn message(&mut self, m: Delivered<'_>, origin: Origin);
+    /// Messages `first..=last` of stream `stream` are given up.
+    fn lost(&mut self, stream: u32, first: u64, last: u64);
+}
+
+/// Feed positions: messages counted as the engine takes them, and each range given up placed
+/// before the next (see [`Lost::position`]).
+#[derive(Debug, Default)]
+pub struct Positions {
+    /// Messages that decode (the engine takes them): the feed position of the next one.
+    pub handed: u64,
+    /// Every range given up, in the order it was given up.
+    pub lost: Vec<Lost>,
+}
+
+impl Positions {
+    /// The next message delivered.
+    pub fn message(&mut self, bytes: &[u8]) {
+        self.handed += u64::from(decode(bytes, 0).is_ok());
+    }
+
+    /// Messages `first..=last` of `stream` given up.
+    pub fn lost(&mut self, stream: u32, first: u64, last: u64) {
+        self.lost.push(Lost {
+            stream,
+            first,
+            last,
+            position: self.handed,
+        });
+    }
+}
+
 /// One packet taken into a stream, remembered for the messages it leaves held in a gap.
 #[derive(Debug, Clone, Copy)]
 struct Recent {
     stream: u32,
-    first: u64,
     next: u64,
-    capture: u64,
+    origin: Origin,
 }
 
-/// The sink: builds the image, its map and the lost list.
+/// The packet being read, and the last [`RECENT`] taken into a stream.
+#[derive(Debug)]
+struct Origins {
+    current: Origin,
+    recent: VecDeque<Recent>,
+}
+
+impl Origins {
+    fn remember(&mut self, r: Recent) {
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(r);
+    }
+
+    /// The packet that brought message `seq` of `stream` (the current one if not remembered).
+    fn of(&self, stream: u32, seq: u64) -> Origin {
+        self.recent
+            .iter()
+            .rev()
+            .find(|r| r.stream == stream && (r.origin.first..r.next).contains(&seq))
+            .map_or(self.current, |r| r.origin)
+    }
+}
+
+/// The arbiter's sink during a [`Walk`]: each message placed, then handed on.
+struct Placing<'s, S> {
+    origins: &'s Origins,
+    sink: &'s mut S,
+}
+
+impl<S: PlacedSink> Sink for Placing<'_, S> {
+    fn message(&mut self, m: Delivered<'_>) {
+        let origin = match m.held {
+            true => self.origins.of(m.stream, m.seq),
+            false => self.origins.current,
+        };
+        self.sink.message(m, origin);
+    }
+
+    fn lost(&mut self, stream: u32, first: u64, last: u64) {
+        self.sink.lost(stream, first, last);
+    }
+}
+
+/// The sink of [`extract`]: builds the image, its map and the lost list.
 struct Builder {
     image: Vec<u8>,
     map: Vec<Span>,
-    lost: Vec<Lost>,
-    /// Messages in the image.
-    messages: u64,
-    /// The packet being pushed: capture offset and first sequence.
-    current: (u64, u64),
+    positions: Positions,
     /// Where the next message would continue the last span: (capture, message index).
     follows: Option<(u64, u16)>,
-    recent: VecDeque<Recent>,
 }
 
 impl Builder {
@@ -239,39 +337,15 @@ impl Builder {
             // record takes more than 64 bytes: rarely a reallocation (untouched pages cost no
             // memory).
             map: Vec::with_capacity(capacity / 64),
-            lost: Vec::new(),
-            messages: 0,
-            current: (0, 0),
+            positions: Positions::default(),
             follows: None,
-            recent: VecDeque::with_capacity(RECENT),
         }
-    }
-
-    fn remember(&mut self, r: Recent) {
-        if self.recent.len() == RECENT {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(r);
-    }
-
-    /// The packet (capture offset, first sequence) that brought a message held in a gap.
-    fn origin(&self, stream: u32, seq: u64) -> (u64, u64) {
-        self.recent
-            .iter()
-            .rev()
-            .find(|r| r.stream == stream && (r.first..r.next).contains(&seq))
-            .map_or(self.current, |r| (r.capture, r.first))
     }
 }
 
-impl Sink for Builder {
-    fn message(&mut self, m: Delivered<'_>) {
-        let (capture, first) = match m.held {
-            true => self.origin(m.stream, m.seq),
-            false => self.current,
-        };
-        // A packet holds at most 0xFFFE messages: the index fits.
-        let message = u16::try_from(m.seq.saturating_sub(first)).unwrap_or(u16::MAX);
+impl PlacedSink for Builder {
+    fn message(&mut self, m: Delivered<'_>, origin: Origin) {
+        let (capture, message) = (origin.packet, origin.index(m.seq));
         if self.follows != Some((capture, message)) {
             let image = self.image.len() as u64;
             self.map.push(Span::new(image, capture, message));
@@ -280,16 +354,11 @@ impl Sink for Builder {
         self.image
             .extend_from_slice(&(m.bytes.len() as u16).to_be_bytes());
         self.image.extend_from_slice(m.bytes);
-        self.messages += 1;
+        self.positions.message(m.bytes);
     }
 
     fn lost(&mut self, stream: u32, first: u64, last: u64) {
-        self.lost.push(Lost {
-            stream,
-            first,
-            last,
-            position: self.messages,
-        });
+        self.positions.lost(stream, first, last);
     }
 }
 
@@ -340,35 +409,194 @@ fn unpaired(opts: &ExtractOptions, c: &SocketAddrV4) -> bool {
 /// A malformed capture (naming the byte offset), a capture without MoldUDP64 (saying what it
 /// holds), or filters that match nothing (naming what is there).
 pub fn extract(buf: &[u8], opts: &ExtractOptions) -> Result<Extracted, ExtractError> {
+    let (walk, b) = walk_all(buf, opts, None, || Builder::new(buf.len()))?;
+    let w = walk.summary()?;
+    Ok(Extracted {
+        image: b.image,
+        report: w.report,
+        net: w.net,
+        packets: w.packets,
+        map: b.map,
+        lost: b.positions.lost,
+        options: walk.options().clone(),
+    })
+}
+
+/// Reads the whole capture `buf` into a sink made by `sink` (the bytes read told to `release`);
+/// when a session came on a second channel, finds the A/B lines and reads it again into a new
+/// sink (a capture of one channel is read once). The finished walk (its counters, the options
+/// it read with) and the sink.
+///
+/// # Errors
+/// A malformed capture, naming the byte offset.
+pub fn walk_all<'a, S: PlacedSink>(
+    buf: &'a [u8],
+    opts: &ExtractOptions,
+    release: Option<Release<'a>>,
+    mut sink: impl FnMut() -> S,
+) -> Result<(Walk<'a>, S), ExtractError> {
     let mut o = opts.clone();
     loop {
-        if let Some(x) = pass(buf, &o)? {
-            return Ok(x);
+        let mut walk = Walk::new(buf, &o)?.releasing(release);
+        let mut s = sink();
+        loop {
+            match walk.step(&mut s)? {
+                Step::Taken => {}
+                Step::End => return Ok((walk, s)),
+                Step::Restart => break,
+            }
         }
-        // A session came on a second channel: find the A/B lines, then read again (a capture of
-        // one channel is read once).
         o.ab.extend(same_session_lines(buf, &o));
         o.pair_lines = false;
     }
 }
 
-/// One pass over the capture; `None` when `opts.pair_lines` and a session came on two channels.
-fn pass(buf: &[u8], opts: &ExtractOptions) -> Result<Option<Extracted>, ExtractError> {
-    let mut datagrams = Datagrams::new(buf)?;
-    let mut arbiter = Arbiter::new(ArbiterConfig {
-        channels: opts.channels.clone(),
-        ab: opts.ab.clone(),
-        session: opts.session,
-        stream: opts.stream,
-        ..ArbiterConfig::default()
-    });
-    // The image is at most the capture's size.
-    let mut b = Builder::new(buf.len());
-    let mut seen = Seen::default();
-    let mut last_ts = 0;
-    for d in &mut datagrams {
+/// What a walk tells the capture bytes it has read past.
+pub trait Releaser: Sync {
+    /// The walk has read past `range` (it may read it again: releasing must lose nothing).
+    fn release(&self, range: std::ops::Range<usize>);
+}
+
+/// A mapped file's pages leave the resident set ([`MappedFile::release`]), so memory does not
+/// grow with the capture.
+impl Releaser for MappedFile {
+    fn release(&self, range: std::ops::Range<usize>) {
+        MappedFile::release(self, range);
+    }
+}
+
+/// Where a walk tells the bytes it has read past (see [`Releaser`]).
+#[derive(Clone, Copy)]
+pub struct Release<'a>(pub &'a dyn Releaser);
+
+impl std::fmt::Debug for Release<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Release")
+    }
+}
+
+/// Bytes read between two releases.
+const RELEASE_EVERY: usize = 32 << 20;
+/// Bytes kept behind the read position when releasing: the packets a held message is found
+/// again in are recent (one further back is read again from the page cache).
+const RELEASE_KEEP: usize = 8 << 20;
+
+/// What one [`Walk::step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// One datagram read (its messages, if any, delivered).
+    Taken,
+    /// The end: every hole given up, every held message delivered.
+    End,
+    /// A session came on a second channel (with `pair_lines`): read again with the A/B lines.
+    Restart,
+}
+
+/// What the layers below counted over a whole capture.
+#[derive(Debug, Clone)]
+pub struct Walked {
+    /// What the MoldUDP64 layer saw.
+    pub report: MoldReport,
+    /// What the frames held besides UDP/IPv4 datagrams.
+    pub net: NetCounts,
+    /// Packets (records, packet blocks) in the capture.
+    pub packets: u64,
+}
+
+/// One pass over a capture, a datagram at a time: the datagrams through the arbiter (filters,
+/// A/B lines, gaps, duplicates), the messages in sequence order to a [`PlacedSink`].
+#[derive(Debug)]
+pub struct Walk<'a> {
+    buf: &'a [u8],
+    datagrams: Datagrams<'a>,
+    arbiter: Arbiter,
+    opts: ExtractOptions,
+    seen: Seen,
+    last_ts: u64,
+    origins: Origins,
+    ended: bool,
+    release: Option<Release<'a>>,
+    /// Bytes released so far.
+    released: usize,
+}
+
+impl<'a> Walk<'a> {
+    /// A walk of the capture `buf`.
+    ///
+    /// # Errors
+    /// Not a capture, or a truncated file header.
+    pub fn new(buf: &'a [u8], opts: &ExtractOptions) -> Result<Walk<'a>, ExtractError> {
+        let arbiter = Arbiter::new(ArbiterConfig {
+            channels: opts.channels.clone(),
+            ab: opts.ab.clone(),
+            session: opts.session,
+            stream: opts.stream,
+            ..ArbiterConfig::default()
+        });
+        let none = Origin {
+            packet: 0,
+            payload: (0, 0),
+            first: 0,
+        };
+        Ok(Walk {
+            buf,
+            datagrams: Datagrams::new(buf)?,
+            arbiter,
+            opts: opts.clone(),
+            seen: Seen::default(),
+            last_ts: 0,
+            origins: Origins {
+                current: none,
+                recent: VecDeque::with_capacity(RECENT),
+            },
+            ended: false,
+            release: None,
+            released: 0,
+        })
+    }
+
+    /// The walk, telling `release` (if any) the bytes it has read past.
+    pub fn releasing(self, release: Option<Release<'a>>) -> Walk<'a> {
+        Walk { release, ..self }
+    }
+
+    /// Releases what lies far enough behind the read position.
+    fn release_behind(&mut self) {
+        let Some(Release(release)) = self.release else {
+            return;
+        };
+        let end = self.datagrams.position().saturating_sub(RELEASE_KEEP);
+        if end >= self.released + RELEASE_EVERY {
+            release.release(self.released..end);
+            self.released = end;
+        }
+    }
+
+    /// The options read with (A/B lines found by [`walk_all`] included).
+    pub fn options(&self) -> &ExtractOptions {
+        &self.opts
+    }
+
+    /// Reads the next datagram, delivering to `sink` what is now in order; at the end, gives up
+    /// every hole and delivers what was held.
+    ///
+    /// # Errors
+    /// A malformed capture, naming the byte offset.
+    pub fn step<S: PlacedSink>(&mut self, sink: &mut S) -> Result<Step, ExtractError> {
+        let Some(d) = self.datagrams.next() else {
+            if !self.ended {
+                self.ended = true;
+                let mut placing = Placing {
+                    origins: &self.origins,
+                    sink,
+                };
+                self.arbiter.finish(self.last_ts, &mut placing);
+            }
+            return Ok(Step::End);
+        };
         let d = d?;
-        last_ts = last_ts.max(d.ts_ns);
+        self.release_behind();
+        self.last_ts = self.last_ts.max(d.ts_ns);
         let md = mold::Datagram {
             ts_ns: d.ts_ns,
             src: d.src,
@@ -377,41 +605,56 @@ fn pass(buf: &[u8], opts: &ExtractOptions) -> Result<Option<Extracted>, ExtractE
             offset: d.offset,
         };
         let Ok(p) = Packet::parse(d.payload, d.offset) else {
-            arbiter.push(&md, &mut b);
-            continue;
+            self.arbiter.push(
+                &md,
+                &mut Placing {
+                    origins: &self.origins,
+                    sink,
+                },
+            );
+            return Ok(Step::Taken);
         };
-        if seen.note(d.dst, &p, opts) {
-            return Ok(None);
+        if self.seen.note(d.dst, &p, &self.opts) {
+            return Ok(Step::Restart);
         }
-        b.current = (d.offset, p.sequence());
-        if let Outcome::Taken(stream) = arbiter.push(&md, &mut b) {
-            let (first, next) = (p.sequence(), p.next_sequence());
-            let capture = d.offset;
-            b.remember(Recent {
+        // A payload is a slice of the capture: its offset is the pointers' distance.
+        let at = (d.payload.as_ptr() as usize).wrapping_sub(self.buf.as_ptr() as usize);
+        let origin = Origin {
+            packet: d.offset,
+            payload: (at, d.payload.len()),
+            first: p.sequence(),
+        };
+        self.origins.current = origin;
+        let mut placing = Placing {
+            origins: &self.origins,
+            sink,
+        };
+        if let Outcome::Taken(stream) = self.arbiter.push(&md, &mut placing) {
+            let next = p.next_sequence();
+            self.origins.remember(Recent {
                 stream,
-                first,
                 next,
-                capture,
+                origin,
             });
         }
+        Ok(Step::Taken)
     }
-    arbiter.finish(last_ts, &mut b);
-    let report = arbiter.report();
-    check_found(
-        &report,
-        datagrams.counts(),
-        datagrams.packets(),
-        &seen,
-        opts,
-    )?;
-    Ok(Some(Extracted {
-        image: b.image,
-        report,
-        net: datagrams.counts().clone(),
-        packets: datagrams.packets(),
-        map: b.map,
-        lost: b.lost,
-    }))
+
+    /// What the layers counted (call it at the end).
+    ///
+    /// # Errors
+    /// Nothing was taken: no MoldUDP64 in the capture, or filters that match none of it.
+    pub fn summary(&self) -> Result<Walked, ExtractError> {
+        let report = self.arbiter.report();
+        let net = self.datagrams.counts();
+        let packets = self.datagrams.packets();
+        check_found(&report, net, packets, &self.seen, &self.opts)?;
+        Ok(Walked {
+            report,
+            net: net.clone(),
+            packets,
+        })
+    }
 }
 
 /// Packets per line compared to tell A/B lines from two feeds that share a session name.

@@ -9,7 +9,9 @@
 //!        ──▶ Datagram { ts_ns, src, dst, payload: &[u8], offset }  (+ Counts of what was skipped)
 //! ```
 //! The MoldUDP64 layer on top of the datagrams lives elsewhere (`mold`); [`extract`] runs a
-//! capture through it into an in-memory BinaryFILE image, which every command reads.
+//! capture through it into an in-memory BinaryFILE image (what most commands read), and
+//! [`stream`] hands its messages out one at a time in place, zero-copy (what `run`, `bars` and
+//! `surveil` read).
 //!
 //! ```
 //! use tickwatch::capture::{write_capture, Datagrams, WriteOptions, END_OF_SESSION};
@@ -28,11 +30,16 @@
 pub mod extract;
 pub mod net;
 pub mod read;
+pub mod stream;
 pub mod write;
 
-pub use extract::{extract, ExtractError, ExtractOptions, Extracted, Lost, Place, Span};
+pub use extract::{
+    extract, walk_all, ExtractError, ExtractOptions, Extracted, Lost, Origin, Place, PlacedSink,
+    Positions, Release, Releaser, Span, Step, Walk, Walked,
+};
 pub use net::{LinkType, NetCounts};
 pub use read::{is_capture, open, CaptureError, Datagram, Datagrams, FileKind};
+pub use stream::{place_of, CaptureStream};
 pub use write::{
     convert_file, days_from_civil, write_capture, CaptureFormat, PacketWriter, TsResolution,
     WriteError, WriteOptions, WriteReport, END_OF_SESSION, MOLD_HEADER,

@@ -230,6 +230,11 @@ pub struct Datagrams<'a> {
 }
 
 impl<'a> Datagrams<'a> {
+    /// Bytes of the capture read so far (the next record or block starts here).
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     /// The datagrams of the capture `buf` (a whole file: offsets count from its first byte).
     ///
     /// # Errors

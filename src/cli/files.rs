@@ -1,7 +1,7 @@
 //! Opening the feed and the output files the commands share.
 
 use super::args::InputArgs;
-use super::feed::{warn_gaps, CaptureFeed, Feed, Source};
+use super::feed::{warn_gaps, CaptureFeed, Feed, Source, StreamFeed};
 use anyhow::{bail, Context, Result};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -12,6 +12,21 @@ use tickwatch::mold::Session;
 /// The feed `input` names, mapped (a `.gz` through its decompressed cache); a packet capture
 /// (told by its magic) has its MoldUDP64 messages extracted, its gaps warned about.
 pub fn open_feed(input: &InputArgs, opts: MapOptions) -> Result<Feed> {
+    let feed = open_feed_streamed(input, opts)?;
+    let Source::Stream(st) = feed.source else {
+        return Ok(feed);
+    };
+    let extracted =
+        extract(st.map.bytes(), &st.opts).with_context(|| input.file.display().to_string())?;
+    warn_gaps(&input.file, &extracted.report, &extracted.lost);
+    let kind = st.kind;
+    let source = Source::Capture(Box::new(CaptureFeed { kind, extracted }));
+    Ok(Feed { source, ..feed })
+}
+
+/// The feed `input` names, mapped (a `.gz` through its decompressed cache); a packet capture
+/// (told by its magic) is left as it is, for its messages to be streamed in place.
+pub fn open_feed_streamed(input: &InputArgs, opts: MapOptions) -> Result<Feed> {
     let path = gz::resolve(&input.file, input.cache.as_deref())?;
     let map =
         MappedFile::open(&path, opts).with_context(|| format!("mapping {}", path.display()))?;
@@ -35,10 +50,7 @@ pub fn open_feed(input: &InputArgs, opts: MapOptions) -> Result<Feed> {
         session: input.session.as_deref().and_then(Session::from_name),
         ..ExtractOptions::default()
     };
-    let extracted =
-        extract(map.bytes(), &opts).with_context(|| input.file.display().to_string())?;
-    warn_gaps(&input.file, &extracted);
-    let source = Source::Capture(Box::new(CaptureFeed { kind, extracted }));
+    let source = Source::Stream(Box::new(StreamFeed { kind, map, opts }));
     Ok(Feed {
         name: input.file.clone(),
         path,

@@ -13,7 +13,7 @@ use tickwatch::itch::fmt_time;
 use tickwatch::policy::threads_or_all;
 
 pub fn cmd_inspect(a: InspectArgs) -> Result<()> {
-    if let Some(lines) = &a.live.listen {
+    if let Some(lines) = &a.live.lines.listen {
         return super::inspect_live::cmd_inspect_live(&a, lines);
     }
     let map = open_feed(&a.input, MapOptions::default())?;

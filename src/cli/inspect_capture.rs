@@ -7,10 +7,12 @@ use super::feed::{CaptureFeed, Feed};
 use anyhow::Result;
 use serde::Serialize;
 use std::io::{self, Write};
+use tickwatch::book::BookConfig;
 use tickwatch::capture::NetCounts;
 use tickwatch::inspect::{inspect, InspectError, InspectOptions, Summary};
 use tickwatch::itch::fmt_time;
 use tickwatch::mold::MoldReport;
+use tickwatch::pipeline::gap::{damaged_stocks, GapSummary};
 use tickwatch::policy::threads_or_all;
 
 #[derive(Serialize)]
@@ -22,6 +24,9 @@ struct Out<'a> {
     mold: &'a MoldReport,
     /// The ITCH messages in sequence order (`None`: the capture carries none).
     itch: Option<&'a Summary>,
+    /// The unfilled gaps, placed in the feed, and the stocks they touched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    book_gap: Option<GapSummary>,
 }
 
 /// `c` is `feed`'s capture.
@@ -44,6 +49,10 @@ pub fn cmd_inspect_capture(a: &InspectArgs, feed: &Feed, c: &CaptureFeed) -> Res
         network: &x.net,
         mold: &x.report,
         itch: summary.as_ref(),
+        book_gap: GapSummary::of(x.lost.clone()).map(|g| {
+            let from = g.inexact_from;
+            g.with_damage(damaged_stocks(&x.image, BookConfig::full_day(), from))
+        }),
     };
     let mut w = io::stdout().lock();
     if a.json {
@@ -129,6 +138,10 @@ fn print_text(w: &mut impl Write, o: &Out<'_>) -> Result<()> {
                 super::inspect::write_refs(w, r)?;
             }
         }
+    }
+    if let Some(g) = &o.book_gap {
+        // The stocks are listed: the count of unknown references is not printed.
+        super::report::print_book_gap(w, g, 0)?;
     }
     Ok(())
 }

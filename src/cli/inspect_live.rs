@@ -3,10 +3,10 @@
 //! channels, sessions, sequence range, gaps, duplicates, then the ITCH counts.
 
 use super::args::InspectArgs;
-use super::send::{lines, server, short_duration, Lines};
+use super::listen::LiveLines;
+use super::send::{short_duration, Lines};
 use anyhow::{Context, Result};
 use clap::Args;
-use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tickwatch::feed::MapOptions;
@@ -14,19 +14,11 @@ use tickwatch::net::{socket, Receiver, RecordOptions, Recorder, RecvOptions};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-/// `inspect`'s live input.
+/// `inspect`'s live input: the lines, and when to stop.
 #[derive(Args, Debug)]
 pub struct InspectListen {
-    /// Inspect a live MoldUDP64 feed instead of FILE: line A, and optionally line B
-    /// (udp://GROUP:PORT[,udp://GROUP2:PORT2]), until its end of session, Ctrl-C or --idle.
-    #[arg(long, value_parser = lines, value_name = "udp://G:P[,udp://G2:P2]")]
-    pub listen: Option<Lines>,
-    /// With --listen: the interface address to join on (default: the route's).
-    #[arg(long, requires = "listen")]
-    pub iface: Option<Ipv4Addr>,
-    /// With --listen: ask this MoldUDP64 re-request server for what every line missed.
-    #[arg(long, requires = "listen", value_name = "udp://HOST:PORT", value_parser = server)]
-    pub rerequest: Option<SocketAddrV4>,
+    #[command(flatten)]
+    pub lines: LiveLines,
     /// With --listen: also stop after this long with nothing received.
     #[arg(long, requires = "listen", value_name = "DUR", value_parser = short_duration)]
     pub idle: Option<Duration>,
@@ -37,7 +29,7 @@ pub fn cmd_inspect_live(a: &InspectArgs, lines: &Lines) -> Result<()> {
     let l = &a.live;
     let ro = RecvOptions {
         lines: lines.0.clone(),
-        iface: l.iface,
+        iface: l.lines.iface,
         rcvbuf: socket::RCVBUF,
     };
     let rx = Receiver::new(&ro).context("joining the lines")?;
@@ -52,7 +44,7 @@ pub fn cmd_inspect_live(a: &InspectArgs, lines: &Lines) -> Result<()> {
         rotate_time: None,
     };
     let mut rec = Recorder::new(rx, opts);
-    if let Some(s) = l.rerequest {
+    if let Some(s) = l.lines.rerequest {
         rec = rec.with_rerequest(s)?;
     }
     let r = rec.run(&STOP, l.idle)?;

@@ -28,21 +28,29 @@ use tickwatch::pipeline::{self, RunReport};
 /// Set by Ctrl-C: the reader stops, the pipeline drains, the final counters are printed.
 static STOP: AtomicBool = AtomicBool::new(false);
 
-/// The live input of `run` (and `bars`).
+/// The live lines a command reads instead of FILE: `run`'s and `bars`' ([`ListenArgs`]) and
+/// `inspect`'s (`inspect_live::InspectListen`).
 #[derive(Args, Debug, Default)]
-pub struct ListenArgs {
-    /// Take a live MoldUDP64 feed instead of FILE: line A, and optionally line B
-    /// (udp://GROUP:PORT[,udp://GROUP2:PORT2]); the run ends at the end of the session (or
-    /// Ctrl-C), and its latency runs from each packet's kernel receive time.
+pub struct LiveLines {
+    /// Read a live MoldUDP64 feed instead of FILE: line A, and optionally line B
+    /// (udp://GROUP:PORT[,udp://GROUP2:PORT2]), until the end of the session or Ctrl-C (`run`
+    /// and `bars`: latency from each packet's kernel receive time; `inspect`: or --idle).
     #[arg(long, value_parser = lines, value_name = "udp://G:P[,udp://G2:P2]")]
     pub listen: Option<Lines>,
     /// With --listen: the interface address to join on (default: the route's).
     #[arg(long, requires = "listen")]
     pub iface: Option<Ipv4Addr>,
     /// With --listen: ask this MoldUDP64 re-request server (`send --rerequest-port`) for the
-    /// messages both lines missed.
+    /// messages every line missed.
     #[arg(long, requires = "listen", value_name = "udp://HOST:PORT", value_parser = server)]
     pub rerequest: Option<SocketAddrV4>,
+}
+
+/// The live input of `run` (and `bars`).
+#[derive(Args, Debug, Default)]
+pub struct ListenArgs {
+    #[command(flatten)]
+    pub lines: LiveLines,
     /// With --listen: how long a message missing on every line is waited for (from the other
     /// line, a re-request, or a late packet) before it is given up; the books wait with it.
     /// Timed on receive stamps: with --rerequest it must cover the reader's lag behind the
@@ -158,7 +166,7 @@ fn source(a: &RunArgs, lines: &Lines) -> Result<LiveSource> {
     let l = &a.live;
     let ro = RecvOptions {
         lines: lines.0.clone(),
-        iface: l.iface,
+        iface: l.lines.iface,
         rcvbuf: l.rcvbuf,
     };
     let rx = Receiver::new(&ro).context("joining the lines")?;
@@ -181,7 +189,7 @@ fn source(a: &RunArgs, lines: &Lines) -> Result<LiveSource> {
             ..ArbiterConfig::default()
         },
     };
-    let rq = match l.rerequest {
+    let rq = match l.lines.rerequest {
         Some(s) => Some(Rerequester::new(s)?),
         None => None,
     };

@@ -180,6 +180,8 @@ fn host_share(h: &tickwatch::engine::HostTime) -> Option<String> {
 
 /// Gap lines printed (the `--json` report has them all).
 const GAPS_SHOWN: usize = 10;
+/// Damaged stocks printed (the `--json` report has them all).
+const STOCKS_SHOWN: usize = 50;
 
 /// The unfilled gaps of a feed and what they mean for its books and alerts; `unknown_refs` is
 /// the books' count of messages naming an order they did not know (all stocks).
@@ -207,9 +209,31 @@ pub fn print_book_gap(
         "books after feed position {} may be inexact ({} messages lost): a lost message's stock is unknowable, so every stock's book may be wrong; alerts from that position on carry \"book_gap\": true",
         g.inexact_from, g.lost_messages
     )?;
+    if !g.damaged_stocks_listed {
+        writeln!(
+            out,
+            "stocks that showed damage after the gap: not listed (the books count messages naming an unknown order per worker, not per stock: {unknown_refs} in all)"
+        )?;
+        return Ok(());
+    }
+    let named: Vec<String> = g
+        .damaged_stocks
+        .iter()
+        .take(STOCKS_SHOWN)
+        .map(|d| format!("{} ({})", d.symbol, d.orphan_refs))
+        .collect();
+    let more = match g.damaged_stocks.len().saturating_sub(STOCKS_SHOWN) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
     writeln!(
         out,
-        "stocks that showed damage after the gap: not listed (the books count messages naming an unknown order per worker, not per stock: {unknown_refs} in all)"
+        "stocks that showed damage after the gap: {} (messages naming an order the books did not know): {}{more}",
+        g.damaged_stocks.len(),
+        match named.is_empty() {
+            true => "none".to_string(),
+            false => named.join(", "),
+        }
     )?;
     Ok(())
 }

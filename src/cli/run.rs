@@ -2,7 +2,7 @@
 //! or bars), with a progress line, Ctrl-C, and the report at the end.
 
 use super::args::{BarsArgs, Mlock, RunArgs, Timing};
-use super::files::{open_feed, output_writer};
+use super::files::{open_feed_streamed, output_writer};
 use super::memory;
 use super::progress::{self, Watch};
 use super::report::{print_book_gap, print_run_report};
@@ -112,7 +112,7 @@ fn run_pipeline(
 ) -> Result<()> {
     let alerts_on_stdout = a.alerts.as_ref().is_some_and(|p| p.as_os_str() == "-");
     let watch = watch_rules(&a, &mut surv);
-    if let Some(lines) = &a.live.listen {
+    if let Some(lines) = &a.live.lines.listen {
         if a.resume.is_some() || a.checkpoint_dir.is_some() {
             bail!("--checkpoint-dir and --resume are not supported with --listen yet (a live feed would have to re-request what it missed since the checkpoint)");
         }
@@ -135,7 +135,7 @@ fn run_pipeline(
         populate: lock,
         ..MapOptions::default()
     };
-    let map = open_feed(&a.input, opts)?;
+    let map = open_feed_streamed(&a.input, opts)?;
     let path = map.path.clone();
     if lock {
         if let Err(e) = map.lock() {
@@ -160,22 +160,30 @@ fn run_pipeline(
     let progress = AtomicU64::new(0);
     let bars_on_stdout = bars.is_some() && a.bars.as_ref().map_or(true, |p| p.as_os_str() == "-");
     let jobs = pipeline::MarketJobs { bars, surv };
-    let lost = map.capture().map(|c| &c.extracted);
-    let gap = lost.and_then(|x| x.first_gap());
-    let mut jobs = jobs;
-    let ck = match checkpointing(&a, &cfg, &path, buf, &mut jobs)? {
-        Some(_) if gap.is_some() => {
-            bail!("--checkpoint-dir/--resume: not for a capture with gaps yet")
-        }
-        c => c,
+    let scan = match map.stream() {
+        Some(st) => Some(st.scan(&a.input.file, cfg.workers)?),
+        None => None,
     };
-    let outcome = progress::while_running(&progress, watch, || match ck {
-        Some(ck) => pipeline::run_market_ckpt(buf, &cfg, jobs, ck, &STOP, &progress),
-        None => pipeline::run_market_gapped(buf, gap, &cfg, jobs, &STOP, &progress),
+    let mut jobs = jobs;
+    let ck = if scan.is_some() {
+        if a.resume.is_some() || a.checkpoint_dir.is_some() {
+            bail!("--checkpoint-dir/--resume: not for a capture yet (`tickwatch convert pcap` makes it a BinaryFILE, which resumes)");
+        }
+        None
+    } else {
+        checkpointing(&a, &cfg, &path, buf, &mut jobs)?
+    };
+    let outcome = progress::while_running(&progress, watch, || match (&scan, ck) {
+        (Some(scan), _) => pipeline::run_capture(scan, &cfg, jobs, &STOP, &progress),
+        (None, Some(ck)) => pipeline::run_market_ckpt(buf, &cfg, jobs, ck, &STOP, &progress),
+        (None, None) => pipeline::run_market(buf, &cfg, jobs, &STOP, &progress),
     })
     .map_err(|e| map.explain(e))?;
     let r = &outcome.report;
-    let book_gap = lost.and_then(capture_gaps);
+    let book_gap = match (&scan, map.stream()) {
+        (Some(scan), Some(st)) => st.gaps(&a.input.file, scan, cfg.books)?,
+        _ => None,
+    };
     // Rows or alerts on standard output: the report goes to standard error.
     let mut report: Box<dyn Write> = if bars_on_stdout || alerts_on_stdout {
         Box::new(io::stderr().lock())
@@ -325,11 +333,6 @@ struct GappedRun<'a> {
     book_gap: Option<&'a GapSummary>,
 }
 
-/// A capture's unfilled gaps, placed in the feed.
-fn capture_gaps(x: &tickwatch::capture::Extracted) -> Option<GapSummary> {
-    GapSummary::of(x.lost.clone())
-}
-
 /// Rules from a file are watched: a change is loaded, checked and handed to the running
 /// detectors (state kept); a file that does not load is reported and the old rules stay.
 fn watch_rules(a: &RunArgs, surv: &mut Option<pipeline::alerts::SurvJob>) -> Option<Watch> {
@@ -369,7 +372,11 @@ fn pipeline_config(a: &RunArgs, kind: RunKind) -> Result<PipelineConfig> {
             .workers
             // A live feed comes at its own pace: as a paced replay.
             .unwrap_or_else(|| {
-                workers_for(kind, ncores, a.speed.0.is_some() || a.live.listen.is_some())
+                workers_for(
+                    kind,
+                    ncores,
+                    a.speed.0.is_some() || a.live.lines.listen.is_some(),
+                )
             }),
         cores,
         wait: a.wait,

@@ -1,13 +1,17 @@
 //! `tickwatch surveil`, `eval` and `rules`: the single-threaded detectors, scoring, rules.
 
 use super::args::{EvalArgs, RulesArgs, SurvOpts, SurveilArgs};
-use super::files::{open_feed, output_writer, sibling};
+use super::files::{open_feed_streamed, output_writer, sibling};
+use super::report::print_book_gap;
 use anyhow::{Context, Result};
 use std::io::{self, Write};
 use std::path::Path;
 use std::time::Instant;
 use tickwatch::book::{BookConfig, Books};
 use tickwatch::feed::MapOptions;
+use tickwatch::pipeline::gap::{flag_book_gap, BookGap};
+use tickwatch::pipeline::source::for_each_capture_message;
+use tickwatch::pipeline::{CaptureScan, JobError};
 use tickwatch::surv::{self, DetectorId, FlowRecord, Rules};
 
 /// What a surveillance run without the firm's participant flow cannot do.
@@ -40,17 +44,30 @@ pub fn cmd_surveil(a: SurveilArgs) -> Result<()> {
     if flow.is_empty() {
         eprintln!("{NO_FLOW}");
     }
-    let map = open_feed(&a.input, MapOptions::default())?;
+    let map = open_feed_streamed(&a.input, MapOptions::default())?;
+    let stream = match map.stream() {
+        Some(st) => Some((st, st.scan(&a.input.file, 1)?)),
+        None => None,
+    };
     let mut books = Books::new(BookConfig::full_day());
     let t0 = Instant::now();
     let feed = map.bytes();
-    let (alerts, counters, bad_lengths) = match a.input.lenient {
-        true => surv::surveil_feed_lenient(feed, &mut books, rules, &flow, a.mark_every),
-        false => surv::surveil_feed(feed, &mut books, rules, &flow, a.mark_every)
-            .map(|(alerts, counters)| (alerts, counters, 0)),
-    }
-    .map_err(|e| map.explain(e))?;
+    let (alerts, counters, bad_lengths) = match (&stream, a.input.lenient) {
+        (Some((_, scan)), lenient) => {
+            surveil_capture(scan, &mut books, rules, &flow, a.mark_every, lenient)
+                .map_err(|e| map.explain(e))?
+        }
+        (None, true) => surv::surveil_feed_lenient(feed, &mut books, rules, &flow, a.mark_every)
+            .map_err(|e| map.explain(e))?,
+        (None, false) => surv::surveil_feed(feed, &mut books, rules, &flow, a.mark_every)
+            .map(|(alerts, counters)| (alerts, counters, 0))
+            .map_err(|e| map.explain(e))?,
+    };
     let secs = t0.elapsed().as_secs_f64();
+    let gap = stream
+        .as_ref()
+        .and_then(|(_, scan)| scan.first_gap())
+        .map(BookGap::at);
     let mut w = output_writer(a.alerts.as_deref())?;
     let mut line = Vec::with_capacity(4096);
     let mut by = [0u64; DetectorId::ALL.len()];
@@ -61,6 +78,9 @@ pub fn cmd_surveil(a: SurveilArgs) -> Result<()> {
     for al in &alerts {
         line.clear();
         al.write_json(&mut line);
+        if gap.as_ref().is_some_and(|g| g.covers(al.seq)) {
+            flag_book_gap(&mut line);
+        }
         w.write_all(&line)
             .with_context(|| format!("writing the alerts to {to}"))?;
         by[al.detector as usize] += 1;
@@ -83,7 +103,34 @@ pub fn cmd_surveil(a: SurveilArgs) -> Result<()> {
     for d in DetectorId::ALL {
         eprintln!("  {:<18} {:>7}", d.name(), by[d as usize]);
     }
+    let book_gap = match &stream {
+        Some((st, scan)) => st.gaps(&a.input.file, scan, BookConfig::full_day())?,
+        None => None,
+    };
+    if let Some(g) = book_gap {
+        print_book_gap(&mut io::stderr().lock(), &g, books.stats().unknown_refs)?;
+    }
     Ok(())
+}
+
+/// `surveil` over a capture, its messages streamed in place (as `scan`, its first pass, found
+/// them): the alerts, the counters, and the messages of a wrong length skipped (`lenient`).
+fn surveil_capture(
+    scan: &CaptureScan<'_>,
+    books: &mut Books,
+    rules: Rules,
+    flow: &[FlowRecord],
+    mark_every: u32,
+    lenient: bool,
+) -> Result<(Vec<surv::Alert>, surv::SurvCounters, u64), JobError> {
+    let s = surv::Surveillance::new(rules, flow);
+    let mut bad_lengths = 0;
+    let (alerts, counters) = surv::surveil_messages(books, s, mark_every, |books, f| {
+        let each = |m: &tickwatch::itch::Message<'_>| f(books, m);
+        bad_lengths = for_each_capture_message(scan, lenient, each)?.1;
+        Ok::<(), JobError>(())
+    })?;
+    Ok((alerts, counters, bad_lengths))
 }
 
 /// One feed's truth and alerts.

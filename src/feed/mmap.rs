@@ -6,7 +6,7 @@
 //! (`MADV_SEQUENTIAL` + `MADV_WILLNEED`), and [`MapOptions::huge_pages`] asks for transparent huge
 //! pages (`MADV_HUGEPAGE`; honoured by Linux only where file THP is enabled, a hint otherwise).
 
-use memmap2::{Advice, Mmap, MmapOptions};
+use memmap2::{Advice, Mmap, MmapOptions, UncheckedAdvice};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -101,6 +101,23 @@ impl MappedFile {
             Some(m) => m.lock(),
             None => Ok(()),
         }
+    }
+
+    /// Releases the pages of `range` (`MADV_DONTNEED`): they leave this process's resident set
+    /// (the page cache keeps them), and a later read faults them back in with the same bytes.
+    /// How a reader that streams through a file once keeps its memory bounded. A hint: failure
+    /// changes memory use, never results.
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        let Some(m) = &self.map else { return };
+        let end = range.end.min(m.len());
+        if range.start >= end {
+            return;
+        }
+        // SAFETY: the mapping is read-only and of a file not modified while mapped (`open`'s
+        // contract): dropping its pages loses nothing, the next access reads the same bytes.
+        let _ = unsafe {
+            m.unchecked_advise_range(UncheckedAdvice::DontNeed, range.start, end - range.start)
+        };
     }
 
     /// The path that was mapped.

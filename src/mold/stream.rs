@@ -312,9 +312,13 @@ impl Stream {
         if seq < exp {
             return false;
         }
-        let pos = match self.held.binary_search_by_key(&seq, |h| h.seq) {
-            Ok(_) => return false,
-            Err(pos) => pos,
+        // Nothing held (the usual case): no search.
+        let pos = match self.held.is_empty() {
+            true => 0,
+            false => match self.held.binary_search_by_key(&seq, |h| h.seq) {
+                Ok(_) => return false,
+                Err(pos) => pos,
+            },
         };
         if seq < high_before {
             self.recover(seq, ts);

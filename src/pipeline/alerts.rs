@@ -17,7 +17,7 @@
 //! known to be larger (its head, or the last key it sent, which an `EpochEnd` advances at every
 //! mark), so alerts stream out within one mark interval.
 
-use super::gap::BookGap;
+use super::gap::{flag_book_gap, BookGap};
 use super::journal::Journal;
 use super::op::BookHook;
 use crate::agg::Touch;
@@ -868,13 +868,6 @@ impl SurvMerge {
         }
         moved
     }
-}
-
-/// Adds `"book_gap":true` to the JSON line just written at the end of `buf` (it ends `}\n`).
-fn flag_book_gap(buf: &mut Vec<u8>) {
-    debug_assert!(buf.ends_with(b"}\n"));
-    buf.truncate(buf.len() - 2);
-    buf.extend_from_slice(b",\"book_gap\":true}\n");
 }
 
 #[cfg(test)]

@@ -11,6 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
+use crate::book::{BookConfig, Books};
+use crate::feed::Frames;
+use crate::itch::{decode, symbol_str, Message};
+
 /// No gap yet.
 const NONE: u64 = u64::MAX;
 
@@ -64,6 +68,14 @@ impl BookGap {
     }
 }
 
+/// Adds `"book_gap":true` to the alert's JSON line just written at the end of `buf` (it ends
+/// `}\n`).
+pub fn flag_book_gap(buf: &mut Vec<u8>) {
+    debug_assert!(buf.ends_with(b"}\n"));
+    buf.truncate(buf.len() - 2);
+    buf.extend_from_slice(b",\"book_gap\":true}\n");
+}
+
 /// One unfilled gap, placed in the feed (a capture's or a live feed's).
 pub use crate::capture::Lost as GapLine;
 
@@ -76,9 +88,14 @@ pub struct GapSummary {
     pub lost_messages: u64,
     /// Every unfilled gap, in the order noticed.
     pub gaps: Vec<GapLine>,
-    /// The stocks that later showed damage are not listed: the books count unknown order
-    /// references per worker, not per stock, and a lost message's stock is unknowable.
+    /// Whether the stocks that showed damage were looked for ([`DamageScan`] over the feed, a
+    /// capture's); a live feed cannot be read again, so its are not.
     pub damaged_stocks_listed: bool,
+    /// The stocks named, from the first gap on, by a message referring to an order the books
+    /// did not know — the gaps' known victims, by symbol (the others' books may still be
+    /// wrong: a lost add whose order is never referred to again shows nothing).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub damaged_stocks: Vec<DamagedStock>,
 }
 
 impl GapSummary {
@@ -90,8 +107,114 @@ impl GapSummary {
             lost_messages: gaps.iter().map(|g| g.last - g.first + 1).sum(),
             gaps,
             damaged_stocks_listed: false,
+            damaged_stocks: Vec::new(),
         })
     }
+
+    /// The summary with the stocks a [`DamageScan`] found.
+    pub fn with_damage(self, damaged_stocks: Vec<DamagedStock>) -> GapSummary {
+        GapSummary {
+            damaged_stocks_listed: true,
+            damaged_stocks,
+            ..self
+        }
+    }
+}
+
+/// A stock a gap touched: after the gap, messages of it referred to orders the books did not
+/// know (an execution, cancel, delete or replace of a lost add).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DamagedStock {
+    /// The symbol (from the stock directory; the locate's number if it had no entry).
+    pub symbol: String,
+    /// The stock locate.
+    pub locate: u16,
+    /// Messages referring to an unknown order, from the first gap on.
+    pub orphan_refs: u64,
+}
+
+/// Finds the stocks a gap touched: the feed's messages applied to books of their own, and the
+/// references to unknown orders from feed position `from` on counted by stock. The caller hands
+/// it every message the engine takes, in feed order (a second pass over a capture: a lost
+/// message's stock is unknowable until a later message names its order).
+#[derive(Debug)]
+pub struct DamageScan {
+    books: Books,
+    from: u64,
+    position: u64,
+    orphans: Vec<u64>,
+    symbols: Vec<Option<[u8; 8]>>,
+}
+
+impl DamageScan {
+    /// Books of `cfg` (the run's own capacities, so that an order the run's books refused is
+    /// unknown here too); counting from feed position `from`.
+    pub fn new(cfg: BookConfig, from: u64) -> DamageScan {
+        let books = Books::new(cfg);
+        let locates = books.config().max_locates;
+        DamageScan {
+            books,
+            from,
+            position: 0,
+            orphans: vec![0; locates],
+            symbols: vec![None; locates],
+        }
+    }
+
+    /// The next message the engine takes.
+    pub fn take(&mut self, m: &Message<'_>) {
+        let locate = usize::from(m.stock_locate());
+        if let (Message::StockDirectory(d), Some(s)) = (m, self.symbols.get_mut(locate)) {
+            *s = Some(d.stock);
+        }
+        let before = self.books.stats().unknown_refs;
+        self.books.apply(m);
+        if self.position >= self.from && self.books.stats().unknown_refs > before {
+            if let Some(n) = self.orphans.get_mut(locate) {
+                *n += 1;
+            }
+        }
+        self.position += 1;
+    }
+
+    /// The next message, as a BinaryFILE frame's body: skipped, as the engine skips it, when it
+    /// does not decode.
+    pub fn take_bytes(&mut self, body: &[u8]) {
+        if let Ok(m) = decode(body, 0) {
+            self.take(&m);
+        }
+    }
+
+    /// The stocks with references to unknown orders, most first (then by locate).
+    pub fn finish(self) -> Vec<DamagedStock> {
+        let mut v: Vec<DamagedStock> = self
+            .orphans
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(l, &n)| DamagedStock {
+                symbol: self.symbols[l].map_or_else(|| format!("locate {l}"), |s| symbol_str(&s)),
+                locate: l as u16,
+                orphan_refs: n,
+            })
+            .collect();
+        v.sort_by(|a, b| {
+            b.orphan_refs
+                .cmp(&a.orphan_refs)
+                .then(a.locate.cmp(&b.locate))
+        });
+        v
+    }
+}
+
+/// [`DamageScan`] over a BinaryFILE image (a capture's, extracted): the stocks with references
+/// to unknown orders from feed position `from` on. Frames after a framing error are not read.
+pub fn damaged_stocks(image: &[u8], cfg: BookConfig, from: u64) -> Vec<DamagedStock> {
+    let mut scan = DamageScan::new(cfg, from);
+    for f in Frames::new(image).map_while(Result::ok) {
+        scan.take_bytes(f.body);
+    }
+    scan.finish()
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ pub use bars::BarsConfig;
 use bars::{BarsMerge, BarsReport, BarsWorker};
 use op::{BookHook, BookOp};
 use serde::Serialize;
-pub use source::{FeedOptions, ItchSource};
+pub use source::{CaptureScan, CaptureSource, FeedOptions, ItchSource};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
@@ -355,6 +355,9 @@ pub enum JobError {
     /// A checkpoint could not be used.
     #[error(transparent)]
     Checkpoint(#[from] crate::ckpt::CkptError),
+    /// A capture streamed in place is malformed.
+    #[error(transparent)]
+    Capture(#[from] crate::capture::ExtractError),
 }
 
 /// The jobs of one market run: the books always, bars and surveillance when given.
@@ -454,6 +457,25 @@ pub fn run_market_gapped(
     Ok(outcome)
 }
 
+/// [`run_market`] of a capture, its messages streamed in place (no copy: memory does not grow
+/// with the capture) as `scan`, a first pass over the same bytes, found them: tables
+/// sized by its counts, alerts from its first gap on flagged `book_gap`. The same books, alerts
+/// and counters as [`run_market_gapped`] over the extracted image.
+///
+/// # Errors
+/// As [`run_market`]; a malformed capture.
+pub fn run_capture(
+    scan: &source::CaptureScan<'_>,
+    cfg: &PipelineConfig,
+    jobs: MarketJobs,
+    stop: &AtomicBool,
+    progress: &AtomicU64,
+) -> Result<RunOutcome, JobError> {
+    let src = source::CaptureSource::new(scan, cfg.feed.lenient)?;
+    let (outcome, _) = run_source(src, &scan.counts, cfg, jobs, stop, progress)?;
+    Ok(outcome)
+}
+
 /// A source of ITCH messages for the market jobs, with the counts of what it skipped.
 pub trait FeedSource: crate::engine::Source<Event = event::Event> {
     /// (unknown types, known types of a wrong length) skipped so far.
@@ -473,6 +495,16 @@ impl FeedSource for ItchSource<'_> {
 
     fn book_gap(&self) -> Option<Arc<gap::BookGap>> {
         self.book_gap.clone()
+    }
+}
+
+impl FeedSource for source::CaptureSource<'_> {
+    fn skipped(&self) -> (u64, u64) {
+        (self.skipped_unknown, self.skipped_bad_lengths)
+    }
+
+    fn book_gap(&self) -> Option<Arc<gap::BookGap>> {
+        self.book_gap()
     }
 }
 

@@ -43,6 +43,27 @@ impl FeedCounts {
         c.0
     }
 
+    /// Counts of nothing yet, for `shards` shards: [`FeedCounts::count`] each message.
+    pub fn zero(shards: usize) -> FeedCounts {
+        Count::new(shards.max(1)).0
+    }
+
+    /// Counts one message (a frame's body), as [`FeedCounts::of`] counts a frame.
+    #[inline]
+    pub fn count(&mut self, b: &[u8]) {
+        if b.len() >= 3 {
+            let locate = u16::from_be_bytes([b[1], b[2]]);
+            self.max_locate = self.max_locate.max(locate);
+            if locate == 0 {
+                self.messages.iter_mut().for_each(|m| *m += 1);
+            } else {
+                let shard = shard_of(locate, self.adds.len());
+                self.messages[shard] += 1;
+                self.adds[shard] += usize::from(matches!(b[0], b'A' | b'F' | b'U'));
+            }
+        }
+    }
+
     /// Counts for a feed that cannot be scanned first (a live one): as if each shard could
     /// get any number of orders and messages on any locate, so the books and detector tables
     /// take the configured capacities.
@@ -107,19 +128,7 @@ impl Count {
 
     #[inline]
     fn frame(&mut self, f: Frame<'_>) -> Result<(), FrameError> {
-        let c = &mut self.0;
-        let b = f.body;
-        if b.len() >= 3 {
-            let locate = u16::from_be_bytes([b[1], b[2]]);
-            c.max_locate = c.max_locate.max(locate);
-            if locate == 0 {
-                c.messages.iter_mut().for_each(|m| *m += 1);
-            } else {
-                let shard = shard_of(locate, c.adds.len());
-                c.messages[shard] += 1;
-                c.adds[shard] += usize::from(matches!(b[0], b'A' | b'F' | b'U'));
-            }
-        }
+        self.0.count(f.body);
         Ok(())
     }
 

@@ -1367,24 +1367,43 @@ pub fn surveil_feed_with(
 fn run_feed(
     feed: &[u8],
     books: &mut Books,
-    mut s: Surveillance,
+    s: Surveillance,
     mark_every: u32,
     lenient: bool,
 ) -> Result<(Vec<Alert>, SurvCounters, u64), crate::inspect::InspectError> {
+    let mut report = crate::replay::ReplayReport::default();
+    let (alerts, counters) = surveil_messages(books, s, mark_every, |books, f| {
+        crate::replay::for_each_message(feed, books, lenient, &mut report, |b, m, _| f(b, m))
+    })?;
+    Ok((alerts, counters, report.skipped_bad_lengths))
+}
+
+/// The single-threaded run of `s` over the messages `each` hands out: `each` calls its
+/// argument with the books and every message the engine takes, in feed order (e.g. a capture
+/// streamed in place), and stops when it returns false. Marks are placed as the pipeline places
+/// them; the alerts and counters are [`surveil_feed`]'s over the same messages.
+///
+/// # Errors
+/// The error `each` returns.
+pub fn surveil_messages<E>(
+    books: &mut Books,
+    mut s: Surveillance,
+    mark_every: u32,
+    each: impl FnOnce(&mut Books, &mut dyn FnMut(&mut Books, &Message<'_>) -> bool) -> Result<(), E>,
+) -> Result<(Vec<Alert>, SurvCounters), E> {
     use crate::engine::MarkGen;
     let mut out = SurvOutput::new(&s.rules);
     out.name_user_detectors(s.user_detectors());
     let mut alerts = Vec::new();
     let mut marks = MarkGen::periodic(mark_every);
     let (mut seq, mut epoch, mut mark_seq) = (0u32, 0u64, 0u32);
-    let mut report = crate::replay::ReplayReport::default();
     let mut take = |s: &mut Surveillance, epoch: u64, phase: u8, rel: u32, books: &Books| {
         let _ = books;
         s.drain_step(epoch, phase, rel, 0, |r, a| {
             out.take(&r, a, |a| alerts.push(*a))
         });
     };
-    crate::replay::for_each_message(feed, books, lenient, &mut report, |books, msg, _| {
+    each(books, &mut |books, msg| {
         let ts = msg.timestamp();
         while let Some(wm) = marks.due(ts) {
             epoch += 1;
@@ -1411,7 +1430,7 @@ fn run_feed(
         s.mark_all(wm, seq, books, |s, ph| take(s, epoch, ph, 0, books));
         marks.sent_mark(wm);
     }
-    Ok((alerts, s.counters, report.skipped_bad_lengths))
+    Ok((alerts, s.counters))
 }
 
 #[cfg(test)]
