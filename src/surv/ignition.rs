@@ -27,6 +27,7 @@
 
 use super::event::{Kind, Party, NOBODY};
 use super::range::{self, Key, BPS, COUNT, DAY_NS, VOLUME};
+use super::scale::{tick_of, ticks_between};
 use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
 use crate::itch::Side;
@@ -37,9 +38,15 @@ use crate::itch::Side;
 pub struct MomentumIgnitionRules {
     /// Run this detector.
     pub enabled: bool,
-    /// T: the longest burst, ns (default 2 s: ignition sweeps are a run of aggressive orders
-    /// within a second or two; slower drifts are ordinary price discovery).
+    /// T: the burst length up to which the move needs only `min_move_bps`, ns (default 2 s:
+    /// ignition sweeps are often a run of aggressive orders within a second or two). A longer
+    /// run needs a larger move: its window score √(T / length) scales the move down, as a
+    /// random walk's moves grow with the square root of time.
     pub burst_ns: u64,
+    /// The longest window searched for a burst, ns (default 10 s: slower ignitions run over
+    /// several seconds). Windows of 1/16 .. 1 of this are each searched (0.6 s .. 10 s by
+    /// default; a shorter burst lies within the shortest) and the best scoring one is kept.
+    pub max_burst_ns: u64,
     /// N: trades at least in the burst, from the window's extreme to the participant's
     /// execution (default 10: a sweep through several price levels; ordinary trading of even
     /// the busiest names prints a few trades a second, in both directions).
@@ -51,8 +58,9 @@ pub struct MomentumIgnitionRules {
     /// (default 5: a sweep of a $500 stock through 25 price levels; the tick floor below keeps
     /// low-priced names, where one cent is many bps, from firing on a bounce).
     pub min_move_bps: f64,
-    /// The same move in price increments (one cent = 100 in Price(4)), at least (default 10:
-    /// ten levels of the book taken within the burst, far beyond the spread).
+    /// The same move in the stock's own ticks (one cent at $1.00 and above, $0.0001 below, as
+    /// Reg NMS Rule 612), at least (default 4: several levels of the book taken within the
+    /// burst, beyond a bid/ask bounce).
     pub min_move_ticks: u32,
     /// T2: the reversion must come within this long after the peak, ns (default 5 s: the
     /// ignitor's exit and the collapse follow the burst closely; slower give-backs are ordinary
@@ -66,8 +74,12 @@ pub struct MomentumIgnitionRules {
     pub min_revert_trades: u32,
     /// Shares the named participant had executed on the move's side, at least (default 1,000:
     /// ten round lots, a position worth igniting a move for; a resting order or two of a firm
-    /// that the sweep happens to take is a few hundred).
+    /// that the sweep happens to take is a few hundred) — or see `min_party_volume_share`.
     pub min_party_shares: u64,
+    /// Or: the participant's executed shares over the shares traded in the move (from its
+    /// start to the peak), at least, ratio 0..=1 (default 0.2), with at least a round lot: on a
+    /// thin stock an exit of a few hundred shares is a large part of the move.
+    pub min_party_volume_share: f64,
     /// After an alert, the stock raises no other for this long, ns (default 10 s: the rest of
     /// the reversal — whose sweeps through attributed bids look like a move of their own — raises
     /// nothing; a new ignition a little later does).
@@ -79,14 +91,16 @@ impl Default for MomentumIgnitionRules {
         MomentumIgnitionRules {
             enabled: true,
             burst_ns: 2_000_000_000,
+            max_burst_ns: 10_000_000_000,
             min_trades: 10,
             min_direction_ratio: 0.8,
             min_move_bps: 5.0,
-            min_move_ticks: 10,
+            min_move_ticks: 4,
             revert_ns: 5_000_000_000,
             min_revert_fraction: 0.5,
             min_revert_trades: 5,
             min_party_shares: 1_000,
+            min_party_volume_share: 0.2,
             cooldown_ns: 10_000_000_000,
         }
     }
@@ -98,7 +112,9 @@ impl MomentumIgnitionRules {
     /// Every key with its allowed range.
     pub const KEYS: &'static [Key] = &[
         Key::flag("enabled"),
-        Key::int("burst_ns", BUCKETS as u64, 60_000_000_000).why("one bucket a ns, to 60 s"),
+        Key::int("burst_ns", 1, 60_000_000_000),
+        Key::int("max_burst_ns", BUCKETS as u64, 60_000_000_000)
+            .why("one bucket a ns, to 60 s; at least burst_ns"),
         Key::int("min_trades", 1, COUNT),
         Key::real("min_direction_ratio", 0.0, 1.0),
         Key::above("min_move_bps", 0.0, BPS),
@@ -107,17 +123,42 @@ impl MomentumIgnitionRules {
         Key::above("min_revert_fraction", 0.0, 1.0),
         Key::int("min_revert_trades", 0, COUNT),
         Key::int("min_party_shares", 0, VOLUME),
+        Key::real("min_party_volume_share", 0.0, 1.0),
         Key::int("cooldown_ns", 0, DAY_NS),
     ];
 
-    /// Checks every threshold is in its range.
+    /// Checks every threshold is in its range, and the longest window holds `burst_ns`.
     pub fn validate(&self) -> Result<(), RuleError> {
-        range::check(Self::TABLE, self, Self::KEYS)
+        range::check(Self::TABLE, self, Self::KEYS)?;
+        if self.max_burst_ns < self.burst_ns {
+            return Err(RuleError::new("max_burst_ns", "must be at least burst_ns"));
+        }
+        Ok(())
+    }
+
+    /// A run of `len` ns: its window score, 1 up to `burst_ns`, then √(burst_ns / len).
+    pub fn window_score(&self, len: u64) -> f64 {
+        if len <= self.burst_ns {
+            1.0
+        } else {
+            (self.burst_ns as f64 / len as f64).sqrt()
+        }
+    }
+
+    /// Whether a participant's `shares` in a move of `volume` shares qualify it.
+    fn party_qualifies(&self, shares: u64, volume: u64) -> bool {
+        shares >= self.min_party_shares
+            || (shares >= ROUND_LOT && shares as f64 >= self.min_party_volume_share * volume as f64)
     }
 }
 
-/// Time buckets the burst window is folded into (the window is exact to one bucket).
-pub const BUCKETS: usize = 16;
+/// Time buckets the longest window is folded into (the window is exact to one bucket).
+pub const BUCKETS: usize = 32;
+/// The windows searched, in buckets (1/16 .. 1 of `max_burst_ns`: 0.6 s .. 10 s by default; a
+/// shorter burst lies within the shortest).
+const WINDOWS: [usize; 5] = [2, 4, 8, 16, 32];
+/// A round lot, shares.
+const ROUND_LOT: u64 = 100;
 /// Participants an episode follows (when full, the one with the fewest shares gives way;
 /// counted in [`MomentumIgnition::party_overflow`]).
 const SLOTS: usize = 8;
@@ -126,8 +167,6 @@ const REFS: usize = 4;
 /// Stocks followed at most per shard (beyond, counted in [`MomentumIgnition::stock_overflow`]).
 const MAX_STOCKS: usize = 16_384;
 const NO_SLOT: u32 = u32::MAX;
-/// One cent in Price(4).
-const TICK: u32 = 100;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Bucket {
@@ -141,6 +180,8 @@ struct Bucket {
     up: u32,
     /// Trades whose aggressor sold.
     down: u32,
+    /// Shares traded.
+    vol: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -169,15 +210,30 @@ struct Episode {
     /// Share of the burst's trades in the move's direction.
     direction: f64,
     burst_ns: u64,
+    /// Shares traded from the start to the peak.
+    volume: u64,
+    /// The window score of the burst, and its move scaled by it, bps.
+    window_score: f64,
+    scaled_bps: f64,
     parties: [PartySlot; SLOTS],
     n_parties: u8,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 struct Stock {
     buckets: [Bucket; BUCKETS],
     ep: Episode,
     quiet_until: u64,
+}
+
+impl Default for Stock {
+    fn default() -> Self {
+        Stock {
+            buckets: [Bucket::default(); BUCKETS],
+            ep: Episode::default(),
+            quiet_until: 0,
+        }
+    }
 }
 
 /// The `momentum_ignition` detector's state in one shard.
@@ -227,7 +283,7 @@ fn bps(a: u32, b: u32) -> f64 {
 }
 
 impl Stock {
-    fn record(&mut self, width: u64, ts: u64, px: u32, dir: i8) {
+    fn record(&mut self, width: u64, ts: u64, px: u32, dir: i8, shares: u32) {
         let id = ts / width + 1;
         let b = &mut self.buckets[(id % BUCKETS as u64) as usize];
         if b.id != id {
@@ -239,8 +295,10 @@ impl Stock {
                 hi_ts: ts,
                 up: 0,
                 down: 0,
+                vol: 0,
             };
         }
+        b.vol += shares as u64;
         if px < b.lo {
             b.lo = px;
             b.lo_ts = ts;
@@ -256,20 +314,20 @@ impl Stock {
         }
     }
 
-    /// The window's extreme against `dir` (the low for +1), and the run from there to `px` (the
-    /// execution now): (extreme, when the run began, trades with the move, all trades). The run
-    /// begins at the earliest trade within a quarter of the move (at least a cent) of the
-    /// extreme, so a print at a bid the sweep left behind does not cut the run short.
-    fn burst(&self, width: u64, ts: u64, dir: i8, px: u32) -> Option<(u32, u64, u32, u32)> {
+    /// The extreme against `dir` (the low for +1) within the last `nb` buckets, and the run
+    /// from there to `px` (the execution now). The run begins at the earliest trade within a
+    /// quarter of the move (at least a tick) of the extreme, so a print at a bid the sweep left
+    /// behind does not cut the run short.
+    fn burst(&self, width: u64, ts: u64, nb: usize, dir: i8, px: u32) -> Option<Run> {
         let now = ts / width + 1;
-        let oldest = now.saturating_sub(BUCKETS as u64 - 1);
+        let oldest = now.saturating_sub(nb as u64 - 1);
         let live = |b: &&Bucket| b.id >= oldest && b.id <= now && b.id != 0;
         let ext = if dir > 0 {
             self.buckets.iter().filter(live).map(|b| b.lo).min()?
         } else {
             self.buckets.iter().filter(live).map(|b| b.hi).max()?
         };
-        let near = (px.abs_diff(ext) / 4).max(TICK);
+        let near = (px.abs_diff(ext) / 4).max(tick_of(ext));
         let (from, t) = self
             .buckets
             .iter()
@@ -283,15 +341,31 @@ impl Stock {
             })
             .map(|b| (b.id, if dir > 0 { b.lo_ts } else { b.hi_ts }))
             .min()?;
-        let (mut with, mut all) = (0u32, 0u32);
+        let mut run = Run {
+            ext,
+            ts: t,
+            ..Run::default()
+        };
         for b in &self.buckets {
             if b.id >= from && b.id <= now {
-                with += if dir > 0 { b.up } else { b.down };
-                all += b.up + b.down;
+                run.with += if dir > 0 { b.up } else { b.down };
+                run.all += b.up + b.down;
+                run.vol += b.vol;
             }
         }
-        Some((ext, t, with, all))
+        Some(run)
     }
+}
+
+/// A run of trades towards an execution: the extreme it began at and when, trades with the
+/// move, all trades, shares.
+#[derive(Clone, Copy, Debug, Default)]
+struct Run {
+    ext: u32,
+    ts: u64,
+    with: u32,
+    all: u32,
+    vol: u64,
 }
 
 impl Episode {
@@ -371,11 +445,11 @@ impl Detector for MomentumIgnition {
         if px == 0 || shares == 0 {
             return;
         }
-        let width = (r.burst_ns / BUCKETS as u64).max(1);
+        let width = (r.max_burst_ns / BUCKETS as u64).max(1);
         let Some(st) = self.stock(ev.locate) else {
             return;
         };
-        st.record(width, ev.ts, px, dir);
+        st.record(width, ev.ts, px, dir, shares);
         let mut overflow = false;
         Self::step(
             r,
@@ -404,7 +478,7 @@ impl MomentumIgnition {
         overflow: &mut bool,
     ) {
         let ts = ev.ts;
-        let width = (r.burst_ns / BUCKETS as u64).max(1);
+        let width = (r.max_burst_ns / BUCKETS as u64).max(1);
 
         if st.ep.dir != 0 {
             let ep = &mut st.ep;
@@ -420,6 +494,9 @@ impl MomentumIgnition {
                     ep.against += 1;
                 }
                 let into = if up { Side::Sell } else { Side::Buy };
+                if side == Some(into) {
+                    ep.volume += shares as u64;
+                }
                 if party != NOBODY
                     && side == Some(into)
                     && !ep.add_party(party, shares, order_ref, px)
@@ -439,7 +516,7 @@ impl MomentumIgnition {
                 {
                     let best = ep.parties[..ep.n_parties as usize]
                         .iter()
-                        .filter(|p| p.shares >= r.min_party_shares)
+                        .filter(|p| r.party_qualifies(p.shares, ep.volume))
                         .max_by(|a, b| {
                             (a.best, a.shares)
                                 .cmp(&(b.best, b.shares))
@@ -458,10 +535,13 @@ impl MomentumIgnition {
                         )
                         .party(p.party)
                         .severity(Severity::by_ratio(move_bps / r.min_move_bps, 2.0))
-                        .evidence("move_bps", move_bps, ">=", r.min_move_bps)
+                        .context("move_bps", move_bps)
+                        // The burst's move scaled by its window score (1 up to burst_ns).
+                        .evidence("scaled_move_bps", ep.scaled_bps, ">=", r.min_move_bps)
+                        .context("window_score", ep.window_score)
                         .evidence(
                             "move_ticks",
-                            (ep.peak_px.abs_diff(ep.start_px) / TICK) as f64,
+                            ticks_between(ep.peak_px, ep.start_px) as f64,
                             ">=",
                             r.min_move_ticks as f64,
                         )
@@ -471,12 +551,25 @@ impl MomentumIgnition {
                             ">=",
                             r.min_trades as f64,
                         )
-                        .evidence("burst_ns", ep.burst_ns as f64, "<=", r.burst_ns as f64)
                         .evidence(
+                            "burst_ns",
+                            ep.burst_ns as f64,
+                            "<=",
+                            r.max_burst_ns as f64,
+                        )
+                        .test_if(
+                            p.shares >= r.min_party_shares,
                             "party_executed_shares",
                             p.shares as f64,
                             ">=",
                             r.min_party_shares as f64,
+                        )
+                        .test_if(
+                            p.shares < r.min_party_shares,
+                            "party_volume_share",
+                            p.shares as f64 / ep.volume.max(1) as f64,
+                            ">=",
+                            r.min_party_volume_share,
                         )
                         .evidence("direction_ratio", ep.direction, ">=", r.min_direction_ratio)
                         .evidence("reversion_ratio", back / mv, ">=", r.min_revert_fraction)
@@ -516,26 +609,40 @@ impl MomentumIgnition {
             return;
         }
         let dir: i8 = if side == Side::Sell { 1 } else { -1 };
-        let Some((ext, ext_ts, with, all)) = st.burst(width, ts, dir, px) else {
+        // Each window length; the run with the best scaled move that passes every test.
+        let mut best: Option<(f64, f64, Run)> = None;
+        for nb in WINDOWS {
+            let Some(run) = st.burst(width, ts, nb, dir, px) else {
+                continue;
+            };
+            let score = r.window_score(ts.saturating_sub(run.ts));
+            let scaled = bps(px, run.ext) * dir as f64 * score;
+            if scaled < r.min_move_bps
+                || ticks_between(px, run.ext) < r.min_move_ticks
+                || run.with < r.min_trades
+                || (run.with as f64) < r.min_direction_ratio * run.all as f64
+            {
+                continue;
+            }
+            if best.is_none_or(|(b, _, _)| scaled > b) {
+                best = Some((scaled, score, run));
+            }
+        }
+        let Some((scaled_bps, window_score, run)) = best else {
             return;
         };
-        let move_bps = bps(px, ext) * dir as f64;
-        if move_bps < r.min_move_bps
-            || px.abs_diff(ext) < r.min_move_ticks.saturating_mul(TICK)
-            || with < r.min_trades
-            || (with as f64) < r.min_direction_ratio * all as f64
-        {
-            return;
-        }
         let mut ep = Episode {
             dir,
-            start_px: ext,
-            start_ts: ext_ts,
+            start_px: run.ext,
+            start_ts: run.ts,
             peak_px: px,
             peak_ts: ts,
-            trades: with,
-            direction: with as f64 / all.max(1) as f64,
-            burst_ns: ts - ext_ts.min(ts),
+            trades: run.with,
+            direction: run.with as f64 / run.all.max(1) as f64,
+            burst_ns: ts - run.ts.min(ts),
+            volume: run.vol,
+            window_score,
+            scaled_bps,
             ..Episode::default()
         };
         ep.add_party(party, shares, order_ref, px);

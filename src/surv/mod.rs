@@ -31,6 +31,7 @@ pub mod ignition;
 pub mod layering;
 pub mod range;
 pub mod risk;
+pub mod scale;
 pub mod spoofing;
 pub mod stuffing;
 pub mod wash;
@@ -715,7 +716,12 @@ impl Surveillance {
         let r = &self.rules;
         let out = &mut self.alerts;
         if r.spoofing.enabled {
-            self.spoofing.on_event(&r.spoofing, ev, &ctx, out);
+            // A spoof on a side the same participant layered is reported as layering.
+            let fam = r
+                .layering
+                .enabled
+                .then_some((&mut self.layering, &r.layering));
+            self.spoofing.on_event_with(&r.spoofing, ev, &ctx, out, fam);
         }
         if r.layering.enabled {
             self.layering.on_event(&r.layering, ev, &ctx, out);
