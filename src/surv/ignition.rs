@@ -26,7 +26,7 @@
 //! move too small, or a move with no attributed execution on the other side, raises nothing.
 
 use super::event::{Kind, Party, NOBODY};
-use super::range::{self, Key, BPS, COUNT, DAY_NS, VOLUME};
+use super::range::{self, Key, BPS, COUNT, DAY_NS, MULTIPLE, VOLUME};
 use super::scale::{tick_of, ticks_between};
 use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
@@ -58,9 +58,14 @@ pub struct MomentumIgnitionRules {
     /// (default 5: a sweep of a $500 stock through 25 price levels; the tick floor below keeps
     /// low-priced names, where one cent is many bps, from firing on a bounce).
     pub min_move_bps: f64,
+    /// The same move over the stock's own volatility at that window length, at least (default
+    /// 3: three times the typical move of the stock over one bucket, grown with the square root of the
+    /// run's length; judged once the stock has [`VOL_SAMPLES`] buckets of history). 0: off.
+    pub min_move_sigma: f64,
     /// The same move in the stock's own ticks (one cent at $1.00 and above, $0.0001 below, as
-    /// Reg NMS Rule 612), at least (default 4: several levels of the book taken within the
-    /// burst, beyond a bid/ask bounce).
+    /// Reg NMS Rule 612), at least (default 8: eight levels of the book taken within the
+    /// burst, far beyond a bid/ask bounce; on our generator a 6-tick run of ordinary sweeps on a
+    /// $37 stock met every other test).
     pub min_move_ticks: u32,
     /// T2: the reversion must come within this long after the peak, ns (default 5 s: the
     /// ignitor's exit and the collapse follow the burst closely; slower give-backs are ordinary
@@ -95,7 +100,8 @@ impl Default for MomentumIgnitionRules {
             min_trades: 10,
             min_direction_ratio: 0.8,
             min_move_bps: 5.0,
-            min_move_ticks: 4,
+            min_move_sigma: 3.0,
+            min_move_ticks: 8,
             revert_ns: 5_000_000_000,
             min_revert_fraction: 0.5,
             min_revert_trades: 5,
@@ -118,6 +124,7 @@ impl MomentumIgnitionRules {
         Key::int("min_trades", 1, COUNT),
         Key::real("min_direction_ratio", 0.0, 1.0),
         Key::above("min_move_bps", 0.0, BPS),
+        Key::real("min_move_sigma", 0.0, MULTIPLE),
         Key::int("min_move_ticks", 0, COUNT),
         Key::int("revert_ns", 1, DAY_NS),
         Key::above("min_revert_fraction", 0.0, 1.0),
@@ -157,6 +164,10 @@ pub const BUCKETS: usize = 32;
 /// The windows searched, in buckets (1/16 .. 1 of `max_burst_ns`: 0.6 s .. 10 s by default; a
 /// shorter burst lies within the shortest).
 const WINDOWS: [usize; 5] = [2, 4, 8, 16, 32];
+/// Bucket-to-bucket moves a stock needs before its volatility is judged.
+pub const VOL_SAMPLES: u32 = 100;
+/// The volatility's EWMA weight of a new bucket-to-bucket move (about the last 200 buckets).
+const VOL_ALPHA: f64 = 1.0 / 200.0;
 /// A round lot, shares.
 const ROUND_LOT: u64 = 100;
 /// Participants an episode follows (when full, the one with the fewest shares gives way;
@@ -215,6 +226,8 @@ struct Episode {
     /// The window score of the burst, and its move scaled by it, bps.
     window_score: f64,
     scaled_bps: f64,
+    /// Its move over the stock's volatility at that length (NaN: no baseline yet).
+    move_sigma: f64,
     parties: [PartySlot; SLOTS],
     n_parties: u8,
 }
@@ -222,6 +235,14 @@ struct Episode {
 #[derive(Clone, Copy, Debug)]
 struct Stock {
     buckets: [Bucket; BUCKETS],
+    /// The volatility baseline: the last price and its bucket, the price and bucket of the
+    /// last sample, the EWMA of absolute moves per √bucket (bps), and the samples taken.
+    last_px: u32,
+    last_id: u64,
+    ref_px: u32,
+    ref_id: u64,
+    mad: f64,
+    samples: u32,
     ep: Episode,
     quiet_until: u64,
 }
@@ -230,6 +251,12 @@ impl Default for Stock {
     fn default() -> Self {
         Stock {
             buckets: [Bucket::default(); BUCKETS],
+            last_px: 0,
+            last_id: 0,
+            ref_px: 0,
+            ref_id: 0,
+            mad: 0.0,
+            samples: 0,
             ep: Episode::default(),
             quiet_until: 0,
         }
@@ -285,6 +312,11 @@ fn bps(a: u32, b: u32) -> f64 {
 impl Stock {
     fn record(&mut self, width: u64, ts: u64, px: u32, dir: i8, shares: u32) {
         let id = ts / width + 1;
+        if id != self.last_id {
+            self.sample_volatility();
+            self.last_id = id;
+        }
+        self.last_px = px;
         let b = &mut self.buckets[(id % BUCKETS as u64) as usize];
         if b.id != id {
             *b = Bucket {
@@ -312,6 +344,32 @@ impl Stock {
             -1 => b.down += 1,
             _ => {}
         }
+    }
+
+    /// A bucket ended (at `last_px`): its move from the last sample, per bucket of the time
+    /// between, goes into the volatility baseline.
+    fn sample_volatility(&mut self) {
+        if self.ref_id != 0 && self.ref_px != 0 && self.last_id > self.ref_id {
+            // Mean absolute move (robust to the odd jump), per √bucket of the time between.
+            let ret = bps(self.last_px, self.ref_px).abs();
+            let per_bucket = ret / ((self.last_id - self.ref_id) as f64).sqrt();
+            self.mad += VOL_ALPHA * (per_bucket - self.mad);
+            self.samples = self.samples.saturating_add(1);
+        }
+        self.ref_px = self.last_px;
+        self.ref_id = self.last_id;
+    }
+
+    /// A move of `move_bps` over `len` ns against the stock's volatility over that long (None
+    /// until the baseline has [`VOL_SAMPLES`]).
+    fn sigmas(&self, move_bps: f64, len: u64, width: u64) -> Option<f64> {
+        if self.samples < VOL_SAMPLES {
+            return None;
+        }
+        let buckets = (len as f64 / width as f64).max(1.0);
+        // A normal move's standard deviation is about 1.25 × its mean absolute value.
+        let sd = 1.25 * self.mad * buckets.sqrt();
+        Some(if sd > 0.0 { move_bps / sd } else { f64::INFINITY })
     }
 
     /// The extreme against `dir` (the low for +1) within the last `nb` buckets, and the run
@@ -536,14 +594,22 @@ impl MomentumIgnition {
                         .party(p.party)
                         .severity(Severity::by_ratio(move_bps / r.min_move_bps, 2.0))
                         .context("move_bps", move_bps)
-                        // The burst's move scaled by its window score (1 up to burst_ns).
-                        .evidence("scaled_move_bps", ep.scaled_bps, ">=", r.min_move_bps)
-                        .context("window_score", ep.window_score)
                         .evidence(
                             "move_ticks",
                             ticks_between(ep.peak_px, ep.start_px) as f64,
                             ">=",
                             r.min_move_ticks as f64,
+                        )
+                        // The move when the episode opened, scaled by its window score (1 up
+                        // to burst_ns), and over the stock's own volatility at that length.
+                        .evidence("scaled_move_bps", ep.scaled_bps, ">=", r.min_move_bps)
+                        .context("window_score", ep.window_score)
+                        .test_if(
+                            !ep.move_sigma.is_nan(),
+                            "move_sigma",
+                            ep.move_sigma,
+                            ">=",
+                            r.min_move_sigma,
                         )
                         .evidence(
                             "trades_in_burst",
@@ -610,25 +676,29 @@ impl MomentumIgnition {
         }
         let dir: i8 = if side == Side::Sell { 1 } else { -1 };
         // Each window length; the run with the best scaled move that passes every test.
-        let mut best: Option<(f64, f64, Run)> = None;
+        let mut best: Option<(f64, f64, f64, Run)> = None;
         for nb in WINDOWS {
             let Some(run) = st.burst(width, ts, nb, dir, px) else {
                 continue;
             };
-            let score = r.window_score(ts.saturating_sub(run.ts));
-            let scaled = bps(px, run.ext) * dir as f64 * score;
+            let len = ts.saturating_sub(run.ts);
+            let score = r.window_score(len);
+            let move_bps = bps(px, run.ext) * dir as f64;
+            let scaled = move_bps * score;
+            let sigmas = st.sigmas(move_bps, len, width);
             if scaled < r.min_move_bps
+                || sigmas.is_some_and(|z| z < r.min_move_sigma)
                 || ticks_between(px, run.ext) < r.min_move_ticks
                 || run.with < r.min_trades
                 || (run.with as f64) < r.min_direction_ratio * run.all as f64
             {
                 continue;
             }
-            if best.is_none_or(|(b, _, _)| scaled > b) {
-                best = Some((scaled, score, run));
+            if best.is_none_or(|(b, ..)| scaled > b) {
+                best = Some((scaled, score, sigmas.unwrap_or(f64::NAN), run));
             }
         }
-        let Some((scaled_bps, window_score, run)) = best else {
+        let Some((scaled_bps, window_score, move_sigma, run)) = best else {
             return;
         };
         let mut ep = Episode {
@@ -643,6 +713,7 @@ impl MomentumIgnition {
             volume: run.vol,
             window_score,
             scaled_bps,
+            move_sigma,
             ..Episode::default()
         };
         ep.add_party(party, shares, order_ref, px);

@@ -657,7 +657,7 @@ impl Spoofing {
             let reaction = ev.ts - c.add_ts;
             // Price relation: the spoof sits on its own side of the price the other side
             // traded at (a spoof offer above the bid that was hit), near enough to press on it.
-            let own_side = exec_px == 0 || better(opposite(c.side), exec_px, c.price);
+            let own_side = exec_px == 0 || better(opposite(c.side), c.price, exec_px);
             if !own_side {
                 // Locked against the participant's own resting order, which executed at once:
                 // the self-trade shape, not a spoof.
