@@ -129,7 +129,10 @@ fn record_ends_when_a_line_loses_its_end_of_session() {
     let out = dir.path().join("one.pcap");
     let ab = "udp://239.255.78.5:31105,udp://239.255.78.6:31105";
     let args = ["record", "--listen", ab, "--iface", "127.0.0.1"];
-    let rec = spawn(&[], &[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    let rec = spawn(
+        &[],
+        &[&args[..], &["--out", out.to_str().unwrap()]].concat(),
+    );
     std::thread::sleep(Duration::from_millis(300)); // the join reaches the kernel
     let a_only = ["send", SAMPLE, "--to", &ab[..24], "--iface", "127.0.0.1"];
     check_ok(&finish(spawn(&[], &a_only), Duration::from_secs(10)));

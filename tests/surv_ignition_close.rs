@@ -286,7 +286,13 @@ fn ignition_feed(s: &Ign) -> (Feed, Vec<u64>) {
     let t2 = t1 + 5 * SEC;
     for k in 0..12u32 {
         let px = b + 1 + k * s.climb / 11;
-        f.print(t2 + k as u64 * s.spacing, sd(b'S'), m(px), s.burst_shares, None);
+        f.print(
+            t2 + k as u64 * s.spacing,
+            sd(b'S'),
+            m(px),
+            s.burst_shares,
+            None,
+        );
     }
     let t3 = t2 + 11 * s.spacing + 150_000_000;
     if s.party_at_peak {

@@ -341,7 +341,10 @@ fn spoofing_cancels_a_little_over_a_second_after_the_fill_count_with_a_lower_sco
         assert_eq!(s.len(), 1, "cancel {ms} ms after the fill: {s:?}");
         let a = &s[0];
         let score = ev(a, "timing_score");
-        assert!((0.5..1.0).contains(&score) && score < last, "{ms} ms: {score}");
+        assert!(
+            (0.5..1.0).contains(&score) && score < last,
+            "{ms} ms: {score}"
+        );
         last = score;
         // Its parts: the lifetime (≤ 2 s) scores 1, the fill-to-cancel delay the rest.
         assert_eq!(ev(a, "lifetime_score"), 1.0);
@@ -626,7 +629,10 @@ fn layering_pulled_a_little_over_two_seconds_after_the_fill_counts_with_a_lower_
         let l = layerings(&layering_episode(GSCO, Some((ms - 20) * MS)));
         assert_eq!(l.len(), 1, "pulled {ms} ms after the fill");
         let score = ev(&l[0], "timing_score");
-        assert!((0.5..1.0).contains(&score) && score < last, "{ms} ms: {score}");
+        assert!(
+            (0.5..1.0).contains(&score) && score < last,
+            "{ms} ms: {score}"
+        );
         last = score;
         assert_eq!(ev(&l[0], "cancel_after_exec_ns"), (ms * MS) as f64);
     }

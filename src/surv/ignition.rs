@@ -12,17 +12,21 @@
 //!
 //! How: per stock, the tape of displayed executions (whose resting side tells the aggressor's
 //! direction; hidden prints 'P' and crosses do not) is folded into [`BUCKETS`] time buckets
-//! spanning `burst_ns` (low and high price with their times, trades by aggressor direction).
-//! When an attributed resting order executes — a sell executed by a buyer while the price rose,
-//! or a buy while it fell — the buckets give the window's extreme before it: if the execution
-//! price is at least `min_move_bps` and `min_move_ticks` away from that extreme, with at least
+//! spanning `max_burst_ns` (low and high price with their times, trades by aggressor direction,
+//! shares); each bucket's move also feeds the stock's own volatility baseline. When an
+//! attributed resting order executes — a sell executed by a buyer while the price rose, or a
+//! buy while it fell — windows of several lengths (1/16 .. 1 of `max_burst_ns`) give each its
+//! extreme before it: if the execution price's move from there, scaled by the run's window
+//! score (1 up to `burst_ns`, then √(burst_ns / length)), is at least `min_move_bps`, at least
+//! `min_move_sigma` times the stock's volatility over that length (once it has a baseline) and
+//! `min_move_ticks` of the stock's own ticks (sub-penny below $1.00), with at least
 //! `min_trades` trades in the run and `min_direction_ratio` of them aggressive in the move's
-//! direction, an *episode* opens. It follows the peak and gathers every attributed execution on
+//! direction, an *episode* opens (from the best scoring window). It follows the peak and gathers every attributed execution on
 //! that side (per participant, a few slots). When a trade retraces at least
 //! `min_revert_fraction` of the move (extreme → peak) within `revert_ns` of the peak, after at
 //! least `min_revert_trades` trades against the move, the alert fires once, naming the
-//! participant with at least `min_party_shares` executed nearest the peak (then with the most
-//! shares); then the stock is quiet for `cooldown_ns`. A move that does not revert in time, a
+//! participant with at least `min_party_shares` — or `min_party_volume_share` of the shares
+//! traded in the move — executed nearest the peak (then with the most shares); then the stock is quiet for `cooldown_ns`. A move that does not revert in time, a
 //! move too small, or a move with no attributed execution on the other side, raises nothing.
 
 use super::event::{Kind, Party, NOBODY};
@@ -369,7 +373,11 @@ impl Stock {
         let buckets = (len as f64 / width as f64).max(1.0);
         // A normal move's standard deviation is about 1.25 × its mean absolute value.
         let sd = 1.25 * self.mad * buckets.sqrt();
-        Some(if sd > 0.0 { move_bps / sd } else { f64::INFINITY })
+        Some(if sd > 0.0 {
+            move_bps / sd
+        } else {
+            f64::INFINITY
+        })
     }
 
     /// The extreme against `dir` (the low for +1) within the last `nb` buckets, and the run
@@ -617,12 +625,7 @@ impl MomentumIgnition {
                             ">=",
                             r.min_trades as f64,
                         )
-                        .evidence(
-                            "burst_ns",
-                            ep.burst_ns as f64,
-                            "<=",
-                            r.max_burst_ns as f64,
-                        )
+                        .evidence("burst_ns", ep.burst_ns as f64, "<=", r.max_burst_ns as f64)
                         .test_if(
                             p.shares >= r.min_party_shares,
                             "party_executed_shares",
@@ -694,7 +697,7 @@ impl MomentumIgnition {
             {
                 continue;
             }
-            if best.is_none_or(|(b, ..)| scaled > b) {
+            if best.map_or(true, |(b, ..)| scaled > b) {
                 best = Some((scaled, score, sigmas.unwrap_or(f64::NAN), run));
             }
         }

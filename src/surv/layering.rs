@@ -18,8 +18,11 @@
 //!    large order is the spoofing shape, not layering) and `min_layer_shares` in them, the
 //!    layers are marked.
 //! 2. **Pull.** When `min_cancelled_layers` of the marked layers are cancelled (deleted, or
-//!    replaced to a worse price) within `max_cancel_after_exec_ns` of that execution, it fires —
-//!    once per arming, and at most once per `cooldown_ns` per (stock, participant, side).
+//!    replaced to a worse price), the delay from that execution is scored (1 up to
+//!    `max_cancel_after_exec_ns`, falling smoothly to 0 over `cancel_after_exec_fade_ns`); at
+//!    least `min_timing_score`, it fires — once per arming, and at most once per `cooldown_ns`
+//!    per (stock, participant, side). A spoof the spoofing detector finds on an armed side
+//!    fires the arming at once, carrying the spoof's evidence ([`Layering::takes_over`]).
 //!
 //! Evidence: levels held, the smallest share held, the layered shares, the executed shares,
 //! the cancelled layers and how soon, the mid's move in the layers' direction from the first
@@ -855,7 +858,14 @@ impl Layering {
         }
         p.last_alert = ev.ts;
         let p = *p;
-        out.push(alert_of(r, &p, ev, ctx, (after, score, move_bps, reversion_bps), spoof));
+        out.push(alert_of(
+            r,
+            &p,
+            ev,
+            ctx,
+            (after, score, move_bps, reversion_bps),
+            spoof,
+        ));
         true
     }
 }

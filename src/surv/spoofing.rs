@@ -15,12 +15,21 @@
 //!    a large share, is at least `min_size_multiple` times the average order already there —
 //!    becomes a candidate spoof, remembered per (stock, participant, side).
 //! 2. **Inducement.** An execution of a resting order of that participant on the opposite side
-//!    (the aggressor was induced to trade against it) while the candidate stands, within
-//!    `max_lifetime_ns` of the candidate's add, is credited to every candidate of the pair.
+//!    (the aggressor was induced to trade against it) while the candidate stands is credited to
+//!    every candidate of the pair when it is plausibly a reaction: at least `min_reaction_ns`
+//!    after the candidate's add (no one reacts in microseconds), and the candidate sits on its
+//!    own side of the trade's price (an offer above the bid that was hit), within
+//!    `max_price_gap_bps` of it. A candidate locked against the participant's own resting
+//!    order, which executes within the reaction floor, is the self-trade shape and is dropped.
 //! 3. **Pull.** When at least `min_cancel_ratio` of the candidate is cancelled (a delete, partial
-//!    cancels, or a replace that moves it away from the touch or shrinks it) within
-//!    `max_lifetime_ns` of its add and `max_exec_to_cancel_ns` of the last opposite execution,
-//!    the detector fires, naming the participant, the spoof and the executed order.
+//!    cancels, or a replace that moves it away from the touch or shrinks it), its timing is
+//!    scored: the lifetime scores 1 up to `max_lifetime_ns` and falls smoothly to 0 over
+//!    `lifetime_fade_ns`; the delay from the last opposite execution scores 1 up to
+//!    `max_exec_to_cancel_ns` and falls to 0 over `exec_to_cancel_fade_ns`. With the product at
+//!    least `min_timing_score` the detector fires, naming the participant, the spoof and the
+//!    executed order; the evidence shows the score and its parts. When the same participant's
+//!    orders layer that side (the layering detector armed on the same execution), the episode
+//!    is reported once, as layering carrying the spoof's evidence.
 //!
 //! A candidate that executes more than `max_spoof_fill_ratio` of its own size was a genuine
 //! order and is dropped. One alert per (stock, participant, side) per `cooldown_ns`.
@@ -33,9 +42,9 @@
 //! [`PAIR_CANDIDATES`] on an attributed execution.
 
 use super::event::{Kind, Party, NOBODY};
+use super::layering::{Layering, LayeringRules};
 use super::range::{self, Key, BPS, COUNT, DAY_NS, MULTIPLE};
 use super::scale::{falling, ticks_between};
-use super::layering::{Layering, LayeringRules};
 use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
 use crate::agg::Touch;
@@ -49,7 +58,6 @@ pub const PAIR_CANDIDATES: usize = 4;
 /// Entries of the tables expire when not written for this long (10 minutes of event time), so
 /// a full table can reuse them; `max_lifetime_ns` and `cooldown_ns` may not exceed it.
 pub const STATE_TTL_NS: u64 = 600_000_000_000;
-
 
 /// Thresholds of `[spoofing]` in the rules file.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize, serde::Serialize)]

@@ -639,7 +639,10 @@ fn party_trigger(m: &Msg<'_>, st: &mut StockRate, p: &mut PartyRate) -> Option<A
     Some(
         Alert::new(QuoteStuffing::ID, ev.ts, ev.seq, ev.locate, m.ctx.symbol)
             .party(m.party)
-            .severity(Severity::by_ratio(msgs as f64 / r.party_min_msgs as f64, 4.0))
+            .severity(Severity::by_ratio(
+                msgs as f64 / r.party_min_msgs as f64,
+                4.0,
+            ))
             .order_ref(m.order_ref)
             .evidence("msgs_in_window", msgs as f64, ">=", r.party_min_msgs as f64)
             .evidence("cancel_share_ratio", share, ">=", r.min_cancel_share)
