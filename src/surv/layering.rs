@@ -36,9 +36,10 @@
 //! an attributed execution with layers on the other side reads those levels and its ≤ 8 orders.
 
 use super::event::{Kind, Party, NOBODY};
+use super::family::{SpoofNote, TakesOver};
 use super::range::{self, Key, BPS, MULTIPLE, VOLUME};
 use super::scale::falling;
-use super::spoofing::{better, opposite, pair_key, size_multiple, Filtered, SpoofNote};
+use super::spoofing::{better, opposite, pair_key, size_multiple, Filtered};
 use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
 use crate::itch::Side;
@@ -867,6 +868,23 @@ impl Layering {
             spoof,
         ));
         true
+    }
+}
+
+/// The layering detector with its rules: the family a spoof on a layered side is handed to.
+#[derive(Debug)]
+pub struct WithRules<'a>(pub &'a mut Layering, pub &'a LayeringRules);
+
+impl TakesOver for WithRules<'_> {
+    fn takes_over(
+        &mut self,
+        ev: &SurvEvent,
+        ctx: &Ctx<'_>,
+        who: (u16, Party, Side),
+        note: &SpoofNote,
+        out: &mut Alerts,
+    ) -> bool {
+        self.0.takes_over(self.1, ev, ctx, who, note, out)
     }
 }
 

@@ -26,6 +26,7 @@ pub mod close;
 pub mod custom;
 pub mod eval;
 pub mod event;
+pub mod family;
 pub mod flow;
 pub mod ignition;
 pub mod layering;
@@ -717,10 +718,12 @@ impl Surveillance {
         let out = &mut self.alerts;
         if r.spoofing.enabled {
             // A spoof on a side the same participant layered is reported as layering.
-            let fam = r
-                .layering
-                .enabled
-                .then_some((&mut self.layering, &r.layering));
+            let mut layering = layering::WithRules(&mut self.layering, &r.layering);
+            let fam: spoofing::Family<'_> = if r.layering.enabled {
+                Some(&mut layering)
+            } else {
+                None
+            };
             self.spoofing.on_event_with(&r.spoofing, ev, &ctx, out, fam);
         }
         if r.layering.enabled {

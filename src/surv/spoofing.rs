@@ -42,7 +42,7 @@
 //! [`PAIR_CANDIDATES`] on an attributed execution.
 
 use super::event::{Kind, Party, NOBODY};
-use super::layering::{Layering, LayeringRules};
+use super::family::{SpoofNote, TakesOver};
 use super::range::{self, Key, BPS, COUNT, DAY_NS, MULTIPLE};
 use super::scale::{falling, ticks_between};
 use super::RuleError;
@@ -197,22 +197,6 @@ impl SpoofingRules {
         );
         [lt * ec, lt, ec]
     }
-}
-
-/// What the spoofing detector hands the layering detector when the same participant's orders on
-/// the spoof's side form a layering pattern: the spoof's evidence, carried on the layering alert.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SpoofNote {
-    /// The spoof order.
-    pub order_ref: u64,
-    /// Its size when added.
-    pub shares: u32,
-    /// Its share of the touch when added.
-    pub touch_share: f64,
-    /// Add to pull, ns.
-    pub lifetime_ns: u64,
-    /// The spoofing timing score.
-    pub timing_score: f64,
 }
 
 /// The other side.
@@ -728,7 +712,7 @@ impl Spoofing {
         if score < r.min_timing_score {
             return;
         }
-        if let Some((l, lr)) = fam {
+        if let Some(l) = fam {
             let note = SpoofNote {
                 order_ref: cr,
                 shares: c.shares,
@@ -737,7 +721,7 @@ impl Spoofing {
                 timing_score: score,
             };
             // The participant's side is layered: one episode, reported as layering.
-            if l.takes_over(lr, ev, ctx, (c.locate, c.party, c.side), &note, out) {
+            if l.takes_over(ev, ctx, (c.locate, c.party, c.side), &note, out) {
                 self.counters.to_layering += 1;
                 return;
             }
@@ -827,9 +811,9 @@ impl Detector for Spoofing {
     }
 }
 
-/// The layering detector (and its rules) a spoof is handed to when the same participant's side is
-/// layered; `None` when layering does not run.
-pub type Family<'a> = Option<(&'a mut Layering, &'a LayeringRules)>;
+/// The detector a spoof is handed to when the same participant's side is layered (layering with
+/// its rules); `None` when it does not run.
+pub type Family<'a> = Option<&'a mut dyn TakesOver>;
 
 impl Spoofing {
     /// [`Detector::on_event`], handing a spoof to `fam`'s layering detector when its side is
