@@ -167,27 +167,24 @@ impl LayeringRules {
                 ),
             ));
         }
-        if self.pull_window_ns() > STATE_TTL_NS {
-            return Err(RuleError::new(
-                "cancel_after_exec_fade_ns",
-                "with max_cancel_after_exec_ns at most the state's TTL (1 h)",
-            ));
-        }
         Ok(())
     }
 
-    /// Time after the execution beyond which a pull no longer counts (its score is 0), ns.
+    /// Time after the execution beyond which a pull no longer counts (its score is 0), ns; at
+    /// most the state's TTL (an arming is not kept longer).
     pub fn pull_window_ns(&self) -> u64 {
         self.max_cancel_after_exec_ns
             .saturating_add(self.cancel_after_exec_fade_ns)
+            .min(STATE_TTL_NS)
     }
 
     /// The timing score of a pull `after` ns after the execution.
     pub fn timing_score(&self, after: u64) -> f64 {
+        let zero = self.pull_window_ns();
         falling(
             after as f64,
-            self.max_cancel_after_exec_ns as f64,
-            self.pull_window_ns() as f64,
+            self.max_cancel_after_exec_ns.min(zero) as f64,
+            zero as f64,
         )
     }
 }

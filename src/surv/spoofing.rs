@@ -165,28 +165,24 @@ impl SpoofingRules {
         Key::int("cooldown_ns", 0, STATE_TTL_NS).why("state is kept this long"),
     ];
 
-    /// Checks every threshold is in its range, and the lifetime's fade fits the state's TTL.
+    /// Checks every threshold is in its range.
     pub fn validate(&self) -> Result<(), RuleError> {
-        range::check(Self::TABLE, self, Self::KEYS)?;
-        if self.max_lifetime_ns.saturating_add(self.lifetime_fade_ns) > STATE_TTL_NS {
-            return Err(RuleError::new(
-                "lifetime_fade_ns",
-                "with max_lifetime_ns at most the state's TTL (600 s)",
-            ));
-        }
-        Ok(())
+        range::check(Self::TABLE, self, Self::KEYS)
     }
 
-    /// Lifetime at which its score reaches 0, ns.
+    /// Lifetime at which its score reaches 0, ns (at most the state's TTL: a candidate is not
+    /// kept longer).
     fn lifetime_zero(&self) -> u64 {
-        self.max_lifetime_ns.saturating_add(self.lifetime_fade_ns)
+        self.max_lifetime_ns
+            .saturating_add(self.lifetime_fade_ns)
+            .min(STATE_TTL_NS)
     }
 
     /// The timing score and its parts: [score, lifetime's, fill-to-cancel's].
     pub fn timing(&self, lifetime: u64, exec_to_cancel: u64) -> [f64; 3] {
         let lt = falling(
             lifetime as f64,
-            self.max_lifetime_ns as f64,
+            self.max_lifetime_ns.min(self.lifetime_zero()) as f64,
             self.lifetime_zero() as f64,
         );
         let ec = falling(
