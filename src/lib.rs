@@ -110,6 +110,7 @@ pub mod export;
 pub mod feed;
 pub mod filebench;
 pub mod gen;
+pub mod indep;
 pub mod inspect;
 pub mod itch;
 pub mod join;

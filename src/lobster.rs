@@ -16,7 +16,7 @@
 //!
 //! | LOBSTER type | ITCH |
 //! |---|---|
-//! | 1 submit | `A`, order reference = LOBSTER id |
+//! | 1 submit | `A`, order reference = LOBSTER id (2⁶⁴−1, which a book cannot key, gets a made-up one) |
 //! | 2 partial cancel | `X` |
 //! | 3 delete | `D`, or `X` when the ITCH order it maps to keeps shares after it (a pool order, below) |
 //! | 4 visible execution | `E` |
@@ -33,7 +33,8 @@
 //! only the total shares of each of the top *N* price levels — never the orders in them. The
 //! converter therefore keeps, at each (side, price), **one "pool" ITCH order** for the shares that no
 //! order submitted in the file explains, with references counting up from one above the largest
-//! LOBSTER id in the file (so they cannot collide). Every event on an id the file never submitted
+//! LOBSTER id in the file, past 2⁶⁴−1 round to 0 and skipping every id the file names (so they
+//! cannot collide). Every event on an id the file never submitted
 //! maps onto the pool order at its price and side: a partial cancel becomes `X`, an execution `E`,
 //! and a delete `D` when it removes all the pool shares still left, otherwise `X` for its size.
 //!
@@ -1035,6 +1036,61 @@ fn pool_needs(
     needs
 }
 
+/// The ITCH references of the orders the converter makes up (seeds, pool replacements): counting
+/// up from one above the largest LOBSTER id, past 2^64 − 1 round to 0, never an id the file names
+/// and never 2^64 − 1 (a book keys an order by its reference + 1, so it cannot hold that one).
+#[derive(Debug)]
+struct Refs {
+    next: u64,
+    /// Every LOBSTER id of the file.
+    ids: HashSet<u64>,
+    /// The reference standing in for a submitted id of 2^64 − 1, once needed.
+    max_id: Option<u64>,
+}
+
+impl Refs {
+    fn new(events: &[Event]) -> Refs {
+        let ids: HashSet<u64> = events.iter().map(|e| e.id).collect();
+        let next = ids.iter().max().map_or(0, |m| m.wrapping_add(1));
+        let mut refs = Refs {
+            next,
+            ids,
+            max_id: None,
+        };
+        refs.skip_taken();
+        refs
+    }
+
+    /// The reference [`Refs::take`] gives next.
+    fn peek(&self) -> u64 {
+        self.next
+    }
+
+    fn take(&mut self) -> u64 {
+        let r = self.next;
+        self.next = self.next.wrapping_add(1);
+        self.skip_taken();
+        r
+    }
+
+    fn skip_taken(&mut self) {
+        while self.next == u64::MAX || self.ids.contains(&self.next) {
+            self.next = self.next.wrapping_add(1);
+        }
+    }
+
+    /// The ITCH reference of a submitted LOBSTER id: the id itself, except 2^64 − 1.
+    fn itch_ref(&mut self, id: u64) -> u64 {
+        if id != u64::MAX {
+            return id;
+        }
+        if self.max_id.is_none() {
+            self.max_id = Some(self.take());
+        }
+        self.max_id.unwrap_or_default()
+    }
+}
+
 /// An ITCH order the converter has written and not yet removed.
 #[derive(Clone, Copy, Debug)]
 struct Live {
@@ -1051,7 +1107,7 @@ struct Emitter<W: Write> {
     w: FrameWriter<W>,
     stock: [u8; 8],
     match_number: u64,
-    next_ref: u64,
+    refs: Refs,
     /// Orders the file submitted, by LOBSTER id.
     live: HashMap<u64, Live>,
     /// Their ids per price, oldest first.
@@ -1181,8 +1237,7 @@ impl<W: Write> Emitter<W> {
     /// (keeping one pool order per price), or a new one.
     fn grow(&mut self, ts: u64, side: Side, p: u32, add: u64) -> io::Result<()> {
         let s = si(side);
-        let new_ref = self.next_ref;
-        self.next_ref += 1;
+        let new_ref = self.refs.take();
         match self.pool[s].get_mut(&p) {
             Some(o) => {
                 let shares = o.remaining + add;
@@ -1369,8 +1424,9 @@ impl<W: Write> Emitter<W> {
         let p = e.price4();
         match e.kind {
             EventKind::Submit => {
+                let order_ref = self.refs.itch_ref(e.id);
                 let order = Live {
-                    order_ref: e.id,
+                    order_ref,
                     side,
                     price: p,
                     remaining: e.size,
@@ -1381,7 +1437,7 @@ impl<W: Write> Emitter<W> {
                 }
                 self.live.insert(e.id, order);
                 self.at_price[s].entry(p).or_default().push(e.id);
-                self.add(ts, TRACKING_EVENT, e.id, side, e.size, p)?;
+                self.add(ts, TRACKING_EVENT, order_ref, side, e.size, p)?;
             }
             EventKind::PartialCancel | EventKind::Delete | EventKind::VisibleExecution => {
                 let (target, pool) = match self.live.get_mut(&e.id) {
@@ -1513,40 +1569,12 @@ pub fn convert_parsed<W: Write>(
         .filter(|_| symbol.bytes().all(|b| b.is_ascii_graphic()))
         .ok_or_else(|| LobsterError::Symbol(symbol.to_string()))?;
     let events = &messages.events;
-    if events.len() != book.rows.len() {
-        let (file, line) = if events.len() > book.rows.len() {
-            (&messages.file, book.rows.len() + 1)
-        } else {
-            (&book.file, events.len() + 1)
-        };
-        return Err(LobsterError::RowCount {
-            messages_file: messages.file.clone(),
-            messages: events.len(),
-            orderbook_file: book.file.clone(),
-            orderbook: book.rows.len(),
-            file: file.clone(),
-            line,
-        });
-    }
-    let (Some(first), Some(last)) = (events.first(), events.last()) else {
-        return Err(LobsterError::Empty(messages.file.clone()));
-    };
-    for (k, e) in events.iter().enumerate() {
-        e.validate().map_err(|reason| LobsterError::Row {
-            file: messages.file.clone(),
-            line: k + 1,
-            reason,
-        })?;
-    }
+    let (first, last) = check_rows(messages, book)?;
     let t0 = first.time_ns;
 
     let seeds = derive_seeds(events, book);
-    let seed_ref_base = events
-        .iter()
-        .map(|e| e.id)
-        .max()
-        .unwrap_or(0)
-        .saturating_add(1);
+    let refs = Refs::new(events);
+    let seed_ref_base = refs.peek();
     let report = ConvertReport {
         symbol: symbol.to_string(),
         date: date.to_string(),
@@ -1588,7 +1616,7 @@ pub fn convert_parsed<W: Write>(
         w: FrameWriter::new(out),
         stock,
         match_number: 0,
-        next_ref: seed_ref_base,
+        refs,
         live: HashMap::new(),
         at_price: Default::default(),
         pool: Default::default(),
@@ -1620,43 +1648,7 @@ pub fn convert_parsed<W: Write>(
         inverse_indicator: b' ',
     })?;
 
-    // Seeds: asks from the touch up, then bids from the touch down.
-    for side in [Side::Sell, Side::Buy] {
-        let s = si(side);
-        let levels: Vec<(u32, (u64, Origin))> = match side {
-            Side::Sell => seeds.levels[s].iter().map(|(&p, &v)| (p, v)).collect(),
-            Side::Buy => seeds.levels[s]
-                .iter()
-                .rev()
-                .map(|(&p, &v)| (p, v))
-                .collect(),
-        };
-        for (price, (size, origin)) in levels {
-            // An ITCH order holds at most u32::MAX shares.
-            let shares = size.min(u32::MAX as u64);
-            if shares < size {
-                em.report.inconsistencies += 1;
-            }
-            let r = em.next_ref;
-            em.next_ref += 1;
-            em.add(t0, TRACKING_SEED, r, side, shares, price)?;
-            em.pool[s].insert(
-                price,
-                Live {
-                    order_ref: r,
-                    side,
-                    price,
-                    remaining: shares,
-                },
-            );
-            em.report.seeded_shares += shares;
-            match origin {
-                Origin::FirstRow => em.report.seeded_levels += 1,
-                Origin::Revealed => em.report.deep_levels_seeded += 1,
-                Origin::Unrevealed => em.report.unrevealed_levels_seeded += 1,
-            }
-        }
-    }
+    em.seed(&seeds, t0)?;
 
     let mut halted = false;
     for (k, e) in events.iter().enumerate() {
@@ -1668,6 +1660,83 @@ pub fn convert_parsed<W: Write>(
     em.report.messages_written = em.w.messages();
     let w = em.w.finish()?;
     Ok((w, em.report))
+}
+
+/// The pair's rows agree in number, there is at least one, and each event is valid: the first
+/// and last events.
+fn check_rows<'a>(
+    messages: &'a Messages,
+    book: &OrderBook,
+) -> Result<(&'a Event, &'a Event), LobsterError> {
+    let events = &messages.events;
+    if events.len() != book.rows.len() {
+        let (file, line) = if events.len() > book.rows.len() {
+            (&messages.file, book.rows.len() + 1)
+        } else {
+            (&book.file, events.len() + 1)
+        };
+        return Err(LobsterError::RowCount {
+            messages_file: messages.file.clone(),
+            messages: events.len(),
+            orderbook_file: book.file.clone(),
+            orderbook: book.rows.len(),
+            file: file.clone(),
+            line,
+        });
+    }
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Err(LobsterError::Empty(messages.file.clone()));
+    };
+    for (k, e) in events.iter().enumerate() {
+        e.validate().map_err(|reason| LobsterError::Row {
+            file: messages.file.clone(),
+            line: k + 1,
+            reason,
+        })?;
+    }
+    Ok((first, last))
+}
+
+impl<W: Write> Emitter<W> {
+    /// The seeded book at `t0`: asks from the touch up, then bids from the touch down.
+    fn seed(&mut self, seeds: &Seeds, t0: u64) -> Result<(), LobsterError> {
+        for side in [Side::Sell, Side::Buy] {
+            let s = si(side);
+            let levels: Vec<(u32, (u64, Origin))> = match side {
+                Side::Sell => seeds.levels[s].iter().map(|(&p, &v)| (p, v)).collect(),
+                Side::Buy => seeds.levels[s]
+                    .iter()
+                    .rev()
+                    .map(|(&p, &v)| (p, v))
+                    .collect(),
+            };
+            for (price, (size, origin)) in levels {
+                // An ITCH order holds at most u32::MAX shares.
+                let shares = size.min(u32::MAX as u64);
+                if shares < size {
+                    self.report.inconsistencies += 1;
+                }
+                let r = self.refs.take();
+                self.add(t0, TRACKING_SEED, r, side, shares, price)?;
+                self.pool[s].insert(
+                    price,
+                    Live {
+                        order_ref: r,
+                        side,
+                        price,
+                        remaining: shares,
+                    },
+                );
+                self.report.seeded_shares += shares;
+                match origin {
+                    Origin::FirstRow => self.report.seeded_levels += 1,
+                    Origin::Revealed => self.report.deep_levels_seeded += 1,
+                    Origin::Unrevealed => self.report.unrevealed_levels_seeded += 1,
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Converts a LOBSTER message/order-book file pair for `symbol` on `date` (`YYYY-MM-DD`) into an

@@ -42,6 +42,7 @@ fn main() {
         Cmd::Inspect(a) => cli::inspect::cmd_inspect(a),
         Cmd::Book(a) => cli::book::cmd_book(a),
         Cmd::Gen(a) => cli::gen::cmd_gen(a),
+        Cmd::GenIndep(a) => cli::gen::cmd_gen_indep(a),
         Cmd::Surveil(a) => cli::surv::cmd_surveil(a),
         Cmd::Eval(a) => cli::surv::cmd_eval(a),
         Cmd::Rules(a) => cli::surv::cmd_rules(a),

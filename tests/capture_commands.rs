@@ -659,3 +659,97 @@ fn the_map_names_the_packet_of_every_message_held_or_not() {
     assert!(x.image == feed);
     check_places(&ab, &x);
 }
+
+/// The alerts of a JSONL file as (seq, book_gap) pairs, sorted.
+fn alert_flags(path: &Path) -> Vec<(u64, Option<bool>)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut v: Vec<_> = text
+        .lines()
+        .map(|l| {
+            let a: Value = serde_json::from_str(l).unwrap();
+            (a["seq"].as_u64().unwrap(), a["book_gap"].as_bool())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn alerts_after_an_unfilled_gap_carry_book_gap_and_the_report_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let gen = generated(d);
+    let fl = s(&gen.with_extension("itch.flow.csv")).to_string();
+    // One packet dropped, half-way through the feed.
+    let whole = capture(&gen, d, "whole.pcap", &[]);
+    let packets = Datagrams::new(&std::fs::read(&whole).unwrap())
+        .unwrap()
+        .count();
+    let every = (packets / 2 + 1).to_string();
+    let cap = capture(&gen, d, "drop.pcap", &["--drop-every", &every]);
+    let want = missing_ranges(&std::fs::read(&cap).unwrap());
+    assert_eq!(want.len(), 1, "{want:?}");
+    let (first, last) = want[0];
+    // Every message before the gap is in the feed: the gap is at position first - 1.
+    let position = first - 1;
+    let mut flags = Vec::new();
+    for workers in ["1", "2"] {
+        let alerts = d.join(format!("alerts-{workers}.jsonl"));
+        let args = [
+            "run",
+            s(&cap),
+            "--alerts",
+            s(&alerts),
+            "--flow",
+            &fl,
+            "--workers",
+            workers,
+        ];
+        let text = String::from_utf8(ok(&args).stdout).unwrap();
+        let named = format!(
+            "book gap: stream 0 sequence {first}..={last} lost ({} message(s)), noticed at feed position {position}",
+            last - first + 1
+        );
+        assert!(text.contains(&named), "want {named:?} in {text}");
+        let inexact = format!(
+            "books after feed position {position} may be inexact ({} messages lost)",
+            last - first + 1
+        );
+        assert!(text.contains(&inexact), "{text}");
+        assert!(text.contains("stocks that showed damage after the gap: not listed"));
+        let v: Value =
+            serde_json::from_slice(&ok(&[&args[..], &["--json"]].concat()).stdout).unwrap();
+        let g = &v["book_gap"];
+        assert_eq!(g["inexact_from"], position, "{g}");
+        assert_eq!(g["gaps"][0]["first"], first);
+        assert_eq!(g["gaps"][0]["last"], last);
+        assert_eq!(g["gaps"][0]["position"], position);
+        let f = alert_flags(&alerts);
+        let before = f.iter().filter(|(seq, _)| *seq < position).count();
+        assert!(
+            before > 0 && before < f.len(),
+            "alerts on both sides: {f:?}"
+        );
+        for (seq, flag) in &f {
+            let want = (*seq >= position).then_some(true);
+            assert_eq!(*flag, want, "alert at {seq}, gap at {position}");
+        }
+        flags.push(f);
+    }
+    assert_eq!(flags[0], flags[1], "the same flags for any worker count");
+    // Without the drop: no flag, no gap in the report.
+    let o = ok(&[
+        "run",
+        s(&whole),
+        "--alerts",
+        s(&d.join("w.jsonl")),
+        "--flow",
+        &fl,
+    ]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("book gap"));
+    assert!(alert_flags(&d.join("w.jsonl"))
+        .iter()
+        .all(|(_, f)| f.is_none()));
+    let v: Value = serde_json::from_slice(&ok(&["run", s(&whole), "--json"]).stdout).unwrap();
+    assert!(v.get("book_gap").is_none());
+}

@@ -854,6 +854,10 @@ fn run_alerts_file_equals_the_reference_and_scores() {
             "{report}"
         );
         assert!(report.contains("host hiccups"), "{report}");
+        // Every thread, idle or not, has the kernel's account of what the host took.
+        let threads = report.matches("  thread tw-").count();
+        assert!(threads > 0, "{report}");
+        assert_eq!(report.matches("host took: ").count(), threads, "{report}");
         assert!(
             std::fs::read(&a2).unwrap() == want,
             "{workers} workers: alerts differ"
@@ -1017,4 +1021,218 @@ fn inspect_reads_a_capture_its_moldudp64_gaps_and_the_itch_inside() {
         text.contains("gap") && text.contains("end of session seen"),
         "{text}"
     );
+}
+
+/// Runs and expects a clean error exit (1) whose last line is the error; returns stderr (which
+/// may start with notes, unlike [`fails`]).
+fn fails_after_notes(args: &[&str]) -> String {
+    let o = run(args);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("tickwatch: error:"), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// A generated feed with spoofing episodes (so with alerts).
+fn generated_with_alerts(dir: &Path) -> PathBuf {
+    let p = dir.join("spoof.itch");
+    ok(&[
+        "gen",
+        "--messages",
+        "100000",
+        "--symbols",
+        "5",
+        "--scenarios",
+        "spoofing",
+        "--scenario-rate",
+        "10",
+        "--session",
+        "2m",
+        "--out",
+        s(&p),
+    ]);
+    p
+}
+
+/// `feed` with an 'A' one byte short inserted before frame 10; the new frame's offset.
+fn with_bad_length(feed: &[u8]) -> (Vec<u8>, usize) {
+    let fr = frames(feed);
+    let at = fr[10].0;
+    let mut a = fr.iter().find(|(_, b)| b[0] == b'A').unwrap().1.to_vec();
+    a.pop();
+    let mut bad = feed[..at].to_vec();
+    bad.extend_from_slice(&(a.len() as u16).to_be_bytes());
+    bad.extend_from_slice(&a);
+    bad.extend_from_slice(&feed[at..]);
+    (bad, at)
+}
+
+// Regression: `surveil --lenient` and `bench --lenient` ignored --lenient (stopped at the first
+// message of a wrong length).
+#[test]
+fn surveil_and_bench_honour_lenient() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = generated_with_alerts(dir.path());
+    let good_bytes = std::fs::read(&good).unwrap();
+    let messages = frames(&good_bytes).len();
+    let (bad, at) = with_bad_length(&good_bytes);
+    let badp = file(dir.path(), "badlen.itch", &bad);
+    let (want, got) = (dir.path().join("want.jsonl"), dir.path().join("got.jsonl"));
+
+    let e = fails_after_notes(&["surveil", s(&badp), "--alerts", s(&got)]);
+    assert!(e.contains(&format!("at byte offset {at}:")), "{e}");
+    ok(&["surveil", s(&good), "--alerts", s(&want)]);
+    let o = ok(&["surveil", s(&badp), "--alerts", s(&got), "--lenient"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--lenient: 1 messages"), "{err}");
+    let want = std::fs::read_to_string(&want).unwrap();
+    assert!(want.lines().count() > 0, "the feed raises alerts");
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), want);
+
+    let bench = [
+        "bench",
+        s(&badp),
+        "--repeat",
+        "1",
+        "--json",
+        "--threads",
+        "2",
+    ];
+    let e = fails(&bench);
+    assert!(e.contains(&format!("at byte offset {at}:")), "{e}");
+    let o = ok(&[&bench[..], &["--lenient"]].concat());
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["messages"], messages);
+    for k in v["kernels"].as_array().unwrap() {
+        assert_eq!(k["messages"], messages, "{k}");
+    }
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--lenient: 1 messages"));
+}
+
+// Regression: a failed alerts write named no alerts (surveil: only the OS error; the pipeline
+// once said "writing the bars").
+#[test]
+fn alerts_write_errors_say_writing_the_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = generated_with_alerts(dir.path());
+    for cmd in ["surveil", "run"] {
+        let e = fails_after_notes(&[cmd, s(&feed), "--alerts", "/dev/full"]);
+        assert!(e.contains("writing the alerts"), "{cmd}: {e}");
+        assert!(!e.contains("bars"), "{cmd}: {e}");
+    }
+    let e = fails(&["bars", s(&feed), "-o", "/dev/null", "--alerts", "/dev/full"]);
+    assert!(e.contains("writing the alerts"), "{e}");
+}
+
+/// A tmpfs of `size` mounted on `dir` until dropped (needs root).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .ok()?;
+        o.status.success().then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+// Regression: `run --alerts` reserved 16 MiB before the first alert, so it failed on a 1 MiB file
+// system with few alerts to write.
+#[test]
+fn run_alerts_fits_on_a_1_mib_file_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = generated_with_alerts(dir.path());
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let Some(_fs) = Tmpfs::mount(&small, "1m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root); the journal's unit test checks the growth policy");
+        return;
+    };
+    let alerts = small.join("alerts.jsonl");
+    ok(&["run", s(&feed), "--alerts", s(&alerts)]);
+    let want = dir.path().join("want.jsonl");
+    ok(&["surveil", s(&feed), "--alerts", s(&want)]);
+    let got = std::fs::read_to_string(&alerts).unwrap();
+    assert!(got.lines().count() > 0);
+    assert_eq!(got, std::fs::read_to_string(&want).unwrap());
+}
+
+/// Starts a paced `run` of `feed` (1x from the open: it lasts minutes) with alerts to `alerts`,
+/// waits until the journal exists, truncates `victim` to 0 and returns the run's stderr, after
+/// checking it ended with exit status 1 within 20 s.
+fn truncate_while_running(feed: &Path, alerts: &Path, victim: &Path) -> String {
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            s(feed),
+            "--speed",
+            "1",
+            "--from",
+            "09:30:00",
+            "--alerts",
+            s(alerts),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while std::fs::metadata(alerts).map_or(true, |m| m.len() == 0) {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no journal");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::File::options()
+        .write(true)
+        .open(victim)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("still running 30 s after truncating {}", victim.display());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{status:?}: {err}");
+    err
+}
+
+// Regression: a feed or alerts file truncated while `run` mapped it killed the process with
+// SIGBUS (exit 135) and no word of which file.
+#[test]
+fn truncated_feed_or_alerts_file_is_an_error_naming_it_not_sigbus() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = generated_with_alerts(dir.path());
+    let alerts = dir.path().join("alerts.jsonl");
+    for victim in ["feed", "alerts"] {
+        let copy = dir.path().join(format!("{victim}-victim.itch"));
+        std::fs::copy(&feed, &copy).unwrap();
+        let _ = std::fs::remove_file(&alerts);
+        let target = if victim == "feed" { &copy } else { &alerts };
+        let err = truncate_while_running(&copy, &alerts, target);
+        let line = err.lines().last().unwrap_or_default();
+        assert!(line.starts_with("tickwatch: error: "), "{err}");
+        assert!(line.contains(s(target)), "{victim}: {err}");
+        assert!(
+            line.contains("truncated while mapped: no byte at offset "),
+            "{victim}: {err}"
+        );
+    }
 }

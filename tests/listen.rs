@@ -301,3 +301,63 @@ fn inspect_listen_counts_a_live_feed_as_the_file() {
     assert!(sess["lines"][0]["gaps"].as_u64() > Some(0), "{sess:#}");
     assert_eq!(sess["lost"].as_u64().unwrap_or(0), 0, "{sess:#}");
 }
+
+/// The alert lines of a JSONL file's bytes with their (seq, book_gap).
+fn flagged(alerts: &[u8]) -> Vec<(&str, u64, Option<bool>)> {
+    std::str::from_utf8(alerts)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let a: Value = serde_json::from_str(l).unwrap();
+            (l, a["seq"].as_u64().unwrap(), a["book_gap"].as_bool())
+        })
+        .collect()
+}
+
+#[test]
+fn an_unfilled_live_gap_flags_the_alerts_after_it() {
+    need_loopback!();
+    let dir = tempfile::tempdir().unwrap();
+    let want = reference(dir.path());
+    let here: (&[&str], &[&str]) = (&[], &[]);
+    let line = "udp://239.255.81.5:31303";
+    let (alerts, r) = live(
+        dir.path(),
+        here,
+        line,
+        LO,
+        &[],
+        &["--drop-seq", "20000-20500"],
+    );
+    let lost = &r["live"]["lost"];
+    assert_eq!(lost.as_array().unwrap().len(), 1, "{lost:#}");
+    // Whole packets are dropped: the range covers 20000-20500.
+    let (first, last) = (
+        lost[0]["first"].as_u64().unwrap(),
+        lost[0]["last"].as_u64().unwrap(),
+    );
+    assert!(first <= 20000 && last >= 20500, "{lost:#}");
+    // Every message before the gap was handed to the engine first.
+    let position = first - 1;
+    assert_eq!(lost[0]["position"], position);
+    let g = &r["book_gap"];
+    assert_eq!(g["inexact_from"], position);
+    assert_eq!(g["lost_messages"], last - first + 1);
+    let got = flagged(&alerts);
+    let before = got.iter().filter(|a| a.1 < position).count();
+    assert!(
+        before > 0 && before < got.len(),
+        "alerts on both sides of the gap"
+    );
+    for (l, seq, flag) in &got {
+        assert_eq!(*flag, (*seq >= position).then_some(true), "{l}");
+    }
+    // Before the gap the books are exact: those alerts are the file's, byte for byte.
+    let file: Vec<&str> = flagged(&want.1)
+        .into_iter()
+        .filter(|a| a.1 < position)
+        .map(|a| a.0)
+        .collect();
+    let live: Vec<&str> = got.iter().filter(|a| a.1 < position).map(|a| a.0).collect();
+    assert_eq!(live, file);
+}

@@ -18,8 +18,8 @@ use tickwatch::book::{BookConfig, Books};
 use tickwatch::feed::Frames;
 use tickwatch::itch::{decode, symbol_field, Message, Side};
 use tickwatch::lobster::{
-    convert, ConvertReport, EMPTY_ASK_PRICE, EMPTY_BID_PRICE, STOCK_LOCATE, TRACKING_CORRECTION,
-    TRACKING_EVENT, TRACKING_SEED,
+    convert, convert_parsed, ConvertReport, Messages, OrderBook, EMPTY_ASK_PRICE, EMPTY_BID_PRICE,
+    STOCK_LOCATE, TRACKING_CORRECTION, TRACKING_EVENT, TRACKING_SEED,
 };
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
@@ -1057,4 +1057,62 @@ fn garbage_never_panics() {
         // Either an error or a conversion; never a panic.
         let _ = convert(&mp, &bp, "AAPL", "2012-06-21", &out);
     }
+}
+
+/// Converts an in-memory pair; the ITCH bytes and the report.
+fn convert_text(msg_text: &str, book_text: &str) -> (Vec<u8>, ConvertReport) {
+    let m = Messages::parse(msg_text, "m.csv").unwrap();
+    let b = OrderBook::parse(book_text, "b.csv").unwrap();
+    convert_parsed(&m, &b, "AAPL", "2012-06-21", Vec::new()).unwrap()
+}
+
+// Regression: with a pre-sample order id of 2^64 - 1 the made-up references started at
+// 2^64 - 1 (saturated), which a book cannot key, and wrapped to 0, a submitted id: a seeded level
+// went missing.
+#[test]
+fn lobster_id_2_64_minus_1_does_not_wrap_into_a_seed_ref() {
+    let msgs = "34200.1,1,0,100,5000000,1\n\
+                34200.2,2,18446744073709551615,50,4990000,1\n\
+                34200.3,4,0,100,5000000,1\n";
+    let book = "5010000,300,5000000,100,9999999999,0,4990000,200\n\
+                5010000,300,5000000,100,9999999999,0,4990000,150\n\
+                5010000,300,4990000,150,9999999999,0,-9999999999,0\n";
+    let (itch, report) = convert_text(msgs, book);
+    assert_eq!(report.seeded_levels, 2);
+    // Every row's book, every seed apart from every LOBSTER id (0 and 2^64 - 1).
+    let c = replay_and_compare(&itch, &read_messages(msgs), &read_rows(book), "AAPL");
+    assert_eq!(c.rows, 3);
+    assert_eq!(report.inconsistencies, 0);
+}
+
+// Regression: a submitted order id of 2^64 - 1 became ITCH reference 2^64 - 1, which a book
+// cannot key: its level was never on the book.
+#[test]
+fn submitted_lobster_id_2_64_minus_1_keeps_its_level() {
+    let msgs = "34200.1,1,18446744073709551615,100,5000000,1\n\
+                34200.2,1,7,40,5000000,1\n\
+                34200.3,2,18446744073709551615,30,5000000,1\n\
+                34200.4,3,18446744073709551615,70,5000000,1\n";
+    let book = "9999999999,0,5000000,100\n\
+                9999999999,0,5000000,140\n\
+                9999999999,0,5000000,110\n\
+                9999999999,0,5000000,40\n";
+    let (itch, report) = convert_text(msgs, book);
+    assert_eq!(report.inconsistencies, 0);
+    let mut books = Books::new(BookConfig::small());
+    let events: Vec<Message> = Frames::new(&itch)
+        .map(|f| f.unwrap())
+        .map(|f| decode(f.body, f.offset).unwrap())
+        .collect();
+    let mut touches = Vec::new();
+    for m in &events {
+        books.apply(m);
+        if m.header().tracking_number.get() == TRACKING_EVENT {
+            let best = books.best(STOCK_LOCATE, Side::Buy);
+            touches.push(best.map(|l| (l.price, l.shares)));
+        }
+    }
+    let want = [100, 140, 110, 40].map(|s| Some((5_000_000, s)));
+    assert_eq!(touches, want);
+    assert_eq!(books.stats().skipped(), 0, "{:?}", books.stats());
 }

@@ -505,6 +505,41 @@ fn gz_resolves_to_an_identical_cache_and_reuses_it() {
     assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
 }
 
+// Regression: a cache newer than its `.gz` was trusted on its timestamp alone, so a cache left by
+// another feed (the `.gz` replaced by an older file) was served.
+#[test]
+fn gz_cache_of_another_feed_is_not_served_on_its_timestamp() {
+    let raw = sample();
+    let dir = tempfile::tempdir().unwrap();
+    let gzp = write_gz(dir.path(), "day.NASDAQ_ITCH50.gz", &raw);
+    let cache = gz::resolve(&gzp, None).unwrap();
+    assert!(gz::stamp_path(&cache).exists());
+
+    // Another feed (the first 10 frames) under the same name, older than the cache.
+    let ten: usize = bodies(&raw)[..10].iter().map(|(_, b)| 2 + b.len()).sum();
+    write_gz(dir.path(), "day.NASDAQ_ITCH50.gz", &raw[..ten]);
+    let earlier =
+        std::fs::metadata(&cache).unwrap().modified().unwrap() - std::time::Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(&gzp)
+        .unwrap()
+        .set_modified(earlier)
+        .unwrap();
+    assert_eq!(gz::resolve(&gzp, None).unwrap(), cache);
+    assert_eq!(std::fs::read(&cache).unwrap(), &raw[..ten]);
+    // Now it matches its source: reused, not rewritten.
+    let made = std::fs::metadata(&cache).unwrap().modified().unwrap();
+    assert_eq!(gz::resolve(&gzp, None).unwrap(), cache);
+    assert_eq!(std::fs::metadata(&cache).unwrap().modified().unwrap(), made);
+
+    // A cache without a record of its source (an older tickwatch's) is made again.
+    std::fs::remove_file(gz::stamp_path(&cache)).unwrap();
+    std::fs::write(&cache, b"stale").unwrap();
+    assert_eq!(gz::resolve(&gzp, None).unwrap(), cache);
+    assert_eq!(std::fs::read(&cache).unwrap(), &raw[..ten]);
+}
+
 #[test]
 fn gz_corrupt_stream_is_an_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,7 @@
-//! Windowed `stream::Job`s sharded over the engine: tumbling, sliding and count windows, on
-//! update and on close, sparse and dense keys, with out-of-order, late and too-late records
-//! and jumps in time — the changelog equals the single-threaded job's for 1–4 workers and
-//! every wait strategy. (Session windows are refused: tests/stream_sharded.rs.)
+//! Windowed `stream::Job`s sharded over the engine: tumbling, sliding, count and session
+//! windows, on update and on close, sparse and dense keys, with out-of-order, late and too-late
+//! records and jumps in time — the changelog equals the single-threaded job's for 1–4 workers
+//! and every wait strategy.
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
@@ -147,16 +147,41 @@ fn windowed_jobs_sharded_equal_the_single_threaded_job() {
         spec(Window::Count { size: 6, slide: 3 }, true, false, 0, 0),
         spec(Window::Count { size: 4, slide: 4 }, false, true, 0, 0),
     ];
+    matches_single(&records, &specs);
+}
+
+/// Sessions take a mark at every rising watermark: fewer records, so the test stays short.
+#[test]
+fn session_windows_sharded_equal_the_single_threaded_job() {
+    // A key's record every ≈ 80 µs, so gaps near that split and merge sessions.
+    let records = txns(8_000, 80, 23);
+    let spec = |gap, on_close, dense, ooo, lateness| Spec {
+        window: Window::Session { gap },
+        on_close,
+        dense,
+        ooo,
+        lateness,
+    };
+    let specs = [
+        spec(60_000, true, false, 300, 0),
+        spec(100_000, false, true, 0, 30_000),
+        spec(40_000, false, false, 900, 7_000),
+    ];
+    matches_single(&records, &specs);
+}
+
+/// Every spec, sharded over 1–4 workers and every wait strategy, equals the single job.
+fn matches_single(records: &[Txn], specs: &[Spec]) {
     let waits = [
         WaitStrategy::BusySpin,
         WaitStrategy::SpinYield,
         WaitStrategy::Park,
     ];
-    for s in specs {
-        let want = single(&records, s);
+    for &s in specs {
+        let want = single(records, s);
         assert!(want.len() > 1_000, "{s:?}: only {} results", want.len());
         for (workers, wait) in (1..=4).flat_map(|w| waits.map(|x| (w, x))) {
-            let got = sharded(&records, s, workers, wait);
+            let got = sharded(records, s, workers, wait);
             if got != want {
                 let at = got.iter().zip(&want).position(|(a, b)| a != b);
                 panic!(

@@ -134,8 +134,9 @@ pub struct Place {
     pub message: u32,
 }
 
-/// Messages `first..=last` of stream `stream` given up: neither line carried them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Messages `first..=last` of stream `stream` given up: neither line carried them. A live
+/// feed's lost ranges are the same (`pipeline::LiveReport::lost`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Lost {
     /// The stream (`MoldReport::sessions[..].stream`).
     pub stream: u32,
@@ -143,6 +144,11 @@ pub struct Lost {
     pub first: u64,
     /// Last missing sequence.
     pub last: u64,
+    /// The feed position (engine `seq`) of the first message after the gap. A capture's is the
+    /// count of messages in the image before it: exact when the reader skips no frame before it
+    /// (unknown types, or bad lengths with --lenient, are not handed to the engine). A live
+    /// feed's is the count handed to the engine when it was given up.
+    pub position: u64,
 }
 
 /// A capture's messages as a BinaryFILE image, with what the layers below counted.
@@ -189,6 +195,13 @@ impl Extracted {
         Some(u64::from(u16::from_be_bytes([b[0], b[1]])))
     }
 
+    /// The feed position of the first gap (see [`Lost::position`]), `None` when nothing was
+    /// lost; a position past `u32::MAX` (where the engine's numbering wraps) is clamped.
+    pub fn first_gap(&self) -> Option<u32> {
+        let p = self.lost.iter().map(|l| l.position).min()?;
+        Some(u32::try_from(p).unwrap_or(u32::MAX))
+    }
+
     /// Messages given up in stream `stream`.
     pub fn lost_in(&self, stream: u32) -> impl Iterator<Item = &Lost> {
         self.lost.iter().filter(move |l| l.stream == stream)
@@ -209,6 +222,8 @@ struct Builder {
     image: Vec<u8>,
     map: Vec<Span>,
     lost: Vec<Lost>,
+    /// Messages in the image.
+    messages: u64,
     /// The packet being pushed: capture offset and first sequence.
     current: (u64, u64),
     /// Where the next message would continue the last span: (capture, message index).
@@ -225,6 +240,7 @@ impl Builder {
             // memory).
             map: Vec::with_capacity(capacity / 64),
             lost: Vec::new(),
+            messages: 0,
             current: (0, 0),
             follows: None,
             recent: VecDeque::with_capacity(RECENT),
@@ -264,6 +280,7 @@ impl Sink for Builder {
         self.image
             .extend_from_slice(&(m.bytes.len() as u16).to_be_bytes());
         self.image.extend_from_slice(m.bytes);
+        self.messages += 1;
     }
 
     fn lost(&mut self, stream: u32, first: u64, last: u64) {
@@ -271,6 +288,7 @@ impl Sink for Builder {
             stream,
             first,
             last,
+            position: self.messages,
         });
     }
 }

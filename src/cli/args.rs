@@ -24,6 +24,10 @@ pub enum Cmd {
     Book(BookArgs),
     /// Write a deterministic synthetic ITCH 5.0 BinaryFILE.
     Gen(GenArgs),
+    /// Write an independent, randomised feed for held-out evaluation (issue 14): a regime drawn
+    /// from the seed, episodes and hard negatives from the regulatory definitions, OUT.truth.json
+    /// and (when the regime has one) OUT.flow.csv; the feed's invariants are checked.
+    GenIndep(super::gen::GenIndepArgs),
     /// Convert other formats to ITCH 5.0.
     #[command(subcommand)]
     Convert(ConvertCmd),
@@ -86,17 +90,23 @@ pub struct SurveilArgs {
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// The feed the truth describes (for the report).
-    pub feed: PathBuf,
-    /// Ground truth JSON (default: FEED.truth.json).
+    /// The feed the truth describes (for the report); several feeds are scored together, each
+    /// with its own truth (FEED.truth.json) and alerts (one --alerts per feed, in order).
+    #[arg(required = true, num_args = 1..)]
+    pub feed: Vec<PathBuf>,
+    /// Ground truth JSON (default: FEED.truth.json; one feed only).
     #[arg(long)]
     pub truth: Option<PathBuf>,
-    /// Alerts JSON lines.
-    #[arg(long)]
-    pub alerts: PathBuf,
-    /// Print JSON instead of a table.
+    /// Alerts JSON lines (repeat: one per feed).
+    #[arg(long, required = true)]
+    pub alerts: Vec<PathBuf>,
+    /// Print JSON instead of tables: the scores' rows (with --confusion: an object of
+    /// `scores` and `confusion`).
     #[arg(long)]
     pub json: bool,
+    /// With --json, include the confusion matrix (the text report always shows it).
+    #[arg(long)]
+    pub confusion: bool,
 }
 
 #[derive(Args, Debug)]

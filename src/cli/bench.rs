@@ -8,8 +8,10 @@ use std::io;
 use std::time::Instant;
 use tickwatch::bench;
 use tickwatch::feed::mmap::evict_page_cache;
-use tickwatch::feed::{gz, MapOptions};
+use tickwatch::feed::{gz, Frame, Frames, MapOptions};
 use tickwatch::filebench::{self, FileBenchOptions, KernelResult};
+use tickwatch::inspect::InspectError;
+use tickwatch::itch::{decode, DecodeErrorKind};
 use tickwatch::policy::threads_or_all;
 
 pub fn cmd_bench(a: BenchArgs) -> Result<()> {
@@ -25,6 +27,13 @@ pub fn cmd_bench(a: BenchArgs) -> Result<()> {
             huge_pages: false,
         };
         let map = open_feed(&a.input, lazy)?;
+        if a.input.lenient
+            && lenient_copy(map.bytes())
+                .map_err(|e| map.explain(e))?
+                .is_some()
+        {
+            bail!("--cold times the file as it is, and it holds messages of a wrong length: drop --cold, or --lenient");
+        }
         let w = bench::decode_fold(map.bytes()).map_err(|e| map.explain(e))?;
         let dt = t0.elapsed().as_nanos() as f64;
         let what = match map.capture() {
@@ -42,8 +51,19 @@ pub fn cmd_bench(a: BenchArgs) -> Result<()> {
     if map.bytes().is_empty() {
         bail!("{}: empty file", path.display());
     }
+    // The kernels stop at the first message of a wrong length: with --lenient they time a copy
+    // of the feed without those.
+    let copy = match a.input.lenient {
+        true => lenient_copy(map.bytes()).map_err(|e| map.explain(e))?,
+        false => None,
+    };
+    if a.input.lenient {
+        let n = copy.as_ref().map_or(0, |c| c.1);
+        eprintln!("--lenient: {n} messages of a known type and a wrong length skipped (the kernels time a copy of the feed without them)");
+    }
+    let feed = copy.as_ref().map_or(map.bytes(), |c| &c.0[..]);
     let mut rep = filebench::run(
-        map.bytes(),
+        feed,
         FileBenchOptions {
             repeat: a.repeat,
             threads: threads_or_all(a.threads),
@@ -114,4 +134,29 @@ pub fn cmd_bench(a: BenchArgs) -> Result<()> {
         st.unknown_refs
     );
     Ok(())
+}
+
+/// The feed without its messages of a known type and a wrong length (or empty), and how many
+/// were dropped; `None` when it holds none.
+///
+/// # Errors
+/// The first framing error, with its offset.
+fn lenient_copy(feed: &[u8]) -> Result<Option<(Vec<u8>, u64)>, InspectError> {
+    let bad = |f: &Frame<'_>| match decode(f.body, f.offset) {
+        Err(e) => !matches!(e.kind, DecodeErrorKind::UnknownType(_)),
+        Ok(_) => false,
+    };
+    let mut dropped = 0u64;
+    for f in Frames::new(feed) {
+        dropped += bad(&f?) as u64;
+    }
+    if dropped == 0 {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(feed.len());
+    for f in Frames::new(feed).flatten().filter(|f| !bad(f)) {
+        let start = f.offset as usize;
+        out.extend_from_slice(&feed[start..start + 2 + f.body.len()]);
+    }
+    Ok(Some((out, dropped)))
 }

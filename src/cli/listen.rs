@@ -5,7 +5,7 @@
 use super::args::{Cli, RunArgs};
 use super::memory;
 use super::progress::{self, Watch};
-use super::report::print_run_report;
+use super::report::{print_book_gap, print_run_report};
 use super::send::{lines, server, short_duration, Lines};
 use super::values::count;
 use anyhow::{anyhow, bail, Context, Result};
@@ -20,6 +20,7 @@ use tickwatch::clock::TickScale;
 use tickwatch::mold::report::SessionReport;
 use tickwatch::mold::{Arbiter, ArbiterConfig, StreamConfig};
 use tickwatch::net::{socket, Receiver, RecvOptions, Rerequester};
+use tickwatch::pipeline::gap::GapSummary;
 use tickwatch::pipeline::live::{LiveReport, LiveSource};
 use tickwatch::pipeline::sizing::FeedCounts;
 use tickwatch::pipeline::{self, RunReport};
@@ -82,6 +83,8 @@ struct LiveRun<'a> {
     #[serde(flatten)]
     run: &'a RunReport,
     live: &'a LiveReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    book_gap: Option<&'a GapSummary>,
 }
 
 /// The live run: joins the lines, runs the jobs until the end of the session or Ctrl-C.
@@ -111,6 +114,7 @@ pub fn run_live(
         pipeline::run_source(src, &counts, &cfg, jobs, &STOP, &progress)
     })?;
     let (r, live) = (&outcome.report, src.report());
+    let book_gap = live.book_gap();
     let mut out: Box<dyn Write> = if quiet_stdout {
         Box::new(io::stderr().lock())
     } else {
@@ -122,12 +126,16 @@ pub fn run_live(
             &LiveRun {
                 run: r,
                 live: &live,
+                book_gap: book_gap.as_ref(),
             },
         )?;
         writeln!(out)?;
     } else {
         print_live(&mut out, &live)?;
         print_run_report(&mut out, Path::new(&name), r)?;
+        if let Some(g) = &book_gap {
+            print_book_gap(&mut out, g, r.book_stats.unknown_refs)?;
+        }
         writeln!(
             out,
             "latency origin: each packet's {:?} receive timestamp, so end to end is wire → book{}",

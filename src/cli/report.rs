@@ -35,6 +35,9 @@ pub fn print_run_report(out: &mut dyn Write, path: &Path, r: &pipeline::RunRepor
             t.idle_polls,
             hiccups(t)
         )?;
+        if let Some(h) = host_share(&t.host) {
+            writeln!(out, "  {:<38} {h}", "")?;
+        }
     }
     tickwatch::latency::write_table(&mut &mut *out, &r.latency)?;
     if r.stage_timing && r.stage_sample > 1 {
@@ -134,7 +137,7 @@ pub fn print_run_report(out: &mut dyn Write, path: &Path, r: &pipeline::RunRepor
 /// away while the thread had nothing to do), over the idle time watched.
 fn hiccups(t: &pipeline::ThreadReport) -> String {
     if t.observed_ns == 0 {
-        return "host hiccups not watched (never idle)".into();
+        return "host hiccups not watched between idle polls (never idle)".into();
     }
     let us = |ns: u64| ns as f64 / 1e3;
     format!(
@@ -146,4 +149,62 @@ fn hiccups(t: &pipeline::ThreadReport) -> String {
         us(t.hiccup_max_ns),
         t.stalls
     )
+}
+
+/// What the kernel's accounts say the host took from a thread, idle or not: run-queue wait
+/// (another task on its core), preemptions, and its core's stolen and interrupt time.
+fn host_share(h: &tickwatch::engine::HostTime) -> Option<String> {
+    let ms = |ns: Option<u64>| ns.map_or("?".into(), |n| format!("{:.3} ms", n as f64 / 1e6));
+    if h.run_delay_ns.is_none() && h.preemptions.is_none() {
+        return None;
+    }
+    let mut s = format!(
+        "host took: {} waiting for the core, {} preemptions",
+        ms(h.run_delay_ns),
+        h.preemptions.map_or("?".into(), |n| n.to_string())
+    );
+    if h.steal_ns.is_some() {
+        s += &format!(
+            "; its core: {} stolen by the hypervisor, {} in interrupts (10 ms ticks)",
+            ms(h.steal_ns),
+            ms(h.irq_ns)
+        );
+    }
+    Some(s)
+}
+
+/// Gap lines printed (the `--json` report has them all).
+const GAPS_SHOWN: usize = 10;
+
+/// The unfilled gaps of a feed and what they mean for its books and alerts; `unknown_refs` is
+/// the books' count of messages naming an order they did not know (all stocks).
+pub fn print_book_gap(
+    out: &mut dyn Write,
+    g: &pipeline::gap::GapSummary,
+    unknown_refs: u64,
+) -> Result<()> {
+    for l in g.gaps.iter().take(GAPS_SHOWN) {
+        writeln!(
+            out,
+            "book gap: stream {} sequence {}..={} lost ({} message(s)), noticed at feed position {}",
+            l.stream,
+            l.first,
+            l.last,
+            l.last - l.first + 1,
+            l.position
+        )?;
+    }
+    if g.gaps.len() > GAPS_SHOWN {
+        writeln!(out, "book gap: … {} more", g.gaps.len() - GAPS_SHOWN)?;
+    }
+    writeln!(
+        out,
+        "books after feed position {} may be inexact ({} messages lost): a lost message's stock is unknowable, so every stock's book may be wrong; alerts from that position on carry \"book_gap\": true",
+        g.inexact_from, g.lost_messages
+    )?;
+    writeln!(
+        out,
+        "stocks that showed damage after the gap: not listed (the books count messages naming an unknown order per worker, not per stock: {unknown_refs} in all)"
+    )?;
+    Ok(())
 }

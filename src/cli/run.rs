@@ -5,7 +5,7 @@ use super::args::{BarsArgs, Mlock, RunArgs, Timing};
 use super::files::{open_feed, output_writer};
 use super::memory;
 use super::progress::{self, Watch};
-use super::report::print_run_report;
+use super::report::{print_book_gap, print_run_report};
 use super::surv::surv_inputs;
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::{self, Write};
@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tickwatch::feed::MapOptions;
 use tickwatch::itch::symbol_field;
+use tickwatch::pipeline::gap::GapSummary;
 use tickwatch::pipeline::{self, BarsConfig, FeedOptions, PipelineConfig};
 use tickwatch::policy::{available_cores, threads_or_all, workers_for, RunKind};
 use tickwatch::surv::watch::RulesWatch;
@@ -149,11 +150,14 @@ fn run_pipeline(
     let progress = AtomicU64::new(0);
     let bars_on_stdout = bars.is_some() && a.bars.as_ref().map_or(true, |p| p.as_os_str() == "-");
     let jobs = pipeline::MarketJobs { bars, surv };
+    let lost = map.capture().map(|c| &c.extracted);
+    let gap = lost.and_then(|x| x.first_gap());
     let outcome = progress::while_running(&progress, watch, || {
-        pipeline::run_market(buf, &cfg, jobs, &STOP, &progress)
+        pipeline::run_market_gapped(buf, gap, &cfg, jobs, &STOP, &progress)
     })
     .map_err(|e| map.explain(e))?;
     let r = &outcome.report;
+    let book_gap = lost.and_then(capture_gaps);
     // Rows or alerts on standard output: the report goes to standard error.
     let mut report: Box<dyn Write> = if bars_on_stdout || alerts_on_stdout {
         Box::new(io::stderr().lock())
@@ -164,10 +168,17 @@ fn run_pipeline(
         write_latency(out, &path, r)?;
     }
     if a.json {
-        serde_json::to_writer_pretty(&mut report, r)?;
+        let run = GappedRun {
+            run: r,
+            book_gap: book_gap.as_ref(),
+        };
+        serde_json::to_writer_pretty(&mut report, &run)?;
         writeln!(report)?;
     } else {
         print_run_report(&mut report, &path, r)?;
+        if let Some(g) = &book_gap {
+            print_book_gap(&mut report, g, r.book_stats.unknown_refs)?;
+        }
         if let Some(out) = &a.latency_out {
             writeln!(
                 report,
@@ -185,6 +196,20 @@ fn run_pipeline(
     std::mem::forget(outcome);
     std::mem::forget(map);
     Ok(())
+}
+
+/// What `--json` prints: the run's report, and the feed's unfilled gaps when it had any.
+#[derive(serde::Serialize)]
+struct GappedRun<'a> {
+    #[serde(flatten)]
+    run: &'a pipeline::RunReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    book_gap: Option<&'a GapSummary>,
+}
+
+/// A capture's unfilled gaps, placed in the feed.
+fn capture_gaps(x: &tickwatch::capture::Extracted) -> Option<GapSummary> {
+    GapSummary::of(x.lost.clone())
 }
 
 /// Rules from a file are watched: a change is loaded, checked and handed to the running

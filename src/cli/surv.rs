@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Instant;
 use tickwatch::book::{BookConfig, Books};
 use tickwatch::feed::MapOptions;
-use tickwatch::surv::{DetectorId, FlowRecord, Rules};
+use tickwatch::surv::{self, DetectorId, FlowRecord, Rules};
 
 /// What a surveillance run without the firm's participant flow cannot do.
 pub const NO_FLOW: &str = "participant flow: none — account-level wash detection is inactive (it needs the firm's flow: FEED.flow.csv beside the feed, or --flow FILE)";
@@ -43,20 +43,33 @@ pub fn cmd_surveil(a: SurveilArgs) -> Result<()> {
     let map = open_feed(&a.input, MapOptions::default())?;
     let mut books = Books::new(BookConfig::full_day());
     let t0 = Instant::now();
-    let (alerts, counters) =
-        tickwatch::surv::surveil_feed(map.bytes(), &mut books, rules, &flow, a.mark_every)
-            .map_err(|e| map.explain(e))?;
+    let feed = map.bytes();
+    let (alerts, counters, bad_lengths) = match a.input.lenient {
+        true => surv::surveil_feed_lenient(feed, &mut books, rules, &flow, a.mark_every),
+        false => surv::surveil_feed(feed, &mut books, rules, &flow, a.mark_every)
+            .map(|(alerts, counters)| (alerts, counters, 0)),
+    }
+    .map_err(|e| map.explain(e))?;
     let secs = t0.elapsed().as_secs_f64();
     let mut w = output_writer(a.alerts.as_deref())?;
     let mut line = Vec::with_capacity(4096);
     let mut by = [0u64; DetectorId::ALL.len()];
+    let to = match &a.alerts {
+        Some(p) => p.display().to_string(),
+        None => "standard output".to_string(),
+    };
     for al in &alerts {
         line.clear();
         al.write_json(&mut line);
-        w.write_all(&line)?;
+        w.write_all(&line)
+            .with_context(|| format!("writing the alerts to {to}"))?;
         by[al.detector as usize] += 1;
     }
-    w.flush()?;
+    w.flush()
+        .with_context(|| format!("writing the alerts to {to}"))?;
+    if a.input.lenient {
+        eprintln!("--lenient: {bad_lengths} messages of a known type and a wrong length skipped");
+    }
     eprintln!(
         "{}: {} events in {:.2} s ({:.2} M/s); {} alerts; flow records applied {} of {}",
         a.input.file.display(),
@@ -73,31 +86,72 @@ pub fn cmd_surveil(a: SurveilArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn cmd_eval(a: EvalArgs) -> Result<()> {
-    let tp = a
-        .truth
-        .clone()
-        .unwrap_or_else(|| sibling(&a.feed, "truth.json"));
+/// One feed's truth and alerts.
+fn eval_inputs(
+    feed: &Path,
+    truth: Option<&Path>,
+    alerts: &Path,
+) -> Result<(
+    tickwatch::truth::Truth,
+    Vec<tickwatch::surv::eval::AlertRef>,
+)> {
+    let tp = truth.map_or_else(|| sibling(feed, "truth.json"), Path::to_path_buf);
     let truth: tickwatch::truth::Truth = serde_json::from_str(
         &std::fs::read_to_string(&tp).with_context(|| format!("reading {}", tp.display()))?,
     )
     .with_context(|| format!("{}: not a truth file", tp.display()))?;
-    let text = std::fs::read_to_string(&a.alerts)
-        .with_context(|| format!("reading {}", a.alerts.display()))?;
+    let text =
+        std::fs::read_to_string(alerts).with_context(|| format!("reading {}", alerts.display()))?;
     let alerts = tickwatch::surv::eval::parse_alerts(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", a.alerts.display()))?;
-    let rows = tickwatch::surv::eval::score(&truth, &alerts);
-    if a.json {
-        serde_json::to_writer_pretty(io::stdout().lock(), &rows)?;
-        println!();
-    } else {
-        println!(
-            "{}: {} episodes, {} alerts",
-            a.feed.display(),
-            truth.episodes.len(),
-            alerts.len()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", alerts.display()))?;
+    Ok((truth, alerts))
+}
+
+pub fn cmd_eval(a: EvalArgs) -> Result<()> {
+    use tickwatch::surv::eval;
+    if a.feed.len() != a.alerts.len() {
+        anyhow::bail!(
+            "{} feeds but {} --alerts: give one alerts file per feed, in order",
+            a.feed.len(),
+            a.alerts.len()
         );
-        print!("{}", tickwatch::surv::eval::format_scores(&rows));
+    }
+    if a.truth.is_some() && a.feed.len() > 1 {
+        anyhow::bail!(
+            "--truth names one feed's truth: with several feeds, each reads FEED.truth.json"
+        );
+    }
+    let (mut rows, mut matrix) = (Vec::new(), eval::Confusion::default());
+    let (mut episodes, mut alert_count) = (0, 0);
+    for (feed, alerts) in a.feed.iter().zip(&a.alerts) {
+        let (truth, alerts) = eval_inputs(feed, a.truth.as_deref(), alerts)?;
+        eval::merge_scores(&mut rows, &eval::score(&truth, &alerts));
+        matrix.merge(&eval::confusion(&truth, &alerts));
+        episodes += truth.episodes.len();
+        alert_count += alerts.len();
+    }
+    if a.feed.len() == 1 {
+        // One feed: the rows exactly as `score` made them (missed ids kept).
+        let (truth, alerts) = eval_inputs(&a.feed[0], a.truth.as_deref(), &a.alerts[0])?;
+        rows = eval::score(&truth, &alerts);
+    }
+    if a.json {
+        let mut out = io::stdout().lock();
+        if a.confusion {
+            let v = serde_json::json!({ "scores": rows, "confusion": matrix });
+            serde_json::to_writer_pretty(&mut out, &v)?;
+        } else {
+            serde_json::to_writer_pretty(&mut out, &rows)?;
+        }
+        writeln!(out)?;
+    } else {
+        let name = match a.feed.len() {
+            1 => a.feed[0].display().to_string(),
+            n => format!("{n} feeds"),
+        };
+        println!("{name}: {episodes} episodes, {alert_count} alerts");
+        print!("{}", eval::format_scores(&rows));
+        print!("{}", eval::format_confusion(&matrix));
     }
     Ok(())
 }

@@ -83,6 +83,16 @@ impl MarkGen {
         }
     }
 
+    /// A mark wherever the watermark (with `ooo` ns of out-of-orderness) rises, before the
+    /// message that raises it: for operators whose windows close at times of their own (per-key
+    /// sessions), which only every rise of the watermark can tell.
+    pub fn advances(ooo: u64) -> MarkGen {
+        MarkGen {
+            ooo,
+            ..MarkGen::periodic(1)
+        }
+    }
+
     /// A schedule with no windows: a mark every `every` messages only (surveillance timers and
     /// the output's merge), then two final marks at the end.
     pub fn periodic(every: u32) -> MarkGen {

@@ -89,6 +89,7 @@
 //! ```
 
 mod event;
+mod host;
 pub mod marks;
 pub mod merge;
 mod op;
@@ -102,6 +103,7 @@ pub mod wait;
 mod worker;
 
 pub use event::{Done, Event, SeqOrder, Tag};
+pub use host::{HostMark, HostTime};
 pub use marks::{Clock, Frontier, MarkGen, MAX_CLOCKS, UNTIMED};
 pub use op::{Collector, Job, Plan, ShardOp};
 pub use reader::{Control, Pacer};

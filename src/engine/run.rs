@@ -1,5 +1,6 @@
 //! Building a run's stages, running them on pinned threads, and collecting what they measured.
 
+use super::host::{HostMark, HostTime};
 use super::marks::Frontier;
 use super::op::{Collector, Job, Plan, ShardOp};
 use super::output::Output;
@@ -233,6 +234,7 @@ where
                             group.iter_mut().for_each(AnyStage::prepare);
                             // Relaxed: a gauge read after the join.
                             ready.fetch_max(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                            let mark = HostMark::now(pinned);
                             if let Some(h) = hook {
                                 h(true);
                             }
@@ -240,11 +242,12 @@ where
                             if let Some(h) = hook {
                                 h(false);
                             }
-                            r
+                            // Read outside the hook's window: it reads files (allocates).
+                            (r, HostTime::since(&mark, pinned))
                         }));
                         match run {
-                            Ok((polls, h)) => {
-                                Ok((ThreadReport::new(name, pinned, polls, h), group))
+                            Ok(((polls, h), host)) => {
+                                Ok((ThreadReport::new(name, pinned, polls, h, host), group))
                             }
                             Err(p) => {
                                 // Relaxed: every other thread stops at its next round; nothing

@@ -1,5 +1,6 @@
 //! Stages, the threads that run them, and what each thread measured.
 
+use super::host::HostTime;
 use super::wait::{Idle, WaitStrategy};
 use crate::clock::{ticks, TickScale};
 use hdrhistogram::Histogram;
@@ -96,6 +97,8 @@ pub struct ThreadReport {
     /// The hiccups themselves (ns), for merging and plotting.
     #[serde(skip)]
     pub hiccup_histogram: Histogram<u64>,
+    /// What the host took, from the kernel's accounts: measured whether or not it idled.
+    pub host: HostTime,
 }
 
 impl ThreadReport {
@@ -104,6 +107,7 @@ impl ThreadReport {
         core: Option<usize>,
         idle_polls: u64,
         h: Hiccups,
+        host: HostTime,
     ) -> ThreadReport {
         let g = &h.gaps;
         let stalls = g.count_between(STALL_NS, u64::MAX);
@@ -118,6 +122,7 @@ impl ThreadReport {
             hiccup_p99_ns: g.value_at_quantile(0.99),
             hiccup_max_ns: g.max(),
             hiccup_histogram: h.gaps,
+            host,
         }
     }
 }

@@ -1,13 +1,16 @@
 //! Transparent `.gz` input: NASDAQ ships its sample days gzipped, and a gzip stream cannot be mapped.
 //!
 //! [`resolve`] decompresses a gzip file once into a cache file (by default the sibling with the `.gz`
-//! removed) and returns that path for mapping. The cache is reused while it is newer than the `.gz`;
-//! it is written to a temporary name and renamed into place, so an interrupted run never leaves a
+//! removed) and returns that path for mapping. The cache is reused while it is newer than the `.gz`
+//! **and** was made from that `.gz`: beside it, `CACHE.source` records the `.gz`'s size and a hash
+//! of its first and last MiB (the last holds the gzip trailer: the CRC-32 and length of the whole
+//! content), so a cache left by another feed is never served on its timestamp alone. The cache is
+//! written to a temporary name and renamed into place, so an interrupted run never leaves a
 //! half-written cache behind that a later run would trust.
 
 use flate2::read::MultiGzDecoder;
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// A `.gz` input that cannot be resolved to a mappable file.
@@ -76,11 +79,15 @@ pub fn resolve(path: &Path, cache: Option<&Path>) -> Result<PathBuf, GzError> {
     if target == path {
         return Err(GzError::SameFile(path.to_path_buf()));
     }
-    if is_fresh(&target, path) {
+    let stamp = Stamp::of(path).map_err(|source| GzError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if is_fresh(&target, path) && Stamp::read(&stamp_path(&target)) == Some(stamp) {
         return Ok(target);
     }
     let tmp = target.with_extension(format!("tmp{}", std::process::id()));
-    let result = decompress(path, &tmp, &target);
+    let result = decompress(path, &tmp, &target, stamp);
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -88,8 +95,9 @@ pub fn resolve(path: &Path, cache: Option<&Path>) -> Result<PathBuf, GzError> {
     Ok(target)
 }
 
-/// Decompresses `path` into `tmp`, then renames it to `target`.
-fn decompress(path: &Path, tmp: &Path, target: &Path) -> Result<(), GzError> {
+/// Decompresses `path` into `tmp`, then renames it to `target` and records `stamp` beside it
+/// (the old record removed first: a cache never sits beside another source's record).
+fn decompress(path: &Path, tmp: &Path, target: &Path, stamp: Stamp) -> Result<(), GzError> {
     let cache = |source| GzError::Cache {
         cache: target.to_path_buf(),
         source,
@@ -104,7 +112,69 @@ fn decompress(path: &Path, tmp: &Path, target: &Path) -> Result<(), GzError> {
     })?;
     let file = out.into_inner().map_err(|e| cache(e.into_error()))?;
     file.sync_all().map_err(cache)?;
-    fs::rename(tmp, target).map_err(cache)
+    let record = stamp_path(target);
+    match fs::remove_file(&record) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(cache(e)),
+        _ => {}
+    }
+    fs::rename(tmp, target).map_err(cache)?;
+    fs::write(&record, stamp.line()).map_err(cache)
+}
+
+/// Where the record of a cache's source goes: `CACHE.source`.
+pub fn stamp_path(cache: &Path) -> PathBuf {
+    let mut name = cache.as_os_str().to_owned();
+    name.push(".source");
+    PathBuf::from(name)
+}
+
+/// What identifies a `.gz`: its size and a hash of its first and last [`Stamp::EDGE`] bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    hash: u64,
+}
+
+impl Stamp {
+    /// Bytes hashed at each end.
+    const EDGE: u64 = 1 << 20;
+    const TAG: &'static str = "tickwatch gz cache v1";
+
+    fn of(gz: &Path) -> io::Result<Stamp> {
+        let mut f = File::open(gz)?;
+        let len = f.metadata()?.len();
+        let mut buf = Vec::with_capacity(2 * Self::EDGE as usize);
+        (&mut f).take(Self::EDGE).read_to_end(&mut buf)?;
+        let tail = len.saturating_sub(Self::EDGE).max(Self::EDGE.min(len));
+        f.seek(SeekFrom::Start(tail))?;
+        f.take(Self::EDGE).read_to_end(&mut buf)?;
+        Ok(Stamp {
+            len,
+            hash: fnv1a(&buf),
+        })
+    }
+
+    fn line(&self) -> String {
+        format!("{} len={} hash={:016x}\n", Self::TAG, self.len, self.hash)
+    }
+
+    /// The stamp recorded at `record`; `None` when missing or not one.
+    fn read(record: &Path) -> Option<Stamp> {
+        let text = fs::read_to_string(record).ok()?;
+        let rest = text.strip_suffix('\n')?.strip_prefix(Self::TAG)?;
+        let (len, hash) = rest.strip_prefix(" len=")?.split_once(" hash=")?;
+        Some(Stamp {
+            len: len.parse().ok()?,
+            hash: u64::from_str_radix(hash, 16).ok()?,
+        })
+    }
+}
+
+/// 64-bit FNV-1a: a fixed, dependency-free hash (stable across builds, unlike `DefaultHasher`).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn default_cache(path: &Path) -> PathBuf {

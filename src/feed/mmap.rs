@@ -35,6 +35,8 @@ impl Default for MapOptions {
 /// A read-only file mapping; an empty file maps to an empty slice.
 #[derive(Debug)]
 pub struct MappedFile {
+    /// Declared first, so dropped (unregistered) before the map is unmapped.
+    _guard: super::sigbus::Guard,
     map: Option<Mmap>,
     path: PathBuf,
 }
@@ -43,8 +45,9 @@ impl MappedFile {
     /// Maps `path` read-only.
     ///
     /// The file must not be modified or truncated while mapped: the bytes would change under the
-    /// decoder, and reading a page past a truncation raises `SIGBUS`. Feed captures are written
-    /// once and then only read, which is what this type assumes.
+    /// decoder, and reading a page past a truncation raises `SIGBUS` — which
+    /// [`sigbus`](super::sigbus) turns into an error naming the file and offset (exit status 1).
+    /// Feed captures are written once and then only read, which is what this type assumes.
     ///
     /// # Errors
     /// Any I/O error from opening or mapping the file.
@@ -53,6 +56,7 @@ impl MappedFile {
         let len = file.metadata()?.len();
         if len == 0 {
             return Ok(MappedFile {
+                _guard: super::sigbus::register(std::ptr::null(), 0, 0, &[]),
                 map: None,
                 path: path.to_path_buf(),
             });
@@ -74,6 +78,7 @@ impl MappedFile {
             let _ = map.advise(Advice::HugePage);
         }
         Ok(MappedFile {
+            _guard: super::sigbus::register(map.as_ptr(), map.len(), 0, super::sigbus::name(path)),
             map: Some(map),
             path: path.to_path_buf(),
         })

@@ -4,6 +4,7 @@
 pub mod frame;
 pub mod gz;
 pub mod mmap;
+pub mod sigbus;
 pub mod split;
 
 pub use frame::{Frame, FrameError, Frames};

@@ -17,6 +17,7 @@
 //! known to be larger (its head, or the last key it sent, which an `EpochEnd` advances at every
 //! mark), so alerts stream out within one mark interval.
 
+use super::gap::BookGap;
 use super::journal::Journal;
 use super::op::BookHook;
 use crate::agg::Touch;
@@ -485,6 +486,8 @@ pub struct SurvMerge {
     idle: u32,
     /// The last alert written: formatted again, and thrown away, to keep the way warm.
     last: Option<Alert>,
+    /// Where the feed's first unfilled gap is: alerts at or after it are flagged `book_gap`.
+    book_gap: Option<Arc<BookGap>>,
 }
 
 impl std::fmt::Debug for SurvMerge {
@@ -579,7 +582,15 @@ impl SurvMerge {
             reload: reload.map(|c| (c, 0)),
             idle: 0,
             last: None,
+            book_gap: None,
         }
+    }
+
+    /// Alerts at or after `gap`'s feed position get `"book_gap": true` (the others' bytes are
+    /// unchanged).
+    pub fn with_book_gap(mut self, gap: Option<Arc<BookGap>>) -> SurvMerge {
+        self.book_gap = gap;
+        self
     }
 
     /// Whether every worker's stream has ended and been written.
@@ -669,9 +680,13 @@ impl SurvMerge {
                 self.scale,
             );
             let last = &mut self.last;
+            let gap = self.book_gap.as_deref();
             self.out.take(&rec, alert.as_ref(), |a: &Alert| {
                 *last = Some(*a);
                 a.write_json(buf);
+                if gap.is_some_and(|g| g.covers(a.seq)) {
+                    flag_book_gap(buf);
+                }
                 *n += 1;
                 if rec.origin != 0 {
                     let done = ticks();
@@ -711,6 +726,13 @@ impl SurvMerge {
         }
         moved
     }
+}
+
+/// Adds `"book_gap":true` to the JSON line just written at the end of `buf` (it ends `}\n`).
+fn flag_book_gap(buf: &mut Vec<u8>) {
+    debug_assert!(buf.ends_with(b"}\n"));
+    buf.truncate(buf.len() - 2);
+    buf.extend_from_slice(b",\"book_gap\":true}\n");
 }
 
 #[cfg(test)]

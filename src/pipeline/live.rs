@@ -10,11 +10,13 @@
 //! arbiter's hold time, and counted).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::event::{Event, BODY};
+use super::gap::{BookGap, GapLine, GapSummary};
 use super::FeedSource;
 use crate::clock::{ticks, TickScale};
 use crate::engine::{Route, Source};
@@ -54,11 +56,24 @@ struct Msg {
     seq: u64,
 }
 
+/// A range given up, and where it falls among the messages delivered.
+struct Given {
+    stream: u32,
+    first: u64,
+    last: u64,
+    /// Messages queued before it.
+    after: u64,
+    /// The feed position of the first message handed to the engine after it.
+    position: Option<u64>,
+}
+
 /// The arbiter's sink: delivered messages queued, lost ranges noted.
 struct Queue {
     msgs: VecDeque<Msg>,
-    /// (stream, first, last) of each range given up.
-    lost: Vec<(u32, u64, u64)>,
+    /// Messages queued in all.
+    queued: u64,
+    /// Each range given up, in order.
+    lost: Vec<Given>,
     /// Messages longer than an event's body (cut; none in ITCH 5.0).
     oversize: u64,
 }
@@ -75,10 +90,17 @@ impl Sink for Queue {
             ts_ns: m.ts_ns,
             seq: m.seq,
         });
+        self.queued += 1;
     }
 
     fn lost(&mut self, stream: u32, first: u64, last: u64) {
-        self.lost.push((stream, first, last));
+        self.lost.push(Given {
+            stream,
+            first,
+            last,
+            after: self.queued,
+            position: None,
+        });
     }
 }
 
@@ -125,6 +147,14 @@ pub struct LiveSource {
     ts: u64,
     locate: u16,
     ended: bool,
+    /// Messages taken off the queue (skipped ones too).
+    popped: u64,
+    /// Messages handed to the engine: the feed position of the next one.
+    handed: u64,
+    /// Lost ranges placed in the feed so far (a prefix of `queue.lost`).
+    placed: usize,
+    /// The first unfilled gap's feed position, for the output stage.
+    book_gap: Arc<BookGap>,
     /// Frames of a type ITCH 5.0 does not define: counted and skipped.
     pub skipped_unknown: u64,
     /// Known types with a wrong length, counted and skipped (lenient mode only).
@@ -157,6 +187,7 @@ impl LiveSource {
             rq,
             queue: Queue {
                 msgs: VecDeque::with_capacity(QUEUE),
+                queued: 0,
                 lost: Vec::new(),
                 oversize: 0,
             },
@@ -171,6 +202,10 @@ impl LiveSource {
             ts: 0,
             locate: 0,
             ended: false,
+            popped: 0,
+            handed: 0,
+            placed: 0,
+            book_gap: Arc::new(BookGap::default()),
             skipped_unknown: 0,
             skipped_bad_lengths: 0,
         }
@@ -235,6 +270,21 @@ impl LiveSource {
         }
     }
 
+    /// Places the ranges given up before queued message `index`, about to be handed to the
+    /// engine at feed position `self.handed`; the first is published for the output stage
+    /// before the message goes out (see [`BookGap`] for the ordering).
+    #[inline]
+    fn place_gaps(&mut self, index: u64) {
+        while let Some(g) = self.queue.lost.get_mut(self.placed) {
+            if g.after > index {
+                break;
+            }
+            g.position = Some(self.handed);
+            self.book_gap.note(self.handed as u32);
+            self.placed += 1;
+        }
+    }
+
     /// What the feed handler saw (allocates: call it at the end).
     pub fn report(&self) -> LiveReport {
         let recv = self.rx.stats();
@@ -246,10 +296,12 @@ impl LiveSource {
                 .queue
                 .lost
                 .iter()
-                .map(|&(stream, first, last)| LostRange {
-                    stream,
-                    first,
-                    last,
+                .map(|g| GapLine {
+                    stream: g.stream,
+                    first: g.first,
+                    last: g.last,
+                    // A range given up after the last message: at the end of the feed.
+                    position: g.position.unwrap_or(self.handed),
                 })
                 .collect(),
             rerequests: self.rq.as_ref().map(Rerequester::stats),
@@ -267,8 +319,16 @@ impl Source for LiveSource {
         let mut polled = false;
         loop {
             if let Some(m) = self.queue.msgs.pop_front() {
+                let index = self.popped;
+                self.popped += 1;
                 match self.take(m) {
-                    Ok(true) => return Some(Ok(())),
+                    Ok(true) => {
+                        if self.placed < self.queue.lost.len() {
+                            self.place_gaps(index);
+                        }
+                        self.handed += 1;
+                        return Some(Ok(()));
+                    }
                     Ok(false) => continue,
                     Err(e) => return Some(Err(e.into())),
                 }
@@ -316,17 +376,17 @@ impl FeedSource for LiveSource {
     fn skipped(&self) -> (u64, u64) {
         (self.skipped_unknown, self.skipped_bad_lengths)
     }
+
+    fn book_gap(&self) -> Option<Arc<BookGap>> {
+        Some(self.book_gap.clone())
+    }
 }
 
-/// Messages given up on every line and not filled.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct LostRange {
-    /// The arbiter's stream.
-    pub stream: u32,
-    /// First sequence lost.
-    pub first: u64,
-    /// Last sequence lost.
-    pub last: u64,
+impl LiveReport {
+    /// The unfilled gaps for the report, `None` when nothing was lost.
+    pub fn book_gap(&self) -> Option<GapSummary> {
+        GapSummary::of(self.lost.clone())
+    }
 }
 
 /// What a live run's feed handler saw.
@@ -339,7 +399,7 @@ pub struct LiveReport {
     /// The arbiter's report: lines, sessions, gaps (filled and not), duplicates.
     pub mold: MoldReport,
     /// Ranges given up, in the order they were.
-    pub lost: Vec<LostRange>,
+    pub lost: Vec<GapLine>,
     /// The re-request client's counters, when there was one.
     pub rerequests: Option<RequestStats>,
     /// Every session ended (not stopped by Ctrl-C).

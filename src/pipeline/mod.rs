@@ -31,6 +31,7 @@
 pub mod alerts;
 pub mod bars;
 pub mod event;
+pub mod gap;
 pub mod journal;
 pub mod live;
 pub mod op;
@@ -53,6 +54,7 @@ use op::{BookHook, BookOp};
 use serde::Serialize;
 pub use source::{FeedOptions, ItchSource};
 use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
 
 /// How to run the pipeline.
 #[derive(Clone, Debug)]
@@ -422,8 +424,24 @@ pub fn run_market(
     stop: &AtomicBool,
     progress: &AtomicU64,
 ) -> Result<RunOutcome, JobError> {
+    run_market_gapped(buf, None, cfg, jobs, stop, progress)
+}
+
+/// [`run_market`] of a feed whose first unfilled gap is at feed position `gap` (a capture's,
+/// from [`crate::capture::Extracted::first_gap`]): alerts from there on carry `book_gap`.
+///
+/// # Errors
+/// As [`run_market`].
+pub fn run_market_gapped(
+    buf: &[u8],
+    gap: Option<u32>,
+    cfg: &PipelineConfig,
+    jobs: MarketJobs,
+    stop: &AtomicBool,
+    progress: &AtomicU64,
+) -> Result<RunOutcome, JobError> {
     let counts = sizing::FeedCounts::of(buf, cfg.workers);
-    let src = ItchSource::new(buf, cfg.feed.lenient);
+    let src = ItchSource::new(buf, cfg.feed.lenient).with_book_gap(gap);
     let (outcome, _) = run_source(src, &counts, cfg, jobs, stop, progress)?;
     Ok(outcome)
 }
@@ -432,11 +450,21 @@ pub fn run_market(
 pub trait FeedSource: crate::engine::Source<Event = event::Event> {
     /// (unknown types, known types of a wrong length) skipped so far.
     fn skipped(&self) -> (u64, u64);
+
+    /// Where the feed's first unfilled gap is (or will be noted), for the `book_gap` flag of
+    /// the alerts; `None` for a feed that cannot lose messages.
+    fn book_gap(&self) -> Option<Arc<gap::BookGap>> {
+        None
+    }
 }
 
 impl FeedSource for ItchSource<'_> {
     fn skipped(&self) -> (u64, u64) {
         (self.skipped_unknown, self.skipped_bad_lengths)
+    }
+
+    fn book_gap(&self) -> Option<Arc<gap::BookGap>> {
+        self.book_gap.clone()
     }
 }
 
@@ -490,7 +518,10 @@ where
         None => None,
     };
     let surv_parts = match jobs.surv {
-        Some(j) => Some(surv_hooks(j, counts, cfg.feed.until, surv_clock_no, scale)?),
+        Some(j) => {
+            let (hooks, merge) = surv_hooks(j, counts, cfg.feed.until, surv_clock_no, scale)?;
+            Some((hooks, merge.with_book_gap(src.book_gap())))
+        }
         None => None,
     };
     let hooks = (bars_parts, surv_parts);

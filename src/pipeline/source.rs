@@ -2,10 +2,12 @@
 //! by stock locate (market-wide messages, locate 0, to every shard).
 
 use super::event::{Event, BODY};
+use super::gap::BookGap;
 use crate::engine::{Route, Source};
 use crate::feed::Frames;
 use crate::inspect::InspectError;
 use crate::itch::{decode, DecodeErrorKind};
+use std::sync::Arc;
 
 /// Which part of the feed to send, and how strictly.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -28,6 +30,8 @@ pub struct ItchSource<'a> {
     pub skipped_unknown: u64,
     /// Known types with a wrong length, counted and skipped (lenient mode only).
     pub skipped_bad_lengths: u64,
+    /// Where the feed's first unfilled gap is (a capture's), for the alerts' `book_gap`.
+    pub(super) book_gap: Option<Arc<BookGap>>,
 }
 
 impl<'a> ItchSource<'a> {
@@ -41,7 +45,14 @@ impl<'a> ItchSource<'a> {
             lenient,
             skipped_unknown: 0,
             skipped_bad_lengths: 0,
+            book_gap: None,
         }
+    }
+
+    /// The same source, its first unfilled gap at feed position `gap` (if any).
+    pub fn with_book_gap(mut self, gap: Option<u32>) -> ItchSource<'a> {
+        self.book_gap = gap.map(|p| Arc::new(BookGap::at(p)));
+        self
     }
 }
 

@@ -830,4 +830,12 @@ impl<R, K, T, V: Copy, I, U> Job<R, K, T, V, I, U> {
     pub fn lateness(&self) -> (Ts, Ts) {
         self.lateness
     }
+
+    /// Windows one key can have open at once: session slots per key, else 1.
+    pub fn windows_per_key(&self) -> usize {
+        match &self.op {
+            Op::Session(op) => op.sessions_per_key(),
+            _ => 1,
+        }
+    }
 }

@@ -15,9 +15,12 @@
 //! when the allowed lateness is not a multiple of the slide, where it makes a window too late),
 //! the same watermark single-threaded sees there; each shard fires the windows it closes,
 //! keyed at the mark's feed position, by window end, then by the key's first-seen position (the
-//! single-threaded slot order). Session windows are refused ([`ShardError::Windowed`]): a
-//! key's session closes at whichever record moves the watermark past its own gap, and its
-//! shard does not see that record. The source's event time must be the job's.
+//! single-threaded slot order). Session windows close where the feed's watermark passes each
+//! key's own gap, at whichever record of the feed moves it there, so the reader sends every
+//! shard a mark wherever the watermark rises; their firings are ordered by session start, then
+//! by the key's first-seen position (as the single-threaded operator sorts them). That costs a
+//! mark per rising record on every shard: sessions shard exactly, not cheaply. The source's
+//! event time must be the job's.
 
 use super::{BuildError, Emit, Span, Window};
 use crate::engine::merge::{Keyed, Merge};
@@ -30,16 +33,16 @@ use std::marker::PhantomData;
 /// Slots of a shard's results ring beyond what a close can need.
 const RING: usize = 4096;
 
+/// Feed positions between progress reports sent on marks, when marks come at every rising
+/// watermark (sessions): firings and idle calls report progress too.
+const PROGRESS_EVERY: u64 = 256;
+
 /// Why a job cannot run sharded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ShardError {
     /// The job does not build.
     #[error(transparent)]
     Build(#[from] BuildError),
-    /// Session windows close where the feed's watermark passes each key's own gap, at records
-    /// of other shards: a shard cannot tell which, so they are refused.
-    #[error("a sharded job cannot use session windows (got {0:?}): a key's session closes at whichever record of the feed moves the watermark past its gap, which its shard does not see; use Global, Tumbling, Sliding or Count windows, or run the job single-threaded")]
-    Windowed(Window),
 }
 
 /// What the shards need of a keyed job (implemented by [`super::Job`]).
@@ -68,6 +71,8 @@ pub trait ShardJob<R>: Send {
     fn emit(&self) -> Emit;
     /// Its out-of-orderness and allowed lateness, ns.
     fn lateness(&self) -> (Ts, Ts);
+    /// Windows one key can have open at once.
+    fn windows_per_key(&self) -> usize;
 }
 
 impl<R, K, T, V, I, U> ShardJob<R> for super::Job<R, K, T, V, I, U>
@@ -111,6 +116,9 @@ where
     fn lateness(&self) -> (Ts, Ts) {
         super::Job::lateness(self)
     }
+    fn windows_per_key(&self) -> usize {
+        super::Job::windows_per_key(self)
+    }
 }
 
 /// One result on its way to the output stage, or a shard's progress (`value: None`).
@@ -118,7 +126,8 @@ where
 pub struct Emission<V> {
     /// Feed position of the record or mark that caused it (`u64::MAX`: the close).
     pub seq: u64,
-    /// A mark's (or the close's) firings: the window's end; a record's own results: `u64::MAX`.
+    /// A mark's (or the close's) firings: the window's end (a session's start, by which the
+    /// single-threaded operator orders them); a record's own results: `u64::MAX`.
     pub end: u64,
     /// A firing: its key's order (first-seen feed position, or the key itself when keys are
     /// dense); a record's result: its index among that record's results.
@@ -147,8 +156,10 @@ pub struct KeyedOp<R, J: ShardJob<R>> {
     seq: u64,
     last32: u32,
     started: bool,
-    /// Time windows: marks carry the feed's watermark.
+    /// Time and session windows: marks carry the feed's watermark.
     timed: bool,
+    /// Session windows: marks come at every rising watermark; firings go by start.
+    sessions: bool,
     /// Sparse keys: the feed position of each key's first record, in slot order (the
     /// single-threaded job's slot order, by which it fires windows and closes).
     first_seen: Vec<u64>,
@@ -175,7 +186,9 @@ impl<R, J: ShardJob<R>> std::fmt::Debug for KeyedOp<R, J> {
 impl<R, J: ShardJob<R>> KeyedOp<R, J> {
     /// The shard running `job`, sending on `tx` (of at least [`KeyedOp::ring_slots`] slots).
     fn new(mut job: J, tx: Producer<Emission<J::Value>>) -> Self {
-        let timed = matches!(job.window(), Window::Tumbling(_) | Window::Sliding { .. });
+        let sessions = matches!(job.window(), Window::Session { .. });
+        let timed =
+            sessions || matches!(job.window(), Window::Tumbling(_) | Window::Sliding { .. });
         if timed {
             job.watermark_from_outside();
         }
@@ -193,6 +206,7 @@ impl<R, J: ShardJob<R>> KeyedOp<R, J> {
             last32: 0,
             started: false,
             timed,
+            sessions,
             sent: None,
             emitted: 0,
             lost: 0,
@@ -208,6 +222,11 @@ impl<R, J: ShardJob<R>> KeyedOp<R, J> {
             Window::Tumbling(_) => job.capacity().max(per_record(1)),
             Window::Sliding { size, slide } => job.capacity().max(per_record(size / slide)),
             Window::Count { size, slide } => per_record(size / slide),
+            // A mark can close every open session; a late record can merge a key's sessions.
+            Window::Session { .. } => {
+                let per_key = job.windows_per_key();
+                (job.capacity() * per_key).max(per_record(per_key as u64))
+            }
             _ if job.emit() == Emit::OnClose => job.capacity(),
             _ => 1,
         }
@@ -224,6 +243,10 @@ impl<R, J: ShardJob<R>> KeyedOp<R, J> {
         let (size, slide) = match job.window() {
             Window::Tumbling(size) => (size, size),
             Window::Sliding { size, slide } => (size, slide),
+            Window::Session { .. } => {
+                let gen = MarkGen::advances(job.lateness().0);
+                return vec![Clock { gen, size: 0 }];
+            }
             _ => {
                 return vec![Clock {
                     gen: MarkGen::periodic(1024),
@@ -294,6 +317,7 @@ impl<R, J: ShardJob<R>> KeyedOp<R, J> {
     fn fire(&mut self, seq: u64, wm: Option<Ts>) {
         let (tx, emitted, lost) = (&mut self.tx, &mut self.emitted, &mut self.lost);
         let (dense, first_seen) = (self.job.dense_keys(), &self.first_seen);
+        let by_start = self.sessions;
         let out = |slot: u32, key: u64, span: Span, v: &J::Value| {
             let order = if dense {
                 key
@@ -305,7 +329,7 @@ impl<R, J: ShardJob<R>> KeyedOp<R, J> {
             };
             let e = Emission {
                 seq,
-                end: span.end,
+                end: if by_start { span.start } else { span.end },
                 idx: order,
                 key,
                 span,
@@ -362,7 +386,10 @@ where
     fn on_mark(&mut self, wm: u64, _clock: u8, seq: u32) {
         let pos = self.position(seq);
         // Progress first: the firings are keyed at `pos`, above it.
-        self.progress(pos);
+        let due = self.sent.map_or(true, |s| pos >= s + PROGRESS_EVERY);
+        if !self.sessions || due {
+            self.progress(pos);
+        }
         if self.timed {
             self.fire(pos, Some(wm));
         }
@@ -466,9 +493,6 @@ where
         let mut clocks = Vec::new();
         for _ in 0..shards {
             let job = (self.build)()?;
-            if let w @ Window::Session { .. } = job.window() {
-                return Err(ShardError::Windowed(w));
-            }
             clocks = KeyedOp::<R, J>::clocks(&job);
             let (tx, rx) = ring(KeyedOp::<R, J>::ring_slots(&job));
             ops.push(KeyedOp::new(job, tx));

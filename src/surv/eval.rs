@@ -5,7 +5,9 @@
 //! [`detect_from_ns`, `detect_until_ns`]. An alert is a **true positive** when it detects some
 //! episode. Per detector: recall = episodes detected / episodes; precision = true-positive alerts
 //! / alerts. Detectors with no scenario (order-to-trade, abnormal move, locked/crossed, risk) have
-//! no truth: their alerts are counted, not scored.
+//! no truth: their alerts are counted, not scored. Hard negatives (expected detector
+//! [`NEGATIVE`]) have no row: an alert on one is simply not a true positive. Episodes that did
+//! not play out ([`VOID`]) have no row either, and alerts on them are not counted.
 //!
 //! [`detect_from_ns`]: crate::truth::Episode::detect_from_ns
 //! [`detect_until_ns`]: crate::truth::Episode::detect_until_ns
@@ -13,6 +15,14 @@
 use crate::truth::Truth;
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+/// The expected detector of a hard negative: an episode on which no manipulation alert should
+/// fire (any that does is a false alert).
+pub const NEGATIVE: &str = "none";
+
+/// The expected detector of an episode that did not play out as its definition needs (the
+/// market took the manipulator's order first, say): alerts on it are neither true nor false.
+pub const VOID: &str = "void";
 
 /// The fields of an alert that scoring reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,11 +97,19 @@ pub fn parse_alerts(text: &str) -> Result<Vec<AlertRef>, String> {
 /// name).
 pub fn score(truth: &Truth, alerts: &[AlertRef]) -> Vec<Score> {
     let mut rows: BTreeMap<(u8, String), Score> = BTreeMap::new();
-    let id = |name: &str| {
-        let known = super::DetectorId::from_name(name).filter(|&d| d != super::DetectorId::Custom);
-        (known.map_or(u8::MAX, |d| d as u8), name.to_string())
+    let id = detector_order;
+    let scored = || {
+        let skip = |d: &str| d == NEGATIVE || d == VOID;
+        truth.episodes.iter().filter(move |ep| !skip(&ep.detector))
     };
-    for ep in &truth.episodes {
+    let on_void = |a: &AlertRef| {
+        truth.episodes.iter().any(|ep| {
+            ep.detector == VOID
+                && a.stock == ep.stock
+                && (ep.detect_from_ns..=ep.detect_until_ns).contains(&a.ts)
+        })
+    };
+    for ep in scored() {
         let r = rows.entry(id(&ep.detector)).or_default();
         r.detector = ep.detector.clone();
         r.episodes += 1;
@@ -103,14 +121,16 @@ pub fn score(truth: &Truth, alerts: &[AlertRef]) -> Vec<Score> {
             && (ep.detect_from_ns..=ep.detect_until_ns).contains(&a.ts)
     };
     for a in alerts {
+        let hit = truth.episodes.iter().any(|ep| detects(a, ep));
+        if !hit && on_void(a) {
+            continue; // on an episode that did not play out: neither true nor false
+        }
         let r = rows.entry(id(&a.detector)).or_default();
         r.detector = a.detector.clone();
         r.alerts += 1;
-        if truth.episodes.iter().any(|ep| detects(a, ep)) {
-            r.true_positives += 1;
-        }
+        r.true_positives += hit as u64;
     }
-    for ep in &truth.episodes {
+    for ep in scored() {
         let r = rows.get_mut(&id(&ep.detector)).expect("row made above");
         if alerts.iter().any(|a| detects(a, ep)) {
             r.detected += 1;
@@ -129,6 +149,39 @@ pub fn score(truth: &Truth, alerts: &[AlertRef]) -> Vec<Score> {
             r
         })
         .collect()
+}
+
+/// Adds `more` (another feed's scores) into `rows`, row by row, recomputing recall and
+/// precision over the sums (missed ids are dropped: they name episodes of different feeds).
+pub fn merge_scores(rows: &mut Vec<Score>, more: &[Score]) {
+    for m in more {
+        let pos = rows.iter().position(|r| r.detector == m.detector);
+        let r = match pos {
+            Some(i) => &mut rows[i],
+            None => {
+                rows.push(Score {
+                    detector: m.detector.clone(),
+                    ..Score::default()
+                });
+                rows.last_mut().expect("just pushed")
+            }
+        };
+        r.episodes += m.episodes;
+        r.detected += m.detected;
+        r.alerts += m.alerts;
+        r.true_positives += m.true_positives;
+        r.missed.clear();
+        r.recall = (r.episodes > 0).then(|| r.detected as f64 / r.episodes as f64);
+        r.precision =
+            (r.episodes > 0 && r.alerts > 0).then(|| r.true_positives as f64 / r.alerts as f64);
+    }
+    rows.sort_by_key(|r| detector_order(&r.detector));
+}
+
+/// Built-in detectors in [`DetectorId`](super::DetectorId) order, then others by name.
+fn detector_order(name: &str) -> (u8, String) {
+    let known = super::DetectorId::from_name(name).filter(|&d| d != super::DetectorId::Custom);
+    (known.map_or(u8::MAX, |d| d as u8), name.to_string())
 }
 
 /// The scores as a table.
@@ -152,6 +205,9 @@ pub fn format_scores(rows: &[Score]) -> String {
     }
     s
 }
+
+pub mod confusion;
+pub use confusion::{confusion, format_confusion, Confusion, ConfusionRow, MANIPULATION};
 
 #[cfg(test)]
 mod tests {
@@ -213,6 +269,13 @@ mod tests {
         let l = &rows[1];
         assert_eq!((l.episodes, l.alerts), (0, 1));
         assert_eq!((l.recall, l.precision), (None, None));
+        // An alert on a void episode (one that did not play out) is neither true nor false.
+        let mut with_void = truth.clone();
+        with_void
+            .episodes
+            .push(ep(2, VOID, "VVV", "GSCO", 100, 200));
+        let rows = score(&with_void, &[al(150, "spoofing", "VVV", "GSCO")]);
+        assert_eq!((rows[0].episodes, rows[0].alerts), (2, 0));
         // An alert that names no participant may detect an episode.
         let rows = score(&truth, &[al(399, "spoofing", "XYZ", "")]);
         assert_eq!(rows[0].detected, 1);
@@ -228,6 +291,35 @@ mod tests {
             .collect();
         let want = [("spoofing", 0), ("big_add", 1), ("odd_lots", 2)];
         assert_eq!(rows, want.map(|(d, n)| (d.to_string(), n)));
+    }
+
+    #[test]
+    fn merged_scores_sum_and_keep_detector_order() {
+        let a = score(
+            &Truth {
+                episodes: vec![ep(0, "layering", "A", "X", 0, 10)],
+                ..Truth::default()
+            },
+            &[al(5, "layering", "A", "X")],
+        );
+        let b = score(
+            &Truth {
+                episodes: vec![
+                    ep(0, "spoofing", "B", "X", 0, 10),
+                    ep(1, "layering", "B", "X", 0, 10),
+                ],
+                ..Truth::default()
+            },
+            &[al(5, "spoofing", "B", "Y")],
+        );
+        let mut rows = a;
+        merge_scores(&mut rows, &b);
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| (r.detector.as_str(), r.episodes, r.detected, r.alerts))
+            .collect();
+        assert_eq!(got, [("spoofing", 1, 0, 1), ("layering", 2, 1, 1)]);
+        assert_eq!((rows[1].recall, rows[0].precision), (Some(0.5), Some(0.0)));
     }
 
     #[test]

@@ -1254,7 +1254,29 @@ pub fn surveil_feed(
     flow: &[FlowRecord],
     mark_every: u32,
 ) -> Result<(Vec<Alert>, SurvCounters), crate::inspect::InspectError> {
-    run_feed(feed, books, Surveillance::new(rules, flow), mark_every)
+    let s = Surveillance::new(rules, flow);
+    run_feed(feed, books, s, mark_every, false).map(|(a, c, _)| (a, c))
+}
+
+/// [`surveil_feed`] that counts and skips known message types of a wrong length (`--lenient`)
+/// instead of stopping at the first; also returns how many it skipped.
+///
+/// # Errors
+/// A framing error, or a message that does not decode for another reason.
+pub fn surveil_feed_lenient(
+    feed: &[u8],
+    books: &mut Books,
+    rules: Rules,
+    flow: &[FlowRecord],
+    mark_every: u32,
+) -> Result<(Vec<Alert>, SurvCounters, u64), crate::inspect::InspectError> {
+    run_feed(
+        feed,
+        books,
+        Surveillance::new(rules, flow),
+        mark_every,
+        true,
+    )
 }
 
 /// Why [`surveil_feed_with`] stopped.
@@ -1283,16 +1305,19 @@ pub fn surveil_feed_with(
     detectors: &[DetectorFactory],
 ) -> Result<(Vec<Alert>, SurvCounters), SurveilError> {
     let s = Surveillance::with_detectors(rules, flow, detectors)?;
-    Ok(run_feed(feed, books, s, mark_every)?)
+    let (alerts, counters, _) = run_feed(feed, books, s, mark_every, false)?;
+    Ok((alerts, counters))
 }
 
-/// The single-threaded run of `s` over `feed`, marks placed as the pipeline places them.
+/// The single-threaded run of `s` over `feed`, marks placed as the pipeline places them; with
+/// `lenient`, known types of a wrong length are skipped (and counted: the third value).
 fn run_feed(
     feed: &[u8],
     books: &mut Books,
     mut s: Surveillance,
     mark_every: u32,
-) -> Result<(Vec<Alert>, SurvCounters), crate::inspect::InspectError> {
+    lenient: bool,
+) -> Result<(Vec<Alert>, SurvCounters, u64), crate::inspect::InspectError> {
     use crate::engine::MarkGen;
     let mut out = SurvOutput::new(&s.rules);
     out.name_user_detectors(s.user_detectors());
@@ -1306,7 +1331,7 @@ fn run_feed(
             out.take(&r, a, |a| alerts.push(*a))
         });
     };
-    crate::replay::for_each_message(feed, books, false, &mut report, |books, msg, _| {
+    crate::replay::for_each_message(feed, books, lenient, &mut report, |books, msg, _| {
         let ts = msg.timestamp();
         while let Some(wm) = marks.due(ts) {
             epoch += 1;
@@ -1329,7 +1354,7 @@ fn run_feed(
         take(&mut s, epoch, 0, 0, books);
         marks.sent_mark(wm);
     }
-    Ok((alerts, s.counters))
+    Ok((alerts, s.counters, report.skipped_bad_lengths))
 }
 
 #[cfg(test)]

@@ -69,6 +69,7 @@
 #![forbid(unsafe_code)]
 
 mod count;
+mod due;
 mod session;
 mod time;
 mod watermark;

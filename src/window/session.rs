@@ -12,11 +12,12 @@
 //! If the merged session ends at or before the last `advance` watermark it is re-emitted at once
 //! as [`FiringKind::Late`]; if it includes an already-fired session but now ends after that
 //! watermark, it fires again (as `Late`) from a later `advance`, superseding the earlier firing.
-//! A session's slot is freed once `end - 1 + L <= wm`. `advance` visits only keys with open
-//! sessions (a preallocated active-key list).
+//! A session's slot is freed once `end - 1 + L <= wm`. `advance` visits only the sessions due:
+//! an indexed heap orders open sessions by when they next fire or free.
 
 use std::fmt;
 
+use super::due::DueHeap;
 use super::{check_keys, Added, Aggregate, Emit, Firing, FiringKind, LateLedger, Ts, WindowError};
 
 /// Configuration of [`SessionWindows`].
@@ -70,8 +71,9 @@ struct Session<A> {
 /// If the merged session ends at or before the last `advance` watermark it is re-emitted at once
 /// as [`FiringKind::Late`]; if it includes an already-fired session but now ends after that
 /// watermark, it fires again (as `Late`) from a later `advance`, superseding the earlier firing.
-/// A session's slot is freed once `end - 1 + L <= wm`. `advance` visits only keys with open
-/// sessions (a preallocated active-key list).
+/// A session's slot is freed once `end - 1 + L <= wm`. `advance` visits only the sessions that
+/// fire or free (an indexed heap of open sessions by when they are next due): O(log n) per
+/// session, so advancing on every rising watermark stays cheap.
 pub struct SessionWindows<A: Aggregate> {
     cfg: SessionConfig,
     keys: usize,
@@ -80,9 +82,8 @@ pub struct SessionWindows<A: Aggregate> {
     sessions: Box<[Session<A>]>,
     /// Open sessions per key.
     open: Box<[u16]>,
-    /// Keys with at least one open session (first `active_len` entries).
-    active: Box<[u32]>,
-    active_len: usize,
+    /// Open sessions (by slot) due where they fire (not fired) or free (fired).
+    due: DueHeap,
     /// Scratch: (start, key, slot) of sessions to fire.
     ready: Box<[(Ts, u32, u16)]>,
     wm: Option<Ts>,
@@ -95,7 +96,7 @@ impl<A: Aggregate> fmt::Debug for SessionWindows<A> {
         f.debug_struct("SessionWindows")
             .field("cfg", &self.cfg)
             .field("keys", &self.keys)
-            .field("active_keys", &self.active_len)
+            .field("open_sessions", &self.due.len())
             .field("watermark", &self.wm)
             .field("ledger", &self.ledger)
             .finish_non_exhaustive()
@@ -132,8 +133,7 @@ impl<A: Aggregate> SessionWindows<A> {
             per_key,
             sessions: vec![free; total].into_boxed_slice(),
             open: vec![0; keys].into_boxed_slice(),
-            active: vec![0; keys].into_boxed_slice(),
-            active_len: 0,
+            due: DueHeap::new(total),
             ready: vec![(0, 0, 0); total].into_boxed_slice(),
             wm: None,
             fired_wm: None,
@@ -196,11 +196,12 @@ impl<A: Aggregate> SessionWindows<A> {
         let j = match (target, free) {
             (Some(j), _) => {
                 let mut agg = group[j].agg;
-                for s in group[j + 1..].iter_mut() {
+                for (i, s) in group.iter_mut().enumerate().skip(j + 1) {
                     if overlaps(s) {
                         agg.merge(&s.agg);
                         s.open = false;
                         self.open[k] -= 1;
+                        self.due.remove((k * self.per_key + i) as u32);
                     }
                 }
                 group[j].agg = agg;
@@ -210,10 +211,6 @@ impl<A: Aggregate> SessionWindows<A> {
                 group[j].agg = A::empty();
                 group[j].open = true;
                 self.open[k] += 1;
-                if self.open[k] == 1 {
-                    self.active[self.active_len] = key;
-                    self.active_len += 1;
-                }
                 j
             }
             (None, None) => {
@@ -225,11 +222,13 @@ impl<A: Aggregate> SessionWindows<A> {
         s.start = start;
         s.last = last;
         s.agg.add(x, ts);
+        let (lateness, id) = (self.cfg.allowed_lateness, (k * self.per_key + j) as u32);
 
         if self.fired_wm.is_some_and(|f| end - 1 <= f) {
             // Ends at or before the last advance: emit the updated result now.
             s.fired = true;
             s.refire = false;
+            self.due.set(id, (end - 1).saturating_add(lateness));
             let firing = Firing {
                 key,
                 start,
@@ -244,6 +243,7 @@ impl<A: Aggregate> SessionWindows<A> {
         }
         s.fired = false;
         s.refire = any_fired;
+        self.due.set(id, end - 1);
         if self.cfg.emit == Emit::OnUpdate {
             out(&Firing {
                 key,
@@ -264,25 +264,31 @@ impl<A: Aggregate> SessionWindows<A> {
     /// Raises the watermark to `wm` (never lowers it), fires every session with
     /// `end - 1 <= wm` not yet fired at its current extent, in (start, key) order
     /// ([`FiringKind::OnTime`], or `Late` for a re-firing), then frees sessions with
-    /// `end - 1 + allowed_lateness <= wm`. Visits only keys with open sessions; never allocates.
+    /// `end - 1 + allowed_lateness <= wm`. Visits only the sessions due; never allocates.
     pub fn advance(&mut self, wm: Ts, out: &mut impl FnMut(&Firing<A>)) {
         let w = self.wm.max(Some(wm)).unwrap_or(wm);
         self.wm = Some(w);
         self.fired_wm = Some(w);
-        let gap = self.cfg.gap;
+        let (gap, lateness) = (self.cfg.gap, self.cfg.allowed_lateness);
+        let per_key = self.per_key;
+        // Take what is due: fired sessions past their lateness are freed, the rest fire.
         let mut count = 0;
-        for &key in &self.active[..self.active_len] {
-            let base = key as usize * self.per_key;
-            for (j, s) in self.sessions[base..base + self.per_key].iter().enumerate() {
-                if s.open && !s.fired && s.last.saturating_add(gap) - 1 <= w {
-                    self.ready[count] = (s.start, key, j as u16);
-                    count += 1;
-                }
+        while let Some((_, id)) = self.due.peek().filter(|&(at, _)| at <= w) {
+            self.due.remove(id);
+            let (key, j) = (id as usize / per_key, id as usize % per_key);
+            let s = &mut self.sessions[id as usize];
+            if s.fired {
+                s.open = false;
+                self.open[key] -= 1;
+            } else {
+                self.ready[count] = (s.start, key as u32, j as u16);
+                count += 1;
             }
         }
         self.ready[..count].sort_unstable();
         for &(start, key, j) in &self.ready[..count] {
-            let s = &mut self.sessions[key as usize * self.per_key + j as usize];
+            let id = key as usize * per_key + j as usize;
+            let s = &mut self.sessions[id];
             let kind = if s.refire {
                 self.ledger.late_firings += 1;
                 FiringKind::Late
@@ -291,32 +297,21 @@ impl<A: Aggregate> SessionWindows<A> {
             };
             s.fired = true;
             s.refire = false;
+            let end = s.last.saturating_add(gap);
             out(&Firing {
                 key,
                 start,
-                end: s.last.saturating_add(gap),
+                end,
                 agg: s.agg,
                 kind,
             });
-        }
-        // Free sessions past their lateness; drop keys left with none from the active list.
-        let mut a = 0;
-        while a < self.active_len {
-            let key = self.active[a] as usize;
-            let base = key * self.per_key;
-            for s in self.sessions[base..base + self.per_key].iter_mut() {
-                let closed =
-                    (s.last.saturating_add(gap) - 1).saturating_add(self.cfg.allowed_lateness) <= w;
-                if s.open && closed {
-                    s.open = false;
-                    self.open[key] -= 1;
-                }
-            }
-            if self.open[key] == 0 {
-                self.active_len -= 1;
-                self.active[a] = self.active[self.active_len];
+            // Fired: next due where it frees.
+            let free = (end - 1).saturating_add(lateness);
+            if free <= w {
+                s.open = false;
+                self.open[key as usize] -= 1;
             } else {
-                a += 1;
+                self.due.set(id as u32, free);
             }
         }
     }
@@ -324,6 +319,11 @@ impl<A: Aggregate> SessionWindows<A> {
     /// The operator's watermark (the maximum it has been given).
     pub fn watermark(&self) -> Option<Ts> {
         self.wm
+    }
+
+    /// Session slots per key.
+    pub fn sessions_per_key(&self) -> usize {
+        self.per_key
     }
 
     /// Dropped, late and overflowed event counts.
