@@ -421,6 +421,34 @@ fn ignition_on_a_sub_dollar_stock_is_judged_in_its_own_sub_penny_ticks() {
 }
 
 #[test]
+fn ignition_on_a_sub_dollar_stock_needs_more_than_many_cheap_shares() {
+    // Runs of 12 × 5,000 shares, P's 3 × 3,000 executed at the peak: 13 % of the move's volume,
+    // above the 1,000-share floor. On a $0.50 stock (15 ticks of $0.0001) that exit was worth
+    // 9,000 × $0.0015 = $13.50 of the move: an ordinary firm's orders the sweep took.
+    let cheap = Ign {
+        base: 5_000,
+        unit: 1,
+        burst_shares: 5_000,
+        party_shares: 3_000,
+        ..IGN_OK
+    };
+    let (f, _) = ignition_feed(&cheap);
+    assert!(f
+        .run(Rules::default(), DetectorId::MomentumIgnition)
+        .is_empty());
+    // The same shares on a $10 stock (15 cents): $1,350, a position worth igniting a move for.
+    let (f, refs) = ignition_feed(&Ign {
+        unit: 100,
+        base: 1000,
+        ..cheap
+    });
+    let alerts = f.run(Rules::default(), DetectorId::MomentumIgnition);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].refs(), &refs[..]);
+    assert!((ev(&alerts[0], "party_move_value_usd") - 1_350.0).abs() < 1e-6);
+}
+
+#[test]
 fn ignition_over_several_seconds_fires_with_its_window_score() {
     // The same climb over 5.5 s (a trade every 0.5 s): beyond the 2 s of a full window score,
     // within the 10 s searched; the move is scaled by √(2 s / its length).
@@ -513,10 +541,19 @@ fn ignition_thresholds_come_from_the_rules() {
     let (f, _) = ignition_feed(&Ign { climb: 3, ..IGN_OK });
     let mut rules = Rules::default();
     rules.momentum_ignition.min_move_ticks = 5;
+    // The run reaches 5 ticks at P's second order: its 1,200 shares from there × the 6-cent
+    // move are $72, under the default $250.
+    assert!(f.run(rules, DetectorId::MomentumIgnition).is_empty());
+    rules.momentum_ignition.min_party_value_usd = 50.0;
     let alerts = f.run(rules, DetectorId::MomentumIgnition);
     assert_eq!(alerts.len(), 1);
     let e = alerts[0].evidence_list();
     assert_eq!((e[1].name, e[1].threshold), ("move_ticks", 5.0));
+    let v = e.iter().find(|e| e.name == "party_move_value_usd").unwrap();
+    assert!(
+        (v.value - 72.0).abs() < 1e-9 && v.threshold == 50.0,
+        "{v:?}"
+    );
     rules.momentum_ignition.enabled = false;
     assert!(f.run(rules, DetectorId::MomentumIgnition).is_empty());
 }

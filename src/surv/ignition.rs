@@ -25,15 +25,16 @@
 //! that side (per participant, a few slots). When a trade retraces at least
 //! `min_revert_fraction` of the move (extreme → peak) within `revert_ns` of the peak, after at
 //! least `min_revert_trades` trades against the move, the alert fires once, naming the
-//! participant with at least `min_party_shares` — or `min_party_volume_share` of the shares
-//! traded in the move — executed nearest the peak (then with the most shares); then the stock is quiet for `cooldown_ns`. A move that does not revert in time, a
+//! participant with at least `min_party_shares` worth `min_party_value_usd` of the move — or
+//! with `min_party_volume_share` of the shares traded in the move — executed nearest the peak (then with the most shares); then the stock is quiet for `cooldown_ns`. A move that does not revert in time, a
 //! move too small, or a move with no attributed execution on the other side, raises nothing.
 
 use super::event::{Kind, Party, NOBODY};
-use super::range::{self, Key, BPS, COUNT, DAY_NS, MULTIPLE, VOLUME};
+use super::range::{self, Key, BPS, COUNT, DAY_NS, MULTIPLE, USD, VOLUME};
 use super::scale::{tick_of, ticks_between};
 use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
+use crate::agg::Touch;
 use crate::itch::Side;
 
 /// Thresholds of `[momentum_ignition]` in the rules file.
@@ -66,6 +67,11 @@ pub struct MomentumIgnitionRules {
     /// 3: three times the typical move of the stock over one bucket, grown with the square root of the
     /// run's length; judged once the stock has [`VOL_SAMPLES`] buckets of history). 0: off.
     pub min_move_sigma: f64,
+    /// The same move over the stock's typical quoted spread, at least (default 1: a trade at
+    /// the bid then one at the ask moves the price by one spread without anyone moving the
+    /// market; on thin, wide books — and sub-dollar stocks quoted many sub-penny ticks wide — a
+    /// bounce spans many ticks and bps). Judged once the stock has a two-sided quote. 0: off.
+    pub min_move_spreads: f64,
     /// The same move in the stock's own ticks (one cent at $1.00 and above, $0.0001 below, as
     /// Reg NMS Rule 612), at least (default 8: eight levels of the book taken within the
     /// burst, far beyond a bid/ask bounce; on our generator a 6-tick run of ordinary sweeps on a
@@ -83,8 +89,15 @@ pub struct MomentumIgnitionRules {
     pub min_revert_trades: u32,
     /// Shares the named participant had executed on the move's side, at least (default 1,000:
     /// ten round lots, a position worth igniting a move for; a resting order or two of a firm
-    /// that the sweep happens to take is a few hundred) — or see `min_party_volume_share`.
+    /// that the sweep happens to take is a few hundred) — and `min_party_value_usd`; or see
+    /// `min_party_volume_share`.
     pub min_party_shares: u64,
+    /// With `min_party_shares`: what the move was worth to that exit, at least, dollars — its
+    /// shares times the move (start → peak), the most the ignition could have earned it
+    /// (default $250). Shares alone are no size below $1.00: 1,000 shares of a $0.30 stock
+    /// are $300, and an ordinary firm's resting orders that a sweep of a sub-dollar stock
+    /// happens to take are tens of thousands of shares worth a few dollars of the move.
+    pub min_party_value_usd: f64,
     /// Or: the participant's executed shares over the shares traded in the move (from its
     /// start to the peak), at least, ratio 0..=1 (default 0.2), with at least a round lot: on a
     /// thin stock an exit of a few hundred shares is a large part of the move.
@@ -105,11 +118,13 @@ impl Default for MomentumIgnitionRules {
             min_direction_ratio: 0.8,
             min_move_bps: 5.0,
             min_move_sigma: 3.0,
+            min_move_spreads: 1.0,
             min_move_ticks: 8,
             revert_ns: 5_000_000_000,
             min_revert_fraction: 0.5,
             min_revert_trades: 5,
             min_party_shares: 1_000,
+            min_party_value_usd: 250.0,
             min_party_volume_share: 0.2,
             cooldown_ns: 10_000_000_000,
         }
@@ -129,11 +144,13 @@ impl MomentumIgnitionRules {
         Key::real("min_direction_ratio", 0.0, 1.0),
         Key::above("min_move_bps", 0.0, BPS),
         Key::real("min_move_sigma", 0.0, MULTIPLE),
+        Key::real("min_move_spreads", 0.0, MULTIPLE),
         Key::int("min_move_ticks", 0, COUNT),
         Key::int("revert_ns", 1, DAY_NS),
         Key::above("min_revert_fraction", 0.0, 1.0),
         Key::int("min_revert_trades", 0, COUNT),
         Key::int("min_party_shares", 0, VOLUME),
+        Key::real("min_party_value_usd", 0.0, USD),
         Key::real("min_party_volume_share", 0.0, 1.0),
         Key::int("cooldown_ns", 0, DAY_NS),
     ];
@@ -156,11 +173,22 @@ impl MomentumIgnitionRules {
         }
     }
 
-    /// Whether a participant's `shares` in a move of `volume` shares qualify it.
-    fn party_qualifies(&self, shares: u64, volume: u64) -> bool {
-        shares >= self.min_party_shares
+    /// Whether a participant's `shares` in a move of `volume` shares and `move_px` (Price(4))
+    /// qualify it: large in shares and in money, or a large part of the volume.
+    fn party_qualifies(&self, shares: u64, volume: u64, move_px: u32) -> bool {
+        self.party_is_large(shares, move_px)
             || (shares >= ROUND_LOT && shares as f64 >= self.min_party_volume_share * volume as f64)
     }
+
+    /// At least `min_party_shares` worth at least `min_party_value_usd` of the move.
+    fn party_is_large(&self, shares: u64, move_px: u32) -> bool {
+        shares >= self.min_party_shares && party_value(shares, move_px) >= self.min_party_value_usd
+    }
+}
+
+/// `shares` times a move of `move_px` (Price(4)), in dollars.
+fn party_value(shares: u64, move_px: u32) -> f64 {
+    shares as f64 * move_px as f64 / 10_000.0
 }
 
 /// Time buckets the longest window is folded into (the window is exact to one bucket).
@@ -172,6 +200,9 @@ const WINDOWS: [usize; 5] = [2, 4, 8, 16, 32];
 pub const VOL_SAMPLES: u32 = 100;
 /// The volatility's EWMA weight of a new bucket-to-bucket move (about the last 200 buckets).
 const VOL_ALPHA: f64 = 1.0 / 200.0;
+/// The typical spread's EWMA weight of a new quote (about the last 200 executions, so that a
+/// burst's own widening moves it little).
+const SPREAD_ALPHA: f64 = 1.0 / 200.0;
 /// A round lot, shares.
 const ROUND_LOT: u64 = 100;
 /// Participants an episode follows (when full, the one with the fewest shares gives way;
@@ -232,6 +263,8 @@ struct Episode {
     scaled_bps: f64,
     /// Its move over the stock's volatility at that length (NaN: no baseline yet).
     move_sigma: f64,
+    /// Its move over the stock's typical spread (NaN: no two-sided quote yet).
+    move_spreads: f64,
     parties: [PartySlot; SLOTS],
     n_parties: u8,
 }
@@ -247,6 +280,8 @@ struct Stock {
     ref_id: u64,
     mad: f64,
     samples: u32,
+    /// The typical quoted spread before an execution, Price(4) (EWMA; 0: none seen yet).
+    spread: f64,
     ep: Episode,
     quiet_until: u64,
 }
@@ -261,6 +296,7 @@ impl Default for Stock {
             ref_id: 0,
             mad: 0.0,
             samples: 0,
+            spread: 0.0,
             ep: Episode::default(),
             quiet_until: 0,
         }
@@ -348,6 +384,24 @@ impl Stock {
             -1 => b.down += 1,
             _ => {}
         }
+    }
+
+    /// The touch an execution met: a two-sided, uncrossed one feeds the typical spread.
+    fn note_spread(&mut self, t: &Touch) {
+        if t.bid_shares == 0 || t.ask_shares == 0 || t.ask <= t.bid {
+            return;
+        }
+        let s = (t.ask - t.bid) as f64;
+        if self.spread == 0.0 {
+            self.spread = s;
+        } else {
+            self.spread += SPREAD_ALPHA * (s - self.spread);
+        }
+    }
+
+    /// A move of `move_px` (Price(4)) over the typical spread (None before a two-sided quote).
+    fn spreads(&self, move_px: u32) -> Option<f64> {
+        (self.spread > 0.0).then(|| move_px as f64 / self.spread)
     }
 
     /// A bucket ended (at `last_px`): its move from the last sample, per bucket of the time
@@ -516,6 +570,7 @@ impl Detector for MomentumIgnition {
             return;
         };
         st.record(width, ev.ts, px, dir, shares);
+        st.note_spread(&ev.before);
         let mut overflow = false;
         Self::step(
             r,
@@ -580,9 +635,10 @@ impl MomentumIgnition {
                     && back >= r.min_revert_fraction * mv
                     && ep.against >= r.min_revert_trades
                 {
+                    let mv_px = ep.peak_px.abs_diff(ep.start_px);
                     let best = ep.parties[..ep.n_parties as usize]
                         .iter()
-                        .filter(|p| r.party_qualifies(p.shares, ep.volume))
+                        .filter(|p| r.party_qualifies(p.shares, ep.volume, mv_px))
                         .max_by(|a, b| {
                             (a.best, a.shares)
                                 .cmp(&(b.best, b.shares))
@@ -590,6 +646,7 @@ impl MomentumIgnition {
                         })
                         .copied();
                     if let Some(p) = best {
+                        let large = r.party_is_large(p.shares, mv_px);
                         let move_bps = bps(ep.peak_px, ep.start_px).abs();
                         let peak = ep.peak_px.max(1) as f64;
                         let mut a = Alert::new(
@@ -619,6 +676,13 @@ impl MomentumIgnition {
                             ">=",
                             r.min_move_sigma,
                         )
+                        .test_if(
+                            !ep.move_spreads.is_nan(),
+                            "move_spreads",
+                            ep.move_spreads,
+                            ">=",
+                            r.min_move_spreads,
+                        )
                         .evidence(
                             "trades_in_burst",
                             ep.trades as f64,
@@ -627,14 +691,21 @@ impl MomentumIgnition {
                         )
                         .evidence("burst_ns", ep.burst_ns as f64, "<=", r.max_burst_ns as f64)
                         .test_if(
-                            p.shares >= r.min_party_shares,
+                            large,
                             "party_executed_shares",
                             p.shares as f64,
                             ">=",
                             r.min_party_shares as f64,
                         )
                         .test_if(
-                            p.shares < r.min_party_shares,
+                            large,
+                            "party_move_value_usd",
+                            party_value(p.shares, mv_px),
+                            ">=",
+                            r.min_party_value_usd,
+                        )
+                        .test_if(
+                            !large,
                             "party_volume_share",
                             p.shares as f64 / ep.volume.max(1) as f64,
                             ">=",
@@ -679,7 +750,7 @@ impl MomentumIgnition {
         }
         let dir: i8 = if side == Side::Sell { 1 } else { -1 };
         // Each window length; the run with the best scaled move that passes every test.
-        let mut best: Option<(f64, f64, f64, Run)> = None;
+        let mut best: Option<(f64, f64, f64, f64, Run)> = None;
         for nb in WINDOWS {
             let Some(run) = st.burst(width, ts, nb, dir, px) else {
                 continue;
@@ -689,8 +760,10 @@ impl MomentumIgnition {
             let move_bps = bps(px, run.ext) * dir as f64;
             let scaled = move_bps * score;
             let sigmas = st.sigmas(move_bps, len, width);
+            let spreads = st.spreads(px.abs_diff(run.ext));
             if scaled < r.min_move_bps
                 || sigmas.is_some_and(|z| z < r.min_move_sigma)
+                || spreads.is_some_and(|x| x < r.min_move_spreads)
                 || ticks_between(px, run.ext) < r.min_move_ticks
                 || run.with < r.min_trades
                 || (run.with as f64) < r.min_direction_ratio * run.all as f64
@@ -698,10 +771,17 @@ impl MomentumIgnition {
                 continue;
             }
             if best.map_or(true, |(b, ..)| scaled > b) {
-                best = Some((scaled, score, sigmas.unwrap_or(f64::NAN), run));
+                let nan = f64::NAN;
+                best = Some((
+                    scaled,
+                    score,
+                    sigmas.unwrap_or(nan),
+                    spreads.unwrap_or(nan),
+                    run,
+                ));
             }
         }
-        let Some((scaled_bps, window_score, move_sigma, run)) = best else {
+        let Some((scaled_bps, window_score, move_sigma, move_spreads, run)) = best else {
             return;
         };
         let mut ep = Episode {
@@ -717,6 +797,7 @@ impl MomentumIgnition {
             window_score,
             scaled_bps,
             move_sigma,
+            move_spreads,
             ..Episode::default()
         };
         ep.add_party(party, shares, order_ref, px);
