@@ -413,6 +413,27 @@ fn a_spoof_on_a_side_the_participant_layered_is_reported_as_layering_with_its_ev
 }
 
 #[test]
+fn spoofing_near_miss_an_order_about_the_size_of_its_own_fill() {
+    // GSCO quotes both sides: a 2,000-share bid filled in full, its 3,000-share offer pulled
+    // 70 ms later — a market maker's refresh, not a spoof dwarfing the order it helped fill.
+    let mut f = Feed::with_book();
+    f.add(T0, 10, b'B', 2_000, 10.00, Some(GSCO));
+    let ts = T0 + 100 * MS;
+    f.add(ts, 11, b'S', 3_000, 10.01, Some(GSCO));
+    f.exec(ts + 50 * MS, 10, 2_000);
+    f.delete(ts + 120 * MS, 11);
+    assert!(spoofs(&f).is_empty());
+    // The same with a 200-share fill: 15 times over, a spoof (ratio in the evidence).
+    let s = spoofs(&spoof_episode(50 * MS, 120 * MS));
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_eq!(ev(&s[0], "spoof_exec_ratio"), 15.0);
+    // The ratio comes from the rules.
+    let mut r = rules();
+    r.spoofing.min_spoof_exec_ratio = 1.0;
+    assert_eq!(of(&run_with(&f, r, &[]), DetectorId::Spoofing).len(), 1);
+}
+
+#[test]
 fn spoofing_near_miss_small_or_away_from_the_touch() {
     // 900 shares improving the offer: below 1,000.
     let mut f = Feed::with_book();

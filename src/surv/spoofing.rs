@@ -21,6 +21,9 @@
 //!    own side of the trade's price (an offer above the bid that was hit), within
 //!    `max_price_gap_bps` of it. A candidate locked against the participant's own resting
 //!    order, which executes within the reaction floor, is the self-trade shape and is dropped.
+//!    The spoof must dwarf what it helped fill: at least `min_spoof_exec_ratio` times the
+//!    participant's opposite shares executed (an order about the size of its own fill on the
+//!    other side is two-sided quoting).
 //! 3. **Pull.** When at least `min_cancel_ratio` of the candidate is cancelled (a delete, partial
 //!    cancels, or a replace that moves it away from the touch or shrinks it), its timing is
 //!    scored: the lifetime scores 1 up to `max_lifetime_ns` and falls smoothly to 0 over
@@ -110,6 +113,12 @@ pub struct SpoofingRules {
     /// Fewest opposite-side shares executed while the spoof stood. Default 1 (any execution:
     /// a fill of the participant's other-side order is the benefit the spoof sought).
     pub min_exec_shares: u32,
+    /// Least size of the spoof over the participant's opposite-side shares executed while it
+    /// stood, ratio. Default 3: a spoof dwarfs the genuine order it helps fill; a participant
+    /// that pulls an order about the size of its own fill on the other side is quoting both
+    /// sides, as a market maker does (on sub-dollar stocks, where every order is tens of
+    /// thousands of shares, size alone sets nothing apart).
+    pub min_spoof_exec_ratio: f64,
     /// Largest fraction of the spoof itself that may execute, ratio 0..=1. Default 0.25: an
     /// order a quarter or more filled was exposed to the market in earnest.
     pub max_spoof_fill_ratio: f64,
@@ -136,6 +145,7 @@ impl Default for SpoofingRules {
             max_price_gap_bps: 200.0,
             min_timing_score: 0.5,
             min_exec_shares: 1,
+            min_spoof_exec_ratio: 3.0,
             max_spoof_fill_ratio: 0.25,
             min_cancel_ratio: 0.9,
             cooldown_ns: 5_000_000_000,
@@ -160,6 +170,7 @@ impl SpoofingRules {
         Key::above("max_price_gap_bps", 0.0, BPS),
         Key::real("min_timing_score", 0.0, 1.0),
         Key::int("min_exec_shares", 1, COUNT),
+        Key::real("min_spoof_exec_ratio", 0.0, MULTIPLE),
         Key::real("max_spoof_fill_ratio", 0.0, 1.0),
         Key::above("min_cancel_ratio", 0.0, 1.0),
         Key::int("cooldown_ns", 0, STATE_TTL_NS).why("state is kept this long"),
@@ -722,6 +733,10 @@ impl Spoofing {
                 return;
             }
         }
+        let exec_ratio = c.shares as f64 / c.opp_shares.max(1) as f64;
+        if exec_ratio < r.min_spoof_exec_ratio {
+            return;
+        }
         let fill_ratio = c.filled as f64 / c.shares.max(1) as f64;
         let key = pair_key(c.locate, &c.party, c.side);
         if let Some(p) = self.pairs.get_mut(key, ev.ts) {
@@ -777,6 +792,7 @@ impl Spoofing {
                     ">=",
                     r.min_exec_shares as f64,
                 )
+                .evidence("spoof_exec_ratio", exec_ratio, ">=", r.min_spoof_exec_ratio)
                 .evidence(
                     "reaction_ns",
                     c.opp_first_ts.saturating_sub(c.add_ts) as f64,
