@@ -523,6 +523,18 @@ fn demo_runs_and_is_consistent() {
         "{text}"
     );
     assert!(text.contains("labelled manipulation episodes"), "{text}");
+    // The confusion matrix under the scores: a row per scenario with its expected detector.
+    assert!(
+        text.contains("confusion: episodes of each scenario"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.len() > 3 && w[0] == "ignition" && w[1] == "momentum_ignition"
+        }),
+        "{text}"
+    );
     // Surveillance ran and was scored: every scenario's detector has a row with its recall.
     for det in [
         "spoofing",

@@ -231,6 +231,14 @@ struct Ign {
     down: bool,
     /// After P's fills, a small order of another firm is executed one cent beyond them.
     small_beyond: bool,
+    /// Price(4) per price step (100: a cent; 1: $0.0001, the tick below $1.00).
+    unit: u32,
+    /// Time between the burst's trades, ns.
+    spacing: u64,
+    /// Shares of each trade of the burst.
+    burst_shares: u32,
+    /// Shares of each of P's three orders.
+    party_shares: u32,
 }
 
 /// Quiet two-sided trading, then P rests sells above the market, a burst of twelve buys lifts
@@ -241,7 +249,7 @@ fn ignition_feed(s: &Ign) -> (Feed, Vec<u64>) {
     let t0 = OPEN + 60 * SEC;
     let b = s.base;
     // Prices (cents) and sides as in a run-up, mirrored around the base for a sell-off.
-    let m = |p: u32| c(if s.down { 2 * b - p } else { p });
+    let m = |p: u32| (if s.down { 2 * b - p } else { p }) * s.unit;
     let sd = |x: u8| match (s.down, x) {
         (false, x) => x,
         (true, b'B') => b'S',
@@ -265,19 +273,31 @@ fn ignition_feed(s: &Ign) -> (Feed, Vec<u64>) {
     let mut p_refs = Vec::new();
     if s.party_at_peak {
         for k in 0..3 {
-            p_refs.push(f.add(t1 + SEC, sd(b'S'), m(top + k), 600, Some(b"GSCO")));
+            p_refs.push(f.add(
+                t1 + SEC,
+                sd(b'S'),
+                m(top + k),
+                s.party_shares,
+                Some(b"GSCO"),
+            ));
         }
     }
-    // The burst: twelve buys lifting the offers within 1.1 s.
+    // The burst: twelve buys lifting the offers (within 1.1 s by default).
     let t2 = t1 + 5 * SEC;
     for k in 0..12u32 {
         let px = b + 1 + k * s.climb / 11;
-        f.print(t2 + k as u64 * 100_000_000, sd(b'S'), m(px), 500, None);
+        f.print(
+            t2 + k as u64 * s.spacing,
+            sd(b'S'),
+            m(px),
+            s.burst_shares,
+            None,
+        );
     }
-    let t3 = t2 + 1_250_000_000;
+    let t3 = t2 + 11 * s.spacing + 150_000_000;
     if s.party_at_peak {
         for (k, &r) in p_refs.iter().enumerate() {
-            f.exec(t3 + k as u64 * 10_000_000, r, 600);
+            f.exec(t3 + k as u64 * 10_000_000, r, s.party_shares);
         }
     } else {
         // The top is taken from anonymous offers.
@@ -318,6 +338,10 @@ const IGN_OK: Ign = Ign {
     revert: true,
     down: false,
     small_beyond: false,
+    unit: 100,
+    spacing: 100_000_000,
+    burst_shares: 500,
+    party_shares: 600,
 };
 
 #[test]
@@ -382,6 +406,98 @@ fn ignition_fires_once_naming_the_participant_with_its_executed_orders() {
 }
 
 #[test]
+fn ignition_on_a_sub_dollar_stock_is_judged_in_its_own_sub_penny_ticks() {
+    // A $0.50 stock quoted in $0.0001: the run climbs 15 ticks ($0.0015, 30 bps).
+    let (f, refs) = ignition_feed(&Ign {
+        base: 5_000,
+        unit: 1,
+        ..IGN_OK
+    });
+    let alerts = f.run(Rules::default(), DetectorId::MomentumIgnition);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].refs(), &refs[..]);
+    assert_eq!(ev(&alerts[0], "move_ticks"), 15.0);
+    assert!((ev(&alerts[0], "move_bps") - 29.99).abs() < 0.1);
+}
+
+#[test]
+fn ignition_on_a_sub_dollar_stock_needs_more_than_many_cheap_shares() {
+    // Runs of 12 × 5,000 shares, P's 3 × 3,000 executed at the peak: 13 % of the move's volume,
+    // above the 1,000-share floor. On a $0.50 stock (15 ticks of $0.0001) that exit was worth
+    // 9,000 × $0.0015 = $13.50 of the move: an ordinary firm's orders the sweep took.
+    let cheap = Ign {
+        base: 5_000,
+        unit: 1,
+        burst_shares: 5_000,
+        party_shares: 3_000,
+        ..IGN_OK
+    };
+    let (f, _) = ignition_feed(&cheap);
+    assert!(f
+        .run(Rules::default(), DetectorId::MomentumIgnition)
+        .is_empty());
+    // The same shares on a $10 stock (15 cents): $1,350, a position worth igniting a move for.
+    let (f, refs) = ignition_feed(&Ign {
+        unit: 100,
+        base: 1000,
+        ..cheap
+    });
+    let alerts = f.run(Rules::default(), DetectorId::MomentumIgnition);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].refs(), &refs[..]);
+    assert!((ev(&alerts[0], "party_move_value_usd") - 1_350.0).abs() < 1e-6);
+}
+
+#[test]
+fn ignition_over_several_seconds_fires_with_its_window_score() {
+    // The same climb over 5.5 s (a trade every 0.5 s): beyond the 2 s of a full window score,
+    // within the 10 s searched; the move is scaled by √(2 s / its length).
+    let (f, refs) = ignition_feed(&Ign {
+        spacing: 500_000_000,
+        ..IGN_OK
+    });
+    let alerts = f.run(Rules::default(), DetectorId::MomentumIgnition);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(a.refs(), &refs[..]);
+    let len = ev(a, "burst_ns");
+    assert!(len > 5e9 && len < 7e9, "{len}");
+    let score = ev(a, "window_score");
+    assert!((score - (2e9 / len).sqrt()).abs() < 1e-9, "{score}");
+    assert!(ev(a, "scaled_move_bps") < ev(a, "move_bps"));
+    // A window searched no longer than 2 s misses it.
+    let mut rules = Rules::default();
+    rules.momentum_ignition.max_burst_ns = 2_000_000_000;
+    assert!(f.run(rules, DetectorId::MomentumIgnition).is_empty());
+}
+
+#[test]
+fn ignition_on_a_thin_stock_counts_an_exit_of_a_few_hundred_shares() {
+    // Trades of 100 shares: P's 3 × 250 = 750 shares are 38 % of the move's volume, though
+    // under the 1,000-share floor.
+    let thin = Ign {
+        burst_shares: 100,
+        party_shares: 250,
+        ..IGN_OK
+    };
+    let (f, refs) = ignition_feed(&thin);
+    let alerts = f.run(Rules::default(), DetectorId::MomentumIgnition);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].refs(), &refs[..]);
+    let share = ev(&alerts[0], "party_volume_share");
+    assert!((share - 750.0 / 1_950.0).abs() < 1e-9, "{share}");
+    // The same 750 shares in a thick run (12 × 500 shares): 11 %, a firm's orders the sweep
+    // happened to take.
+    let (f, _) = ignition_feed(&Ign {
+        burst_shares: 500,
+        ..thin
+    });
+    assert!(f
+        .run(Rules::default(), DetectorId::MomentumIgnition)
+        .is_empty());
+}
+
+#[test]
 fn ignition_near_miss_no_participant_on_the_other_side() {
     let (f, _) = ignition_feed(&Ign {
         party_at_peak: false,
@@ -405,8 +521,8 @@ fn ignition_near_miss_the_move_does_not_revert() {
 
 #[test]
 fn ignition_near_miss_the_move_is_too_small() {
-    // Eight cents: under the tick floor (though 80 bps).
-    let (f, _) = ignition_feed(&Ign { climb: 5, ..IGN_OK });
+    // Six cents: under the tick floor (eight of the stock's ticks; though 60 bps).
+    let (f, _) = ignition_feed(&Ign { climb: 3, ..IGN_OK });
     assert!(f
         .run(Rules::default(), DetectorId::MomentumIgnition)
         .is_empty());
@@ -422,13 +538,22 @@ fn ignition_near_miss_the_move_is_too_small() {
 
 #[test]
 fn ignition_thresholds_come_from_the_rules() {
-    let (f, _) = ignition_feed(&Ign { climb: 5, ..IGN_OK });
+    let (f, _) = ignition_feed(&Ign { climb: 3, ..IGN_OK });
     let mut rules = Rules::default();
     rules.momentum_ignition.min_move_ticks = 5;
+    // The run reaches 5 ticks at P's second order: its 1,200 shares from there × the 6-cent
+    // move are $72, under the default $250.
+    assert!(f.run(rules, DetectorId::MomentumIgnition).is_empty());
+    rules.momentum_ignition.min_party_value_usd = 50.0;
     let alerts = f.run(rules, DetectorId::MomentumIgnition);
     assert_eq!(alerts.len(), 1);
     let e = alerts[0].evidence_list();
     assert_eq!((e[1].name, e[1].threshold), ("move_ticks", 5.0));
+    let v = e.iter().find(|e| e.name == "party_move_value_usd").unwrap();
+    assert!(
+        (v.value - 72.0).abs() < 1e-9 && v.threshold == 50.0,
+        "{v:?}"
+    );
     rules.momentum_ignition.enabled = false;
     assert!(f.run(rules, DetectorId::MomentumIgnition).is_empty());
 }

@@ -222,13 +222,17 @@ fn spoofing_fires_at_the_cancel_naming_the_participant_orders_and_evidence() {
     assert_eq!(ev(a, "spoof_fill_ratio"), 0.0);
     // The book after the cancel: the spoof is gone from the offer.
     assert_eq!(a.touch.ask, px(10.02));
-    // Evidence names its thresholds.
-    let e = a
-        .evidence_list()
-        .iter()
-        .find(|e| e.name == "lifetime_ns")
-        .unwrap();
-    assert_eq!((e.op, e.threshold), ("<=", 2e9));
+    // Evidence names its thresholds: the timing score (its parts, the delays and their
+    // scores, are context beside it).
+    let find = |n: &str| *a.evidence_list().iter().find(|e| e.name == n).unwrap();
+    let e = find("timing_score");
+    assert_eq!((e.value, e.op, e.threshold), (1.0, ">=", 0.5));
+    assert!(find("lifetime_ns").threshold.is_nan());
+    assert_eq!(ev(a, "lifetime_score"), 1.0);
+    let e = find("reaction_ns");
+    assert_eq!((e.value, e.op, e.threshold), ((50 * MS) as f64, ">=", 1e6));
+    // The spoof offer 10.01 over the bid 10.00 that was hit: 10 bps.
+    assert!((ev(a, "price_gap_bps") - 10.0).abs() < 1e-9);
     // One large order on one level is not layering.
     assert!(of(&alerts, DetectorId::Layering).is_empty());
 }
@@ -318,12 +322,115 @@ fn spoofing_near_miss_same_side_execution() {
 
 #[test]
 fn spoofing_near_miss_cancelled_too_late() {
-    // Lifetime 2.3 s > 2 s (the fill came 0.5 s before the cancel).
-    assert!(spoofs(&spoof_episode(1_800 * MS, 2_300 * MS)).is_empty());
-    // Lifetime 1.6 s, but the fill was 1.5 s before the cancel (> 1 s).
-    assert!(spoofs(&spoof_episode(100 * MS, 1_600 * MS)).is_empty());
-    // Just inside both.
+    // The timing scores fall from 1 (fill to cancel ≤ 1 s, lifetime ≤ 2 s) to 0 (3 s, 8 s).
+    // The fill 3.1 s before the cancel: score 0.
+    assert!(spoofs(&spoof_episode(100 * MS, 3_200 * MS)).is_empty());
+    // The fill 2.4 s before the cancel: score ≈ 0.2, under 0.5.
+    assert!(spoofs(&spoof_episode(100 * MS, 2_500 * MS)).is_empty());
+    // Lifetime 8.5 s (the fill 0.5 s before the cancel): score 0.
+    assert!(spoofs(&spoof_episode(8_000 * MS, 8_500 * MS)).is_empty());
+    // Inside both full-score ranges.
     assert_eq!(spoofs(&spoof_episode(1_000 * MS, 1_900 * MS)).len(), 1);
+}
+
+#[test]
+fn spoofing_cancels_a_little_over_a_second_after_the_fill_count_with_a_lower_score() {
+    let mut last = 1.0;
+    for ms in [1_100u64, 1_250, 1_400] {
+        let s = spoofs(&spoof_episode(100 * MS, (100 + ms) * MS));
+        assert_eq!(s.len(), 1, "cancel {ms} ms after the fill: {s:?}");
+        let a = &s[0];
+        let score = ev(a, "timing_score");
+        assert!(
+            (0.5..1.0).contains(&score) && score < last,
+            "{ms} ms: {score}"
+        );
+        last = score;
+        // Its parts: the lifetime (≤ 2 s) scores 1, the fill-to-cancel delay the rest.
+        assert_eq!(ev(a, "lifetime_score"), 1.0);
+        assert_eq!(ev(a, "exec_to_cancel_score"), score);
+        assert_eq!(ev(a, "exec_to_cancel_ns"), (ms * MS) as f64);
+    }
+    // A spoof resting 3 s before the other side trades (slow reactions) still counts.
+    assert_eq!(spoofs(&spoof_episode(3_000 * MS, 3_100 * MS)).len(), 1);
+}
+
+#[test]
+fn spoofing_near_miss_an_execution_too_soon_after_the_add_to_be_a_reaction() {
+    // The bid executes 200 µs after the offer appears: nobody could have seen it and reacted.
+    assert!(spoofs(&spoof_episode(200_000, 50 * MS)).is_empty());
+    // 2 ms after: a reaction (the floor is 1 ms); the evidence says how soon.
+    let s = spoofs(&spoof_episode(2 * MS, 50 * MS));
+    assert_eq!(s.len(), 1);
+    assert_eq!(ev(&s[0], "reaction_ns"), (2 * MS) as f64);
+}
+
+#[test]
+fn spoofing_near_miss_an_order_locking_against_the_participants_own_order() {
+    // GSCO bids 10.00, then offers 3,000 at 10.00 — locked against its own bid, which executes
+    // 300 µs later: the self-trade (wash) shape, not a spoof; nor, executing 20 ms later, is an
+    // order that is not on its own side of the trade it would have induced.
+    for exec_after in [300_000u64, 20 * MS] {
+        let mut f = Feed::with_book();
+        f.add(T0, 10, b'B', 200, 10.00, Some(GSCO));
+        let ts = T0 + 100 * MS;
+        f.add(ts, 11, b'S', 3_000, 10.00, Some(GSCO));
+        f.exec(ts + exec_after, 10, 200);
+        f.delete(ts + 60 * MS, 11);
+        assert!(spoofs(&f).is_empty(), "exec {exec_after} ns after");
+    }
+}
+
+#[test]
+fn a_spoof_on_a_side_the_participant_layered_is_reported_as_layering_with_its_evidence() {
+    // GSCO's top layer joins the best bid 10.00 with 3,000 shares (the spoof shape), two more
+    // layers sit behind it; its offer at 10.02 is lifted; the top layer is pulled first.
+    let mut f = Feed::with_book();
+    f.add(T0, 20, b'B', 3_000, 10.00, Some(GSCO));
+    f.add(T0 + 50 * MS, 21, b'B', 2_000, 9.99, Some(GSCO));
+    f.add(T0 + 100 * MS, 22, b'B', 2_000, 9.98, Some(GSCO));
+    f.add(T0 + 200 * MS, 10, b'S', 200, 10.02, Some(GSCO));
+    f.exec(T0 + 300 * MS, 10, 200);
+    f.delete(T0 + 400 * MS, 20);
+    f.delete(T0 + 420 * MS, 21);
+    f.delete(T0 + 440 * MS, 22);
+    let alerts = run_with(&f, rules(), &[]);
+    assert!(of(&alerts, DetectorId::Spoofing).is_empty(), "{alerts:?}");
+    let l = of(&alerts, DetectorId::Layering);
+    assert_eq!(l.len(), 1, "{alerts:?}");
+    let a = &l[0];
+    assert_eq!(a.ts, T0 + 400 * MS, "at the spoof's pull");
+    assert_eq!(party_name(&a.party), "GSCO");
+    assert_eq!(a.refs(), &[10, 20]);
+    assert_eq!(ev(a, "levels_held"), 3.0);
+    assert_eq!(ev(a, "spoof_shares"), 3_000.0);
+    assert_eq!(ev(a, "spoof_lifetime_ns"), (400 * MS) as f64);
+    assert!((ev(a, "spoof_touch_share_ratio") - 3_000.0 / 3_300.0).abs() < 1e-9);
+    // With layering off, the same episode is a spoof.
+    let mut r = rules();
+    r.layering.enabled = false;
+    assert_eq!(of(&run_with(&f, r, &[]), DetectorId::Spoofing).len(), 1);
+}
+
+#[test]
+fn spoofing_near_miss_an_order_about_the_size_of_its_own_fill() {
+    // GSCO quotes both sides: a 2,000-share bid filled in full, its 3,000-share offer pulled
+    // 70 ms later — a market maker's refresh, not a spoof dwarfing the order it helped fill.
+    let mut f = Feed::with_book();
+    f.add(T0, 10, b'B', 2_000, 10.00, Some(GSCO));
+    let ts = T0 + 100 * MS;
+    f.add(ts, 11, b'S', 3_000, 10.01, Some(GSCO));
+    f.exec(ts + 50 * MS, 10, 2_000);
+    f.delete(ts + 120 * MS, 11);
+    assert!(spoofs(&f).is_empty());
+    // The same with a 200-share fill: 15 times over, a spoof (ratio in the evidence).
+    let s = spoofs(&spoof_episode(50 * MS, 120 * MS));
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_eq!(ev(&s[0], "spoof_exec_ratio"), 15.0);
+    // The ratio comes from the rules.
+    let mut r = rules();
+    r.spoofing.min_spoof_exec_ratio = 1.0;
+    assert_eq!(of(&run_with(&f, r, &[]), DetectorId::Spoofing).len(), 1);
 }
 
 #[test]
@@ -525,12 +632,31 @@ fn layering_near_miss_the_execution_is_another_participants() {
 
 #[test]
 fn layering_near_miss_layers_pulled_too_late() {
-    assert!(layerings(&layering_episode(GSCO, Some(2_100 * MS))).is_empty());
-    // The second cancel just inside 2 s fires.
-    assert_eq!(
-        layerings(&layering_episode(GSCO, Some(1_970 * MS))).len(),
-        1
-    );
+    // The timing score falls from 1 (pull ≤ 2 s after the fill) to 0 (5 s): 5.1 s scores 0,
+    // 4.2 s ≈ 0.15.
+    assert!(layerings(&layering_episode(GSCO, Some(5_100 * MS))).is_empty());
+    assert!(layerings(&layering_episode(GSCO, Some(4_200 * MS))).is_empty());
+    // The second cancel just inside 2 s fires with a full score.
+    let l = layerings(&layering_episode(GSCO, Some(1_970 * MS)));
+    assert_eq!(l.len(), 1);
+    assert_eq!(ev(&l[0], "timing_score"), 1.0);
+}
+
+#[test]
+fn layering_pulled_a_little_over_two_seconds_after_the_fill_counts_with_a_lower_score() {
+    let mut last = 1.0;
+    for ms in [2_200u64, 2_400, 2_580] {
+        // The second cancel, 20 ms after the first, completes the pull.
+        let l = layerings(&layering_episode(GSCO, Some((ms - 20) * MS)));
+        assert_eq!(l.len(), 1, "pulled {ms} ms after the fill");
+        let score = ev(&l[0], "timing_score");
+        assert!(
+            (0.5..1.0).contains(&score) && score < last,
+            "{ms} ms: {score}"
+        );
+        last = score;
+        assert_eq!(ev(&l[0], "cancel_after_exec_ns"), (ms * MS) as f64);
+    }
 }
 
 #[test]

@@ -250,6 +250,11 @@ fn surveil(
     for line in tickwatch::surv::eval::format_scores(&rows).lines() {
         println!("    {line}");
     }
+    // Which detectors fired on which episodes: one alert family per episode, or not.
+    let matrix = tickwatch::surv::eval::confusion(truth, &alerts);
+    for line in tickwatch::surv::eval::format_confusion(&matrix).lines() {
+        println!("    {line}");
+    }
     if let Some(first) = text
         .lines()
         .find(|l| l.contains("\"spoofing\""))

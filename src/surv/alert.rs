@@ -157,7 +157,7 @@ pub struct Evidence {
 /// Order references an alert can name.
 pub const MAX_REFS: usize = 8;
 /// Evidence metrics an alert can carry.
-pub const MAX_EVIDENCE: usize = 12;
+pub const MAX_EVIDENCE: usize = 16;
 
 /// One alert: fixed size, `Copy`, built on the hot path without allocating.
 #[derive(Clone, Copy, Debug, PartialEq)]

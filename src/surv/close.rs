@@ -57,6 +57,7 @@
 
 use super::event::{Kind, Party, NOBODY};
 use super::range::{self, Key, BPS, COUNT, MULTIPLE};
+use super::scale::ticks_between;
 use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
 
@@ -83,7 +84,8 @@ pub struct MarkingTheCloseRules {
     /// cents on a $500 stock; with the tick floor below and the volume test, enough on the price
     /// that index and fund valuations use).
     pub min_impact_bps: f64,
-    /// The same impact in price increments (one cent = 100 in Price(4)), at least (default 10:
+    /// The same impact in the stock's own ticks (one cent at $1.00 and above, $0.0001 below, as
+    /// Reg NMS Rule 612), at least (default 10:
     /// keeps the bid/ask bounce and drift of low-priced names, where a cent is many bps, out).
     pub min_impact_ticks: u32,
     /// A participant whose attributed executions are at least this share of the window's shares
@@ -143,8 +145,6 @@ const SLOTS: usize = 4;
 /// Stocks followed at most per shard (beyond, counted in [`MarkingTheClose::stock_overflow`]).
 const MAX_STOCKS: usize = 16_384;
 const NO_SLOT: u32 = u32::MAX;
-/// One cent in Price(4).
-const TICK: u32 = 100;
 
 #[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Bucket {
@@ -486,9 +486,9 @@ impl MarkingTheClose {
         let passes =
             |b: f64, ticks: u32| b.abs() >= r.min_impact_bps && ticks >= r.min_impact_ticks;
         // The continuous push, and the closing cross price's move (0 without a cross).
-        let (cont_bps, cont_ticks) = (bps(end_px), end_px.abs_diff(w.start_px) / TICK);
+        let (cont_bps, cont_ticks) = (bps(end_px), ticks_between(end_px, w.start_px));
         let (cross_bps, cross_ticks) =
-            close_px.map_or((0.0, 0), |c| (bps(c), c.abs_diff(w.start_px) / TICK));
+            close_px.map_or((0.0, 0), |c| (bps(c), ticks_between(c, w.start_px)));
         let ratio = w.expected.map(|e| w.shares as f64 / e.max(1.0));
         let share = w.top.map(|(_, s)| s as f64 / w.shares.max(1) as f64);
         let busy = ratio.is_some_and(|x| x >= r.min_volume_ratio);

@@ -12,23 +12,29 @@
 //!
 //! How: per stock, the tape of displayed executions (whose resting side tells the aggressor's
 //! direction; hidden prints 'P' and crosses do not) is folded into [`BUCKETS`] time buckets
-//! spanning `burst_ns` (low and high price with their times, trades by aggressor direction).
-//! When an attributed resting order executes — a sell executed by a buyer while the price rose,
-//! or a buy while it fell — the buckets give the window's extreme before it: if the execution
-//! price is at least `min_move_bps` and `min_move_ticks` away from that extreme, with at least
+//! spanning `max_burst_ns` (low and high price with their times, trades by aggressor direction,
+//! shares); each bucket's move also feeds the stock's own volatility baseline. When an
+//! attributed resting order executes — a sell executed by a buyer while the price rose, or a
+//! buy while it fell — windows of several lengths (1/16 .. 1 of `max_burst_ns`) give each its
+//! extreme before it: if the execution price's move from there, scaled by the run's window
+//! score (1 up to `burst_ns`, then √(burst_ns / length)), is at least `min_move_bps`, at least
+//! `min_move_sigma` times the stock's volatility over that length (once it has a baseline) and
+//! `min_move_ticks` of the stock's own ticks (sub-penny below $1.00), with at least
 //! `min_trades` trades in the run and `min_direction_ratio` of them aggressive in the move's
-//! direction, an *episode* opens. It follows the peak and gathers every attributed execution on
+//! direction, an *episode* opens (from the best scoring window). It follows the peak and gathers every attributed execution on
 //! that side (per participant, a few slots). When a trade retraces at least
 //! `min_revert_fraction` of the move (extreme → peak) within `revert_ns` of the peak, after at
 //! least `min_revert_trades` trades against the move, the alert fires once, naming the
-//! participant with at least `min_party_shares` executed nearest the peak (then with the most
-//! shares); then the stock is quiet for `cooldown_ns`. A move that does not revert in time, a
+//! participant with at least `min_party_shares` worth `min_party_value_usd` of the move — or
+//! with `min_party_volume_share` of the shares traded in the move — executed nearest the peak (then with the most shares); then the stock is quiet for `cooldown_ns`. A move that does not revert in time, a
 //! move too small, or a move with no attributed execution on the other side, raises nothing.
 
 use super::event::{Kind, Party, NOBODY};
-use super::range::{self, Key, BPS, COUNT, DAY_NS, VOLUME};
+use super::range::{self, Key, BPS, COUNT, DAY_NS, MULTIPLE, USD, VOLUME};
+use super::scale::{tick_of, ticks_between};
 use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
+use crate::agg::Touch;
 use crate::itch::Side;
 
 /// Thresholds of `[momentum_ignition]` in the rules file.
@@ -37,9 +43,15 @@ use crate::itch::Side;
 pub struct MomentumIgnitionRules {
     /// Run this detector.
     pub enabled: bool,
-    /// T: the longest burst, ns (default 2 s: ignition sweeps are a run of aggressive orders
-    /// within a second or two; slower drifts are ordinary price discovery).
+    /// T: the burst length up to which the move needs only `min_move_bps`, ns (default 2 s:
+    /// ignition sweeps are often a run of aggressive orders within a second or two). A longer
+    /// run needs a larger move: its window score √(T / length) scales the move down, as a
+    /// random walk's moves grow with the square root of time.
     pub burst_ns: u64,
+    /// The longest window searched for a burst, ns (default 10 s: slower ignitions run over
+    /// several seconds). Windows of 1/16 .. 1 of this are each searched (0.6 s .. 10 s by
+    /// default; a shorter burst lies within the shortest) and the best scoring one is kept.
+    pub max_burst_ns: u64,
     /// N: trades at least in the burst, from the window's extreme to the participant's
     /// execution (default 10: a sweep through several price levels; ordinary trading of even
     /// the busiest names prints a few trades a second, in both directions).
@@ -51,8 +63,19 @@ pub struct MomentumIgnitionRules {
     /// (default 5: a sweep of a $500 stock through 25 price levels; the tick floor below keeps
     /// low-priced names, where one cent is many bps, from firing on a bounce).
     pub min_move_bps: f64,
-    /// The same move in price increments (one cent = 100 in Price(4)), at least (default 10:
-    /// ten levels of the book taken within the burst, far beyond the spread).
+    /// The same move over the stock's own volatility at that window length, at least (default
+    /// 3: three times the typical move of the stock over one bucket, grown with the square root of the
+    /// run's length; judged once the stock has [`VOL_SAMPLES`] buckets of history). 0: off.
+    pub min_move_sigma: f64,
+    /// The same move over the stock's typical quoted spread, at least (default 1: a trade at
+    /// the bid then one at the ask moves the price by one spread without anyone moving the
+    /// market; on thin, wide books — and sub-dollar stocks quoted many sub-penny ticks wide — a
+    /// bounce spans many ticks and bps). Judged once the stock has a two-sided quote. 0: off.
+    pub min_move_spreads: f64,
+    /// The same move in the stock's own ticks (one cent at $1.00 and above, $0.0001 below, as
+    /// Reg NMS Rule 612), at least (default 8: eight levels of the book taken within the
+    /// burst, far beyond a bid/ask bounce; on our generator a 6-tick run of ordinary sweeps on a
+    /// $37 stock met every other test).
     pub min_move_ticks: u32,
     /// T2: the reversion must come within this long after the peak, ns (default 5 s: the
     /// ignitor's exit and the collapse follow the burst closely; slower give-backs are ordinary
@@ -66,8 +89,19 @@ pub struct MomentumIgnitionRules {
     pub min_revert_trades: u32,
     /// Shares the named participant had executed on the move's side, at least (default 1,000:
     /// ten round lots, a position worth igniting a move for; a resting order or two of a firm
-    /// that the sweep happens to take is a few hundred).
+    /// that the sweep happens to take is a few hundred) — and `min_party_value_usd`; or see
+    /// `min_party_volume_share`.
     pub min_party_shares: u64,
+    /// With `min_party_shares`: what the move was worth to that exit, at least, dollars — its
+    /// shares times the move (start → peak), the most the ignition could have earned it
+    /// (default $250). Shares alone are no size below $1.00: 1,000 shares of a $0.30 stock
+    /// are $300, and an ordinary firm's resting orders that a sweep of a sub-dollar stock
+    /// happens to take are tens of thousands of shares worth a few dollars of the move.
+    pub min_party_value_usd: f64,
+    /// Or: the participant's executed shares over the shares traded in the move (from its
+    /// start to the peak), at least, ratio 0..=1 (default 0.2), with at least a round lot: on a
+    /// thin stock an exit of a few hundred shares is a large part of the move.
+    pub min_party_volume_share: f64,
     /// After an alert, the stock raises no other for this long, ns (default 10 s: the rest of
     /// the reversal — whose sweeps through attributed bids look like a move of their own — raises
     /// nothing; a new ignition a little later does).
@@ -79,14 +113,19 @@ impl Default for MomentumIgnitionRules {
         MomentumIgnitionRules {
             enabled: true,
             burst_ns: 2_000_000_000,
+            max_burst_ns: 10_000_000_000,
             min_trades: 10,
             min_direction_ratio: 0.8,
             min_move_bps: 5.0,
-            min_move_ticks: 10,
+            min_move_sigma: 3.0,
+            min_move_spreads: 1.0,
+            min_move_ticks: 8,
             revert_ns: 5_000_000_000,
             min_revert_fraction: 0.5,
             min_revert_trades: 5,
             min_party_shares: 1_000,
+            min_party_value_usd: 250.0,
+            min_party_volume_share: 0.2,
             cooldown_ns: 10_000_000_000,
         }
     }
@@ -98,26 +137,74 @@ impl MomentumIgnitionRules {
     /// Every key with its allowed range.
     pub const KEYS: &'static [Key] = &[
         Key::flag("enabled"),
-        Key::int("burst_ns", BUCKETS as u64, 60_000_000_000).why("one bucket a ns, to 60 s"),
+        Key::int("burst_ns", 1, 60_000_000_000),
+        Key::int("max_burst_ns", BUCKETS as u64, 60_000_000_000)
+            .why("one bucket a ns, to 60 s; at least burst_ns"),
         Key::int("min_trades", 1, COUNT),
         Key::real("min_direction_ratio", 0.0, 1.0),
         Key::above("min_move_bps", 0.0, BPS),
+        Key::real("min_move_sigma", 0.0, MULTIPLE),
+        Key::real("min_move_spreads", 0.0, MULTIPLE),
         Key::int("min_move_ticks", 0, COUNT),
         Key::int("revert_ns", 1, DAY_NS),
         Key::above("min_revert_fraction", 0.0, 1.0),
         Key::int("min_revert_trades", 0, COUNT),
         Key::int("min_party_shares", 0, VOLUME),
+        Key::real("min_party_value_usd", 0.0, USD),
+        Key::real("min_party_volume_share", 0.0, 1.0),
         Key::int("cooldown_ns", 0, DAY_NS),
     ];
 
-    /// Checks every threshold is in its range.
+    /// Checks every threshold is in its range, and the longest window holds `burst_ns`.
     pub fn validate(&self) -> Result<(), RuleError> {
-        range::check(Self::TABLE, self, Self::KEYS)
+        range::check(Self::TABLE, self, Self::KEYS)?;
+        if self.max_burst_ns < self.burst_ns {
+            return Err(RuleError::new("max_burst_ns", "must be at least burst_ns"));
+        }
+        Ok(())
+    }
+
+    /// A run of `len` ns: its window score, 1 up to `burst_ns`, then √(burst_ns / len).
+    pub fn window_score(&self, len: u64) -> f64 {
+        if len <= self.burst_ns {
+            1.0
+        } else {
+            (self.burst_ns as f64 / len as f64).sqrt()
+        }
+    }
+
+    /// Whether a participant's `shares` in a move of `volume` shares and `move_px` (Price(4))
+    /// qualify it: large in shares and in money, or a large part of the volume.
+    fn party_qualifies(&self, shares: u64, volume: u64, move_px: u32) -> bool {
+        self.party_is_large(shares, move_px)
+            || (shares >= ROUND_LOT && shares as f64 >= self.min_party_volume_share * volume as f64)
+    }
+
+    /// At least `min_party_shares` worth at least `min_party_value_usd` of the move.
+    fn party_is_large(&self, shares: u64, move_px: u32) -> bool {
+        shares >= self.min_party_shares && party_value(shares, move_px) >= self.min_party_value_usd
     }
 }
 
-/// Time buckets the burst window is folded into (the window is exact to one bucket).
-pub const BUCKETS: usize = 16;
+/// `shares` times a move of `move_px` (Price(4)), in dollars.
+fn party_value(shares: u64, move_px: u32) -> f64 {
+    shares as f64 * move_px as f64 / 10_000.0
+}
+
+/// Time buckets the longest window is folded into (the window is exact to one bucket).
+pub const BUCKETS: usize = 32;
+/// The windows searched, in buckets (1/16 .. 1 of `max_burst_ns`: 0.6 s .. 10 s by default; a
+/// shorter burst lies within the shortest).
+const WINDOWS: [usize; 5] = [2, 4, 8, 16, 32];
+/// Bucket-to-bucket moves a stock needs before its volatility is judged.
+pub const VOL_SAMPLES: u32 = 100;
+/// The volatility's EWMA weight of a new bucket-to-bucket move (about the last 200 buckets).
+const VOL_ALPHA: f64 = 1.0 / 200.0;
+/// The typical spread's EWMA weight of a new quote (about the last 200 executions, so that a
+/// burst's own widening moves it little).
+const SPREAD_ALPHA: f64 = 1.0 / 200.0;
+/// A round lot, shares.
+const ROUND_LOT: u64 = 100;
 /// Participants an episode follows (when full, the one with the fewest shares gives way;
 /// counted in [`MomentumIgnition::party_overflow`]).
 const SLOTS: usize = 8;
@@ -126,8 +213,6 @@ const REFS: usize = 4;
 /// Stocks followed at most per shard (beyond, counted in [`MomentumIgnition::stock_overflow`]).
 const MAX_STOCKS: usize = 16_384;
 const NO_SLOT: u32 = u32::MAX;
-/// One cent in Price(4).
-const TICK: u32 = 100;
 
 #[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Bucket {
@@ -141,6 +226,8 @@ struct Bucket {
     up: u32,
     /// Trades whose aggressor sold.
     down: u32,
+    /// Shares traded.
+    vol: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -169,15 +256,51 @@ struct Episode {
     /// Share of the burst's trades in the move's direction.
     direction: f64,
     burst_ns: u64,
+    /// Shares traded from the start to the peak.
+    volume: u64,
+    /// The window score of the burst, and its move scaled by it, bps.
+    window_score: f64,
+    scaled_bps: f64,
+    /// Its move over the stock's volatility at that length (NaN: no baseline yet).
+    move_sigma: f64,
+    /// Its move over the stock's typical spread (NaN: no two-sided quote yet).
+    move_spreads: f64,
     parties: [PartySlot; SLOTS],
     n_parties: u8,
 }
 
-#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Stock {
     buckets: [Bucket; BUCKETS],
+    /// The volatility baseline: the last price and its bucket, the price and bucket of the
+    /// last sample, the EWMA of absolute moves per √bucket (bps), and the samples taken.
+    last_px: u32,
+    last_id: u64,
+    ref_px: u32,
+    ref_id: u64,
+    mad: f64,
+    samples: u32,
+    /// The typical quoted spread before an execution, Price(4) (EWMA; 0: none seen yet).
+    spread: f64,
     ep: Episode,
     quiet_until: u64,
+}
+
+impl Default for Stock {
+    fn default() -> Self {
+        Stock {
+            buckets: [Bucket::default(); BUCKETS],
+            last_px: 0,
+            last_id: 0,
+            ref_px: 0,
+            ref_id: 0,
+            mad: 0.0,
+            samples: 0,
+            spread: 0.0,
+            ep: Episode::default(),
+            quiet_until: 0,
+        }
+    }
 }
 
 /// The `momentum_ignition` detector's state in one shard.
@@ -229,8 +352,13 @@ fn bps(a: u32, b: u32) -> f64 {
 }
 
 impl Stock {
-    fn record(&mut self, width: u64, ts: u64, px: u32, dir: i8) {
+    fn record(&mut self, width: u64, ts: u64, px: u32, dir: i8, shares: u32) {
         let id = ts / width + 1;
+        if id != self.last_id {
+            self.sample_volatility();
+            self.last_id = id;
+        }
+        self.last_px = px;
         let b = &mut self.buckets[(id % BUCKETS as u64) as usize];
         if b.id != id {
             *b = Bucket {
@@ -241,8 +369,10 @@ impl Stock {
                 hi_ts: ts,
                 up: 0,
                 down: 0,
+                vol: 0,
             };
         }
+        b.vol += shares as u64;
         if px < b.lo {
             b.lo = px;
             b.lo_ts = ts;
@@ -258,20 +388,68 @@ impl Stock {
         }
     }
 
-    /// The window's extreme against `dir` (the low for +1), and the run from there to `px` (the
-    /// execution now): (extreme, when the run began, trades with the move, all trades). The run
-    /// begins at the earliest trade within a quarter of the move (at least a cent) of the
-    /// extreme, so a print at a bid the sweep left behind does not cut the run short.
-    fn burst(&self, width: u64, ts: u64, dir: i8, px: u32) -> Option<(u32, u64, u32, u32)> {
+    /// The touch an execution met: a two-sided, uncrossed one feeds the typical spread.
+    fn note_spread(&mut self, t: &Touch) {
+        if t.bid_shares == 0 || t.ask_shares == 0 || t.ask <= t.bid {
+            return;
+        }
+        let s = (t.ask - t.bid) as f64;
+        if self.spread == 0.0 {
+            self.spread = s;
+        } else {
+            self.spread += SPREAD_ALPHA * (s - self.spread);
+        }
+    }
+
+    /// A move of `move_px` (Price(4)) over the typical spread (None before a two-sided quote).
+    fn spreads(&self, move_px: u32) -> Option<f64> {
+        (self.spread > 0.0).then(|| move_px as f64 / self.spread)
+    }
+
+    /// A bucket ended (at `last_px`): its move from the last sample, per bucket of the time
+    /// between, goes into the volatility baseline.
+    fn sample_volatility(&mut self) {
+        if self.ref_id != 0 && self.ref_px != 0 && self.last_id > self.ref_id {
+            // Mean absolute move (robust to the odd jump), per √bucket of the time between.
+            let ret = bps(self.last_px, self.ref_px).abs();
+            let per_bucket = ret / ((self.last_id - self.ref_id) as f64).sqrt();
+            self.mad += VOL_ALPHA * (per_bucket - self.mad);
+            self.samples = self.samples.saturating_add(1);
+        }
+        self.ref_px = self.last_px;
+        self.ref_id = self.last_id;
+    }
+
+    /// A move of `move_bps` over `len` ns against the stock's volatility over that long (None
+    /// until the baseline has [`VOL_SAMPLES`]).
+    fn sigmas(&self, move_bps: f64, len: u64, width: u64) -> Option<f64> {
+        if self.samples < VOL_SAMPLES {
+            return None;
+        }
+        let buckets = (len as f64 / width as f64).max(1.0);
+        // A normal move's standard deviation is about 1.25 × its mean absolute value.
+        let sd = 1.25 * self.mad * buckets.sqrt();
+        Some(if sd > 0.0 {
+            move_bps / sd
+        } else {
+            f64::INFINITY
+        })
+    }
+
+    /// The extreme against `dir` (the low for +1) within the last `nb` buckets, and the run
+    /// from there to `px` (the execution now). The run begins at the earliest trade within a
+    /// quarter of the move (at least a tick) of the extreme, so a print at a bid the sweep left
+    /// behind does not cut the run short.
+    fn burst(&self, width: u64, ts: u64, nb: usize, dir: i8, px: u32) -> Option<Run> {
         let now = ts / width + 1;
-        let oldest = now.saturating_sub(BUCKETS as u64 - 1);
+        let oldest = now.saturating_sub(nb as u64 - 1);
         let live = |b: &&Bucket| b.id >= oldest && b.id <= now && b.id != 0;
         let ext = if dir > 0 {
             self.buckets.iter().filter(live).map(|b| b.lo).min()?
         } else {
             self.buckets.iter().filter(live).map(|b| b.hi).max()?
         };
-        let near = (px.abs_diff(ext) / 4).max(TICK);
+        let near = (px.abs_diff(ext) / 4).max(tick_of(ext));
         let (from, t) = self
             .buckets
             .iter()
@@ -285,15 +463,31 @@ impl Stock {
             })
             .map(|b| (b.id, if dir > 0 { b.lo_ts } else { b.hi_ts }))
             .min()?;
-        let (mut with, mut all) = (0u32, 0u32);
+        let mut run = Run {
+            ext,
+            ts: t,
+            ..Run::default()
+        };
         for b in &self.buckets {
             if b.id >= from && b.id <= now {
-                with += if dir > 0 { b.up } else { b.down };
-                all += b.up + b.down;
+                run.with += if dir > 0 { b.up } else { b.down };
+                run.all += b.up + b.down;
+                run.vol += b.vol;
             }
         }
-        Some((ext, t, with, all))
+        Some(run)
     }
+}
+
+/// A run of trades towards an execution: the extreme it began at and when, trades with the
+/// move, all trades, shares.
+#[derive(Clone, Copy, Debug, Default)]
+struct Run {
+    ext: u32,
+    ts: u64,
+    with: u32,
+    all: u32,
+    vol: u64,
 }
 
 impl Episode {
@@ -373,11 +567,12 @@ impl Detector for MomentumIgnition {
         if px == 0 || shares == 0 {
             return;
         }
-        let width = (r.burst_ns / BUCKETS as u64).max(1);
+        let width = (r.max_burst_ns / BUCKETS as u64).max(1);
         let Some(st) = self.stock(ev.locate) else {
             return;
         };
-        st.record(width, ev.ts, px, dir);
+        st.record(width, ev.ts, px, dir, shares);
+        st.note_spread(&ev.before);
         let mut overflow = false;
         Self::step(
             r,
@@ -406,7 +601,7 @@ impl MomentumIgnition {
         overflow: &mut bool,
     ) {
         let ts = ev.ts;
-        let width = (r.burst_ns / BUCKETS as u64).max(1);
+        let width = (r.max_burst_ns / BUCKETS as u64).max(1);
 
         if st.ep.dir != 0 {
             let ep = &mut st.ep;
@@ -422,6 +617,9 @@ impl MomentumIgnition {
                     ep.against += 1;
                 }
                 let into = if up { Side::Sell } else { Side::Buy };
+                if side == Some(into) {
+                    ep.volume += shares as u64;
+                }
                 if party != NOBODY
                     && side == Some(into)
                     && !ep.add_party(party, shares, order_ref, px)
@@ -439,9 +637,10 @@ impl MomentumIgnition {
                     && back >= r.min_revert_fraction * mv
                     && ep.against >= r.min_revert_trades
                 {
+                    let mv_px = ep.peak_px.abs_diff(ep.start_px);
                     let best = ep.parties[..ep.n_parties as usize]
                         .iter()
-                        .filter(|p| p.shares >= r.min_party_shares)
+                        .filter(|p| r.party_qualifies(p.shares, ep.volume, mv_px))
                         .max_by(|a, b| {
                             (a.best, a.shares)
                                 .cmp(&(b.best, b.shares))
@@ -449,6 +648,7 @@ impl MomentumIgnition {
                         })
                         .copied();
                     if let Some(p) = best {
+                        let large = r.party_is_large(p.shares, mv_px);
                         let move_bps = bps(ep.peak_px, ep.start_px).abs();
                         let peak = ep.peak_px.max(1) as f64;
                         let mut a = Alert::new(
@@ -460,12 +660,30 @@ impl MomentumIgnition {
                         )
                         .party(p.party)
                         .severity(Severity::by_ratio(move_bps / r.min_move_bps, 2.0))
-                        .evidence("move_bps", move_bps, ">=", r.min_move_bps)
+                        .context("move_bps", move_bps)
                         .evidence(
                             "move_ticks",
-                            (ep.peak_px.abs_diff(ep.start_px) / TICK) as f64,
+                            ticks_between(ep.peak_px, ep.start_px) as f64,
                             ">=",
                             r.min_move_ticks as f64,
+                        )
+                        // The move when the episode opened, scaled by its window score (1 up
+                        // to burst_ns), and over the stock's own volatility at that length.
+                        .evidence("scaled_move_bps", ep.scaled_bps, ">=", r.min_move_bps)
+                        .context("window_score", ep.window_score)
+                        .test_if(
+                            !ep.move_sigma.is_nan(),
+                            "move_sigma",
+                            ep.move_sigma,
+                            ">=",
+                            r.min_move_sigma,
+                        )
+                        .test_if(
+                            !ep.move_spreads.is_nan(),
+                            "move_spreads",
+                            ep.move_spreads,
+                            ">=",
+                            r.min_move_spreads,
                         )
                         .evidence(
                             "trades_in_burst",
@@ -473,12 +691,27 @@ impl MomentumIgnition {
                             ">=",
                             r.min_trades as f64,
                         )
-                        .evidence("burst_ns", ep.burst_ns as f64, "<=", r.burst_ns as f64)
-                        .evidence(
+                        .evidence("burst_ns", ep.burst_ns as f64, "<=", r.max_burst_ns as f64)
+                        .test_if(
+                            large,
                             "party_executed_shares",
                             p.shares as f64,
                             ">=",
                             r.min_party_shares as f64,
+                        )
+                        .test_if(
+                            large,
+                            "party_move_value_usd",
+                            party_value(p.shares, mv_px),
+                            ">=",
+                            r.min_party_value_usd,
+                        )
+                        .test_if(
+                            !large,
+                            "party_volume_share",
+                            p.shares as f64 / ep.volume.max(1) as f64,
+                            ">=",
+                            r.min_party_volume_share,
                         )
                         .evidence("direction_ratio", ep.direction, ">=", r.min_direction_ratio)
                         .evidence("reversion_ratio", back / mv, ">=", r.min_revert_fraction)
@@ -518,26 +751,55 @@ impl MomentumIgnition {
             return;
         }
         let dir: i8 = if side == Side::Sell { 1 } else { -1 };
-        let Some((ext, ext_ts, with, all)) = st.burst(width, ts, dir, px) else {
+        // Each window length; the run with the best scaled move that passes every test.
+        let mut best: Option<(f64, f64, f64, f64, Run)> = None;
+        for nb in WINDOWS {
+            let Some(run) = st.burst(width, ts, nb, dir, px) else {
+                continue;
+            };
+            let len = ts.saturating_sub(run.ts);
+            let score = r.window_score(len);
+            let move_bps = bps(px, run.ext) * dir as f64;
+            let scaled = move_bps * score;
+            let sigmas = st.sigmas(move_bps, len, width);
+            let spreads = st.spreads(px.abs_diff(run.ext));
+            if scaled < r.min_move_bps
+                || sigmas.is_some_and(|z| z < r.min_move_sigma)
+                || spreads.is_some_and(|x| x < r.min_move_spreads)
+                || ticks_between(px, run.ext) < r.min_move_ticks
+                || run.with < r.min_trades
+                || (run.with as f64) < r.min_direction_ratio * run.all as f64
+            {
+                continue;
+            }
+            if best.map_or(true, |(b, ..)| scaled > b) {
+                let nan = f64::NAN;
+                best = Some((
+                    scaled,
+                    score,
+                    sigmas.unwrap_or(nan),
+                    spreads.unwrap_or(nan),
+                    run,
+                ));
+            }
+        }
+        let Some((scaled_bps, window_score, move_sigma, move_spreads, run)) = best else {
             return;
         };
-        let move_bps = bps(px, ext) * dir as f64;
-        if move_bps < r.min_move_bps
-            || px.abs_diff(ext) < r.min_move_ticks.saturating_mul(TICK)
-            || with < r.min_trades
-            || (with as f64) < r.min_direction_ratio * all as f64
-        {
-            return;
-        }
         let mut ep = Episode {
             dir,
-            start_px: ext,
-            start_ts: ext_ts,
+            start_px: run.ext,
+            start_ts: run.ts,
             peak_px: px,
             peak_ts: ts,
-            trades: with,
-            direction: with as f64 / all.max(1) as f64,
-            burst_ns: ts - ext_ts.min(ts),
+            trades: run.with,
+            direction: run.with as f64 / run.all.max(1) as f64,
+            burst_ns: ts - run.ts.min(ts),
+            volume: run.vol,
+            window_score,
+            scaled_bps,
+            move_sigma,
+            move_spreads,
             ..Episode::default()
         };
         ep.add_party(party, shares, order_ref, px);

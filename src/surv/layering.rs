@@ -18,8 +18,11 @@
 //!    large order is the spoofing shape, not layering) and `min_layer_shares` in them, the
 //!    layers are marked.
 //! 2. **Pull.** When `min_cancelled_layers` of the marked layers are cancelled (deleted, or
-//!    replaced to a worse price) within `max_cancel_after_exec_ns` of that execution, it fires —
-//!    once per arming, and at most once per `cooldown_ns` per (stock, participant, side).
+//!    replaced to a worse price), the delay from that execution is scored (1 up to
+//!    `max_cancel_after_exec_ns`, falling smoothly to 0 over `cancel_after_exec_fade_ns`); at
+//!    least `min_timing_score`, it fires — once per arming, and at most once per `cooldown_ns`
+//!    per (stock, participant, side). A spoof the spoofing detector finds on an armed side
+//!    fires the arming at once, carrying the spoof's evidence ([`Layering::takes_over`]).
 //!
 //! Evidence: levels held, the smallest share held, the layered shares, the executed shares,
 //! the cancelled layers and how soon, the mid's move in the layers' direction from the first
@@ -33,7 +36,9 @@
 //! an attributed execution with layers on the other side reads those levels and its ≤ 8 orders.
 
 use super::event::{Kind, Party, NOBODY};
+use super::family::{SpoofNote, TakesOver};
 use super::range::{self, Key, BPS, MULTIPLE, VOLUME};
+use super::scale::falling;
 use super::spoofing::{better, opposite, pair_key, size_multiple, Filtered};
 use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
@@ -49,6 +54,10 @@ pub const MAX_TOP_LEVELS: u32 = 16;
 /// Table entries expire when not written for this long (1 hour of event time), so a full table
 /// can reuse them: layers may rest a while before they are used.
 pub const STATE_TTL_NS: u64 = 3_600_000_000_000;
+
+/// `min_move_bps` / `min_reversion_bps` at or below this ask nothing (the default): the move is
+/// context on the alert, not a test.
+const MOVE_OFF_BPS: f64 = -10_000.0;
 
 /// Cancelled layer references kept for the alert.
 const PULLED_REFS: usize = 6;
@@ -83,9 +92,15 @@ pub struct LayeringRules {
     pub min_layer_shares: u64,
     /// Fewest layer orders cancelled after the execution, orders. Default 2.
     pub min_cancelled_layers: u32,
-    /// Longest time from the opposite-side execution to the cancel completing the pull, ns.
-    /// Default 2 s: layers are withdrawn as soon as they have done their work.
+    /// Time from the opposite-side execution to the cancel completing the pull up to which
+    /// that delay scores 1, ns. Default 2 s: layers are withdrawn as soon as they have done
+    /// their work.
     pub max_cancel_after_exec_ns: u64,
+    /// Beyond `max_cancel_after_exec_ns`, the timing score falls smoothly to 0 over this long,
+    /// ns. Default 3 s (0 at 5 s; a pull 2.6 s after the fill still scores 0.9).
+    pub cancel_after_exec_fade_ns: u64,
+    /// Least timing score to fire, ratio 0..=1. Default 0.5 (reached 3.5 s after the fill).
+    pub min_timing_score: f64,
     /// Smallest move of the mid in the layers' direction (up for bid layers) from the first
     /// layer's add to the execution, bps. Default −10,000 (no requirement: it is reported; raise
     /// it to require the price to have leaned with the layers).
@@ -109,6 +124,8 @@ impl Default for LayeringRules {
             min_layer_shares: 5_000,
             min_cancelled_layers: 2,
             max_cancel_after_exec_ns: 2_000_000_000,
+            cancel_after_exec_fade_ns: 3_000_000_000,
+            min_timing_score: 0.5,
             min_move_bps: -10_000.0,
             min_reversion_bps: -10_000.0,
             cooldown_ns: 10_000_000_000,
@@ -131,6 +148,8 @@ impl LayeringRules {
         Key::int("min_cancelled_layers", 1, LAYER_ORDERS as u64)
             .why("orders followed per participant and side"),
         Key::int("max_cancel_after_exec_ns", 1, STATE_TTL_NS).why("state is kept this long"),
+        Key::int("cancel_after_exec_fade_ns", 0, STATE_TTL_NS).why("state is kept this long"),
+        Key::real("min_timing_score", 0.0, 1.0),
         Key::real("min_move_bps", -BPS, BPS),
         Key::real("min_reversion_bps", -BPS, BPS),
         Key::int("cooldown_ns", 0, STATE_TTL_NS).why("state is kept this long"),
@@ -149,6 +168,24 @@ impl LayeringRules {
             ));
         }
         Ok(())
+    }
+
+    /// Time after the execution beyond which a pull no longer counts (its score is 0), ns; at
+    /// most the state's TTL (an arming is not kept longer).
+    pub fn pull_window_ns(&self) -> u64 {
+        self.max_cancel_after_exec_ns
+            .saturating_add(self.cancel_after_exec_fade_ns)
+            .min(STATE_TTL_NS)
+    }
+
+    /// The timing score of a pull `after` ns after the execution.
+    pub fn timing_score(&self, after: u64) -> f64 {
+        let zero = self.pull_window_ns();
+        falling(
+            after as f64,
+            self.max_cancel_after_exec_ns.min(zero) as f64,
+            zero as f64,
+        )
     }
 }
 
@@ -444,7 +481,7 @@ impl Pair {
     /// Nothing left worth keeping at `now`.
     fn idle(&self, now: u64, r: &LayeringRules) -> bool {
         self.n == 0
-            && (self.armed == 0 || now > self.armed + r.max_cancel_after_exec_ns)
+            && (self.armed == 0 || now > self.armed + r.pull_window_ns())
             && (self.last_alert == 0 || now >= self.last_alert + r.cooldown_ns)
     }
 }
@@ -747,8 +784,7 @@ impl Layering {
         if !p.is(o.locate, &o.party, o.side) || p.armed != o.layer_of || p.fired {
             return;
         }
-        let after = ev.ts.saturating_sub(p.armed);
-        if after > r.max_cancel_after_exec_ns {
+        if ev.ts.saturating_sub(p.armed) > r.pull_window_ns() {
             return;
         }
         if (p.cancelled as usize) < PULLED_REFS {
@@ -758,76 +794,182 @@ impl Layering {
         if p.cancelled < r.min_cancelled_layers {
             return;
         }
-        let dir = if o.side == Side::Buy { 1.0 } else { -1.0 };
+        self.fire(r, ev, ctx, key, None, out);
+    }
+
+    /// The spoofing detector found a spoof of `who` = (stock, participant, side) pulled: if
+    /// that side is layered by the same participant (armed by the same execution), the episode
+    /// is layering — it fires now carrying the spoof's evidence (or has fired already) and
+    /// true is returned: the spoof raises no alert of its own.
+    pub fn takes_over(
+        &mut self,
+        r: &LayeringRules,
+        ev: &SurvEvent,
+        ctx: &Ctx<'_>,
+        who: (u16, Party, Side),
+        note: &SpoofNote,
+        out: &mut Alerts,
+    ) -> bool {
+        let (locate, party, side) = who;
+        let key = pair_key(locate, &party, side);
+        let Some(p) = self.pairs.get(key, ev.ts) else {
+            return false;
+        };
+        if !p.is(locate, &party, side)
+            || p.armed == 0
+            || ev.ts.saturating_sub(p.armed) > r.pull_window_ns()
+        {
+            return false;
+        }
+        p.fired || self.fire(r, ev, ctx, key, Some(note), out)
+    }
+
+    /// Fires the arming of pair `key` at `ev` (the pull that completes it, or a spoof of the
+    /// pair pulled); false when a gate (timing, price move) holds it back.
+    fn fire(
+        &mut self,
+        r: &LayeringRules,
+        ev: &SurvEvent,
+        ctx: &Ctx<'_>,
+        key: u64,
+        spoof: Option<&SpoofNote>,
+        out: &mut Alerts,
+    ) -> bool {
+        let Some(p) = self.pairs.get_mut(key, ev.ts) else {
+            return false;
+        };
+        let after = ev.ts.saturating_sub(p.armed);
+        let score = r.timing_score(after);
+        if score < r.min_timing_score {
+            return false;
+        }
+        let dir = if p.side == Side::Buy { 1.0 } else { -1.0 };
         let move_bps = bps(p.mid2_first, p.mid2_exec, dir);
         let reversion_bps = bps(p.mid2_exec, mid2_of(&ev.after), -dir);
         if move_bps < r.min_move_bps || reversion_bps < r.min_reversion_bps {
-            return;
-        }
-        if p.last_alert != 0 && ev.ts < p.last_alert + r.cooldown_ns {
-            self.counters.suppressed += 1;
-            p.fired = true;
-            return;
+            return false;
         }
         p.fired = true;
+        if p.last_alert != 0 && ev.ts < p.last_alert + r.cooldown_ns {
+            self.counters.suppressed += 1;
+            return true;
+        }
         p.last_alert = ev.ts;
         let p = *p;
-        let sev = Severity::by_ratio(p.levels_held as f64 / r.min_levels_held as f64, 4.0 / 3.0);
-        let mut a = Alert::new(DetectorId::Layering, ev.ts, ev.seq, ev.locate, ctx.symbol)
-            .party(p.party)
-            .severity(sev)
-            .order_ref(p.exec_ref);
-        for &pr in &p.pulled[..(p.cancelled as usize).min(PULLED_REFS)] {
-            a = a.order_ref(pr);
-        }
-        let a = a.evidence(
-            "levels_held",
-            p.levels_held as f64,
-            ">=",
-            r.min_levels_held as f64,
-        );
-        let a = if p.min_multiple.is_finite() {
-            // Some level was held by size, not share: the weakest such level.
-            a.evidence(
-                "min_size_multiple_ratio",
-                p.min_multiple,
-                ">=",
-                r.min_size_multiple,
-            )
-        } else {
-            a.evidence(
-                "min_level_share_ratio",
-                p.min_share,
-                ">=",
-                r.min_level_share,
-            )
-        };
-        out.push(
-            a.evidence(
-                "layer_shares",
-                p.layer_shares as f64,
-                ">=",
-                r.min_layer_shares as f64,
-            )
-            .evidence("exec_shares", p.exec_shares as f64, ">=", 1.0)
-            .evidence(
-                "cancelled_layers",
-                p.cancelled as f64,
-                ">=",
-                r.min_cancelled_layers as f64,
-            )
-            .evidence(
-                "cancel_after_exec_ns",
-                after as f64,
-                "<=",
-                r.max_cancel_after_exec_ns as f64,
-            )
-            .evidence("move_bps", move_bps, ">=", r.min_move_bps)
-            .evidence("reversion_bps", reversion_bps, ">=", r.min_reversion_bps)
-            .touch(ev.after)
-            .since(p.first_add.min(ev.ts)),
-        );
+        out.push(alert_of(
+            r,
+            &p,
+            ev,
+            ctx,
+            (after, score, move_bps, reversion_bps),
+            spoof,
+        ));
+        true
     }
+}
+
+/// The layering detector with its rules: the family a spoof on a layered side is handed to.
+#[derive(Debug)]
+pub struct WithRules<'a>(pub &'a mut Layering, pub &'a LayeringRules);
+
+impl TakesOver for WithRules<'_> {
+    fn takes_over(
+        &mut self,
+        ev: &SurvEvent,
+        ctx: &Ctx<'_>,
+        who: (u16, Party, Side),
+        note: &SpoofNote,
+        out: &mut Alerts,
+    ) -> bool {
+        self.0.takes_over(self.1, ev, ctx, who, note, out)
+    }
+}
+
+/// The layering alert of pair `p` fired at `ev`; `t` = (pull delay, timing score, move,
+/// reversion).
+fn alert_of(
+    r: &LayeringRules,
+    p: &Pair,
+    ev: &SurvEvent,
+    ctx: &Ctx<'_>,
+    t: (u64, f64, f64, f64),
+    spoof: Option<&SpoofNote>,
+) -> Alert {
+    let (after, score, move_bps, reversion_bps) = t;
+    let sev = Severity::by_ratio(p.levels_held as f64 / r.min_levels_held as f64, 4.0 / 3.0);
+    let mut a = Alert::new(DetectorId::Layering, ev.ts, ev.seq, ev.locate, ctx.symbol)
+        .party(p.party)
+        .severity(sev)
+        .order_ref(p.exec_ref);
+    if let Some(s) = spoof {
+        a = a.order_ref(s.order_ref);
+    }
+    for &pr in &p.pulled[..(p.cancelled as usize).min(PULLED_REFS)] {
+        a = a.order_ref(pr);
+    }
+    let a = a.evidence(
+        "levels_held",
+        p.levels_held as f64,
+        ">=",
+        r.min_levels_held as f64,
+    );
+    let a = if p.min_multiple.is_finite() {
+        // Some level was held by size, not share: the weakest such level.
+        a.evidence(
+            "min_size_multiple_ratio",
+            p.min_multiple,
+            ">=",
+            r.min_size_multiple,
+        )
+    } else {
+        a.evidence(
+            "min_level_share_ratio",
+            p.min_share,
+            ">=",
+            r.min_level_share,
+        )
+    };
+    let a = a
+        .evidence(
+            "layer_shares",
+            p.layer_shares as f64,
+            ">=",
+            r.min_layer_shares as f64,
+        )
+        .evidence("exec_shares", p.exec_shares as f64, ">=", 1.0)
+        // Without a spoof it is the test that fired; with one, the spoof's pull fired it.
+        .test_if(
+            spoof.is_none(),
+            "cancelled_layers",
+            p.cancelled as f64,
+            ">=",
+            r.min_cancelled_layers as f64,
+        )
+        .evidence("timing_score", score, ">=", r.min_timing_score)
+        .context("cancel_after_exec_ns", after as f64)
+        .test_if(
+            r.min_move_bps > MOVE_OFF_BPS,
+            "move_bps",
+            move_bps,
+            ">=",
+            r.min_move_bps,
+        )
+        .test_if(
+            r.min_reversion_bps > MOVE_OFF_BPS,
+            "reversion_bps",
+            reversion_bps,
+            ">=",
+            r.min_reversion_bps,
+        );
+    let a = match spoof {
+        Some(s) => a
+            .context("spoof_shares", s.shares as f64)
+            .context("spoof_touch_share_ratio", s.touch_share)
+            .context("spoof_lifetime_ns", s.lifetime_ns as f64)
+            .context("spoof_timing_score", s.timing_score),
+        None => a,
+    };
+    a.touch(ev.after).since(p.first_add.min(ev.ts))
 }
 
 impl Detector for Layering {

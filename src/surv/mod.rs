@@ -26,11 +26,13 @@ pub mod close;
 pub mod custom;
 pub mod eval;
 pub mod event;
+pub mod family;
 pub mod flow;
 pub mod ignition;
 pub mod layering;
 pub mod range;
 pub mod risk;
+pub mod scale;
 pub mod spoofing;
 pub mod stuffing;
 pub mod wash;
@@ -727,7 +729,14 @@ impl Surveillance {
         let r = &self.rules;
         let out = &mut self.alerts;
         if r.spoofing.enabled {
-            self.spoofing.on_event(&r.spoofing, ev, &ctx, out);
+            // A spoof on a side the same participant layered is reported as layering.
+            let mut layering = layering::WithRules(&mut self.layering, &r.layering);
+            let fam: spoofing::Family<'_> = if r.layering.enabled {
+                Some(&mut layering)
+            } else {
+                None
+            };
+            self.spoofing.on_event_with(&r.spoofing, ev, &ctx, out, fam);
         }
         if r.layering.enabled {
             self.layering.on_event(&r.layering, ev, &ctx, out);

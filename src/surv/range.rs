@@ -17,6 +17,8 @@ pub const COUNT: u64 = 1_000_000_000;
 pub const VOLUME: u64 = 1_000_000_000_000;
 /// The largest price move in basis points a key may name (a 100-fold move).
 pub const BPS: f64 = 1_000_000.0;
+/// The largest dollar amount a key may name.
+pub const USD: f64 = 1e15;
 /// The largest multiple or ratio of two measures a key may name.
 pub const MULTIPLE: f64 = 1e12;
 

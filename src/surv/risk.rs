@@ -42,7 +42,7 @@ const UNITS_PER_USD: f64 = 20_000.0;
 /// Sub-buckets of the rate window.
 const RATE_BUCKETS: usize = 8;
 /// The largest amount of money a risk key may name, dollars.
-const MAX_USD: f64 = 1e15;
+const MAX_USD: f64 = super::range::USD;
 /// Open positions marked to mid at once per locate (a flat position leaves the list; holders
 /// beyond are counted, and marked at their last fill price).
 const HOLDERS: usize = 32;

@@ -15,12 +15,24 @@
 //!    a large share, is at least `min_size_multiple` times the average order already there —
 //!    becomes a candidate spoof, remembered per (stock, participant, side).
 //! 2. **Inducement.** An execution of a resting order of that participant on the opposite side
-//!    (the aggressor was induced to trade against it) while the candidate stands, within
-//!    `max_lifetime_ns` of the candidate's add, is credited to every candidate of the pair.
+//!    (the aggressor was induced to trade against it) while the candidate stands is credited to
+//!    every candidate of the pair when it is plausibly a reaction: at least `min_reaction_ns`
+//!    after the candidate's add (no one reacts in microseconds), and the candidate sits on its
+//!    own side of the trade's price (an offer above the bid that was hit), within
+//!    `max_price_gap_bps` of it. A candidate locked against the participant's own resting
+//!    order, which executes within the reaction floor, is the self-trade shape and is dropped.
+//!    The spoof must dwarf what it helped fill: at least `min_spoof_exec_ratio` times the
+//!    participant's opposite shares executed (an order about the size of its own fill on the
+//!    other side is two-sided quoting).
 //! 3. **Pull.** When at least `min_cancel_ratio` of the candidate is cancelled (a delete, partial
-//!    cancels, or a replace that moves it away from the touch or shrinks it) within
-//!    `max_lifetime_ns` of its add and `max_exec_to_cancel_ns` of the last opposite execution,
-//!    the detector fires, naming the participant, the spoof and the executed order.
+//!    cancels, or a replace that moves it away from the touch or shrinks it), its timing is
+//!    scored: the lifetime scores 1 up to `max_lifetime_ns` and falls smoothly to 0 over
+//!    `lifetime_fade_ns`; the delay from the last opposite execution scores 1 up to
+//!    `max_exec_to_cancel_ns` and falls to 0 over `exec_to_cancel_fade_ns`. With the product at
+//!    least `min_timing_score` the detector fires, naming the participant, the spoof and the
+//!    executed order; the evidence shows the score and its parts. When the same participant's
+//!    orders layer that side (the layering detector armed on the same execution), the episode
+//!    is reported once, as layering carrying the spoof's evidence.
 //!
 //! A candidate that executes more than `max_spoof_fill_ratio` of its own size was a genuine
 //! order and is dropped. One alert per (stock, participant, side) per `cooldown_ns`.
@@ -33,7 +45,9 @@
 //! [`PAIR_CANDIDATES`] on an attributed execution.
 
 use super::event::{Kind, Party, NOBODY};
-use super::range::{self, Key, COUNT, DAY_NS, MULTIPLE};
+use super::family::{SpoofNote, TakesOver};
+use super::range::{self, Key, BPS, COUNT, DAY_NS, MULTIPLE};
+use super::scale::{falling, ticks_between};
 use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
 use crate::agg::Touch;
@@ -47,9 +61,6 @@ pub const PAIR_CANDIDATES: usize = 4;
 /// Entries of the tables expire when not written for this long (10 minutes of event time), so
 /// a full table can reuse them; `max_lifetime_ns` and `cooldown_ns` may not exceed it.
 pub const STATE_TTL_NS: u64 = 600_000_000_000;
-
-/// One cent in Price(4).
-const TICK: u32 = 100;
 
 /// Thresholds of `[spoofing]` in the rules file.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -74,16 +85,40 @@ pub struct SpoofingRules {
     /// fifth of the touch, but a spoof still dwarfs the orders around it (ordinary orders are
     /// a few round lots; a spoof is a hundred times that).
     pub min_size_multiple: f64,
-    /// Longest time from the spoof's add to its cancel, ns. Default 2 s: spoofs are pulled as
-    /// soon as the other side trades (FINRA cases speak of orders live for seconds or less);
-    /// genuine large orders usually rest longer.
+    /// Time from the spoof's add to its cancel up to which the lifetime scores 1, ns. Default
+    /// 2 s: spoofs are pulled as soon as the other side trades (FINRA cases speak of orders
+    /// live for seconds or less); genuine large orders usually rest longer.
     pub max_lifetime_ns: u64,
-    /// Longest time from the participant's last opposite-side execution to the cancel, ns.
-    /// Default 1 s: the pull follows the fill it induced.
+    /// Beyond `max_lifetime_ns`, the lifetime score falls smoothly to 0 over this long, ns.
+    /// Default 6 s (0 at 8 s): others may take seconds to react to the spoof.
+    pub lifetime_fade_ns: u64,
+    /// Time from the participant's last opposite-side execution to the cancel up to which that
+    /// delay scores 1, ns. Default 1 s: the pull follows the fill it induced.
     pub max_exec_to_cancel_ns: u64,
+    /// Beyond `max_exec_to_cancel_ns`, the score falls smoothly to 0 over this long, ns.
+    /// Default 2 s (0 at 3 s; a pull 1.4 s after the fill still scores 0.9).
+    pub exec_to_cancel_fade_ns: u64,
+    /// Reaction-time floor, ns: an opposite execution sooner than this after the spoof's add
+    /// cannot have been induced by it (no one could have seen it and reacted), so it is not
+    /// credited. Default 1 ms. An order that locks against the participant's own resting
+    /// order, which then executes that soon, is a self-trade shape, not a spoof.
+    pub min_reaction_ns: u64,
+    /// Farthest the spoof's price may be from the price of the execution it induced, bps of
+    /// that price (the spoof must also sit on its own side of it: never locking or crossing
+    /// it). Default 200: it presses on the price the other side traded at.
+    pub max_price_gap_bps: f64,
+    /// Least timing score (the product of the lifetime and fill-to-cancel scores, each 0..=1)
+    /// to fire, ratio. Default 0.5.
+    pub min_timing_score: f64,
     /// Fewest opposite-side shares executed while the spoof stood. Default 1 (any execution:
     /// a fill of the participant's other-side order is the benefit the spoof sought).
     pub min_exec_shares: u32,
+    /// Least size of the spoof over the participant's opposite-side shares executed while it
+    /// stood, ratio. Default 3: a spoof dwarfs the genuine order it helps fill; a participant
+    /// that pulls an order about the size of its own fill on the other side is quoting both
+    /// sides, as a market maker does (on sub-dollar stocks, where every order is tens of
+    /// thousands of shares, size alone sets nothing apart).
+    pub min_spoof_exec_ratio: f64,
     /// Largest fraction of the spoof itself that may execute, ratio 0..=1. Default 0.25: an
     /// order a quarter or more filled was exposed to the market in earnest.
     pub max_spoof_fill_ratio: f64,
@@ -103,8 +138,14 @@ impl Default for SpoofingRules {
             min_touch_share: 0.2,
             min_size_multiple: 20.0,
             max_lifetime_ns: 2_000_000_000,
+            lifetime_fade_ns: 6_000_000_000,
             max_exec_to_cancel_ns: 1_000_000_000,
+            exec_to_cancel_fade_ns: 2_000_000_000,
+            min_reaction_ns: 1_000_000,
+            max_price_gap_bps: 200.0,
+            min_timing_score: 0.5,
             min_exec_shares: 1,
+            min_spoof_exec_ratio: 3.0,
             max_spoof_fill_ratio: 0.25,
             min_cancel_ratio: 0.9,
             cooldown_ns: 5_000_000_000,
@@ -122,8 +163,14 @@ impl SpoofingRules {
         Key::real("min_touch_share", 0.0, 1.0),
         Key::real("min_size_multiple", 1.0, MULTIPLE),
         Key::int("max_lifetime_ns", 1, STATE_TTL_NS).why("state is kept this long"),
+        Key::int("lifetime_fade_ns", 0, STATE_TTL_NS).why("state is kept this long"),
         Key::int("max_exec_to_cancel_ns", 1, DAY_NS),
+        Key::int("exec_to_cancel_fade_ns", 0, DAY_NS),
+        Key::int("min_reaction_ns", 0, DAY_NS),
+        Key::above("max_price_gap_bps", 0.0, BPS),
+        Key::real("min_timing_score", 0.0, 1.0),
         Key::int("min_exec_shares", 1, COUNT),
+        Key::real("min_spoof_exec_ratio", 0.0, MULTIPLE),
         Key::real("max_spoof_fill_ratio", 0.0, 1.0),
         Key::above("min_cancel_ratio", 0.0, 1.0),
         Key::int("cooldown_ns", 0, STATE_TTL_NS).why("state is kept this long"),
@@ -132,6 +179,30 @@ impl SpoofingRules {
     /// Checks every threshold is in its range.
     pub fn validate(&self) -> Result<(), RuleError> {
         range::check(Self::TABLE, self, Self::KEYS)
+    }
+
+    /// Lifetime at which its score reaches 0, ns (at most the state's TTL: a candidate is not
+    /// kept longer).
+    fn lifetime_zero(&self) -> u64 {
+        self.max_lifetime_ns
+            .saturating_add(self.lifetime_fade_ns)
+            .min(STATE_TTL_NS)
+    }
+
+    /// The timing score and its parts: [score, lifetime's, fill-to-cancel's].
+    pub fn timing(&self, lifetime: u64, exec_to_cancel: u64) -> [f64; 3] {
+        let lt = falling(
+            lifetime as f64,
+            self.max_lifetime_ns.min(self.lifetime_zero()) as f64,
+            self.lifetime_zero() as f64,
+        );
+        let ec = falling(
+            exec_to_cancel as f64,
+            self.max_exec_to_cancel_ns as f64,
+            self.max_exec_to_cancel_ns
+                .saturating_add(self.exec_to_cancel_fade_ns) as f64,
+        );
+        [lt * ec, lt, ec]
     }
 }
 
@@ -334,6 +405,12 @@ struct Cand {
     /// The last such execution: time and order.
     opp_last_ts: u64,
     opp_ref: u64,
+    /// The first such execution, ns (its delay from the add is the reaction time).
+    opp_first_ts: u64,
+    /// Its price.
+    price: u32,
+    /// The last credited execution's distance from the spoof's price, bps.
+    gap_bps: f64,
 }
 
 const NO_CAND: Cand = Cand {
@@ -352,6 +429,9 @@ const NO_CAND: Cand = Cand {
     opp_shares: 0,
     opp_last_ts: 0,
     opp_ref: 0,
+    opp_first_ts: 0,
+    price: 0,
+    gap_bps: 0.0,
 };
 
 /// The candidates of one (stock, participant, side), and its last alert.
@@ -406,6 +486,11 @@ pub struct SpoofingCounters {
     pub genuine: u64,
     /// Alerts held back by the cooldown.
     pub suppressed: u64,
+    /// Candidates dropped as self-trade shapes (an opposite execution of the participant's own
+    /// order at the candidate's price, within the reaction floor of its add).
+    pub self_trades: u64,
+    /// Spoofs reported as layering instead (the participant's side was layered).
+    pub to_layering: u64,
 }
 
 /// The `spoofing` detector's state in one shard.
@@ -486,7 +571,7 @@ impl Spoofing {
         }
         let (best_before, touch_before) = side_touch(&ev.before, side);
         let improve_ticks = if touch_before > 0 && better(side, price, best_before) {
-            price.abs_diff(best_before) / TICK
+            ticks_between(price, best_before)
         } else {
             0
         };
@@ -533,6 +618,7 @@ impl Spoofing {
             touch_share,
             multiple,
             by_share,
+            price,
             ..NO_CAND
         };
         if self.cands.set(order_ref, ev.ts, c).is_err() {
@@ -552,23 +638,57 @@ impl Spoofing {
         if !p.is(ev.locate, &party, opposite(side)) {
             return;
         }
-        let exec_ref = match ev.kind {
-            Kind::Exec { order_ref, .. } => order_ref,
-            _ => 0,
+        let (exec_ref, exec_px) = match ev.kind {
+            Kind::Exec {
+                order_ref, price, ..
+            } => (order_ref, price),
+            _ => (0, 0),
         };
+        let mut self_trade = [0u64; PAIR_CANDIDATES];
+        let mut n_self = 0;
         for &cr in &p.refs[..p.n as usize] {
-            if let Some(c) = self.cands.get_mut(cr, ev.ts) {
-                if ev.ts >= c.add_ts && ev.ts - c.add_ts <= r.max_lifetime_ns {
-                    c.opp_shares += q as u64;
-                    c.opp_last_ts = ev.ts;
-                    c.opp_ref = exec_ref;
+            let Some(c) = self.cands.get_mut(cr, ev.ts) else {
+                continue;
+            };
+            if ev.ts < c.add_ts || ev.ts - c.add_ts > r.lifetime_zero() {
+                continue;
+            }
+            let reaction = ev.ts - c.add_ts;
+            // Price relation: the spoof sits on its own side of the price the other side
+            // traded at (a spoof offer above the bid that was hit), near enough to press on it.
+            let own_side = exec_px == 0 || better(opposite(c.side), c.price, exec_px);
+            if !own_side {
+                // Locked against the participant's own resting order, which executed at once:
+                // the self-trade shape, not a spoof.
+                if reaction < r.min_reaction_ns {
+                    self_trade[n_self] = cr;
+                    n_self += 1;
                 }
+                continue;
+            }
+            let gap_bps = exec_px.abs_diff(c.price) as f64 / exec_px.max(1) as f64 * 1e4;
+            if reaction < r.min_reaction_ns || gap_bps > r.max_price_gap_bps {
+                continue;
+            }
+            c.opp_shares += q as u64;
+            if c.opp_first_ts == 0 {
+                c.opp_first_ts = ev.ts;
+            }
+            c.opp_last_ts = ev.ts;
+            c.opp_ref = exec_ref;
+            c.gap_bps = gap_bps;
+        }
+        for &cr in &self_trade[..n_self] {
+            if let Some(c) = self.cands.get(cr, ev.ts).copied() {
+                self.counters.self_trades += 1;
+                self.forget(cr, &c, ev.ts, r.cooldown_ns);
             }
         }
     }
 
     /// The candidate `cr` lost `q` shares to its owner (cancel, or replaced away): fires if that
     /// completes the pull.
+    #[allow(clippy::too_many_arguments)]
     fn pulled(
         &mut self,
         r: &SpoofingRules,
@@ -577,6 +697,7 @@ impl Spoofing {
         cr: u64,
         q: u32,
         out: &mut Alerts,
+        fam: &mut Family<'_>,
     ) {
         let Some(c) = self.cands.get_mut(cr, ev.ts) else {
             return;
@@ -590,11 +711,30 @@ impl Spoofing {
         }
         self.forget(cr, &c, ev.ts, r.cooldown_ns);
         let lifetime = ev.ts.saturating_sub(c.add_ts);
-        if lifetime > r.max_lifetime_ns || c.opp_shares < r.min_exec_shares as u64 {
+        if c.opp_shares < r.min_exec_shares as u64 {
             return;
         }
         let exec_to_cancel = ev.ts.saturating_sub(c.opp_last_ts);
-        if exec_to_cancel > r.max_exec_to_cancel_ns {
+        let [score, lt_score, ec_score] = r.timing(lifetime, exec_to_cancel);
+        if score < r.min_timing_score {
+            return;
+        }
+        if let Some(l) = fam {
+            let note = SpoofNote {
+                order_ref: cr,
+                shares: c.shares,
+                touch_share: c.touch_share,
+                lifetime_ns: lifetime,
+                timing_score: score,
+            };
+            // The participant's side is layered: one episode, reported as layering.
+            if l.takes_over(ev, ctx, (c.locate, c.party, c.side), &note, out) {
+                self.counters.to_layering += 1;
+                return;
+            }
+        }
+        let exec_ratio = c.shares as f64 / c.opp_shares.max(1) as f64;
+        if exec_ratio < r.min_spoof_exec_ratio {
             return;
         }
         let fill_ratio = c.filled as f64 / c.shares.max(1) as f64;
@@ -647,23 +787,25 @@ impl Spoofing {
         out.push(
             a.context("improve_ticks", c.improve_ticks as f64)
                 .evidence(
-                    "lifetime_ns",
-                    lifetime as f64,
-                    "<=",
-                    r.max_lifetime_ns as f64,
-                )
-                .evidence(
                     "exec_shares",
                     c.opp_shares as f64,
                     ">=",
                     r.min_exec_shares as f64,
                 )
+                .evidence("spoof_exec_ratio", exec_ratio, ">=", r.min_spoof_exec_ratio)
                 .evidence(
-                    "exec_to_cancel_ns",
-                    exec_to_cancel as f64,
-                    "<=",
-                    r.max_exec_to_cancel_ns as f64,
+                    "reaction_ns",
+                    c.opp_first_ts.saturating_sub(c.add_ts) as f64,
+                    ">=",
+                    r.min_reaction_ns as f64,
                 )
+                .evidence("price_gap_bps", c.gap_bps, "<=", r.max_price_gap_bps)
+                .evidence("timing_score", score, ">=", r.min_timing_score)
+                // The score's parts: each falls smoothly past its limit.
+                .context("lifetime_ns", lifetime as f64)
+                .context("lifetime_score", lt_score)
+                .context("exec_to_cancel_ns", exec_to_cancel as f64)
+                .context("exec_to_cancel_score", ec_score)
                 .evidence("spoof_fill_ratio", fill_ratio, "<=", r.max_spoof_fill_ratio)
                 .evidence("cancel_ratio", cancel_ratio, ">=", r.min_cancel_ratio)
                 .touch(ev.after)
@@ -677,6 +819,25 @@ impl Detector for Spoofing {
     const ID: DetectorId = DetectorId::Spoofing;
 
     fn on_event(&mut self, r: &SpoofingRules, ev: &SurvEvent, ctx: &Ctx<'_>, out: &mut Alerts) {
+        self.on_event_with(r, ev, ctx, out, None);
+    }
+}
+
+/// The detector a spoof is handed to when the same participant's side is layered (layering with
+/// its rules); `None` when it does not run.
+pub type Family<'a> = Option<&'a mut dyn TakesOver>;
+
+impl Spoofing {
+    /// [`Detector::on_event`], handing a spoof to `fam`'s layering detector when its side is
+    /// layered by the same participant (one episode, one alert family).
+    pub fn on_event_with(
+        &mut self,
+        r: &SpoofingRules,
+        ev: &SurvEvent,
+        ctx: &Ctx<'_>,
+        out: &mut Alerts,
+        mut fam: Family<'_>,
+    ) {
         if ev.locate == 0 {
             return;
         }
@@ -718,7 +879,7 @@ impl Detector for Spoofing {
                 shares,
                 party,
                 ..
-            } if party != NOBODY => self.pulled(r, ev, ctx, order_ref, shares, out),
+            } if party != NOBODY => self.pulled(r, ev, ctx, order_ref, shares, out, &mut fam),
             Kind::Replace {
                 old_ref,
                 new_ref,
@@ -758,7 +919,7 @@ impl Detector for Spoofing {
                 } else {
                     // Moved away from the touch or mostly withdrawn: the size it showed is
                     // pulled (the new order is a new order).
-                    self.pulled(r, ev, ctx, old_ref, c.resting.max(1), out);
+                    self.pulled(r, ev, ctx, old_ref, c.resting.max(1), out, &mut fam);
                     if let Some(c) = self.cands.get(old_ref, ev.ts).copied() {
                         self.forget(old_ref, &c, ev.ts, r.cooldown_ns);
                     }

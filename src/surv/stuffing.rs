@@ -509,18 +509,13 @@ impl Detector for QuoteStuffing {
             return;
         }
         if let Kind::Cross { cross_type, .. } = ev.kind {
-            // After an opening, reopening or IPO cross the stock's pace changes regime: the
-            // stock trigger waits one fast baseline horizon while the baseline catches up.
-            if cross_type != b'C' {
-                if let Some(st) = self.stocks.get_mut(ev.locate as usize) {
-                    st.warm_until = ev.ts.saturating_add(r.fast_baseline_ns);
-                }
-            }
+            self.on_cross(r, ev, cross_type);
             return;
         }
         let Some((party, cancel, order_ref)) = order_message(&ev.kind) else {
             return;
         };
+        let width = (r.window_ns / BUCKETS as u64).max(1);
         let QuoteStuffing {
             stocks,
             pairs,
@@ -531,45 +526,7 @@ impl Detector for QuoteStuffing {
         let Some(st) = stocks.get_mut(ev.locate as usize) else {
             return;
         };
-        let width = (r.window_ns / BUCKETS as u64).max(1);
-        let window = width * BUCKETS as u64;
-        // The stock's baselines: roll the seconds passed into the EWMAs.
-        let sec = ev.ts / 1_000_000_000;
-        if sec > st.sec {
-            let gap = (sec - st.sec - 1).min(1 << 20) as i32;
-            let n = st.sec_n as f64;
-            for (b, horizon) in [
-                (&mut st.base, r.baseline_ns),
-                (&mut st.fast, r.fast_baseline_ns),
-            ] {
-                let alpha = (1e9 / horizon as f64).min(1.0);
-                *b += alpha * (n - *b);
-                if gap > 0 {
-                    *b *= (1.0 - alpha).powi(gap);
-                }
-            }
-            st.sec = sec;
-            st.sec_n = 0;
-        }
-        st.sec_n = st.sec_n.saturating_add(1);
-        st.ring.advance(ev.ts, width);
-        st.ring.count(cancel);
-        st.shown.advance(ev.ts, width);
-        if !matches!(ev.kind, Kind::Cancel { .. }) {
-            st.shown.count(false);
-        }
-        let stock_msgs = st.ring.total;
-        let warming = ev.ts < st.warm_until;
-        let stock_armed = st
-            .latch
-            .armed(stock_msgs, r.stock_min_msgs, ev.ts, r.cooldown_ns);
-        // The baseline per window and the rate against it: only needed to judge a trigger or
-        // write an alert, not on every message.
-        let rates = |st: &StockRate| {
-            let base_window = st.base.max(st.fast) * window as f64 / 1e9;
-            (base_window, stock_msgs as f64 / base_window.max(1.0))
-        };
-
+        st.on_message(r, ev, cancel, width);
         // The participant's window (one table probe: the live entry is updated in place).
         let mut pair: Option<&mut PartyRate> = None;
         if party != NOBODY {
@@ -585,114 +542,200 @@ impl Detector for QuoteStuffing {
                 None => *full += 1,
             }
         }
-
+        let msg = Msg {
+            r,
+            ev,
+            ctx,
+            party,
+            order_ref,
+            window: width * BUCKETS as u64,
+        };
         if let Some(p) = pair.as_deref_mut() {
-            let msgs = p.ring.total;
-            let armed = p.latch.armed(msgs, r.party_min_msgs, ev.ts, r.cooldown_ns);
-            if armed && msgs >= r.party_min_msgs {
-                let share = p.ring.cancel_share();
-                if share >= r.min_cancel_share {
-                    p.latch.fire(ev.ts);
-                    st.latch.fire(ev.ts);
-                    let (base_window, rate_ratio) = rates(st);
-                    out.push(
-                        Alert::new(Self::ID, ev.ts, ev.seq, ev.locate, ctx.symbol)
-                            .party(party)
-                            .severity(Severity::by_ratio(
-                                msgs as f64 / r.party_min_msgs as f64,
-                                4.0,
-                            ))
-                            .order_ref(order_ref)
-                            .evidence("msgs_in_window", msgs as f64, ">=", r.party_min_msgs as f64)
-                            .evidence("cancel_share_ratio", share, ">=", r.min_cancel_share)
-                            .evidence("window_ns", window as f64, "<=", r.window_ns as f64)
-                            .evidence(
-                                "stock_msgs_in_window",
-                                stock_msgs as f64,
-                                cmp(stock_msgs as f64, r.stock_min_msgs as f64),
-                                r.stock_min_msgs as f64,
-                            )
-                            .evidence(
-                                "baseline_msgs_per_window",
-                                base_window,
-                                if base_window <= stock_msgs as f64 / r.rate_multiple {
-                                    "<="
-                                } else {
-                                    ">"
-                                },
-                                stock_msgs as f64 / r.rate_multiple,
-                            )
-                            .evidence(
-                                "rate_ratio",
-                                rate_ratio,
-                                cmp(rate_ratio, r.rate_multiple),
-                                r.rate_multiple,
-                            )
-                            .touch(ev.after)
-                            .since(p.ring.first_ts()),
-                    );
-                    return;
-                }
+            if let Some(a) = party_trigger(&msg, st, p) {
+                out.push(a);
+                return;
             }
         }
-
-        if !(stock_armed && !warming && stock_msgs >= r.stock_min_msgs) {
-            return;
-        }
-        let new_share = st.shown.total as f64 / stock_msgs.max(1) as f64;
-        if new_share < r.stock_min_new_share {
-            return;
-        }
-        let (base_window, rate_ratio) = rates(st);
-        if rate_ratio >= r.rate_multiple {
-            st.latch.fire(ev.ts);
-            // Name the sender of this message if it sent at least half the window.
-            let mut named = NOBODY;
-            let mut share = st.ring.cancel_share();
-            if let Some(p) = pair {
-                if p.ring.total.saturating_mul(2) >= stock_msgs {
-                    named = party;
-                    share = p.ring.cancel_share();
-                    p.latch.fire(ev.ts);
-                }
-            }
-            let since = st.ring.first_ts();
-            out.push(
-                Alert::new(Self::ID, ev.ts, ev.seq, ev.locate, ctx.symbol)
-                    .party(named)
-                    .severity(Severity::by_ratio(rate_ratio / r.rate_multiple, 4.0))
-                    .order_ref(order_ref)
-                    .evidence(
-                        "stock_msgs_in_window",
-                        stock_msgs as f64,
-                        ">=",
-                        r.stock_min_msgs as f64,
-                    )
-                    .evidence("rate_ratio", rate_ratio, ">=", r.rate_multiple)
-                    .evidence(
-                        "new_order_share_ratio",
-                        new_share,
-                        ">=",
-                        r.stock_min_new_share,
-                    )
-                    .evidence(
-                        "baseline_msgs_per_window",
-                        base_window,
-                        "<=",
-                        stock_msgs as f64 / r.rate_multiple,
-                    )
-                    .evidence("window_ns", window as f64, "<=", r.window_ns as f64)
-                    .evidence(
-                        "cancel_share_ratio",
-                        share,
-                        cmp(share, r.min_cancel_share),
-                        r.min_cancel_share,
-                    )
-                    .touch(ev.after)
-                    .since(since),
-            );
+        if let Some(a) = stock_trigger(&msg, st, pair) {
+            out.push(a);
         }
     }
+}
+
+impl QuoteStuffing {
+    /// After an opening, reopening or IPO cross the stock's pace changes regime: the stock
+    /// trigger waits one fast baseline horizon while the baseline catches up.
+    fn on_cross(&mut self, r: &QuoteStuffingRules, ev: &SurvEvent, cross_type: u8) {
+        if cross_type != b'C' {
+            if let Some(st) = self.stocks.get_mut(ev.locate as usize) {
+                st.warm_until = ev.ts.saturating_add(r.fast_baseline_ns);
+            }
+        }
+    }
+}
+
+impl StockRate {
+    /// One order message of the stock: rolls the seconds passed into the baselines' EWMAs and
+    /// counts it in the windows (every message, cancels, and new orders shown).
+    fn on_message(&mut self, r: &QuoteStuffingRules, ev: &SurvEvent, cancel: bool, width: u64) {
+        let sec = ev.ts / 1_000_000_000;
+        if sec > self.sec {
+            let gap = (sec - self.sec - 1).min(1 << 20) as i32;
+            let n = self.sec_n as f64;
+            for (b, horizon) in [
+                (&mut self.base, r.baseline_ns),
+                (&mut self.fast, r.fast_baseline_ns),
+            ] {
+                let alpha = (1e9 / horizon as f64).min(1.0);
+                *b += alpha * (n - *b);
+                if gap > 0 {
+                    *b *= (1.0 - alpha).powi(gap);
+                }
+            }
+            self.sec = sec;
+            self.sec_n = 0;
+        }
+        self.sec_n = self.sec_n.saturating_add(1);
+        self.ring.advance(ev.ts, width);
+        self.ring.count(cancel);
+        self.shown.advance(ev.ts, width);
+        if !matches!(ev.kind, Kind::Cancel { .. }) {
+            self.shown.count(false);
+        }
+    }
+
+    /// The baseline per window and the window's rate against it: only needed to judge a
+    /// trigger or write an alert, not on every message.
+    fn rates(&self, window: u64) -> (f64, f64) {
+        let base_window = self.base.max(self.fast) * window as f64 / 1e9;
+        (base_window, self.ring.total as f64 / base_window.max(1.0))
+    }
+}
+
+/// One order message being judged: the rules, the event, who sent it, the window's length.
+struct Msg<'a> {
+    r: &'a QuoteStuffingRules,
+    ev: &'a SurvEvent,
+    ctx: &'a Ctx<'a>,
+    party: Party,
+    order_ref: u64,
+    window: u64,
+}
+
+/// The participant trigger: its own window full of messages, most of them cancels.
+fn party_trigger(m: &Msg<'_>, st: &mut StockRate, p: &mut PartyRate) -> Option<Alert> {
+    let (r, ev) = (m.r, m.ev);
+    let msgs = p.ring.total;
+    if !p.latch.armed(msgs, r.party_min_msgs, ev.ts, r.cooldown_ns) || msgs < r.party_min_msgs {
+        return None;
+    }
+    let share = p.ring.cancel_share();
+    if share < r.min_cancel_share {
+        return None;
+    }
+    p.latch.fire(ev.ts);
+    st.latch.fire(ev.ts);
+    let stock_msgs = st.ring.total;
+    let (base_window, rate_ratio) = st.rates(m.window);
+    let per_rate = stock_msgs as f64 / r.rate_multiple;
+    Some(
+        Alert::new(QuoteStuffing::ID, ev.ts, ev.seq, ev.locate, m.ctx.symbol)
+            .party(m.party)
+            .severity(Severity::by_ratio(
+                msgs as f64 / r.party_min_msgs as f64,
+                4.0,
+            ))
+            .order_ref(m.order_ref)
+            .evidence("msgs_in_window", msgs as f64, ">=", r.party_min_msgs as f64)
+            .evidence("cancel_share_ratio", share, ">=", r.min_cancel_share)
+            .evidence("window_ns", m.window as f64, "<=", r.window_ns as f64)
+            .evidence(
+                "stock_msgs_in_window",
+                stock_msgs as f64,
+                cmp(stock_msgs as f64, r.stock_min_msgs as f64),
+                r.stock_min_msgs as f64,
+            )
+            .evidence(
+                "baseline_msgs_per_window",
+                base_window,
+                if base_window <= per_rate { "<=" } else { ">" },
+                per_rate,
+            )
+            .evidence(
+                "rate_ratio",
+                rate_ratio,
+                cmp(rate_ratio, r.rate_multiple),
+                r.rate_multiple,
+            )
+            .touch(ev.after)
+            .since(p.ring.first_ts()),
+    )
+}
+
+/// The stock trigger: the stock's window many times its own baseline rate, with new orders in
+/// it (a sweep's cancel cascade alone is not stuffing); names the sender of this message if it
+/// sent at least half the window.
+fn stock_trigger(m: &Msg<'_>, st: &mut StockRate, pair: Option<&mut PartyRate>) -> Option<Alert> {
+    let (r, ev) = (m.r, m.ev);
+    let stock_msgs = st.ring.total;
+    let armed = st
+        .latch
+        .armed(stock_msgs, r.stock_min_msgs, ev.ts, r.cooldown_ns);
+    if !armed || ev.ts < st.warm_until || stock_msgs < r.stock_min_msgs {
+        return None;
+    }
+    let new_share = st.shown.total as f64 / stock_msgs.max(1) as f64;
+    if new_share < r.stock_min_new_share {
+        return None;
+    }
+    let (base_window, rate_ratio) = st.rates(m.window);
+    if rate_ratio < r.rate_multiple {
+        return None;
+    }
+    st.latch.fire(ev.ts);
+    let mut named = NOBODY;
+    let mut share = st.ring.cancel_share();
+    if let Some(p) = pair {
+        if p.ring.total.saturating_mul(2) >= stock_msgs {
+            named = m.party;
+            share = p.ring.cancel_share();
+            p.latch.fire(ev.ts);
+        }
+    }
+    Some(
+        Alert::new(QuoteStuffing::ID, ev.ts, ev.seq, ev.locate, m.ctx.symbol)
+            .party(named)
+            .severity(Severity::by_ratio(rate_ratio / r.rate_multiple, 4.0))
+            .order_ref(m.order_ref)
+            .evidence(
+                "stock_msgs_in_window",
+                stock_msgs as f64,
+                ">=",
+                r.stock_min_msgs as f64,
+            )
+            .evidence("rate_ratio", rate_ratio, ">=", r.rate_multiple)
+            .evidence(
+                "new_order_share_ratio",
+                new_share,
+                ">=",
+                r.stock_min_new_share,
+            )
+            .evidence(
+                "baseline_msgs_per_window",
+                base_window,
+                "<=",
+                stock_msgs as f64 / r.rate_multiple,
+            )
+            .evidence("window_ns", m.window as f64, "<=", r.window_ns as f64)
+            .evidence(
+                "cancel_share_ratio",
+                share,
+                cmp(share, r.min_cancel_share),
+                r.min_cancel_share,
+            )
+            .touch(ev.after)
+            .since(st.ring.first_ts()),
+    )
 }
 
 /// Thresholds of `[order_to_trade]` in the rules file.
