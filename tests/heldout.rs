@@ -22,22 +22,23 @@ const FEEDS: [(u64, Option<&str>); 6] = [
     (1005, Some("halt")),
 ];
 
-/// Per family: (detector, recall floor, precision floor): the figures measured on FEEDS at
-/// 2026-12-07 (detected/episodes, true positives/alerts in the comments) minus about one
-/// episode's (or one alert's) worth. Low floors are today's truth, not a goal.
+/// Per family: (detector, recall floor, precision floor): the figures measured on FEEDS
+/// (detected/episodes, true positives/alerts in the comments) minus about one episode's (or one
+/// alert's) worth. Low floors are today's truth, not a goal. Raised where the scale-free
+/// detectors (stop 20) measured higher; spoofing recall was 6/8 before them and keeps its floor.
 const FLOORS: [(&str, f64, f64); 7] = [
-    ("spoofing", 0.62, 0.2),          // 6/8, 6/24
-    ("layering", 0.6, 0.9),           // 10/15, 10/10
-    ("quote_stuffing", 0.81, 0.7),    // 10/11, 15/19
-    ("momentum_ignition", 0.16, 0.4), // 3/12, 3/5
-    ("marking_the_close", 0.22, 0.5), // 3/9, 3/4
-    ("abnormal_move", 0.75, 0.17),    // 7/8, 7/34
-    ("wash_trade", 0.81, 0.9),        // 10/11, 10/10 (the miss: a feed without flow)
+    ("spoofing", 0.62, 0.4),           // 5/8, 5/11 (was 6/8, 6/24)
+    ("layering", 0.6, 0.9),            // 10/15, 10/10
+    ("quote_stuffing", 0.81, 0.7),     // 10/11, 15/19
+    ("momentum_ignition", 0.25, 0.65), // 4/12, 4/5 (was 3/12, 3/5)
+    ("marking_the_close", 0.22, 0.5),  // 3/9, 3/4
+    ("abnormal_move", 0.75, 0.17),     // 7/8, 7/34
+    ("wash_trade", 0.81, 0.9),         // 10/11, 10/10 (the miss: a feed without flow)
 ];
 
-/// At most this many manipulation-family alerts on the hard negatives (measured: 2 alerts, on
-/// 2 of 33 negatives).
-const MAX_FALSE_ON_NEGATIVES: u64 = 3;
+/// At most this many manipulation-family alerts on the hard negatives (measured: 1 alert, on
+/// 1 of 33 negatives; 2 before the scale-free detectors).
+const MAX_FALSE_ON_NEGATIVES: u64 = 2;
 
 fn run(args: &[&str]) -> Output {
     let o = Command::new(BIN)
