@@ -590,8 +590,27 @@ impl Detector for MomentumIgnition {
 }
 
 impl MomentumIgnition {
-    /// One trade of a followed stock (already in its buckets).
+    /// One trade of a followed stock (already in its buckets): it follows the open episode, or
+    /// may open one.
     fn step(
+        r: &MomentumIgnitionRules,
+        st: &mut Stock,
+        ev: &SurvEvent,
+        ctx: &Ctx<'_>,
+        out: &mut Alerts,
+        trade: (u32, u32, Party, u64, Option<Side>),
+        overflow: &mut bool,
+    ) {
+        if st.ep.dir != 0 && Self::follow(r, st, ev, ctx, out, trade, overflow) {
+            return;
+        }
+        Self::open(r, st, ev.ts, trade);
+    }
+
+    /// The open episode takes a trade: a new peak, a trade against the move, the move's volume
+    /// and its parties; on a reversion in time it is judged and closed. False when it had
+    /// expired (no reversion in time: a near miss), so the trade may open a new one.
+    fn follow(
         r: &MomentumIgnitionRules,
         st: &mut Stock,
         ev: &SurvEvent,
@@ -599,151 +618,164 @@ impl MomentumIgnition {
         out: &mut Alerts,
         (px, shares, party, order_ref, side): (u32, u32, Party, u64, Option<Side>),
         overflow: &mut bool,
+    ) -> bool {
+        let ts = ev.ts;
+        let ep = &mut st.ep;
+        if ts > ep.peak_ts.saturating_add(r.revert_ns) {
+            ep.dir = 0;
+            return false;
+        }
+        let up = ep.dir > 0;
+        if (up && px > ep.peak_px) || (!up && px < ep.peak_px) {
+            ep.peak_px = px;
+            ep.peak_ts = ts;
+            ep.against = 0;
+        } else if side == Some(if up { Side::Buy } else { Side::Sell }) {
+            ep.against += 1;
+        }
+        let into = if up { Side::Sell } else { Side::Buy };
+        if side == Some(into) {
+            ep.volume += shares as u64;
+        }
+        if party != NOBODY && side == Some(into) && !ep.add_party(party, shares, order_ref, px) {
+            *overflow = true;
+        }
+        let mv = ep.peak_px.abs_diff(ep.start_px) as f64;
+        let back = if up {
+            ep.peak_px.saturating_sub(px)
+        } else {
+            px.saturating_sub(ep.peak_px)
+        } as f64;
+        if mv > 0.0 && back >= r.min_revert_fraction * mv && ep.against >= r.min_revert_trades {
+            Self::judge(r, st, ev, ctx, out, back, mv);
+            st.ep.dir = 0;
+        }
+        true
+    }
+
+    /// A reverted episode: the alert, naming the party whose exit qualifies best, if any.
+    fn judge(
+        r: &MomentumIgnitionRules,
+        st: &mut Stock,
+        ev: &SurvEvent,
+        ctx: &Ctx<'_>,
+        out: &mut Alerts,
+        back: f64,
+        mv: f64,
     ) {
         let ts = ev.ts;
-        let width = (r.max_burst_ns / BUCKETS as u64).max(1);
-
-        if st.ep.dir != 0 {
-            let ep = &mut st.ep;
-            if ts > ep.peak_ts.saturating_add(r.revert_ns) {
-                ep.dir = 0; // no reversion in time: a near miss
-            } else {
-                let up = ep.dir > 0;
-                if (up && px > ep.peak_px) || (!up && px < ep.peak_px) {
-                    ep.peak_px = px;
-                    ep.peak_ts = ts;
-                    ep.against = 0;
-                } else if side == Some(if up { Side::Buy } else { Side::Sell }) {
-                    ep.against += 1;
-                }
-                let into = if up { Side::Sell } else { Side::Buy };
-                if side == Some(into) {
-                    ep.volume += shares as u64;
-                }
-                if party != NOBODY
-                    && side == Some(into)
-                    && !ep.add_party(party, shares, order_ref, px)
-                {
-                    *overflow = true;
-                }
-                let ep = &mut st.ep;
-                let mv = ep.peak_px.abs_diff(ep.start_px) as f64;
-                let back = if up {
-                    ep.peak_px.saturating_sub(px)
-                } else {
-                    px.saturating_sub(ep.peak_px)
-                } as f64;
-                if mv > 0.0
-                    && back >= r.min_revert_fraction * mv
-                    && ep.against >= r.min_revert_trades
-                {
-                    let mv_px = ep.peak_px.abs_diff(ep.start_px);
-                    let best = ep.parties[..ep.n_parties as usize]
-                        .iter()
-                        .filter(|p| r.party_qualifies(p.shares, ep.volume, mv_px))
-                        .max_by(|a, b| {
-                            (a.best, a.shares)
-                                .cmp(&(b.best, b.shares))
-                                .then(b.party.cmp(&a.party))
-                        })
-                        .copied();
-                    if let Some(p) = best {
-                        let large = r.party_is_large(p.shares, mv_px);
-                        let move_bps = bps(ep.peak_px, ep.start_px).abs();
-                        let peak = ep.peak_px.max(1) as f64;
-                        let mut a = Alert::new(
-                            DetectorId::MomentumIgnition,
-                            ts,
-                            ev.seq,
-                            ev.locate,
-                            ctx.symbol,
-                        )
-                        .party(p.party)
-                        .severity(Severity::by_ratio(move_bps / r.min_move_bps, 2.0))
-                        .context("move_bps", move_bps)
-                        .evidence(
-                            "move_ticks",
-                            ticks_between(ep.peak_px, ep.start_px) as f64,
-                            ">=",
-                            r.min_move_ticks as f64,
-                        )
-                        // The move when the episode opened, scaled by its window score (1 up
-                        // to burst_ns), and over the stock's own volatility at that length.
-                        .evidence("scaled_move_bps", ep.scaled_bps, ">=", r.min_move_bps)
-                        .context("window_score", ep.window_score)
-                        .test_if(
-                            !ep.move_sigma.is_nan(),
-                            "move_sigma",
-                            ep.move_sigma,
-                            ">=",
-                            r.min_move_sigma,
-                        )
-                        .test_if(
-                            !ep.move_spreads.is_nan(),
-                            "move_spreads",
-                            ep.move_spreads,
-                            ">=",
-                            r.min_move_spreads,
-                        )
-                        .evidence(
-                            "trades_in_burst",
-                            ep.trades as f64,
-                            ">=",
-                            r.min_trades as f64,
-                        )
-                        .evidence("burst_ns", ep.burst_ns as f64, "<=", r.max_burst_ns as f64)
-                        .test_if(
-                            large,
-                            "party_executed_shares",
-                            p.shares as f64,
-                            ">=",
-                            r.min_party_shares as f64,
-                        )
-                        .test_if(
-                            large,
-                            "party_move_value_usd",
-                            party_value(p.shares, mv_px),
-                            ">=",
-                            r.min_party_value_usd,
-                        )
-                        .test_if(
-                            !large,
-                            "party_volume_share",
-                            p.shares as f64 / ep.volume.max(1) as f64,
-                            ">=",
-                            r.min_party_volume_share,
-                        )
-                        .evidence("direction_ratio", ep.direction, ">=", r.min_direction_ratio)
-                        .evidence("reversion_ratio", back / mv, ">=", r.min_revert_fraction)
-                        // The give-back from the peak in bps of the peak price; the threshold is
-                        // the retracement `min_revert_fraction` asks of this move.
-                        .evidence(
-                            "reversion_bps",
-                            back / peak * 10_000.0,
-                            ">=",
-                            r.min_revert_fraction * mv / peak * 10_000.0,
-                        )
-                        .evidence(
-                            "reversion_ns",
-                            ts.saturating_sub(ep.peak_ts) as f64,
-                            "<=",
-                            r.revert_ns as f64,
-                        )
-                        .touch(ev.after)
-                        .since(ep.start_ts);
-                        for &x in &p.refs[..p.n_refs as usize] {
-                            a = a.order_ref(x);
-                        }
-                        out.push(a);
-                        st.quiet_until = ts.saturating_add(r.cooldown_ns);
-                    }
-                    st.ep.dir = 0;
-                }
-                return;
+        let ep = &st.ep;
+        let mv_px = ep.peak_px.abs_diff(ep.start_px);
+        let best = ep.parties[..ep.n_parties as usize]
+            .iter()
+            .filter(|p| r.party_qualifies(p.shares, ep.volume, mv_px))
+            .max_by(|a, b| {
+                (a.best, a.shares)
+                    .cmp(&(b.best, b.shares))
+                    .then(b.party.cmp(&a.party))
+            })
+            .copied();
+        if let Some(p) = best {
+            let large = r.party_is_large(p.shares, mv_px);
+            let move_bps = bps(ep.peak_px, ep.start_px).abs();
+            let peak = ep.peak_px.max(1) as f64;
+            let mut a = Alert::new(
+                DetectorId::MomentumIgnition,
+                ts,
+                ev.seq,
+                ev.locate,
+                ctx.symbol,
+            )
+            .party(p.party)
+            .severity(Severity::by_ratio(move_bps / r.min_move_bps, 2.0))
+            .context("move_bps", move_bps)
+            .evidence(
+                "move_ticks",
+                ticks_between(ep.peak_px, ep.start_px) as f64,
+                ">=",
+                r.min_move_ticks as f64,
+            )
+            // The move when the episode opened, scaled by its window score (1 up
+            // to burst_ns), and over the stock's own volatility at that length.
+            .evidence("scaled_move_bps", ep.scaled_bps, ">=", r.min_move_bps)
+            .context("window_score", ep.window_score)
+            .test_if(
+                !ep.move_sigma.is_nan(),
+                "move_sigma",
+                ep.move_sigma,
+                ">=",
+                r.min_move_sigma,
+            )
+            .test_if(
+                !ep.move_spreads.is_nan(),
+                "move_spreads",
+                ep.move_spreads,
+                ">=",
+                r.min_move_spreads,
+            )
+            .evidence(
+                "trades_in_burst",
+                ep.trades as f64,
+                ">=",
+                r.min_trades as f64,
+            )
+            .evidence("burst_ns", ep.burst_ns as f64, "<=", r.max_burst_ns as f64)
+            .test_if(
+                large,
+                "party_executed_shares",
+                p.shares as f64,
+                ">=",
+                r.min_party_shares as f64,
+            )
+            .test_if(
+                large,
+                "party_move_value_usd",
+                party_value(p.shares, mv_px),
+                ">=",
+                r.min_party_value_usd,
+            )
+            .test_if(
+                !large,
+                "party_volume_share",
+                p.shares as f64 / ep.volume.max(1) as f64,
+                ">=",
+                r.min_party_volume_share,
+            )
+            .evidence("direction_ratio", ep.direction, ">=", r.min_direction_ratio)
+            .evidence("reversion_ratio", back / mv, ">=", r.min_revert_fraction)
+            // The give-back from the peak in bps of the peak price; the threshold is
+            // the retracement `min_revert_fraction` asks of this move.
+            .evidence(
+                "reversion_bps",
+                back / peak * 10_000.0,
+                ">=",
+                r.min_revert_fraction * mv / peak * 10_000.0,
+            )
+            .evidence(
+                "reversion_ns",
+                ts.saturating_sub(ep.peak_ts) as f64,
+                "<=",
+                r.revert_ns as f64,
+            )
+            .touch(ev.after)
+            .since(ep.start_ts);
+            for &x in &p.refs[..p.n_refs as usize] {
+                a = a.order_ref(x);
             }
+            out.push(a);
+            st.quiet_until = ts.saturating_add(r.cooldown_ns);
         }
+    }
 
-        // No episode open: an attributed resting order executed on the side a move runs into?
+    /// No episode open: an attributed resting order executed on the side a move runs into
+    /// opens one when a recent run of trades, at one of the window lengths, passes every test.
+    fn open(
+        r: &MomentumIgnitionRules,
+        st: &mut Stock,
+        ts: u64,
+        (px, shares, party, order_ref, side): (u32, u32, Party, u64, Option<Side>),
+    ) {
+        let width = (r.max_burst_ns / BUCKETS as u64).max(1);
         let (Some(side), true) = (side, party != NOBODY) else {
             return;
         };
