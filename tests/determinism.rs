@@ -8,6 +8,7 @@ mod common;
 use common::shared::Shared;
 
 use tickwatch::book::{BookConfig, Books};
+use tickwatch::feed::Frames;
 use tickwatch::gen::{generate_scenarios, GenConfig, ScenarioPlan};
 use tickwatch::pipeline::alerts::SurvJob;
 use tickwatch::pipeline::{run, run_surv, shard_of, PipelineConfig, WaitStrategy};
@@ -229,16 +230,11 @@ fn inspect_refs_names_what_the_corruption_did() {
 
 /// The stock directory's symbols.
 fn symbols(feed: &[u8]) -> Vec<[u8; 8]> {
-    let (mut at, mut out) = (0usize, Vec::new());
-    while at + 2 <= feed.len() {
-        let len = u16::from_be_bytes([feed[at], feed[at + 1]]) as usize;
-        let body = &feed[at + 2..at + 2 + len];
-        if body[0] == b'R' {
-            out.push(body[11..19].try_into().unwrap());
-        }
-        at += 2 + len;
-    }
-    out
+    Frames::new(feed)
+        .map(|f| f.unwrap().body)
+        .filter(|b| b[0] == b'R')
+        .map(|b| b[11..19].try_into().unwrap())
+        .collect()
 }
 
 /// Dense flow: every 20 s, `per` records for every stock within 1 µs, from 7 accounts (news,
@@ -352,16 +348,12 @@ fn one_stocks_flow_over_a_step_overflows_alike_for_any_worker_count() {
 
 /// The time of every message, in feed order.
 fn times(feed: &[u8]) -> Vec<u64> {
-    let (mut at, mut out) = (0usize, Vec::new());
-    while at + 2 <= feed.len() {
-        let len = u16::from_be_bytes([feed[at], feed[at + 1]]) as usize;
-        let b = &feed[at + 2..at + 2 + len];
-        out.push(u64::from_be_bytes([
-            0, 0, b[5], b[6], b[7], b[8], b[9], b[10],
-        ]));
-        at += 2 + len;
-    }
-    out
+    Frames::new(feed)
+        .map(|f| {
+            let b = f.unwrap().body;
+            u64::from_be_bytes([0, 0, b[5], b[6], b[7], b[8], b[9], b[10]])
+        })
+        .collect()
 }
 
 /// Alerts' times, from JSON lines.
@@ -424,10 +416,9 @@ fn a_stopped_run_joins_no_flow_past_its_stop_point() {
     );
     // And a stopped run is a cut feed: the same alerts as the feed and the flow cut where it
     // stopped.
-    let mut at = 0;
-    for _ in 0..read {
-        at += 2 + u16::from_be_bytes([feed[at], feed[at + 1]]) as usize;
-    }
+    let at = Frames::new(&feed)
+        .nth(read)
+        .map_or(feed.len(), |f| f.unwrap().offset as usize);
     let cut: Vec<FlowRecord> = flow.iter().filter(|f| f.ts <= last).copied().collect();
     assert!(cut.len() < flow.len());
     let mut books = Books::new(BookConfig::small());
