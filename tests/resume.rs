@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use tickwatch::ckpt::FORMAT_VERSION;
 use tickwatch::rng::SplitMix64;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tickwatch");
@@ -235,11 +236,16 @@ fn a_checkpoint_of_another_format_version_is_refused() {
     let (d, a) = checkpointed("version", 2);
     let m = newest(&d).join("manifest.json");
     let text = std::fs::read_to_string(&m).unwrap();
-    std::fs::write(&m, text.replace("\"format\": 1", "\"format\": 2")).unwrap();
+    let (ours, other) = (FORMAT_VERSION, FORMAT_VERSION + 1);
+    let text = text.replace(
+        &format!("\"format\": {ours}"),
+        &format!("\"format\": {other}"),
+    );
+    std::fs::write(&m, text).unwrap();
     let out = f.run(2, &a, Mode::Resume(&d)).output().unwrap();
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("is format 2, this build reads 1"),
+        stderr(&out).contains(&format!("is format {other}, this build reads {ours}")),
         "{}",
         stderr(&out)
     );

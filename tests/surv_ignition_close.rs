@@ -1021,6 +1021,8 @@ fn close_rules_reject_nonsense() {
         "[marking_the_close]\nmin_noii_imbalance_ratio = 0.0\n",
         "[marking_the_close]\nmin_noii_imbalance_ratio = nan\n",
         "[marking_the_close]\nnoii_ratio = 1.0\n",
+        "[marking_the_close]\nmin_move_sigmas = 0.0\n",
+        "[marking_the_close]\nmin_aggressor_imbalance = 1.5\n",
     ];
     for t in bad {
         assert!(Rules::from_toml(t, "t.toml").is_err(), "{t}");
@@ -1308,4 +1310,122 @@ fn the_scripts_keep_to_their_shape() {
             }
         }
     }
+}
+
+// Marking the close against the stock's own volatility: a quoted book (a bid and an offer
+// that stay until requoted), trades against it, no volume surge and no auction imbalance.
+
+/// A two-sided quote of stock 1 and the trades against it.
+struct Quoted {
+    f: Feed,
+    bid: (u64, u32),
+    ask: (u64, u32),
+    /// The shares left on the bid and the offer.
+    left: (u32, u32),
+}
+
+impl Quoted {
+    fn new() -> Quoted {
+        let mut f = Feed::new();
+        let bid = f.add(OPEN, b'B', c(999), 1_000_000, None);
+        let ask = f.add(OPEN, b'S', c(1001), 1_000_000, None);
+        Quoted {
+            f,
+            bid: (bid, c(999)),
+            ask: (ask, c(1001)),
+            left: (1_000_000, 1_000_000),
+        }
+    }
+
+    /// Replaces the quote with a bid at `bid` and an offer at `ask` (cents).
+    fn requote(&mut self, ts: u64, bid: u32, ask: u32) {
+        for r in [self.bid.0, self.ask.0] {
+            let m = OrderDelete {
+                hdr: header(b'D', 1, 0, ts),
+                order_ref: BeU64::new(r),
+            };
+            push_frame(&mut self.f.buf, &m);
+        }
+        self.bid = (self.f.add(ts, b'B', c(bid), 1_000_000, None), c(bid));
+        self.ask = (self.f.add(ts, b'S', c(ask), 1_000_000, None), c(ask));
+        self.left = (1_000_000, 1_000_000);
+    }
+
+    /// A trade of `shares`: an aggressive buy lifts the offer, else a sell hits the bid.
+    fn trade(&mut self, ts: u64, buy: bool, shares: u32) {
+        let (r, left) = match buy {
+            true => (self.ask.0, &mut self.left.1),
+            false => (self.bid.0, &mut self.left.0),
+        };
+        *left -= shares;
+        self.f.exec(ts, r, shares);
+    }
+}
+
+/// A 30-minute day of 200-share trades every 10 s, buys and sells alternating, the quote
+/// 9.99/10.01 moving `swing` cents up and back every 40 s; then the last 2 minutes, the quote
+/// lifted a cent every 10 s (12 cents), the trades buys if `buys`, else sells; then the
+/// closing cross at the last trade's price and the end of market hours.
+fn pushed_close(swing: u32, buys: bool) -> Feed {
+    let mut q = Quoted::new();
+    let tail_from = CLOSE - 120 * SEC;
+    let (mut t, mut i) = (OPEN + 10 * SEC, 0u64);
+    while t < tail_from {
+        if i % 4 == 0 {
+            let up = if i % 8 == 0 { swing } else { 0 };
+            q.requote(t, 999 + up, 1001 + up);
+        }
+        q.trade(t + SEC, i % 2 == 0, 200);
+        t += 10 * SEC;
+        i += 1;
+    }
+    q.requote(t, 999, 1001);
+    for k in 1..=12u32 {
+        q.requote(t, 999 + k, 1001 + k);
+        q.trade(t + SEC, buys, 200);
+        t += 10 * SEC;
+    }
+    let last = if buys { q.ask.1 } else { q.bid.1 };
+    q.f.cross(CLOSE, last, 50_000);
+    q.f.system(b'M', CLOSE);
+    q.f.system(b'E', CLOSE + 4 * 3600 * SEC);
+    q.f
+}
+
+#[test]
+fn close_fires_on_a_push_out_of_line_with_the_stocks_own_moves() {
+    // A quiet day (the mid still), then 12 cents in 2 minutes, every trade a buy: about 120
+    // bps, many times the day's moves, at the day's pace (the volume test alone is silent).
+    let alerts = pushed_close(0, true).run(Rules::default(), DetectorId::MarkingTheClose);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(a.ts, CLOSE);
+    assert_eq!(a.party, NOBODY);
+    assert!(ev(a, "move_sigmas") >= 2.5, "{a:#?}");
+    assert_eq!(ev(a, "aggressor_imbalance"), 1.0);
+    let imp = ev(a, "impact_bps");
+    assert!((90.0..=130.0).contains(&imp), "impact {imp}");
+    assert!(ev(a, "volume_ratio") < 2.0, "the volume route did not fire");
+}
+
+#[test]
+fn close_near_miss_the_same_push_on_a_stock_that_moves_as_much_all_day() {
+    // The quote swings 20 cents up and back every 40 s all day: 12 cents at the close is
+    // ordinary for this stock.
+    let f = pushed_close(20, true);
+    let alerts = f.run(Rules::default(), DetectorId::MarkingTheClose);
+    assert!(alerts.is_empty(), "{alerts:#?}");
+    // The day's moves are what keep it quiet: measured against a fraction of them, it fires.
+    let loose = "[marking_the_close]\nmin_move_sigmas = 0.05\n";
+    let rules = Rules::from_toml(loose, "loose.toml").expect("rules");
+    let alerts = f.run(rules, DetectorId::MarkingTheClose);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert!(ev(&alerts[0], "move_sigmas") < 2.5);
+}
+
+#[test]
+fn close_near_miss_the_mid_rises_while_sellers_hit_the_bid() {
+    // The quote is lifted but every trade is a sell: nobody bought the price up.
+    let alerts = pushed_close(0, false).run(Rules::default(), DetectorId::MarkingTheClose);
+    assert!(alerts.is_empty(), "{alerts:#?}");
 }

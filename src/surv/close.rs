@@ -38,6 +38,10 @@
 //! the continuous push with the window's volume ratio at least `min_volume_ratio`; or the
 //! auction's move with a one-sided auction — the window's last closing NOII showed an imbalance
 //! on the side the cross price moved of at least `min_noii_imbalance_ratio` × its paired shares.
+//! A third route needs neither: the mid pushed into the close by more than `min_move_sigmas`
+//! standard deviations of the stock's own earlier mid moves (over the window's last 2, 4, 8 or
+//! 16 buckets), with the aggressors leaning the way it moved (`min_aggressor_imbalance`) —
+//! scale-free, for an anonymous push that adds little volume.
 //! The reported impact is the move of the route that fired (the larger if both did). The cross
 //! price never pairs with the volume test alone: a quiet stock's closing price can sit many
 //! ticks from its last trade with nothing unusual about it. A large imbalance with the closing
@@ -60,6 +64,7 @@ use super::range::{self, Key, BPS, COUNT, MULTIPLE};
 use super::scale::ticks_between;
 use super::RuleError;
 use super::{Alert, Alerts, Capacity, Ctx, Detector, DetectorId, Severity, SurvEvent};
+use crate::itch::Side;
 
 /// How long after the end of market hours closing crosses are awaited before the stocks
 /// without one are judged by their last trade (feed time).
@@ -99,6 +104,16 @@ pub struct MarkingTheCloseRules {
     /// it takes to move a closing price; ordinary imbalances are a fraction of the paired
     /// shares). Only when the cross price itself passes the impact thresholds.
     pub min_noii_imbalance_ratio: f64,
+    /// The push against the stock's own volatility, as a third route: the mid's move into the
+    /// close over the window's last 2, 4, 8 or 16 buckets, in standard deviations of the
+    /// stock's own mid moves over as many buckets earlier in the day, at least (default 2.5).
+    /// Scale-free: a cent on a quiet $100 stock can be many deviations, ten cents on a volatile
+    /// $2 stock none.
+    pub min_move_sigmas: f64,
+    /// With it, the executions over the same buckets must lean the way the mid moved: (shares
+    /// bought by aggressors − shares sold) / shares traded, at least (default 0.15: 57.5 % of the shares one way; the
+    /// aggressor is the side opposite the resting order, as ITCH shows only resting orders).
+    pub min_aggressor_imbalance: f64,
 }
 
 impl Default for MarkingTheCloseRules {
@@ -112,6 +127,8 @@ impl Default for MarkingTheCloseRules {
             min_impact_ticks: 10,
             min_party_share: 0.15,
             min_noii_imbalance_ratio: 1.0,
+            min_move_sigmas: 2.5,
+            min_aggressor_imbalance: 0.15,
         }
     }
 }
@@ -130,6 +147,8 @@ impl MarkingTheCloseRules {
         Key::int("min_impact_ticks", 0, COUNT),
         Key::above("min_party_share", 0.0, 1.0),
         Key::above("min_noii_imbalance_ratio", 0.0, MULTIPLE),
+        Key::above("min_move_sigmas", 0.0, MULTIPLE),
+        Key::above("min_aggressor_imbalance", 0.0, 1.0),
     ];
 
     /// Checks every threshold is in its range.
@@ -145,6 +164,27 @@ const SLOTS: usize = 4;
 /// Stocks followed at most per shard (beyond, counted in [`MarkingTheClose::stock_overflow`]).
 const MAX_STOCKS: usize = 16_384;
 const NO_SLOT: u32 = u32::MAX;
+/// Basis points in one.
+const BPS_PER: f64 = 10_000.0;
+/// The window's tails the push against volatility is measured over, in buckets.
+const PUSH_SPANS: [u64; 4] = [2, 4, 8, 16];
+/// Bucket widths of moves the day needs before its volatility is trusted.
+const MIN_VOL_WIDTHS: u64 = 8;
+
+/// The strongest push into the close against the stock's own volatility.
+#[derive(Clone, Copy, Debug)]
+struct Push {
+    /// The mid's move, bps (signed).
+    bps: f64,
+    /// And in the stock's own ticks.
+    ticks: u32,
+    /// The move over the day's standard deviation for as many buckets.
+    sigmas: f64,
+    /// The aggressors' lean over the span, −1..=1.
+    imbalance: f64,
+    /// The span, buckets.
+    buckets: u64,
+}
 
 #[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Bucket {
@@ -152,6 +192,14 @@ struct Bucket {
     id: u64,
     trades: u32,
     shares: u64,
+    /// Displayed executions signed by their aggressor: + bought, − sold.
+    signed: i64,
+    /// The stock's mid before this bucket's first trade (0: none).
+    prev_mid: u32,
+    /// The squared mid move, bps², from the previous bucket's start to this one's, and the
+    /// bucket widths it spans.
+    move_sq: f64,
+    move_widths: u64,
     /// The last trade price before this bucket's first trade (0: none).
     prev_px: u32,
     first_px: u32,
@@ -189,6 +237,14 @@ struct Stock {
     trades: u64,
     shares: u64,
     last_px: u32,
+    /// The mid after the last displayed execution with a two-sided book (0: none yet).
+    mid: u32,
+    /// The mid and bucket id at the last bucket's start, for the next move.
+    roll_mid: u32,
+    roll_id: u64,
+    /// The day's squared mid moves between bucket starts, bps², and the widths they span.
+    move_sq: f64,
+    move_widths: u64,
     /// The last closing NOII.
     noii: Noii,
     /// Evaluated at the close already.
@@ -206,6 +262,11 @@ impl Default for Stock {
             trades: 0,
             shares: 0,
             last_px: 0,
+            mid: 0,
+            roll_mid: 0,
+            roll_id: 0,
+            move_sq: 0.0,
+            move_widths: 0,
             noii: Noii::default(),
             done: false,
         }
@@ -305,9 +366,13 @@ impl Stock {
         let id = ts / width + 1;
         let i = (id % BUCKETS as u64) as usize;
         if self.buckets[i].id != id {
+            let (move_sq, move_widths) = self.roll_move(id);
             self.buckets[i] = Bucket {
                 id,
                 prev_px: self.last_px,
+                prev_mid: self.mid,
+                move_sq,
+                move_widths,
                 ..Bucket::default()
             };
             for p in &mut self.parties[..self.n_parties as usize] {
@@ -315,6 +380,21 @@ impl Stock {
             }
         }
         (i, id)
+    }
+
+    /// The mid's move since the last bucket began (bps², widths), added to the day's.
+    fn roll_move(&mut self, id: u64) -> (f64, u64) {
+        let mut out = (0.0, 0);
+        if self.roll_mid != 0 && self.mid != 0 {
+            let r = (self.mid as f64 - self.roll_mid as f64) / self.roll_mid as f64 * BPS_PER;
+            out = (r * r, id - self.roll_id);
+            self.move_sq += out.0;
+            self.move_widths += out.1;
+        }
+        if self.mid != 0 {
+            (self.roll_mid, self.roll_id) = (self.mid, id);
+        }
+        out
     }
 
     /// Adds a closing NOII: the bucket's first reference price, the stock's last NOII.
@@ -340,9 +420,24 @@ impl Stock {
 
     /// Adds a trade; returns true when a participant had to be evicted.
     fn record(&mut self, width: u64, ts: u64, px: Option<u32>, shares: u64, party: Party) -> bool {
+        self.record_signed(width, ts, px, shares, party, 0)
+    }
+
+    /// [`Stock::record`], `sign` (+1 bought, −1 sold by the aggressor, 0 unknown) giving the
+    /// shares' direction.
+    fn record_signed(
+        &mut self,
+        width: u64,
+        ts: u64,
+        px: Option<u32>,
+        shares: u64,
+        party: Party,
+        sign: i64,
+    ) -> bool {
         let (i, id) = self.roll(width, ts);
         let b = &mut self.buckets[i];
         b.trades += 1;
+        b.signed += sign * shares as i64;
         b.shares += shares;
         if b.first_px == 0 {
             b.first_px = px.unwrap_or(0);
@@ -385,6 +480,54 @@ impl Stock {
         };
         self.parties[k].shares[i] += shares;
         evicted
+    }
+
+    /// The mid's standard deviation per bucket width, bps, from the day's moves before the
+    /// buckets at or after `from` (at least half a tick at `mid`: a mid moves in half ticks).
+    fn sigma(&self, from: u64) -> Option<f64> {
+        let (mut sq, mut widths) = (self.move_sq, self.move_widths);
+        for b in self.buckets.iter().filter(|b| b.id != 0 && b.id >= from) {
+            sq -= b.move_sq;
+            widths = widths.saturating_sub(b.move_widths);
+        }
+        let half_tick = super::scale::tick_of(self.mid) as f64 / 2.0 / self.mid as f64 * BPS_PER;
+        (widths >= MIN_VOL_WIDTHS).then(|| (sq.max(0.0) / widths as f64).sqrt().max(half_tick))
+    }
+
+    /// The span of the window's tail (see [`PUSH_SPANS`]) whose mid moved the most standard
+    /// deviations with the aggressors leaning its way, when any passes the rules.
+    fn push(&self, r: &MarkingTheCloseRules, now: u64) -> Option<Push> {
+        if self.mid == 0 {
+            return None;
+        }
+        let sigma = self.sigma(now.saturating_sub(BUCKETS as u64 - 1))?;
+        PUSH_SPANS
+            .iter()
+            .filter_map(|&k| {
+                let span = || {
+                    self.buckets
+                        .iter()
+                        .filter(move |b| b.id != 0 && b.id + k > now)
+                };
+                let start = span().filter(|b| b.prev_mid != 0).min_by_key(|b| b.id)?;
+                let shares: u64 = span().map(|b| b.shares).sum();
+                let signed: i64 = span().map(|b| b.signed).sum();
+                let from = start.prev_mid as f64;
+                let bps = (self.mid as f64 - from) / from * BPS_PER;
+                Some(Push {
+                    bps,
+                    ticks: ticks_between(self.mid, start.prev_mid),
+                    sigmas: bps.abs() / (sigma * (k as f64).sqrt()),
+                    imbalance: signed as f64 / shares.max(1) as f64,
+                    buckets: k,
+                })
+            })
+            .filter(|p| {
+                p.sigmas >= r.min_move_sigmas
+                    && p.bps.abs() >= r.min_impact_bps
+                    && p.imbalance * p.bps.signum() >= r.min_aggressor_imbalance
+            })
+            .max_by(|a, b| a.sigmas.total_cmp(&b.sigmas))
     }
 
     fn in_window(&self, i: usize, now: u64) -> bool {
@@ -510,12 +653,16 @@ impl MarkingTheClose {
         // price can sit many ticks from its last trade (seen on a generated full day: a 15-tick
         // cross on an ordinary stock at 2× its pace).
         let pushed = passes(cont_bps, cont_ticks) && busy;
-        let (impact_bps, ticks) = match (pushed, one_sided_auction) {
-            (false, false) => return false,
-            (true, false) => (cont_bps, cont_ticks),
-            (false, true) => (cross_bps, cross_ticks),
-            (true, true) if cross_bps.abs() > cont_bps.abs() => (cross_bps, cross_ticks),
-            (true, true) => (cont_bps, cont_ticks),
+        // The third route: the mid pushed against the stock's own volatility, aggressors
+        // leaning its way (scale-free: no tick or volume floor of its own).
+        let vol_push = st.push(r, ts / width + 1);
+        let (impact_bps, ticks) = match (pushed, one_sided_auction, vol_push) {
+            (false, false, None) => return false,
+            (false, false, Some(p)) => (p.bps, p.ticks),
+            (true, false, _) => (cont_bps, cont_ticks),
+            (false, true, _) => (cross_bps, cross_ticks),
+            (true, true, _) if cross_bps.abs() > cont_bps.abs() => (cross_bps, cross_ticks),
+            (true, true, _) => (cont_bps, cont_ticks),
         };
         let sev = if party.is_some()
             || (pushed && one_sided_auction)
@@ -532,7 +679,8 @@ impl MarkingTheClose {
             .party(party.unwrap_or(NOBODY))
             .severity(sev)
             .evidence("impact_bps", impact_bps.abs(), ">=", r.min_impact_bps)
-            .evidence(
+            .test_if(
+                pushed || one_sided_auction,
                 "impact_ticks",
                 ticks as f64,
                 ">=",
@@ -579,6 +727,17 @@ impl MarkingTheClose {
             )
             .context("noii_ref_move_bps", ref_move.unwrap_or(f64::NAN))
             .since(ts.saturating_sub(r.window_ns));
+        if let Some(p) = vol_push {
+            a = a
+                .evidence("move_sigmas", p.sigmas, ">=", r.min_move_sigmas)
+                .evidence(
+                    "aggressor_imbalance",
+                    p.imbalance.abs(),
+                    ">=",
+                    r.min_aggressor_imbalance,
+                )
+                .context("push_span_ns", (p.buckets * width) as f64);
+        }
         if st.locate != 0 {
             a = a.touch(crate::agg::Touch::of(ctx.books, st.locate));
         }
@@ -619,13 +778,21 @@ impl Detector for MarkingTheClose {
                 price,
                 shares,
                 party,
+                side,
                 printable: true,
                 ..
             } if ev.locate != 0 && price > 0 && shares > 0 => {
                 let width = (r.window_ns / BUCKETS as u64).max(1);
+                // The aggressor took the other side of the resting order.
+                let sign = if side == Side::Sell { 1 } else { -1 };
                 if let Some(s) = self.slot(ev.locate) {
-                    if self.stocks[s].record(width, ev.ts, Some(price), shares as u64, party) {
+                    let st = &mut self.stocks[s];
+                    if st.record_signed(width, ev.ts, Some(price), shares as u64, party, sign) {
                         self.party_evictions += 1;
+                    }
+                    let t = crate::agg::Touch::of(ctx.books, ev.locate);
+                    if t.bid != 0 && t.bid < t.ask {
+                        st.mid = ((t.bid as u64 + t.ask as u64) / 2) as u32;
                     }
                 }
             }
