@@ -9,6 +9,9 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::Value;
+use tickwatch::book::BookConfig;
+use tickwatch::feed::Frames;
+use tickwatch::pipeline::gap::{damaged_stocks, DamagedStock};
 
 mod common;
 use common::netns::{self, check_ok, ip, spawn, Netns};
@@ -360,4 +363,25 @@ fn an_unfilled_live_gap_flags_the_alerts_after_it() {
         .collect();
     let live: Vec<&str> = got.iter().filter(|a| a.1 < position).map(|a| a.0).collect();
     assert_eq!(live, file);
+    // The stocks the gap touched, found as the messages arrived: what a second pass over the
+    // feed without the lost range finds.
+    assert_eq!(g["damaged_stocks_listed"], true, "{g:#}");
+    let want = damaged_without(&want.0, first, last, position);
+    assert!(!want.is_empty(), "the lost range hides adds referred to later");
+    assert_eq!(g["damaged_stocks"], serde_json::to_value(&want).unwrap());
+}
+
+/// The stocks [`DamageScan`] finds over `feed` with its messages `first..=last` (MoldUDP64
+/// numbers them from 1) removed, counting from feed position `from`, with the run's default
+/// book capacities.
+fn damaged_without(feed: &Path, first: u64, last: u64, from: u64) -> Vec<DamagedStock> {
+    let bytes = std::fs::read(feed).unwrap();
+    let mut image = Vec::new();
+    for (i, f) in Frames::new(&bytes).map_while(Result::ok).enumerate() {
+        if !(first..=last).contains(&(i as u64 + 1)) {
+            image.extend_from_slice(&(f.body.len() as u16).to_be_bytes());
+            image.extend_from_slice(f.body);
+        }
+    }
+    damaged_stocks(&image, BookConfig::for_orders(4 << 20, 1 << 16), from)
 }

@@ -107,7 +107,7 @@ pub fn run_live(
         bail!("--speed and --from pace a file; a live feed comes at its own pace");
     }
     memory::check(&cfg, jobs.bars.as_ref())?;
-    let src = source(a, lines)?;
+    let src = source(a, lines)?.with_damage_scan(cfg.books);
     ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
     let name = names(&lines.0);

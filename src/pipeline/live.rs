@@ -8,6 +8,11 @@
 //! can wait, run its other stages, and see the stop flag. The feed ends when every session has
 //! seen its end-of-session packet and has no hole left (a hole nobody fills is given up after the
 //! arbiter's hold time, and counted).
+//!
+//! A live feed cannot be read twice, so the stocks an unfilled gap touched are found as the
+//! messages go by ([`LiveSource::with_damage_scan`]): a [`DamageScan`] takes every message the
+//! engine takes and counts, from the first gap's position on, the references to orders it never
+//! saw — what the second pass over a capture finds.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,8 +21,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::event::{Event, BODY};
-use super::gap::{BookGap, GapLine, GapSummary};
+use super::gap::{BookGap, DamageScan, DamagedStock, GapLine, GapSummary};
 use super::FeedSource;
+use crate::book::BookConfig;
 use crate::clock::{ticks, TickScale};
 use crate::engine::{Route, Source};
 use crate::inspect::InspectError;
@@ -155,6 +161,8 @@ pub struct LiveSource {
     placed: usize,
     /// The first unfilled gap's feed position, for the output stage.
     book_gap: Arc<BookGap>,
+    /// The stocks the gaps touched, found as the messages go by.
+    damage: Option<Box<DamageScan>>,
     /// Frames of a type ITCH 5.0 does not define: counted and skipped.
     pub skipped_unknown: u64,
     /// Known types with a wrong length, counted and skipped (lenient mode only).
@@ -206,9 +214,18 @@ impl LiveSource {
             handed: 0,
             placed: 0,
             book_gap: Arc::new(BookGap::default()),
+            damage: None,
             skipped_unknown: 0,
             skipped_bad_lengths: 0,
         }
+    }
+
+    /// Also finds the stocks the unfilled gaps touch ([`DamageScan`]), with books of `cfg`
+    /// (the run's capacities, so that an order the run's books refused is unknown there too):
+    /// their tables are allocated now, once, and grow no further.
+    pub fn with_damage_scan(mut self, cfg: BookConfig) -> LiveSource {
+        self.damage = Some(Box::new(DamageScan::live(cfg)));
+        self
     }
 
     /// One nonblocking poll of the lines and the re-request replies; holes open too long given
@@ -255,6 +272,9 @@ impl LiveSource {
             Ok(d) => {
                 self.ts = d.timestamp();
                 self.locate = d.stock_locate();
+                if let Some(scan) = self.damage.as_deref_mut() {
+                    scan.take(&d);
+                }
                 self.cur = m;
                 Ok(true)
             }
@@ -281,6 +301,9 @@ impl LiveSource {
             }
             g.position = Some(self.handed);
             self.book_gap.note(self.handed as u32);
+            if let Some(scan) = self.damage.as_deref_mut() {
+                scan.count_from(self.handed);
+            }
             self.placed += 1;
         }
     }
@@ -307,6 +330,7 @@ impl LiveSource {
             rerequests: self.rq.as_ref().map(Rerequester::stats),
             end_of_session: self.session_over(),
             oversize: self.queue.oversize,
+            damaged_stocks: self.damage.as_deref().map(DamageScan::stocks),
         }
     }
 }
@@ -321,11 +345,14 @@ impl Source for LiveSource {
             if let Some(m) = self.queue.msgs.pop_front() {
                 let index = self.popped;
                 self.popped += 1;
+                // The gaps before it first: the damage scan counts from the first one on, this
+                // message included (a skipped message leaves `handed` as it is, so the next
+                // one taken gets the same position).
+                if self.placed < self.queue.lost.len() {
+                    self.place_gaps(index);
+                }
                 match self.take(m) {
                     Ok(true) => {
-                        if self.placed < self.queue.lost.len() {
-                            self.place_gaps(index);
-                        }
                         self.handed += 1;
                         return Some(Ok(()));
                     }
@@ -383,9 +410,14 @@ impl FeedSource for LiveSource {
 }
 
 impl LiveReport {
-    /// The unfilled gaps for the report, `None` when nothing was lost.
+    /// The unfilled gaps for the report, `None` when nothing was lost; with the stocks they
+    /// touched when the source looked for them.
     pub fn book_gap(&self) -> Option<GapSummary> {
-        GapSummary::of(self.lost.clone())
+        let g = GapSummary::of(self.lost.clone())?;
+        Some(match &self.damaged_stocks {
+            Some(d) => g.with_damage(d.clone()),
+            None => g,
+        })
     }
 }
 
@@ -406,6 +438,9 @@ pub struct LiveReport {
     pub end_of_session: bool,
     /// Messages longer than an event carries (cut short; none in ITCH 5.0).
     pub oversize: u64,
+    /// The stocks the unfilled gaps touched, when looked for (in `book_gap`'s report).
+    #[serde(skip)]
+    pub damaged_stocks: Option<Vec<DamagedStock>>,
 }
 
 #[cfg(test)]
