@@ -239,8 +239,68 @@ fn live_run_across_namespaces_over_veth() {
     let rx = ["ip", "netns", "exec", ns.b.as_str()];
     let ab = "udp://239.255.82.1:31310,udp://239.255.82.2:31310";
     let ifs = ("10.77.0.1", "10.77.0.2");
-    let got = live(dir.path(), (&tx, &rx), ab, ifs, &[], &["--drop-every", "3"]);
+    // A veth does not stamp in hardware: asked to, the run says so and uses software stamps.
+    let hw = ["--hw-timestamps"];
+    let got = live(dir.path(), (&tx, &rx), ab, ifs, &hw, &["--drop-every", "3"]);
     same_as_file(&got, &want);
+    let live = &got.1["live"];
+    let h = &live["hw_timestamps"];
+    assert_eq!(
+        (&h["enabled"], &h["mode"]),
+        (&false.into(), &"try".into()),
+        "{h:#}"
+    );
+    assert!(h["iface"].as_str().unwrap().starts_with("twvb"), "{h:#}");
+    let note = h["note"].as_str().unwrap();
+    for part in [
+        "(10.77.0.2) cannot stamp",
+        "ETHTOOL_GET_TS_INFO says",
+        "software receive stamps instead",
+    ] {
+        assert!(note.contains(part), "{part:?} in {note}");
+    }
+    assert_eq!(live["timestamps"], "Software");
+    assert_eq!(live["recv"]["sw_stamped"], live["recv"]["datagrams"]);
+    assert_eq!(
+        (
+            live["recv"]["hw_stamped"].as_u64(),
+            live["recv"]["unstamped"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+}
+
+#[test]
+fn hardware_timestamps_required_on_loopback_are_refused_naming_the_interface() {
+    for cmd in ["run", "record"] {
+        let mut args = vec![
+            cmd,
+            "--listen",
+            "udp://239.255.81.10:31311",
+            "--iface",
+            "127.0.0.1",
+            "--hw-timestamps=require",
+        ];
+        if cmd == "record" {
+            args.extend(["--out", "unused.pcap"]);
+        }
+        let o = Command::new(BIN).args(&args).output().unwrap();
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("hardware timestamps: lo (127.0.0.1) cannot stamp received packets in hardware: ETHTOOL_GET_TS_INFO says capabilities"), "{err}");
+        assert!(!err.contains("instead"), "{err}");
+    }
+    // Without --iface the interface is unknown.
+    let o = Command::new(BIN)
+        .args([
+            "run",
+            "--listen",
+            "udp://239.255.81.10:31311",
+            "--hw-timestamps",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--iface"));
 }
 
 #[test]
@@ -367,7 +427,10 @@ fn an_unfilled_live_gap_flags_the_alerts_after_it() {
     // feed without the lost range finds.
     assert_eq!(g["damaged_stocks_listed"], true, "{g:#}");
     let want = damaged_without(&want.0, first, last, position);
-    assert!(!want.is_empty(), "the lost range hides adds referred to later");
+    assert!(
+        !want.is_empty(),
+        "the lost range hides adds referred to later"
+    );
     assert_eq!(g["damaged_stocks"], serde_json::to_value(&want).unwrap());
 }
 

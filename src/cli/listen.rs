@@ -9,7 +9,7 @@ use super::report::{print_book_gap, print_run_report};
 use super::send::{lines, server, short_duration, Lines};
 use super::values::count;
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Args, CommandFactory, FromArgMatches};
+use clap::{Args, CommandFactory, FromArgMatches, ValueEnum};
 use serde::Serialize;
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -19,7 +19,9 @@ use std::time::Duration;
 use tickwatch::clock::TickScale;
 use tickwatch::mold::report::SessionReport;
 use tickwatch::mold::{Arbiter, ArbiterConfig, StreamConfig};
-use tickwatch::net::{socket, Receiver, RecvOptions, Rerequester};
+use tickwatch::net::{
+    hwstamp, socket, HwMode, HwStamping, Receiver, RecvOptions, Rerequester, StampCounts,
+};
 use tickwatch::pipeline::gap::GapSummary;
 use tickwatch::pipeline::live::{LiveReport, LiveSource};
 use tickwatch::pipeline::sizing::FeedCounts;
@@ -44,6 +46,65 @@ pub struct LiveLines {
     /// messages every line missed.
     #[arg(long, requires = "listen", value_name = "udp://HOST:PORT", value_parser = server)]
     pub rerequest: Option<SocketAddrV4>,
+    #[command(flatten)]
+    pub hw: HwFlag,
+}
+
+/// `--hw-timestamps`, of the live lines and of `record`.
+#[derive(Args, Debug, Default)]
+pub struct HwFlag {
+    /// With --iface: have the NIC holding that address stamp every packet it receives
+    /// (SIOCSHWTSTAMP, receive filter "all"; needs CAP_NET_ADMIN; the setting is the
+    /// interface's and stays on), after asking what it can do (ETHTOOL_GET_TS_INFO, as
+    /// `ethtool -T`). When it cannot: `try` (the default) says why and uses the kernel's
+    /// software receive stamps; `require` refuses to run. The report says which clock stamped
+    /// the datagrams.
+    #[arg(
+        long,
+        requires = "iface",
+        value_enum,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "try"
+    )]
+    pub hw_timestamps: Option<HwArg>,
+}
+
+/// `--hw-timestamps`' modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HwArg {
+    /// Fall back to software stamps, saying why.
+    Try,
+    /// Refuse to run without hardware stamps.
+    Require,
+}
+
+impl HwFlag {
+    /// Asks the NIC of `iface` to stamp, when the flag was given (`Ok(None)` when not); the
+    /// outcome is printed on standard error.
+    pub fn enable(&self, iface: Option<Ipv4Addr>) -> Result<Option<HwStamping>> {
+        let (Some(mode), Some(ip)) = (self.hw_timestamps, iface) else {
+            return Ok(None);
+        };
+        let mode = match mode {
+            HwArg::Try => HwMode::Try,
+            HwArg::Require => HwMode::Require,
+        };
+        let hw = hwstamp::enable(ip, mode)?;
+        eprintln!("hardware timestamps: {}", hw.note);
+        Ok(Some(hw))
+    }
+}
+
+/// Joins `ro`'s lines, the NIC told to stamp first when `hw` asks.
+pub fn receiver(ro: &RecvOptions, hw: &HwFlag) -> Result<Receiver> {
+    let stamping = hw.enable(ro.iface)?;
+    let rx = Receiver::new(ro).context("joining the lines")?;
+    Ok(match stamping {
+        Some(s) => rx.with_hw_stamping(s),
+        None => rx,
+    })
 }
 
 /// The live input of `run` (and `bars`).
@@ -169,7 +230,7 @@ fn source(a: &RunArgs, lines: &Lines) -> Result<LiveSource> {
         iface: l.lines.iface,
         rcvbuf: l.rcvbuf,
     };
-    let rx = Receiver::new(&ro).context("joining the lines")?;
+    let rx = receiver(&ro, &l.lines.hw)?;
     let stream = StreamConfig {
         hold_messages: l.hold_messages,
         // ITCH messages average ≈ 30 bytes; room for the window's messages of up to 64.
@@ -212,17 +273,20 @@ fn names(lines: &[SocketAddrV4]) -> String {
 fn print_live(out: &mut dyn Write, l: &LiveReport) -> io::Result<()> {
     writeln!(
         out,
-        "live: {} datagrams, {} packets; kernel drops {}; timestamps {:?}; {}",
+        "live: {} datagrams, {} packets; kernel drops {}; {}; {}",
         l.recv.datagrams,
         l.mold.packets,
         l.recv.kernel_drops,
-        l.timestamps,
+        stamps(&StampCounts::of(&l.recv)),
         if l.end_of_session {
             "end of session"
         } else {
             "stopped before the end of session"
         }
     )?;
+    if let Some(h) = &l.hw_timestamps {
+        writeln!(out, "  hardware timestamps: {}", h.note)?;
+    }
     for s in &l.mold.sessions {
         print_session(out, s)?;
     }
@@ -240,6 +304,14 @@ fn print_live(out: &mut dyn Write, l: &LiveReport) -> io::Result<()> {
         writeln!(out, "  … {} more unfilled ranges", l.lost.len() - SHOWN)?;
     }
     Ok(())
+}
+
+/// Which clocks stamped the datagrams, in words.
+pub fn stamps(c: &StampCounts) -> String {
+    format!(
+        "stamped by the NIC {}, by the kernel in software {}, not at all {}",
+        c.hardware, c.software, c.none
+    )
 }
 
 /// Gap ranges printed (the `--json` report has them all, up to the arbiter's gap list).

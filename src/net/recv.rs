@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::hwstamp::HwStamping;
 use super::socket::{self, setsockopt_int};
 use super::{now_ns, sock_err, NetError};
 use crate::mold::Datagram;
@@ -74,6 +75,8 @@ pub struct RecvStats {
     pub hw_stamped: u64,
     /// Datagrams stamped by the kernel in software.
     pub sw_stamped: u64,
+    /// Datagrams that came with no stamp (stamped with the realtime clock when read).
+    pub unstamped: u64,
     /// Receive buffer granted per socket, bytes.
     pub rcvbuf: usize,
 }
@@ -105,6 +108,8 @@ pub struct Receiver {
     batches: Vec<Batch>,
     ctrl: Vec<u64>,
     stats: RecvStats,
+    /// What `--hw-timestamps` did, when asked.
+    hw: Option<HwStamping>,
 }
 
 /// One line's last `recvmmsg` batch: its payloads and what the kernel said of each.
@@ -168,7 +173,20 @@ impl Receiver {
             batches: opts.lines.iter().map(|_| Batch::new()).collect(),
             ctrl: vec![0; BATCH * CTRL_WORDS],
             stats,
+            hw: None,
         })
+    }
+
+    /// Notes what was done to have the NIC stamp the packets ([`super::hwstamp::enable`]), for
+    /// the report.
+    pub fn with_hw_stamping(mut self, hw: HwStamping) -> Receiver {
+        self.hw = Some(hw);
+        self
+    }
+
+    /// What was done to have the NIC stamp the packets, when asked.
+    pub fn hw_stamping(&self) -> Option<&HwStamping> {
+        self.hw.as_ref()
     }
 
     /// The lines' groups.
@@ -333,6 +351,7 @@ impl Receiver {
         s.truncated += u64::from(flags & libc::MSG_TRUNC != 0);
         s.hw_stamped += u64::from(m.hardware);
         s.sw_stamped += u64::from(m.ts_ns.is_some() && !m.hardware);
+        s.unstamped += u64::from(m.ts_ns.is_none());
         if let Some(d) = m.drops {
             let line = &mut self.lines[li];
             s.kernel_drops += u64::from(d.wrapping_sub(line.drops));

@@ -314,7 +314,9 @@ mod tests {
             assert_eq!(names, [(2, 2), (1, 1)]);
             let mut live = DamageScan::live(cfg);
             for (i, f) in Frames::new(&feed()).map_while(Result::ok).enumerate() {
-                assert!(live.stocks().is_empty(), "nothing counted before the gap");
+                if i <= 4 {
+                    assert!(live.stocks().is_empty(), "nothing counted before the gap");
+                }
                 if i == 4 {
                     live.count_from(4);
                     live.count_from(6); // a later gap: the first one stands

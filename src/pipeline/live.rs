@@ -31,6 +31,7 @@ use crate::itch::{decode, DecodeErrorKind};
 use crate::mold::{Arbiter, Delivered, MoldReport, Sink};
 use crate::net::recv::{RecvStats, TimestampSource};
 use crate::net::rerequest::{RequestStats, Rerequester};
+use crate::net::HwStamping;
 use crate::net::{now_ns, NetError, Receiver};
 
 /// Messages queued between the arbiter and the reader before the queue grows (one poll drains
@@ -313,6 +314,7 @@ impl LiveSource {
         let recv = self.rx.stats();
         LiveReport {
             timestamps: recv.timestamps(),
+            hw_timestamps: self.rx.hw_stamping().cloned(),
             recv,
             mold: self.arb.report(),
             lost: self
@@ -426,6 +428,9 @@ impl LiveReport {
 pub struct LiveReport {
     /// Which clock stamped the packets (the origin of the run's latency).
     pub timestamps: TimestampSource,
+    /// What `--hw-timestamps` did: the NIC told to stamp, or why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hw_timestamps: Option<HwStamping>,
     /// The receiver's counters (datagrams, kernel drops).
     pub recv: RecvStats,
     /// The arbiter's report: lines, sessions, gaps (filled and not), duplicates.
