@@ -1,8 +1,9 @@
 //! `tickwatch run --listen` against `tickwatch send`, as processes: the live run's alerts are
 //! byte-identical to `tickwatch run FILE --alerts` and its books end the same — on one clean
 //! line, on A/B lines with line A losing every third packet, on one line with a dropped range
-//! filled by re-requests, and across two network namespaces (root; skipped with the reason
-//! printed when the kernel refuses).
+//! filled by re-requests, from `send --blast`, and across two network namespaces (root; skipped
+//! with the reason printed when the kernel refuses). An unfilled gap lists the stocks it
+//! touched; `--hw-timestamps` on lo and veth says why there are none and falls back (or refuses).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -205,6 +206,11 @@ fn live_run_equals_the_file_run_on_loopback() {
         (gap["first"].as_u64(), gap["lost"].as_u64()),
         (Some(1000), Some(0))
     );
+
+    // `send --blast` (sendmmsg, not paced by the feed's times; at a fixed rate): the same.
+    let blast = ["--blast=40000"];
+    let got = live(dir.path(), here, "udp://239.255.81.6:31304", LO, &[], &blast);
+    same_as_file(&got, &want);
 }
 
 #[test]

@@ -287,6 +287,17 @@ fn print_live(out: &mut dyn Write, l: &LiveReport) -> io::Result<()> {
     if let Some(h) = &l.hw_timestamps {
         writeln!(out, "  hardware timestamps: {}", h.note)?;
     }
+    let r = &l.reader;
+    if r.cpu_ns > 0 {
+        writeln!(
+            out,
+            "  reader: {} datagrams in {:.3} s, {:.3} s of it on its core: {:.0} datagrams per CPU-second",
+            r.datagrams,
+            r.wall_ns as f64 / 1e9,
+            r.cpu_ns as f64 / 1e9,
+            r.datagrams as f64 / (r.cpu_ns as f64 / 1e9)
+        )?;
+    }
     for s in &l.mold.sessions {
         print_session(out, s)?;
     }

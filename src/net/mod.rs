@@ -10,7 +10,8 @@
 //!  Receiver ─▶ Recorder ─▶ pcap/pcapng files (rotated)
 //! ```
 //! [`packets`] fills MoldUDP64 packets as a feed does; [`pace`] waits for each packet's time;
-//! [`fault`] drops, duplicates and reorders packets per line for tests; [`send`] is the sender;
+//! [`blast`] sends the packets with `sendmmsg`, unpaced or at a fixed rate (for finding the
+//! receiver's ceiling); [`fault`] drops, duplicates and reorders packets per line for tests; [`send`] is the sender;
 //! [`rerequest`] the re-request server and client; [`recv`] the receiver (`unsafe` around
 //! `recvmmsg` and its control messages); [`hwstamp`] turns on the NIC's receive stamps (`unsafe`
 //! around its `ioctl`s); [`record`] the recorder; [`socket`] the socket setup both ends share.
@@ -20,6 +21,7 @@ use std::net::SocketAddrV4;
 
 use thiserror::Error;
 
+pub mod blast;
 pub mod fault;
 pub mod hwstamp;
 pub mod pace;
@@ -30,6 +32,7 @@ pub mod rerequest;
 pub mod send;
 pub mod socket;
 
+pub use blast::{blast, BlastOptions, BlastReport};
 pub use fault::{FaultLines, Faults};
 pub use hwstamp::{HwMode, HwStamping};
 pub use pace::{PaceReport, Pacer};

@@ -170,6 +170,12 @@ impl DamageScan {
         DamageScan::new(cfg, u64::MAX)
     }
 
+    /// Backs every page of its books' tables now (as a worker backs its own), so that taking a
+    /// message never waits for a page fault: a live feed's reader cannot afford them.
+    pub fn prefault(&mut self) {
+        self.books.prefault();
+    }
+
     /// Counts from feed position `from` on (the earliest position given is kept). Called before
     /// the message at `from` is taken.
     pub fn count_from(&mut self, from: u64) {

@@ -164,6 +164,8 @@ pub struct LiveSource {
     book_gap: Arc<BookGap>,
     /// The stocks the gaps touched, found as the messages go by.
     damage: Option<Box<DamageScan>>,
+    /// The reader's time and CPU time over the polls that brought datagrams.
+    span: ReadSpan,
     /// Frames of a type ITCH 5.0 does not define: counted and skipped.
     pub skipped_unknown: u64,
     /// Known types with a wrong length, counted and skipped (lenient mode only).
@@ -216,6 +218,7 @@ impl LiveSource {
             placed: 0,
             book_gap: Arc::new(BookGap::default()),
             damage: None,
+            span: ReadSpan::default(),
             skipped_unknown: 0,
             skipped_bad_lengths: 0,
         }
@@ -223,9 +226,12 @@ impl LiveSource {
 
     /// Also finds the stocks the unfilled gaps touch ([`DamageScan`]), with books of `cfg`
     /// (the run's capacities, so that an order the run's books refused is unknown there too):
-    /// their tables are allocated now, once, and grow no further.
+    /// their tables are allocated and faulted in now, once, and grow no further (first touches
+    /// of the pages in the reader doubled its cost per datagram).
     pub fn with_damage_scan(mut self, cfg: BookConfig) -> LiveSource {
-        self.damage = Some(Box::new(DamageScan::live(cfg)));
+        let mut scan = DamageScan::live(cfg);
+        scan.prefault();
+        self.damage = Some(Box::new(scan));
         self
     }
 
@@ -235,9 +241,12 @@ impl LiveSource {
         let LiveSource {
             rx, arb, rq, queue, ..
         } = self;
-        rx.poll_up_to(Duration::ZERO, POLL_DATAGRAMS, |d| {
+        let n = rx.poll_up_to(Duration::ZERO, POLL_DATAGRAMS, |d| {
             arb.push(d, queue);
         })?;
+        if n > 0 {
+            self.span.polled(n as u64);
+        }
         // The clocks are paired again at every poll: the TSC rate is a measured estimate, and
         // its error over the seconds since a single pairing would show as latency; the
         // messages just read are recent, and are all converted with this pair (the next poll
@@ -333,6 +342,7 @@ impl LiveSource {
             end_of_session: self.session_over(),
             oversize: self.queue.oversize,
             damaged_stocks: self.damage.as_deref().map(DamageScan::stocks),
+            reader: self.span,
         }
     }
 }
@@ -446,6 +456,53 @@ pub struct LiveReport {
     /// The stocks the unfilled gaps touched, when looked for (in `book_gap`'s report).
     #[serde(skip)]
     pub damaged_stocks: Option<Vec<DamagedStock>>,
+    /// What reading the datagrams cost the reader thread.
+    pub reader: ReadSpan,
+}
+
+/// The reader thread's wall time and CPU time from the end of the first poll that brought
+/// datagrams to the end of the last, and the datagrams the polls after the first brought: what
+/// receiving costs it, apart from the time the host gave its core to others. While a backlog
+/// drains, `datagrams / cpu_ns` is the rate a core of its own would hold.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ReadSpan {
+    /// Datagrams brought by the polls after the first.
+    pub datagrams: u64,
+    /// Wall time, ns.
+    pub wall_ns: u64,
+    /// The reader thread's CPU time (user and system), ns.
+    pub cpu_ns: u64,
+    /// Wall and CPU time at the end of the first poll (0 before).
+    #[serde(skip)]
+    first: (u64, u64),
+}
+
+impl ReadSpan {
+    /// A poll brought `n` datagrams (one `clock_gettime` per such poll).
+    fn polled(&mut self, n: u64) {
+        let now = (now_ns(), thread_cpu_ns());
+        if self.first == (0, 0) {
+            self.first = now;
+            return;
+        }
+        self.datagrams += n;
+        self.wall_ns = now.0.saturating_sub(self.first.0);
+        self.cpu_ns = now.1.saturating_sub(self.first.1);
+    }
+}
+
+/// The calling thread's CPU time, ns.
+fn thread_cpu_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a live timespec the call writes.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    match r {
+        0 => t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64,
+        _ => 0,
+    }
 }
 
 #[cfg(test)]
