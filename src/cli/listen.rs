@@ -168,9 +168,10 @@ pub fn run_live(
         bail!("--speed and --from pace a file; a live feed comes at its own pace");
     }
     memory::check(&cfg, jobs.bars.as_ref())?;
-    let src = source(a, lines)?.with_damage_scan(cfg.books);
+    // Before the damage scan's books are faulted in (a while): Ctrl-C then ends the run at once.
     ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
+    let src = source(a, lines)?.with_damage_scan(cfg.books);
     let name = names(&lines.0);
     eprintln!("listening on {name}; Ctrl-C stops");
     let counts = FeedCounts::unscanned(cfg.workers);

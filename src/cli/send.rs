@@ -86,14 +86,15 @@ pub struct SendArgs {
     /// Send the packets as fast as the kernel takes them, or at RATE datagrams/s per line, with
     /// `sendmmsg` (every header built first, batches of 64; asleep between batches at a rate):
     /// a sender that is not the bottleneck, for finding a receiver's ceiling. No pacing from the
-    /// feed's times, no heartbeats, no faults; the end of session sent three times, 10 ms apart.
+    /// feed's times (--speed is not used), no heartbeats, no faults; the end of session sent
+    /// three times, 10 ms apart.
     #[arg(
         long,
         value_name = "RATE",
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "0",
-        conflicts_with_all = ["speed", "drop_every", "drop_seq", "duplicate_every", "reorder", "rerequest_port"]
+        conflicts_with_all = ["drop_every", "drop_seq", "duplicate_every", "reorder", "rerequest_port"]
     )]
     pub blast: Option<u64>,
 }
