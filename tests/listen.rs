@@ -445,6 +445,18 @@ fn an_unfilled_live_gap_flags_the_alerts_after_it() {
         "the lost range hides adds referred to later"
     );
     assert_eq!(g["damaged_stocks"], serde_json::to_value(&want).unwrap());
+
+    // Without the reader's books the gap is reported the same, its stocks not looked for.
+    let line = "udp://239.255.81.11:31312";
+    let drop = ["--drop-seq", "20000-20500"];
+    let (_, r) = crate::live(dir.path(), here, line, LO, &["--no-damage-scan"], &drop);
+    let g2 = &r["book_gap"];
+    assert_eq!(g2["damaged_stocks_listed"], false, "{g2:#}");
+    assert!(g2.get("damaged_stocks").is_none(), "{g2:#}");
+    assert_eq!(
+        (&g2["inexact_from"], &g2["lost_messages"]),
+        (&g["inexact_from"], &g["lost_messages"])
+    );
 }
 
 /// The stocks [`DamageScan`] finds over `feed` with its messages `first..=last` (MoldUDP64
