@@ -297,6 +297,9 @@ fn print_live(out: &mut dyn Write, l: &LiveReport) -> io::Result<()> {
     if let Some(h) = &l.hw_timestamps {
         writeln!(out, "  hardware timestamps: {}", h.note)?;
     }
+    if let Some(w) = l.recv.hw_clock_warning() {
+        writeln!(out, "  warning: {w}")?;
+    }
     let r = &l.reader;
     if r.cpu_ns > 0 {
         writeln!(

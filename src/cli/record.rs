@@ -112,6 +112,9 @@ fn print_report(r: &RecordReport) -> io::Result<()> {
     if let Some(h) = &r.hw_timestamps {
         writeln!(out, "hardware timestamps: {}", h.note)?;
     }
+    if let Some(w) = &r.hw_clock_warning {
+        writeln!(out, "warning: {w}")?;
+    }
     if let (Some(q), Some(lost)) = (r.rerequests, r.lost) {
         writeln!(
             out,

@@ -54,6 +54,10 @@ pub struct RecordReport {
     /// What `--hw-timestamps` did: the NIC told to stamp, or why not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hw_timestamps: Option<HwStamping>,
+    /// Set when the NIC's stamps are in a clock not kept to the system's (the recording's
+    /// times are then off by the difference).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hw_clock_warning: Option<String>,
     /// A line carried the end of session.
     pub end_of_session: bool,
     /// Lines listened to.
@@ -303,6 +307,7 @@ impl Recorder {
         r.timestamps = Some(st.timestamps());
         r.stamped = StampCounts::of(&st);
         r.hw_timestamps = self.rx.hw_stamping().cloned();
+        r.hw_clock_warning = st.hw_clock_warning();
         r.lines = self.ended.len();
         r.lines_ended = self.ended.iter().filter(|&&e| e).count();
         r.end_of_session = r.lines_ended > 0;
