@@ -1,14 +1,18 @@
 //! `tickwatch run --listen` against `tickwatch send`, as processes: the live run's alerts are
 //! byte-identical to `tickwatch run FILE --alerts` and its books end the same — on one clean
 //! line, on A/B lines with line A losing every third packet, on one line with a dropped range
-//! filled by re-requests, and across two network namespaces (root; skipped with the reason
-//! printed when the kernel refuses).
+//! filled by re-requests, from `send --blast`, and across two network namespaces (root; skipped
+//! with the reason printed when the kernel refuses). An unfilled gap lists the stocks it
+//! touched; `--hw-timestamps` on lo and veth says why there are none and falls back (or refuses).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::Value;
+use tickwatch::book::BookConfig;
+use tickwatch::feed::Frames;
+use tickwatch::pipeline::gap::{damaged_stocks, DamagedStock};
 
 mod common;
 use common::netns::{self, check_ok, ip, spawn, Netns};
@@ -183,6 +187,18 @@ fn live_run_equals_the_file_run_on_loopback() {
     let sess = &got.1["live"]["mold"]["sessions"][0];
     assert!(sess["lines"][0]["gaps"].as_u64() > Some(0), "{sess:#}");
 
+    // `send --blast` (sendmmsg, not paced by the feed's times; at a fixed rate): the same.
+    let blast = ["--blast=40000"];
+    let got = live(
+        dir.path(),
+        here,
+        "udp://239.255.81.6:31304",
+        LO,
+        &[],
+        &blast,
+    );
+    same_as_file(&got, &want);
+
     // One line loses a range; the re-request server fills it.
     let got = live(
         dir.path(),
@@ -236,8 +252,68 @@ fn live_run_across_namespaces_over_veth() {
     let rx = ["ip", "netns", "exec", ns.b.as_str()];
     let ab = "udp://239.255.82.1:31310,udp://239.255.82.2:31310";
     let ifs = ("10.77.0.1", "10.77.0.2");
-    let got = live(dir.path(), (&tx, &rx), ab, ifs, &[], &["--drop-every", "3"]);
+    // A veth does not stamp in hardware: asked to, the run says so and uses software stamps.
+    let hw = ["--hw-timestamps"];
+    let got = live(dir.path(), (&tx, &rx), ab, ifs, &hw, &["--drop-every", "3"]);
     same_as_file(&got, &want);
+    let live = &got.1["live"];
+    let h = &live["hw_timestamps"];
+    assert_eq!(
+        (&h["enabled"], &h["mode"]),
+        (&false.into(), &"try".into()),
+        "{h:#}"
+    );
+    assert!(h["iface"].as_str().unwrap().starts_with("twvb"), "{h:#}");
+    let note = h["note"].as_str().unwrap();
+    for part in [
+        "(10.77.0.2) cannot stamp",
+        "ETHTOOL_GET_TS_INFO says",
+        "software receive stamps instead",
+    ] {
+        assert!(note.contains(part), "{part:?} in {note}");
+    }
+    assert_eq!(live["timestamps"], "Software");
+    assert_eq!(live["recv"]["sw_stamped"], live["recv"]["datagrams"]);
+    assert_eq!(
+        (
+            live["recv"]["hw_stamped"].as_u64(),
+            live["recv"]["unstamped"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+}
+
+#[test]
+fn hardware_timestamps_required_on_loopback_are_refused_naming_the_interface() {
+    for cmd in ["run", "record"] {
+        let mut args = vec![
+            cmd,
+            "--listen",
+            "udp://239.255.81.10:31311",
+            "--iface",
+            "127.0.0.1",
+            "--hw-timestamps=require",
+        ];
+        if cmd == "record" {
+            args.extend(["--out", "unused.pcap"]);
+        }
+        let o = Command::new(BIN).args(&args).output().unwrap();
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("hardware timestamps: lo (127.0.0.1) cannot stamp received packets in hardware: ETHTOOL_GET_TS_INFO says capabilities"), "{err}");
+        assert!(!err.contains("instead"), "{err}");
+    }
+    // Without --iface the interface is unknown.
+    let o = Command::new(BIN)
+        .args([
+            "run",
+            "--listen",
+            "udp://239.255.81.10:31311",
+            "--hw-timestamps",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--iface"));
 }
 
 #[test]
@@ -360,4 +436,40 @@ fn an_unfilled_live_gap_flags_the_alerts_after_it() {
         .collect();
     let live: Vec<&str> = got.iter().filter(|a| a.1 < position).map(|a| a.0).collect();
     assert_eq!(live, file);
+    // The stocks the gap touched, found as the messages arrived: what a second pass over the
+    // feed without the lost range finds.
+    assert_eq!(g["damaged_stocks_listed"], true, "{g:#}");
+    let want = damaged_without(&want.0, first, last, position);
+    assert!(
+        !want.is_empty(),
+        "the lost range hides adds referred to later"
+    );
+    assert_eq!(g["damaged_stocks"], serde_json::to_value(&want).unwrap());
+
+    // Without the reader's books the gap is reported the same, its stocks not looked for.
+    let line = "udp://239.255.81.11:31312";
+    let drop = ["--drop-seq", "20000-20500"];
+    let (_, r) = crate::live(dir.path(), here, line, LO, &["--no-damage-scan"], &drop);
+    let g2 = &r["book_gap"];
+    assert_eq!(g2["damaged_stocks_listed"], false, "{g2:#}");
+    assert!(g2.get("damaged_stocks").is_none(), "{g2:#}");
+    assert_eq!(
+        (&g2["inexact_from"], &g2["lost_messages"]),
+        (&g["inexact_from"], &g["lost_messages"])
+    );
+}
+
+/// The stocks [`DamageScan`] finds over `feed` with its messages `first..=last` (MoldUDP64
+/// numbers them from 1) removed, counting from feed position `from`, with the run's default
+/// book capacities.
+fn damaged_without(feed: &Path, first: u64, last: u64, from: u64) -> Vec<DamagedStock> {
+    let bytes = std::fs::read(feed).unwrap();
+    let mut image = Vec::new();
+    for (i, f) in Frames::new(&bytes).map_while(Result::ok).enumerate() {
+        if !(first..=last).contains(&(i as u64 + 1)) {
+            image.extend_from_slice(&(f.body.len() as u16).to_be_bytes());
+            image.extend_from_slice(f.body);
+        }
+    }
+    damaged_stocks(&image, BookConfig::for_orders(4 << 20, 1 << 16), from)
 }

@@ -10,7 +10,7 @@ use clap::Args;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tickwatch::feed::MapOptions;
-use tickwatch::net::{socket, Receiver, RecordOptions, Recorder, RecvOptions};
+use tickwatch::net::{socket, RecordOptions, Recorder, RecvOptions};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -32,7 +32,7 @@ pub fn cmd_inspect_live(a: &InspectArgs, lines: &Lines) -> Result<()> {
         iface: l.lines.iface,
         rcvbuf: socket::RCVBUF,
     };
-    let rx = Receiver::new(&ro).context("joining the lines")?;
+    let rx = super::listen::receiver(&ro, &l.lines.hw)?;
     ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
     let dir = tempfile::tempdir()?;

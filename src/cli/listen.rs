@@ -9,7 +9,7 @@ use super::report::{print_book_gap, print_run_report};
 use super::send::{lines, server, short_duration, Lines};
 use super::values::count;
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Args, CommandFactory, FromArgMatches};
+use clap::{Args, CommandFactory, FromArgMatches, ValueEnum};
 use serde::Serialize;
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -19,7 +19,9 @@ use std::time::Duration;
 use tickwatch::clock::TickScale;
 use tickwatch::mold::report::SessionReport;
 use tickwatch::mold::{Arbiter, ArbiterConfig, StreamConfig};
-use tickwatch::net::{socket, Receiver, RecvOptions, Rerequester};
+use tickwatch::net::{
+    hwstamp, socket, HwMode, HwStamping, Receiver, RecvOptions, Rerequester, StampCounts,
+};
 use tickwatch::pipeline::gap::GapSummary;
 use tickwatch::pipeline::live::{LiveReport, LiveSource};
 use tickwatch::pipeline::sizing::FeedCounts;
@@ -44,6 +46,65 @@ pub struct LiveLines {
     /// messages every line missed.
     #[arg(long, requires = "listen", value_name = "udp://HOST:PORT", value_parser = server)]
     pub rerequest: Option<SocketAddrV4>,
+    #[command(flatten)]
+    pub hw: HwFlag,
+}
+
+/// `--hw-timestamps`, of the live lines and of `record`.
+#[derive(Args, Debug, Default)]
+pub struct HwFlag {
+    /// With --iface: have the NIC holding that address stamp every packet it receives
+    /// (SIOCSHWTSTAMP, receive filter "all"; needs CAP_NET_ADMIN; the setting is the
+    /// interface's and stays on), after asking what it can do (ETHTOOL_GET_TS_INFO, as
+    /// `ethtool -T`). When it cannot: `try` (the default) says why and uses the kernel's
+    /// software receive stamps; `require` refuses to run. The report says which clock stamped
+    /// the datagrams.
+    #[arg(
+        long,
+        requires = "iface",
+        value_enum,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "try"
+    )]
+    pub hw_timestamps: Option<HwArg>,
+}
+
+/// `--hw-timestamps`' modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HwArg {
+    /// Fall back to software stamps, saying why.
+    Try,
+    /// Refuse to run without hardware stamps.
+    Require,
+}
+
+impl HwFlag {
+    /// Asks the NIC of `iface` to stamp, when the flag was given (`Ok(None)` when not); the
+    /// outcome is printed on standard error.
+    pub fn enable(&self, iface: Option<Ipv4Addr>) -> Result<Option<HwStamping>> {
+        let (Some(mode), Some(ip)) = (self.hw_timestamps, iface) else {
+            return Ok(None);
+        };
+        let mode = match mode {
+            HwArg::Try => HwMode::Try,
+            HwArg::Require => HwMode::Require,
+        };
+        let hw = hwstamp::enable(ip, mode)?;
+        eprintln!("hardware timestamps: {}", hw.note);
+        Ok(Some(hw))
+    }
+}
+
+/// Joins `ro`'s lines, the NIC told to stamp first when `hw` asks.
+pub fn receiver(ro: &RecvOptions, hw: &HwFlag) -> Result<Receiver> {
+    let stamping = hw.enable(ro.iface)?;
+    let rx = Receiver::new(ro).context("joining the lines")?;
+    Ok(match stamping {
+        Some(s) => rx.with_hw_stamping(s),
+        None => rx,
+    })
 }
 
 /// The live input of `run` (and `bars`).
@@ -64,6 +125,12 @@ pub struct ListenArgs {
     /// With --listen: receive buffer per socket, bytes.
     #[arg(long, requires = "listen", default_value_t = socket::RCVBUF)]
     pub rcvbuf: usize,
+    /// With --listen: do not keep the reader's own books, which find the stocks an unfilled gap
+    /// touched as the messages arrive (they take the books' capacities in memory, ≈ 410 MB at
+    /// the default --max-orders, and ≈ 0.2 µs of the reader per datagram); the report then
+    /// does not list those stocks.
+    #[arg(long, requires = "listen")]
+    pub no_damage_scan: bool,
 }
 
 /// The command line, where `run`'s and `bars`' FILE is not needed with `--listen`.
@@ -107,9 +174,13 @@ pub fn run_live(
         bail!("--speed and --from pace a file; a live feed comes at its own pace");
     }
     memory::check(&cfg, jobs.bars.as_ref())?;
-    let src = source(a, lines)?;
+    // Before the damage scan's books are faulted in (a while): Ctrl-C then ends the run at once.
     ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
+    let src = match a.live.no_damage_scan {
+        true => source(a, lines)?,
+        false => source(a, lines)?.with_damage_scan(cfg.books),
+    };
     let name = names(&lines.0);
     eprintln!("listening on {name}; Ctrl-C stops");
     let counts = FeedCounts::unscanned(cfg.workers);
@@ -169,7 +240,7 @@ fn source(a: &RunArgs, lines: &Lines) -> Result<LiveSource> {
         iface: l.lines.iface,
         rcvbuf: l.rcvbuf,
     };
-    let rx = Receiver::new(&ro).context("joining the lines")?;
+    let rx = receiver(&ro, &l.lines.hw)?;
     let stream = StreamConfig {
         hold_messages: l.hold_messages,
         // ITCH messages average ≈ 30 bytes; room for the window's messages of up to 64.
@@ -212,17 +283,34 @@ fn names(lines: &[SocketAddrV4]) -> String {
 fn print_live(out: &mut dyn Write, l: &LiveReport) -> io::Result<()> {
     writeln!(
         out,
-        "live: {} datagrams, {} packets; kernel drops {}; timestamps {:?}; {}",
+        "live: {} datagrams, {} packets; kernel drops {}; {}; {}",
         l.recv.datagrams,
         l.mold.packets,
         l.recv.kernel_drops,
-        l.timestamps,
+        stamps(&StampCounts::of(&l.recv)),
         if l.end_of_session {
             "end of session"
         } else {
             "stopped before the end of session"
         }
     )?;
+    if let Some(h) = &l.hw_timestamps {
+        writeln!(out, "  hardware timestamps: {}", h.note)?;
+    }
+    if let Some(w) = l.recv.hw_clock_warning() {
+        writeln!(out, "  warning: {w}")?;
+    }
+    let r = &l.reader;
+    if r.cpu_ns > 0 {
+        writeln!(
+            out,
+            "  reader: {} datagrams in {:.3} s, {:.3} s of it on its core: {:.0} datagrams per CPU-second",
+            r.datagrams,
+            r.wall_ns as f64 / 1e9,
+            r.cpu_ns as f64 / 1e9,
+            r.datagrams as f64 / (r.cpu_ns as f64 / 1e9)
+        )?;
+    }
     for s in &l.mold.sessions {
         print_session(out, s)?;
     }
@@ -240,6 +328,14 @@ fn print_live(out: &mut dyn Write, l: &LiveReport) -> io::Result<()> {
         writeln!(out, "  … {} more unfilled ranges", l.lost.len() - SHOWN)?;
     }
     Ok(())
+}
+
+/// Which clocks stamped the datagrams, in words.
+pub fn stamps(c: &StampCounts) -> String {
+    format!(
+        "stamped by the NIC {}, by the kernel in software {}, not at all {}",
+        c.hardware, c.software, c.none
+    )
 }
 
 /// Gap ranges printed (the `--json` report has them all, up to the arbiter's gap list).

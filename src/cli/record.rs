@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tickwatch::net::{socket, Receiver, RecordOptions, RecordReport, Recorder, RecvOptions};
+use tickwatch::net::{socket, RecordOptions, RecordReport, Recorder, RecvOptions};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -45,6 +45,8 @@ pub struct RecordArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub hw: super::listen::HwFlag,
 }
 
 pub fn cmd_record(a: RecordArgs) -> Result<()> {
@@ -53,7 +55,7 @@ pub fn cmd_record(a: RecordArgs) -> Result<()> {
         iface: a.iface,
         rcvbuf: a.rcvbuf,
     };
-    let rx = Receiver::new(&ro).context("joining the lines")?;
+    let rx = super::listen::receiver(&ro, &a.hw)?;
     let rcvbuf = rx.stats().rcvbuf;
     ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
@@ -98,14 +100,21 @@ fn print_report(r: &RecordReport) -> io::Result<()> {
     };
     writeln!(
         out,
-        "recorded {} packets, {} bytes of UDP payload into {} file(s) ({} bytes); kernel drops {}; timestamps {:?}; {how}",
+        "recorded {} packets, {} bytes of UDP payload into {} file(s) ({} bytes); kernel drops {}; timestamps {:?} ({}); {how}",
         r.packets,
         r.bytes,
         r.files.len(),
         r.file_bytes,
         r.kernel_drops,
-        r.timestamps.unwrap_or(tickwatch::net::TimestampSource::User)
+        r.timestamps.unwrap_or(tickwatch::net::TimestampSource::User),
+        super::listen::stamps(&r.stamped)
     )?;
+    if let Some(h) = &r.hw_timestamps {
+        writeln!(out, "hardware timestamps: {}", h.note)?;
+    }
+    if let Some(w) = &r.hw_clock_warning {
+        writeln!(out, "warning: {w}")?;
+    }
     if let (Some(q), Some(lost)) = (r.rerequests, r.lost) {
         writeln!(
             out,

@@ -14,8 +14,8 @@ use tickwatch::capture::is_capture;
 use tickwatch::feed::{gz, MapOptions, MappedFile};
 use tickwatch::mold::Session;
 use tickwatch::net::{
-    self, FaultLines, Faults, PackOptions, PacketList, RerequestServer, SendOptions, SendReport,
-    Sender,
+    self, BlastOptions, FaultLines, Faults, PackOptions, PacketList, RerequestServer, SendOptions,
+    SendReport, Sender,
 };
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -83,6 +83,20 @@ pub struct SendArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Send the packets as fast as the kernel takes them, or at RATE datagrams/s per line, with
+    /// `sendmmsg` (every header built first, batches of 64; asleep between batches at a rate):
+    /// a sender that is not the bottleneck, for finding a receiver's ceiling. No pacing from the
+    /// feed's times (--speed is not used), no heartbeats, no faults; the end of session sent
+    /// three times, 10 ms apart.
+    #[arg(
+        long,
+        value_name = "RATE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "0",
+        conflicts_with_all = ["drop_every", "drop_seq", "duplicate_every", "reorder", "rerequest_port"]
+    )]
+    pub blast: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -165,6 +179,9 @@ fn faults(a: &SendArgs) -> [Faults; 2] {
 
 pub fn cmd_send(a: SendArgs) -> Result<()> {
     let list = Arc::new(packet_list(&a)?);
+    if let Some(rate) = a.blast {
+        return blast(&a, &list, (rate > 0).then_some(rate));
+    }
     let server = match a.rerequest_port {
         Some(p) => {
             let bind = SocketAddrV4::new(a.iface.unwrap_or(Ipv4Addr::UNSPECIFIED), p);
@@ -198,6 +215,38 @@ pub fn cmd_send(a: SendArgs) -> Result<()> {
         return Ok(());
     }
     print_report(&r, &list, served)?;
+    Ok(())
+}
+
+/// `send --blast`: the packets out with `sendmmsg`, unpaced or at `rate` datagrams/s per line.
+fn blast(a: &SendArgs, list: &PacketList, rate: Option<u64>) -> Result<()> {
+    ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
+    let o = BlastOptions {
+        lines: a.to.0.clone(),
+        iface: a.iface,
+        ttl: a.ttl,
+        rate,
+    };
+    let r = net::blast(list, &o, &STOP)?;
+    if a.json {
+        serde_json::to_writer_pretty(io::stdout().lock(), &serde_json::json!({ "blast": r }))?;
+        println!();
+        return Ok(());
+    }
+    println!(
+        "blasted {} messages in {} packets per line ({} datagrams, {} sendmmsg calls) in {:.3} s: {:.0} datagrams/s per line (asked {}); {} batches late; end of session at sequence {}{}",
+        r.messages,
+        r.packets,
+        r.datagrams,
+        r.calls,
+        r.elapsed_ns as f64 / 1e9,
+        r.rate_per_line,
+        r.rate_asked.map_or("as fast as possible".to_string(), |x| x.to_string()),
+        r.late_batches,
+        r.end_sequence,
+        if r.interrupted { " (interrupted)" } else { "" }
+    );
     Ok(())
 }
 

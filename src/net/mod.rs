@@ -10,17 +10,20 @@
 //!  Receiver ─▶ Recorder ─▶ pcap/pcapng files (rotated)
 //! ```
 //! [`packets`] fills MoldUDP64 packets as a feed does; [`pace`] waits for each packet's time;
-//! [`fault`] drops, duplicates and reorders packets per line for tests; [`send`] is the sender;
-//! [`rerequest`] the re-request server and client; [`recv`] the receiver (the only `unsafe`, around
-//! `recvmmsg` and its control messages); [`record`] the recorder; [`socket`] the socket setup
-//! both ends share.
+//! [`blast`] sends the packets with `sendmmsg`, unpaced or at a fixed rate (for finding the
+//! receiver's ceiling); [`fault`] drops, duplicates and reorders packets per line for tests; [`send`] is the sender;
+//! [`rerequest`] the re-request server and client; [`recv`] the receiver (`unsafe` around
+//! `recvmmsg` and its control messages); [`hwstamp`] turns on the NIC's receive stamps (`unsafe`
+//! around its `ioctl`s); [`record`] the recorder; [`socket`] the socket setup both ends share.
 
 use std::io;
 use std::net::SocketAddrV4;
 
 use thiserror::Error;
 
+pub mod blast;
 pub mod fault;
+pub mod hwstamp;
 pub mod pace;
 pub mod packets;
 pub mod record;
@@ -29,10 +32,12 @@ pub mod rerequest;
 pub mod send;
 pub mod socket;
 
+pub use blast::{blast, BlastOptions, BlastReport};
 pub use fault::{FaultLines, Faults};
+pub use hwstamp::{HwMode, HwStamping};
 pub use pace::{PaceReport, Pacer};
 pub use packets::{Outgoing, PackOptions, PacketList};
-pub use record::{RecordOptions, RecordReport, Recorder, END_GRACE};
+pub use record::{RecordOptions, RecordReport, Recorder, StampCounts, END_GRACE};
 pub use recv::{Receiver, RecvOptions, RecvStats, TimestampSource};
 pub use rerequest::{RerequestServer, Rerequester};
 pub use send::{SendOptions, SendReport, Sender};
@@ -64,6 +69,9 @@ pub enum NetError {
     /// An option is out of range.
     #[error("invalid option: {0}")]
     Option(&'static str),
+    /// Hardware timestamps were required and cannot be had (why, with what the NIC said).
+    #[error("hardware timestamps: {0}")]
+    HwTimestamps(String),
     /// Writing a recording.
     #[error("writing {path}")]
     Write {

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::recv::{Receiver, TimestampSource};
+use super::hwstamp::HwStamping;
+use super::recv::{Receiver, RecvStats, TimestampSource};
 use super::rerequest::{RequestStats, Rerequester};
 use super::{now_ns, NetError};
 use crate::capture::{CaptureFormat, PacketWriter, TsResolution, WriteOptions};
@@ -47,6 +48,16 @@ pub struct RecordReport {
     pub kernel_drops: u64,
     /// Which clock stamped the packets.
     pub timestamps: Option<TimestampSource>,
+    /// Datagrams stamped by the NIC, by the kernel in software, and not at all (the realtime
+    /// clock when read).
+    pub stamped: StampCounts,
+    /// What `--hw-timestamps` did: the NIC told to stamp, or why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hw_timestamps: Option<HwStamping>,
+    /// Set when the NIC's stamps are in a clock not kept to the system's (the recording's
+    /// times are then off by the difference).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hw_clock_warning: Option<String>,
     /// A line carried the end of session.
     pub end_of_session: bool,
     /// Lines listened to.
@@ -57,6 +68,28 @@ pub struct RecordReport {
     pub rerequests: Option<RequestStats>,
     /// With a re-request server: messages missed on every line and not filled in time.
     pub lost: Option<u64>,
+}
+
+/// Datagrams by the clock that stamped them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StampCounts {
+    /// By the NIC.
+    pub hardware: u64,
+    /// By the kernel, in software.
+    pub software: u64,
+    /// Not at all: the realtime clock when read.
+    pub none: u64,
+}
+
+impl StampCounts {
+    /// The receiver's counts.
+    pub fn of(s: &RecvStats) -> StampCounts {
+        StampCounts {
+            hardware: s.hw_stamped,
+            software: s.sw_stamped,
+            none: s.unstamped,
+        }
+    }
 }
 
 type Writer = PacketWriter<BufWriter<File>>;
@@ -272,6 +305,9 @@ impl Recorder {
         let st = self.rx.stats();
         r.kernel_drops = st.kernel_drops;
         r.timestamps = Some(st.timestamps());
+        r.stamped = StampCounts::of(&st);
+        r.hw_timestamps = self.rx.hw_stamping().cloned();
+        r.hw_clock_warning = st.hw_clock_warning();
         r.lines = self.ended.len();
         r.lines_ended = self.ended.iter().filter(|&&e| e).count();
         r.end_of_session = r.lines_ended > 0;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::hwstamp::HwStamping;
 use super::socket::{self, setsockopt_int};
 use super::{now_ns, sock_err, NetError};
 use crate::mold::Datagram;
@@ -74,11 +75,34 @@ pub struct RecvStats {
     pub hw_stamped: u64,
     /// Datagrams stamped by the kernel in software.
     pub sw_stamped: u64,
+    /// Datagrams that came with no stamp (stamped with the realtime clock when read).
+    pub unstamped: u64,
+    /// The last hardware stamp minus the realtime clock when it was read, ns: the NIC's clock
+    /// against the system's (plus the time the datagram waited in the socket).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hw_clock_ahead_ns: Option<i64>,
     /// Receive buffer granted per socket, bytes.
     pub rcvbuf: usize,
 }
 
+/// A NIC clock this far from the system clock is not synced to it (a datagram waiting in its
+/// socket is ms behind, not a second).
+const UNSYNCED_NS: u64 = 1_000_000_000;
+
 impl RecvStats {
+    /// A warning when the hardware stamps are in a clock not kept to the system clock (the
+    /// latency measured from them would be off by the difference).
+    pub fn hw_clock_warning(&self) -> Option<String> {
+        let d = self.hw_clock_ahead_ns?;
+        (d.unsigned_abs() >= UNSYNCED_NS).then(|| {
+            format!(
+                "the NIC's clock is {:.3} s {} the system clock: wire → book from its stamps is off by that much (keep it synced: phc2sys)",
+                d.unsigned_abs() as f64 / 1e9,
+                if d > 0 { "ahead of" } else { "behind" }
+            )
+        })
+    }
+
     /// The best clock seen.
     pub fn timestamps(&self) -> TimestampSource {
         match (self.hw_stamped, self.sw_stamped) {
@@ -105,6 +129,8 @@ pub struct Receiver {
     batches: Vec<Batch>,
     ctrl: Vec<u64>,
     stats: RecvStats,
+    /// What `--hw-timestamps` did, when asked.
+    hw: Option<HwStamping>,
 }
 
 /// One line's last `recvmmsg` batch: its payloads and what the kernel said of each.
@@ -168,7 +194,20 @@ impl Receiver {
             batches: opts.lines.iter().map(|_| Batch::new()).collect(),
             ctrl: vec![0; BATCH * CTRL_WORDS],
             stats,
+            hw: None,
         })
+    }
+
+    /// Notes what was done to have the NIC stamp the packets ([`super::hwstamp::enable`]), for
+    /// the report.
+    pub fn with_hw_stamping(mut self, hw: HwStamping) -> Receiver {
+        self.hw = Some(hw);
+        self
+    }
+
+    /// What was done to have the NIC stamp the packets, when asked.
+    pub fn hw_stamping(&self) -> Option<&HwStamping> {
+        self.hw.as_ref()
     }
 
     /// The lines' groups.
@@ -332,7 +371,11 @@ impl Receiver {
         s.bytes += len as u64;
         s.truncated += u64::from(flags & libc::MSG_TRUNC != 0);
         s.hw_stamped += u64::from(m.hardware);
+        if let (true, Some(ts)) = (m.hardware, m.ts_ns) {
+            s.hw_clock_ahead_ns = Some(ts as i64 - now_ns() as i64);
+        }
         s.sw_stamped += u64::from(m.ts_ns.is_some() && !m.hardware);
+        s.unstamped += u64::from(m.ts_ns.is_none());
         if let Some(d) = m.drops {
             let line = &mut self.lines[li];
             s.kernel_drops += u64::from(d.wrapping_sub(line.drops));
@@ -449,4 +492,25 @@ fn read_ctrl(h: &libc::msghdr) -> Meta {
 fn from_sockaddr(a: &libc::sockaddr_in) -> SocketAddrV4 {
     let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
     SocketAddrV4::new(ip, u16::from_be(a.sin_port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unsynced_nic_clock_is_named() {
+        let mut s = RecvStats::default();
+        assert_eq!(s.hw_clock_warning(), None);
+        s.hw_clock_ahead_ns = Some(-3_000_000); // 3 ms in the socket: synced
+        assert_eq!(s.hw_clock_warning(), None);
+        s.hw_clock_ahead_ns = Some(-37_000_000_000); // TAI against UTC
+        let w = s.hw_clock_warning().unwrap();
+        assert!(
+            w.starts_with("the NIC's clock is 37.000 s behind the system clock"),
+            "{w}"
+        );
+        s.hw_clock_ahead_ns = Some(5_000_000_000);
+        assert!(s.hw_clock_warning().unwrap().contains("5.000 s ahead of"));
+    }
 }

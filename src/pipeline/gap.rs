@@ -88,8 +88,8 @@ pub struct GapSummary {
     pub lost_messages: u64,
     /// Every unfilled gap, in the order noticed.
     pub gaps: Vec<GapLine>,
-    /// Whether the stocks that showed damage were looked for ([`DamageScan`] over the feed, a
-    /// capture's); a live feed cannot be read again, so its are not.
+    /// Whether the stocks that showed damage were looked for: by a [`DamageScan`] over the
+    /// feed (a capture's, read again), or alongside the run (a live feed's, as it arrived).
     pub damaged_stocks_listed: bool,
     /// The stocks named, from the first gap on, by a message referring to an order the books
     /// did not know — the gaps' known victims, by symbol (the others' books may still be
@@ -135,8 +135,11 @@ pub struct DamagedStock {
 
 /// Finds the stocks a gap touched: the feed's messages applied to books of their own, and the
 /// references to unknown orders from feed position `from` on counted by stock. The caller hands
-/// it every message the engine takes, in feed order (a second pass over a capture: a lost
-/// message's stock is unknowable until a later message names its order).
+/// it every message the engine takes, in feed order: a second pass over a capture, or each
+/// message of a live feed as it arrives, counting from the first gap once it is known
+/// ([`DamageScan::count_from`]); a lost message's stock is unknowable until a later message
+/// names its order. Memory is fixed at construction: the books' tables (the run's capacities)
+/// and a counter and a symbol per locate.
 #[derive(Debug)]
 pub struct DamageScan {
     books: Books,
@@ -159,6 +162,24 @@ impl DamageScan {
             orphans: vec![0; locates],
             symbols: vec![None; locates],
         }
+    }
+
+    /// A scan that counts nothing until [`DamageScan::count_from`] says where: a live feed's,
+    /// whose first gap is not known when it starts.
+    pub fn live(cfg: BookConfig) -> DamageScan {
+        DamageScan::new(cfg, u64::MAX)
+    }
+
+    /// Backs every page of its books' tables now (as a worker backs its own), so that taking a
+    /// message never waits for a page fault: a live feed's reader cannot afford them.
+    pub fn prefault(&mut self) {
+        self.books.prefault();
+    }
+
+    /// Counts from feed position `from` on (the earliest position given is kept). Called before
+    /// the message at `from` is taken.
+    pub fn count_from(&mut self, from: u64) {
+        self.from = self.from.min(from);
     }
 
     /// The next message the engine takes.
@@ -187,6 +208,11 @@ impl DamageScan {
 
     /// The stocks with references to unknown orders, most first (then by locate).
     pub fn finish(self) -> Vec<DamagedStock> {
+        self.stocks()
+    }
+
+    /// [`DamageScan::finish`] so far, the scan going on (allocates: a live feed's report).
+    pub fn stocks(&self) -> Vec<DamagedStock> {
         let mut v: Vec<DamagedStock> = self
             .orphans
             .iter()
@@ -244,5 +270,67 @@ mod tests {
         };
         let s = GapSummary::of(vec![line(5, 9, 4), line(20, 20, 14)]).unwrap();
         assert_eq!((s.inexact_from, s.lost_messages), (4, 6));
+    }
+
+    mod damage {
+        use super::super::*;
+        use crate::itch::be::{BeU32, BeU64};
+        use crate::itch::encode::{header, push_frame};
+        use crate::itch::{AddOrder, OrderDelete};
+
+        fn add(buf: &mut Vec<u8>, locate: u16, r: u64) {
+            let m = AddOrder {
+                hdr: header(b'A', locate, 0, 1),
+                order_ref: BeU64::new(r),
+                side: b'B',
+                shares: BeU32::new(100),
+                stock: *b"X       ",
+                price: BeU32::new(10_000),
+            };
+            push_frame(buf, &m);
+        }
+
+        fn delete(buf: &mut Vec<u8>, locate: u16, r: u64) {
+            let m = OrderDelete {
+                hdr: header(b'D', locate, 0, 2),
+                order_ref: BeU64::new(r),
+            };
+            push_frame(buf, &m);
+        }
+
+        /// A feed with an orphan before position 4 (stock 3) and three after it (stocks 1, 2, 2).
+        fn feed() -> Vec<u8> {
+            let mut b = Vec::new();
+            add(&mut b, 1, 10);
+            delete(&mut b, 3, 30); // orphan before the gap: not counted
+            add(&mut b, 2, 20);
+            delete(&mut b, 1, 10);
+            delete(&mut b, 1, 11); // position 4
+            delete(&mut b, 2, 21);
+            delete(&mut b, 2, 22);
+            delete(&mut b, 2, 20);
+            b
+        }
+
+        #[test]
+        fn a_live_scan_told_the_gap_as_it_goes_equals_the_second_pass() {
+            let cfg = BookConfig::small();
+            let want = damaged_stocks(&feed(), cfg, 4);
+            let names: Vec<(u16, u64)> = want.iter().map(|d| (d.locate, d.orphan_refs)).collect();
+            assert_eq!(names, [(2, 2), (1, 1)]);
+            let mut live = DamageScan::live(cfg);
+            for (i, f) in Frames::new(&feed()).map_while(Result::ok).enumerate() {
+                if i <= 4 {
+                    assert!(live.stocks().is_empty(), "nothing counted before the gap");
+                }
+                if i == 4 {
+                    live.count_from(4);
+                    live.count_from(6); // a later gap: the first one stands
+                }
+                live.take_bytes(f.body);
+            }
+            assert_eq!(live.stocks(), want);
+            assert_eq!(live.finish(), want);
+        }
     }
 }
