@@ -5,39 +5,18 @@
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
 mod common;
+use common::scenario::{assert_same_alerts, scenario_feed, Scenarios};
 use common::shared::Shared;
 
 use tickwatch::book::{BookConfig, Books};
 use tickwatch::feed::Frames;
-use tickwatch::gen::{generate_scenarios, GenConfig, ScenarioPlan};
 use tickwatch::pipeline::alerts::SurvJob;
 use tickwatch::pipeline::{run, run_surv, shard_of, PipelineConfig, WaitStrategy};
 use tickwatch::replay::replay;
-use tickwatch::scenario::ScenarioKind;
 use tickwatch::surv::event::party_of_name;
 use tickwatch::surv::{surveil_feed, FlowRecord, Rules};
 
 const SYMBOLS: u32 = 30;
-
-fn scenario_feed(messages: u64, seed: u64) -> (Vec<u8>, Vec<FlowRecord>) {
-    let mut v = Vec::new();
-    let (_, _, flow) = generate_scenarios(
-        &GenConfig {
-            messages,
-            symbols: SYMBOLS,
-            live_orders: messages / 20,
-            seed,
-        },
-        600_000_000_000,
-        &ScenarioPlan {
-            kinds: ScenarioKind::ALL.to_vec(),
-            rate: 1.0,
-        },
-        &mut v,
-    )
-    .unwrap();
-    (v, flow.unwrap_or_default())
-}
 
 /// What [`corrupt`] did.
 #[derive(Debug, Default)]
@@ -92,7 +71,7 @@ fn config(workers: usize, wait: WaitStrategy) -> PipelineConfig {
 
 #[test]
 fn a_corrupt_feed_builds_the_same_books_for_any_worker_count() {
-    let (mut feed, _) = scenario_feed(80_000, 21);
+    let mut feed = scenario_feed(80_000, SYMBOLS, 21).feed;
     let d = corrupt(&mut feed, 37);
     assert!(d.moved > 100 && d.reused > 100, "{d:?}");
     let mut single = Books::new(BookConfig::small());
@@ -128,7 +107,7 @@ fn a_corrupt_feed_builds_the_same_books_for_any_worker_count() {
 
 #[test]
 fn a_corrupt_feed_raises_the_same_alerts_for_any_worker_count() {
-    let (mut feed, flow) = scenario_feed(150_000, 22);
+    let Scenarios { mut feed, flow, .. } = scenario_feed(150_000, SYMBOLS, 22);
     corrupt(&mut feed, 53);
     let mut books = Books::new(BookConfig::small());
     let (alerts, _) = surveil_feed(&feed, &mut books, Rules::default(), &flow, 1024).unwrap();
@@ -161,26 +140,13 @@ fn a_corrupt_feed_raises_the_same_alerts_for_any_worker_count() {
         )
         .unwrap();
         let got = sink.0.lock().unwrap().clone();
-        if got != want {
-            let (g, w) = (
-                String::from_utf8_lossy(&got),
-                String::from_utf8_lossy(&want),
-            );
-            let i = g.lines().zip(w.lines()).position(|(a, b)| a != b);
-            panic!(
-                "{workers} workers: {} lines vs {}; first difference at {i:?}:\n got {:?}\nwant {:?}",
-                g.lines().count(),
-                w.lines().count(),
-                i.and_then(|i| g.lines().nth(i)),
-                i.and_then(|i| w.lines().nth(i)),
-            );
-        }
+        assert_same_alerts(&format!("{workers} workers"), &got, &want);
     }
 }
 
 #[test]
 fn inspect_refs_names_what_the_corruption_did() {
-    let (mut feed, _) = scenario_feed(40_000, 23);
+    let mut feed = scenario_feed(40_000, SYMBOLS, 23).feed;
     let d = corrupt(&mut feed, 41);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("corrupt.itch");
@@ -214,7 +180,7 @@ fn inspect_refs_names_what_the_corruption_did() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("references  not followed"), "{text}");
     // The clean feed has no corruption line.
-    let (clean, _) = scenario_feed(40_000, 23);
+    let clean = scenario_feed(40_000, SYMBOLS, 23).feed;
     std::fs::write(&path, &clean).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tickwatch"))
         .args(["inspect", "--refs"])
@@ -327,7 +293,7 @@ fn strict_risk() -> Rules {
 
 #[test]
 fn dense_flow_with_strict_risk_limits_raises_the_same_alerts_for_any_worker_count() {
-    let (feed, _) = scenario_feed(150_000, 24);
+    let feed = scenario_feed(150_000, SYMBOLS, 24).feed;
     // 200 records per stock at each burst: ≈ 6,000 risk inputs at one mark, more than a
     // worker's ring holds, so the mark waits for room step by step; none is dropped.
     let (alerts, overflow, waits) =
@@ -339,7 +305,7 @@ fn dense_flow_with_strict_risk_limits_raises_the_same_alerts_for_any_worker_coun
 
 #[test]
 fn one_stocks_flow_over_a_step_overflows_alike_for_any_worker_count() {
-    let (feed, _) = scenario_feed(60_000, 25);
+    let feed = scenario_feed(60_000, SYMBOLS, 25).feed;
     // 400 records of one stock within 1 µs: more than one step buffers. The overflow is counted
     // and, since a step concerns one stock, the same whatever the sharding.
     let (_, overflow, _) = same_alerts_for_any_workers(&feed, &dense(&feed, 400), &strict_risk());
@@ -369,7 +335,7 @@ fn alert_times(jsonl: &[u8]) -> Vec<u64> {
 
 #[test]
 fn a_stopped_run_joins_no_flow_past_its_stop_point() {
-    let (feed, flow) = scenario_feed(200_000, 26);
+    let Scenarios { feed, flow, .. } = scenario_feed(200_000, SYMBOLS, 26);
     let ts = times(&feed);
     assert!(
         flow.iter().any(|f| f.ts > ts[ts.len() / 3]),

@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 mod common;
+use common::scenario::{scenario_feed, Scenarios};
 use common::shared::Shared;
 
 use tickwatch::agg::{BarFormat, BarKey};
@@ -15,32 +16,10 @@ use tickwatch::book::BookConfig;
 use tickwatch::engine::{
     self, Config, Control, EngineError, Plan, Route, ShardOp, Source, Tag, WaitStrategy,
 };
-use tickwatch::gen::{generate_scenarios, GenConfig, ScenarioPlan};
 use tickwatch::pipeline::alerts::SurvJob;
 use tickwatch::pipeline::{run_market, BarsConfig, JobError, MarketJobs, PipelineConfig};
-use tickwatch::scenario::ScenarioKind;
 use tickwatch::surv::{FlowRecord, Rules};
 use tickwatch::window::{Emit, TimeWindowConfig};
-
-fn scenario_feed(messages: u64, seed: u64) -> (Vec<u8>, Vec<FlowRecord>) {
-    let mut v = Vec::new();
-    let (_, _, flow) = generate_scenarios(
-        &GenConfig {
-            messages,
-            symbols: 40,
-            live_orders: messages / 20,
-            seed,
-        },
-        600_000_000_000,
-        &ScenarioPlan {
-            kinds: ScenarioKind::ALL.to_vec(),
-            rate: 1.0,
-        },
-        &mut v,
-    )
-    .unwrap();
-    (v, flow.unwrap_or_default())
-}
 
 fn bars_job(sink: &Shared) -> BarsConfig {
     BarsConfig {
@@ -108,7 +87,7 @@ fn market(
 
 #[test]
 fn bars_and_surveillance_in_one_run_write_what_each_writes_alone() {
-    let (feed, flow) = scenario_feed(60_000, 11);
+    let Scenarios { feed, flow, .. } = scenario_feed(60_000, 40, 11);
     let (bars_alone, none) = market(&feed, &flow, 1, true, false);
     assert!(none.is_empty());
     let (none, alerts_alone) = market(&feed, &flow, 1, false, true);

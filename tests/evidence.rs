@@ -2,31 +2,12 @@
 //! that fired (`value op threshold` holds), over every detector on generated scenarios with
 //! default rules and with tight risk limits; risk alerts carry the stock's touch.
 
-use tickwatch::book::{BookConfig, Books};
-use tickwatch::gen::{generate_scenarios, GenConfig, ScenarioPlan};
-use tickwatch::scenario::ScenarioKind;
-use tickwatch::surv::alert::{Alert, DetectorId};
-use tickwatch::surv::{surveil_feed, FlowRecord, Rules};
+mod common;
+use common::scenario::{scenario_feed, Scenarios};
 
-fn scenario_feed(messages: u64, seed: u64) -> (Vec<u8>, Vec<FlowRecord>) {
-    let mut v = Vec::new();
-    let (_, _, flow) = generate_scenarios(
-        &GenConfig {
-            messages,
-            symbols: 40,
-            live_orders: messages / 20,
-            seed,
-        },
-        600_000_000_000,
-        &ScenarioPlan {
-            kinds: ScenarioKind::ALL.to_vec(),
-            rate: 1.0,
-        },
-        &mut v,
-    )
-    .unwrap();
-    (v, flow.unwrap_or_default())
-}
+use tickwatch::book::{BookConfig, Books};
+use tickwatch::surv::alert::{Alert, DetectorId};
+use tickwatch::surv::{surveil_feed, Rules};
 
 fn holds(value: f64, op: &str, threshold: f64) -> bool {
     match op {
@@ -40,7 +21,7 @@ fn holds(value: f64, op: &str, threshold: f64) -> bool {
 }
 
 fn alerts(rules: Rules, seed: u64) -> Vec<Alert> {
-    let (feed, flow) = scenario_feed(150_000, seed);
+    let Scenarios { feed, flow, .. } = scenario_feed(150_000, 40, seed);
     let mut books = Books::new(BookConfig::small());
     surveil_feed(&feed, &mut books, rules, &flow, 1024)
         .unwrap()

@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each binary uses its own part of it
 
 pub mod netns;
+pub mod scenario;
 pub mod shared;
 
 use std::alloc::{GlobalAlloc, Layout, System};
