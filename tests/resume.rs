@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use tickwatch::ckpt::FORMAT_VERSION;
 use tickwatch::rng::SplitMix64;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tickwatch");
@@ -235,11 +236,17 @@ fn a_checkpoint_of_another_format_version_is_refused() {
     let (d, a) = checkpointed("version", 2);
     let m = newest(&d).join("manifest.json");
     let text = std::fs::read_to_string(&m).unwrap();
-    std::fs::write(&m, text.replace("\"format\": 1", "\"format\": 2")).unwrap();
+    let (now, other) = (FORMAT_VERSION, FORMAT_VERSION + 1);
+    let edited = text.replace(
+        &format!("\"format\": {now}"),
+        &format!("\"format\": {other}"),
+    );
+    assert_ne!(edited, text, "the manifest names its format");
+    std::fs::write(&m, edited).unwrap();
     let out = f.run(2, &a, Mode::Resume(&d)).output().unwrap();
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("is format 2, this build reads 1"),
+        stderr(&out).contains(&format!("is format {other}, this build reads {now}")),
         "{}",
         stderr(&out)
     );
@@ -301,4 +308,35 @@ fn resuming_with_another_feed_or_worker_count_is_refused() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn resume_takes_the_flags_it_is_not_given_from_the_checkpoint() {
+    let f = fixture();
+    let (d, a) = checkpointed("bare", 2);
+    // Only the feed and the directory, from another working directory: the workers, alerts,
+    // rules and flow come from the checkpoint.
+    let bare = || {
+        let mut c = Command::new(BIN);
+        c.arg("run").arg(&f.feed).arg("--resume").arg(&d);
+        c.current_dir("/").stdout(Stdio::null());
+        c
+    };
+    let out = bare().output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("resuming with --workers 2, --alerts"), "{err}");
+    assert!(err.contains("--rules") && err.contains("--flow"), "{err}");
+    assert!(std::fs::read(&a).unwrap() == f.alerts[2]);
+    // A flag given is still checked, and a difference refused by name.
+    for (flag, key) in [
+        (vec!["--workers", "1"], "workers was 2, now 1"),
+        (vec!["--lenient"], "lenient was false, now true"),
+        (vec!["--no-flow"], "flow was"),
+        (vec!["--until", "09:31:00"], "until was None"),
+    ] {
+        let out = bare().args(&flag).output().unwrap();
+        assert!(!out.status.success(), "{flag:?} accepted");
+        assert!(stderr(&out).contains(key), "{flag:?}: {}", stderr(&out));
+    }
 }

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 /// The checkpoint format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The first bytes of every checkpoint file.
 pub const MAGIC: [u8; 8] = *b"TWCKPT\0\0";
 /// Header bytes: magic, version (u32), length (u64), crc32 (u32), all little-endian.

@@ -77,6 +77,18 @@ impl RunKey {
     }
 }
 
+/// What the run that wrote a checkpoint was given beyond its [`RunKey`]: the files a resume
+/// takes when it is not given them again (absolute paths).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Given {
+    /// The alerts file.
+    pub alerts: String,
+    /// The rules file (`None`: the default rules).
+    pub rules: Option<String>,
+    /// The participant flow file read (`None`: no flow).
+    pub flow: Option<String>,
+}
+
 /// The input position of a cut.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputPos {
@@ -108,6 +120,8 @@ pub struct Manifest {
     pub feed: FeedId,
     /// What changes results.
     pub run: RunKey,
+    /// The files the run was given.
+    pub given: Given,
     /// How often the run checkpointed (a resume goes on so unless told otherwise).
     pub every: crate::engine::CkptEvery,
     /// Where the input stood.

@@ -16,7 +16,7 @@
 
 use crate::book::Books;
 use crate::ckpt::manifest::{InputPos, OutputPos};
-use crate::ckpt::{self, CkptDir, CkptError, FeedId, Manifest, RunKey};
+use crate::ckpt::{self, CkptDir, CkptError, FeedId, Given, Manifest, RunKey};
 use crate::engine::{CkptEvery, ReaderCut};
 use crate::surv::{SurvOutput, Surveillance};
 use serde::{Deserialize, Serialize};
@@ -236,6 +236,7 @@ pub struct OutputCkpt {
     next: u64,
     feed: FeedId,
     key: RunKey,
+    given: Given,
     every: CkptEvery,
     /// CRC of the alerts written so far.
     crc: crc32fast::Hasher,
@@ -254,6 +255,7 @@ impl OutputCkpt {
             next,
             feed: run.feed.clone(),
             key: run.key.clone(),
+            given: run.given.clone(),
             every: run.every,
             crc,
             // A test hook: a pause between writing the files and the rename, so a kill lands
@@ -303,6 +305,7 @@ impl OutputCkpt {
             workers: self.workers,
             feed: self.feed.clone(),
             key: self.key.clone(),
+            given: self.given.clone(),
             every: self.every,
             alerts,
             pause_ms: self.pause_ms,
@@ -333,6 +336,7 @@ struct Commit {
     workers: usize,
     feed: FeedId,
     key: RunKey,
+    given: Given,
     every: CkptEvery,
     alerts: OutputPos,
     pause_ms: u64,
@@ -360,6 +364,7 @@ impl Commit {
             checkpoint: self.n,
             feed: self.feed,
             run: self.key,
+            given: self.given,
             every: self.every,
             input: InputPos {
                 message: cut.messages,
@@ -403,6 +408,8 @@ pub struct CkptRun {
     pub feed: FeedId,
     /// What changes results.
     pub key: RunKey,
+    /// The files the run was given (recorded for a resume).
+    pub given: Given,
     /// The alerts file.
     pub alerts: PathBuf,
     /// What happened.
