@@ -340,3 +340,57 @@ fn resume_takes_the_flags_it_is_not_given_from_the_checkpoint() {
         assert!(stderr(&out).contains(key), "{flag:?}: {}", stderr(&out));
     }
 }
+
+/// A run's `--json` report without what measures time or waits (these differ between any two
+/// runs): elapsed time and rate, latency, threads, ring-full waits, idle progress records, mark
+/// waits, and the checkpoints this process wrote.
+fn counts(report: &[u8]) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_slice(report).unwrap();
+    let o = v.as_object_mut().unwrap();
+    for k in [
+        "elapsed_ns",
+        "messages_per_s",
+        "latency",
+        "threads",
+        "checkpoints",
+    ] {
+        assert!(o.remove(k).is_some(), "the report has {k}");
+    }
+    for r in o["rings"].as_array_mut().unwrap() {
+        r.as_object_mut().unwrap().remove("full");
+    }
+    let s = o["surv"].as_object_mut().unwrap();
+    for k in ["progress", "mark_waits", "latency"] {
+        assert!(s.remove(k).is_some(), "the surveillance report has {k}");
+    }
+    v
+}
+
+#[test]
+fn a_killed_and_resumed_runs_report_counts_the_whole_run() {
+    let f = fixture();
+    let json = |c: &mut Command| {
+        let out = c.arg("--json").stdout(Stdio::piped()).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        counts(&out.stdout)
+    };
+    let unbroken = json(&mut f.run(2, &f.root.join("counts-0.jsonl"), {
+        Mode::Fresh(&f.root.join("counts-0"))
+    }));
+    let d = f.root.join("counts");
+    let a = f.root.join("counts.jsonl");
+    // Killed once its second checkpoint is complete (the first may be gone by then).
+    let mut child = f.run(2, &a, Mode::Fresh(&d)).spawn().unwrap();
+    let t0 = Instant::now();
+    while !d.join("ckpt-2").exists() && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let resumed = json(&mut f.run(2, &a, Mode::Resume(&d)));
+    assert!(std::fs::read(&a).unwrap() == f.alerts[2]);
+    assert_eq!(
+        resumed, unbroken,
+        "the resumed run's report counts what the unbroken one does"
+    );
+}

@@ -128,6 +128,8 @@ pub struct Manifest {
     pub input: InputPos,
     /// The alerts file.
     pub alerts: OutputPos,
+    /// Each worker's counters at the cut (a resumed run's report goes on from them).
+    pub workers: Vec<crate::engine::WorkerCut>,
 }
 
 impl Manifest {

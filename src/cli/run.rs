@@ -336,6 +336,7 @@ fn checkpointing(
         given,
         alerts: alerts.clone(),
         log: Default::default(),
+        cuts: Default::default(),
     };
     if a.resume.is_none() {
         run.dir.clear()?;

@@ -17,7 +17,7 @@
 use crate::book::Books;
 use crate::ckpt::manifest::{InputPos, OutputPos};
 use crate::ckpt::{self, CkptDir, CkptError, FeedId, Given, Manifest, RunKey};
-use crate::engine::{CkptEvery, ReaderCut};
+use crate::engine::{CkptEvery, ReaderCut, WorkerCut};
 use crate::surv::{SurvOutput, Surveillance};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -46,12 +46,19 @@ pub struct CkptReport {
     pub errors: Vec<String>,
     /// Where the run resumed from, and the newer checkpoints that could not be used.
     pub resumed_from: Option<String>,
+    /// Messages read before the cut it resumed from: the report's counts cover the whole run,
+    /// its time and rate only what this process read.
+    pub resumed_at_message: Option<u64>,
     /// Newer checkpoints skipped on resume, with why.
     pub skipped: Vec<String>,
 }
 
 /// Shared between the stages.
 pub type Log = Arc<Mutex<CkptReport>>;
+
+/// The workers' counters at their checkpoint marks, until the checkpoint's commit takes them:
+/// (the cut's feed position, worker, counters).
+pub type Cuts = Arc<Mutex<Vec<(u32, usize, WorkerCut)>>>;
 
 /// A file-system job of a checkpoint, run on the writer thread.
 pub type Job = Box<dyn FnOnce() + Send>;
@@ -242,6 +249,7 @@ pub struct OutputCkpt {
     crc: crc32fast::Hasher,
     pause_ms: u64,
     log: Log,
+    cuts: Cuts,
     writer: std::sync::mpsc::SyncSender<Job>,
 }
 
@@ -265,6 +273,7 @@ impl OutputCkpt {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
             log: run.log.clone(),
+            cuts: run.cuts.clone(),
             writer: writer.handle(),
         }
     }
@@ -309,6 +318,7 @@ impl OutputCkpt {
             every: self.every,
             alerts,
             pause_ms: self.pause_ms,
+            cuts: self.cuts.clone(),
         };
         let log_to = self.log.clone();
         let job = move || {
@@ -340,6 +350,7 @@ struct Commit {
     every: CkptEvery,
     alerts: OutputPos,
     pause_ms: u64,
+    cuts: Cuts,
 }
 
 impl Commit {
@@ -359,6 +370,7 @@ impl Commit {
                 });
             }
         }
+        let workers = self.take_cuts(cut.seq, &dir)?;
         let m = Manifest {
             format: ckpt::FORMAT_VERSION,
             checkpoint: self.n,
@@ -371,6 +383,7 @@ impl Commit {
                 byte_offset: pos.offset,
             },
             alerts: self.alerts,
+            workers,
         };
         m.write(&dir)?;
         let bytes = dir_bytes(&dir);
@@ -379,6 +392,32 @@ impl Commit {
         }
         self.dir.commit(self.n)?;
         Ok(bytes)
+    }
+}
+
+impl Commit {
+    /// Every worker's counters at the cut at feed position `seq` (those of earlier cuts, whose
+    /// checkpoints failed, are dropped).
+    fn take_cuts(&self, seq: u32, dir: &Path) -> Result<Vec<WorkerCut>, CkptError> {
+        let mut all = self.cuts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<(usize, WorkerCut)> = all
+            .iter()
+            .filter(|c| c.0 == seq)
+            .map(|c| (c.1, c.2))
+            .collect();
+        all.retain(|c| c.0 != seq);
+        v.sort_by_key(|c| c.0);
+        if v.len() != self.workers || v.iter().enumerate().any(|(i, c)| c.0 != i) {
+            return Err(CkptError::Corrupt {
+                path: dir.display().to_string(),
+                why: format!(
+                    "{} of {} workers reported their counters at the cut",
+                    v.len(),
+                    self.workers
+                ),
+            });
+        }
+        Ok(v.into_iter().map(|c| c.1).collect())
     }
 }
 
@@ -414,6 +453,8 @@ pub struct CkptRun {
     pub alerts: PathBuf,
     /// What happened.
     pub log: Log,
+    /// The workers' counters at their cuts.
+    pub cuts: Cuts,
 }
 
 /// A checkpoint read back for a resume.

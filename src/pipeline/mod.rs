@@ -571,6 +571,7 @@ pub fn run_market_ckpt(
         None => ItchSource::new(buf, cfg.feed.lenient),
     };
     let log = ck.run.log.clone();
+    let resumed_at = ck.restored.as_ref().map(|r| r.cut.messages);
     let writer = ckpt::Writer::start().map_err(|e| EngineError::Spawn(e.to_string()))?;
     let ran = run_source_with(
         src,
@@ -583,7 +584,14 @@ pub fn run_market_ckpt(
     // Every part handed over is written (or its error logged) before the report is read.
     writer.finish();
     let (mut outcome, _) = ran?;
-    outcome.report.checkpoints = Some(log.lock().map(|l| l.clone()).unwrap_or_default());
+    let r = &mut outcome.report;
+    let mut ck = log.lock().map(|l| l.clone()).unwrap_or_default();
+    if let Some(at) = resumed_at {
+        // The counts go on from the cut; the time is this process's.
+        r.messages_per_s = (r.messages - at) as f64 * 1e9 / r.elapsed_ns.max(1) as f64;
+        ck.resumed_at_message = Some(at);
+    }
+    r.checkpoints = Some(ck);
     Ok(outcome)
 }
 
@@ -746,11 +754,21 @@ fn engine_checkpoints(
         };
         ckpt::submit(&tx, &log, Box::new(job));
     };
+    let cuts = c.run.cuts.clone();
+    let on_worker_cut = move |shard: usize, seq: u32, w: &crate::engine::WorkerCut| {
+        let mut v = cuts.lock().unwrap_or_else(|e| e.into_inner());
+        v.push((seq, shard, *w));
+    };
     crate::engine::Checkpoints {
         every: c.run.every,
         clock,
         on_cut: Arc::new(on_cut),
+        on_worker_cut: Arc::new(on_worker_cut),
         resume: c.restored.as_ref().map(|r| r.cut.clone()),
+        resume_workers: c
+            .restored
+            .as_ref()
+            .map_or_else(Vec::new, |r| r.manifest.workers.clone()),
     }
 }
 
