@@ -4,11 +4,14 @@
 //! checkpoint falls back to the older one.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tickwatch::ckpt::FORMAT_VERSION;
-use tickwatch::rng::SplitMix64;
+
+#[path = "common/kill.rs"]
+mod kill;
+use kill::{newest, stderr, Mode, Trials};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tickwatch");
 /// Messages between checkpoints (taken at the next surveillance mark, every 1,024).
@@ -87,11 +90,6 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-enum Mode<'a> {
-    Fresh(&'a Path),
-    Resume(&'a Path),
-}
-
 impl Fixture {
     fn run(&self, workers: usize, alerts: &Path, mode: Mode<'_>) -> Command {
         let mut c = Command::new(BIN);
@@ -113,81 +111,18 @@ impl Fixture {
     }
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Whether a checkpoint is being written in `d` (a staging directory is there).
-fn staging(d: &Path) -> bool {
-    std::fs::read_dir(d).is_ok_and(|rd| {
-        rd.flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
-    })
-}
-
 /// `kills` runs killed at random moments, each resumed (and sometimes killed again) until a
 /// run completes; every final alerts file is the unbroken one. Returns the kills that found a
 /// checkpoint being written.
 fn kill_and_resume(workers: usize, kills: usize, seed: u64) -> usize {
     let f = fixture();
-    let mut rng = SplitMix64::new(seed);
-    let mut inside = 0;
-    let mut done = 0;
-    let window = f.full.as_millis() as u64 + 200;
-    for trial in 0..kills {
-        let d = f.root.join(format!("k{workers}-{trial}"));
-        let alerts = f.root.join(format!("k{workers}-{trial}.jsonl"));
-        // Every other trial pauses inside each checkpoint write, so kills land there.
-        let pause = if trial % 2 == 0 { "100" } else { "0" };
-        let mut child = f
-            .run(workers, &alerts, Mode::Fresh(&d))
-            .env("TICKWATCH_CKPT_PAUSE_MS", pause)
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.below(window)));
-        let _ = child.kill(); // SIGKILL; it may have finished already.
-        let _ = child.wait();
-        done += 1;
-        inside += staging(&d) as usize;
-        // Resume until a run completes; the first resume is killed again now and then.
-        let mut again = rng.below(3) == 0;
-        loop {
-            let mode = if d.join("ckpt-1").exists() || has_ckpt(&d) {
-                Mode::Resume(&d)
-            } else {
-                // Killed before the first checkpoint: nothing to resume, start again.
-                Mode::Fresh(&d)
-            };
-            let mut c = f.run(workers, &alerts, mode);
-            if again {
-                again = false;
-                let mut child = c.env("TICKWATCH_CKPT_PAUSE_MS", "100").spawn().unwrap();
-                std::thread::sleep(Duration::from_millis(rng.below(window)));
-                let _ = child.kill();
-                let _ = child.wait();
-                done += 1;
-                inside += staging(&d) as usize;
-                continue;
-            }
-            let out = c.output().unwrap();
-            assert!(out.status.success(), "trial {trial}: {}", stderr(&out));
-            break;
-        }
-        let got = std::fs::read(&alerts).unwrap();
-        assert!(
-            got == f.alerts[workers],
-            "trial {trial} ({workers} workers): the resumed alerts differ from the unbroken run's"
-        );
-    }
-    assert!(done >= kills);
-    inside
-}
-
-fn has_ckpt(d: &Path) -> bool {
-    std::fs::read_dir(d).is_ok_and(|rd| {
-        rd.flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with("ckpt-"))
-    })
+    let trials = Trials {
+        root: f.root.clone(),
+        name: format!("k{workers}"),
+        window: f.full.as_millis() as u64 + 200,
+        want: &f.alerts[workers],
+    };
+    trials.run(kills, seed, |a, mode| f.run(workers, a, mode))
 }
 
 #[test]
@@ -210,24 +145,6 @@ fn checkpointed(name: &str, workers: usize) -> (PathBuf, PathBuf) {
     let out = f.run(workers, &a, Mode::Fresh(&d)).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     (d, a)
-}
-
-fn newest(d: &Path) -> PathBuf {
-    let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(d)
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let n = e
-                .file_name()
-                .to_string_lossy()
-                .strip_prefix("ckpt-")?
-                .parse()
-                .ok()?;
-            Some((n, e.path()))
-        })
-        .collect();
-    v.sort();
-    v.pop().expect("a checkpoint").1
 }
 
 #[test]

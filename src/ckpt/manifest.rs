@@ -89,13 +89,30 @@ pub struct Given {
     pub flow: Option<String>,
 }
 
+/// Where a capture's MoldUDP64 stream stood at a cut. The arbiter's state there (each
+/// stream's expected sequence, held messages, gaps so far) is rebuilt on resume by walking the
+/// capture's packets again up to `delivered` messages — no book or detector runs on them — and
+/// checked against the next message's byte offset and sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapturePos {
+    /// Messages the arbiter handed out before the cut (skipped types included).
+    pub delivered: u64,
+    /// MoldUDP64 sequence number of the next message.
+    pub sequence: u64,
+    /// Capture byte offset of the next message's packet record or block.
+    pub packet: u64,
+}
+
 /// The input position of a cut.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputPos {
     /// Messages read before the cut (the next one's index).
     pub message: u64,
-    /// Byte offset of the next message in the feed.
+    /// Byte offset of the next message in the feed (in a capture: of its bytes in its packet).
     pub byte_offset: u64,
+    /// Of a capture: its MoldUDP64 stream's position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CapturePos>,
 }
 
 /// The alerts file at a cut.

@@ -15,7 +15,7 @@ pub mod scratch;
 
 pub use dir::{CkptDir, Found};
 pub use file::{read_blob, write_blob, FORMAT_VERSION};
-pub use manifest::{FeedId, Given, Manifest, RunKey};
+pub use manifest::{CapturePos, FeedId, Given, Manifest, RunKey};
 
 /// Why a checkpoint could not be written, found or used.
 #[derive(Debug, thiserror::Error)]

@@ -216,16 +216,12 @@ fn run_pipeline(
         None => None,
     };
     let mut jobs = jobs;
-    let ck = if scan.is_some() {
-        if a.resume.is_some() || a.checkpoint_dir.is_some() {
-            bail!("--checkpoint-dir/--resume: not for a capture yet (`tickwatch convert pcap` makes it a BinaryFILE, which resumes)");
-        }
-        None
-    } else {
-        checkpointing(&a, &cfg, &path, buf, &mut jobs)?
-    };
+    let ck = checkpointing(&a, &cfg, &path, buf, &mut jobs)?;
     let outcome = progress::while_running(&progress, watch, || match (&scan, ck) {
-        (Some(scan), _) => pipeline::run_capture(scan, &cfg, jobs, &STOP, &progress),
+        (Some(scan), Some(ck)) => {
+            pipeline::run_capture_ckpt(scan, &cfg, jobs, ck, &STOP, &progress)
+        }
+        (Some(scan), None) => pipeline::run_capture(scan, &cfg, jobs, &STOP, &progress),
         (None, Some(ck)) => pipeline::run_market_ckpt(buf, &cfg, jobs, ck, &STOP, &progress),
         (None, None) => pipeline::run_market(buf, &cfg, jobs, &STOP, &progress),
     })

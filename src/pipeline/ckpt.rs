@@ -181,6 +181,8 @@ pub struct SourcePos {
     pub skipped_unknown: u64,
     /// Bad lengths skipped before it.
     pub skipped_bad_lengths: u64,
+    /// Of a capture: where its MoldUDP64 stream stood.
+    pub capture: Option<ckpt::CapturePos>,
 }
 
 /// A worker's checkpoint side.
@@ -381,6 +383,7 @@ impl Commit {
             input: InputPos {
                 message: cut.messages,
                 byte_offset: pos.offset,
+                capture: pos.capture,
             },
             alerts: self.alerts,
             workers,
