@@ -134,6 +134,49 @@ fn log(l: &Log, f: impl FnOnce(&mut CkptReport)) {
     f(&mut l.lock().unwrap_or_else(|e| e.into_inner()));
 }
 
+/// Encode buffers kept between checkpoints: a stage encodes its snapshot into a buffer the
+/// writer gave back after writing the last one (its pages faulted in, no regrowth), not into
+/// a fresh one; a buffer not yet back is replaced by a new one with the last snapshot's room.
+#[derive(Debug)]
+struct Buffers {
+    back_tx: std::sync::mpsc::Sender<Vec<u8>>,
+    back: std::sync::mpsc::Receiver<Vec<u8>>,
+    /// The last snapshot's bytes.
+    last: usize,
+}
+
+impl Buffers {
+    fn new() -> Buffers {
+        let (back_tx, back) = std::sync::mpsc::channel();
+        Buffers {
+            back_tx,
+            back,
+            last: 0,
+        }
+    }
+
+    /// An empty buffer to encode the next snapshot into.
+    fn take(&mut self) -> Vec<u8> {
+        // The newest given back is kept; any older one is dropped.
+        let mut got = None;
+        while let Ok(b) = self.back.try_recv() {
+            got = Some(b);
+        }
+        got.unwrap_or_else(|| Vec::with_capacity(self.last + self.last / 8))
+    }
+
+    /// Encodes `v` into a buffer; the buffer (encoded) and how the writer gives it back.
+    fn encode<T: Serialize>(
+        &mut self,
+        v: &T,
+    ) -> (Result<Vec<u8>, CkptError>, std::sync::mpsc::Sender<Vec<u8>>) {
+        let mut b = self.take();
+        let r = ckpt::encode_into(&mut b, v);
+        self.last = b.len();
+        (r.map(|()| b), self.back_tx.clone())
+    }
+}
+
 /// A worker's state at a cut (written borrowed, read owned: the same encoding).
 #[derive(Serialize)]
 struct WorkerSnap<'a> {
@@ -193,6 +236,7 @@ pub struct WorkerCkpt {
     next: u64,
     log: Log,
     writer: std::sync::mpsc::SyncSender<Job>,
+    bufs: Buffers,
 }
 
 impl WorkerCkpt {
@@ -205,6 +249,7 @@ impl WorkerCkpt {
             next,
             log: run.log.clone(),
             writer: writer.handle(),
+            bufs: Buffers::new(),
         }
     }
 
@@ -218,14 +263,16 @@ impl WorkerCkpt {
             epoch: epoch.0,
             mark_seq: epoch.1,
         };
-        let r = ckpt::encode(&snap);
+        let (r, back) = self.bufs.encode(&snap);
         let stall = t0.elapsed().as_nanos() as u64;
         log(&self.log, |l| l.worker_stall_ns.push(stall));
         let (dir, shard, log_to) = (self.dir.clone(), self.shard, self.log.clone());
         let job = move || {
             let r = r.and_then(|b| {
                 let d = dir.staging(n)?;
-                ckpt::write_blob(&d.join(format!("worker-{shard}.bin")), &b)
+                let w = ckpt::write_blob(&d.join(format!("worker-{shard}.bin")), &b);
+                let _ = back.send(b); // for the next checkpoint (gone if the run has ended)
+                w
             });
             if let Err(e) = r {
                 log(&log_to, |l| l.errors.push(e.to_string()));
@@ -253,6 +300,7 @@ pub struct OutputCkpt {
     log: Log,
     cuts: Cuts,
     writer: std::sync::mpsc::SyncSender<Job>,
+    bufs: Buffers,
 }
 
 impl OutputCkpt {
@@ -277,6 +325,7 @@ impl OutputCkpt {
             log: run.log.clone(),
             cuts: run.cuts.clone(),
             writer: writer.handle(),
+            bufs: Buffers::new(),
         }
     }
 
@@ -302,7 +351,7 @@ impl OutputCkpt {
     pub fn complete(&mut self, out: &SurvOutput, len: u64, count: u64, t0: Instant) {
         let n = self.next;
         self.next += 1;
-        let state = ckpt::encode(&OutputSnap { out, alerts: count });
+        let (state, back) = self.bufs.encode(&OutputSnap { out, alerts: count });
         let stall = t0.elapsed().as_nanos() as u64;
         log(&self.log, |l| l.output_stall_ns.push(stall));
         let alerts = OutputPos {
@@ -325,7 +374,11 @@ impl OutputCkpt {
         let log_to = self.log.clone();
         let job = move || {
             let t = Instant::now();
-            let r = state.and_then(|b| c.write(&b));
+            let r = state.and_then(|b| {
+                let w = c.write(&b);
+                let _ = back.send(b);
+                w
+            });
             let took = t.elapsed().as_nanos() as u64;
             log(&log_to, |l| match r {
                 Ok(bytes) => {
