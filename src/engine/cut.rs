@@ -53,7 +53,6 @@ pub struct ReaderCut {
     pub since_ts: Option<u64>,
     /// The reader's counters of each worker ring before the cut (the mark included), so that
     /// a resumed run's report counts the whole run.
-    #[serde(default)]
     pub rings: Vec<super::RingCounters>,
 }
 
