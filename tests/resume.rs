@@ -4,11 +4,14 @@
 //! checkpoint falls back to the older one.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tickwatch::ckpt::FORMAT_VERSION;
-use tickwatch::rng::SplitMix64;
+
+#[path = "common/kill.rs"]
+mod kill;
+use kill::{newest, stderr, Mode, Trials};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tickwatch");
 /// Messages between checkpoints (taken at the next surveillance mark, every 1,024).
@@ -87,11 +90,6 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-enum Mode<'a> {
-    Fresh(&'a Path),
-    Resume(&'a Path),
-}
-
 impl Fixture {
     fn run(&self, workers: usize, alerts: &Path, mode: Mode<'_>) -> Command {
         let mut c = Command::new(BIN);
@@ -113,81 +111,18 @@ impl Fixture {
     }
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Whether a checkpoint is being written in `d` (a staging directory is there).
-fn staging(d: &Path) -> bool {
-    std::fs::read_dir(d).is_ok_and(|rd| {
-        rd.flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
-    })
-}
-
 /// `kills` runs killed at random moments, each resumed (and sometimes killed again) until a
 /// run completes; every final alerts file is the unbroken one. Returns the kills that found a
 /// checkpoint being written.
 fn kill_and_resume(workers: usize, kills: usize, seed: u64) -> usize {
     let f = fixture();
-    let mut rng = SplitMix64::new(seed);
-    let mut inside = 0;
-    let mut done = 0;
-    let window = f.full.as_millis() as u64 + 200;
-    for trial in 0..kills {
-        let d = f.root.join(format!("k{workers}-{trial}"));
-        let alerts = f.root.join(format!("k{workers}-{trial}.jsonl"));
-        // Every other trial pauses inside each checkpoint write, so kills land there.
-        let pause = if trial % 2 == 0 { "100" } else { "0" };
-        let mut child = f
-            .run(workers, &alerts, Mode::Fresh(&d))
-            .env("TICKWATCH_CKPT_PAUSE_MS", pause)
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.below(window)));
-        let _ = child.kill(); // SIGKILL; it may have finished already.
-        let _ = child.wait();
-        done += 1;
-        inside += staging(&d) as usize;
-        // Resume until a run completes; the first resume is killed again now and then.
-        let mut again = rng.below(3) == 0;
-        loop {
-            let mode = if d.join("ckpt-1").exists() || has_ckpt(&d) {
-                Mode::Resume(&d)
-            } else {
-                // Killed before the first checkpoint: nothing to resume, start again.
-                Mode::Fresh(&d)
-            };
-            let mut c = f.run(workers, &alerts, mode);
-            if again {
-                again = false;
-                let mut child = c.env("TICKWATCH_CKPT_PAUSE_MS", "100").spawn().unwrap();
-                std::thread::sleep(Duration::from_millis(rng.below(window)));
-                let _ = child.kill();
-                let _ = child.wait();
-                done += 1;
-                inside += staging(&d) as usize;
-                continue;
-            }
-            let out = c.output().unwrap();
-            assert!(out.status.success(), "trial {trial}: {}", stderr(&out));
-            break;
-        }
-        let got = std::fs::read(&alerts).unwrap();
-        assert!(
-            got == f.alerts[workers],
-            "trial {trial} ({workers} workers): the resumed alerts differ from the unbroken run's"
-        );
-    }
-    assert!(done >= kills);
-    inside
-}
-
-fn has_ckpt(d: &Path) -> bool {
-    std::fs::read_dir(d).is_ok_and(|rd| {
-        rd.flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with("ckpt-"))
-    })
+    let trials = Trials {
+        root: f.root.clone(),
+        name: format!("k{workers}"),
+        window: f.full.as_millis() as u64 + 200,
+        want: &f.alerts[workers],
+    };
+    trials.run(kills, seed, |a, mode| f.run(workers, a, mode))
 }
 
 #[test]
@@ -212,40 +147,23 @@ fn checkpointed(name: &str, workers: usize) -> (PathBuf, PathBuf) {
     (d, a)
 }
 
-fn newest(d: &Path) -> PathBuf {
-    let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(d)
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let n = e
-                .file_name()
-                .to_string_lossy()
-                .strip_prefix("ckpt-")?
-                .parse()
-                .ok()?;
-            Some((n, e.path()))
-        })
-        .collect();
-    v.sort();
-    v.pop().expect("a checkpoint").1
-}
-
 #[test]
 fn a_checkpoint_of_another_format_version_is_refused() {
     let f = fixture();
     let (d, a) = checkpointed("version", 2);
     let m = newest(&d).join("manifest.json");
     let text = std::fs::read_to_string(&m).unwrap();
-    let (ours, other) = (FORMAT_VERSION, FORMAT_VERSION + 1);
-    let text = text.replace(
-        &format!("\"format\": {ours}"),
+    let (now, other) = (FORMAT_VERSION, FORMAT_VERSION + 1);
+    let edited = text.replace(
+        &format!("\"format\": {now}"),
         &format!("\"format\": {other}"),
     );
-    std::fs::write(&m, text).unwrap();
+    assert_ne!(edited, text, "the manifest names its format");
+    std::fs::write(&m, edited).unwrap();
     let out = f.run(2, &a, Mode::Resume(&d)).output().unwrap();
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains(&format!("is format {other}, this build reads {ours}")),
+        stderr(&out).contains(&format!("is format {other}, this build reads {now}")),
         "{}",
         stderr(&out)
     );
@@ -306,5 +224,90 @@ fn resuming_with_another_feed_or_worker_count_is_refused() {
         stderr(&out).contains("does not match this run: feed was"),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn resume_takes_the_flags_it_is_not_given_from_the_checkpoint() {
+    let f = fixture();
+    let (d, a) = checkpointed("bare", 2);
+    // Only the feed and the directory, from another working directory: the workers, alerts,
+    // rules and flow come from the checkpoint.
+    let bare = || {
+        let mut c = Command::new(BIN);
+        c.arg("run").arg(&f.feed).arg("--resume").arg(&d);
+        c.current_dir("/").stdout(Stdio::null());
+        c
+    };
+    let out = bare().output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("resuming with --workers 2, --alerts"), "{err}");
+    assert!(err.contains("--rules") && err.contains("--flow"), "{err}");
+    assert!(std::fs::read(&a).unwrap() == f.alerts[2]);
+    // A flag given is still checked, and a difference refused by name.
+    for (flag, key) in [
+        (vec!["--workers", "1"], "workers was 2, now 1"),
+        (vec!["--lenient"], "lenient was false, now true"),
+        (vec!["--no-flow"], "flow was"),
+        (vec!["--until", "09:31:00"], "until was None"),
+    ] {
+        let out = bare().args(&flag).output().unwrap();
+        assert!(!out.status.success(), "{flag:?} accepted");
+        assert!(stderr(&out).contains(key), "{flag:?}: {}", stderr(&out));
+    }
+}
+
+/// A run's `--json` report without what measures time or waits (these differ between any two
+/// runs): elapsed time and rate, latency, threads, ring-full waits, idle progress records, mark
+/// waits, and the checkpoints this process wrote.
+fn counts(report: &[u8]) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_slice(report).unwrap();
+    let o = v.as_object_mut().unwrap();
+    for k in [
+        "elapsed_ns",
+        "messages_per_s",
+        "latency",
+        "threads",
+        "checkpoints",
+    ] {
+        assert!(o.remove(k).is_some(), "the report has {k}");
+    }
+    for r in o["rings"].as_array_mut().unwrap() {
+        r.as_object_mut().unwrap().remove("full");
+    }
+    let s = o["surv"].as_object_mut().unwrap();
+    for k in ["progress", "mark_waits", "latency"] {
+        assert!(s.remove(k).is_some(), "the surveillance report has {k}");
+    }
+    v
+}
+
+#[test]
+fn a_killed_and_resumed_runs_report_counts_the_whole_run() {
+    let f = fixture();
+    let json = |c: &mut Command| {
+        let out = c.arg("--json").stdout(Stdio::piped()).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        counts(&out.stdout)
+    };
+    let unbroken = json(&mut f.run(2, &f.root.join("counts-0.jsonl"), {
+        Mode::Fresh(&f.root.join("counts-0"))
+    }));
+    let d = f.root.join("counts");
+    let a = f.root.join("counts.jsonl");
+    // Killed once its second checkpoint is complete (the first may be gone by then).
+    let mut child = f.run(2, &a, Mode::Fresh(&d)).spawn().unwrap();
+    let t0 = Instant::now();
+    while !d.join("ckpt-2").exists() && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let resumed = json(&mut f.run(2, &a, Mode::Resume(&d)));
+    assert!(std::fs::read(&a).unwrap() == f.alerts[2]);
+    assert_eq!(
+        resumed, unbroken,
+        "the resumed run's report counts what the unbroken one does"
     );
 }

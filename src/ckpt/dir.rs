@@ -3,7 +3,7 @@
 //! to `D/ckpt-<n>`, then `D` is fsync'd: a checkpoint directory is whole or absent. The newest
 //! [`KEEP`] are kept.
 
-use super::CkptError;
+use super::{CkptError, Manifest};
 use std::path::{Path, PathBuf};
 
 /// Checkpoints kept.
@@ -117,6 +117,23 @@ impl CkptDir {
             .collect();
         v.sort_by_key(|f| std::cmp::Reverse(f.n));
         Ok(v)
+    }
+
+    /// The manifest of the newest complete checkpoint whose manifest reads (what a resume takes
+    /// the flags it is not given from); `None` when there is none.
+    ///
+    /// # Errors
+    /// The directory cannot be read; that manifest is of another format version.
+    pub fn newest_manifest(&self) -> Result<Option<Manifest>, CkptError> {
+        for f in self.complete()? {
+            match Manifest::read(&f.path) {
+                Ok(m) => return Ok(Some(m)),
+                Err(e @ CkptError::Version { .. }) => return Err(e),
+                // Damaged: the restore skips it too, and says so.
+                Err(_) => {}
+            }
+        }
+        Ok(None)
     }
 
     /// (number, path) of every `ckpt-<n>` and `.tmp-<n>` entry.

@@ -5,8 +5,8 @@ use super::CkptError;
 use std::io::Write;
 use std::path::Path;
 
-/// The checkpoint format this build writes and reads (2: marking the close keeps its mids
-/// and aggressor flow).
+/// The checkpoint format this build writes and reads (2: the manifest names its inputs by
+/// absolute path, and marking the close keeps its mids and aggressor flow).
 pub const FORMAT_VERSION: u32 = 2;
 /// The first bytes of every checkpoint file.
 pub const MAGIC: [u8; 8] = *b"TWCKPT\0\0";

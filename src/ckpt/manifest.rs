@@ -77,13 +77,42 @@ impl RunKey {
     }
 }
 
+/// What the run that wrote a checkpoint was given beyond its [`RunKey`]: the files a resume
+/// takes when it is not given them again (absolute paths).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Given {
+    /// The alerts file.
+    pub alerts: String,
+    /// The rules file (`None`: the default rules).
+    pub rules: Option<String>,
+    /// The participant flow file read (`None`: no flow).
+    pub flow: Option<String>,
+}
+
+/// Where a capture's MoldUDP64 stream stood at a cut. The arbiter's state there (each
+/// stream's expected sequence, held messages, gaps so far) is rebuilt on resume by walking the
+/// capture's packets again up to `delivered` messages — no book or detector runs on them — and
+/// checked against the next message's byte offset and sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapturePos {
+    /// Messages the arbiter handed out before the cut (skipped types included).
+    pub delivered: u64,
+    /// MoldUDP64 sequence number of the next message.
+    pub sequence: u64,
+    /// Capture byte offset of the next message's packet record or block.
+    pub packet: u64,
+}
+
 /// The input position of a cut.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputPos {
     /// Messages read before the cut (the next one's index).
     pub message: u64,
-    /// Byte offset of the next message in the feed.
+    /// Byte offset of the next message in the feed (in a capture: of its bytes in its packet).
     pub byte_offset: u64,
+    /// Of a capture: its MoldUDP64 stream's position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CapturePos>,
 }
 
 /// The alerts file at a cut.
@@ -108,12 +137,16 @@ pub struct Manifest {
     pub feed: FeedId,
     /// What changes results.
     pub run: RunKey,
+    /// The files the run was given.
+    pub given: Given,
     /// How often the run checkpointed (a resume goes on so unless told otherwise).
     pub every: crate::engine::CkptEvery,
     /// Where the input stood.
     pub input: InputPos,
     /// The alerts file.
     pub alerts: OutputPos,
+    /// Each worker's counters at the cut (a resumed run's report goes on from them).
+    pub workers: Vec<crate::engine::WorkerCut>,
 }
 
 impl Manifest {

@@ -257,9 +257,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "TIME|COUNT", value_parser = values::checkpoint_every)]
     pub checkpoint_every: Option<tickwatch::engine::CkptEvery>,
     /// Resume from the newest usable checkpoint in DIR (checksums verified; an older one if the
-    /// newest is damaged), with the same feed, rules, flow and workers as the run that wrote it:
-    /// the alerts file is cut back to the checkpoint and the run continues from its input
-    /// position, ending with the alerts of an unbroken run. Checkpoints go on into DIR.
+    /// newest is damaged), with the same feed: the alerts file is cut back to the checkpoint and
+    /// the run continues from its input position, ending with the alerts of an unbroken run.
+    /// `--workers`, `--until`, `--lenient`, `--alerts`, `--rules` and `--flow` are taken from the
+    /// checkpoint when not given (given, they must match it). Checkpoints go on into DIR.
     #[arg(long, value_name = "DIR", conflicts_with = "checkpoint_dir")]
     pub resume: Option<PathBuf>,
 }

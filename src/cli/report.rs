@@ -9,14 +9,20 @@ use tickwatch::pipeline;
 /// rings, counters, and the bars or surveillance summary.
 pub fn print_run_report(out: &mut dyn Write, path: &Path, r: &pipeline::RunReport) -> Result<()> {
     let speed = r.speed.map_or("max".to_string(), |s| format!("{s}x"));
+    // After a resume the counts cover the whole run, the time only this process's part.
+    let at = r.checkpoints.as_ref().and_then(|c| c.resumed_at_message);
+    let read = r.messages - at.unwrap_or(0);
     writeln!(
         out,
-        "{}: {} messages in {:.3} s = {:.2} M msg/s ({:.1} ns/msg); {} worker(s), wait {:?}, {:?}, speed {}{}",
+        "{}: {} messages{} in {:.3} s = {:.2} M msg/s ({:.1} ns/msg); {} worker(s), wait {:?}, {:?}, speed {}{}",
         path.display(),
         r.messages,
+        at.map_or(String::new(), |at| format!(
+            " ({read} read since resuming at message {at})"
+        )),
         r.elapsed_ns as f64 / 1e9,
         r.messages_per_s / 1e6,
-        r.elapsed_ns as f64 / r.messages.max(1) as f64,
+        r.elapsed_ns as f64 / read.max(1) as f64,
         r.workers,
         r.wait,
         r.backpressure,

@@ -24,7 +24,8 @@ use tickwatch::window::{Emit, TimeWindowConfig};
 /// Set by Ctrl-C: the reader stops, the pipeline drains, the final counters are printed.
 static STOP: AtomicBool = AtomicBool::new(false);
 
-pub fn cmd_run(a: RunArgs) -> Result<()> {
+pub fn cmd_run(mut a: RunArgs) -> Result<()> {
+    resume_defaults(&mut a)?;
     let bars = match &a.bars {
         None => None,
         Some(out) => Some(BarsConfig {
@@ -71,6 +72,56 @@ fn surv_job(a: &RunArgs) -> Result<Option<pipeline::alerts::SurvJob>> {
             })
         }
     })
+}
+
+/// `--resume D` takes from D's newest checkpoint what it is not given: the worker count,
+/// `--until`, `--lenient`, the alerts, rules and flow files. What is given is checked against
+/// the checkpoint when it is read (a difference is refused, naming the key).
+fn resume_defaults(a: &mut RunArgs) -> Result<()> {
+    let Some(d) = &a.resume else { return Ok(()) };
+    let Some(m) = ckpt::CkptDir::create(d)?.newest_manifest()? else {
+        // The restore says why there is nothing to resume from.
+        return Ok(());
+    };
+    let mut taken = Vec::new();
+    let mut take = |what: String| taken.push(what);
+    if a.workers.is_none() {
+        a.workers = Some(m.run.workers);
+        take(format!("--workers {}", m.run.workers));
+    }
+    if a.until.is_none() && m.run.until.is_some() {
+        a.until = m.run.until;
+        take("--until".into());
+    }
+    if !a.input.lenient && m.run.lenient {
+        a.input.lenient = true;
+        take("--lenient".into());
+    }
+    if a.alerts.is_none() {
+        a.alerts = Some(m.given.alerts.clone().into());
+        take(format!("--alerts {}", m.given.alerts));
+    }
+    if let (None, Some(r)) = (&a.surv.rules, &m.given.rules) {
+        a.surv.rules = Some(r.into());
+        take(format!("--rules {r}"));
+    }
+    if a.surv.flow.is_none() && !a.surv.no_flow {
+        match &m.given.flow {
+            Some(f) => {
+                a.surv.flow = Some(f.into());
+                take(format!("--flow {f}"));
+            }
+            None => a.surv.no_flow = true,
+        }
+    }
+    if !taken.is_empty() {
+        eprintln!(
+            "tickwatch: resuming with {} (from checkpoint {})",
+            taken.join(", "),
+            m.checkpoint
+        );
+    }
+    Ok(())
 }
 
 pub fn cmd_bars(a: BarsArgs) -> Result<()> {
@@ -165,16 +216,12 @@ fn run_pipeline(
         None => None,
     };
     let mut jobs = jobs;
-    let ck = if scan.is_some() {
-        if a.resume.is_some() || a.checkpoint_dir.is_some() {
-            bail!("--checkpoint-dir/--resume: not for a capture yet (`tickwatch convert pcap` makes it a BinaryFILE, which resumes)");
-        }
-        None
-    } else {
-        checkpointing(&a, &cfg, &path, buf, &mut jobs)?
-    };
+    let ck = checkpointing(&a, &cfg, &path, buf, &mut jobs)?;
     let outcome = progress::while_running(&progress, watch, || match (&scan, ck) {
-        (Some(scan), _) => pipeline::run_capture(scan, &cfg, jobs, &STOP, &progress),
+        (Some(scan), Some(ck)) => {
+            pipeline::run_capture_ckpt(scan, &cfg, jobs, ck, &STOP, &progress)
+        }
+        (Some(scan), None) => pipeline::run_capture(scan, &cfg, jobs, &STOP, &progress),
         (None, Some(ck)) => pipeline::run_market_ckpt(buf, &cfg, jobs, ck, &STOP, &progress),
         (None, None) => pipeline::run_market(buf, &cfg, jobs, &STOP, &progress),
     })
@@ -261,6 +308,20 @@ fn checkpointing(
         lenient: cfg.feed.lenient,
         until: cfg.feed.until,
     };
+    let abs = |p: &Path| -> Result<String> {
+        Ok(std::path::absolute(p)
+            .with_context(|| format!("the absolute path of {}", p.display()))?
+            .display()
+            .to_string())
+    };
+    let given = ckpt::Given {
+        alerts: abs(alerts)?,
+        rules: a.surv.rules.as_deref().map(abs).transpose()?,
+        flow: super::surv::flow_path(&a.surv, &a.input.file)
+            .as_deref()
+            .map(abs)
+            .transpose()?,
+    };
     let mut run = pipeline::ckpt::CkptRun {
         dir: ckpt::CkptDir::create(dir)?,
         every: a
@@ -268,8 +329,10 @@ fn checkpointing(
             .unwrap_or(tickwatch::engine::CkptEvery::FeedNs(10_000_000_000)),
         feed: ckpt::FeedId::of(feed, buf),
         key,
+        given,
         alerts: alerts.clone(),
         log: Default::default(),
+        cuts: Default::default(),
     };
     if a.resume.is_none() {
         run.dir.clear()?;

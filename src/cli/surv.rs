@@ -23,12 +23,7 @@ pub fn surv_inputs(o: &SurvOpts, feed: &Path) -> Result<(Rules, Vec<FlowRecord>)
         Some(p) => Rules::load(p)?,
         None => Rules::default(),
     };
-    let flow_path = match (&o.flow, o.no_flow) {
-        (_, true) => None,
-        (Some(p), _) => Some(p.clone()),
-        (None, _) => Some(sibling(feed, "flow.csv")).filter(|p| p.exists()),
-    };
-    let flow = match flow_path {
+    let flow = match flow_path(o, feed) {
         Some(p) => {
             let f = tickwatch::surv::flow::read_flow(&p)?;
             eprintln!("participant flow: {} records from {}", f.len(), p.display());
@@ -37,6 +32,15 @@ pub fn surv_inputs(o: &SurvOpts, feed: &Path) -> Result<(Rules, Vec<FlowRecord>)
         None => Vec::new(),
     };
     Ok((rules, flow))
+}
+
+/// The participant flow file a surveillance command reads, if any.
+pub fn flow_path(o: &SurvOpts, feed: &Path) -> Option<std::path::PathBuf> {
+    match (&o.flow, o.no_flow) {
+        (_, true) => None,
+        (Some(p), _) => Some(p.clone()),
+        (None, _) => Some(sibling(feed, "flow.csv")).filter(|p| p.exists()),
+    }
 }
 
 pub fn cmd_surveil(a: SurveilArgs) -> Result<()> {

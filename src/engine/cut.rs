@@ -51,7 +51,42 @@ pub struct ReaderCut {
     pub since_messages: u64,
     /// Event time when the last checkpoint was flagged (or of the first item).
     pub since_ts: Option<u64>,
+    /// The reader's counters of each worker ring before the cut (the mark included), so that
+    /// a resumed run's report counts the whole run.
+    pub rings: Vec<super::RingCounters>,
 }
+
+/// A worker's counters at a cut (its checkpoint mark taken): what a resumed run's worker
+/// starts from, so that its report counts the whole run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkerCut {
+    /// Events the operator processed.
+    pub processed: u64,
+    /// Events it rejected.
+    pub rejected: u64,
+    /// Marks taken (the checkpoint mark included).
+    pub marks: u64,
+    /// Events that changed a best bid or offer ([`super::Tag::FLAGGED`]).
+    pub flagged: u64,
+    /// Times its output ring was found full.
+    pub out_full: u64,
+}
+
+impl WorkerCut {
+    /// Items taken from its input ring: every event and mark.
+    pub fn popped(&self) -> u64 {
+        self.processed + self.rejected + self.marks
+    }
+
+    /// Records sent to the output stage: one per event.
+    pub fn records(&self) -> u64 {
+        self.processed + self.rejected
+    }
+}
+
+/// Called by worker `shard` when it takes the checkpoint mark at feed position `seq` (the
+/// cut's [`ReaderCut::seq`]), with its counters there.
+pub type OnWorkerCut = Arc<dyn Fn(usize, u32, &WorkerCut) + Send + Sync>;
 
 /// Called by the reader at each cut (it may allocate and write files: checkpoints are rare).
 pub type OnCut = Arc<dyn Fn(&ReaderCut) + Send + Sync>;
@@ -66,8 +101,12 @@ pub struct Checkpoints {
     pub clock: u8,
     /// What the reader does with its state at a cut.
     pub on_cut: OnCut,
+    /// What each worker does with its counters at a cut.
+    pub on_worker_cut: OnWorkerCut,
     /// Start at this cut instead of the beginning (the source must be positioned there).
     pub resume: Option<ReaderCut>,
+    /// With `resume`: each worker's counters at that cut (worker `i` at index `i`).
+    pub resume_workers: Vec<WorkerCut>,
 }
 
 impl std::fmt::Debug for Checkpoints {

@@ -103,7 +103,7 @@ mod stage;
 pub mod wait;
 mod worker;
 
-pub use cut::{Checkpoints, CkptEvery, ReaderCut, CKPT_FLAG, STOP_FLAG};
+pub use cut::{Checkpoints, CkptEvery, OnWorkerCut, ReaderCut, WorkerCut, CKPT_FLAG, STOP_FLAG};
 pub use event::{Done, Event, SeqOrder, Tag};
 pub use host::{HostMark, HostTime};
 pub use marks::{Clock, Frontier, MarkGen, MAX_CLOCKS, UNTIMED};
@@ -132,7 +132,7 @@ pub enum Backpressure {
 }
 
 /// Counters of one ring, kept by its producer (and its consumer's count beside it).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RingCounters {
     /// Slots.
     pub capacity: usize,

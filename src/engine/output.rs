@@ -51,6 +51,15 @@ impl<C: Collector> Output<C> {
         }
     }
 
+    /// Counts from where the workers stood at the cut a run resumes from: the records they
+    /// had sent before it.
+    pub(crate) fn resume_from(&mut self, workers: &[super::WorkerCut]) {
+        for (r, w) in self.received.iter_mut().zip(workers) {
+            *r = w.records();
+        }
+        self.flagged = workers.iter().map(|w| w.flagged).sum();
+    }
+
     /// Takes what worker `i` has sent; true if anything.
     #[inline]
     fn take(&mut self, i: usize) -> bool {

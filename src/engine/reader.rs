@@ -173,6 +173,9 @@ impl<'a, S: Source> Reader<'a, S> {
             }
             self.next_ckpt = cut.n + 1;
             self.since = (cut.since_messages, cut.since_ts);
+            for (k, r) in self.counters.iter_mut().zip(&cut.rings) {
+                (k.pushed, k.dropped, k.full) = (r.pushed, r.dropped, r.full);
+            }
         }
         self.ckpt = Some(c);
     }
@@ -197,6 +200,7 @@ impl<'a, S: Source> Reader<'a, S> {
             source: self.source.checkpoint(),
             since_messages: self.since.0,
             since_ts: self.since.1,
+            rings: self.counters.clone(),
         };
         self.next_ckpt += 1;
         if let Some(k) = &self.ckpt {

@@ -159,7 +159,11 @@ where
         let (otx, orx) = ring::<Done>(cfg.ring_capacity);
         to_workers.push(tx);
         to_output.push(orx);
-        let w = Worker::new(id, rx, otx, op, scale, Sampler::new(cfg), frontier.clone());
+        let mut w = Worker::new(id, rx, otx, op, scale, Sampler::new(cfg), frontier.clone());
+        if let Some(c) = &cfg.checkpoints {
+            let from = c.resume.as_ref().and(c.resume_workers.get(id));
+            w.checkpoint(c.on_worker_cut.clone(), from);
+        }
         stages.push(AnyStage::Worker(w));
     }
     let opts = ReaderOptions {
@@ -174,7 +178,11 @@ where
         reader.checkpoint(c.clone());
     }
     stages.push(AnyStage::Reader(reader));
-    stages.push(AnyStage::Output(Output::new(to_output, collector, scale)));
+    let mut output = Output::new(to_output, collector, scale);
+    if let Some(c) = cfg.checkpoints.as_ref().filter(|c| c.resume.is_some()) {
+        output.resume_from(&c.resume_workers);
+    }
+    stages.push(AnyStage::Output(output));
     let t0 = Instant::now();
     let ready = AtomicU64::new(0);
     let finished = spawn(stages, cfg, scale, (t0, &ready))?;

@@ -1,6 +1,7 @@
 //! A shard worker: runs its operator over the events of its shard in feed order, and reports
 //! each one to the output stage.
 
+use super::cut::{OnWorkerCut, WorkerCut, CKPT_FLAG};
 use super::marks::{Frontier, UNTIMED};
 use super::op::ShardOp;
 use super::stage::{Progress, Stage};
@@ -68,8 +69,29 @@ pub struct Worker<O: ShardOp> {
     stages: Sampler,
     /// Marks taken.
     pub marks: u64,
+    /// Events that changed a best bid or offer ([`Tag::FLAGGED`]).
+    pub flagged: u64,
     frontier: Option<Arc<Frontier>>,
     done: bool,
+    /// Told this worker's counters at each checkpoint mark.
+    on_cut: Option<CutHook>,
+}
+
+/// [`OnWorkerCut`], printable.
+struct CutHook(OnWorkerCut);
+
+impl std::fmt::Debug for CutHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnWorkerCut")
+    }
+}
+
+/// Worker `id`'s counters `c` at the checkpoint mark at feed position `seq`, handed over.
+#[cold]
+fn cut(hook: Option<&CutHook>, id: usize, seq: u32, c: &WorkerCut) {
+    if let Some(h) = hook {
+        (h.0)(id, seq, c);
+    }
 }
 
 impl<O: ShardOp> Worker<O> {
@@ -100,9 +122,26 @@ impl<O: ShardOp> Worker<O> {
             scale,
             stages,
             marks: 0,
+            flagged: 0,
             frontier,
             done: false,
+            on_cut: None,
         }
+    }
+
+    /// Reports its counters to `on_cut` at each checkpoint mark, starting from `from` (its
+    /// counters at the cut a run resumes from).
+    pub(crate) fn checkpoint(&mut self, on_cut: OnWorkerCut, from: Option<&WorkerCut>) {
+        if let Some(c) = from {
+            self.processed = c.processed;
+            self.rejected = c.rejected;
+            self.marks = c.marks;
+            self.flagged = c.flagged;
+            self.popped = c.popped();
+            self.out.counters.pushed = c.records();
+            self.out.counters.full = c.out_full;
+        }
+        self.on_cut = Some(CutHook(on_cut));
     }
 
     /// The input is empty: the end of the shard's input, or news of the reader's position.
@@ -158,6 +197,16 @@ impl<O: ShardOp> Worker<O> {
             taken += 1;
             if let Some((wm, clock)) = mark {
                 self.marks += 1;
+                if clock & CKPT_FLAG != 0 {
+                    let c = WorkerCut {
+                        processed: self.processed,
+                        rejected: self.rejected,
+                        marks: self.marks,
+                        flagged: self.flagged,
+                        out_full: self.out.counters.full,
+                    };
+                    cut(self.on_cut.as_ref(), self.id, ev.seq(), &c);
+                }
                 self.op.on_mark(wm, clock, ev.seq());
                 continue;
             }
@@ -176,6 +225,7 @@ impl<O: ShardOp> Worker<O> {
                 self.rejected += 1;
             } else {
                 self.processed += 1;
+                self.flagged += (tag.flags & Tag::FLAGGED != 0) as u64;
             }
             let origin = ev.origin();
             if origin != UNTIMED && timed {

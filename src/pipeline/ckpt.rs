@@ -16,8 +16,8 @@
 
 use crate::book::Books;
 use crate::ckpt::manifest::{InputPos, OutputPos};
-use crate::ckpt::{self, CkptDir, CkptError, FeedId, Manifest, RunKey};
-use crate::engine::{CkptEvery, ReaderCut};
+use crate::ckpt::{self, CkptDir, CkptError, FeedId, Given, Manifest, RunKey};
+use crate::engine::{CkptEvery, ReaderCut, WorkerCut};
 use crate::surv::{SurvOutput, Surveillance};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -46,12 +46,19 @@ pub struct CkptReport {
     pub errors: Vec<String>,
     /// Where the run resumed from, and the newer checkpoints that could not be used.
     pub resumed_from: Option<String>,
+    /// Messages read before the cut it resumed from: the report's counts cover the whole run,
+    /// its time and rate only what this process read.
+    pub resumed_at_message: Option<u64>,
     /// Newer checkpoints skipped on resume, with why.
     pub skipped: Vec<String>,
 }
 
 /// Shared between the stages.
 pub type Log = Arc<Mutex<CkptReport>>;
+
+/// The workers' counters at their checkpoint marks, until the checkpoint's commit takes them:
+/// (the cut's feed position, worker, counters).
+pub type Cuts = Arc<Mutex<Vec<(u32, usize, WorkerCut)>>>;
 
 /// A file-system job of a checkpoint, run on the writer thread.
 pub type Job = Box<dyn FnOnce() + Send>;
@@ -127,6 +134,49 @@ fn log(l: &Log, f: impl FnOnce(&mut CkptReport)) {
     f(&mut l.lock().unwrap_or_else(|e| e.into_inner()));
 }
 
+/// Encode buffers kept between checkpoints: a stage encodes its snapshot into a buffer the
+/// writer gave back after writing the last one (its pages faulted in, no regrowth), not into
+/// a fresh one; a buffer not yet back is replaced by a new one with the last snapshot's room.
+#[derive(Debug)]
+struct Buffers {
+    back_tx: std::sync::mpsc::Sender<Vec<u8>>,
+    back: std::sync::mpsc::Receiver<Vec<u8>>,
+    /// The last snapshot's bytes.
+    last: usize,
+}
+
+impl Buffers {
+    fn new() -> Buffers {
+        let (back_tx, back) = std::sync::mpsc::channel();
+        Buffers {
+            back_tx,
+            back,
+            last: 0,
+        }
+    }
+
+    /// An empty buffer to encode the next snapshot into.
+    fn take(&mut self) -> Vec<u8> {
+        // The newest given back is kept; any older one is dropped.
+        let mut got = None;
+        while let Ok(b) = self.back.try_recv() {
+            got = Some(b);
+        }
+        got.unwrap_or_else(|| Vec::with_capacity(self.last + self.last / 8))
+    }
+
+    /// Encodes `v` into a buffer; the buffer (encoded) and how the writer gives it back.
+    fn encode<T: Serialize>(
+        &mut self,
+        v: &T,
+    ) -> (Result<Vec<u8>, CkptError>, std::sync::mpsc::Sender<Vec<u8>>) {
+        let mut b = self.take();
+        let r = ckpt::encode_into(&mut b, v);
+        self.last = b.len();
+        (r.map(|()| b), self.back_tx.clone())
+    }
+}
+
 /// A worker's state at a cut (written borrowed, read owned: the same encoding).
 #[derive(Serialize)]
 struct WorkerSnap<'a> {
@@ -174,6 +224,8 @@ pub struct SourcePos {
     pub skipped_unknown: u64,
     /// Bad lengths skipped before it.
     pub skipped_bad_lengths: u64,
+    /// Of a capture: where its MoldUDP64 stream stood.
+    pub capture: Option<ckpt::CapturePos>,
 }
 
 /// A worker's checkpoint side.
@@ -184,6 +236,7 @@ pub struct WorkerCkpt {
     next: u64,
     log: Log,
     writer: std::sync::mpsc::SyncSender<Job>,
+    bufs: Buffers,
 }
 
 impl WorkerCkpt {
@@ -196,6 +249,7 @@ impl WorkerCkpt {
             next,
             log: run.log.clone(),
             writer: writer.handle(),
+            bufs: Buffers::new(),
         }
     }
 
@@ -209,14 +263,16 @@ impl WorkerCkpt {
             epoch: epoch.0,
             mark_seq: epoch.1,
         };
-        let r = ckpt::encode(&snap);
+        let (r, back) = self.bufs.encode(&snap);
         let stall = t0.elapsed().as_nanos() as u64;
         log(&self.log, |l| l.worker_stall_ns.push(stall));
         let (dir, shard, log_to) = (self.dir.clone(), self.shard, self.log.clone());
         let job = move || {
             let r = r.and_then(|b| {
                 let d = dir.staging(n)?;
-                ckpt::write_blob(&d.join(format!("worker-{shard}.bin")), &b)
+                let w = ckpt::write_blob(&d.join(format!("worker-{shard}.bin")), &b);
+                let _ = back.send(b); // for the next checkpoint (gone if the run has ended)
+                w
             });
             if let Err(e) = r {
                 log(&log_to, |l| l.errors.push(e.to_string()));
@@ -236,12 +292,15 @@ pub struct OutputCkpt {
     next: u64,
     feed: FeedId,
     key: RunKey,
+    given: Given,
     every: CkptEvery,
     /// CRC of the alerts written so far.
     crc: crc32fast::Hasher,
     pause_ms: u64,
     log: Log,
+    cuts: Cuts,
     writer: std::sync::mpsc::SyncSender<Job>,
+    bufs: Buffers,
 }
 
 impl OutputCkpt {
@@ -254,6 +313,7 @@ impl OutputCkpt {
             next,
             feed: run.feed.clone(),
             key: run.key.clone(),
+            given: run.given.clone(),
             every: run.every,
             crc,
             // A test hook: a pause between writing the files and the rename, so a kill lands
@@ -263,7 +323,9 @@ impl OutputCkpt {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
             log: run.log.clone(),
+            cuts: run.cuts.clone(),
             writer: writer.handle(),
+            bufs: Buffers::new(),
         }
     }
 
@@ -289,7 +351,7 @@ impl OutputCkpt {
     pub fn complete(&mut self, out: &SurvOutput, len: u64, count: u64, t0: Instant) {
         let n = self.next;
         self.next += 1;
-        let state = ckpt::encode(&OutputSnap { out, alerts: count });
+        let (state, back) = self.bufs.encode(&OutputSnap { out, alerts: count });
         let stall = t0.elapsed().as_nanos() as u64;
         log(&self.log, |l| l.output_stall_ns.push(stall));
         let alerts = OutputPos {
@@ -303,14 +365,20 @@ impl OutputCkpt {
             workers: self.workers,
             feed: self.feed.clone(),
             key: self.key.clone(),
+            given: self.given.clone(),
             every: self.every,
             alerts,
             pause_ms: self.pause_ms,
+            cuts: self.cuts.clone(),
         };
         let log_to = self.log.clone();
         let job = move || {
             let t = Instant::now();
-            let r = state.and_then(|b| c.write(&b));
+            let r = state.and_then(|b| {
+                let w = c.write(&b);
+                let _ = back.send(b);
+                w
+            });
             let took = t.elapsed().as_nanos() as u64;
             log(&log_to, |l| match r {
                 Ok(bytes) => {
@@ -333,9 +401,11 @@ struct Commit {
     workers: usize,
     feed: FeedId,
     key: RunKey,
+    given: Given,
     every: CkptEvery,
     alerts: OutputPos,
     pause_ms: u64,
+    cuts: Cuts,
 }
 
 impl Commit {
@@ -355,17 +425,21 @@ impl Commit {
                 });
             }
         }
+        let workers = self.take_cuts(cut.seq, &dir)?;
         let m = Manifest {
             format: ckpt::FORMAT_VERSION,
             checkpoint: self.n,
             feed: self.feed,
             run: self.key,
+            given: self.given,
             every: self.every,
             input: InputPos {
                 message: cut.messages,
                 byte_offset: pos.offset,
+                capture: pos.capture,
             },
             alerts: self.alerts,
+            workers,
         };
         m.write(&dir)?;
         let bytes = dir_bytes(&dir);
@@ -374,6 +448,32 @@ impl Commit {
         }
         self.dir.commit(self.n)?;
         Ok(bytes)
+    }
+}
+
+impl Commit {
+    /// Every worker's counters at the cut at feed position `seq` (those of earlier cuts, whose
+    /// checkpoints failed, are dropped).
+    fn take_cuts(&self, seq: u32, dir: &Path) -> Result<Vec<WorkerCut>, CkptError> {
+        let mut all = self.cuts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<(usize, WorkerCut)> = all
+            .iter()
+            .filter(|c| c.0 == seq)
+            .map(|c| (c.1, c.2))
+            .collect();
+        all.retain(|c| c.0 != seq);
+        v.sort_by_key(|c| c.0);
+        if v.len() != self.workers || v.iter().enumerate().any(|(i, c)| c.0 != i) {
+            return Err(CkptError::Corrupt {
+                path: dir.display().to_string(),
+                why: format!(
+                    "{} of {} workers reported their counters at the cut",
+                    v.len(),
+                    self.workers
+                ),
+            });
+        }
+        Ok(v.into_iter().map(|c| c.1).collect())
     }
 }
 
@@ -403,10 +503,14 @@ pub struct CkptRun {
     pub feed: FeedId,
     /// What changes results.
     pub key: RunKey,
+    /// The files the run was given (recorded for a resume).
+    pub given: Given,
     /// The alerts file.
     pub alerts: PathBuf,
     /// What happened.
     pub log: Log,
+    /// The workers' counters at their cuts.
+    pub cuts: Cuts,
 }
 
 /// A checkpoint read back for a resume.

@@ -544,6 +544,41 @@ pub fn run_market_ckpt(
     stop: &AtomicBool,
     progress: &AtomicU64,
 ) -> Result<RunOutcome, JobError> {
+    check_ckpt_jobs(&jobs)?;
+    let counts = sizing::FeedCounts::of(buf, cfg.workers);
+    let src = match &ck.restored {
+        Some(r) => ItchSource::resume(buf, cfg.feed.lenient, &r.pos)?,
+        None => ItchSource::new(buf, cfg.feed.lenient),
+    };
+    run_ckpt(src, &counts, cfg, jobs, ck, (stop, progress))
+}
+
+/// [`run_market_ckpt`] of a capture streamed in place ([`run_capture`]): a checkpoint holds
+/// the MoldUDP64 stream's position ([`crate::ckpt::CapturePos`]); a resume walks the capture's
+/// packets again up to it (no book or detector runs on them) and goes on from there, `book_gap`
+/// flags included.
+///
+/// # Errors
+/// As [`run_market_ckpt`] and [`run_capture`]; a capture that does not reach the checkpoint's
+/// position, or holds another message there.
+pub fn run_capture_ckpt(
+    scan: &source::CaptureScan<'_>,
+    cfg: &PipelineConfig,
+    jobs: MarketJobs,
+    ck: Checkpointing,
+    stop: &AtomicBool,
+    progress: &AtomicU64,
+) -> Result<RunOutcome, JobError> {
+    check_ckpt_jobs(&jobs)?;
+    let src = match &ck.restored {
+        Some(r) => source::CaptureSource::resume(scan, cfg.feed.lenient, &r.pos)?,
+        None => source::CaptureSource::new(scan, cfg.feed.lenient)?,
+    };
+    run_ckpt(src, &scan.counts, cfg, jobs, ck, (stop, progress))
+}
+
+/// The jobs a checkpointed run can hold: surveillance alone, its alerts to a file.
+fn check_ckpt_jobs(jobs: &MarketJobs) -> Result<(), JobError> {
     match &jobs.surv {
         None => {
             return Err(JobError::Config(
@@ -565,16 +600,28 @@ pub fn run_market_ckpt(
         }
         Some(_) => {}
     }
-    let counts = sizing::FeedCounts::of(buf, cfg.workers);
-    let src = match &ck.restored {
-        Some(r) => ItchSource::resume(buf, cfg.feed.lenient, &r.pos)?,
-        None => ItchSource::new(buf, cfg.feed.lenient),
-    };
+    Ok(())
+}
+
+/// A checkpointed run over `src`: the writer thread started and finished around it, the
+/// checkpoints' log in the report.
+fn run_ckpt<S: FeedSource>(
+    src: S,
+    counts: &sizing::FeedCounts,
+    cfg: &PipelineConfig,
+    jobs: MarketJobs,
+    ck: Checkpointing,
+    (stop, progress): (&AtomicBool, &AtomicU64),
+) -> Result<RunOutcome, JobError>
+where
+    JobError: From<S::Error>,
+{
     let log = ck.run.log.clone();
+    let resumed_at = ck.restored.as_ref().map(|r| r.cut.messages);
     let writer = ckpt::Writer::start().map_err(|e| EngineError::Spawn(e.to_string()))?;
     let ran = run_source_with(
         src,
-        &counts,
+        counts,
         cfg,
         jobs,
         Some((ck, &writer)),
@@ -583,7 +630,14 @@ pub fn run_market_ckpt(
     // Every part handed over is written (or its error logged) before the report is read.
     writer.finish();
     let (mut outcome, _) = ran?;
-    outcome.report.checkpoints = Some(log.lock().map(|l| l.clone()).unwrap_or_default());
+    let r = &mut outcome.report;
+    let mut ck = log.lock().map(|l| l.clone()).unwrap_or_default();
+    if let Some(at) = resumed_at {
+        // The counts go on from the cut; the time is this process's.
+        r.messages_per_s = (r.messages - at) as f64 * 1e9 / r.elapsed_ns.max(1) as f64;
+        ck.resumed_at_message = Some(at);
+    }
+    r.checkpoints = Some(ck);
     Ok(outcome)
 }
 
@@ -746,11 +800,21 @@ fn engine_checkpoints(
         };
         ckpt::submit(&tx, &log, Box::new(job));
     };
+    let cuts = c.run.cuts.clone();
+    let on_worker_cut = move |shard: usize, seq: u32, w: &crate::engine::WorkerCut| {
+        let mut v = cuts.lock().unwrap_or_else(|e| e.into_inner());
+        v.push((seq, shard, *w));
+    };
     crate::engine::Checkpoints {
         every: c.run.every,
         clock,
         on_cut: Arc::new(on_cut),
+        on_worker_cut: Arc::new(on_worker_cut),
         resume: c.restored.as_ref().map(|r| r.cut.clone()),
+        resume_workers: c
+            .restored
+            .as_ref()
+            .map_or_else(Vec::new, |r| r.manifest.workers.clone()),
     }
 }
 

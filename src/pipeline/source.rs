@@ -11,6 +11,7 @@ use crate::capture::{
     walk_all, CaptureStream, ExtractError, ExtractOptions, Lost, Origin, PlacedSink, Positions,
     Release, Walked,
 };
+use crate::ckpt::{CapturePos, CkptError};
 use crate::engine::{Route, Source};
 use crate::feed::Frames;
 use crate::inspect::InspectError;
@@ -70,6 +71,12 @@ impl<'a> ItchSource<'a> {
         lenient: bool,
         at: &super::ckpt::SourcePos,
     ) -> Result<ItchSource<'a>, crate::ckpt::CkptError> {
+        if at.capture.is_some() {
+            return Err(crate::ckpt::CkptError::Corrupt {
+                path: "reader.bin".into(),
+                why: "a capture's position, for a BinaryFILE".into(),
+            });
+        }
         let Some(rest) = buf.get(at.offset as usize..) else {
             return Err(crate::ckpt::CkptError::Corrupt {
                 path: "reader.bin".into(),
@@ -160,6 +167,7 @@ impl Source for ItchSource<'_> {
             offset: self.offset,
             skipped_unknown: self.skipped_unknown,
             skipped_bad_lengths: self.skipped_bad_lengths,
+            capture: None,
         };
         crate::ckpt::encode(&pos).unwrap_or_default()
     }
@@ -283,6 +291,11 @@ pub struct CaptureSource<'a> {
     /// Known types with a wrong length, counted and skipped (lenient mode only).
     pub skipped_bad_lengths: u64,
     book_gap: Option<Arc<BookGap>>,
+    /// Messages the stream handed out, the current one included.
+    delivered: u64,
+    /// After a resume: where the first message must be (the checkpoint's next message, and
+    /// its byte offset).
+    expect: Option<(CapturePos, u64)>,
 }
 
 impl<'a> CaptureSource<'a> {
@@ -300,7 +313,80 @@ impl<'a> CaptureSource<'a> {
             skipped_unknown: 0,
             skipped_bad_lengths: 0,
             book_gap: scan.first_gap().map(|p| Arc::new(BookGap::at(p))),
+            delivered: 0,
+            expect: None,
         })
+    }
+
+    /// The messages of the capture from a checkpoint's position on: the stream is walked
+    /// again (packets and arbiter only) past the messages handed out before the cut, and the
+    /// next one must be the checkpoint's.
+    ///
+    /// # Errors
+    /// Not a capture's position; the capture ends before it, or is malformed.
+    pub fn resume(
+        scan: &CaptureScan<'a>,
+        lenient: bool,
+        at: &super::ckpt::SourcePos,
+    ) -> Result<CaptureSource<'a>, JobError> {
+        let corrupt = |why: String| {
+            JobError::Checkpoint(CkptError::Corrupt {
+                path: "reader.bin".into(),
+                why,
+            })
+        };
+        let Some(pos) = at.capture else {
+            return Err(corrupt("a BinaryFILE's position, for a capture".into()));
+        };
+        let mut s = CaptureSource::new(scan, lenient)?;
+        while s.delivered < pos.delivered {
+            match s.stream.advance() {
+                Some(r) => r?,
+                None => {
+                    return Err(corrupt(format!(
+                        "the capture ends after {} messages, before the checkpoint's {}",
+                        s.delivered, pos.delivered
+                    )))
+                }
+            }
+            s.delivered += 1;
+        }
+        s.skipped_unknown = at.skipped_unknown;
+        s.skipped_bad_lengths = at.skipped_bad_lengths;
+        s.expect = Some((pos, at.offset));
+        Ok(s)
+    }
+
+    /// Where the stream stands: the current message's sequence and packet, and the messages
+    /// before it.
+    fn position(&self) -> CapturePos {
+        let (sequence, packet) = self
+            .stream
+            .place()
+            .map_or((0, 0), |(o, i)| (o.first + u64::from(i), o.packet));
+        CapturePos {
+            delivered: self.delivered.saturating_sub(1),
+            sequence,
+            packet,
+        }
+    }
+
+    /// After a resume, the first message is the checkpoint's next one.
+    fn check_resumed(&mut self) -> Result<(), JobError> {
+        let Some(want) = self.expect.take() else {
+            return Ok(());
+        };
+        let got = (self.position(), self.stream.offset());
+        if got != want {
+            return Err(JobError::Checkpoint(CkptError::Corrupt {
+                path: "reader.bin".into(),
+                why: format!(
+                    "the capture's next message is sequence {} in the packet at byte {}, the checkpoint's is sequence {} at byte {}",
+                    got.0.sequence, got.0.packet, want.0.sequence, want.0.packet
+                ),
+            }));
+        }
+        Ok(())
     }
 
     /// Messages copied: held in a gap after their packet was forgotten.
@@ -318,6 +404,12 @@ impl Source for CaptureSource<'_> {
         loop {
             if let Err(e) = self.stream.advance()? {
                 return Some(Err(e.into()));
+            }
+            self.delivered += 1;
+            if self.expect.is_some() {
+                if let Err(e) = self.check_resumed() {
+                    return Some(Err(e));
+                }
             }
             match verdict(self.stream.message(), self.stream.offset(), self.lenient) {
                 Verdict::Take(m) => {
@@ -345,6 +437,17 @@ impl Source for CaptureSource<'_> {
     #[inline(always)]
     fn write(&self, slot: &mut Event) {
         write_body(self.stream.message(), slot);
+    }
+
+    fn checkpoint(&self) -> Vec<u8> {
+        // The current message is the next to send: the counts include nothing of it.
+        let pos = super::ckpt::SourcePos {
+            offset: self.stream.offset(),
+            skipped_unknown: self.skipped_unknown,
+            skipped_bad_lengths: self.skipped_bad_lengths,
+            capture: Some(self.position()),
+        };
+        crate::ckpt::encode(&pos).unwrap_or_default()
     }
 }
 
