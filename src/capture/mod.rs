@@ -28,6 +28,7 @@
 //! ```
 
 pub mod extract;
+pub mod messages;
 pub mod net;
 pub mod read;
 pub mod stream;
@@ -37,6 +38,7 @@ pub use extract::{
     extract, walk_all, ExtractError, ExtractOptions, Extracted, Lost, Origin, Place, PlacedSink,
     Positions, Release, Releaser, Span, Step, Walk, Walked,
 };
+pub use messages::{read_messages, At, Framed, MessageSink, Nothing, Read, Replaying};
 pub use net::{LinkType, NetCounts};
 pub use read::{is_capture, open, CaptureError, Datagram, Datagrams, FileKind};
 pub use stream::{place_of, CaptureStream};

@@ -1,28 +1,13 @@
 //! Opening the feed and the output files the commands share.
 
 use super::args::InputArgs;
-use super::feed::{warn_gaps, CaptureFeed, Feed, Source, StreamFeed};
+use super::feed::{Feed, Source, StreamFeed};
 use anyhow::{bail, Context, Result};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use tickwatch::capture::{extract, is_capture, ExtractOptions};
+use tickwatch::capture::{is_capture, ExtractOptions};
 use tickwatch::feed::{gz, MapOptions, MappedFile};
 use tickwatch::mold::Session;
-
-/// The feed `input` names, mapped (a `.gz` through its decompressed cache); a packet capture
-/// (told by its magic) has its MoldUDP64 messages extracted, its gaps warned about.
-pub fn open_feed(input: &InputArgs, opts: MapOptions) -> Result<Feed> {
-    let feed = open_feed_streamed(input, opts)?;
-    let Source::Stream(st) = feed.source else {
-        return Ok(feed);
-    };
-    let extracted =
-        extract(st.map.bytes(), &st.opts).with_context(|| input.file.display().to_string())?;
-    warn_gaps(&input.file, &extracted.report, &extracted.lost);
-    let kind = st.kind;
-    let source = Source::Capture(Box::new(CaptureFeed { kind, extracted }));
-    Ok(Feed { source, ..feed })
-}
 
 /// The feed `input` names, mapped (a `.gz` through its decompressed cache); a packet capture
 /// (told by its magic) is left as it is, for its messages to be streamed in place.
