@@ -1,5 +1,7 @@
-//! A capture's MoldUDP64 messages as one in-memory ITCH 5.0 BinaryFILE image, so that every
-//! command that reads a BinaryFILE reads a capture unchanged.
+//! A capture's MoldUDP64 messages as one in-memory ITCH 5.0 BinaryFILE image: the reference
+//! the in-place reads ([`super::stream`], [`super::messages`]) are tested against, and what
+//! `bench`'s kernels that need random access read. The walk itself ([`Walk`], [`walk_all`]) is
+//! what every read of a capture goes through.
 //!
 //! ```text
 //!  capture bytes ──Datagrams──▶ Arbiter (channel/session filters, A/B lines, gaps, duplicates)
