@@ -2,7 +2,7 @@
 
 use super::args::BookArgs;
 use super::feed::{Feed, StreamFeed};
-use super::files::open_feed_streamed;
+use super::files::open_feed_in_place;
 use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 use std::io::{self, Write};
@@ -29,7 +29,7 @@ pub fn cmd_book(a: BookArgs) -> Result<()> {
         ),
         None => None,
     };
-    let map = open_feed_streamed(&a.input, MapOptions::default())?;
+    let map = open_feed_in_place(&a.input, MapOptions::default())?;
     let (books, rep) = match map.stream() {
         Some(c) => capture_books(&a, &map, c, at)?,
         None => {

@@ -2,7 +2,7 @@
 //! file as a MoldUDP64 capture; `tickwatch convert pcap`: a MoldUDP64 capture as an ITCH file.
 
 use super::args::{InputArgs, ItchArgs, LobsterArgs, PcapArgs};
-use super::files::open_feed_streamed;
+use super::files::open_feed_in_place;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::fs::File;
@@ -100,7 +100,7 @@ pub fn cmd_pcap(a: PcapArgs) -> Result<()> {
         cache: a.cache.clone(),
         lenient: false,
     };
-    let feed = open_feed_streamed(&input, tickwatch::feed::MapOptions::default())?;
+    let feed = open_feed_in_place(&input, tickwatch::feed::MapOptions::default())?;
     let Some(c) = feed.stream() else {
         bail!(
             "{}: not a pcap or pcapng capture (no known magic number)",

@@ -2,7 +2,7 @@
 
 use super::args::{ExportArgs, ExportFormat};
 use super::feed::{Feed, StreamFeed};
-use super::files::{open_feed_streamed, output_writer};
+use super::files::{open_feed_in_place, output_writer};
 use anyhow::Result;
 use std::time::Instant;
 use tickwatch::book::{BookConfig, Books};
@@ -12,7 +12,7 @@ use tickwatch::feed::MapOptions;
 
 pub fn cmd_export(a: ExportArgs) -> Result<()> {
     let ExportFormat::Csv = a.format;
-    let map = open_feed_streamed(&a.input, MapOptions::default())?;
+    let map = open_feed_in_place(&a.input, MapOptions::default())?;
     let t0 = Instant::now();
     let r = match map.stream() {
         Some(c) => export_capture(&a, &map, c)?,

@@ -52,7 +52,7 @@ pub fn cmd_inspect_live(a: &InspectArgs, lines: &Lines) -> Result<()> {
         "received {} packets; kernel drops {}",
         r.packets, r.kernel_drops
     );
-    let map = super::files::open_feed_streamed(
+    let map = super::files::open_feed_in_place(
         &super::args::InputArgs {
             file: out,
             ..a.input.clone()
