@@ -295,13 +295,20 @@ pub fn capture_kernels(
             let b = slot
                 .take()
                 .expect("a read with the A/B lines found never starts over");
-            Replaying::new(b, lenient, |b, m, _| {
-                b.apply(m);
-                true
-            })
+            Replaying::with_books(
+                b,
+                lenient,
+                |b| b,
+                |b, m, _| {
+                    b.apply(m);
+                    true
+                },
+            )
         })?;
+        let mut sink = read.sink;
+        sink.finish();
         samples.push(t0.elapsed().as_nanos() as f64);
-        let rep = placed(read.sink)?;
+        let rep = placed(sink)?;
         messages = rep.report.messages;
         books = Some(rep.state);
     }
@@ -311,7 +318,7 @@ pub fn capture_kernels(
             .collect()
     };
     kernels.push(KernelResult::from_samples(
-        "capture in place: decode + books",
+        "capture in place: decode + books, pipelined",
         messages,
         per(samples),
     ));

@@ -14,10 +14,12 @@ use super::extract::{
     walk_all, ExtractError, ExtractOptions, Lost, Origin, Place, PlacedSink, Positions, Release,
     Walked,
 };
+use crate::book::Books;
 use crate::inspect::InspectError;
 use crate::itch::{decode, DecodeErrorKind, Message};
 use crate::mold::Delivered;
-use crate::replay::ReplayReport;
+use crate::replay::{ReplayReport, LOOKAHEAD, NEAR_LOOKAHEAD};
+use std::collections::VecDeque;
 use std::io::{self, Write};
 
 /// Where a message is.
@@ -118,6 +120,10 @@ impl MessageSink for Nothing {
 /// ([`crate::replay::for_each_message`]): unknown types counted and skipped, known types of a
 /// wrong length skipped when lenient, otherwise the first message that does not decode stops
 /// it; each message taken goes to `step` with the state, until `step` says stop.
+///
+/// Made [`Replaying::with_books`], it keeps the last [`LOOKAHEAD`] messages (copied: a few
+/// hundred bytes) and hands each to `step` only then, after hinting its books' cache lines as
+/// the replay's look-ahead does: call [`Replaying::finish`] after the read for the last ones.
 pub struct Replaying<T> {
     /// What the messages go to.
     pub state: T,
@@ -128,6 +134,14 @@ pub struct Replaying<T> {
     /// The message that stopped it, with where it is.
     pub error: Option<(InspectError, Place)>,
     done: bool,
+    ahead: Option<Ahead<T>>,
+}
+
+/// The messages waiting their turn, and the books to hint.
+struct Ahead<T> {
+    books: fn(&T) -> &Books,
+    waiting: VecDeque<(Vec<u8>, At)>,
+    spare: Vec<Vec<u8>>,
 }
 
 impl<T> Replaying<T> {
@@ -144,12 +158,53 @@ impl<T> Replaying<T> {
             report: ReplayReport::default(),
             error: None,
             done: false,
+            ahead: None,
         }
     }
-}
 
-impl<T> MessageSink for Replaying<T> {
-    fn message(&mut self, bytes: &[u8], at: At) {
+    /// As [`Replaying::new`], the `books` of the state hinted [`LOOKAHEAD`] messages ahead.
+    pub fn with_books(
+        state: T,
+        lenient: bool,
+        books: fn(&T) -> &Books,
+        step: fn(&mut T, &Message<'_>, &mut ReplayReport) -> bool,
+    ) -> Replaying<T> {
+        let ahead = Ahead {
+            books,
+            waiting: VecDeque::with_capacity(LOOKAHEAD + 1),
+            spare: Vec::with_capacity(LOOKAHEAD + 1),
+        };
+        Replaying {
+            ahead: Some(ahead),
+            ..Replaying::new(state, lenient, step)
+        }
+    }
+
+    /// Hands the messages still waiting to `step`.
+    pub fn finish(&mut self) {
+        while self.next_waiting() {}
+    }
+
+    /// The oldest waiting message to `step`, the one [`NEAR_LOOKAHEAD`] behind it hinted;
+    /// false when none waits.
+    fn next_waiting(&mut self) -> bool {
+        let Some(a) = &mut self.ahead else {
+            return false;
+        };
+        let Some((bytes, at)) = a.waiting.pop_front() else {
+            return false;
+        };
+        if let Some((near, _)) = a.waiting.get(NEAR_LOOKAHEAD - 1) {
+            (a.books)(&self.state).prefetch_frame_levels(near);
+        }
+        self.take(&bytes, at);
+        if let Some(a) = &mut self.ahead {
+            a.spare.push(bytes);
+        }
+        true
+    }
+
+    fn take(&mut self, bytes: &[u8], at: At) {
         if self.done {
             return;
         }
@@ -169,6 +224,25 @@ impl<T> MessageSink for Replaying<T> {
                     self.done = true;
                 }
             },
+        }
+    }
+}
+
+impl<T> MessageSink for Replaying<T> {
+    fn message(&mut self, bytes: &[u8], at: At) {
+        let Some(a) = &mut self.ahead else {
+            return self.take(bytes, at);
+        };
+        if self.done {
+            return;
+        }
+        let mut copy = a.spare.pop().unwrap_or_default();
+        copy.clear();
+        copy.extend_from_slice(bytes);
+        (a.books)(&self.state).prefetch_frame(&copy);
+        a.waiting.push_back((copy, at));
+        if a.waiting.len() > LOOKAHEAD {
+            self.next_waiting();
         }
     }
 }

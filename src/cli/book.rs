@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use tickwatch::book::{Books, LevelView};
 use tickwatch::capture::Replaying;
 use tickwatch::feed::MapOptions;
-use tickwatch::itch::{fmt_time, parse_time, price4, symbol_field, Side};
+use tickwatch::itch::{fmt_time, parse_time, price4, symbol_field, Message, Side};
 use tickwatch::replay::{self, ReplayReport};
 
 #[derive(Serialize)]
@@ -81,19 +81,21 @@ fn capture_books(
     let until = at.unwrap_or(u64::MAX);
     let read = c.read(&feed.name, || {
         let books = Books::new(a.caps.config());
-        Replaying::new((books, until), a.input.lenient, |(books, until), m, r| {
+        let step = |(books, until): &mut (Books, u64), m: &Message<'_>, r: &mut ReplayReport| {
             if m.timestamp() > *until {
                 r.stopped_early = true;
                 return false;
             }
             books.apply(m);
             true
-        })
+        };
+        Replaying::with_books((books, until), a.input.lenient, |s| &s.0, step)
     })?;
     if read.image_len == 0 {
         bail!("{}: empty file: no ITCH messages", a.input.file.display());
     }
-    let r = read.sink;
+    let mut r = read.sink;
+    r.finish();
     if let Some((e, place)) = &r.error {
         return Err(feed.explain_at(e, *place));
     }

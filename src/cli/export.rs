@@ -42,13 +42,15 @@ fn export_capture(a: &ExportArgs, feed: &Feed, c: &StreamFeed) -> Result<ExportR
     let read = c.read_twice(&feed.name, || {
         let rows = CsvRows::new(output_writer(a.out.as_deref())?)?;
         let books = Books::new(BookConfig::full_day());
-        Ok(Replaying::new(
+        Ok(Replaying::with_books(
             (books, rows),
             a.input.lenient,
+            |s| &s.0,
             |(books, rows), m, _| rows.message(books, m),
         ))
     })?;
-    let r = read.sink;
+    let mut r = read.sink;
+    r.finish();
     if let Some((e, place)) = &r.error {
         return Err(feed.explain_at(e, *place));
     }
