@@ -98,8 +98,16 @@ pub fn cmd_bench(a: BenchArgs) -> Result<()> {
     if let Some(m) = measured {
         println!("capture: {m}");
     }
+    // The kernel column as wide as its longest name (a capture's are longer).
+    let width = rep
+        .kernels
+        .iter()
+        .map(|k| k.kernel.len())
+        .max()
+        .unwrap_or(0)
+        .max(40);
     println!(
-        "{:<40} {:>12} {:>10} {:>10} {:>9}",
+        "{:<width$} {:>12} {:>10} {:>10} {:>9}",
         "kernel", "M msg/s", "ns/msg", "best", "vs naive"
     );
     let naive = rep
@@ -110,7 +118,7 @@ pub fn cmd_bench(a: BenchArgs) -> Result<()> {
         .unwrap_or(1.0);
     for r in &rep.kernels {
         println!(
-            "{:<40} {:>12.1} {:>10.2} {:>10.2} {:>8.2}x",
+            "{:<width$} {:>12.1} {:>10.2} {:>10.2} {:>8.2}x",
             r.kernel,
             r.median_msgs_per_s / 1e6,
             r.median_ns_per_msg,
