@@ -5,6 +5,7 @@
 use crate::agg::BarInput;
 use crate::book::Books;
 use crate::inspect::InspectError;
+use crate::itch::Message;
 use crate::replay::{for_each_message, ReplayReport};
 use std::io::{self, Write};
 
@@ -49,11 +50,39 @@ pub fn export_csv(
     lenient: bool,
     w: &mut impl Write,
 ) -> Result<ExportReport, ExportError> {
-    writeln!(w, "{HEADER}")?;
-    let mut rep = ExportReport::default();
-    let mut err: Option<io::Error> = None;
+    let mut rows = CsvRows::new(w)?;
     let mut r = ReplayReport::default();
     for_each_message(feed, books, lenient, &mut r, |books, m, _| {
+        rows.message(books, m)
+    })?;
+    rows.finish(r)
+}
+
+/// The rows of [`export_csv`], a message at a time (a capture's messages, read in place).
+#[derive(Debug)]
+pub struct CsvRows<W: Write> {
+    w: W,
+    rep: ExportReport,
+    err: Option<io::Error>,
+}
+
+impl<W: Write> CsvRows<W> {
+    /// Rows to `w`, after the header.
+    ///
+    /// # Errors
+    /// Writing the header failed.
+    pub fn new(mut w: W) -> io::Result<CsvRows<W>> {
+        writeln!(w, "{HEADER}")?;
+        Ok(CsvRows {
+            w,
+            rep: ExportReport::default(),
+            err: None,
+        })
+    }
+
+    /// The row of `m` (when it names a stock), then `m` applied to `books`; false when writing
+    /// failed (the error is kept for [`CsvRows::finish`]).
+    pub fn message(&mut self, books: &mut Books, m: &Message<'_>) -> bool {
         let locate = m.stock_locate();
         if locate != 0 {
             let x = BarInput::classify(m, books);
@@ -63,12 +92,12 @@ pub fn export_csv(
             let name = sym
                 .and_then(|s| std::str::from_utf8(s).ok())
                 .map(|s| s.trim_end_matches([' ', '\0']));
-            rep.unnamed += name.is_none() as u64;
+            self.rep.unnamed += name.is_none() as u64;
             let is_trade = x.class == BarInput::TRADE;
-            rep.trades += is_trade as u64;
-            rep.rows += 1;
+            self.rep.trades += is_trade as u64;
+            self.rep.rows += 1;
             if let Err(e) = writeln!(
-                w,
+                self.w,
                 "{},{},{},{},{},{}",
                 m.timestamp(),
                 name.unwrap_or("?"),
@@ -77,18 +106,25 @@ pub fn export_csv(
                 x.shares,
                 x.price
             ) {
-                err = Some(e);
+                self.err = Some(e);
                 return false;
             }
         }
         books.apply(m);
         true
-    })?;
-    if let Some(e) = err {
-        return Err(e.into());
     }
-    w.flush()?;
-    rep.messages = r.messages;
-    rep.replay = r;
-    Ok(rep)
+
+    /// What was written, the replay's counts `r` beside it; the output flushed.
+    ///
+    /// # Errors
+    /// A write error.
+    pub fn finish(mut self, r: ReplayReport) -> Result<ExportReport, ExportError> {
+        if let Some(e) = self.err {
+            return Err(e.into());
+        }
+        self.w.flush()?;
+        self.rep.messages = r.messages;
+        self.rep.replay = r;
+        Ok(self.rep)
+    }
 }

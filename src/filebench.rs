@@ -9,6 +9,7 @@
 
 use crate::bench::{self, Walked};
 use crate::book::{BookConfig, BookStats, Books};
+use crate::capture::{read_messages, ExtractError, ExtractOptions, Nothing, Place, Replaying};
 use crate::inspect::InspectError;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -40,6 +41,17 @@ pub enum FileBenchError {
     /// The latency histogram could not be created.
     #[error("histogram: {0}")]
     Histogram(#[from] hdrhistogram::CreationError),
+    /// The capture is malformed (the error names the byte offset).
+    #[error(transparent)]
+    Capture(#[from] ExtractError),
+    /// A capture's message does not decode.
+    #[error("{error}")]
+    Placed {
+        /// The error (its offset: the message's in a BinaryFILE of the capture's messages).
+        error: InspectError,
+        /// The message's packet and index in it.
+        place: Place,
+    },
 }
 
 /// One kernel's timings.
@@ -230,4 +242,113 @@ pub fn run(buf: &[u8], opts: FileBenchOptions) -> Result<FileBenchReport, FileBe
         book_stats: *books.stats(),
         live_orders_at_end: books.live_orders(),
     })
+}
+
+/// Times the kernels that read the capture `buf` in place, as `run` reads it: its records,
+/// link, IPv4 and UDP headers, MoldUDP64 arbitration (with `opts`), then the messages (with
+/// `lenient`, known types of a wrong length skipped). `reference`: the decode of the same
+/// messages framed as a BinaryFILE, which the in-place decode must agree with.
+///
+/// # Errors
+/// A malformed capture; a message that does not decode, with its place; a decode that
+/// disagrees with `reference`.
+pub fn capture_kernels(
+    buf: &[u8],
+    opts: &ExtractOptions,
+    lenient: bool,
+    fo: FileBenchOptions,
+) -> Result<Vec<KernelResult>, FileBenchError> {
+    // An untimed first read finds the A/B lines (no timed read starts over) and warms the cache.
+    let options = read_messages(buf, opts, None, || Nothing)?.options;
+    let r = fo.repeat;
+    let mut kernels = vec![time(
+        "capture in place: records + MoldUDP64, no decode",
+        r,
+        || {
+            let w = read_messages(buf, &options, None, || Nothing)?.walked;
+            Ok(w.report.sessions.iter().map(|s| s.counters.delivered).sum())
+        },
+    )?];
+    let mut reference = None;
+    kernels.push(time(
+        "capture in place: decode, every field folded",
+        r,
+        || {
+            let w = capture_fold(buf, &options, lenient)?;
+            match reference.get_or_insert(w) {
+                x if *x == w => Ok(w.messages),
+                _ => Err(FileBenchError::Mismatch(
+                    "in-place capture decode changed between runs",
+                )),
+            }
+        },
+    )?);
+    let mut books = Some(Books::new(fo.books));
+    let mut samples = Vec::new();
+    let mut messages = 0;
+    for _ in 0..r.clamp(1, 3) {
+        let mut b = books.take().expect("the books come back after each run");
+        b.clear();
+        let t0 = Instant::now();
+        let mut slot = Some(b);
+        let read = read_messages(buf, &options, None, || {
+            let b = slot
+                .take()
+                .expect("a read with the A/B lines found never starts over");
+            Replaying::with_books(
+                b,
+                lenient,
+                |b| b,
+                |b, m, _| {
+                    b.apply(m);
+                    true
+                },
+            )
+        })?;
+        let mut sink = read.sink;
+        sink.finish();
+        samples.push(t0.elapsed().as_nanos() as f64);
+        let rep = placed(sink)?;
+        messages = rep.report.messages;
+        books = Some(rep.state);
+    }
+    let per = |s: Vec<f64>| {
+        s.into_iter()
+            .map(|ns| ns / messages.max(1) as f64)
+            .collect()
+    };
+    kernels.push(KernelResult::from_samples(
+        "capture in place: decode + books, pipelined",
+        messages,
+        per(samples),
+    ));
+    Ok(kernels)
+}
+
+/// Every message of the capture decoded in place, every field folded (as [`bench::decode_fold`]
+/// folds a BinaryFILE).
+///
+/// # Errors
+/// As [`capture_kernels`].
+pub fn capture_fold(
+    buf: &[u8],
+    opts: &ExtractOptions,
+    lenient: bool,
+) -> Result<Walked, FileBenchError> {
+    let read = read_messages(buf, opts, None, || {
+        Replaying::new(Walked::default(), lenient, |w, m, _| {
+            w.messages += 1;
+            w.checksum = w.checksum.wrapping_add(bench::fold(m));
+            true
+        })
+    })?;
+    Ok(placed(read.sink)?.state)
+}
+
+/// The replay, or the error that stopped it.
+fn placed<T>(r: Replaying<T>) -> Result<Replaying<T>, FileBenchError> {
+    match r.error {
+        Some((error, place)) => Err(FileBenchError::Placed { error, place }),
+        None => Ok(r),
+    }
 }

@@ -479,6 +479,7 @@ fn itch_errors_inside_a_capture_name_the_packet_s_capture_offset() {
         vec!["surveil", s(&cap)],
         vec!["inspect", s(&cap)],
         vec!["bars", s(&cap)],
+        vec!["bench", s(&cap), "--repeat", "1"],
     ] {
         let e = fails(&args);
         assert!(e.contains(&want), "{args:?}: want {want:?} in {e}");

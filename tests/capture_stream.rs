@@ -7,14 +7,12 @@
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
 mod common;
+use common::captures::{feed, fixtures, written};
 use common::shared::Shared;
 use serde_json::Value;
 use tickwatch::book::{BookConfig, Books};
-use tickwatch::capture::{
-    extract, write_capture, CaptureFormat, CaptureStream, ExtractOptions, Extracted, LinkType,
-    TsResolution, WriteOptions,
-};
-use tickwatch::gen::{generate_scenarios, GenConfig, ScenarioPlan};
+use tickwatch::capture::{extract, CaptureStream, ExtractOptions, Extracted, WriteOptions};
+use tickwatch::gen::GenConfig;
 use tickwatch::itch::Side;
 use tickwatch::pipeline::alerts::SurvJob;
 use tickwatch::pipeline::sizing::FeedCounts;
@@ -22,137 +20,8 @@ use tickwatch::pipeline::{
     run_capture, run_market_gapped, shard_of, BarsConfig, CaptureScan, MarketJobs, PipelineConfig,
     RunOutcome,
 };
-use tickwatch::scenario::ScenarioKind;
 use tickwatch::surv::{FlowRecord, Rules};
 use tickwatch::window::{Emit, TimeWindowConfig};
-
-/// A 5-minute session of `messages` with every scenario injected, and its flow.
-fn feed(messages: u64) -> (Vec<u8>, Vec<FlowRecord>) {
-    let mut v = Vec::new();
-    let (_, _, flow) = generate_scenarios(
-        &GenConfig {
-            messages,
-            symbols: 30,
-            live_orders: messages / 20,
-            seed: 11,
-        },
-        300_000_000_000,
-        &ScenarioPlan {
-            kinds: ScenarioKind::ALL.to_vec(),
-            rate: 1.0,
-        },
-        &mut v,
-    )
-    .unwrap();
-    (v, flow.unwrap_or_default())
-}
-
-fn written(feed: &[u8], o: WriteOptions) -> Vec<u8> {
-    let mut cap = Vec::new();
-    write_capture(feed, &o, &mut cap).unwrap();
-    cap
-}
-
-/// The records of a classic little-endian pcap, each with its 16-byte header.
-fn records(cap: &[u8]) -> Vec<&[u8]> {
-    let (mut pos, mut out) = (24, Vec::new());
-    while pos < cap.len() {
-        let len = u32::from_le_bytes(cap[pos + 8..pos + 12].try_into().unwrap()) as usize;
-        out.push(&cap[pos..pos + 16 + len]);
-        pos += 16 + len;
-    }
-    out
-}
-
-/// Two classic pcaps (same header) merged, records in time order (A first on a tie).
-fn merged(a: &[u8], b: &[u8]) -> Vec<u8> {
-    let key = |r: &[u8]| {
-        let w = |i: usize| u32::from_le_bytes(r[i..i + 4].try_into().unwrap());
-        (w(0), w(4))
-    };
-    let mut all: Vec<(_, u8, &[u8])> = records(a).into_iter().map(|r| (key(r), 0, r)).collect();
-    all.extend(records(b).into_iter().map(|r| (key(r), 1, r)));
-    all.sort_by_key(|(k, line, _)| (*k, *line));
-    let mut out = a[..24].to_vec();
-    all.iter().for_each(|(_, _, r)| out.extend_from_slice(r));
-    out
-}
-
-/// The captures compared, by name.
-fn fixtures(feed: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
-    let w = |o: WriteOptions| written(feed, o);
-    let d = WriteOptions::default;
-    let b_line = || WriteOptions {
-        group: "233.54.12.112:26477".parse().unwrap(),
-        ..d()
-    };
-    let plain = w(d());
-    // Every record twice, and records 3/4, 10/11, 40/41 swapped.
-    let mut doubled = plain[..24].to_vec();
-    records(&plain)
-        .iter()
-        .for_each(|r| doubled.extend([*r, *r].concat()));
-    let mut swapped: Vec<&[u8]> = records(&plain);
-    for i in [3, 10, 40] {
-        swapped.swap(i, i + 1);
-    }
-    let swapped = [&plain[..24], &swapped.concat()].concat();
-    let ng = |drop| WriteOptions {
-        format: CaptureFormat::PcapNg,
-        drop_every: drop,
-        ..d()
-    };
-    vec![
-        (
-            "ethernet vlan",
-            w(WriteOptions {
-                vlan: Some(100),
-                ..d()
-            }),
-        ),
-        (
-            "sll",
-            w(WriteOptions {
-                link: LinkType::Sll,
-                ..d()
-            }),
-        ),
-        (
-            "sll2 µs",
-            w(WriteOptions {
-                link: LinkType::Sll2,
-                resolution: TsResolution::Micro,
-                ..d()
-            }),
-        ),
-        (
-            "pcapng, two sections (the second repeats the first's packets)",
-            [w(ng(Some(7))), w(ng(None))].concat(),
-        ),
-        (
-            "gaps",
-            w(WriteOptions {
-                drop_every: Some(50),
-                ..d()
-            }),
-        ),
-        (
-            "a/b lines, each with its own losses",
-            merged(
-                &w(WriteOptions {
-                    drop_every: Some(2),
-                    ..d()
-                }),
-                &w(WriteOptions {
-                    drop_every: Some(3),
-                    ..b_line()
-                }),
-            ),
-        ),
-        ("duplicates", doubled),
-        ("reordered", swapped),
-    ]
-}
 
 /// The messages of `CaptureStream` as a BinaryFILE image.
 fn streamed_image(cap: &[u8], opts: &ExtractOptions) -> Vec<u8> {

@@ -1,5 +1,7 @@
-//! A capture's MoldUDP64 messages as one in-memory ITCH 5.0 BinaryFILE image, so that every
-//! command that reads a BinaryFILE reads a capture unchanged.
+//! A capture's MoldUDP64 messages as one in-memory ITCH 5.0 BinaryFILE image: the reference
+//! the in-place reads ([`super::stream`], [`super::messages`]) are tested against, and what
+//! `bench`'s kernels that need random access read. The walk itself ([`Walk`], [`walk_all`]) is
+//! what every read of a capture goes through.
 //!
 //! ```text
 //!  capture bytes ──Datagrams──▶ Arbiter (channel/session filters, A/B lines, gaps, duplicates)
@@ -304,13 +306,28 @@ impl Origins {
 struct Placing<'s, S> {
     origins: &'s Origins,
     sink: &'s mut S,
+    /// Messages of the packet being read delivered as it was read (not held).
+    fresh: u32,
+}
+
+impl<'s, S> Placing<'s, S> {
+    fn new(origins: &'s Origins, sink: &'s mut S) -> Placing<'s, S> {
+        Placing {
+            origins,
+            sink,
+            fresh: 0,
+        }
+    }
 }
 
 impl<S: PlacedSink> Sink for Placing<'_, S> {
     fn message(&mut self, m: Delivered<'_>) {
         let origin = match m.held {
             true => self.origins.of(m.stream, m.seq),
-            false => self.origins.current,
+            false => {
+                self.fresh += 1;
+                self.origins.current
+            }
         };
         self.sink.message(m, origin);
     }
@@ -369,12 +386,27 @@ struct Seen {
     channels: Vec<SocketAddrV4>,
     sessions: Vec<Session>,
     first_line: Vec<(Session, SocketAddrV4)>,
+    /// The last channel and session noted that asked for nothing: the same again asks for
+    /// nothing (most packets follow one of their own line).
+    last: Option<(SocketAddrV4, Session)>,
 }
 
 impl Seen {
     /// Notes a MoldUDP64 packet; true when its session came on another channel before, both
     /// taken by the filters and not yet paired (A/B lines, to be looked for).
     fn note(&mut self, dst: SocketAddrV4, p: &Packet<'_>, opts: &ExtractOptions) -> bool {
+        let key = Some((dst, p.session()));
+        if self.last == key {
+            return false;
+        }
+        let second_line = self.note_new(dst, p, opts);
+        if !second_line {
+            self.last = key;
+        }
+        second_line
+    }
+
+    fn note_new(&mut self, dst: SocketAddrV4, p: &Packet<'_>, opts: &ExtractOptions) -> bool {
         if self.channels.len() < SEEN && !self.channels.contains(&dst) {
             self.channels.push(dst);
         }
@@ -586,10 +618,7 @@ impl<'a> Walk<'a> {
         let Some(d) = self.datagrams.next() else {
             if !self.ended {
                 self.ended = true;
-                let mut placing = Placing {
-                    origins: &self.origins,
-                    sink,
-                };
+                let mut placing = Placing::new(&self.origins, sink);
                 self.arbiter.finish(self.last_ts, &mut placing);
             }
             return Ok(Step::End);
@@ -605,13 +634,8 @@ impl<'a> Walk<'a> {
             offset: d.offset,
         };
         let Ok(p) = Packet::parse(d.payload, d.offset) else {
-            self.arbiter.push(
-                &md,
-                &mut Placing {
-                    origins: &self.origins,
-                    sink,
-                },
-            );
+            self.arbiter
+                .push(&md, &mut Placing::new(&self.origins, sink));
             return Ok(Step::Taken);
         };
         if self.seen.note(d.dst, &p, &self.opts) {
@@ -625,11 +649,11 @@ impl<'a> Walk<'a> {
             first: p.sequence(),
         };
         self.origins.current = origin;
-        let mut placing = Placing {
-            origins: &self.origins,
-            sink,
-        };
-        if let Outcome::Taken(stream) = self.arbiter.push(&md, &mut placing) {
+        let mut placing = Placing::new(&self.origins, sink);
+        let outcome = self.arbiter.push(&md, &mut placing);
+        // A packet whose messages were all delivered as it was read has none held to find.
+        let held = placing.fresh < u32::from(p.message_count());
+        if let (Outcome::Taken(stream), true) = (outcome, held) {
             let next = p.next_sequence();
             self.origins.remember(Recent {
                 stream,

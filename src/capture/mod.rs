@@ -8,10 +8,12 @@
 //!        ──▶ link layer (Ethernet + VLAN/QinQ, SLL, SLL2, raw IPv4) ──▶ IPv4 ──▶ UDP
 //!        ──▶ Datagram { ts_ns, src, dst, payload: &[u8], offset }  (+ Counts of what was skipped)
 //! ```
-//! The MoldUDP64 layer on top of the datagrams lives elsewhere (`mold`); [`extract`] runs a
-//! capture through it into an in-memory BinaryFILE image (what most commands read), and
-//! [`stream`] hands its messages out one at a time in place, zero-copy (what `run`, `bars` and
-//! `surveil` read).
+//! The MoldUDP64 layer on top of the datagrams lives elsewhere (`mold`). The commands read a
+//! capture's messages in place, zero-copy, in memory that does not grow with the capture:
+//! [`stream`] hands them out one at a time (what `run`, `bars` and `surveil` read), [`messages`]
+//! feeds them to a consumer in one walk, each with its packet (what `inspect`, `book`, `export`
+//! and `convert pcap` read). [`extract`] copies them into an in-memory BinaryFILE image: the
+//! reference the tests compare with, and what `bench`'s kernels that need random access read.
 //!
 //! ```
 //! use tickwatch::capture::{write_capture, Datagrams, WriteOptions, END_OF_SESSION};
@@ -28,6 +30,7 @@
 //! ```
 
 pub mod extract;
+pub mod messages;
 pub mod net;
 pub mod read;
 pub mod stream;
@@ -37,6 +40,7 @@ pub use extract::{
     extract, walk_all, ExtractError, ExtractOptions, Extracted, Lost, Origin, Place, PlacedSink,
     Positions, Release, Releaser, Span, Step, Walk, Walked,
 };
+pub use messages::{read_messages, At, Framed, MessageSink, Nothing, Read, Replaying};
 pub use net::{LinkType, NetCounts};
 pub use read::{is_capture, open, CaptureError, Datagram, Datagrams, FileKind};
 pub use stream::{place_of, CaptureStream};

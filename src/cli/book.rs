@@ -1,14 +1,16 @@
 //! `tickwatch book`: one stock's book at a time of day.
 
 use super::args::BookArgs;
-use super::files::open_feed;
+use super::feed::{Feed, StreamFeed};
+use super::files::open_feed_in_place;
 use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 use std::io::{self, Write};
 use tickwatch::book::{Books, LevelView};
+use tickwatch::capture::Replaying;
 use tickwatch::feed::MapOptions;
-use tickwatch::itch::{fmt_time, parse_time, price4, symbol_field, Side};
-use tickwatch::replay;
+use tickwatch::itch::{fmt_time, parse_time, price4, symbol_field, Message, Side};
+use tickwatch::replay::{self, ReplayReport};
 
 #[derive(Serialize)]
 struct BookJson<'a> {
@@ -27,13 +29,19 @@ pub fn cmd_book(a: BookArgs) -> Result<()> {
         ),
         None => None,
     };
-    let map = open_feed(&a.input, MapOptions::default())?;
-    if map.bytes().is_empty() {
-        bail!("{}: empty file: no ITCH messages", a.input.file.display());
-    }
-    let mut books = Books::new(a.caps.config());
-    let rep =
-        replay::replay(map.bytes(), &mut books, at, a.input.lenient).map_err(|e| map.explain(e))?;
+    let map = open_feed_in_place(&a.input, MapOptions::default())?;
+    let (books, rep) = match map.stream() {
+        Some(c) => capture_books(&a, &map, c, at)?,
+        None => {
+            if map.bytes().is_empty() {
+                bail!("{}: empty file: no ITCH messages", a.input.file.display());
+            }
+            let mut books = Books::new(a.caps.config());
+            let rep = replay::replay(map.bytes(), &mut books, at, a.input.lenient)
+                .map_err(|e| map.explain(e))?;
+            (books, rep)
+        }
+    };
     let Some(locate) = books.locate_of(&stock) else {
         bail!(
             "symbol {} not found in {}{}",
@@ -59,6 +67,48 @@ pub fn cmd_book(a: BookArgs) -> Result<()> {
             rep.skipped_bad_lengths
         );
     }
+    print_book(&a, locate, ts, bids, asks)
+}
+
+/// The books of a capture's messages, read in place, up to `at` (as a replay of its messages
+/// framed as a BinaryFILE gives them).
+fn capture_books(
+    a: &BookArgs,
+    feed: &Feed,
+    c: &StreamFeed,
+    at: Option<u64>,
+) -> Result<(Books, ReplayReport)> {
+    let until = at.unwrap_or(u64::MAX);
+    let read = c.read(&feed.name, || {
+        let books = Books::new(a.caps.config());
+        let step = |(books, until): &mut (Books, u64), m: &Message<'_>, r: &mut ReplayReport| {
+            if m.timestamp() > *until {
+                r.stopped_early = true;
+                return false;
+            }
+            books.apply(m);
+            true
+        };
+        Replaying::with_books((books, until), a.input.lenient, |s| &s.0, step)
+    })?;
+    if read.image_len == 0 {
+        bail!("{}: empty file: no ITCH messages", a.input.file.display());
+    }
+    let mut r = read.sink;
+    r.finish();
+    if let Some((e, place)) = &r.error {
+        return Err(feed.explain_at(e, *place));
+    }
+    Ok((r.state.0, r.report))
+}
+
+fn print_book(
+    a: &BookArgs,
+    locate: u16,
+    ts: u64,
+    bids: Vec<LevelView>,
+    asks: Vec<LevelView>,
+) -> Result<()> {
     let mut out = io::stdout().lock();
     if a.json {
         serde_json::to_writer(

@@ -2,11 +2,12 @@
 //! file as a MoldUDP64 capture; `tickwatch convert pcap`: a MoldUDP64 capture as an ITCH file.
 
 use super::args::{InputArgs, ItchArgs, LobsterArgs, PcapArgs};
-use super::files::open_feed;
+use super::files::open_feed_in_place;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use std::io::{self, Write};
-use tickwatch::capture::{CaptureFormat, TsResolution, WriteOptions};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use tickwatch::capture::{CaptureFormat, Framed, TsResolution, WriteOptions};
 use tickwatch::feed::gz;
 use tickwatch::itch::fmt_time;
 
@@ -99,28 +100,36 @@ pub fn cmd_pcap(a: PcapArgs) -> Result<()> {
         cache: a.cache.clone(),
         lenient: false,
     };
-    let feed = open_feed(&input, tickwatch::feed::MapOptions::default())?;
-    let Some(c) = feed.capture() else {
+    let feed = open_feed_in_place(&input, tickwatch::feed::MapOptions::default())?;
+    let Some(c) = feed.stream() else {
         bail!(
             "{}: not a pcap or pcapng capture (no known magic number)",
             a.file.display()
         );
     };
-    std::fs::write(&a.out, feed.bytes()).with_context(|| format!("writing {}", a.out.display()))?;
-    let r = &c.extracted.report;
+    // Written as the messages are read, after a first read has found the A/B lines.
+    let create = || {
+        let f = File::create(&a.out).with_context(|| format!("writing {}", a.out.display()))?;
+        Ok(Framed::new(BufWriter::with_capacity(1 << 20, f)))
+    };
+    let read = c.read_twice(&feed.name, create)?;
+    read.sink
+        .finish()
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    let r = &read.walked.report;
     #[derive(Serialize)]
     struct Out<'a> {
         out: String,
         messages: u64,
-        bytes: usize,
+        bytes: u64,
         lost: u64,
         mold: &'a tickwatch::mold::MoldReport,
     }
     let out = Out {
         out: a.out.display().to_string(),
         messages: r.sessions.iter().map(|s| s.counters.delivered).sum(),
-        bytes: feed.bytes().len(),
-        lost: c.extracted.lost.iter().map(|l| l.last - l.first + 1).sum(),
+        bytes: read.image_len,
+        lost: read.lost.iter().map(|l| l.last - l.first + 1).sum(),
         mold: r,
     };
     if a.json {

@@ -1,15 +1,16 @@
 //! The feed a command reads: a mapped BinaryFILE, or a packet capture (pcap/pcapng of
-//! MoldUDP64, told by its magic) whose messages are either extracted to a BinaryFILE image in
-//! memory (the command sees `.bytes()` of a BinaryFILE) or, for the commands that stream them
-//! in place (`run`, `bars`, `surveil`), left in the mapped capture. Errors are explained in the
-//! terms of the file the user named (the capture byte offset of the packet, not the image
-//! offset).
+//! MoldUDP64, told by its magic) whose messages are read in place from the mapped capture
+//! (memory that does not grow with the capture). Errors are explained in the terms of the file
+//! the user named (the capture byte offset of the packet).
 
 use anyhow::{anyhow, Context, Error};
 use std::io;
 use std::path::{Path, PathBuf};
 use tickwatch::book::BookConfig;
-use tickwatch::capture::{place_of, ExtractOptions, Extracted, FileKind, Lost, Release};
+use tickwatch::capture::{
+    place_of, read_messages, CaptureStream, ExtractOptions, FileKind, Lost, MessageSink, Place,
+    Read, Release,
+};
 use tickwatch::export::ExportError;
 use tickwatch::feed::MappedFile;
 use tickwatch::filebench::FileBenchError;
@@ -23,14 +24,6 @@ use tickwatch::surv::SurveilError;
 /// Lost ranges printed per stream in the warning (the rest counted).
 const RANGES_SHOWN: usize = 100;
 
-/// A capture's extracted messages.
-pub struct CaptureFeed {
-    /// pcap (and its magic) or pcapng.
-    pub kind: FileKind,
-    /// The image, its map and what the layers counted.
-    pub extracted: Extracted,
-}
-
 /// A capture whose messages are streamed in place ([`tickwatch::capture::CaptureStream`]).
 pub struct StreamFeed {
     /// pcap (and its magic) or pcapng.
@@ -42,6 +35,52 @@ pub struct StreamFeed {
 }
 
 impl StreamFeed {
+    /// The capture's messages read once into a consumer made by `make` (again when A/B lines
+    /// make the walk start over), the gaps warned about. `name`: the file as named on the
+    /// command line.
+    pub fn read<S: MessageSink>(
+        &self,
+        name: &Path,
+        make: impl FnMut() -> S,
+    ) -> Result<Read<S>, Error> {
+        let read = self.read_quietly(name, &self.opts, make)?;
+        warn_gaps(name, &read.walked.report, &read.lost);
+        Ok(read)
+    }
+
+    /// The capture's messages into a consumer that writes them out: a first read finds the
+    /// A/B lines and the gaps (warned about), the second, which never starts over, feeds the
+    /// consumer `make` gives; `make` runs once, after the first read.
+    pub fn read_twice<S: MessageSink>(
+        &self,
+        name: &Path,
+        make: impl FnOnce() -> Result<S, Error>,
+    ) -> Result<Read<S>, Error> {
+        let first = self.read(name, || tickwatch::capture::Nothing)?;
+        let mut sink = Some(make()?);
+        self.read_quietly(name, &first.options, || {
+            sink.take()
+                .expect("a read with the A/B lines found never starts over")
+        })
+    }
+
+    fn read_quietly<S: MessageSink>(
+        &self,
+        name: &Path,
+        opts: &ExtractOptions,
+        make: impl FnMut() -> S,
+    ) -> Result<Read<S>, Error> {
+        // The pages read past leave the resident set: memory stays bounded.
+        let release = Some(Release(&self.map));
+        read_messages(self.map.bytes(), opts, release, make)
+            .with_context(|| name.display().to_string())
+    }
+
+    /// The capture's messages streamed in place, read with `opts` (a finished read's).
+    pub fn stream(&self, opts: &ExtractOptions) -> Result<CaptureStream<'_>, Error> {
+        CaptureStream::new(self.map.bytes(), opts, Some(Release(&self.map))).map_err(Error::from)
+    }
+
     /// The first pass over the capture (nothing copied): the tables' sizes for `shards`
     /// shards, the gaps placed in the feed (warned about), the counters. `name`: the file as
     /// named on the command line.
@@ -76,9 +115,7 @@ impl StreamFeed {
 pub enum Source {
     /// A BinaryFILE, mapped (read in place).
     Binary(MappedFile),
-    /// A capture, extracted (one copy of the ITCH bytes).
-    Capture(Box<CaptureFeed>),
-    /// A capture, mapped, its messages streamed in place.
+    /// A capture, mapped, its messages read in place.
     Stream(Box<StreamFeed>),
 }
 
@@ -93,20 +130,11 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// The BinaryFILE bytes (a capture's extracted image); a streamed capture's own bytes.
+    /// The BinaryFILE bytes; a capture's own bytes.
     pub fn bytes(&self) -> &[u8] {
         match &self.source {
             Source::Binary(m) => m.bytes(),
-            Source::Capture(c) => &c.extracted.image,
             Source::Stream(s) => s.map.bytes(),
-        }
-    }
-
-    /// The capture's extraction, if the feed is a capture.
-    pub fn capture(&self) -> Option<&CaptureFeed> {
-        match &self.source {
-            Source::Capture(c) => Some(c),
-            _ => None,
         }
     }
 
@@ -118,11 +146,10 @@ impl Feed {
         }
     }
 
-    /// Locks a mapped feed's pages in memory (a capture's image is already on the heap).
+    /// Locks a mapped feed's pages in memory.
     pub fn lock(&self) -> io::Result<()> {
         match &self.source {
             Source::Binary(m) => m.lock(),
-            Source::Capture(_) => Ok(()),
             Source::Stream(s) => s.map.lock(),
         }
     }
@@ -137,19 +164,25 @@ impl Feed {
         };
         let place = match &self.source {
             Source::Binary(_) => return e.context(name.to_string()),
-            Source::Capture(c) => ie.offset().and_then(|o| c.extracted.place(o)),
             // A streamed message's error names its capture byte offset.
             Source::Stream(s) => ie.offset().and_then(|o| place_of(s.map.bytes(), o)),
         };
         match place {
-            Some(p) => anyhow!(
-                "{name}: at capture byte offset {} (the MoldUDP64 packet there, message index {} in it): {}",
-                p.packet,
-                p.message,
-                without_offset(&ie.to_string())
-            ),
+            Some(p) => self.explain_at(ie, p),
             None => e.context(format!("{name}: the MoldUDP64 messages")),
         }
+    }
+
+    /// The ITCH error `ie` of the capture's message at `place` (the error's own offset is the
+    /// message's in a BinaryFILE of the capture's messages: not the user's).
+    pub fn explain_at(&self, ie: &InspectError, place: Place) -> Error {
+        anyhow!(
+            "{}: at capture byte offset {} (the MoldUDP64 packet there, message index {} in it): {}",
+            self.name.display(),
+            place.packet,
+            place.message,
+            without_offset(&ie.to_string())
+        )
     }
 }
 

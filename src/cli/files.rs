@@ -1,33 +1,37 @@
 //! Opening the feed and the output files the commands share.
 
 use super::args::InputArgs;
-use super::feed::{warn_gaps, CaptureFeed, Feed, Source, StreamFeed};
+use super::feed::{Feed, Source, StreamFeed};
 use anyhow::{bail, Context, Result};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use tickwatch::capture::{extract, is_capture, ExtractOptions};
+use tickwatch::capture::{is_capture, ExtractOptions};
 use tickwatch::feed::{gz, MapOptions, MappedFile};
 use tickwatch::mold::Session;
 
 /// The feed `input` names, mapped (a `.gz` through its decompressed cache); a packet capture
-/// (told by its magic) has its MoldUDP64 messages extracted, its gaps warned about.
-pub fn open_feed(input: &InputArgs, opts: MapOptions) -> Result<Feed> {
-    let feed = open_feed_streamed(input, opts)?;
-    let Source::Stream(st) = feed.source else {
-        return Ok(feed);
-    };
-    let extracted =
-        extract(st.map.bytes(), &st.opts).with_context(|| input.file.display().to_string())?;
-    warn_gaps(&input.file, &extracted.report, &extracted.lost);
-    let kind = st.kind;
-    let source = Source::Capture(Box::new(CaptureFeed { kind, extracted }));
-    Ok(Feed { source, ..feed })
-}
-
-/// The feed `input` names, mapped (a `.gz` through its decompressed cache); a packet capture
 /// (told by its magic) is left as it is, for its messages to be streamed in place.
 pub fn open_feed_streamed(input: &InputArgs, opts: MapOptions) -> Result<Feed> {
+    open_with(input, |_| opts)
+}
+
+/// As [`open_feed_streamed`], a capture mapped without populating it: a read in place faults
+/// its pages in as it goes and releases them behind it, so the resident set stays bounded
+/// (populated, the whole capture would be resident before the walk starts).
+pub fn open_feed_in_place(input: &InputArgs, opts: MapOptions) -> Result<Feed> {
+    open_with(input, |capture| match capture {
+        true => MapOptions {
+            populate: false,
+            ..opts
+        },
+        false => opts,
+    })
+}
+
+/// The feed mapped with the options `opts` gives for it (a capture, or not).
+fn open_with(input: &InputArgs, opts: impl FnOnce(bool) -> MapOptions) -> Result<Feed> {
     let path = gz::resolve(&input.file, input.cache.as_deref())?;
+    let opts = opts(is_capture(&head(&path)?).is_some());
     let map =
         MappedFile::open(&path, opts).with_context(|| format!("mapping {}", path.display()))?;
     let filtered = !input.channel.is_empty() || input.session.is_some();
@@ -56,6 +60,15 @@ pub fn open_feed_streamed(input: &InputArgs, opts: MapOptions) -> Result<Feed> {
         path,
         source,
     })
+}
+
+/// The first bytes of the file at `path` (its magic number), fewer if it is shorter.
+fn head(path: &Path) -> Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(4);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(4).read_to_end(&mut head))
+        .with_context(|| format!("mapping {}", path.display()))?;
+    Ok(head)
 }
 
 /// A buffered writer on `path`, or on standard output.

@@ -1,7 +1,7 @@
 //! `tickwatch inspect`: a feed's messages by type, stocks, time span and skips.
 
 use super::args::InspectArgs;
-use super::files::open_feed;
+use super::files::open_feed_in_place;
 use anyhow::Result;
 use serde::Serialize;
 use std::io::{self, Write};
@@ -16,8 +16,8 @@ pub fn cmd_inspect(a: InspectArgs) -> Result<()> {
     if let Some(lines) = &a.live.lines.listen {
         return super::inspect_live::cmd_inspect_live(&a, lines);
     }
-    let map = open_feed(&a.input, MapOptions::default())?;
-    if let Some(c) = map.capture() {
+    let map = open_feed_in_place(&a.input, MapOptions::default())?;
+    if let Some(c) = map.stream() {
         return super::inspect_capture::cmd_inspect_capture(&a, &map, c);
     }
     let t0 = Instant::now();

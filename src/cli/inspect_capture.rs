@@ -3,16 +3,16 @@
 //! MoldUDP64), then the ITCH messages they carry, counted as for a BinaryFILE.
 
 use super::args::InspectArgs;
-use super::feed::{CaptureFeed, Feed};
+use super::feed::{Feed, StreamFeed};
 use anyhow::Result;
 use serde::Serialize;
 use std::io::{self, Write};
 use tickwatch::book::BookConfig;
-use tickwatch::capture::NetCounts;
-use tickwatch::inspect::{inspect, InspectError, InspectOptions, Summary};
+use tickwatch::capture::{At, ExtractOptions, MessageSink, NetCounts, Place};
+use tickwatch::inspect::{InspectError, InspectOptions, Inspector, Summary};
 use tickwatch::itch::fmt_time;
 use tickwatch::mold::MoldReport;
-use tickwatch::pipeline::gap::{damaged_stocks, GapSummary};
+use tickwatch::pipeline::gap::{DamageScan, DamagedStock, GapSummary};
 use tickwatch::policy::threads_or_all;
 
 #[derive(Serialize)]
@@ -29,30 +29,59 @@ struct Out<'a> {
     book_gap: Option<GapSummary>,
 }
 
-/// `c` is `feed`'s capture.
-pub fn cmd_inspect_capture(a: &InspectArgs, feed: &Feed, c: &CaptureFeed) -> Result<()> {
-    let x = &c.extracted;
+/// The messages counted as they come; the first that stops the count kept with its place.
+struct Counting {
+    inspector: Inspector,
+    error: Option<(InspectError, Place)>,
+}
+
+impl MessageSink for Counting {
+    fn message(&mut self, bytes: &[u8], at: At) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.inspector.frame(bytes, at.image) {
+            self.error = Some((e, at.place));
+        }
+    }
+}
+
+/// `c` is `feed`'s capture: its messages are read once, in place (and again, only when a gap
+/// was left unfilled, for the stocks it touched).
+pub fn cmd_inspect_capture(a: &InspectArgs, feed: &Feed, c: &StreamFeed) -> Result<()> {
     let opts = InspectOptions {
         threads: threads_or_all(a.threads),
         lenient: a.input.lenient,
         refs: a.refs,
     };
-    let summary = match inspect(&x.image, opts) {
+    let read = c.read(&feed.name, || Counting {
+        inspector: Inspector::new(opts),
+        error: None,
+    })?;
+    if let Some((e, place)) = &read.sink.error {
+        return Err(feed.explain_at(e, *place));
+    }
+    let summary = match read.sink.inspector.finish() {
         Ok(s) => Some(s),
         Err(InspectError::Empty) => None,
         Err(e) => return Err(feed.explain(e)),
     };
+    let book_gap = match GapSummary::of(read.lost.clone()) {
+        Some(g) => {
+            let damaged = damaged_stocks(c, &read.options, g.inexact_from)?;
+            Some(g.with_damage(damaged))
+        }
+        None => None,
+    };
+    let w = &read.walked;
     let out = Out {
         file: a.input.file.display().to_string(),
         format: format!("{:?}", c.kind),
-        capture_packets: x.packets,
-        network: &x.net,
-        mold: &x.report,
+        capture_packets: w.packets,
+        network: &w.net,
+        mold: &w.report,
         itch: summary.as_ref(),
-        book_gap: GapSummary::of(x.lost.clone()).map(|g| {
-            let from = g.inexact_from;
-            g.with_damage(damaged_stocks(&x.image, BookConfig::full_day(), from))
-        }),
+        book_gap,
     };
     let mut w = io::stdout().lock();
     if a.json {
@@ -61,6 +90,18 @@ pub fn cmd_inspect_capture(a: &InspectArgs, feed: &Feed, c: &CaptureFeed) -> Res
         return Ok(());
     }
     print_text(&mut w, &out)
+}
+
+/// The stocks with references to unknown orders from feed position `from` on (full-day books),
+/// the capture's messages streamed again with `opts`.
+fn damaged_stocks(c: &StreamFeed, opts: &ExtractOptions, from: u64) -> Result<Vec<DamagedStock>> {
+    let mut damage = DamageScan::new(BookConfig::full_day(), from);
+    let mut stream = c.stream(opts)?;
+    while let Some(r) = stream.advance() {
+        r?;
+        damage.take_bytes(stream.message());
+    }
+    Ok(damage.finish())
 }
 
 fn print_text(w: &mut impl Write, o: &Out<'_>) -> Result<()> {

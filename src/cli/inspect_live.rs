@@ -52,14 +52,14 @@ pub fn cmd_inspect_live(a: &InspectArgs, lines: &Lines) -> Result<()> {
         "received {} packets; kernel drops {}",
         r.packets, r.kernel_drops
     );
-    let map = super::files::open_feed(
+    let map = super::files::open_feed_in_place(
         &super::args::InputArgs {
             file: out,
             ..a.input.clone()
         },
         MapOptions::default(),
     )?;
-    let Some(c) = map.capture() else {
+    let Some(c) = map.stream() else {
         anyhow::bail!("the recording is not a capture");
     };
     super::inspect_capture::cmd_inspect_capture(a, &map, c)

@@ -1,7 +1,7 @@
 //! `tickwatch surveil`, `eval` and `rules`: the single-threaded detectors, scoring, rules.
 
 use super::args::{EvalArgs, RulesArgs, SurvOpts, SurveilArgs};
-use super::files::{open_feed_streamed, output_writer, sibling};
+use super::files::{open_feed_in_place, output_writer, sibling};
 use super::report::print_book_gap;
 use anyhow::{Context, Result};
 use std::io::{self, Write};
@@ -48,7 +48,7 @@ pub fn cmd_surveil(a: SurveilArgs) -> Result<()> {
     if flow.is_empty() {
         eprintln!("{NO_FLOW}");
     }
-    let map = open_feed_streamed(&a.input, MapOptions::default())?;
+    let map = open_feed_in_place(&a.input, MapOptions::default())?;
     let stream = match map.stream() {
         Some(st) => Some((st, st.scan(&a.input.file, 1)?)),
         None => None,

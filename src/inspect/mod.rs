@@ -233,6 +233,58 @@ pub fn inspect(buf: &[u8], opts: InspectOptions) -> Result<Summary, InspectError
     for c in chunks {
         total.merge(c);
     }
+    Ok(summarize(total, report, references))
+}
+
+/// An inspection a message at a time, serial: for a feed that is not one buffer (a capture's
+/// messages, read in place). It gives what [`inspect`] gives on the same messages framed as a
+/// BinaryFILE (offsets are that file's), walked as one chunk.
+#[derive(Debug)]
+pub struct Inspector {
+    counts: Counts,
+    refs: Option<refs::RefPass>,
+    lenient: bool,
+}
+
+impl Inspector {
+    /// Counting with `opts` (its `threads` unused).
+    pub fn new(opts: InspectOptions) -> Inspector {
+        Inspector {
+            counts: Counts::new(),
+            refs: opts.refs.then(refs::RefPass::default),
+            lenient: opts.lenient,
+        }
+    }
+
+    /// The message `body` whose length prefix would be at `offset`.
+    ///
+    /// # Errors
+    /// As [`inspect`]: a message that does not decode and may not be skipped.
+    pub fn frame(&mut self, body: &[u8], offset: u64) -> Result<(), InspectError> {
+        if let Some(r) = &mut self.refs {
+            r.frame(body, offset);
+        }
+        self.counts.frame(Frame { offset, body }, self.lenient)
+    }
+
+    /// What the messages hold.
+    ///
+    /// # Errors
+    /// [`InspectError::Empty`]: no message was given.
+    pub fn finish(self) -> Result<Summary, InspectError> {
+        if self.counts.bytes == 0 {
+            return Err(InspectError::Empty);
+        }
+        let one = SplitReport {
+            chunks: 1,
+            fallbacks: 0,
+        };
+        Ok(summarize(self.counts, one, self.refs.map(|r| r.summary())))
+    }
+}
+
+/// The summary of the merged counts.
+fn summarize(total: Counts, report: SplitReport, references: Option<refs::RefSummary>) -> Summary {
     let by_type = crate::itch::TYPES
         .iter()
         .filter(|&&t| total.by_type[t as usize] > 0)
@@ -242,7 +294,7 @@ pub fn inspect(buf: &[u8], opts: InspectOptions) -> Result<Summary, InspectError
         .filter(|&i| total.unknown[i] > 0)
         .map(|i| (format!("{i:#04x}"), total.unknown[i]))
         .collect();
-    Ok(Summary {
+    Summary {
         messages: total.messages,
         bytes: total.bytes,
         by_type,
@@ -270,5 +322,5 @@ pub fn inspect(buf: &[u8], opts: InspectOptions) -> Result<Summary, InspectError
         chunks: report.chunks,
         resync_fallbacks: report.fallbacks,
         references,
-    })
+    }
 }

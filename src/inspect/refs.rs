@@ -142,14 +142,31 @@ impl Refs {
 /// Follows every order of the BinaryFILE in `buf` by reference. Frames that do not decode are
 /// passed over: the main walk reports them.
 pub fn check_refs(buf: &[u8]) -> RefSummary {
-    let mut refs = Refs::default();
+    let mut refs = RefPass::default();
     for f in Frames::new(buf) {
         let Ok(f) = f else { break };
-        if let Ok(m) = decode(f.body, f.offset) {
-            refs.message(&m, f.offset);
+        refs.frame(f.body, f.offset);
+    }
+    refs.summary()
+}
+
+/// The pass a message at a time (a capture's messages, read in place).
+#[derive(Debug, Default)]
+pub struct RefPass(Refs);
+
+impl RefPass {
+    /// The message `body` whose length prefix is at `offset`; one that does not decode is
+    /// passed over.
+    pub fn frame(&mut self, body: &[u8], offset: u64) {
+        if let Ok(m) = decode(body, offset) {
+            self.0.message(&m, offset);
         }
     }
-    refs.s
+
+    /// What the pass found so far.
+    pub fn summary(&self) -> RefSummary {
+        self.0.s
+    }
 }
 
 #[cfg(test)]

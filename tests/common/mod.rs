@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // each binary uses its own part of it
 
+pub mod captures;
 pub mod netns;
 pub mod scenario;
 pub mod shared;
