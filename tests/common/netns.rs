@@ -65,6 +65,9 @@ pub struct Netns {
     pub a: String,
     /// The receiving namespace (10.77.0.2).
     pub b: String,
+    /// The veth ends in `a` and in `b`.
+    pub va: String,
+    pub vb: String,
 }
 
 impl Netns {
@@ -74,14 +77,16 @@ impl Netns {
         let n = Netns {
             a: format!("twa{id}"),
             b: format!("twb{id}"),
+            va: format!("twva{id}"),
+            vb: format!("twvb{id}"),
         };
-        let (va, vb) = (format!("twva{id}"), format!("twvb{id}"));
+        let (va, vb) = (&n.va, &n.vb);
         ip(&["netns", "add", &n.a])?;
         ip(&["netns", "add", &n.b])?;
         ip(&[
-            "link", "add", &va, "netns", &n.a, "type", "veth", "peer", "name", &vb, "netns", &n.b,
+            "link", "add", va, "netns", &n.a, "type", "veth", "peer", "name", vb, "netns", &n.b,
         ])?;
-        for (ns, dev, addr) in [(&n.a, &va, "10.77.0.1/24"), (&n.b, &vb, "10.77.0.2/24")] {
+        for (ns, dev, addr) in [(&n.a, va, "10.77.0.1/24"), (&n.b, vb, "10.77.0.2/24")] {
             ip(&["-n", ns, "addr", "add", addr, "dev", dev])?;
             ip(&["-n", ns, "link", "set", dev, "up"])?;
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
