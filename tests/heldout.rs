@@ -154,6 +154,18 @@ fn held_out_feeds_hold_their_floors() {
 }
 
 #[test]
+fn a_sub_penny_stock_swept_to_the_lowest_price_keeps_its_book_uncrossed() {
+    // Seed 71 broke the invariant (a locked book at $0.0001) and wrote no feed.
+    let cfg = Config {
+        seed: 71,
+        regime: None,
+        clean: false,
+    };
+    let out = indep::generate(&cfg).unwrap();
+    check(&out.itch).unwrap();
+}
+
+#[test]
 fn every_regime_keeps_the_generators_invariants() {
     for (i, name) in REGIMES.iter().enumerate() {
         let cfg = Config {

@@ -195,9 +195,10 @@ impl Market {
                 Some(a) if price >= a => down(a, 1),
                 _ => price,
             },
+            // Never an offer at the lowest price there is: a bid could not rest below it.
             Side::Sell => match self.best(locate, Side::Buy) {
                 Some(b) if price <= b => up(b, 1),
-                _ => price,
+                _ => price.max(2),
             },
         }
     }
@@ -377,7 +378,9 @@ impl Market {
             left -= self.execute(front, left, by);
         }
         let done = shares - left;
-        let rested = match (limit, rest && left > 0) {
+        // An offer at the lowest price there is would leave no room for a bid: not rested.
+        let rests = rest && left > 0 && !(side == Side::Sell && limit.is_some_and(|l| l < 2));
+        let rested = match (limit, rests) {
             (Some(l), true) => Some(self.add(locate, side, l, left, by)),
             _ => None,
         };
@@ -599,6 +602,20 @@ mod tests {
         crate::feed::Frames::new(&m.out)
             .map(|f| f.unwrap().body[0] as char)
             .collect()
+    }
+
+    #[test]
+    fn an_offer_never_rests_at_the_lowest_price_so_a_bid_always_can() {
+        // Seed 71 wrote a locked book: a sell limited at $0.0001 took every bid and rested
+        // there, and the next bid could only be placed at $0.0001 too.
+        let mut m = market(false);
+        m.add(1, Side::Buy, 1, 100, Who::ANON);
+        let (done, rested) = m.submit(1, Side::Sell, Some(1), 300, Who::ANON, true);
+        assert_eq!((done, rested), (100, None));
+        assert_eq!(m.passive(1, Side::Sell, 1), 2);
+        m.add(1, Side::Sell, m.passive(1, Side::Sell, 1), 100, Who::ANON);
+        assert_eq!(m.passive(1, Side::Buy, 1), 1);
+        assert!(!m.marketable(1, Side::Buy, 1));
     }
 
     #[test]
