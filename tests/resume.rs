@@ -11,7 +11,7 @@ use tickwatch::ckpt::FORMAT_VERSION;
 
 #[path = "common/kill.rs"]
 mod kill;
-use kill::{newest, stderr, Mode, Trials};
+use kill::{feed, newest, stderr, Mode, Trials};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tickwatch");
 /// Messages between checkpoints (taken at the next surveillance mark, every 1,024).
@@ -35,29 +35,7 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
-        let feed = root.join("f.itch");
-        let out = Command::new(BIN)
-            .args(["gen", "--messages", "40000", "--symbols", "30"])
-            .args(["--live-orders", "2000", "--seed", "15", "--session", "10m"])
-            .args([
-                "--scenarios",
-                "spoofing,layering,stuffing,ignition,close,wash",
-            ])
-            .arg("--out")
-            .arg(&feed)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let rules = root.join("small.toml");
-        std::fs::write(
-            &rules,
-            "[limits]\norders = 4096\nparties = 512\npairs = 2048\nlocates = 64\n",
-        )
-        .unwrap();
+        let (feed, rules) = feed(&root);
         let mut f = Fixture {
             _dir: dir,
             root,

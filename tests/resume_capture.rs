@@ -9,36 +9,11 @@ use std::time::Instant;
 
 #[path = "common/kill.rs"]
 mod kill;
-use kill::{newest, stderr, Mode, Trials};
+use kill::{feed, newest, stderr, Mode, Trials};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tickwatch");
 /// Messages between checkpoints (taken at the next surveillance mark, every 1,024).
 const EVERY: &str = "10000";
-
-/// A generated feed with every scenario (its flow beside it), and small detector tables (a
-/// debug build saves them fast).
-fn feed(root: &Path) -> (PathBuf, PathBuf) {
-    let feed = root.join("f.itch");
-    let out = Command::new(BIN)
-        .args(["gen", "--messages", "40000", "--symbols", "30"])
-        .args(["--live-orders", "2000", "--seed", "15", "--session", "10m"])
-        .args([
-            "--scenarios",
-            "spoofing,layering,stuffing,ignition,close,wash",
-        ])
-        .arg("--out")
-        .arg(&feed)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let rules = root.join("small.toml");
-    std::fs::write(
-        &rules,
-        "[limits]\norders = 4096\nparties = 512\npairs = 2048\nlocates = 64\n",
-    )
-    .unwrap();
-    (feed, rules)
-}
 
 /// Two classic pcaps with the same file header, their packet records merged by capture time
 /// (A before B on a tie): one capture of both lines.

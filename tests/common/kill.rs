@@ -139,3 +139,28 @@ fn has_ckpt(d: &Path) -> bool {
             .any(|e| e.file_name().to_string_lossy().starts_with("ckpt-"))
     })
 }
+
+/// A generated feed with every scenario (its flow beside it), and small detector tables (a
+/// debug build saves them fast).
+pub fn feed(root: &Path) -> (PathBuf, PathBuf) {
+    let feed = root.join("f.itch");
+    let out = Command::new(env!("CARGO_BIN_EXE_tickwatch"))
+        .args(["gen", "--messages", "40000", "--symbols", "30"])
+        .args(["--live-orders", "2000", "--seed", "15", "--session", "10m"])
+        .args([
+            "--scenarios",
+            "spoofing,layering,stuffing,ignition,close,wash",
+        ])
+        .arg("--out")
+        .arg(&feed)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rules = root.join("small.toml");
+    std::fs::write(
+        &rules,
+        "[limits]\norders = 4096\nparties = 512\npairs = 2048\nlocates = 64\n",
+    )
+    .unwrap();
+    (feed, rules)
+}
