@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+use common::captures::records;
+
 use serde_json::Value;
 use tickwatch::capture::{write_capture, WriteOptions};
 use tickwatch::itch::decode;
@@ -77,17 +80,6 @@ fn with_skipped_frames(feed: &[u8]) -> Vec<u8> {
             out.extend_from_slice(&[0, 5, b'z', 0, 1, 0, 0]);
             out.extend_from_slice(&[0, 12, b'A', 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         }
-    }
-    out
-}
-
-/// The records of a classic little-endian pcap, each with its 16-byte header.
-fn records(cap: &[u8]) -> Vec<&[u8]> {
-    let (mut pos, mut out) = (24, Vec::new());
-    while pos < cap.len() {
-        let len = u32::from_le_bytes(cap[pos + 8..pos + 12].try_into().unwrap()) as usize;
-        out.push(&cap[pos..pos + 16 + len]);
-        pos += 16 + len;
     }
     out
 }

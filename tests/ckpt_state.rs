@@ -5,38 +5,17 @@
 use tickwatch::book::{BookConfig, Books};
 use tickwatch::engine::MarkGen;
 use tickwatch::feed::Frames;
-use tickwatch::gen::{generate_scenarios, GenConfig, ScenarioPlan};
 use tickwatch::itch::decode;
-use tickwatch::scenario::ScenarioKind;
 use tickwatch::surv::{phase, Capacity, FlowRecord, Rules, SurvOutput, Surveillance};
 
 mod common;
 use common::allocations;
+use common::scenario::{scenario_feed, Scenarios};
 
 #[global_allocator]
 static GLOBAL: common::Counting = common::Counting;
 
 const MARK_EVERY: u32 = 1024;
-
-fn feed() -> (Vec<u8>, Vec<FlowRecord>) {
-    let mut v = Vec::new();
-    let (_, _, flow) = generate_scenarios(
-        &GenConfig {
-            messages: 60_000,
-            symbols: 40,
-            live_orders: 3_000,
-            seed: 15,
-        },
-        600_000_000_000,
-        &ScenarioPlan {
-            kinds: ScenarioKind::ALL.to_vec(),
-            rate: 1.0,
-        },
-        &mut v,
-    )
-    .unwrap();
-    (v, flow.unwrap_or_default())
-}
 
 /// Everything the single-threaded surveillance loop holds, as a worker and the output stage
 /// hold it in the pipeline.
@@ -128,7 +107,7 @@ fn frames(feed: &[u8]) -> Vec<(usize, &[u8])> {
 
 #[test]
 fn a_restored_run_writes_the_alerts_of_an_unbroken_one_for_any_cut() {
-    let (feed, flow) = feed();
+    let Scenarios { feed, flow, .. } = scenario_feed(60_000, 40, 15);
     let frames = frames(&feed);
     let mut whole = Vec::new();
     let mut r = Run::new(&flow);
@@ -164,7 +143,7 @@ fn a_restored_run_writes_the_alerts_of_an_unbroken_one_for_any_cut() {
 
 #[test]
 fn a_restored_run_allocates_no_more_than_an_unbroken_one() {
-    let (feed, flow) = feed();
+    let Scenarios { feed, flow, .. } = scenario_feed(60_000, 40, 15);
     let frames = frames(&feed);
     let k = frames.len() / 2;
     let mut json = Vec::with_capacity(1 << 24);
